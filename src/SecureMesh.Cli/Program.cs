@@ -1,0 +1,1 @@
+return SecureMesh.Cli.CliApp.Run(args);
