@@ -1,6 +1,122 @@
+using System.CommandLine;
+using SecureMesh.Cli.Commands;
+using SecureMesh.Core;
+
 namespace SecureMesh.Cli;
 
+/// <summary>Builds the command tree and maps outcomes to exit codes: 0 success, 1 failure, 2 usage.</summary>
 internal static class CliApp
 {
-    public static int Run(string[] args) => args.Length == 0 ? 2 : 0;
+    public const int Success = 0;
+    public const int Failure = 1;
+    public const int Usage = 2;
+
+    internal static readonly Option<string?> HomeOption = new("--home")
+    {
+        Description = "Data directory (default: $SECUREMESH_HOME, else the per-user data folder)",
+        HelpName = "DIR",
+        Recursive = true,
+    };
+
+    internal static readonly Option<bool> JsonOption = new("--json")
+    {
+        Description = "Print data as JSON",
+        Recursive = true,
+    };
+
+    internal static readonly Option<bool> VerboseOption = new("--verbose", "-v")
+    {
+        Description = "More output; stack traces on errors",
+        Recursive = true,
+    };
+
+    public static int Run(string[] args) => Run(args, CliConsole.System());
+
+    public static int Run(string[] args, CliConsole console)
+    {
+        var root = Build(console);
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors)
+            {
+                console.Err.WriteLine($"error: {error.Message}");
+            }
+            console.Err.WriteLine("Run 'securemesh --help' for usage.");
+            return Usage;
+        }
+        var config = new InvocationConfiguration
+        {
+            Output = console.Out,
+            Error = console.Err,
+            EnableDefaultExceptionHandler = false,
+        };
+        return parse.Invoke(config);
+    }
+
+    internal static RootCommand Build(CliConsole console)
+    {
+        var root = new RootCommand("SecureMesh: share files directly with people you trust, over authenticated, encrypted connections.")
+        {
+            HomeOption,
+            JsonOption,
+            VerboseOption,
+        };
+        IdentityCommands.Add(root, console);
+        return root;
+    }
+
+    /// <summary>Runs a command body with the shared context and maps exceptions to one clear line and exit 1.</summary>
+    internal static int Execute(ParseResult parse, CliConsole console, Func<CliContext, int> body)
+    {
+        var verbose = parse.GetValue(VerboseOption);
+        try
+        {
+            var context = new CliContext(console, CliContext.ResolveHome(parse.GetValue(HomeOption), console.Environment), parse.GetValue(JsonOption), verbose);
+            return body(context);
+        }
+        catch (Exception ex)
+        {
+            return Report(console, ex, verbose);
+        }
+    }
+
+    /// <summary>Async variant of <see cref="Execute"/>.</summary>
+    internal static async Task<int> ExecuteAsync(ParseResult parse, CliConsole console, Func<CliContext, CancellationToken, Task<int>> body, CancellationToken cancellationToken)
+    {
+        var verbose = parse.GetValue(VerboseOption);
+        try
+        {
+            var context = new CliContext(console, CliContext.ResolveHome(parse.GetValue(HomeOption), console.Environment), parse.GetValue(JsonOption), verbose);
+            return await body(context, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            console.Err.WriteLine("interrupted");
+            return 130;
+        }
+        catch (Exception ex)
+        {
+            return Report(console, ex, verbose);
+        }
+    }
+
+    internal static int Report(CliConsole console, Exception ex, bool verbose)
+    {
+        var message = ex switch
+        {
+            SecureMeshException sme => sme.Message,
+            UnauthorizedAccessException => $"permission denied: {ex.Message}",
+            IOException => ex.Message,
+            _ => $"unexpected error ({ex.GetType().Name}): {ex.Message}",
+        };
+        console.Err.WriteLine($"error: {OneLine(message)}");
+        if (verbose)
+        {
+            console.Err.WriteLine(ex.ToString());
+        }
+        return ex is SecureMeshException { Kind: SecureMeshErrorKind.InvalidInput } && ex.Data.Contains("usage") ? Usage : Failure;
+    }
+
+    private static string OneLine(string text) => text.ReplaceLineEndings(" ").Trim();
 }

@@ -1,0 +1,100 @@
+using System.CommandLine;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using SecureMesh.Core;
+
+namespace SecureMesh.Cli;
+
+/// <summary>What every command gets: the console, the data directory and the global switches.</summary>
+internal sealed class CliContext
+{
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+    };
+
+    public CliContext(CliConsole console, string home, bool json, bool verbose)
+    {
+        Console = console;
+        Home = home;
+        Json = json;
+        Verbose = verbose;
+    }
+
+    public CliConsole Console { get; }
+
+    public string Home { get; }
+
+    public bool Json { get; }
+
+    public bool Verbose { get; }
+
+    public TextWriter Out => Console.Out;
+
+    public TextWriter Err => Console.Err;
+
+    /// <summary>The data directory: --home, else $SECUREMESH_HOME, else the per-user data folder.</summary>
+    public static string ResolveHome(string? option, Func<string, string?> environment)
+    {
+        if (!string.IsNullOrWhiteSpace(option))
+        {
+            return Path.GetFullPath(option);
+        }
+        var fromEnv = environment("SECUREMESH_HOME");
+        if (!string.IsNullOrWhiteSpace(fromEnv))
+        {
+            return Path.GetFullPath(fromEnv);
+        }
+        var data = Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify);
+        if (string.IsNullOrEmpty(data))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, "no data directory: give --home DIR or set SECUREMESH_HOME");
+        }
+        return Path.Combine(data, "securemesh");
+    }
+
+    public void WriteJson<T>(T value) => Out.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
+
+    /// <summary>
+    /// Gets the passphrase from stdin (when asked), $SECUREMESH_PASSPHRASE, or the terminal; null when none is available.
+    /// </summary>
+    public string? ReadPassphrase(bool fromStdin, bool confirm)
+    {
+        if (fromStdin)
+        {
+            var line = Console.In.ReadLine()
+                ?? throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, "--passphrase-stdin: nothing on standard input");
+            return line.TrimEnd('\r');
+        }
+        var env = Console.Environment("SECUREMESH_PASSPHRASE");
+        if (!string.IsNullOrEmpty(env))
+        {
+            return env;
+        }
+        if (!Console.Interactive)
+        {
+            return null;
+        }
+        var first = Console.ReadSecret(confirm ? "Passphrase for the new identity (empty for none): " : "Passphrase: ");
+        if (confirm && first.Length > 0)
+        {
+            var second = Console.ReadSecret("Repeat the passphrase: ");
+            if (!string.Equals(first, second, StringComparison.Ordinal))
+            {
+                throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, "the passphrases do not match");
+            }
+        }
+        return first;
+    }
+
+    /// <summary>A passphrase callback for unlocking the identity, failing clearly when none can be had.</summary>
+    public Func<string?> PassphraseSource(bool fromStdin) => () =>
+        ReadPassphrase(fromStdin, confirm: false)
+        ?? throw new SecureMeshException(SecureMeshErrorKind.WrongPassphrase,
+            "the identity is passphrase-protected: type it on a terminal, pipe it with --passphrase-stdin, or set SECUREMESH_PASSPHRASE");
+}

@@ -1,0 +1,7 @@
+namespace SecureMesh.Cli;
+
+/// <summary>Reads the configured listen address without starting anything.</summary>
+internal static class ListenAddress
+{
+    public static string? Read(string home) => null;
+}
