@@ -63,6 +63,8 @@ internal static class CliApp
             VerboseOption,
         };
         IdentityCommands.Add(root, console);
+        TrustCommands.Add(root, console);
+        ConfigCommands.Add(root, console);
         return root;
     }
 

@@ -98,7 +98,7 @@ internal static class IdentityCommands
 
     private static int PrintIdentity(CliContext ctx, PeerId peerId, bool created, bool encrypted)
     {
-        var listen = new[] { ListenAddress.Read(ctx.Home) ?? DefaultListen };
+        var listen = new[] { ListenAddress.Read(ctx.Home) };
         if (ctx.Json)
         {
             ctx.WriteJson(new { peerId = peerId.Text, fingerprint = peerId.Fingerprint, listen, encrypted, home = ctx.Home });

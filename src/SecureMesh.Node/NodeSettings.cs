@@ -1,0 +1,150 @@
+using System.Globalization;
+using System.Net;
+using SecureMesh.Core;
+
+namespace SecureMesh.Node;
+
+/// <summary>One tunable setting: its key, default, meaning and validation.</summary>
+public sealed record SettingDefinition(string Key, string Default, string Description, Func<string, string?> Validate)
+{
+    /// <summary>Returns the canonical form of <paramref name="value"/> or throws a clear error.</summary>
+    public string Normalize(string value)
+    {
+        var trimmed = value.Trim();
+        var error = Validate(trimmed);
+        if (error is not null)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"invalid value for {Key}: {error}");
+        }
+        return Key switch
+        {
+            NodeSettings.Discovery => ParseSwitch(trimmed) ? "on" : "off",
+            NodeSettings.ChunkSize or NodeSettings.UploadLimit => ParseSize(trimmed).ToString(CultureInfo.InvariantCulture),
+            _ => trimmed,
+        };
+    }
+
+    internal static bool ParseSwitch(string value) => value.ToLowerInvariant() switch
+    {
+        "on" or "true" or "yes" or "1" => true,
+        _ => false,
+    };
+
+    /// <summary>Parses sizes like <c>1048576</c>, <c>256k</c>, <c>4MiB</c>, <c>1g</c>.</summary>
+    internal static long ParseSize(string value)
+    {
+        var text = value.Trim().ToLowerInvariant().Replace("ib", string.Empty, StringComparison.Ordinal).TrimEnd('b');
+        long multiplier = 1;
+        if (text.Length > 0 && "kmg".Contains(text[^1], StringComparison.Ordinal))
+        {
+            multiplier = text[^1] switch { 'k' => 1L << 10, 'm' => 1L << 20, _ => 1L << 30 };
+            text = text[..^1];
+        }
+        if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n > long.MaxValue / multiplier)
+        {
+            return -1;
+        }
+        return n * multiplier;
+    }
+}
+
+/// <summary>The node's settings: names, defaults and validation. Values live in the database's config table.</summary>
+public static class NodeSettings
+{
+    /// <summary>TCP address the node listens on.</summary>
+    public const string Listen = "listen";
+    /// <summary>Where released downloads go.</summary>
+    public const string DownloadDir = "download-dir";
+    /// <summary>The scanner command (ClamAV convention).</summary>
+    public const string Scanner = "scanner";
+    /// <summary>How long the scanner may run, in seconds.</summary>
+    public const string ScannerTimeout = "scanner-timeout";
+    /// <summary>Chunk size for newly indexed files.</summary>
+    public const string ChunkSize = "chunk-size";
+    /// <summary>Per-peer upload limit in bytes per second (0 = none).</summary>
+    public const string UploadLimit = "upload-limit";
+    /// <summary>LAN discovery on or off.</summary>
+    public const string Discovery = "discovery";
+    /// <summary>Most concurrent authenticated connections.</summary>
+    public const string MaxConnections = "max-connections";
+    /// <summary>Seconds a handshake may take.</summary>
+    public const string HandshakeTimeout = "handshake-timeout";
+
+    /// <summary>The default listen address.</summary>
+    public const string DefaultListen = "0.0.0.0:4747";
+
+    /// <summary>Every known setting, in display order.</summary>
+    public static IReadOnlyList<SettingDefinition> All { get; } =
+    [
+        new(Listen, DefaultListen, "TCP address to listen on (HOST:PORT)", v => TryParseEndPoint(v, out _, out var e) ? null : e),
+        new(DownloadDir, "~/Downloads/SecureMesh", "folder released downloads are moved to", v => v.Length == 0 ? "must not be empty" : v.Contains('\0', StringComparison.Ordinal) ? "contains a NUL character" : null),
+        new(Scanner, string.Empty, "virus scanner command, ClamAV convention: exit 0 clean, 1 infected; {} is replaced by the file (empty: none)", _ => null),
+        new(ScannerTimeout, "120", "seconds the scanner may run before the file is held", v => IntInRange(v, 1, 86_400)),
+        new(ChunkSize, "1048576", "chunk size for newly shared files (power of two, 16KiB..16MiB)", ValidateChunkSize),
+        new(UploadLimit, "0", "per-peer upload limit in bytes per second, 0 for none (suffixes k, m, g)", v => SettingDefinition.ParseSize(v) < 0 ? "expected a size such as 0, 512k or 10m" : null),
+        new(Discovery, "on", "LAN discovery beacons (on/off)", v => v.ToLowerInvariant() is "on" or "off" or "true" or "false" or "yes" or "no" or "1" or "0" ? null : "expected on or off"),
+        new(MaxConnections, "256", "most authenticated connections at once", v => IntInRange(v, 1, 100_000)),
+        new(HandshakeTimeout, "5", "seconds a peer has to finish the handshake", v => IntInRange(v, 1, 120)),
+    ];
+
+    /// <summary>Looks up a setting; an unknown key is a clear error.</summary>
+    public static SettingDefinition Get(string key) =>
+        All.FirstOrDefault(s => string.Equals(s.Key, key, StringComparison.Ordinal))
+        ?? throw new SecureMeshException(SecureMeshErrorKind.InvalidInput,
+            $"unknown setting '{key}'; known settings: {string.Join(", ", All.Select(s => s.Key))}");
+
+    /// <summary>Parses <c>HOST:PORT</c> (IPv4, <c>[IPv6]:PORT</c>, or <c>localhost</c>).</summary>
+    public static bool TryParseEndPoint(string text, out IPEndPoint endPoint, out string error)
+    {
+        endPoint = new IPEndPoint(IPAddress.Any, 0);
+        var trimmed = text.Trim();
+        var colon = trimmed.LastIndexOf(':');
+        if (colon <= 0 || colon == trimmed.Length - 1)
+        {
+            error = $"'{trimmed}' is not HOST:PORT";
+            return false;
+        }
+        var host = trimmed[..colon];
+        if (host.StartsWith('[') && host.EndsWith(']'))
+        {
+            host = host[1..^1];
+        }
+        if (!int.TryParse(trimmed[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port > 65535)
+        {
+            error = $"'{trimmed}': the port must be a number from 0 to 65535";
+            return false;
+        }
+        IPAddress? address;
+        if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase))
+        {
+            address = IPAddress.Loopback;
+        }
+        else if (!IPAddress.TryParse(host, out address))
+        {
+            error = $"'{trimmed}': '{host}' is not an IP address";
+            return false;
+        }
+        endPoint = new IPEndPoint(address, port);
+        error = string.Empty;
+        return true;
+    }
+
+    /// <summary>Parses <c>HOST:PORT</c> or throws a clear error.</summary>
+    public static IPEndPoint ParseEndPoint(string text) =>
+        TryParseEndPoint(text, out var endPoint, out var error)
+            ? endPoint
+            : throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"invalid address {error}");
+
+    private static string? IntInRange(string v, int min, int max) =>
+        int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
+            ? null
+            : $"expected a whole number from {min} to {max}";
+
+    private static string? ValidateChunkSize(string v)
+    {
+        var n = SettingDefinition.ParseSize(v);
+        return n is >= 16 * 1024 and <= 16 * 1024 * 1024 && (n & (n - 1)) == 0
+            ? null
+            : "expected a power of two from 16KiB to 16MiB, such as 1m";
+    }
+}
