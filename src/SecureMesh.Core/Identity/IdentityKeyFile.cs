@@ -78,6 +78,10 @@ internal static class IdentityKeyFile
             {
                 throw Corrupt(path, "the Peer ID does not match the public key");
             }
+            if (GetString(root, "fingerprint") != peerId.Fingerprint)
+            {
+                throw Corrupt(path, "the fingerprint does not match the public key");
+            }
             return peerId;
         }
         catch (JsonException)
