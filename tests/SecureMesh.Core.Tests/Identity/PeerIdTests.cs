@@ -161,5 +161,5 @@ public class Base58AndFingerprintTests
         Assert.NotEqual(fingerprint, Fingerprint.Of(Convert.FromHexString(TestFixtures.Vector("seed-00").PublicKeyHex)));
     }
 
-    private const string FingerprintOfRfc8032Test1 = "nosf-ddyn-lr7s-fhjq-5xqs" // checked with Python hashlib + base64.b32encode;
+    private const string FingerprintOfRfc8032Test1 = "nosf-ddyn-lr7s-fhjq-5xqs"; // checked with Python hashlib + base64.b32encode
 }
