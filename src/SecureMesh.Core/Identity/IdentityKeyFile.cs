@@ -314,7 +314,9 @@ internal static class IdentityKeyFile
         {
             return false;
         }
-        return Convert.TryFromBase64String(text, destination, out var written) && written == destination.Length;
+        // Canonical form only: base64 ignores the padding bits of the last character, which would let a damaged file pass.
+        return Convert.TryFromBase64String(text, destination, out var written) && written == destination.Length
+            && string.Equals(Convert.ToBase64String(destination), text, StringComparison.Ordinal);
     }
 
     private static byte[] Checksum(ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> secret)

@@ -61,6 +61,10 @@ public static class IdentityStore
     public static PeerId LoadPeerId(string home)
     {
         var path = PubPath(home);
+        if (!File.Exists(path) && File.Exists(KeyPath(home)))
+        {
+            throw IdentityKeyFile.Corrupt(path, $"the file is missing although {KeyPath(home)} exists; restore it or re-create the identity with --force");
+        }
         return IdentityKeyFile.DecodePublic(ReadFile(path), path);
     }
 
@@ -104,7 +108,7 @@ public static class IdentityStore
         return identity;
     }
 
-    /// <summary>Writes the identity atomically; refuses to replace an existing one unless <paramref name="force"/>.</summary>
+    /// <summary>Writes the identity atomically (a null or empty passphrase stores it unencrypted); refuses to replace an existing one unless <paramref name="force"/>.</summary>
     public static void Save(string home, NodeIdentity identity, string? passphrase, bool force) =>
         Save(home, identity, passphrase, force, KdfParameters.Default, beforeCommit: null);
 

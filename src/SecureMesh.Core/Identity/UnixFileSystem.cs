@@ -10,7 +10,6 @@ namespace SecureMesh.Core.Identity;
 internal static unsafe partial class UnixFileSystem
 {
     private const int AtFdCwd = -100;
-    private const int AtSymlinkNoFollow = 0x100;
     private const uint StatxUid = 0x8;
     private const int StatxBufferSize = 256;
     private const int StatxUidOffset = 20; // struct statx: u32 mask, u32 blksize, u64 attributes, u32 nlink, u32 uid
@@ -44,7 +43,7 @@ internal static unsafe partial class UnixFileSystem
         }
     }
 
-    /// <summary>True when we can prove the path (not following a final symlink) is owned by the effective user.</summary>
+    /// <summary>True when we can prove the path (after symlinks, as chmod sees it) is owned by the effective user.</summary>
     public static bool IsOwnedByCurrentUser(string path)
     {
         if (!OperatingSystem.IsLinux())
@@ -56,7 +55,7 @@ internal static unsafe partial class UnixFileSystem
         {
             var buffer = stackalloc byte[StatxBufferSize];
             new Span<byte>(buffer, StatxBufferSize).Clear();
-            if (Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxUid, buffer) != 0)
+            if (Statx(AtFdCwd, path, 0, StatxUid, buffer) != 0)
             {
                 return false;
             }

@@ -339,6 +339,50 @@ public class IdentityStoreTests(ITestOutputHelper output)
         Assert.Equal(SecureMeshErrorKind.NotFound, Assert.Throws<SecureMeshException>(() => IdentityStore.Load(dir.Path, Never)).Kind);
     }
 
+    [Fact]
+    public void A_missing_public_file_beside_a_key_is_an_identity_error()
+    {
+        using var dir = new TempDir();
+        using var identity = NodeIdentity.Generate();
+        SaveFast(dir.Path, identity, null);
+        File.Delete(IdentityStore.PubPath(dir.Path));
+
+        var e = Assert.Throws<SecureMeshException>(() => IdentityStore.Load(dir.Path, Never));
+        Assert.Equal(SecureMeshErrorKind.Identity, e.Kind);
+        AssertOneLineNaming(e, IdentityStore.PubPath(dir.Path));
+    }
+
+    [Fact]
+    public void A_symlinked_home_is_followed_for_the_ownership_check()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+        using var dir = new TempDir();
+        var target = dir.Combine("target");
+        Directory.CreateDirectory(target);
+        File.SetUnixFileMode(target, (UnixFileMode)0b111_101_101);
+        var link = dir.Combine("link");
+        Directory.CreateSymbolicLink(link, target);
+
+        Assert.True(UnixFileSystem.IsOwnedByCurrentUser(link));
+        IdentityStore.EnsureDataDirectory(link);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(target));
+    }
+
+    [Fact]
+    public void A_directory_owned_by_someone_else_is_not_claimed()
+    {
+        if (!OperatingSystem.IsLinux() || Environment.UserName == "root")
+        {
+            // Root owns / so the check cannot be exercised from a root test run.
+            Assert.False(OperatingSystem.IsLinux() && Environment.UserName != "root" && UnixFileSystem.IsOwnedByCurrentUser("/"));
+            return;
+        }
+        Assert.False(UnixFileSystem.IsOwnedByCurrentUser("/"));
+    }
+
     private static void AssertOneLineNaming(SecureMeshException e, string path)
     {
         Assert.DoesNotContain('\n', e.Message);
