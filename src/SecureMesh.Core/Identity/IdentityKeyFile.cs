@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Buffers.Text;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -63,6 +64,10 @@ internal static class IdentityKeyFile
     /// <summary>Decodes the public file; <paramref name="path"/> is only used in messages.</summary>
     public static PeerId DecodePublic(ReadOnlySpan<byte> contents, string path)
     {
+        if (!System.Text.Unicode.Utf8.IsValid(contents))
+        {
+            throw Corrupt(path, "not a valid key file (not UTF-8 text; damaged?)");
+        }
         try
         {
             using var doc = JsonDocument.Parse(contents.ToArray(), JsonOptions);
@@ -84,7 +89,7 @@ internal static class IdentityKeyFile
             }
             return peerId;
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             throw Corrupt(path, "not a valid key file (truncated or damaged)");
         }
@@ -212,6 +217,10 @@ internal static class IdentityKeyFile
 
     private static (Header Header, byte[] Secret) ParsePrivate(ReadOnlySpan<byte> contents, string path)
     {
+        if (!System.Text.Unicode.Utf8.IsValid(contents))
+        {
+            throw Corrupt(path, "not a valid key file (not UTF-8 text; damaged?)");
+        }
         var copy = contents.ToArray();
         try
         {
@@ -269,7 +278,7 @@ internal static class IdentityKeyFile
             }
             return (header, secret);
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             throw Corrupt(path, "not a valid key file (truncated or damaged)");
         }
@@ -302,21 +311,40 @@ internal static class IdentityKeyFile
     private static int GetInt(JsonElement obj, string name) =>
         obj.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) ? i : -1;
 
-    /// <summary>Decodes a base64 property of exactly <c>destination.Length</c> bytes.</summary>
+    /// <summary>Decodes a canonical base64 property of exactly <c>destination.Length</c> bytes, without making a string of it.</summary>
     private static bool TryGetBase64(JsonElement obj, string name, Span<byte> destination)
     {
-        if (!obj.TryGetProperty(name, out var v) || v.ValueKind != JsonValueKind.String)
+        if (!obj.TryGetProperty(name, out var v) || v.ValueKind != JsonValueKind.String || !v.TryGetBytesFromBase64(out var bytes))
         {
             return false;
         }
-        var text = v.GetString();
-        if (text is null || text.Length != ((destination.Length + 2) / 3) * 4)
+        try
         {
-            return false;
+            if (bytes.Length != destination.Length)
+            {
+                return false;
+            }
+            // Canonical form only: base64 ignores the padding bits of the last character, which would let a damaged file pass.
+            Span<byte> canonical = stackalloc byte[((destination.Length + 2) / 3) * 4];
+            try
+            {
+                Base64.EncodeToUtf8(bytes, canonical, out _, out _);
+                if (!v.ValueEquals(canonical))
+                {
+                    return false;
+                }
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(canonical);
+            }
+            bytes.CopyTo(destination);
+            return true;
         }
-        // Canonical form only: base64 ignores the padding bits of the last character, which would let a damaged file pass.
-        return Convert.TryFromBase64String(text, destination, out var written) && written == destination.Length
-            && string.Equals(Convert.ToBase64String(destination), text, StringComparison.Ordinal);
+        finally
+        {
+            CryptographicOperations.ZeroMemory(bytes);
+        }
     }
 
     private static byte[] Checksum(ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> secret)

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using Org.BouncyCastle.Crypto;
@@ -69,17 +70,30 @@ public static class KeyFormats
         {
             throw Invalid("the file is too large to be a private key");
         }
-        string text;
+        // A char[] rather than a string, so the armoured secret can be wiped afterwards.
+        char[] chars;
         try
         {
-            text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(fileContents);
+            chars = new UTF8Encoding(false, throwOnInvalidBytes: true).GetChars(fileContents.ToArray());
         }
         catch (DecoderFallbackException)
         {
             throw Invalid("not a text key file; expected an OpenSSH or PKCS#8 PEM private key");
         }
+        try
+        {
+            return ImportText(chars);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(MemoryMarshal.AsBytes(chars.AsSpan()));
+        }
+    }
 
+    private static NodeIdentity ImportText(ReadOnlySpan<char> text)
+    {
         var label = FindLabel(text);
+        var trimmed = text.TrimStart();
         switch (label)
         {
             case OpenSshKey.PemLabel:
@@ -96,7 +110,7 @@ public static class KeyFormats
                 throw Unsupported("DSA");
             case "PUBLIC KEY" or "SSH2 PUBLIC KEY":
                 throw Invalid("this is a public key; importing needs the private key file");
-            case null when text.TrimStart().StartsWith("ssh-", StringComparison.Ordinal) || text.TrimStart().StartsWith("ecdsa-", StringComparison.Ordinal):
+            case null when trimmed.StartsWith("ssh-", StringComparison.Ordinal) || trimmed.StartsWith("ecdsa-", StringComparison.Ordinal):
                 throw Invalid("this is an OpenSSH public key; importing needs the private key file (without .pub)");
             case null:
                 throw Invalid("unrecognised key file; expected an OpenSSH or PKCS#8 PEM private key");
@@ -111,7 +125,7 @@ public static class KeyFormats
     private static SecureMeshException Invalid(string message) => new(SecureMeshErrorKind.InvalidInput, message);
 
     /// <summary>The label of the first <c>-----BEGIN X-----</c> line, or null.</summary>
-    private static string? FindLabel(string text)
+    private static string? FindLabel(ReadOnlySpan<char> text)
     {
         const string begin = "-----BEGIN ";
         var start = text.IndexOf(begin, StringComparison.Ordinal);
@@ -119,28 +133,28 @@ public static class KeyFormats
         {
             return null;
         }
-        start += begin.Length;
-        var end = text.IndexOf("-----", start, StringComparison.Ordinal);
-        var newline = text.IndexOf('\n', start);
-        if (end < 0 || (newline >= 0 && newline < end) || end - start > 64)
+        var rest = text[(start + begin.Length)..];
+        var end = rest.IndexOf("-----", StringComparison.Ordinal);
+        var newline = rest.IndexOf('\n');
+        if (end < 0 || (newline >= 0 && newline < end) || end > 64)
         {
             return null;
         }
-        return text[start..end];
+        return rest[..end].ToString();
     }
 
     private delegate NodeIdentity BodyDecoder(ReadOnlySpan<byte> body);
 
-    private static NodeIdentity WithPemBody(string text, string label, BodyDecoder decode)
+    private static NodeIdentity WithPemBody(ReadOnlySpan<char> text, string label, BodyDecoder decode)
     {
-        if (!PemEncoding.TryFind(text, out var fields) || text[fields.Label].ToString() != label)
+        if (!PemEncoding.TryFind(text, out var fields) || !text[fields.Label].SequenceEqual(label))
         {
             throw Invalid($"malformed {Describe(label)}: broken PEM armour or base64 (truncated or damaged?)");
         }
         var body = new byte[fields.DecodedDataLength];
         try
         {
-            if (!Convert.TryFromBase64Chars(text.AsSpan(fields.Base64Data), body, out var written) || written != body.Length)
+            if (!Convert.TryFromBase64Chars(text[fields.Base64Data], body, out var written) || written != body.Length)
             {
                 throw Invalid($"malformed {Describe(label)}: bad base64");
             }
