@@ -22,7 +22,7 @@ public static class IdentityStore
     public static void EnsureDataDirectory(string home)
     {
         ArgumentException.ThrowIfNullOrEmpty(home);
-        var full = Path.GetFullPath(home);
+        var full = FullPath(home);
         try
         {
             if (!Directory.Exists(full))
@@ -117,7 +117,7 @@ public static class IdentityStore
     {
         ArgumentNullException.ThrowIfNull(identity);
         EnsureDataDirectory(home);
-        var dir = Path.GetFullPath(home);
+        var dir = FullPath(home);
         var keyPath = KeyPath(home);
         var pubPath = PubPath(home);
         if (!force && (File.Exists(keyPath) || File.Exists(pubPath)))
@@ -150,9 +150,22 @@ public static class IdentityStore
         }
     }
 
-    internal static string KeyPath(string home) => Path.Combine(Path.GetFullPath(home), PrivateKeyFileName);
+    internal static string KeyPath(string home) => Path.Combine(FullPath(home), PrivateKeyFileName);
 
-    internal static string PubPath(string home) => Path.Combine(Path.GetFullPath(home), PublicKeyFileName);
+    internal static string PubPath(string home) => Path.Combine(FullPath(home), PublicKeyFileName);
+
+    private static string FullPath(string home)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(home);
+        try
+        {
+            return Path.GetFullPath(home);
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Storage, "invalid data directory path", e);
+        }
+    }
 
     private static void WriteDurable(string path, ReadOnlySpan<byte> contents)
     {

@@ -355,6 +355,13 @@ public class IdentityStoreTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void An_impossible_path_is_a_storage_error()
+    {
+        var e = Assert.Throws<SecureMeshException>(() => IdentityStore.EnsureDataDirectory("bad\0path"));
+        Assert.Equal(SecureMeshErrorKind.Storage, e.Kind);
+    }
+
+    [Fact]
     public void Missing_identity_is_not_found()
     {
         using var dir = new TempDir();
