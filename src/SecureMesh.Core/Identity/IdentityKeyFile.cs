@@ -169,7 +169,23 @@ internal static class IdentityKeyFile
     }
 
     /// <summary>True when the private file's seed is passphrase-protected.</summary>
-    public static bool IsEncrypted(ReadOnlySpan<byte> contents, string path) => ParsePrivate(contents, path).Header.Kdf != KdfNone;
+    public static bool IsEncrypted(ReadOnlySpan<byte> contents, string path)
+    {
+        var (header, secret) = ParsePrivate(contents, path);
+        CryptographicOperations.ZeroMemory(secret);
+        return header.Kdf != KdfNone;
+    }
+
+    /// <summary>Test seam: the file with its checksum recomputed, to show that the AEAD alone catches an edited header.</summary>
+    internal static byte[] WithRecomputedChecksum(ReadOnlySpan<byte> contents)
+    {
+        var (header, secret) = ParsePrivate(contents, "test", verifyChecksum: false);
+        var text = Encoding.UTF8.GetString(contents);
+        using var doc = JsonDocument.Parse(text);
+        var old = doc.RootElement.GetProperty("checksum").GetString()!;
+        var fresh = Convert.ToBase64String(Checksum(header.AssociatedData(), secret));
+        return Encoding.UTF8.GetBytes(text.Replace(old, fresh, StringComparison.Ordinal));
+    }
 
     /// <summary>Decodes the private file; <paramref name="passphrase"/> is called only for an encrypted file.</summary>
     public static NodeIdentity DecodePrivate(ReadOnlySpan<byte> contents, string path, Func<string?> passphrase)
@@ -215,7 +231,7 @@ internal static class IdentityKeyFile
     internal static SecureMeshException Corrupt(string path, string reason) =>
         new(SecureMeshErrorKind.Identity, $"identity file {path} is unusable: {reason}");
 
-    private static (Header Header, byte[] Secret) ParsePrivate(ReadOnlySpan<byte> contents, string path)
+    private static (Header Header, byte[] Secret) ParsePrivate(ReadOnlySpan<byte> contents, string path, bool verifyChecksum = true)
     {
         if (!System.Text.Unicode.Utf8.IsValid(contents))
         {
@@ -270,8 +286,8 @@ internal static class IdentityKeyFile
                 CryptographicOperations.ZeroMemory(secret);
                 throw Corrupt(path, "the private key is missing or has the wrong length");
             }
-            if (!TryGetBase64(root, "checksum", checksum)
-                || !CryptographicOperations.FixedTimeEquals(checksum, Checksum(header.AssociatedData(), secret)))
+            if (verifyChecksum && (!TryGetBase64(root, "checksum", checksum)
+                || !CryptographicOperations.FixedTimeEquals(checksum, Checksum(header.AssociatedData(), secret))))
             {
                 CryptographicOperations.ZeroMemory(secret);
                 throw Corrupt(path, "checksum mismatch (the file is damaged)");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text;
 using SecureMesh.Core.Identity;
 using Xunit.Abstractions;
 
@@ -218,20 +219,32 @@ public class IdentityStoreTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void A_swapped_header_is_detected_even_with_a_recomputed_checksum_absent()
+    public void A_swapped_public_key_is_caught_by_the_checksum()
     {
-        // Take the encrypted body of one file and the public key of another: the checksum fails first.
         using var dir = new TempDir();
         using var one = NodeIdentity.Generate();
         using var two = NodeIdentity.Generate();
         SaveFast(dir.Path, one, Passphrase);
         var keyPath = IdentityStore.KeyPath(dir.Path);
-        var text = File.ReadAllText(keyPath)
-            .Replace(Convert.ToBase64String(one.PublicKey), Convert.ToBase64String(two.PublicKey), StringComparison.Ordinal);
-        File.WriteAllText(keyPath, text);
+        File.WriteAllText(keyPath, File.ReadAllText(keyPath)
+            .Replace(Convert.ToBase64String(one.PublicKey), Convert.ToBase64String(two.PublicKey), StringComparison.Ordinal));
 
         var e = Assert.Throws<SecureMeshException>(() => IdentityStore.Load(dir.Path, () => Passphrase));
         Assert.Equal(SecureMeshErrorKind.Identity, e.Kind);
+    }
+
+    [Fact]
+    public void The_header_is_bound_to_the_ciphertext_as_associated_data()
+    {
+        // Even with a valid checksum, an edited header makes the AEAD fail before the public-key check could run.
+        using var one = NodeIdentity.Generate();
+        using var two = NodeIdentity.Generate();
+        var file = Encoding.UTF8.GetString(IdentityKeyFile.EncodePrivate(one, Passphrase, Fast))
+            .Replace(Convert.ToBase64String(one.PublicKey), Convert.ToBase64String(two.PublicKey), StringComparison.Ordinal);
+        var tampered = IdentityKeyFile.WithRecomputedChecksum(Encoding.UTF8.GetBytes(file));
+
+        var e = Assert.Throws<SecureMeshException>(() => IdentityKeyFile.DecodePrivate(tampered, "identity.key", () => Passphrase));
+        Assert.Equal(SecureMeshErrorKind.WrongPassphrase, e.Kind);
     }
 
     [Fact]
@@ -405,13 +418,11 @@ public class IdentityStoreTests(ITestOutputHelper output)
     [Fact]
     public void A_directory_owned_by_someone_else_is_not_claimed()
     {
-        if (!OperatingSystem.IsLinux() || Environment.UserName == "root")
+        // Only meaningful when not root (root owns '/'); the root case is covered by the symlink test above.
+        if (OperatingSystem.IsLinux() && Environment.UserName != "root")
         {
-            // Root owns / so the check cannot be exercised from a root test run.
-            Assert.False(OperatingSystem.IsLinux() && Environment.UserName != "root" && UnixFileSystem.IsOwnedByCurrentUser("/"));
-            return;
+            Assert.False(UnixFileSystem.IsOwnedByCurrentUser("/"));
         }
-        Assert.False(UnixFileSystem.IsOwnedByCurrentUser("/"));
     }
 
     private static void AssertOneLineNaming(SecureMeshException e, string path)
