@@ -418,10 +418,27 @@ public class IdentityStoreTests(ITestOutputHelper output)
     [Fact]
     public void A_directory_owned_by_someone_else_is_not_claimed()
     {
-        // Only meaningful when not root (root owns '/'); the root case is covered by the symlink test above.
-        if (OperatingSystem.IsLinux() && Environment.UserName != "root")
+        Assert.True(OperatingSystem.IsLinux(), "the ownership check is Linux-only; this suite runs on Linux");
+        var dir = Directory.CreateTempSubdirectory("securemesh-owner-").FullName;
+        try
         {
-            Assert.False(UnixFileSystem.IsOwnedByCurrentUser("/"));
+            Assert.True(UnixFileSystem.IsOwnedByCurrentUser(dir));
+            if (Environment.UserName == "root")
+            {
+                // As root, hand the directory to 'nobody' so it is someone else's.
+                using var chown = System.Diagnostics.Process.Start("chown", ["65534", dir])!;
+                chown.WaitForExit();
+                Assert.Equal(0, chown.ExitCode);
+                Assert.False(UnixFileSystem.IsOwnedByCurrentUser(dir));
+            }
+            else
+            {
+                Assert.False(UnixFileSystem.IsOwnedByCurrentUser("/"));
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
         }
     }
 
