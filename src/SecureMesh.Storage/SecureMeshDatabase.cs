@@ -244,7 +244,8 @@ public sealed class SecureMeshDatabase : IDisposable
         }
     }
 
-    internal SqliteConnection Connection => _connection;
+    /// <summary>Commits made through this object (read under <see cref="Gate"/>).</summary>
+    internal long LocalCommits => _localCommits;
 
     internal long NowMs() => Time.GetUtcNow().ToUnixTimeMilliseconds();
 

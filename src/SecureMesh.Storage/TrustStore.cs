@@ -23,6 +23,11 @@ public sealed class TrustStore
     private SqliteCommand? _contentBlocked;
     private CidrRange[] _blockedRanges = [];
     private long _rangesStamp = long.MinValue;
+    private long _rangesLocalCommits = -1;
+    private long _rangesPolledAt;
+
+    /// <summary>How often the address-range snapshot asks SQLite whether another process changed the file.</summary>
+    internal static readonly TimeSpan RangePollInterval = TimeSpan.FromMilliseconds(250);
 
     internal TrustStore(SecureMeshDatabase database) => _database = database;
 
@@ -388,22 +393,30 @@ public sealed class TrustStore
         return (address.AddressFamily, CidrRange.ToNumber(address));
     }
 
-    // Called under the database lock. The range list is small and changes rarely, so it is cached in memory and
-    // reloaded when the change stamp moves (any commit, here or in another process).
+    // Called under the database lock. The range list is small and changes rarely, so it is cached in memory.
+    // Our own commits refresh it at once; another process's commits are noticed by polling PRAGMA data_version
+    // at most every RangePollInterval, so a CLI block reaches a running node well within a second.
     private bool InBlockedRange(SqliteConnection connection, AddressFamily family, UInt128 number)
     {
-        var stamp = _database.ChangeStamp();
-        if (stamp != _rangesStamp)
+        var time = _database.Time;
+        var now = time.GetTimestamp();
+        if (_database.LocalCommits != _rangesLocalCommits || time.GetElapsedTime(_rangesPolledAt, now) >= RangePollInterval)
         {
-            var ranges = new List<CidrRange>();
-            using var command = SecureMeshDatabase.Command(connection, "SELECT network, prefix_len FROM blocked_addresses");
-            using var reader = command.ExecuteReader();
-            while (reader.Read())
+            var stamp = _database.ChangeStamp();
+            if (stamp != _rangesStamp)
             {
-                ranges.Add(CidrRange.FromStored((byte[])reader.GetValue(0), reader.GetInt32(1)));
+                var ranges = new List<CidrRange>();
+                using var command = SecureMeshDatabase.Command(connection, "SELECT network, prefix_len FROM blocked_addresses");
+                using var reader = command.ExecuteReader();
+                while (reader.Read())
+                {
+                    ranges.Add(CidrRange.FromStored((byte[])reader.GetValue(0), reader.GetInt32(1)));
+                }
+                _blockedRanges = [.. ranges];
+                _rangesStamp = stamp;
             }
-            _blockedRanges = [.. ranges];
-            _rangesStamp = stamp;
+            _rangesLocalCommits = _database.LocalCommits;
+            _rangesPolledAt = now;
         }
         foreach (var range in _blockedRanges)
         {

@@ -146,6 +146,28 @@ public sealed class DatabaseTests
     }
 
     [Fact]
+    public void Address_block_from_another_process_reaches_a_running_node_within_a_second()
+    {
+        using var t = new TestDatabase();
+        var peer = TestDatabase.NewPeer();
+        t.Trust.AddPeer(peer, trusted: true);
+        var address = System.Net.IPAddress.Parse("198.51.100.7");
+        Assert.Equal(AuthorizationDecision.Trusted, t.Trust.Authorize(peer, address));
+        using (var cli = SecureMeshDatabase.Open(t.Directory, t.Time))
+        {
+            cli.Trust.BlockAddress("198.51.100.0/24", "cli");
+        }
+        t.Time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(AuthorizationDecision.BlockedAddress, t.Trust.Authorize(peer, address));
+        using (var cli = SecureMeshDatabase.Open(t.Directory, t.Time))
+        {
+            cli.Trust.Block(peer, "cli");
+        }
+        // Peer state is read from the file on every call, so a peer block is seen at once.
+        Assert.Equal(AuthorizationDecision.BlockedPeer, t.Trust.Authorize(peer, System.Net.IPAddress.Parse("192.0.2.1")));
+    }
+
+    [Fact]
     public void Two_handles_share_the_file_and_see_each_others_writes()
     {
         using var t = new TestDatabase();
