@@ -31,11 +31,14 @@ public sealed class AuditLog
 
     internal AuditLog(SecureMeshDatabase database) => _database = database;
 
-    /// <summary>Appends an entry in its own transaction, e.g. <c>handshake.rejected</c>, <c>peer.banned</c>, <c>quarantine.released</c>.</summary>
-    public AuditEntry Append(string eventName, PeerId? peer, string detail) => Append(eventName, peer?.Text, detail);
+    /// <summary>Appends an entry in its own transaction, e.g. <c>handshake.rejected</c>, <c>peer.banned</c>, <c>quarantine.released</c>; detail must not hold secrets.</summary>
+    public AuditEntry Append(string eventName, PeerId? peer, string detail) => AppendWithPeerText(eventName, peer?.Text, detail);
 
-    /// <summary>Appends an entry with a raw peer ID text (for IDs that did not parse); detail must not hold secrets.</summary>
-    public AuditEntry Append(string eventName, string? peerId, string detail)
+    /// <summary>Appends an entry about no particular peer; detail must not hold secrets.</summary>
+    public AuditEntry Append(string eventName, string detail) => AppendWithPeerText(eventName, null, detail);
+
+    /// <summary>Appends an entry naming a peer by raw text (e.g. an ID that failed to parse, at most 128 characters); detail must not hold secrets.</summary>
+    public AuditEntry AppendWithPeerText(string eventName, string? peerId, string detail)
     {
         ValidateEntry(eventName, peerId, detail);
         return _database.Write(tx => AppendCore(tx, eventName, peerId, detail));

@@ -18,6 +18,9 @@ public sealed class TrustStore
     /// <summary>Longest accepted block reason.</summary>
     public const int MaxReasonLength = 512;
 
+    /// <summary>How many strangers <see cref="RecordPending(PeerId, string)"/> keeps before forgetting the least recently seen.</summary>
+    public const int DefaultMaxPendingPeers = 10_000;
+
     private readonly SecureMeshDatabase _database;
     private SqliteCommand? _peerState;
     private SqliteCommand? _contentBlocked;
@@ -30,6 +33,9 @@ public sealed class TrustStore
     internal static readonly TimeSpan RangePollInterval = TimeSpan.FromMilliseconds(250);
 
     internal TrustStore(SecureMeshDatabase database) => _database = database;
+
+    /// <summary>Cap on handshake-recorded pending peers, so strangers minting Peer IDs cannot grow the file without bound.</summary>
+    internal int MaxPendingPeers { get; set; } = DefaultMaxPendingPeers;
 
     /// <summary>Adds a peer the user names; a peer already known in any state is a Conflict.</summary>
     public PeerRecord AddPeer(PeerId peer, string? name = null, IEnumerable<string>? addresses = null, bool trusted = false)
@@ -168,6 +174,8 @@ public sealed class TrustStore
     /// <summary>
     /// Records an unknown peer that completed a handshake as pending, or for a known peer only updates last-seen and the
     /// address. Never changes a trusted or blocked peer's state. Audited (<c>peer.pending</c>) only when first recorded.
+    /// Past <see cref="DefaultMaxPendingPeers"/> strangers, the least recently seen one that the user never named or gave
+    /// an address is forgotten (named in the same audit entry). The node should still rate-limit calls per remote address.
     /// </summary>
     public PeerState RecordPending(PeerId peer, IPEndPoint remote)
     {
@@ -186,9 +194,11 @@ public sealed class TrustStore
             var state = StateOf(tx, peer);
             if (state is null)
             {
+                var evicted = EvictStrangerIfFull(tx);
                 InsertPeer(tx, peer, null, PeerState.Pending, null, now, firstSeen: now);
                 UpsertAddress(tx, peer, normalized, AddressSource.Seen, now);
-                _database.Audit.AppendCore(tx, "peer.pending", peer.Text, $"address={normalized}");
+                _database.Audit.AppendCore(tx, "peer.pending", peer.Text,
+                    evicted is null ? $"address={normalized}" : $"address={normalized} evicted={evicted}");
                 return PeerState.Pending;
             }
             Touch(tx, peer, now);
@@ -435,6 +445,23 @@ public sealed class TrustStore
         command.Parameters.Add("$id", SqliteType.Text);
         command.Prepare();
         return command;
+    }
+
+    private string? EvictStrangerIfFull(SqliteTransaction tx)
+    {
+        var pending = (long)SecureMeshDatabase.Scalar(tx, "SELECT count(*) FROM peers WHERE state = 'pending'")!;
+        if (pending < MaxPendingPeers)
+        {
+            return null;
+        }
+        const string strangers =
+            "state = 'pending' AND name IS NULL AND NOT EXISTS (SELECT 1 FROM peer_addresses a WHERE a.peer_id = peers.peer_id AND a.source = 'user')";
+        if (SecureMeshDatabase.Scalar(tx, $"SELECT peer_id FROM peers WHERE {strangers} ORDER BY coalesce(last_seen, created), peer_id LIMIT 1") is not string victim)
+        {
+            return null;
+        }
+        SecureMeshDatabase.Execute(tx, "DELETE FROM peers WHERE peer_id = $id", ("$id", victim));
+        return victim;
     }
 
     private static PeerState? StateOf(SqliteTransaction tx, PeerId peer) =>

@@ -112,8 +112,8 @@ public sealed class AuditAndConfigTests
         using var t = WithEntries(2);
         t.Reopen();
         using var other = SecureMeshDatabase.Open(t.Directory, t.Time);
-        other.Audit.Append("peer.banned", (string?)null, "rate limit");
-        t.Db.Audit.Append("quarantine.released", (string?)null, "id=1");
+        other.Audit.Append("peer.banned", "rate limit");
+        t.Db.Audit.Append("quarantine.released", "id=1");
         Assert.Equal(new AuditVerification(true, 4, null, null), t.Db.Audit.Verify());
     }
 
@@ -136,16 +136,27 @@ public sealed class AuditAndConfigTests
     public void Bad_event_names_are_rejected_and_nothing_is_written(string eventName)
     {
         using var t = WithEntries(1);
-        var e = Assert.Throws<SecureMeshException>(() => t.Db.Audit.Append(eventName, (string?)null, "d"));
+        var e = Assert.Throws<SecureMeshException>(() => t.Db.Audit.Append(eventName, "d"));
         Assert.Equal(SecureMeshErrorKind.InvalidInput, e.Kind);
         Assert.Equal(1, t.Db.Audit.Count());
+    }
+
+    [Fact]
+    public void Raw_peer_text_is_kept_for_ids_that_did_not_parse()
+    {
+        using var t = new TestDatabase();
+        var entry = t.Db.Audit.AppendWithPeerText("handshake.rejected", "not-a-peer-id", "bad signature");
+        Assert.Equal("not-a-peer-id", Assert.Single(t.Db.Audit.List()).PeerId);
+        Assert.Equal(entry, t.Db.Audit.List()[0]);
+        Assert.Equal(SecureMeshErrorKind.InvalidInput,
+            Assert.Throws<SecureMeshException>(() => t.Db.Audit.AppendWithPeerText("x", new string('p', 129), "d")).Kind);
     }
 
     [Fact]
     public void Oversized_detail_is_rejected()
     {
         using var t = new TestDatabase();
-        Assert.Throws<SecureMeshException>(() => t.Db.Audit.Append("x", (string?)null, new string('d', AuditLog.MaxDetailLength + 1)));
+        Assert.Throws<SecureMeshException>(() => t.Db.Audit.Append("x", new string('d', AuditLog.MaxDetailLength + 1)));
         Assert.Equal(0, t.Db.Audit.Count());
     }
 

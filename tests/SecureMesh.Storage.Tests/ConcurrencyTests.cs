@@ -13,7 +13,7 @@ public sealed class ConcurrencyTests
         {
             for (var i = 0; i < 40; i++)
             {
-                t.Db.Audit.Append("test.a", (string?)null, "a");
+                t.Db.Audit.Append("test.a", "a");
             }
         });
         var b = Task.Run(() =>

@@ -175,7 +175,7 @@ public sealed class DatabaseTests
         var peer = TestDatabase.NewPeer();
         cli.Trust.AddPeer(peer, "alice", trusted: true);
         Assert.Equal(AuthorizationDecision.Trusted, t.Trust.Authorize(peer, System.Net.IPAddress.Loopback));
-        t.Db.Audit.Append("handshake.rejected", (string?)null, "x");
+        t.Db.Audit.Append("handshake.rejected", "x");
         Assert.True(cli.Audit.Verify().Ok);
         Assert.Equal(2, cli.Audit.Count());
     }

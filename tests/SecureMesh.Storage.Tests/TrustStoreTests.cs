@@ -205,6 +205,30 @@ public sealed class TrustStoreTests
     }
 
     [Fact]
+    public void RecordPending_past_the_cap_forgets_the_stalest_stranger_but_not_user_added_peers()
+    {
+        using var t = new TestDatabase();
+        t.Trust.MaxPendingPeers = 3;
+        var userAdded = TestDatabase.NewPeer();
+        t.Trust.AddPeer(userAdded, "from a friend");
+        var first = TestDatabase.NewPeer();
+        var second = TestDatabase.NewPeer();
+        t.Trust.RecordPending(first, "192.0.2.1:1");
+        t.Time.Advance(TimeSpan.FromSeconds(1));
+        t.Trust.RecordPending(second, "192.0.2.2:1");
+        t.Time.Advance(TimeSpan.FromSeconds(1));
+        t.Trust.RecordPending(first, "192.0.2.1:1");
+        var third = TestDatabase.NewPeer();
+        t.Trust.RecordPending(third, "192.0.2.3:1");
+        Assert.Null(t.Trust.GetPeer(second));
+        Assert.NotNull(t.Trust.GetPeer(first));
+        Assert.NotNull(t.Trust.GetPeer(userAdded));
+        Assert.Equal(3, t.Trust.ListPeers(PeerState.Pending).Count);
+        Assert.EndsWith($"evicted={second.Text}", t.Db.Audit.List().Last().Detail, StringComparison.Ordinal);
+        Assert.True(t.Db.Audit.Verify().Ok);
+    }
+
+    [Fact]
     public void TouchSeen_and_AddAddress()
     {
         using var t = new TestDatabase();
