@@ -1,3 +1,11 @@
+using System.Globalization;
 using BenchmarkDotNet.Running;
+
+// `storage-latency [CALLS]` prints per-call p50/p99 of the trust store's fast path; anything else goes to BenchmarkDotNet.
+if (args.Length > 0 && args[0] == "storage-latency")
+{
+    SecureMesh.Benchmarks.StorageLatency.Run(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 100_000);
+    return;
+}
 
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
