@@ -97,8 +97,11 @@ public sealed class AuditLog
             var eventName = reader.GetString(2);
             var peerId = reader.IsDBNull(3) ? null : reader.GetString(3);
             var detail = reader.GetString(4);
-            var prevHash = (byte[])reader.GetValue(5);
-            var hash = (byte[])reader.GetValue(6);
+            // Typed reads would throw on a tampered column; a wrong type is just another broken entry.
+            if (reader.GetValue(5) is not byte[] { Length: HashLength } prevHash || reader.GetValue(6) is not byte[] { Length: HashLength } hash)
+            {
+                return new AuditVerification(false, count, seq, "prev_hash or hash is not a 32-byte value: the entry was altered");
+            }
             if (seq != expectedSeq)
             {
                 return new AuditVerification(false, count, seq, $"expected seq {expectedSeq}, found {seq}: entries are missing");

@@ -75,6 +75,16 @@ public sealed class AuditAndConfigTests
     }
 
     [Fact]
+    public void Hash_replaced_with_text_is_reported_not_thrown()
+    {
+        using var t = WithEntries(3);
+        t.Sql("PRAGMA ignore_check_constraints = ON; UPDATE audit_log SET hash = 'x' WHERE seq = 2;");
+        var result = t.Db.Audit.Verify();
+        Assert.False(result.Ok);
+        Assert.Equal(2, result.BrokenSeq);
+    }
+
+    [Fact]
     public void Deleted_entry_is_found_at_the_next_seq()
     {
         using var t = WithEntries(6);

@@ -33,7 +33,11 @@ public sealed class DatabaseTests
             return;
         }
         using var t = new TestDatabase();
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(t.FilePath));
+        t.Db.Config.Set("k", "v");
+        const UnixFileMode ownerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        Assert.Equal(ownerOnly, File.GetUnixFileMode(t.FilePath));
+        Assert.Equal(ownerOnly, File.GetUnixFileMode(t.FilePath + "-wal"));
+        Assert.Equal(ownerOnly | UnixFileMode.UserExecute, File.GetUnixFileMode(t.Directory));
     }
 
     [Fact]
