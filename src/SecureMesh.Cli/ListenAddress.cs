@@ -7,5 +7,5 @@ namespace SecureMesh.Cli;
 internal static class ListenAddress
 {
     public static string Read(string home) =>
-        SecureMeshDatabase.PeekConfig(home, NodeSettings.Listen) ?? NodeSettings.DefaultListen;
+        DatabasePeek.Config(home, NodeSettings.Listen) ?? NodeSettings.DefaultListen;
 }

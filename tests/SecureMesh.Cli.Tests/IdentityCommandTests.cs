@@ -146,7 +146,7 @@ public sealed class IdentityCommandTests : IDisposable
                 File.WriteAllBytes(path, [0x00, 0xff, 0x13, 0x37, 0x42]);
                 break;
             case "rsa":
-                File.Copy(Fixture("rsa_openssh"), path);
+                File.Copy(Fixture("ssh-rsa"), path);
                 break;
             default:
                 File.WriteAllText(path, string.Empty);
@@ -239,4 +239,46 @@ public sealed class IdentityCommandTests : IDisposable
         Directory.Exists(_cli.Home)
             ? Directory.EnumerateFiles(_cli.Home).ToDictionary(f => Path.GetFileName(f), f => Convert.ToHexString(File.ReadAllBytes(f)))
             : [];
+}
+
+public sealed class ImportInteropTests : IDisposable
+{
+    private readonly CliHarness _cli = new();
+
+    public void Dispose() => _cli.Dispose();
+
+    [Theory]
+    [InlineData("ssh-ed25519", "ssh-ed25519.pub")]
+    [InlineData("pkcs8-ed25519.pem", "pkcs8-ed25519.pub.pem")]
+    public void Imported_key_has_the_peer_id_js_libp2p_computes(string fixture, string vectorSource)
+    {
+        var fixtures = Path.Combine(AppContext.BaseDirectory, "fixtures");
+        using var vectors = JsonDocument.Parse(File.ReadAllText(Path.Combine(fixtures, "peerid-vectors.json")));
+        var expected = vectors.RootElement.EnumerateArray()
+            .Single(v => v.GetProperty("source").GetString() == vectorSource)
+            .GetProperty("peerId").GetString();
+
+        var import = _cli.Home_("keys", "import", Path.Combine(fixtures, fixture));
+        Assert.True(import.ExitCode == 0, import.ToString());
+        using var id = JsonDocument.Parse(_cli.Home_("id", "--json").Out);
+        Assert.Equal(expected, id.RootElement.GetProperty("peerId").GetString());
+    }
+
+    [Fact]
+    public void Exported_openssh_key_reads_back_with_ssh_keygen_to_the_same_public_key()
+    {
+        Assert.Equal(0, _cli.Home_("init").ExitCode);
+        var keyFile = Path.Combine(_cli.Root, "id_ed25519");
+        Assert.Equal(0, _cli.Home_("keys", "export", "--format", "openssh", "--out", keyFile).ExitCode);
+        var psi = new System.Diagnostics.ProcessStartInfo("ssh-keygen", ["-y", "-f", keyFile]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var process = System.Diagnostics.Process.Start(psi)!;
+        var output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        Assert.True(process.ExitCode == 0, process.StandardError.ReadToEnd());
+        var blob = Convert.FromBase64String(output.Split(' ')[1]);
+        // ssh wire format: string "ssh-ed25519", string key(32)
+        var key = blob[^32..];
+        using var id = JsonDocument.Parse(_cli.Home_("id", "--json").Out);
+        Assert.Equal(id.RootElement.GetProperty("peerId").GetString(), PeerId.FromPublicKey(key).Text);
+    }
 }
