@@ -43,7 +43,7 @@ internal sealed class SymmetricState : IDisposable
         Span<byte> output = stackalloc byte[2 * HashLength];
         try
         {
-            HKDF.DeriveKey(HashAlgorithmName.SHA256, inputKeyMaterial, output, _ck, default);
+            Hkdf(_ck, inputKeyMaterial, output);
             output[..HashLength].CopyTo(_ck);
             _cipher.InitializeKey(output[HashLength..]);
         }
@@ -76,7 +76,7 @@ internal sealed class SymmetricState : IDisposable
         Span<byte> output = stackalloc byte[2 * HashLength];
         try
         {
-            HKDF.DeriveKey(HashAlgorithmName.SHA256, default(ReadOnlySpan<byte>), output, _ck, default);
+            Hkdf(_ck, default, output);
             var c1 = new CipherState();
             var c2 = new CipherState();
             c1.InitializeKey(output[..HashLength]);
@@ -86,6 +86,30 @@ internal sealed class SymmetricState : IDisposable
         finally
         {
             CryptographicOperations.ZeroMemory(output);
+        }
+    }
+
+    /// <summary>
+    /// Noise's HKDF with two outputs (rev 34 §4.3), written over HMAC-SHA256 because the platform HKDF
+    /// (OpenSSL) rejects the empty input key material that Split uses.
+    /// </summary>
+    internal static void Hkdf(ReadOnlySpan<byte> chainingKey, ReadOnlySpan<byte> inputKeyMaterial, Span<byte> output)
+    {
+        Span<byte> tempKey = stackalloc byte[HashLength];
+        Span<byte> block = stackalloc byte[HashLength + 1];
+        try
+        {
+            HMACSHA256.HashData(chainingKey, inputKeyMaterial, tempKey);
+            block[0] = 0x01;
+            HMACSHA256.HashData(tempKey, block[..1], output[..HashLength]);
+            output[..HashLength].CopyTo(block);
+            block[HashLength] = 0x02;
+            HMACSHA256.HashData(tempKey, block, output.Slice(HashLength, HashLength));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(tempKey);
+            CryptographicOperations.ZeroMemory(block);
         }
     }
 
