@@ -238,3 +238,57 @@ internal static class QuickBenchmark
         return bytes / sw.Elapsed.TotalSeconds / 1e6;
     }
 }
+
+/// <summary>Where handshake time goes: the crypto alone, without sockets.</summary>
+internal static class HandshakeCpuProbe
+{
+    public static void Run()
+    {
+        using var a = NodeIdentity.Generate();
+        using var b = NodeIdentity.Generate();
+        var la = Core.Channel.LocalStaticKey.For(a);
+        var lb = Core.Channel.LocalStaticKey.For(b);
+        var m = new byte[65535];
+        var p = new byte[65535];
+        void One()
+        {
+            using var i = new Core.Noise.HandshakeState(true, la.Key);
+            using var r = new Core.Noise.HandshakeState(false, lb.Key);
+            var n = i.WriteMessage(default, m);
+            r.TryReadMessage(m.AsSpan(0, n), p, out _);
+            n = r.WriteMessage(lb.Payload, m);
+            i.TryReadMessage(m.AsSpan(0, n), p, out var len);
+            Core.Channel.SecureChannel.VerifyPayload(p.AsSpan(0, len), i.RemoteStaticPublicKey);
+            n = i.WriteMessage(la.Payload, m);
+            r.TryReadMessage(m.AsSpan(0, n), p, out len);
+            Core.Channel.SecureChannel.VerifyPayload(p.AsSpan(0, len), r.RemoteStaticPublicKey);
+            i.Split().Dispose();
+            r.Split().Dispose();
+        }
+        for (var k = 0; k < 500; k++)
+        {
+            One();
+        }
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        for (var k = 0; k < 3000; k++)
+        {
+            One();
+        }
+        Console.WriteLine($"in-memory handshakes/s, one thread, both sides: {3000 / sw.Elapsed.TotalSeconds:N0}");
+        sw.Restart();
+        for (var k = 0; k < 3000; k++)
+        {
+            using var kp = Core.Noise.X25519KeyPair.Generate();
+        }
+        Console.WriteLine($"X25519 keygen/s: {3000 / sw.Elapsed.TotalSeconds:N0}");
+        using var x = Core.Noise.X25519KeyPair.Generate();
+        using var y = Core.Noise.X25519KeyPair.Generate();
+        Span<byte> s = stackalloc byte[32];
+        sw.Restart();
+        for (var k = 0; k < 3000; k++)
+        {
+            x.TryAgree(y.PublicKey, s);
+        }
+        Console.WriteLine($"X25519 agree/s: {3000 / sw.Elapsed.TotalSeconds:N0}");
+    }
+}

@@ -94,7 +94,9 @@ public sealed class SecureConnection : IAsyncDisposable
             var used = 0;
             while (done < total)
             {
-                var chunk = Math.Min(MaxFramePlaintext, total - done);
+                // A large message sends its length alone first, so every data frame is sealed straight from the
+                // caller's buffer (no copy); a small one shares a frame with its length.
+                var chunk = done == 0 && total > MaxFramePlaintext ? 4 : Math.Min(MaxFramePlaintext, total - done);
                 if (used + 2 + chunk + CipherState.TagLength > SendBufferSize)
                 {
                     await WriteAsync(used, cancellationToken);
@@ -192,6 +194,13 @@ public sealed class SecureConnection : IAsyncDisposable
     private int SealFrame(ReadOnlySpan<byte> message, int offset, int count, int at)
     {
         var buffer = _sendBuffer!;
+        int length;
+        if (offset >= 4)
+        {
+            length = _transport.Encrypt(message.Slice(offset - 4, count), buffer.AsSpan(at + 2, count + CipherState.TagLength));
+            BinaryPrimitives.WriteUInt16BigEndian(buffer.AsSpan(at), (ushort)length);
+            return 2 + length;
+        }
         var plain = buffer.AsSpan(at + 2, count);
         var filled = 0;
         if (offset < 4)
@@ -204,7 +213,7 @@ public sealed class SecureConnection : IAsyncDisposable
         }
         var messageOffset = Math.Max(0, offset - 4);
         message.Slice(messageOffset, count - filled).CopyTo(plain[filled..]);
-        var length = _transport.Encrypt(plain, buffer.AsSpan(at + 2, count + CipherState.TagLength));
+        length = _transport.Encrypt(plain, buffer.AsSpan(at + 2, count + CipherState.TagLength));
         BinaryPrimitives.WriteUInt16BigEndian(buffer.AsSpan(at), (ushort)length);
         return 2 + length;
     }
@@ -221,7 +230,7 @@ public sealed class SecureConnection : IAsyncDisposable
 
     private async ValueTask<int> ReadHeaderAsync(CancellationToken cancellationToken)
     {
-        if (_plain.IsEmpty && !await NextFrameAsync(atMessageStart: true, cancellationToken))
+        if (_plain.IsEmpty && await NextFrameAsync(atMessageStart: true, default, cancellationToken) < 0)
         {
             throw Fail("the peer closed the connection", null, SecureMeshErrorKind.Network);
         }
@@ -240,7 +249,8 @@ public sealed class SecureConnection : IAsyncDisposable
         {
             if (_plain.IsEmpty)
             {
-                await NextFrameAsync(atMessageStart: false, cancellationToken);
+                var written = await NextFrameAsync(atMessageStart: false, destination, cancellationToken);
+                destination = destination[written..];
                 continue;
             }
             var n = Math.Min(_plain.Length, destination.Length);
@@ -250,8 +260,12 @@ public sealed class SecureConnection : IAsyncDisposable
         }
     }
 
-    /// <summary>Reads and decrypts (in place) the next frame; false when the peer closed cleanly between messages.</summary>
-    private async ValueTask<bool> NextFrameAsync(bool atMessageStart, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads and decrypts the next frame: straight into <paramref name="destination"/> when the whole frame fits
+    /// there (returns the bytes written), otherwise in place into the pending plaintext (returns 0).
+    /// Returns -1 when the peer closed cleanly between messages.
+    /// </summary>
+    private async ValueTask<int> NextFrameAsync(bool atMessageStart, Memory<byte> destination, CancellationToken cancellationToken)
     {
         Memory<byte>? frame;
         try
@@ -266,16 +280,22 @@ public sealed class SecureConnection : IAsyncDisposable
         {
             if (atMessageStart)
             {
-                return false;
+                return -1;
             }
             throw Fail("the peer closed the connection inside a message");
         }
-        if (!_transport.TryDecrypt(ciphertext.Span, ciphertext.Span, out var written))
+        var direct = ciphertext.Length >= CipherState.TagLength && ciphertext.Length - CipherState.TagLength <= destination.Length;
+        var target = direct ? destination.Span : ciphertext.Span;
+        if (!_transport.TryDecrypt(ciphertext.Span, target, out var written))
         {
             throw Fail("a transport frame failed decryption");
         }
+        if (direct)
+        {
+            return written;
+        }
         _plain = ciphertext[..written];
-        return true;
+        return 0;
     }
 
     private void ThrowIfClosed()

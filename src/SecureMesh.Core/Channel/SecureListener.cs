@@ -155,6 +155,9 @@ public sealed class SecureListener : IAsyncDisposable
         {
             refusal = "address filter failed";
         }
+        // The deadline runs from the accept (before the handshake counts as pending), not from whenever the
+        // handshake task gets a thread.
+        var deadline = new CancellationTokenSource(_options.HandshakeTimeout, _options.TimeProvider);
         if (refusal is null)
         {
             lock (_perAddress)
@@ -177,6 +180,7 @@ public sealed class SecureListener : IAsyncDisposable
         }
         if (refusal is not null)
         {
+            deadline.Dispose();
             Interlocked.Increment(ref _refused);
             if (_logger is { } logger)
             {
@@ -188,18 +192,18 @@ public sealed class SecureListener : IAsyncDisposable
         var id = Interlocked.Increment(ref _nextHandshakeId);
         // Register before starting, so a handshake that ends at once cannot remove its entry before it exists.
         _handshakes[id] = Task.CompletedTask;
-        var task = Task.Run(() => HandshakeAsync(client, address, id));
+        var task = Task.Run(() => HandshakeAsync(client, address, id, deadline));
         _handshakes.TryUpdate(id, task, Task.CompletedTask);
     }
 
-    private async Task HandshakeAsync(Socket client, IPAddress address, long id)
+    private async Task HandshakeAsync(Socket client, IPAddress address, long id, CancellationTokenSource deadline)
     {
+        using var ownedDeadline = deadline;
         try
         {
             client.NoDelay = true;
             var remote = client.RemoteEndPoint as IPEndPoint;
             var stream = new NetworkStream(client, ownsSocket: true);
-            using var deadline = new CancellationTokenSource(_options.HandshakeTimeout, _options.TimeProvider);
             SecureConnection connection;
             try
             {
