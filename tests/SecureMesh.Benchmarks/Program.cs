@@ -4,6 +4,7 @@ using SecureMesh.Benchmarks;
 if (args.Length > 0 && args[0] == "--cpu")
 {
     HandshakeCpuProbe.Run();
+    AeadProbe.Run();
     return;
 }
 

@@ -56,9 +56,13 @@ internal sealed class FrameReader : IDisposable
         {
             return true;
         }
-        if (buffer.Length - _start < count)
+        if (_start == _end)
         {
-            // Move the partial frame to the front; the buffer is bigger than any frame, so it then fits.
+            _start = _end = 0;
+        }
+        else if (buffer.Length - _start < MaxFrameLength + 2)
+        {
+            // Move the partial frame to the front, so every read has room for at least a whole frame.
             Buffer.BlockCopy(buffer, _start, buffer, 0, _end - _start);
             _end -= _start;
             _start = 0;
