@@ -1,5 +1,20 @@
 using System.Globalization;
 using BenchmarkDotNet.Running;
+using SecureMesh.Benchmarks;
+
+if (args.Length > 0 && args[0] == "--cpu")
+{
+    HandshakeCpuProbe.Run();
+    AeadProbe.Run();
+    return;
+}
+
+if (args.Length > 0 && args[0] == "--quick")
+{
+    var seconds = args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 3;
+    await QuickBenchmark.RunAsync(seconds);
+    return;
+}
 
 // `storage-latency [CALLS]` prints per-call p50/p99 of the trust store's fast path; anything else goes to BenchmarkDotNet.
 if (args.Length > 0 && args[0] == "storage-latency")

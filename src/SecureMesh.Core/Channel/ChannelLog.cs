@@ -1,0 +1,26 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+
+namespace SecureMesh.Core.Channel;
+
+/// <summary>Source-generated log messages with fixed event ids. Never pass key material here.</summary>
+internal static partial class ChannelLog
+{
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Secure channel established with {PeerId} ({Remote}) as {Role}")]
+    public static partial void HandshakeSucceeded(ILogger logger, string peerId, string? remote, string role);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Handshake with {Remote} failed: {Reason}")]
+    public static partial void HandshakeFailed(ILogger logger, string? remote, string reason);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Connection from {Remote} refused before the handshake: {Reason}")]
+    public static partial void ConnectionRefused(ILogger logger, IPAddress remote, string reason);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Warning, Message = "Secure connection with {PeerId} closed: {Reason}")]
+    public static partial void ConnectionFailed(ILogger logger, string peerId, string reason);
+
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Information, Message = "Listening for secure connections on {EndPoint}")]
+    public static partial void Listening(ILogger logger, EndPoint endPoint);
+
+    [LoggerMessage(EventId = 3006, Level = LogLevel.Error, Message = "Accept loop on {EndPoint} stopped unexpectedly")]
+    public static partial void AcceptLoopFailed(ILogger logger, EndPoint endPoint, Exception exception);
+}

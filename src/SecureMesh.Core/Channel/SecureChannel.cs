@@ -1,0 +1,188 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using SecureMesh.Core.Identity;
+using SecureMesh.Core.Noise;
+
+namespace SecureMesh.Core.Channel;
+
+/// <summary>
+/// Opens libp2p Noise secure channels (<c>Noise_XX_25519_ChaChaPoly_SHA256</c>, 2-byte big-endian framing,
+/// <c>NoiseHandshakePayload</c> signed by the Ed25519 identity).
+/// </summary>
+public static class SecureChannel
+{
+    /// <summary>Our protocol identifier, sent in the payload's <c>extensions.stream_muxers</c>.</summary>
+    public const string ProtocolId = "/securemesh/1";
+
+    /// <summary>Connects over TCP and runs the handshake as initiator; the remote must be <paramref name="expected"/> when given.</summary>
+    public static async Task<SecureConnection> DialAsync(NodeIdentity me, IPEndPoint remote, PeerId? expected, SecureChannelOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(me);
+        ArgumentNullException.ThrowIfNull(remote);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        using var deadline = new CancellationTokenSource(options.HandshakeTimeout, options.TimeProvider);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+        var socket = new Socket(remote.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(remote, linked.Token);
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException)
+        {
+            socket.Dispose();
+            cancellationToken.ThrowIfCancellationRequested();
+            var reason = e is OperationCanceledException ? "connect timed out" : "connect failed: " + ((SocketException)e).SocketErrorCode;
+            throw new SecureMeshException(SecureMeshErrorKind.Network, $"cannot reach {remote}: {reason}", e);
+        }
+        var stream = new NetworkStream(socket, ownsSocket: true);
+        return await HandshakeAsync(stream, true, me, LocalStaticKey.For(me), expected, remote, options, deadline, cancellationToken);
+    }
+
+    /// <summary>Runs the handshake as initiator over a connected stream, which the channel owns from then on.</summary>
+    public static async Task<SecureConnection> DialAsync(Stream stream, NodeIdentity me, PeerId? expected, SecureChannelOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(me);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        using var deadline = new CancellationTokenSource(options.HandshakeTimeout, options.TimeProvider);
+        return await HandshakeAsync(stream, true, me, LocalStaticKey.For(me), expected, null, options, deadline, cancellationToken);
+    }
+
+    /// <summary>Runs the handshake as responder over an accepted stream, which the channel owns from then on.</summary>
+    public static async Task<SecureConnection> AcceptAsync(Stream stream, NodeIdentity me, SecureChannelOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(me);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        using var deadline = new CancellationTokenSource(options.HandshakeTimeout, options.TimeProvider);
+        return await HandshakeAsync(stream, false, me, LocalStaticKey.For(me), null, null, options, deadline, cancellationToken);
+    }
+
+    /// <summary>The handshake proper. Any failure disposes the stream and throws <see cref="SecureMeshException"/> (or OperationCanceledException for the caller's own token).</summary>
+    internal static async Task<SecureConnection> HandshakeAsync(
+        Stream stream, bool initiator, NodeIdentity me, LocalStaticKey local, PeerId? expected, IPEndPoint? remoteEndPoint,
+        SecureChannelOptions options, CancellationTokenSource deadline, CancellationToken cancellationToken)
+    {
+        var remoteText = remoteEndPoint?.ToString();
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+        var ct = linked.Token;
+        var reader = new FrameReader(stream);
+        var handshake = new HandshakeState(initiator, local.Key);
+        var message = ArrayPool<byte>.Shared.Rent(2 + HandshakeState.MaxMessageLength);
+        var payload = ArrayPool<byte>.Shared.Rent(HandshakeState.MaxMessageLength);
+        TransportState? transport = null;
+        try
+        {
+            PeerId remotePeer;
+            IReadOnlyList<string> remoteProtocols;
+            long written = 0;
+            if (initiator)
+            {
+                written += await WriteMessageAsync(stream, handshake, ReadOnlyMemory<byte>.Empty, message, ct);
+                var frame = await ReadMessageAsync(reader, 2, ct);
+                var length = ReadOrThrow(handshake, frame.Span, payload, 2);
+                (remotePeer, remoteProtocols) = VerifyPayload(payload.AsSpan(0, length), handshake.RemoteStaticPublicKey);
+                if (expected is not null && remotePeer != expected)
+                {
+                    throw new SecureMeshException(SecureMeshErrorKind.Unauthorized, $"the peer is {remotePeer}, not the dialled {expected}");
+                }
+                written += await WriteMessageAsync(stream, handshake, local.Payload, message, ct);
+            }
+            else
+            {
+                var frame = await ReadMessageAsync(reader, 1, ct);
+                if (ReadOrThrow(handshake, frame.Span, payload, 1) != 0)
+                {
+                    // libp2p sends nothing in the first message; it is unauthenticated, so take nothing from it.
+                    throw new SecureMeshException(SecureMeshErrorKind.Protocol, "handshake message 1 carries a payload");
+                }
+                written += await WriteMessageAsync(stream, handshake, local.Payload, message, ct);
+                frame = await ReadMessageAsync(reader, 3, ct);
+                var length = ReadOrThrow(handshake, frame.Span, payload, 3);
+                (remotePeer, remoteProtocols) = VerifyPayload(payload.AsSpan(0, length), handshake.RemoteStaticPublicKey);
+            }
+            transport = handshake.Split();
+            var connection = new SecureConnection(stream, reader, transport, remotePeer, remoteProtocols, remoteEndPoint, options, written);
+            if (options.Logger is { } logger)
+            {
+                ChannelLog.HandshakeSucceeded(logger, remotePeer.Text, remoteText, initiator ? "initiator" : "responder");
+            }
+            return connection;
+        }
+        catch (Exception e)
+        {
+            handshake.Dispose();
+            transport?.Dispose();
+            reader.Dispose();
+            await stream.DisposeAsync();
+            var error = Translate(e, deadline, cancellationToken);
+            if (options.Logger is { } logger)
+            {
+                ChannelLog.HandshakeFailed(logger, remoteText, error?.Message ?? "cancelled");
+            }
+            if (error is null)
+            {
+                throw;
+            }
+            throw error;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(message, clearArray: true);
+            ArrayPool<byte>.Shared.Return(payload, clearArray: true);
+        }
+    }
+
+    /// <summary>Maps any failure to a <see cref="SecureMeshException"/>; null means "the caller cancelled", rethrown as is.</summary>
+    private static SecureMeshException? Translate(Exception e, CancellationTokenSource deadline, CancellationToken cancellationToken) => e switch
+    {
+        SecureMeshException sme => sme,
+        OperationCanceledException when cancellationToken.IsCancellationRequested => null,
+        OperationCanceledException when deadline.IsCancellationRequested => new SecureMeshException(SecureMeshErrorKind.Network, "handshake timed out", e),
+        IOException or SocketException or ObjectDisposedException => new SecureMeshException(SecureMeshErrorKind.Network, "connection lost during the handshake", e),
+        _ => new SecureMeshException(SecureMeshErrorKind.Protocol, "handshake failed", e),
+    };
+
+    private static async ValueTask<int> WriteMessageAsync(Stream stream, HandshakeState handshake, ReadOnlyMemory<byte> payload, byte[] buffer, CancellationToken ct)
+    {
+        var length = handshake.WriteMessage(payload.Span, buffer.AsSpan(2));
+        BinaryPrimitives.WriteUInt16BigEndian(buffer, (ushort)length);
+        await stream.WriteAsync(buffer.AsMemory(0, length + 2), ct);
+        await stream.FlushAsync(ct);
+        return length + 2;
+    }
+
+    private static async ValueTask<Memory<byte>> ReadMessageAsync(FrameReader reader, int number, CancellationToken ct) =>
+        await reader.ReadFrameAsync(ct)
+        ?? throw new SecureMeshException(SecureMeshErrorKind.Protocol, $"connection closed before handshake message {number}");
+
+    private static int ReadOrThrow(HandshakeState handshake, ReadOnlySpan<byte> frame, byte[] payload, int number)
+    {
+        if (!handshake.TryReadMessage(frame, payload, out var length))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Protocol, $"handshake message {number} is malformed or fails authentication");
+        }
+        return length;
+    }
+
+    /// <summary>Checks the identity key and its signature over the remote static key; returns the authenticated Peer ID.</summary>
+    internal static (PeerId Peer, IReadOnlyList<string> Protocols) VerifyPayload(ReadOnlySpan<byte> payloadBytes, ReadOnlySpan<byte> remoteStatic)
+    {
+        var payload = NoiseHandshakePayload.Decode(payloadBytes);
+        if (!PeerId.TryDecodeProtobufPublicKey(payload.IdentityKey, out var identityKey))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Protocol, "the peer's identity key is not an Ed25519 libp2p key");
+        }
+        if (!NodeIdentity.Verify(identityKey, NoiseHandshakePayload.SignedData(remoteStatic), payload.IdentitySignature))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Protocol, "the peer's identity signature over its Noise key does not verify");
+        }
+        return (PeerId.FromPublicKey(identityKey), payload.StreamMuxers);
+    }
+}

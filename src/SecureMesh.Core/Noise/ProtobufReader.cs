@@ -1,0 +1,126 @@
+using System.Text;
+
+namespace SecureMesh.Core.Noise;
+
+/// <summary>
+/// A minimal protobuf reader for untrusted bytes: every length is checked against what is left before
+/// anything is sliced, and every failure is a <see cref="SecureMeshException"/> of kind Protocol.
+/// </summary>
+internal ref struct ProtobufReader
+{
+    public const int WireTypeVarint = 0;
+    public const int WireTypeFixed64 = 1;
+    public const int WireTypeLengthDelimited = 2;
+    public const int WireTypeFixed32 = 5;
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    private readonly ReadOnlySpan<byte> _data;
+    private int _position;
+
+    public ProtobufReader(ReadOnlySpan<byte> data)
+    {
+        _data = data;
+        _position = 0;
+    }
+
+    public static SecureMeshException Malformed(string reason) => new(SecureMeshErrorKind.Protocol, "malformed handshake payload: " + reason);
+
+    /// <summary>Reads the next field key; false at the end of the data.</summary>
+    public bool TryReadTag(out int field, out int wireType)
+    {
+        field = 0;
+        wireType = 0;
+        if (_position >= _data.Length)
+        {
+            return false;
+        }
+        var key = ReadVarint();
+        var number = key >> 3;
+        if (number == 0 || number > 536_870_911)
+        {
+            throw Malformed("invalid field number");
+        }
+        field = (int)number;
+        wireType = (int)(key & 7);
+        return true;
+    }
+
+    public ulong ReadVarint()
+    {
+        ulong result = 0;
+        for (var shift = 0; shift < 64; shift += 7)
+        {
+            if (_position >= _data.Length)
+            {
+                throw Malformed("truncated varint");
+            }
+            var b = _data[_position++];
+            if (shift == 63 && b > 1)
+            {
+                throw Malformed("varint overflows 64 bits");
+            }
+            result |= (ulong)(b & 0x7F) << shift;
+            if ((b & 0x80) == 0)
+            {
+                return result;
+            }
+        }
+        throw Malformed("varint too long");
+    }
+
+    public ReadOnlySpan<byte> ReadBytes()
+    {
+        var length = ReadVarint();
+        if (length > (ulong)(_data.Length - _position))
+        {
+            throw Malformed("length runs past the end");
+        }
+        var slice = _data.Slice(_position, (int)length);
+        _position += (int)length;
+        return slice;
+    }
+
+    public void SkipField(int wireType)
+    {
+        switch (wireType)
+        {
+            case WireTypeVarint:
+                ReadVarint();
+                break;
+            case WireTypeFixed64:
+                Skip(8);
+                break;
+            case WireTypeLengthDelimited:
+                ReadBytes();
+                break;
+            case WireTypeFixed32:
+                Skip(4);
+                break;
+            default:
+                // Groups (3, 4) are deprecated and never used by libp2p; 6 and 7 do not exist.
+                throw Malformed("unsupported wire type");
+        }
+    }
+
+    private void Skip(int count)
+    {
+        if (count > _data.Length - _position)
+        {
+            throw Malformed("field runs past the end");
+        }
+        _position += count;
+    }
+
+    public static string DecodeUtf8(ReadOnlySpan<byte> bytes)
+    {
+        try
+        {
+            return StrictUtf8.GetString(bytes);
+        }
+        catch (DecoderFallbackException)
+        {
+            throw Malformed("a string is not valid UTF-8");
+        }
+    }
+}
