@@ -50,6 +50,8 @@ internal static class CliApp
             Output = console.Out,
             Error = console.Err,
             EnableDefaultExceptionHandler = false,
+            // The commands handle SIGINT/SIGTERM themselves and shut down cleanly; no forced exit.
+            ProcessTerminationTimeout = null,
         };
         return parse.Invoke(config);
     }
@@ -65,6 +67,7 @@ internal static class CliApp
         IdentityCommands.Add(root, console);
         TrustCommands.Add(root, console);
         ConfigCommands.Add(root, console);
+        NodeCommands.Add(root, console);
         return root;
     }
 

@@ -1,0 +1,85 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+using SecureMesh.Core;
+using SecureMesh.Core.Identity;
+using SecureMesh.Node;
+using SecureMesh.Storage;
+
+namespace SecureMesh.Cli.Commands;
+
+/// <summary><c>run</c>: the node in the foreground.</summary>
+internal static class NodeCommands
+{
+    public static void Add(RootCommand root, CliConsole console)
+    {
+        var listen = new Option<string?>("--listen") { Description = $"Address to listen on (default: the 'listen' setting, else {NodeSettings.DefaultListen})", HelpName = "HOST:PORT" };
+        var passphraseStdin = new Option<bool>("--passphrase-stdin") { Description = "Read the identity's passphrase from the first line of standard input" };
+        var run = new Command("run", "Run the node in the foreground (Ctrl+C or SIGTERM stops it cleanly)") { listen, passphraseStdin };
+        run.SetAction((parse, cancellationToken) => CliApp.ExecuteAsync(parse, console, async (ctx, ct) =>
+        {
+            IdentityStore.EnsureDataDirectory(ctx.Home);
+            if (!IdentityStore.Exists(ctx.Home))
+            {
+                // First start, as Syncthing does: make an identity so the node can run at once.
+                using var fresh = NodeIdentity.Generate();
+                IdentityStore.Save(ctx.Home, fresh, passphrase: null, force: false);
+                ctx.Err.WriteLine($"created a new identity in {ctx.Home} (no passphrase; 'securemesh init --force --passphrase-stdin' replaces it with a protected one)");
+            }
+            using var nodeLock = NodeLock.Acquire(ctx.Home);
+            using var identity = IdentityStore.Load(ctx.Home, ctx.PassphraseSource(parse.GetValue(passphraseStdin)));
+            using var db = SecureMeshDatabase.Open(ctx.Home);
+            var listenText = parse.GetValue(listen) ?? db.Config.Get(NodeSettings.Listen) ?? NodeSettings.DefaultListen;
+            var endPoint = NodeSettings.ParseEndPoint(listenText);
+            using var loggerFactory = CreateLoggerFactory(ctx.Verbose);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+            {
+                context.Cancel = true;
+                stop.Cancel();
+            });
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context =>
+            {
+                context.Cancel = true;
+                stop.Cancel();
+            });
+            var options = new NodeOptions
+            {
+                Home = ctx.Home,
+                Listen = endPoint,
+                LoggerFactory = loggerFactory,
+                HandshakeTimeout = TimeSpan.FromSeconds(int.Parse(db.Config.Get(NodeSettings.HandshakeTimeout) ?? "5", System.Globalization.CultureInfo.InvariantCulture)),
+                MaxSessions = int.Parse(db.Config.Get(NodeSettings.MaxConnections) ?? "256", System.Globalization.CultureInfo.InvariantCulture),
+            };
+            await using (var node = MeshNode.Start(identity, db, options))
+            {
+                ctx.Out.WriteLine($"SecureMesh node {identity.PeerId} ({identity.PeerId.Fingerprint}) listening on {node.LocalEndPoint}");
+                ctx.Out.Flush();
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+                ctx.Out.WriteLine("stopping…");
+            }
+            ctx.Out.WriteLine("stopped");
+            return CliApp.Success;
+        }, cancellationToken));
+        root.Subcommands.Add(run);
+    }
+
+    internal static ILoggerFactory CreateLoggerFactory(bool verbose) => LoggerFactory.Create(builder =>
+    {
+        builder.SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information);
+        builder.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+            o.ColorBehavior = LoggerColorBehavior.Disabled;
+        });
+        builder.AddFilter("Microsoft", LogLevel.Warning);
+    });
+}

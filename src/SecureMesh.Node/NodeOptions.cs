@@ -1,0 +1,48 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace SecureMesh.Node;
+
+/// <summary>How a <see cref="MeshNode"/> runs.</summary>
+public sealed class NodeOptions
+{
+    /// <summary>The data directory.</summary>
+    public required string Home { get; init; }
+
+    /// <summary>Where to listen; port 0 picks a free port.</summary>
+    public IPEndPoint Listen { get; init; } = new(IPAddress.Any, 4747);
+
+    /// <summary>The clock, injected so tests of penalties and timeouts need not sleep.</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>Where the node logs.</summary>
+    public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
+
+    /// <summary>How long a peer has to finish the handshake.</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often the node looks for trust changes made by other processes (the CLI).</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Most authenticated sessions at once.</summary>
+    public int MaxSessions { get; init; } = 256;
+
+    /// <summary>Most handshakes in progress at once.</summary>
+    public int MaxPendingHandshakes { get; init; } = 256;
+
+    /// <summary>Most handshakes in progress from one address.</summary>
+    public int MaxPendingPerAddress { get; init; } = 16;
+
+    /// <summary>Largest application message accepted from a peer.</summary>
+    public int MaxMessageSize { get; init; } = 16 * 1024 * 1024;
+
+    /// <summary>First penalty for a refused address; doubles on each refusal.</summary>
+    public TimeSpan FirstPenalty { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// What to do with a trusted peer's session once it is established; null keeps the connection open and discards
+    /// what arrives (the transfer protocol installs its handler here).
+    /// </summary>
+    public Func<PeerSession, CancellationToken, Task>? SessionHandler { get; init; }
+}
