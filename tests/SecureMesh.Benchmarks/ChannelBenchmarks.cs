@@ -179,7 +179,19 @@ internal sealed class ThroughputRig : IAsyncDisposable
 /// <summary>A plain measured mode (<c>-- quick</c>): a few seconds each, figures printed directly.</summary>
 internal static class QuickBenchmark
 {
-    public static async Task RunAsync(double seconds)
+    public static async Task RunAsync(double seconds, bool handshakes = true, bool throughput = true)
+    {
+        if (handshakes)
+        {
+            await RunHandshakesAsync(seconds);
+        }
+        if (throughput)
+        {
+            await RunThroughputAsync(seconds);
+        }
+    }
+
+    private static async Task RunHandshakesAsync(double seconds)
     {
         using var server = NodeIdentity.Generate();
         using var client = NodeIdentity.Generate();
@@ -214,7 +226,10 @@ internal static class QuickBenchmark
             await stop.CancelAsync();
             await drain;
         }
+    }
 
+    private static async Task RunThroughputAsync(double seconds)
+    {
         await using var rig = await ThroughputRig.CreateAsync();
         await rig.RawAsync(512);
         await rig.SecureAsync(512);

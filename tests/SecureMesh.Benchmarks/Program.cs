@@ -11,7 +11,8 @@ if (args.Length > 0 && args[0] == "--cpu")
 if (args.Length > 0 && args[0] == "--quick")
 {
     var seconds = args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 3;
-    await QuickBenchmark.RunAsync(seconds);
+    var only = args.Length > 2 ? args[2] : "all";
+    await QuickBenchmark.RunAsync(seconds, only is "all" or "handshake", only is "all" or "throughput");
     return;
 }
 
