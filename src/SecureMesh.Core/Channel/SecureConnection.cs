@@ -19,6 +19,7 @@ public sealed class SecureConnection : IAsyncDisposable
     internal const int MaxFramePlaintext = FrameReader.MaxFrameLength - CipherState.TagLength;
 
     private const int SendBufferSize = 4 * (FrameReader.MaxFrameLength + 2);
+    private static readonly TimeSpan DisposeWait = TimeSpan.FromSeconds(5);
 
     private readonly Stream _stream;
     private readonly FrameReader _reader;
@@ -30,6 +31,7 @@ public sealed class SecureConnection : IAsyncDisposable
     private readonly byte[] _header = new byte[4];
     private byte[]? _sendBuffer = ArrayPool<byte>.Shared.Rent(SendBufferSize);
     private Memory<byte> _plain;
+    private bool _messageInProgress;
     private long _bytesSent;
     private long _messagesSent;
     private long _messagesReceived;
@@ -128,8 +130,14 @@ public sealed class SecureConnection : IAsyncDisposable
             var length = await ReadHeaderAsync(cancellationToken);
             var message = length == 0 ? [] : GC.AllocateUninitializedArray<byte>(length);
             await ReadPlainAsync(message, cancellationToken);
+            _messageInProgress = false;
             Interlocked.Increment(ref _messagesReceived);
             return message;
+        }
+        catch (OperationCanceledException) when (!_messageInProgress)
+        {
+            // Cancelled while waiting for a message to begin: nothing was consumed, the connection stays usable.
+            throw;
         }
         catch (Exception e) when (e is not SecureMeshException)
         {
@@ -152,13 +160,14 @@ public sealed class SecureConnection : IAsyncDisposable
             var length = await ReadHeaderAsync(cancellationToken);
             message = new PooledMessage(length);
             await ReadPlainAsync(message.Memory, cancellationToken);
+            _messageInProgress = false;
             Interlocked.Increment(ref _messagesReceived);
             return message;
         }
         catch (Exception e)
         {
             message?.Dispose();
-            if (e is SecureMeshException)
+            if (e is SecureMeshException || (e is OperationCanceledException && !_messageInProgress))
             {
                 throw;
             }
@@ -234,6 +243,7 @@ public sealed class SecureConnection : IAsyncDisposable
         {
             throw Fail("the peer closed the connection", null, SecureMeshErrorKind.Network);
         }
+        _messageInProgress = true;
         await ReadPlainAsync(_header, cancellationToken);
         var length = BinaryPrimitives.ReadUInt32BigEndian(_header);
         if (length > (uint)_maxMessageSize)
@@ -338,8 +348,11 @@ public sealed class SecureConnection : IAsyncDisposable
         Interlocked.CompareExchange(ref _closedReason, "closed locally", null);
         await _stream.DisposeAsync();
         // Pending sends and receives fail quickly once the stream is gone; wait for them before wiping.
-        await _sendLock.WaitAsync();
-        await _receiveLock.WaitAsync();
+        // A custom stream that ignores disposal could hold them forever: then leave the keys to the finalizers.
+        if (!await _sendLock.WaitAsync(DisposeWait) || !await _receiveLock.WaitAsync(DisposeWait))
+        {
+            return;
+        }
         _transport.Dispose();
         _reader.Dispose();
         var buffer = _sendBuffer;

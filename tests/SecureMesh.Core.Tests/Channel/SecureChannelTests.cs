@@ -118,6 +118,17 @@ public class SecureChannelTests
     }
 
     [Fact]
+    public async Task Cancelling_a_receive_before_a_message_begins_keeps_the_connection()
+    {
+        await using var pair = await Pair.CreateAsync();
+        using var soon = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pair.Server.ReceiveAsync(soon.Token).AsTask());
+        Assert.Null(pair.Server.ClosedReason);
+        await pair.Client.SendAsync("still here"u8.ToArray(), TestNet.Timeout());
+        Assert.Equal("still here"u8.ToArray(), await pair.Server.ReceiveAsync(TestNet.Timeout()));
+    }
+
+    [Fact]
     public async Task A_message_over_the_cap_is_refused_before_sending()
     {
         await using var pair = await Pair.CreateAsync(new SecureChannelOptions { MaxMessageSize = 1000 });
