@@ -29,7 +29,8 @@ public sealed class SecureConnection : IAsyncDisposable
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly SemaphoreSlim _receiveLock = new(1, 1);
     private readonly byte[] _header = new byte[4];
-    private byte[]? _sendBuffer = ArrayPool<byte>.Shared.Rent(SendBufferSize);
+    private byte[]? _sendBuffer;
+    private int _sendHighWater;
     private Memory<byte> _plain;
     private bool _messageInProgress;
     private long _bytesSent;
@@ -91,6 +92,7 @@ public sealed class SecureConnection : IAsyncDisposable
         try
         {
             ThrowIfClosed();
+            _sendBuffer ??= ArrayPool<byte>.Shared.Rent(SendBufferSize);
             var total = 4 + message.Length;
             var done = 0;
             var used = 0;
@@ -185,7 +187,7 @@ public sealed class SecureConnection : IAsyncDisposable
         await _sendLock.WaitAsync(cancellationToken);
         try
         {
-            var buffer = _sendBuffer!;
+            var buffer = _sendBuffer ??= ArrayPool<byte>.Shared.Rent(SendBufferSize);
             var n = _transport.Encrypt(plaintext.Span, buffer.AsSpan(2));
             BinaryPrimitives.WriteUInt16BigEndian(buffer, (ushort)n);
             await WriteAsync(n + 2, cancellationToken);
@@ -233,6 +235,7 @@ public sealed class SecureConnection : IAsyncDisposable
         {
             return;
         }
+        _sendHighWater = Math.Max(_sendHighWater, count);
         await _stream.WriteAsync(_sendBuffer.AsMemory(0, count), cancellationToken);
         Interlocked.Add(ref _bytesSent, count);
     }
@@ -359,7 +362,9 @@ public sealed class SecureConnection : IAsyncDisposable
         _sendBuffer = null;
         if (buffer is not null)
         {
-            ArrayPool<byte>.Shared.Return(buffer, clearArray: true);
+            // Only ciphertext was ever in it, but keep the pool clean anyway.
+            buffer.AsSpan(0, _sendHighWater).Clear();
+            ArrayPool<byte>.Shared.Return(buffer);
         }
         _plain = default;
     }
