@@ -112,6 +112,11 @@ public sealed class SecureConnection : IAsyncDisposable
             await WriteAsync(used, cancellationToken);
             Interlocked.Increment(ref _messagesSent);
         }
+        catch (SecureMeshException e) when (_closedReason is null)
+        {
+            // E.g. the nonce limit: the connection cannot continue.
+            throw Fail(e.Message, e);
+        }
         catch (Exception e) when (e is not SecureMeshException)
         {
             throw Fail(e is OperationCanceledException ? "a send was cancelled part-way" : "the connection broke while sending", e);
@@ -367,6 +372,9 @@ public sealed class SecureConnection : IAsyncDisposable
             ArrayPool<byte>.Shared.Return(buffer);
         }
         _plain = default;
+        // Later calls see the closed state and throw instead of waiting.
+        _receiveLock.Release();
+        _sendLock.Release();
     }
 
     /// <inheritdoc/>
