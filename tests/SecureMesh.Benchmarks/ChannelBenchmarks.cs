@@ -222,6 +222,12 @@ internal static class QuickBenchmark
                     count += 200;
                 }
                 Console.WriteLine($"handshakes/s (loopback, full XX, concurrency {concurrency}): {count / sw.Elapsed.TotalSeconds:N0}");
+                var process = System.Diagnostics.Process.GetCurrentProcess();
+                process.Refresh();
+                var cpuBefore = process.TotalProcessorTime;
+                await HandshakeBenchmarks.RunAsync(client, listener.LocalEndPoint, server.PeerId, 400, concurrency);
+                process.Refresh();
+                Console.WriteLine($"  CPU per handshake (both ends, user+kernel): {(process.TotalProcessorTime - cpuBefore).TotalMicroseconds / 400:N0} us");
             }
             await stop.CancelAsync();
             await drain;
@@ -243,22 +249,32 @@ internal static class QuickBenchmark
         await rig.SecureAsync(512);
         for (var round = 0; round < 3; round++)
         {
-            var raw = await MeasureAsync(rig.RawAsync, seconds);
-            var secure = await MeasureAsync(rig.SecureAsync, seconds);
-            Console.WriteLine($"64 KiB messages: raw TCP {raw:N0} MB/s, secure channel {secure:N0} MB/s ({100 * secure / raw:N0}% of raw)");
+            var (raw, rawCpu) = await MeasureWithCpuAsync(rig.RawAsync, seconds);
+            var (secure, secureCpu) = await MeasureWithCpuAsync(rig.SecureAsync, seconds);
+            Console.WriteLine($"64 KiB messages: raw TCP {raw:N0} MB/s, secure channel {secure:N0} MB/s ({100 * secure / raw:N0}% of raw); " +
+                $"CPU per GB (both ends, user+kernel): raw {rawCpu:N2} s, secure {secureCpu:N2} s");
         }
     }
 
-    private static async Task<double> MeasureAsync(Func<int, Task> run, double seconds)
+    private static async Task<double> MeasureAsync(Func<int, Task> run, double seconds) => (await MeasureWithCpuAsync(run, seconds)).MegabytesPerSecond;
+
+    /// <summary>Wall-clock throughput, and process CPU seconds per GB, which stays meaningful on a shared machine.</summary>
+    private static async Task<(double MegabytesPerSecond, double CpuSecondsPerGigabyte)> MeasureWithCpuAsync(Func<int, Task> run, double seconds)
     {
         long bytes = 0;
+        var process = System.Diagnostics.Process.GetCurrentProcess();
+        process.Refresh();
+        var cpuBefore = process.TotalProcessorTime;
         var sw = System.Diagnostics.Stopwatch.StartNew();
         while (sw.Elapsed.TotalSeconds < seconds)
         {
             await run(1024);
             bytes += 1024L * ThroughputBenchmarks.MessageSize;
         }
-        return bytes / sw.Elapsed.TotalSeconds / 1e6;
+        var elapsed = sw.Elapsed.TotalSeconds;
+        process.Refresh();
+        var cpu = (process.TotalProcessorTime - cpuBefore).TotalSeconds;
+        return (bytes / elapsed / 1e6, cpu / (bytes / 1e9));
     }
 }
 
