@@ -24,6 +24,21 @@ public class NoiseUnitTests
     }
 
     [Fact]
+    public void A_low_order_remote_key_fails_the_handshake_instead_of_giving_a_zero_secret()
+    {
+        using var a = X25519KeyPair.Generate();
+        Assert.False(a.TryAgree(new byte[32], new byte[32]));
+
+        using var b = X25519KeyPair.Generate();
+        using var initiator = new HandshakeState(true, a);
+        var m = new byte[65535];
+        initiator.WriteMessage(default, m);
+        // A message 2 whose ephemeral key is the all-zero point.
+        var forged = new byte[200];
+        Assert.False(initiator.TryReadMessage(forged, new byte[200], out _));
+    }
+
+    [Fact]
     public void Handshake_steps_out_of_order_are_refused()
     {
         using var a = X25519KeyPair.Generate();
