@@ -179,7 +179,19 @@ internal sealed class ThroughputRig : IAsyncDisposable
 /// <summary>A plain measured mode (<c>-- quick</c>): a few seconds each, figures printed directly.</summary>
 internal static class QuickBenchmark
 {
-    public static async Task RunAsync(double seconds)
+    public static async Task RunAsync(double seconds, bool handshakes = true, bool throughput = true)
+    {
+        if (handshakes)
+        {
+            await RunHandshakesAsync(seconds);
+        }
+        if (throughput)
+        {
+            await RunThroughputAsync(seconds);
+        }
+    }
+
+    private static async Task RunHandshakesAsync(double seconds)
     {
         using var server = NodeIdentity.Generate();
         using var client = NodeIdentity.Generate();
@@ -210,32 +222,59 @@ internal static class QuickBenchmark
                     count += 200;
                 }
                 Console.WriteLine($"handshakes/s (loopback, full XX, concurrency {concurrency}): {count / sw.Elapsed.TotalSeconds:N0}");
+                var process = System.Diagnostics.Process.GetCurrentProcess();
+                process.Refresh();
+                var cpuBefore = process.TotalProcessorTime;
+                await HandshakeBenchmarks.RunAsync(client, listener.LocalEndPoint, server.PeerId, 400, concurrency);
+                process.Refresh();
+                Console.WriteLine($"  CPU per handshake (both ends, user+kernel): {(process.TotalProcessorTime - cpuBefore).TotalMicroseconds / 400:N0} us");
             }
             await stop.CancelAsync();
             await drain;
         }
+    }
 
+    /// <summary>Only the secure channel, for profiling with external tools.</summary>
+    public static async Task RunSecureOnlyAsync(double seconds)
+    {
+        await using var rig = await ThroughputRig.CreateAsync();
+        var secure = await MeasureAsync(rig.SecureAsync, seconds);
+        Console.WriteLine($"64 KiB messages: secure channel {secure:N0} MB/s");
+    }
+
+    private static async Task RunThroughputAsync(double seconds)
+    {
         await using var rig = await ThroughputRig.CreateAsync();
         await rig.RawAsync(512);
         await rig.SecureAsync(512);
         for (var round = 0; round < 3; round++)
         {
-            var raw = await MeasureAsync(rig.RawAsync, seconds);
-            var secure = await MeasureAsync(rig.SecureAsync, seconds);
-            Console.WriteLine($"64 KiB messages: raw TCP {raw:N0} MB/s, secure channel {secure:N0} MB/s ({100 * secure / raw:N0}% of raw)");
+            var (raw, rawCpu) = await MeasureWithCpuAsync(rig.RawAsync, seconds);
+            var (secure, secureCpu) = await MeasureWithCpuAsync(rig.SecureAsync, seconds);
+            Console.WriteLine($"64 KiB messages: raw TCP {raw:N0} MB/s, secure channel {secure:N0} MB/s ({100 * secure / raw:N0}% of raw); " +
+                $"CPU per GB (both ends, user+kernel): raw {rawCpu:N2} s, secure {secureCpu:N2} s");
         }
     }
 
-    private static async Task<double> MeasureAsync(Func<int, Task> run, double seconds)
+    private static async Task<double> MeasureAsync(Func<int, Task> run, double seconds) => (await MeasureWithCpuAsync(run, seconds)).MegabytesPerSecond;
+
+    /// <summary>Wall-clock throughput, and process CPU seconds per GB, which stays meaningful on a shared machine.</summary>
+    private static async Task<(double MegabytesPerSecond, double CpuSecondsPerGigabyte)> MeasureWithCpuAsync(Func<int, Task> run, double seconds)
     {
         long bytes = 0;
+        var process = System.Diagnostics.Process.GetCurrentProcess();
+        process.Refresh();
+        var cpuBefore = process.TotalProcessorTime;
         var sw = System.Diagnostics.Stopwatch.StartNew();
         while (sw.Elapsed.TotalSeconds < seconds)
         {
             await run(1024);
             bytes += 1024L * ThroughputBenchmarks.MessageSize;
         }
-        return bytes / sw.Elapsed.TotalSeconds / 1e6;
+        var elapsed = sw.Elapsed.TotalSeconds;
+        process.Refresh();
+        var cpu = (process.TotalProcessorTime - cpuBefore).TotalSeconds;
+        return (bytes / elapsed / 1e6, cpu / (bytes / 1e9));
     }
 }
 

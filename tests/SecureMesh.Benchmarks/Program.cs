@@ -12,7 +12,13 @@ if (args.Length > 0 && args[0] == "--cpu")
 if (args.Length > 0 && args[0] == "--quick")
 {
     var seconds = args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 3;
-    await QuickBenchmark.RunAsync(seconds);
+    if (args.Length > 2 && args[2] == "secure")
+    {
+        await QuickBenchmark.RunSecureOnlyAsync(seconds);
+        return;
+    }
+    var only = args.Length > 2 ? args[2] : "all";
+    await QuickBenchmark.RunAsync(seconds, only is "all" or "handshake", only is "all" or "throughput");
     return;
 }
 

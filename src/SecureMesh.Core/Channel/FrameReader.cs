@@ -17,6 +17,7 @@ internal sealed class FrameReader : IDisposable
     private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
     private int _start;
     private int _end;
+    private int _highWater;
 
     public FrameReader(Stream stream) => _stream = stream;
 
@@ -75,6 +76,7 @@ internal sealed class FrameReader : IDisposable
                 return false;
             }
             _end += read;
+            _highWater = Math.Max(_highWater, _end);
             BytesRead += read;
         }
         return true;
@@ -86,8 +88,9 @@ internal sealed class FrameReader : IDisposable
         _buffer = null;
         if (buffer is not null)
         {
-            // It held decrypted plaintext: clear before it goes back to the pool.
-            ArrayPool<byte>.Shared.Return(buffer, clearArray: true);
+            // It held decrypted plaintext: clear what was used before it goes back to the pool.
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(buffer.AsSpan(0, _highWater));
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 }

@@ -77,6 +77,8 @@ public static class SecureChannel
         var message = ArrayPool<byte>.Shared.Rent(2 + HandshakeState.MaxMessageLength);
         var payload = ArrayPool<byte>.Shared.Rent(HandshakeState.MaxMessageLength);
         TransportState? transport = null;
+        var messageUsed = 0;
+        var payloadUsed = 0;
         try
         {
             PeerId remotePeer;
@@ -86,6 +88,7 @@ public static class SecureChannel
             {
                 written += await WriteMessageAsync(stream, handshake, ReadOnlyMemory<byte>.Empty, message, ct);
                 var frame = await ReadMessageAsync(reader, 2, ct);
+                payloadUsed = frame.Length;
                 var length = ReadOrThrow(handshake, frame.Span, payload, 2);
                 (remotePeer, remoteProtocols) = VerifyPayload(payload.AsSpan(0, length), handshake.RemoteStaticPublicKey);
                 if (expected is not null && remotePeer != expected)
@@ -93,17 +96,21 @@ public static class SecureChannel
                     throw new SecureMeshException(SecureMeshErrorKind.Unauthorized, $"the peer is {remotePeer}, not the dialled {expected}");
                 }
                 written += await WriteMessageAsync(stream, handshake, local.Payload, message, ct);
+                messageUsed = (int)written;
             }
             else
             {
                 var frame = await ReadMessageAsync(reader, 1, ct);
+                payloadUsed = frame.Length;
                 if (ReadOrThrow(handshake, frame.Span, payload, 1) != 0)
                 {
                     // libp2p sends nothing in the first message; it is unauthenticated, so take nothing from it.
                     throw new SecureMeshException(SecureMeshErrorKind.Protocol, "handshake message 1 carries a payload");
                 }
                 written += await WriteMessageAsync(stream, handshake, local.Payload, message, ct);
+                messageUsed = (int)written;
                 frame = await ReadMessageAsync(reader, 3, ct);
+                payloadUsed = Math.Max(payloadUsed, frame.Length);
                 var length = ReadOrThrow(handshake, frame.Span, payload, 3);
                 (remotePeer, remoteProtocols) = VerifyPayload(payload.AsSpan(0, length), handshake.RemoteStaticPublicKey);
             }
@@ -134,8 +141,12 @@ public static class SecureChannel
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(message, clearArray: true);
-            ArrayPool<byte>.Shared.Return(payload, clearArray: true);
+            // Handshake messages are small: wipe just the part that was used, not the whole 64 KiB.
+            // (On an early failure the counters may lag the buffers by one message: wipe generously then.)
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(message.AsSpan(0, messageUsed == 0 ? message.Length : Math.Min(message.Length, messageUsed + 2)));
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(payload.AsSpan(0, Math.Min(payload.Length, payloadUsed)));
+            ArrayPool<byte>.Shared.Return(message);
+            ArrayPool<byte>.Shared.Return(payload);
         }
     }
 

@@ -19,6 +19,7 @@ public sealed class SecureConnection : IAsyncDisposable
     internal const int MaxFramePlaintext = FrameReader.MaxFrameLength - CipherState.TagLength;
 
     private const int SendBufferSize = 4 * (FrameReader.MaxFrameLength + 2);
+    private static readonly TimeSpan DisposeWait = TimeSpan.FromSeconds(5);
 
     private readonly Stream _stream;
     private readonly FrameReader _reader;
@@ -28,8 +29,10 @@ public sealed class SecureConnection : IAsyncDisposable
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly SemaphoreSlim _receiveLock = new(1, 1);
     private readonly byte[] _header = new byte[4];
-    private byte[]? _sendBuffer = ArrayPool<byte>.Shared.Rent(SendBufferSize);
+    private byte[]? _sendBuffer;
+    private int _sendHighWater;
     private Memory<byte> _plain;
+    private bool _messageInProgress;
     private long _bytesSent;
     private long _messagesSent;
     private long _messagesReceived;
@@ -89,6 +92,7 @@ public sealed class SecureConnection : IAsyncDisposable
         try
         {
             ThrowIfClosed();
+            _sendBuffer ??= ArrayPool<byte>.Shared.Rent(SendBufferSize);
             var total = 4 + message.Length;
             var done = 0;
             var used = 0;
@@ -107,6 +111,11 @@ public sealed class SecureConnection : IAsyncDisposable
             }
             await WriteAsync(used, cancellationToken);
             Interlocked.Increment(ref _messagesSent);
+        }
+        catch (SecureMeshException e) when (_closedReason is null)
+        {
+            // E.g. the nonce limit: the connection cannot continue.
+            throw Fail(e.Message, e);
         }
         catch (Exception e) when (e is not SecureMeshException)
         {
@@ -128,8 +137,14 @@ public sealed class SecureConnection : IAsyncDisposable
             var length = await ReadHeaderAsync(cancellationToken);
             var message = length == 0 ? [] : GC.AllocateUninitializedArray<byte>(length);
             await ReadPlainAsync(message, cancellationToken);
+            _messageInProgress = false;
             Interlocked.Increment(ref _messagesReceived);
             return message;
+        }
+        catch (OperationCanceledException) when (!_messageInProgress)
+        {
+            // Cancelled while waiting for a message to begin: nothing was consumed, the connection stays usable.
+            throw;
         }
         catch (Exception e) when (e is not SecureMeshException)
         {
@@ -152,13 +167,14 @@ public sealed class SecureConnection : IAsyncDisposable
             var length = await ReadHeaderAsync(cancellationToken);
             message = new PooledMessage(length);
             await ReadPlainAsync(message.Memory, cancellationToken);
+            _messageInProgress = false;
             Interlocked.Increment(ref _messagesReceived);
             return message;
         }
         catch (Exception e)
         {
             message?.Dispose();
-            if (e is SecureMeshException)
+            if (e is SecureMeshException || (e is OperationCanceledException && !_messageInProgress))
             {
                 throw;
             }
@@ -176,7 +192,7 @@ public sealed class SecureConnection : IAsyncDisposable
         await _sendLock.WaitAsync(cancellationToken);
         try
         {
-            var buffer = _sendBuffer!;
+            var buffer = _sendBuffer ??= ArrayPool<byte>.Shared.Rent(SendBufferSize);
             var n = _transport.Encrypt(plaintext.Span, buffer.AsSpan(2));
             BinaryPrimitives.WriteUInt16BigEndian(buffer, (ushort)n);
             await WriteAsync(n + 2, cancellationToken);
@@ -224,6 +240,7 @@ public sealed class SecureConnection : IAsyncDisposable
         {
             return;
         }
+        _sendHighWater = Math.Max(_sendHighWater, count);
         await _stream.WriteAsync(_sendBuffer.AsMemory(0, count), cancellationToken);
         Interlocked.Add(ref _bytesSent, count);
     }
@@ -234,6 +251,7 @@ public sealed class SecureConnection : IAsyncDisposable
         {
             throw Fail("the peer closed the connection", null, SecureMeshErrorKind.Network);
         }
+        _messageInProgress = true;
         await ReadPlainAsync(_header, cancellationToken);
         var length = BinaryPrimitives.ReadUInt32BigEndian(_header);
         if (length > (uint)_maxMessageSize)
@@ -338,17 +356,25 @@ public sealed class SecureConnection : IAsyncDisposable
         Interlocked.CompareExchange(ref _closedReason, "closed locally", null);
         await _stream.DisposeAsync();
         // Pending sends and receives fail quickly once the stream is gone; wait for them before wiping.
-        await _sendLock.WaitAsync();
-        await _receiveLock.WaitAsync();
+        // A custom stream that ignores disposal could hold them forever: then leave the keys to the finalizers.
+        if (!await _sendLock.WaitAsync(DisposeWait) || !await _receiveLock.WaitAsync(DisposeWait))
+        {
+            return;
+        }
         _transport.Dispose();
         _reader.Dispose();
         var buffer = _sendBuffer;
         _sendBuffer = null;
         if (buffer is not null)
         {
-            ArrayPool<byte>.Shared.Return(buffer, clearArray: true);
+            // Only ciphertext was ever in it, but keep the pool clean anyway.
+            buffer.AsSpan(0, _sendHighWater).Clear();
+            ArrayPool<byte>.Shared.Return(buffer);
         }
         _plain = default;
+        // Later calls see the closed state and throw instead of waiting.
+        _receiveLock.Release();
+        _sendLock.Release();
     }
 
     /// <inheritdoc/>

@@ -31,6 +31,15 @@ internal sealed class SymmetricState : IDisposable
 
     public void MixHash(ReadOnlySpan<byte> data)
     {
+        if (data.Length <= 512)
+        {
+            // The common case (keys, small payloads): one-shot hash, no allocation.
+            Span<byte> input = stackalloc byte[HashLength + 512];
+            _h.CopyTo(input);
+            data.CopyTo(input[HashLength..]);
+            SHA256.HashData(input[..(HashLength + data.Length)], _h);
+            return;
+        }
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         hash.AppendData(_h);
         hash.AppendData(data);

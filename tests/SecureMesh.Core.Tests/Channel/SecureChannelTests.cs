@@ -118,6 +118,37 @@ public class SecureChannelTests
     }
 
     [Fact]
+    public async Task Cancelling_a_receive_before_a_message_begins_keeps_the_connection()
+    {
+        await using var pair = await Pair.CreateAsync();
+        using var soon = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pair.Server.ReceiveAsync(soon.Token).AsTask());
+        Assert.Null(pair.Server.ClosedReason);
+        await pair.Client.SendAsync("still here"u8.ToArray(), TestNet.Timeout());
+        Assert.Equal("still here"u8.ToArray(), await pair.Server.ReceiveAsync(TestNet.Timeout()));
+    }
+
+    [Fact]
+    public async Task After_dispose_send_and_receive_throw_instead_of_hanging()
+    {
+        var pair = await Pair.CreateAsync();
+        await pair.Server.DisposeAsync();
+        await Assert.ThrowsAsync<SecureMeshException>(() => pair.Server.ReceiveAsync(TestNet.Timeout()).AsTask());
+        await Assert.ThrowsAsync<SecureMeshException>(() => pair.Server.SendAsync(new byte[1], TestNet.Timeout()).AsTask());
+        await pair.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Reaching_the_nonce_limit_closes_the_connection()
+    {
+        await using var pair = await Pair.CreateAsync();
+        pair.Client.TransportForTest.SendCipher.SetNonceForTest(SecureMesh.Core.Noise.TransportState.NonceLimit);
+        var e = await Assert.ThrowsAsync<SecureMeshException>(() => pair.Client.SendAsync(new byte[1], TestNet.Timeout()).AsTask());
+        Assert.Contains("nonce", e.Message, StringComparison.Ordinal);
+        Assert.NotNull(pair.Client.ClosedReason);
+    }
+
+    [Fact]
     public async Task A_message_over_the_cap_is_refused_before_sending()
     {
         await using var pair = await Pair.CreateAsync(new SecureChannelOptions { MaxMessageSize = 1000 });
