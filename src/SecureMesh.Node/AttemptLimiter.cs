@@ -14,6 +14,7 @@ public sealed class AttemptLimiter
     public const int MaxTracked = 65_536;
 
     private readonly ConcurrentDictionary<IPAddress, Penalty> _penalties = new();
+    private readonly ConcurrentDictionary<IPAddress, Budget> _budgets = new();
     private readonly TimeProvider _time;
     private readonly TimeSpan _first;
     private readonly TimeSpan _max;
@@ -49,6 +50,36 @@ public sealed class AttemptLimiter
         return updated.Wait;
     }
 
+    /// <summary>
+    /// Takes one attempt from an address's budget for handshakes by strangers (unknown or pending peers): a burst of
+    /// <paramref name="burst"/>, refilled one per <paramref name="refill"/>. False when the budget is spent.
+    /// </summary>
+    public bool TryTakeStrangerAttempt(IPAddress address, int burst = 10, TimeSpan? refill = null)
+    {
+        var key = Normalize(address);
+        var now = _time.GetUtcNow();
+        var every = refill ?? TimeSpan.FromSeconds(5);
+        if (_budgets.Count >= MaxTracked)
+        {
+            _budgets.Clear();
+        }
+        var allowed = false;
+        _budgets.AddOrUpdate(key,
+            _ =>
+            {
+                allowed = true;
+                return new Budget(burst - 1, now);
+            },
+            (_, old) =>
+            {
+                var refilled = Math.Min(burst, old.Tokens + (int)((now - old.Since).Ticks / every.Ticks));
+                var since = refilled == burst ? now : old.Since + TimeSpan.FromTicks(every.Ticks * ((now - old.Since).Ticks / every.Ticks));
+                allowed = refilled > 0;
+                return new Budget(allowed ? refilled - 1 : 0, since);
+            });
+        return allowed;
+    }
+
     /// <summary>Forgets an address (after an unblock).</summary>
     public void Clear(IPAddress address) => _penalties.TryRemove(Normalize(address), out _);
 
@@ -77,4 +108,6 @@ public sealed class AttemptLimiter
     private static IPAddress Normalize(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
 
     private readonly record struct Penalty(DateTimeOffset Until, TimeSpan Wait);
+
+    private readonly record struct Budget(int Tokens, DateTimeOffset Since);
 }

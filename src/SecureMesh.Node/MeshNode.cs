@@ -224,7 +224,10 @@ public sealed class MeshNode : IAsyncDisposable
                     NodeLog.StoreFailed(_logger, e.Message);
                 }
                 // Strangers may retry, but not fast enough to flood the trust store.
-                _limiter.Penalize(address);
+                if (!_limiter.TryTakeStrangerAttempt(address))
+                {
+                    _limiter.Penalize(address);
+                }
                 NodeLog.PendingPeer(_logger, peer.Text, remote?.ToString(), sas);
                 return null;
             default:

@@ -173,3 +173,23 @@ public sealed class AuthorizationTests
         Assert.True(limiter.IsAllowed(address));
     }
 }
+
+public sealed class StrangerBudgetTests
+{
+    [Fact]
+    public void Strangers_get_a_burst_then_one_attempt_per_refill_period()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var limiter = new AttemptLimiter(time);
+        var address = System.Net.IPAddress.Parse("198.51.100.1");
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True(limiter.TryTakeStrangerAttempt(address, burst: 3, refill: TimeSpan.FromSeconds(5)));
+        }
+        Assert.False(limiter.TryTakeStrangerAttempt(address, burst: 3, refill: TimeSpan.FromSeconds(5)));
+        time.Advance(TimeSpan.FromSeconds(5));
+        Assert.True(limiter.TryTakeStrangerAttempt(address, burst: 3, refill: TimeSpan.FromSeconds(5)));
+        Assert.False(limiter.TryTakeStrangerAttempt(address, burst: 3, refill: TimeSpan.FromSeconds(5)));
+        Assert.True(limiter.TryTakeStrangerAttempt(System.Net.IPAddress.Parse("198.51.100.2"), burst: 3, refill: TimeSpan.FromSeconds(5)));
+    }
+}

@@ -1,5 +1,6 @@
 // Runs js-libp2p's own Noise handshake (@chainsafe/libp2p-noise) against SecureMesh.
 //   node noise-peer.mjs dial HOST PORT EXPECTED_PEERID   (initiator; js checks the responder's Peer ID)
+//   node noise-peer.mjs probe HOST PORT EXPECTED_PEERID  (initiator; handshake only, then waits for the close)
 //   node noise-peer.mjs listen PORT                       (responder; PORT 0 picks one, printed as LISTENING)
 // Prints LOCAL_PEER, REMOTE_PEER, RECEIVED lines; exits non-zero on any failure.
 // Application messages use SecureMesh's inner framing: a 4-byte big-endian length, then the bytes.
@@ -88,6 +89,19 @@ async function main () {
     if (remote.toString() !== expected) throw new Error('unexpected peer ' + remote.toString())
     await exchange(connection, result, 'hello from js dialer')
     socket.end()
+  } else if (mode === 'probe') {
+    // Handshake only, then wait for the other side to close (a node refusing an untrusted peer does exactly that).
+    const [host, port, expected] = args
+    const expectedKey = peerIdFromString(expected).publicKey
+    const socket = net.connect({ host, port: Number(port) })
+    await new Promise((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
+    const connection = framed(socket)
+    const result = await performHandshakeInitiator(init(connection, expectedKey), { signal })
+    const remote = peerIdFromPublicKey((await import('@libp2p/crypto/keys')).publicKeyFromProtobuf(result.payload.identityKey))
+    console.log('REMOTE_PEER ' + remote.toString())
+    if (remote.toString() !== expected) throw new Error('unexpected peer ' + remote.toString())
+    await new Promise((resolve) => { socket.once('close', resolve); socket.resume() })
+    console.log('CLOSED')
   } else if (mode === 'listen') {
     const server = net.createServer()
     await new Promise((resolve) => server.listen(Number(args[0] ?? 0), '127.0.0.1', resolve))
@@ -102,7 +116,7 @@ async function main () {
     await exchange(connection, result, 'hello from js listener')
     socket.end()
   } else {
-    throw new Error('usage: dial HOST PORT EXPECTED_PEERID | listen PORT')
+    throw new Error('usage: dial HOST PORT EXPECTED_PEERID | probe HOST PORT EXPECTED_PEERID | listen PORT')
   }
 }
 
