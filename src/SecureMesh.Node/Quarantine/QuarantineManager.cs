@@ -100,7 +100,8 @@ public sealed partial class QuarantineManager
         {
             Mode = FileMode.Open,
             Access = FileAccess.ReadWrite,
-            Share = FileShare.Read,
+            // Several peers' chunks may be written at their offsets through separate streams.
+            Share = FileShare.ReadWrite,
         });
     }
 

@@ -38,6 +38,7 @@ public sealed class ScannerRunner
     private static readonly TimeSpan DrainWait = TimeSpan.FromSeconds(2);
 
     private readonly string[] _arguments;
+    private readonly string? _invalid;
 
     /// <summary>A runner for <paramref name="commandLine"/> (null or blank: no scanning) with a time limit.</summary>
     public ScannerRunner(string? commandLine, TimeSpan timeout)
@@ -50,11 +51,18 @@ public sealed class ScannerRunner
         Timeout = timeout;
     }
 
+    private ScannerRunner(TimeSpan timeout, string invalid)
+    {
+        _arguments = [];
+        _invalid = invalid;
+        Timeout = timeout;
+    }
+
     /// <summary>The time limit.</summary>
     public TimeSpan Timeout { get; }
 
     /// <summary>False when no scanner is configured.</summary>
-    public bool Enabled => _arguments.Length > 0;
+    public bool Enabled => _arguments.Length > 0 || _invalid is not null;
 
     /// <summary>The program's file name, as reasons name it (empty when none).</summary>
     public string Name => _arguments.Length == 0 ? string.Empty : Clean(Path.GetFileName(_arguments[0]));
@@ -69,13 +77,36 @@ public sealed class ScannerRunner
         {
             seconds = 120;
         }
-        return new ScannerRunner(command, TimeSpan.FromSeconds(seconds));
+        var error = Validate(command ?? string.Empty);
+        // A broken setting must hold files, not let them through unscanned or stop the pipeline.
+        return error is null
+            ? new ScannerRunner(command, TimeSpan.FromSeconds(seconds))
+            : new ScannerRunner(TimeSpan.FromSeconds(seconds), $"the scanner setting is invalid: {error}");
+    }
+
+    /// <summary>Null when <paramref name="commandLine"/> is a usable scanner setting (empty means none), else why not.</summary>
+    public static string? Validate(string commandLine)
+    {
+        ArgumentNullException.ThrowIfNull(commandLine);
+        try
+        {
+            var arguments = SplitCommandLine(commandLine);
+            return arguments.Length > 0 && arguments[0].Length == 0 ? "the program name is empty" : null;
+        }
+        catch (SecureMeshException e)
+        {
+            return e.Message;
+        }
     }
 
     /// <summary>Scans <paramref name="path"/>; never throws for a scanner problem (that is a <see cref="ScanVerdict.Failed"/> result).</summary>
     public async Task<ScanResult> ScanAsync(string path, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        if (_invalid is not null)
+        {
+            return Failed(_invalid);
+        }
         if (!Enabled)
         {
             return new ScanResult(ScanVerdict.NotConfigured, null);

@@ -130,6 +130,26 @@ public sealed class ScannerRunnerTests : IDisposable
         Assert.Equal(SecureMeshErrorKind.InvalidInput, Assert.Throws<SecureMeshException>(() => ScannerRunner.SplitCommandLine("scan 'oops")).Kind);
     }
 
+    [Fact]
+    public async Task A_broken_scanner_setting_holds_files_and_is_refused_by_config_validation()
+    {
+        using var db = Storage.SecureMeshDatabase.Open(_dir.Combine("home"));
+        db.Config.Set(NodeSettings.Scanner, "clamscan 'unclosed");
+        var runner = ScannerRunner.FromConfig(db.Config);
+        Assert.True(runner.Enabled);
+        var result = await runner.ScanAsync(_file, CancellationToken.None);
+        Assert.Equal(ScanVerdict.Failed, result.Verdict);
+        Assert.Equal("the scanner setting is invalid: the scanner command has an unclosed quote", result.Reason);
+        Assert.Throws<SecureMeshException>(() => NodeSettings.Get(NodeSettings.Scanner).Normalize("clamscan 'unclosed"));
+        Assert.Equal("clamscan --no-summary {}", NodeSettings.Get(NodeSettings.Scanner).Normalize(" clamscan --no-summary {} "));
+
+        db.Config.Set(NodeSettings.ScannerTimeout, "7");
+        db.Config.Set(NodeSettings.Scanner, "");
+        var none = ScannerRunner.FromConfig(db.Config);
+        Assert.False(none.Enabled);
+        Assert.Equal(TimeSpan.FromSeconds(7), none.Timeout);
+    }
+
     private static bool IsAlive(int pid)
     {
         var stat = $"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat";
