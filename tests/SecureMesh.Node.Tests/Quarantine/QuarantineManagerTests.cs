@@ -242,6 +242,33 @@ public sealed class QuarantineManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task An_unusable_download_folder_holds_the_file_instead_of_losing_it()
+    {
+        File.WriteAllText(_dir.Combine("not-a-folder"), "x");
+        _db.Config.Set(NodeSettings.DownloadDir, _dir.Combine("not-a-folder"));
+        var manager = Manager();
+        var data = "ok"u8.ToArray();
+        var item = Download(manager, "ok.txt", data, _publisher);
+        var outcome = await manager.CompleteAsync(item.Id, Matches(data), CancellationToken.None);
+        Assert.False(outcome.Released);
+        Assert.StartsWith("automatic release failed: cannot create the folder", outcome.Item.Reason, StringComparison.Ordinal);
+        Assert.True(File.Exists(outcome.Item.Path));
+
+        // The user can still release it somewhere else.
+        var released = manager.Release(item.Id, _dir.Combine("other"));
+        Assert.Equal(data, File.ReadAllBytes(released.ReleasedPath!));
+    }
+
+    [Fact]
+    public void Tilde_expands_to_the_home_folder()
+    {
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        Assert.Equal(Path.Combine(home, "Downloads", "SecureMesh"), QuarantineManager.ExpandHome("~/Downloads/SecureMesh"));
+        Assert.Equal(home, QuarantineManager.ExpandHome("~"));
+        Assert.Equal("/srv/in", QuarantineManager.ExpandHome("/srv/in"));
+    }
+
+    [Fact]
     public async Task The_scanner_setting_is_read_from_config_when_none_is_given()
     {
         _db.Config.Set(NodeSettings.Scanner, $"'{_dir.Script("cfgscan", "echo 'cfg FOUND'; exit 1")}' --opt {{}}");
