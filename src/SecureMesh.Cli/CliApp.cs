@@ -68,6 +68,7 @@ internal static class CliApp
         TrustCommands.Add(root, console);
         ConfigCommands.Add(root, console);
         NodeCommands.Add(root, console);
+        QuarantineCommands.Add(root, console);
         return root;
     }
 

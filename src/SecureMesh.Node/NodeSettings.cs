@@ -78,7 +78,7 @@ public static class NodeSettings
     [
         new(Listen, DefaultListen, "TCP address to listen on (HOST:PORT)", v => TryParseEndPoint(v, out _, out var e) ? null : e),
         new(DownloadDir, "~/Downloads/SecureMesh", "folder released downloads are moved to", v => v.Length == 0 ? "must not be empty" : v.Contains('\0', StringComparison.Ordinal) ? "contains a NUL character" : null),
-        new(Scanner, string.Empty, "virus scanner command, ClamAV convention: exit 0 clean, 1 infected; {} is replaced by the file (empty: none)", _ => null),
+        new(Scanner, string.Empty, "virus scanner command, ClamAV convention: exit 0 clean, 1 infected; {} is replaced by the file (empty: none)", Quarantine.ScannerRunner.Validate),
         new(ScannerTimeout, "120", "seconds the scanner may run before the file is held", v => IntInRange(v, 1, 86_400)),
         new(ChunkSize, "1048576", "chunk size for newly shared files (power of two, 16KiB..16MiB)", ValidateChunkSize),
         new(UploadLimit, "0", "per-peer upload limit in bytes per second, 0 for none (suffixes k, m, g)", v => SettingDefinition.ParseSize(v) < 0 ? "expected a size such as 0, 512k or 10m" : null),

@@ -113,6 +113,13 @@ internal static class Migrations
         CREATE INDEX quarantine_content ON quarantine (content_id);
         CREATE INDEX quarantine_state ON quarantine (state);
         """,
+
+        // Version 3: where a quarantined file lies, where it was released to, and whether it matched its content ID.
+        """
+        ALTER TABLE quarantine ADD COLUMN path TEXT;
+        ALTER TABLE quarantine ADD COLUMN released_path TEXT;
+        ALTER TABLE quarantine ADD COLUMN verified INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1));
+        """,
     ];
 
     /// <summary>The schema version this code writes.</summary>

@@ -38,6 +38,7 @@ public sealed class SecureMeshDatabase : IDisposable
         Audit = new AuditLog(this);
         Trust = new TrustStore(this);
         Config = new ConfigStore(this);
+        Quarantine = new QuarantineStore(this);
     }
 
     /// <summary>Full path of the database file.</summary>
@@ -51,6 +52,9 @@ public sealed class SecureMeshDatabase : IDisposable
 
     /// <summary>String key/value settings.</summary>
     public ConfigStore Config { get; }
+
+    /// <summary>Records of downloads held in quarantine, with their audited state changes.</summary>
+    public QuarantineStore Quarantine { get; }
 
     /// <summary>The schema version this code creates and understands.</summary>
     public static int SupportedSchemaVersion => Migrations.LatestVersion;

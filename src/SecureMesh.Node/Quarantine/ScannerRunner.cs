@@ -1,0 +1,348 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using SecureMesh.Core;
+using SecureMesh.Storage;
+
+namespace SecureMesh.Node.Quarantine;
+
+/// <summary>What a scan concluded.</summary>
+public enum ScanVerdict
+{
+    /// <summary>No scanner is configured.</summary>
+    NotConfigured,
+    /// <summary>Exit code 0.</summary>
+    Clean,
+    /// <summary>Exit code 1: the scanner found something.</summary>
+    Infected,
+    /// <summary>Any other exit, a crash, a time-out, or a scanner that could not start.</summary>
+    Failed,
+}
+
+/// <summary>The outcome of one scan; <see cref="Reason"/> names the scanner and is safe to show and store.</summary>
+public sealed record ScanResult(ScanVerdict Verdict, string? Reason)
+{
+    /// <summary>True when the file may be released as far as the scanner is concerned.</summary>
+    public bool Passed => Verdict is ScanVerdict.Clean or ScanVerdict.NotConfigured;
+}
+
+/// <summary>
+/// Runs the configured scanner in the ClamAV convention: the command line is split like a shell would (quotes,
+/// backslash escapes; no expansion), the file path replaces <c>{}</c> or is appended; exit 0 is clean, 1 infected,
+/// anything else (or a crash, a time-out, a missing program) holds the file. The whole process tree is killed at the limit.
+/// </summary>
+public sealed class ScannerRunner
+{
+    private const int MaxLineChars = 200;
+    private static readonly TimeSpan DrainWait = TimeSpan.FromSeconds(2);
+
+    private readonly string[] _arguments;
+    private readonly string? _invalid;
+
+    /// <summary>A runner for <paramref name="commandLine"/> (null or blank: no scanning) with a time limit.</summary>
+    public ScannerRunner(string? commandLine, TimeSpan timeout)
+    {
+        if (timeout <= TimeSpan.Zero)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, "the scanner time limit must be positive");
+        }
+        _arguments = string.IsNullOrWhiteSpace(commandLine) ? [] : SplitCommandLine(commandLine);
+        Timeout = timeout;
+    }
+
+    private ScannerRunner(TimeSpan timeout, string invalid)
+    {
+        _arguments = [];
+        _invalid = invalid;
+        Timeout = timeout;
+    }
+
+    /// <summary>The time limit.</summary>
+    public TimeSpan Timeout { get; }
+
+    /// <summary>False when no scanner is configured.</summary>
+    public bool Enabled => _arguments.Length > 0 || _invalid is not null;
+
+    /// <summary>The program's file name, as reasons name it (empty when none).</summary>
+    public string Name => _arguments.Length == 0 ? string.Empty : Clean(Path.GetFileName(_arguments[0]));
+
+    /// <summary>A runner from the <c>scanner</c> and <c>scanner-timeout</c> settings.</summary>
+    public static ScannerRunner FromConfig(ConfigStore config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var command = config.Get(NodeSettings.Scanner);
+        var timeoutText = config.Get(NodeSettings.ScannerTimeout) ?? NodeSettings.Get(NodeSettings.ScannerTimeout).Default;
+        if (!int.TryParse(timeoutText, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) || seconds < 1)
+        {
+            seconds = 120;
+        }
+        var error = Validate(command ?? string.Empty);
+        // A broken setting must hold files, not let them through unscanned or stop the pipeline.
+        return error is null
+            ? new ScannerRunner(command, TimeSpan.FromSeconds(seconds))
+            : new ScannerRunner(TimeSpan.FromSeconds(seconds), $"the scanner setting is invalid: {error}");
+    }
+
+    /// <summary>Null when <paramref name="commandLine"/> is a usable scanner setting (empty means none), else why not.</summary>
+    public static string? Validate(string commandLine)
+    {
+        ArgumentNullException.ThrowIfNull(commandLine);
+        try
+        {
+            var arguments = SplitCommandLine(commandLine);
+            return arguments.Length > 0 && arguments[0].Length == 0 ? "the program name is empty" : null;
+        }
+        catch (SecureMeshException e)
+        {
+            return e.Message;
+        }
+    }
+
+    /// <summary>Scans <paramref name="path"/>; never throws for a scanner problem (that is a <see cref="ScanVerdict.Failed"/> result).</summary>
+    public async Task<ScanResult> ScanAsync(string path, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (_invalid is not null)
+        {
+            return Failed(_invalid);
+        }
+        if (!Enabled)
+        {
+            return new ScanResult(ScanVerdict.NotConfigured, null);
+        }
+        // An absolute path can never be taken for an option by the scanner.
+        path = Path.GetFullPath(path);
+        var start = new ProcessStartInfo(_arguments[0])
+        {
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            StandardOutputEncoding = Encoding.UTF8,
+            StandardErrorEncoding = Encoding.UTF8,
+        };
+        var substituted = false;
+        foreach (var argument in _arguments.AsSpan(1))
+        {
+            substituted |= argument.Contains("{}", StringComparison.Ordinal);
+            start.ArgumentList.Add(argument.Replace("{}", path, StringComparison.Ordinal));
+        }
+        if (!substituted)
+        {
+            start.ArgumentList.Add(path);
+        }
+
+        using var process = new Process { StartInfo = start };
+        try
+        {
+            if (!process.Start())
+            {
+                return Failed($"scanner '{Name}' could not be started");
+            }
+        }
+        catch (Win32Exception e) when (e.NativeErrorCode == 2)
+        {
+            return Failed($"scanner '{Name}' not found");
+        }
+        catch (Win32Exception e) when (e.NativeErrorCode == 13)
+        {
+            return Failed($"scanner '{Name}' is not executable (permission denied)");
+        }
+        catch (Win32Exception e)
+        {
+            return Failed($"scanner '{Name}' could not be started: {Clean(e.Message)}");
+        }
+        process.StandardInput.Close();
+        var stdout = FirstLineAsync(process.StandardOutput);
+        var stderr = FirstLineAsync(process.StandardError);
+
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(Timeout);
+        try
+        {
+            await process.WaitForExitAsync(limit.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            KillTree(process);
+            await DrainAsync(stdout, stderr).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            return Failed($"scanner '{Name}' timed out after {Timeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s");
+        }
+        await DrainAsync(stdout, stderr).ConfigureAwait(false);
+        var outLine = stdout.IsCompletedSuccessfully ? stdout.Result : null;
+        var errLine = stderr.IsCompletedSuccessfully ? stderr.Result : null;
+        var code = process.ExitCode;
+        return code switch
+        {
+            0 => new ScanResult(ScanVerdict.Clean, null),
+            1 => new ScanResult(ScanVerdict.Infected, $"scanner '{Name}' flagged the file" + Detail(outLine ?? errLine)),
+            // .NET reports a process ended by signal N as 128 + N.
+            > 128 and < 128 + 65 => Failed($"scanner '{Name}' was killed by signal {(code - 128).ToString(CultureInfo.InvariantCulture)}" + Detail(errLine ?? outLine)),
+            _ => Failed($"scanner '{Name}' failed with exit code {code.ToString(CultureInfo.InvariantCulture)}" + Detail(errLine ?? outLine)),
+        };
+    }
+
+    /// <summary>Splits a command line like a POSIX shell without expansion: whitespace separates, '…' and "…" quote, \ escapes.</summary>
+    internal static string[] SplitCommandLine(string commandLine)
+    {
+        var arguments = new List<string>();
+        var current = new StringBuilder();
+        var inArgument = false;
+        char quote = '\0';
+        for (var i = 0; i < commandLine.Length; i++)
+        {
+            var c = commandLine[i];
+            if (quote == '\'')
+            {
+                if (c == '\'')
+                {
+                    quote = '\0';
+                }
+                else
+                {
+                    current.Append(c);
+                }
+                continue;
+            }
+            if (quote == '"')
+            {
+                if (c == '"')
+                {
+                    quote = '\0';
+                }
+                else if (c == '\\' && i + 1 < commandLine.Length && commandLine[i + 1] is '"' or '\\' or '$' or '`')
+                {
+                    current.Append(commandLine[++i]);
+                }
+                else
+                {
+                    current.Append(c);
+                }
+                continue;
+            }
+            if (char.IsWhiteSpace(c))
+            {
+                if (inArgument)
+                {
+                    arguments.Add(current.ToString());
+                    current.Clear();
+                    inArgument = false;
+                }
+                continue;
+            }
+            inArgument = true;
+            if (c is '\'' or '"')
+            {
+                quote = c;
+            }
+            else if (c == '\\' && i + 1 < commandLine.Length)
+            {
+                current.Append(commandLine[++i]);
+            }
+            else
+            {
+                current.Append(c);
+            }
+        }
+        if (quote != '\0')
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, "the scanner command has an unclosed quote");
+        }
+        if (inArgument)
+        {
+            arguments.Add(current.ToString());
+        }
+        return [.. arguments];
+    }
+
+    /// <summary>Keeps a scanner's output fit for one line of a reason: no control or format characters, at most 200 characters.</summary>
+    internal static string Clean(string text)
+    {
+        var builder = new StringBuilder(Math.Min(text.Length, MaxLineChars + 1));
+        foreach (var rune in text.EnumerateRunes())
+        {
+            var category = Rune.GetUnicodeCategory(rune);
+            builder.Append(category is UnicodeCategory.Control or UnicodeCategory.Format or UnicodeCategory.LineSeparator
+                or UnicodeCategory.ParagraphSeparator or UnicodeCategory.Surrogate ? " " : rune.ToString());
+            if (builder.Length > MaxLineChars)
+            {
+                break;
+            }
+        }
+        var result = builder.ToString().Trim();
+        return result.Length > MaxLineChars ? result[..MaxLineChars].TrimEnd() + "…" : result;
+    }
+
+    private static string Detail(string? line) => string.IsNullOrWhiteSpace(line) ? string.Empty : ": " + line;
+
+    private static ScanResult Failed(string reason) => new(ScanVerdict.Failed, reason);
+
+    private static void KillTree(Process process)
+    {
+        try
+        {
+            process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+            // It exited meanwhile.
+        }
+        catch (Win32Exception)
+        {
+            // Best effort; the file is held either way.
+        }
+    }
+
+    private static async Task DrainAsync(Task<string?> stdout, Task<string?> stderr)
+    {
+        // A grandchild that escaped the kill may keep a pipe open; never wait on it for long.
+        try
+        {
+            await Task.WhenAll(stdout, stderr).WaitAsync(DrainWait).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    /// <summary>Reads a stream to its end, keeping only the first non-blank line (cleaned), so output size never matters.</summary>
+    private static async Task<string?> FirstLineAsync(StreamReader reader)
+    {
+        var buffer = new char[4096];
+        var line = new StringBuilder();
+        string? first = null;
+        int read;
+        while ((read = await reader.ReadAsync(buffer).ConfigureAwait(false)) > 0)
+        {
+            if (first is not null)
+            {
+                continue;
+            }
+            for (var i = 0; i < read && first is null; i++)
+            {
+                if (buffer[i] is '\n' or '\r')
+                {
+                    if (line.ToString().Trim().Length > 0)
+                    {
+                        first = Clean(line.ToString());
+                    }
+                    line.Clear();
+                }
+                else if (line.Length <= MaxLineChars * 4)
+                {
+                    line.Append(buffer[i]);
+                }
+            }
+        }
+        if (first is null && line.ToString().Trim().Length > 0)
+        {
+            first = Clean(line.ToString());
+        }
+        return first;
+    }
+}
