@@ -65,6 +65,7 @@ internal static class CliApp
         IdentityCommands.Add(root, console);
         TrustCommands.Add(root, console);
         ConfigCommands.Add(root, console);
+        TuiCommand.Add(root, console);
         return root;
     }
 
