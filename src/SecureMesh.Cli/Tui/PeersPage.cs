@@ -89,7 +89,7 @@ internal sealed class PeersPage : TuiPage
 
     private void AddPeer()
     {
-        var values = Tui.Prompt("Add peer", "The Peer ID starts with 12D3KooW; the address (HOST:PORT) and name are optional.",
+        var values = Tui.Prompt("Add peer", "A Peer ID starts with 12D3KooW. Address (HOST:PORT) and name are optional.",
             ("Peer ID", string.Empty), ("Address", string.Empty), ("Name", string.Empty));
         if (values is null)
         {

@@ -21,7 +21,7 @@ internal sealed class SearchPage : TuiPage
         : base(tui, "Search", "type terms, Enter searches  Tab to results  f/Enter fetch")
     {
         Add(new Label { X = 0, Y = 0, Text = "Find:" });
-        Query = new TextField { X = 6, Y = 0, Width = Dim.Fill(), Title = "Query" };
+        Query = new TextField { X = 6, Y = 0, Width = Dim.Fill(), Title = "words to look for" };
         Query.Accepting += (_, e) =>
         {
             e.Handled = true;

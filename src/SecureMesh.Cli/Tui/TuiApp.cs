@@ -75,6 +75,7 @@ internal sealed class TuiApp : IDisposable
                 CanFocus = false,
                 Text = TabText(i, active: false),
             };
+            // A click on a tab switches to it, like its key.
             tab.Accepting += (_, e) =>
             {
                 ShowPage(index);
@@ -213,9 +214,18 @@ internal sealed class TuiApp : IDisposable
                 return;
             }
         }
-        if (_current.HandleKey(key, typing))
+        try
         {
+            if (_current.HandleKey(key, typing))
+            {
+                key.Handled = true;
+            }
+        }
+        catch (Exception ex)
+        {
+            // Whatever a view's handler throws becomes a message, never a crash that leaves the terminal raw.
             key.Handled = true;
+            ShowError(_current.Title, ex);
         }
     }
 
@@ -386,9 +396,17 @@ internal sealed class TuiApp : IDisposable
         {
             _app.Invoke(() =>
             {
-                if (!_stopped)
+                if (_stopped)
+                {
+                    return;
+                }
+                try
                 {
                     action();
+                }
+                catch (Exception ex)
+                {
+                    ShowError("Updating the screen", ex);
                 }
             });
         }
@@ -449,14 +467,15 @@ internal sealed class TuiApp : IDisposable
         if (!string.IsNullOrEmpty(intro))
         {
             dialog.Add(new Label { X = 0, Y = 0, Width = Dim.Fill(), Text = intro });
-            y = intro.Split('\n').Length + 1;
+            // The label wraps inside the dialog; leave room for every wrapped line.
+            y = intro.Split('\n').Sum(line => Math.Max(1, (line.Length + width - 5) / (width - 4))) + 1;
         }
         var labelWidth = fields.Max(f => f.Label.Length) + 1;
         var inputs = new TextField[fields.Length];
         for (var i = 0; i < fields.Length; i++)
         {
             dialog.Add(new Label { X = 0, Y = y, Text = fields[i].Label });
-            inputs[i] = new TextField { X = labelWidth, Y = y, Width = Dim.Fill(), Text = fields[i].Initial, Title = fields[i].Label };
+            inputs[i] = new TextField { X = labelWidth, Y = y, Width = Dim.Fill(), Text = fields[i].Initial };
             dialog.Add(inputs[i]);
             y += 2;
         }

@@ -74,6 +74,32 @@ public sealed class TuiAppTests
     }
 
     [Fact]
+    public void A_click_on_a_tab_switches_the_view()
+    {
+        using var h = new TuiHarness();
+        var tabRow = h.Screen.Split('\n')[2];
+        var column = tabRow.IndexOf("F5 Quarantine", StringComparison.Ordinal) + 3;
+        foreach (var flags in new[] { Terminal.Gui.Input.MouseFlags.LeftButtonPressed, Terminal.Gui.Input.MouseFlags.LeftButtonReleased, Terminal.Gui.Input.MouseFlags.LeftButtonClicked })
+        {
+            h.App.Mouse.RaiseMouseEvent(new Terminal.Gui.Input.Mouse { Flags = flags, ScreenPosition = new System.Drawing.Point(column, 2) });
+        }
+        h.Pump();
+        Assert.Same(h.Tui.Quarantine, h.Tui.CurrentPage);
+        h.WaitForScreen("setup.exe");
+    }
+
+    [Fact]
+    public void A_bug_in_a_view_handler_is_a_message_not_a_crash()
+    {
+        using var h = new TuiHarness();
+        h.Press(Key.F6);
+        h.Tui.Post(() => throw new InvalidOperationException("layout bug"));
+        h.WaitForDialog("layout bug");
+        h.Press(Key.F1);
+        h.WaitForScreen("alice");
+    }
+
+    [Fact]
     public void Shares_view_shows_indexing_progress()
     {
         using var h = new TuiHarness();
