@@ -69,6 +69,7 @@ internal static class CliApp
         ConfigCommands.Add(root, console);
         NodeCommands.Add(root, console);
         QuarantineCommands.Add(root, console);
+        TuiCommand.Add(root, console);
         return root;
     }
 
