@@ -11,7 +11,8 @@ namespace SecureMesh.Core.Content;
 /// </remarks>
 public static class FileIndexer
 {
-    private const int MinBatchBytes = 1024 * 1024;
+    // Each positional read covers at least this much file, so small chunk sizes do not cost a system call each.
+    private const int MinBatchBytes = 4 * 1024 * 1024;
 
     // Leaf hashes are held in one array.
     private const long MaxChunkCount = int.MaxValue / MerkleHash.HashLength;
@@ -59,7 +60,8 @@ public static class FileIndexer
         var helpers = new Task[workers - 1];
         for (var i = 0; i < helpers.Length; i++)
         {
-            helpers[i] = Task.Factory.StartNew(state.Work, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            // Pool threads rather than dedicated ones: their pooled buffers survive between indexing runs.
+            helpers[i] = Task.Run(state.Work, cancellationToken);
         }
         Exception? failure = null;
         try
