@@ -68,8 +68,9 @@ public static class FileIndexer
         {
             state.Work();
         }
-        catch (Exception e) when (e is SecureMeshException or OperationCanceledException)
+        catch (Exception e)
         {
+            // Rethrown below, once the helpers have stopped using the handle.
             failure = e;
             state.Stop();
         }
@@ -204,7 +205,7 @@ public static class FileIndexer
                 {
                     read = RandomAccess.Read(_handle, destination[done..], offset + done);
                 }
-                catch (IOException e)
+                catch (Exception e) when (e is IOException or NotSupportedException or UnauthorizedAccessException)
                 {
                     throw new SecureMeshException(SecureMeshErrorKind.Storage, $"reading the file failed: {e.Message}", e);
                 }

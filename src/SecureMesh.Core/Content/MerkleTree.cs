@@ -86,6 +86,18 @@ public sealed class MerkleTree
         return new MerkleTree([.. levels], fileSize, chunkSize, ContentId.FromHash(root));
     }
 
+    /// <summary>True when <paramref name="chunk"/> is exactly chunk <paramref name="index"/> as indexed (length and leaf hash); a seeder checks this before serving.</summary>
+    public bool VerifyLeaf(long index, ReadOnlySpan<byte> chunk)
+    {
+        if (index < 0 || index >= LeafCount || chunk.Length != ChunkLayout.ChunkLength(FileSize, ChunkSize, index))
+        {
+            return false;
+        }
+        Span<byte> leaf = stackalloc byte[HashLength];
+        MerkleHash.Leaf(chunk, leaf);
+        return System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(leaf, _levels[0].AsSpan((int)index * HashLength, HashLength));
+    }
+
     /// <summary>Number of sibling hashes in the proof of chunk <paramref name="index"/>.</summary>
     public int ProofLength(long index)
     {

@@ -190,6 +190,23 @@ public class MerkleTreeTests
     }
 
     [Fact]
+    public void Seeder_leaf_check_catches_changed_or_misplaced_chunks()
+    {
+        var data = RandomData((3 * ChunkSize) + 9, 21);
+        var tree = BuildInMemory(data, ChunkSize);
+        for (var i = 0; i < tree.LeafCount; i++)
+        {
+            Assert.True(tree.VerifyLeaf(i, Chunk(data, ChunkSize, i)));
+        }
+        var changed = Chunk(data, ChunkSize, 1).ToArray();
+        changed[0] ^= 1;
+        Assert.False(tree.VerifyLeaf(1, changed));
+        Assert.False(tree.VerifyLeaf(0, Chunk(data, ChunkSize, 1)));
+        Assert.False(tree.VerifyLeaf(4, []));
+        Assert.False(tree.VerifyLeaf(-1, []));
+    }
+
+    [Fact]
     public void Verify_leaf_hashes_accepts_only_the_right_set()
     {
         var data = RandomData((5 * ChunkSize) + 5, 11);
