@@ -4,50 +4,49 @@ using Blake3;
 namespace SecureMesh.Core.Content;
 
 /// <summary>
-/// The three BLAKE3 constructions of the content tree, each with its own one-byte domain prefix so a leaf can never be
-/// taken for an inner node or a root, and an inner node never for a leaf:
+/// The three BLAKE3 functions of the content tree, domain-separated by BLAKE3's own modes, so a leaf can never be taken
+/// for an inner node or a root, nor an inner node for a leaf:
 /// <list type="bullet">
-/// <item>leaf i: <c>BLAKE3(0x00 || chunk_i)</c></item>
-/// <item>inner node: <c>BLAKE3(0x01 || left || right)</c> (two 32-byte child hashes)</item>
-/// <item>content root: <c>BLAKE3(0x02 || u64le(fileSize) || u32le(chunkSize) || top)</c>, binding the size and chunk size
-/// into the content ID so a manifest cannot lie about them without every chunk failing.</item>
+/// <item>leaf i: <c>BLAKE3(chunk_i)</c>, the plain hash (what <c>b3sum</c> prints for the chunk);</item>
+/// <item>inner node: <c>BLAKE3-derive_key(context "SecureMesh 2026 content tree node v1", left || right)</c> (two 32-byte child hashes);</item>
+/// <item>content root: <c>BLAKE3-derive_key(context "SecureMesh 2026 content root v1", u64le(fileSize) || u32le(chunkSize) || top)</c>,
+/// binding the size and chunk size into the content ID so a manifest cannot lie about them without every chunk failing.</item>
 /// </list>
+/// derive_key mode runs the compression function with its own flags and a context-derived key, so its outputs are
+/// independent of plain hashes of any input. Why modes rather than a prefix byte on the leaf: the package's one-shot
+/// <c>Hasher.Hash</c> is about 40% faster than its incremental hasher (measured: 7.0 against 4.7 GB per CPU-second on
+/// 1 MiB), and a prefix byte would force the incremental path (or a copy) for every chunk, on the indexer and on every
+/// received chunk alike.
 /// A level with an odd number of nodes promotes its last node unchanged to the next level (no duplication, no padding).
 /// </summary>
 internal static class MerkleHash
 {
     public const int HashLength = 32;
-    public const byte LeafPrefix = 0x00;
-    public const byte NodePrefix = 0x01;
-    public const byte RootPrefix = 0x02;
+    public const string NodeContext = "SecureMesh 2026 content tree node v1";
+    public const string RootContext = "SecureMesh 2026 content root v1";
 
-    private static ReadOnlySpan<byte> LeafPrefixBytes => [LeafPrefix];
-
-    public static void Leaf(ReadOnlySpan<byte> chunk, Span<byte> destination)
-    {
-        using var hasher = Hasher.New();
-        hasher.Update(LeafPrefixBytes);
-        hasher.Update(chunk);
-        hasher.Finalize(destination[..HashLength]);
-    }
+    public static void Leaf(ReadOnlySpan<byte> chunk, Span<byte> destination) =>
+        Hasher.Hash(chunk, destination[..HashLength]);
 
     public static void Node(ReadOnlySpan<byte> left, ReadOnlySpan<byte> right, Span<byte> destination)
     {
-        Span<byte> input = stackalloc byte[1 + (2 * HashLength)];
-        input[0] = NodePrefix;
-        left[..HashLength].CopyTo(input[1..]);
-        right[..HashLength].CopyTo(input[(1 + HashLength)..]);
-        Hasher.Hash(input, destination[..HashLength]);
+        Span<byte> input = stackalloc byte[2 * HashLength];
+        left[..HashLength].CopyTo(input);
+        right[..HashLength].CopyTo(input[HashLength..]);
+        using var hasher = Hasher.NewDeriveKey(NodeContext);
+        hasher.Update(input);
+        hasher.Finalize(destination[..HashLength]);
     }
 
     public static void Root(ReadOnlySpan<byte> top, long fileSize, int chunkSize, Span<byte> destination)
     {
-        Span<byte> input = stackalloc byte[1 + 8 + 4 + HashLength];
-        input[0] = RootPrefix;
-        BinaryPrimitives.WriteUInt64LittleEndian(input[1..], (ulong)fileSize);
-        BinaryPrimitives.WriteUInt32LittleEndian(input[9..], (uint)chunkSize);
-        top[..HashLength].CopyTo(input[13..]);
-        Hasher.Hash(input, destination[..HashLength]);
+        Span<byte> input = stackalloc byte[8 + 4 + HashLength];
+        BinaryPrimitives.WriteUInt64LittleEndian(input, (ulong)fileSize);
+        BinaryPrimitives.WriteUInt32LittleEndian(input[8..], (uint)chunkSize);
+        top[..HashLength].CopyTo(input[12..]);
+        using var hasher = Hasher.NewDeriveKey(RootContext);
+        hasher.Update(input);
+        hasher.Finalize(destination[..HashLength]);
     }
 
     /// <summary>Number of sibling hashes in the proof of leaf <paramref name="index"/> of a tree with <paramref name="leafCount"/> leaves.</summary>

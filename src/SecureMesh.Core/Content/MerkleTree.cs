@@ -2,10 +2,10 @@ namespace SecureMesh.Core.Content;
 
 /// <summary>
 /// The BLAKE3 hash tree of one file, built from its leaf hashes; it serves proofs for any chunk.
-/// Construction (leaf <c>0x00</c>, inner node <c>0x01</c>, root <c>0x02</c> prefixes; odd last node promoted):
-/// leaf i = <c>BLAKE3(0x00 || chunk_i)</c>; inner = <c>BLAKE3(0x01 || left || right)</c>;
-/// content root = <c>BLAKE3(0x02 || u64le(fileSize) || u32le(chunkSize) || top)</c>; content ID = <c>"b3:" + base32(root)</c>.
-/// An empty file has one empty leaf.
+/// Construction (details on MerkleHash): leaf i = <c>BLAKE3(chunk_i)</c>;
+/// inner = <c>BLAKE3-derive_key("SecureMesh 2026 content tree node v1", left || right)</c>, the odd last node of a level promoted unchanged;
+/// content root = <c>BLAKE3-derive_key("SecureMesh 2026 content root v1", u64le(fileSize) || u32le(chunkSize) || top)</c>;
+/// content ID = <c>"b3:" + base32(root)</c>. An empty file has one empty leaf.
 /// </summary>
 public sealed class MerkleTree
 {

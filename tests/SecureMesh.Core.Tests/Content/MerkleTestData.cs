@@ -15,16 +15,16 @@ internal static class MerkleTestData
         return data;
     }
 
-    public static byte[] ReferenceLeaf(ReadOnlySpan<byte> chunk)
-    {
-        var input = new byte[chunk.Length + 1];
-        input[0] = 0x00;
-        chunk.CopyTo(input.AsSpan(1));
-        return Blake3.Hasher.Hash(input).AsSpan().ToArray();
-    }
+    public static byte[] ReferenceLeaf(ReadOnlySpan<byte> chunk) => Blake3.Hasher.Hash(chunk).AsSpan().ToArray();
 
-    public static byte[] ReferenceNode(byte[] left, byte[] right) =>
-        Blake3.Hasher.Hash([0x01, .. left, .. right]).AsSpan().ToArray();
+    public static byte[] ReferenceNode(byte[] left, byte[] right) => DeriveKey("SecureMesh 2026 content tree node v1", [.. left, .. right]);
+
+    private static byte[] DeriveKey(string context, byte[] material)
+    {
+        using var hasher = Blake3.Hasher.NewDeriveKey(context);
+        hasher.Update(material);
+        return hasher.Finalize().AsSpan().ToArray();
+    }
 
     public static byte[] ReferenceTop(List<byte[]> nodes)
     {
@@ -56,12 +56,11 @@ internal static class MerkleTestData
             leaves.Add(ReferenceLeaf(data.AsSpan(offset, Math.Min(chunkSize, data.Length - offset))));
         }
         var top = ReferenceTop(leaves);
-        var rootInput = new byte[1 + 8 + 4 + 32];
-        rootInput[0] = 0x02;
-        BinaryPrimitives.WriteUInt64LittleEndian(rootInput.AsSpan(1), (ulong)data.Length);
-        BinaryPrimitives.WriteUInt32LittleEndian(rootInput.AsSpan(9), (uint)chunkSize);
-        top.CopyTo(rootInput, 13);
-        return ContentId.FromHash(Blake3.Hasher.Hash(rootInput).AsSpan());
+        var rootInput = new byte[8 + 4 + 32];
+        BinaryPrimitives.WriteUInt64LittleEndian(rootInput, (ulong)data.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(rootInput.AsSpan(8), (uint)chunkSize);
+        top.CopyTo(rootInput, 12);
+        return ContentId.FromHash(DeriveKey("SecureMesh 2026 content root v1", rootInput));
     }
 
     public static MerkleTree BuildInMemory(byte[] data, int chunkSize)

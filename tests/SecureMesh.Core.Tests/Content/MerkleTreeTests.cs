@@ -166,6 +166,15 @@ public class MerkleTreeTests
     }
 
     [Fact]
+    public void Leaf_hash_is_plain_blake3_of_the_chunk()
+    {
+        // BLAKE3("") from the BLAKE3 specification's test vectors.
+        Span<byte> leaf = stackalloc byte[32];
+        MerkleHash.Leaf([], leaf);
+        Assert.Equal("af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262", Convert.ToHexStringLower(leaf));
+    }
+
+    [Fact]
     public void Leaf_and_node_domains_differ()
     {
         // A 64-byte chunk equal to two leaf hashes must not hash like the inner node over them.
@@ -230,7 +239,7 @@ public class MerkleTreeTests
     public void Chunk_size_must_be_a_power_of_two_in_range(int chunkSize, bool valid) =>
         Assert.Equal(valid, ChunkLayout.IsValidChunkSize(chunkSize));
 
-    private const string EmptyFileId = "b3:2u6vnzr6evi65n4xohafyubpj7gdpytphanwdha7tgeyjyd4e24a";
-    private const string AbcId = "b3:glqn365d6wwumkl3tn6w2zliylpgheulaovozq7pq3duuabsskda";
-    private const string CountingId = "b3:fsfcgko27lq7wwldgu2mksvnziyewjbmkcvz7lwxstgx7c4xeqxq";
+    private const string EmptyFileId = "b3:yqe57vz7zsm33aqwrdffdpf3iuctnlyvvi5kpypqrveutccnaktq";
+    private const string AbcId = "b3:5sbiqvhxfadkk3d5k2h25jy42prtcel7uky4a7wsdjwmvdxc2b3a";
+    private const string CountingId = "b3:xegnzda3icflh7qranxg44cc4gixt74e3anckwgr4jd3qhoirlra";
 }
