@@ -3,8 +3,9 @@ namespace SecureMesh.Core.Content;
 /// <summary>
 /// The BLAKE3 hash tree of one file, built from its leaf hashes; it serves proofs for any chunk.
 /// Construction (details on MerkleHash): leaf i = <c>BLAKE3(chunk_i)</c>;
-/// inner = <c>BLAKE3-derive_key("SecureMesh 2026 content tree node v1", left || right)</c>, the odd last node of a level promoted unchanged;
-/// content root = <c>BLAKE3-derive_key("SecureMesh 2026 content root v1", u64le(fileSize) || u32le(chunkSize) || top)</c>;
+/// inner = <c>BLAKE3-keyed(K_node, left || right)</c>, the odd last node of a level promoted unchanged;
+/// content root = <c>BLAKE3-keyed(K_root, u64le(fileSize) || u32le(chunkSize) || top)</c>;
+/// K_node, K_root = <c>BLAKE3-derive_key("SecureMesh 2026 content tree node v1" / "SecureMesh 2026 content root v1", "")</c>;
 /// content ID = <c>"b3:" + base32(root)</c>. An empty file has one empty leaf.
 /// </summary>
 public sealed class MerkleTree

@@ -17,12 +17,18 @@ internal static class MerkleTestData
 
     public static byte[] ReferenceLeaf(ReadOnlySpan<byte> chunk) => Blake3.Hasher.Hash(chunk).AsSpan().ToArray();
 
-    public static byte[] ReferenceNode(byte[] left, byte[] right) => DeriveKey("SecureMesh 2026 content tree node v1", [.. left, .. right]);
+    public static byte[] ReferenceNode(byte[] left, byte[] right) => Keyed(DeriveKey("SecureMesh 2026 content tree node v1"), [.. left, .. right]);
 
-    private static byte[] DeriveKey(string context, byte[] material)
+    private static byte[] DeriveKey(string context)
     {
         using var hasher = Blake3.Hasher.NewDeriveKey(context);
-        hasher.Update(material);
+        return hasher.Finalize().AsSpan().ToArray();
+    }
+
+    private static byte[] Keyed(byte[] key, byte[] input)
+    {
+        using var hasher = Blake3.Hasher.NewKeyed(key);
+        hasher.Update(input);
         return hasher.Finalize().AsSpan().ToArray();
     }
 
@@ -60,7 +66,7 @@ internal static class MerkleTestData
         BinaryPrimitives.WriteUInt64LittleEndian(rootInput, (ulong)data.Length);
         BinaryPrimitives.WriteUInt32LittleEndian(rootInput.AsSpan(8), (uint)chunkSize);
         top.CopyTo(rootInput, 12);
-        return ContentId.FromHash(DeriveKey("SecureMesh 2026 content root v1", rootInput));
+        return ContentId.FromHash(Keyed(DeriveKey("SecureMesh 2026 content root v1"), rootInput));
     }
 
     public static MerkleTree BuildInMemory(byte[] data, int chunkSize)

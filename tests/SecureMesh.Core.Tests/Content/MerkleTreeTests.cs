@@ -239,7 +239,7 @@ public class MerkleTreeTests
     public void Chunk_size_must_be_a_power_of_two_in_range(int chunkSize, bool valid) =>
         Assert.Equal(valid, ChunkLayout.IsValidChunkSize(chunkSize));
 
-    private const string EmptyFileId = "b3:yqe57vz7zsm33aqwrdffdpf3iuctnlyvvi5kpypqrveutccnaktq";
-    private const string AbcId = "b3:5sbiqvhxfadkk3d5k2h25jy42prtcel7uky4a7wsdjwmvdxc2b3a";
-    private const string CountingId = "b3:xegnzda3icflh7qranxg44cc4gixt74e3anckwgr4jd3qhoirlra";
+    private const string EmptyFileId = "b3:z3btozhoqed2bx2aaosf54p3q7clufcqr2tgvigkwzctwqmiod6q";
+    private const string AbcId = "b3:6okcemfi3hemwb3hqj4werqehs4vmaczxf3oxc4y7oynwwkw5dta";
+    private const string CountingId = "b3:omv5o6ghc2l43nvqnesruk7iv4a3mlvhivsrzc3ochvz7kroatba";
 }
