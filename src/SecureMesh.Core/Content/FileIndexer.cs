@@ -107,7 +107,7 @@ public static class FileIndexer
         {
             throw new SecureMeshException(SecureMeshErrorKind.Storage, "the file changed size while it was being indexed");
         }
-        return MerkleTree.Build(state.Leaves, fileSize, chunkSize);
+        return MerkleTree.BuildOwned(state.Leaves, fileSize, chunkSize);
     }
 
     private static SafeFileHandle OpenRead(string path)

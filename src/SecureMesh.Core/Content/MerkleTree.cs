@@ -45,23 +45,16 @@ public sealed class MerkleTree
     /// <summary>Builds the tree from leaf hashes (32 bytes each, in chunk order) of a file of <paramref name="fileSize"/> bytes.</summary>
     public static MerkleTree Build(ReadOnlySpan<byte> leafHashes, long fileSize, int chunkSize)
     {
-        if (!ChunkLayout.IsValidChunkSize(chunkSize))
-        {
-            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"chunk size {chunkSize} is not a power of two between 16 KiB and 16 MiB");
-        }
-        if (fileSize < 0)
-        {
-            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, "file size is negative");
-        }
-        var leafCount = ChunkLayout.ChunkCount(fileSize, chunkSize);
-        if (leafHashes.Length % HashLength != 0 || leafHashes.Length / HashLength != leafCount)
-        {
-            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput,
-                $"a file of {fileSize} bytes in {chunkSize}-byte chunks has {leafCount} leaves, got {leafHashes.Length / HashLength}");
-        }
+        Validate(leafHashes.Length, fileSize, chunkSize);
+        return BuildOwned(leafHashes.ToArray(), fileSize, chunkSize);
+    }
 
-        var levels = new List<byte[]> { leafHashes.ToArray() };
-        var current = levels[0];
+    /// <summary>Builds the tree on <paramref name="leafHashes"/> itself, without copying it; the caller gives up the array.</summary>
+    internal static MerkleTree BuildOwned(byte[] leafHashes, long fileSize, int chunkSize)
+    {
+        Validate(leafHashes.Length, fileSize, chunkSize);
+        var levels = new List<byte[]> { leafHashes };
+        var current = leafHashes;
         while (current.Length > HashLength)
         {
             var width = current.Length / HashLength;
@@ -85,6 +78,24 @@ public sealed class MerkleTree
         Span<byte> root = stackalloc byte[HashLength];
         MerkleHash.Root(current, fileSize, chunkSize, root);
         return new MerkleTree([.. levels], fileSize, chunkSize, ContentId.FromHash(root));
+    }
+
+    private static void Validate(int leafBytes, long fileSize, int chunkSize)
+    {
+        if (!ChunkLayout.IsValidChunkSize(chunkSize))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"chunk size {chunkSize} is not a power of two between 16 KiB and 16 MiB");
+        }
+        if (fileSize < 0)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, "file size is negative");
+        }
+        var leafCount = ChunkLayout.ChunkCount(fileSize, chunkSize);
+        if (leafBytes % HashLength != 0 || leafBytes / HashLength != leafCount)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput,
+                $"a file of {fileSize} bytes in {chunkSize}-byte chunks has {leafCount} leaves, got {leafBytes / HashLength}");
+        }
     }
 
     /// <summary>True when <paramref name="chunk"/> is exactly chunk <paramref name="index"/> as indexed (length and leaf hash); a seeder checks this before serving.</summary>

@@ -74,6 +74,28 @@ public sealed class FileIndexerTests : IDisposable
     }
 
     [Fact]
+    public void File_shrinking_while_indexed_is_a_storage_error()
+    {
+        var path = WriteFile(RandomData(12 * 1024 * 1024, 13));
+        using var handle = File.OpenHandle(path);
+        var e = Assert.Throws<SecureMeshException>(() => FileIndexer.Index(handle, ChunkLayout.MinChunkSize,
+            done => { using var f = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite); f.SetLength(done); }, 1));
+        Assert.Equal(SecureMeshErrorKind.Storage, e.Kind);
+        Assert.Contains("shrank", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void File_growing_while_indexed_is_a_storage_error()
+    {
+        var path = WriteFile(RandomData(6 * 1024 * 1024, 14));
+        using var handle = File.OpenHandle(path);
+        var e = Assert.Throws<SecureMeshException>(() => FileIndexer.Index(handle, ChunkLayout.MinChunkSize,
+            done => { using var f = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite); f.WriteByte(1); }, 1));
+        Assert.Equal(SecureMeshErrorKind.Storage, e.Kind);
+        Assert.Contains("changed size", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Missing_file_and_bad_chunk_size_are_clear_errors()
     {
         var missing = await Assert.ThrowsAsync<SecureMeshException>(() => FileIndexer.IndexAsync(Path.Combine(_dir, "nope")));
