@@ -20,6 +20,7 @@ namespace SecureMesh.Core.Content;
 /// its incremental hasher (measured: 7.0 against 4.7 GB per CPU-second on 1 MiB), and a prefix byte would force the
 /// incremental path (or a copy) for every chunk, on the indexer and on every received chunk alike. Keyed rather than
 /// derive_key for the nodes: 200 against 430 ns per node (the context would be rehashed each time).
+/// Measured again with cached keyed hashers (below): the same time per node, and no allocation.
 /// A level with an odd number of nodes promotes its last node unchanged to the next level (no duplication, no padding).
 /// </summary>
 internal static class MerkleHash
@@ -31,6 +32,14 @@ internal static class MerkleHash
     private static readonly byte[] NodeKey = DeriveKey(NodeContext);
     private static readonly byte[] RootKey = DeriveKey(RootContext);
 
+    // One keyed hasher of each kind per thread, reset before each use: the package allocates on every NewKeyed, and a
+    // proof needs one node hash per tree level, so this keeps chunk verification allocation-free.
+    [ThreadStatic]
+    private static Hasher? t_nodeHasher;
+
+    [ThreadStatic]
+    private static Hasher? t_rootHasher;
+
     public static void Leaf(ReadOnlySpan<byte> chunk, Span<byte> destination) =>
         Hasher.Hash(chunk, destination[..HashLength]);
 
@@ -39,7 +48,8 @@ internal static class MerkleHash
         Span<byte> input = stackalloc byte[2 * HashLength];
         left[..HashLength].CopyTo(input);
         right[..HashLength].CopyTo(input[HashLength..]);
-        using var hasher = Hasher.NewKeyed(NodeKey);
+        var hasher = t_nodeHasher ??= Hasher.NewKeyed(NodeKey);
+        hasher.Reset();
         hasher.Update(input);
         hasher.Finalize(destination[..HashLength]);
     }
@@ -50,7 +60,8 @@ internal static class MerkleHash
         BinaryPrimitives.WriteUInt64LittleEndian(input, (ulong)fileSize);
         BinaryPrimitives.WriteUInt32LittleEndian(input[8..], (uint)chunkSize);
         top[..HashLength].CopyTo(input[12..]);
-        using var hasher = Hasher.NewKeyed(RootKey);
+        var hasher = t_rootHasher ??= Hasher.NewKeyed(RootKey);
+        hasher.Reset();
         hasher.Update(input);
         hasher.Finalize(destination[..HashLength]);
     }
