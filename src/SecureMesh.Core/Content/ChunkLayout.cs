@@ -27,7 +27,7 @@ public static class ChunkLayout
     public static bool IsValidChunkSize(int chunkSize) =>
         chunkSize >= MinChunkSize && chunkSize <= MaxChunkSize && (chunkSize & (chunkSize - 1)) == 0;
 
-    /// <summary>Number of chunks in a file: at least one, even for an empty file.</summary>
+    /// <summary>Number of chunks in a file: at least one, even for an empty file; 0 for a negative size or chunk size.</summary>
     public static long ChunkCount(long fileSize, int chunkSize)
     {
         if (fileSize < 0 || chunkSize <= 0)

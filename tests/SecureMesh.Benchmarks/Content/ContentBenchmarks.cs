@@ -50,7 +50,6 @@ public class ChunkSizeBenchmarks
     {
         _path = BenchFile.Create(FileSize);
         _handle = File.OpenHandle(_path);
-        _tree = FileIndexer.Index(_handle, ChunkSize);
         // Verification works on the first 64 MiB in memory.
         _data = new byte[64 * 1024 * 1024];
         RandomAccess.Read(_handle, _data, 0);
