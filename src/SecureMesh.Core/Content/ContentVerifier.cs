@@ -1,0 +1,67 @@
+namespace SecureMesh.Core.Content;
+
+/// <summary>Checks chunks that arrive from peers against the content ID alone; never throws on hostile input.</summary>
+public static class ContentVerifier
+{
+    /// <summary>
+    /// True when <paramref name="chunk"/> is chunk <paramref name="index"/> of the content <paramref name="id"/>, laid out as
+    /// <paramref name="fileSize"/> bytes in <paramref name="chunkSize"/>-byte chunks, as proven by <paramref name="proof"/>
+    /// (sibling hashes from the leaf up). The index range, the exact chunk length and the proof length are checked before any hashing.
+    /// </summary>
+    public static bool VerifyChunk(ContentId id, long fileSize, int chunkSize, long index, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> proof)
+    {
+        if (id is null || fileSize < 0 || !ChunkLayout.IsValidChunkSize(chunkSize))
+        {
+            return false;
+        }
+        var expectedLength = ChunkLayout.ChunkLength(fileSize, chunkSize, index);
+        if (expectedLength < 0 || chunk.Length != expectedLength)
+        {
+            return false;
+        }
+        var leafCount = ChunkLayout.ChunkCount(fileSize, chunkSize);
+        if (proof.Length != MerkleHash.ProofLength(leafCount, index) * MerkleHash.HashLength)
+        {
+            return false;
+        }
+
+        Span<byte> node = stackalloc byte[MerkleHash.HashLength];
+        MerkleHash.Leaf(chunk, node);
+        var position = index;
+        var width = leafCount;
+        var used = 0;
+        while (width > 1)
+        {
+            if ((position & 1) == 1)
+            {
+                MerkleHash.Node(proof.Slice(used, MerkleHash.HashLength), node, node);
+                used += MerkleHash.HashLength;
+            }
+            else if (position + 1 < width)
+            {
+                MerkleHash.Node(node, proof.Slice(used, MerkleHash.HashLength), node);
+                used += MerkleHash.HashLength;
+            }
+            position >>= 1;
+            width = (width + 1) >> 1;
+        }
+        MerkleHash.Root(node, fileSize, chunkSize, node);
+        return id.HashEquals(node);
+    }
+
+    /// <summary>Same as the span overload, with a <see cref="MerkleProof"/>.</summary>
+    public static bool VerifyChunk(ContentId id, long fileSize, int chunkSize, long index, ReadOnlySpan<byte> chunk, MerkleProof proof) =>
+        VerifyChunk(id, fileSize, chunkSize, index, chunk, proof.Hashes.Span);
+
+    /// <summary>True when <paramref name="leafHashes"/> (32 bytes each, in order) rebuild to <paramref name="id"/>; for resuming from stored leaf hashes.</summary>
+    public static bool VerifyLeafHashes(ContentId id, long fileSize, int chunkSize, ReadOnlySpan<byte> leafHashes)
+    {
+        if (id is null || fileSize < 0 || !ChunkLayout.IsValidChunkSize(chunkSize)
+            || leafHashes.Length % MerkleHash.HashLength != 0
+            || leafHashes.Length / MerkleHash.HashLength != ChunkLayout.ChunkCount(fileSize, chunkSize))
+        {
+            return false;
+        }
+        return MerkleTree.Build(leafHashes, fileSize, chunkSize).ContentId == id;
+    }
+}
