@@ -1,0 +1,199 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
+
+namespace SecureMesh.IntegrationTests;
+
+/// <summary>The outcome of one finished command.</summary>
+internal sealed record CommandResult(int ExitCode, string Out, string Err)
+{
+    public override string ToString() => $"exit {ExitCode}\nstdout:\n{Out}\nstderr:\n{Err}";
+}
+
+/// <summary>A child process whose output lines are collected as they come.</summary>
+internal sealed partial class ChildProcess : IAsyncDisposable
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+    private readonly Process _process;
+    private readonly List<string> _lines = [];
+    private readonly Task _stdout;
+    private readonly Task _stderr;
+
+    private ChildProcess(Process process)
+    {
+        _process = process;
+        _stdout = Pump(process.StandardOutput);
+        _stderr = Pump(process.StandardError);
+    }
+
+    public int Id => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    public string Output
+    {
+        get
+        {
+            lock (_lines)
+            {
+                return string.Join('\n', _lines);
+            }
+        }
+    }
+
+    public static ChildProcess Start(string fileName, IEnumerable<string> args, string? workingDirectory = null, IDictionary<string, string>? environment = null)
+    {
+        var start = new ProcessStartInfo(fileName)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory,
+        };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+        start.Environment.Remove("SECUREMESH_HOME");
+        start.Environment.Remove("SECUREMESH_PASSPHRASE");
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[key] = value;
+        }
+        var process = Process.Start(start) ?? throw new InvalidOperationException($"{fileName} did not start");
+        process.StandardInput.Close();
+        return new ChildProcess(process);
+    }
+
+    /// <summary>Waits for a line matching <paramref name="pattern"/> and returns its match.</summary>
+    public async Task<Match> WaitForLineAsync(string pattern, TimeSpan? patience = null)
+    {
+        var regex = new Regex(pattern, RegexOptions.CultureInvariant);
+        var deadline = DateTime.UtcNow + (patience ?? Patience);
+        while (DateTime.UtcNow < deadline)
+        {
+            lock (_lines)
+            {
+                foreach (var line in _lines)
+                {
+                    var match = regex.Match(line);
+                    if (match.Success)
+                    {
+                        return match;
+                    }
+                }
+            }
+            if (_process.HasExited)
+            {
+                await Task.WhenAll(_stdout, _stderr);
+                lock (_lines)
+                {
+                    if (_lines.Select(l => regex.Match(l)).FirstOrDefault(m => m.Success) is { } last)
+                    {
+                        return last;
+                    }
+                }
+                Assert.Fail($"process exited ({_process.ExitCode}) before printing /{pattern}/:\n{Output}");
+            }
+            await Task.Delay(20);
+        }
+        Assert.Fail($"no line matched /{pattern}/ in time:\n{Output}");
+        return Match.Empty;
+    }
+
+    /// <summary>Sends a POSIX signal (SIGTERM = 15, SIGINT = 2).</summary>
+    public void Signal(int signal)
+    {
+        if (Kill(_process.Id, signal) != 0)
+        {
+            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    public async Task<int> WaitForExitAsync(TimeSpan? patience = null)
+    {
+        using var cts = new CancellationTokenSource(patience ?? Patience);
+        await _process.WaitForExitAsync(cts.Token);
+        await Task.WhenAll(_stdout, _stderr);
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+
+    private Task Pump(StreamReader reader) => Task.Run(async () =>
+    {
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            lock (_lines)
+            {
+                _lines.Add(line);
+            }
+        }
+    });
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+}
+
+/// <summary>Runs the real <c>securemesh</c> program (the built securemesh.dll) against a data directory.</summary>
+internal static class SecureMeshCli
+{
+    public static string Dll => Path.Combine(AppContext.BaseDirectory, "securemesh.dll");
+
+    public static ChildProcess Start(string home, params string[] args) =>
+        ChildProcess.Start("dotnet", [Dll, "--home", home, .. args]);
+
+    public static async Task<CommandResult> RunAsync(string home, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in (string[])[Dll, "--home", home, .. args])
+        {
+            start.ArgumentList.Add(arg);
+        }
+        start.Environment.Remove("SECUREMESH_HOME");
+        start.Environment.Remove("SECUREMESH_PASSPHRASE");
+        using var process = Process.Start(start)!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(cts.Token);
+        return new CommandResult(process.ExitCode, await stdout, await stderr);
+    }
+}
+
+/// <summary>js-libp2p's own Noise code, driven by tests/interop/noise-peer.mjs.</summary>
+internal static class JsPeer
+{
+    public static string InteropDirectory()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "tests", "interop", "package.json")))
+        {
+            dir = dir.Parent;
+        }
+        Assert.True(dir is not null, "tests/interop/package.json not found above " + AppContext.BaseDirectory);
+        var interop = Path.Combine(dir!.FullName, "tests", "interop");
+        Assert.True(Directory.Exists(Path.Combine(interop, "node_modules", "@chainsafe", "libp2p-noise")),
+            "tests/interop/node_modules is missing: run `npm ci --prefix tests/interop` first");
+        return interop;
+    }
+
+    public static ChildProcess Start(params string[] args) =>
+        ChildProcess.Start("node", ["noise-peer.mjs", .. args], InteropDirectory());
+}

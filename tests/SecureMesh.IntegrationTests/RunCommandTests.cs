@@ -1,0 +1,159 @@
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text.Json;
+
+namespace SecureMesh.IntegrationTests;
+
+/// <summary>The real <c>securemesh run</c> against js-libp2p and against hostile clients.</summary>
+public sealed class RunCommandTests : IDisposable
+{
+    private readonly string _home = Directory.CreateTempSubdirectory("securemesh-run-").FullName;
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_home, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private async Task<(ChildProcess Node, int Port, string PeerId)> StartNodeAsync()
+    {
+        if (!File.Exists(Path.Combine(_home, "identity.key")))
+        {
+            var init = await SecureMeshCli.RunAsync(_home, "init");
+            Assert.True(init.ExitCode == 0, init.ToString());
+        }
+        var id = await SecureMeshCli.RunAsync(_home, "id", "--json");
+        using var doc = JsonDocument.Parse(id.Out);
+        var peerId = doc.RootElement.GetProperty("peerId").GetString()!;
+        var node = SecureMeshCli.Start(_home, "run", "--listen", "127.0.0.1:0");
+        var match = await node.WaitForLineAsync(@"listening on 127\.0\.0\.1:(\d+)$");
+        return (node, int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), peerId);
+    }
+
+    [Fact]
+    public async Task An_unknown_js_libp2p_peer_completes_the_handshake_is_disconnected_shows_as_pending_and_can_be_blocked()
+    {
+        var (node, port, peerId) = await StartNodeAsync();
+        await using (node)
+        {
+            await using var js = JsPeer.Start("probe", "127.0.0.1", port.ToString(CultureInfo.InvariantCulture), peerId);
+            var jsPeer = (await js.WaitForLineAsync("^LOCAL_PEER (.+)$")).Groups[1].Value;
+            // js-libp2p checked our Peer ID itself (it exits non-zero otherwise) and saw the node close on it.
+            Assert.Equal(peerId, (await js.WaitForLineAsync("^REMOTE_PEER (.+)$")).Groups[1].Value);
+            await js.WaitForLineAsync("^CLOSED$");
+            Assert.Equal(0, await js.WaitForExitAsync());
+
+            var pending = await SecureMeshCli.RunAsync(_home, "peers", "pending", "--json");
+            Assert.True(pending.ExitCode == 0, pending.ToString());
+            using (var doc = JsonDocument.Parse(pending.Out))
+            {
+                var entry = doc.RootElement.EnumerateArray().Single(p => p.GetProperty("peerId").GetString() == jsPeer);
+                Assert.Equal("pending", entry.GetProperty("state").GetString());
+                Assert.Contains(entry.GetProperty("addresses").EnumerateArray(), a => a.GetString()!.StartsWith("127.0.0.1:", StringComparison.Ordinal));
+            }
+
+            var block = await SecureMeshCli.RunAsync(_home, "peers", "block", jsPeer, "--reason", "interop test");
+            Assert.True(block.ExitCode == 0, block.ToString());
+            var list = await SecureMeshCli.RunAsync(_home, "peers", "list", "--json");
+            using (var doc = JsonDocument.Parse(list.Out))
+            {
+                Assert.Equal("blocked", doc.RootElement.EnumerateArray().Single(p => p.GetProperty("peerId").GetString() == jsPeer).GetProperty("state").GetString());
+            }
+            var log = await SecureMeshCli.RunAsync(_home, "log", "--json");
+            using (var doc = JsonDocument.Parse(log.Out))
+            {
+                var events = doc.RootElement.EnumerateArray()
+                    .Where(e => e.GetProperty("peerId").GetString() == jsPeer)
+                    .Select(e => e.GetProperty("event").GetString())
+                    .ToList();
+                Assert.Contains("handshake.pending", events);
+                Assert.Contains("peer.blocked", events);
+            }
+            var verify = await SecureMeshCli.RunAsync(_home, "log", "--verify");
+            Assert.True(verify.ExitCode == 0, verify.ToString());
+
+            node.Signal(15);
+            Assert.Equal(0, await node.WaitForExitAsync());
+            Assert.Contains("stopped", node.Output, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task The_node_keeps_serving_good_handshakes_after_hundreds_of_hostile_connections()
+    {
+        Assert.Equal(0, (await SecureMeshCli.RunAsync(_home, "init")).ExitCode);
+        Assert.Equal(0, (await SecureMeshCli.RunAsync(_home, "config", "set", "handshake-timeout", "1")).ExitCode);
+        var (node, port, peerId) = await StartNodeAsync();
+        await using (node)
+        {
+            var kinds = new Func<NetworkStream, Task>[]
+            {
+                s => s.WriteAsync(new byte[] { 0xde, 0xad, 0xbe, 0xef, 0x00, 0x13, 0x37 }).AsTask(),   // garbage
+                s => s.WriteAsync(new byte[] { 0x00, 0x00 }).AsTask(),                                  // zero-length first message
+                s => s.WriteAsync(new byte[] { 0x00, 0x20, 1, 2, 3 }).AsTask(),                          // truncated frame
+                s => s.WriteAsync(new byte[] { 0xff, 0xff, 9 }).AsTask(),                                // length larger than what follows
+                async s => { await s.WriteAsync(new byte[] { 0x00 }); await Task.Delay(300); },          // one byte, then silence
+                _ => Task.CompletedTask,                                                                  // half-open: connect, say nothing
+            };
+            var attacks = Enumerable.Range(0, 300).Select(async i =>
+            {
+                using var client = new TcpClient();
+                try
+                {
+                    await client.ConnectAsync("127.0.0.1", port);
+                    var stream = client.GetStream();
+                    await kinds[i % kinds.Length](stream);
+                    using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                    var buffer = new byte[256];
+                    while (await stream.ReadAsync(buffer, cts.Token) > 0)
+                    {
+                    }
+                }
+                catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
+                {
+                    // Refused, reset or timed out: all fine, as long as the node survives.
+                }
+            });
+            await Task.WhenAll(attacks);
+            Assert.False(node.HasExited, node.Output);
+
+            // Half-open connections from this address have had their handshake deadline by now.
+            await Task.Delay(TimeSpan.FromSeconds(1.5));
+            await using var js = JsPeer.Start("probe", "127.0.0.1", port.ToString(CultureInfo.InvariantCulture), peerId);
+            Assert.Equal(peerId, (await js.WaitForLineAsync("^REMOTE_PEER (.+)$")).Groups[1].Value);
+            await js.WaitForLineAsync("^CLOSED$");
+            Assert.Equal(0, await js.WaitForExitAsync());
+            // Every hostile connection ended with a logged reason.
+            Assert.True(System.Text.RegularExpressions.Regex.Matches(node.Output, "(Handshake with .+ failed: .+|refused before the handshake: .+)").Count >= 100, node.Output);
+        }
+    }
+
+    [Fact]
+    public async Task A_second_run_on_the_same_home_is_refused_clearly()
+    {
+        var (node, _, _) = await StartNodeAsync();
+        await using (node)
+        {
+            var second = await SecureMeshCli.RunAsync(_home, "run", "--listen", "127.0.0.1:0");
+            Assert.Equal(1, second.ExitCode);
+            Assert.Contains("already running", second.Err, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task A_port_that_cannot_be_bound_is_a_clear_error()
+    {
+        using var blocker = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        blocker.Start();
+        var port = ((System.Net.IPEndPoint)blocker.LocalEndpoint).Port;
+        var run = await SecureMeshCli.RunAsync(_home, "run", "--listen", $"127.0.0.1:{port}");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains($"cannot listen on 127.0.0.1:{port}", run.Err, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.Err, StringComparison.Ordinal);
+    }
+}
