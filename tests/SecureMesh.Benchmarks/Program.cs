@@ -29,4 +29,17 @@ if (args.Length > 0 && args[0] == "storage-latency")
     return;
 }
 
+// `idle-connections N [SECONDS]`: the node's resident memory with N idle authenticated sessions.
+if (args.Length > 0 && args[0] == "idle-connections")
+{
+    await IdleConnections.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1000, args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 10);
+    return;
+}
+
+if (args.Length > 0 && args[0] == "idle-node-host")
+{
+    await IdleConnections.HostAsync(args[1], int.Parse(args[2], CultureInfo.InvariantCulture));
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

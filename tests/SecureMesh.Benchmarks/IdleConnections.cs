@@ -1,0 +1,113 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using SecureMesh.Core.Channel;
+using SecureMesh.Core.Identity;
+using SecureMesh.Node;
+using SecureMesh.Storage;
+
+namespace SecureMesh.Benchmarks;
+
+/// <summary>
+/// <c>idle-connections N [SECONDS]</c>: the node's memory with N idle authenticated sessions. The node runs in a
+/// child process (this program in <c>idle-node-host</c> mode) so its resident set is measured alone; this process
+/// holds the N trusted client connections.
+/// </summary>
+internal static class IdleConnections
+{
+    public static async Task RunAsync(int count, int seconds)
+    {
+        var home = Directory.CreateTempSubdirectory("securemesh-idle-").FullName;
+        var clients = new List<NodeIdentity>(count);
+        using (var server = NodeIdentity.Generate())
+        {
+            IdentityStore.Save(home, server, passphrase: null, force: true);
+        }
+        using (var db = SecureMeshDatabase.Open(home))
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var client = NodeIdentity.Generate();
+                clients.Add(client);
+                db.Trust.AddPeer(client.PeerId, trusted: true);
+            }
+        }
+        var serverId = IdentityStore.LoadPeerId(home);
+        var self = typeof(IdleConnections).Assembly.Location;
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var arg in new[] { self, "idle-node-host", home, count.ToString(CultureInfo.InvariantCulture) })
+        {
+            start.ArgumentList.Add(arg);
+        }
+        using var host = Process.Start(start)!;
+        var port = int.Parse(await host.StandardOutput.ReadLineAsync() ?? "0", CultureInfo.InvariantCulture);
+        Console.WriteLine($"node pid {host.Id} on 127.0.0.1:{port}; RSS before connections: {Rss(host.Id) / 1024.0 / 1024:0.0} MB");
+
+        var connections = new SecureConnection[count];
+        var options = new SecureChannelOptions { HandshakeTimeout = TimeSpan.FromSeconds(30) };
+        var stopwatch = Stopwatch.StartNew();
+        // Eight at a time: the node caps handshakes in progress per address at 16.
+        using var gate = new SemaphoreSlim(8);
+        await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                connections[i] = await SecureChannel.DialAsync(clients[i], new IPEndPoint(IPAddress.Loopback, port), serverId, options, CancellationToken.None);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+        Console.WriteLine($"{count} authenticated sessions in {stopwatch.Elapsed.TotalSeconds:0.0} s");
+
+        long peak = 0;
+        long last = 0;
+        for (var s = 0; s < seconds; s++)
+        {
+            await Task.Delay(1000);
+            last = Rss(host.Id);
+            peak = Math.Max(peak, last);
+        }
+        Console.WriteLine($"node RSS with {count} idle sessions: {last / 1024.0 / 1024:0.0} MB (peak {peak / 1024.0 / 1024:0.0} MB over {seconds} s)");
+        foreach (var c in connections)
+        {
+            await c.DisposeAsync();
+        }
+        host.Kill();
+        await host.WaitForExitAsync();
+        foreach (var c in clients)
+        {
+            c.Dispose();
+        }
+        Directory.Delete(home, recursive: true);
+    }
+
+    /// <summary>The child: a node on 127.0.0.1:0 that prints its port and runs until killed.</summary>
+    public static async Task HostAsync(string home, int maxSessions)
+    {
+        using var identity = IdentityStore.Load(home, () => null);
+        using var db = SecureMeshDatabase.Open(home);
+        await using var node = MeshNode.Start(identity, db, new NodeOptions
+        {
+            Home = home,
+            Listen = new IPEndPoint(IPAddress.Loopback, 0),
+            MaxSessions = maxSessions + 16,
+        });
+        Console.WriteLine(node.LocalEndPoint.Port.ToString(CultureInfo.InvariantCulture));
+        await Task.Delay(Timeout.Infinite);
+    }
+
+    internal static long Rss(int pid)
+    {
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            {
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+            }
+        }
+        return 0;
+    }
+}
