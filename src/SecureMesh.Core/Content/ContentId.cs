@@ -187,7 +187,13 @@ public sealed class ContentId : IEquatable<ContentId>
     public override bool Equals(object? obj) => Equals(obj as ContentId);
 
     /// <inheritdoc/>
-    public override int GetHashCode() => BitConverter.ToInt32(_hash, 0);
+    public override int GetHashCode()
+    {
+        // IDs arrive from peers with bytes of their choosing: a per-process seeded hash keeps dictionaries safe from collisions.
+        var hash = default(HashCode);
+        hash.AddBytes(_hash);
+        return hash.ToHashCode();
+    }
 
     /// <summary>Equality by root.</summary>
     public static bool operator ==(ContentId? left, ContentId? right) => left is null ? right is null : left.Equals(right);
