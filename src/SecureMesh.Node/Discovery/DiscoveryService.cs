@@ -57,6 +57,7 @@ internal sealed class DiscoveryService : IAsyncDisposable
     private readonly BeaconValidator _validator;
     private readonly ConcurrentDictionary<PeerId, long> _lastDial = new();
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly CancellationTokenSource _disposing = new();
     private Runner? _runner;
     private volatile bool _unavailable;
     private long _verifyWindow;
@@ -331,13 +332,8 @@ internal sealed class DiscoveryService : IAsyncDisposable
 
     private async Task DialAsync(PeerId peer, IPEndPoint endPoint)
     {
-        var runner = _runner;
-        if (runner is null)
-        {
-            return;
-        }
         DiscoveryLog.Dialling(_logger, peer.Text, endPoint.ToString());
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(runner.Token);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_disposing.Token);
         timeout.CancelAfter(_options.DialTimeout);
         try
         {
@@ -355,8 +351,10 @@ internal sealed class DiscoveryService : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _disposing.CancelAsync();
         await SetEnabledAsync(false, CancellationToken.None);
         _gate.Dispose();
+        _disposing.Dispose();
     }
 
     /// <summary>One period of being on: the socket and its two loops.</summary>
