@@ -27,23 +27,37 @@ internal sealed class ControlClient : INodeControl, IDisposable
             ConnectTimeout = TimeSpan.FromSeconds(2),
             PooledConnectionIdleTimeout = TimeSpan.FromSeconds(10),
             UseProxy = false,
-            ConnectCallback = async (_, cancellationToken) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
+            ConnectCallback = (_, cancellationToken) => ConnectAsync(socketPath, cancellationToken),
         };
         // Per-call deadlines instead (dialling a peer may take longer than a status call).
         _http = new HttpClient(handler) { BaseAddress = new Uri("http://securemesh/"), Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    /// <summary>
+    /// Connects to the socket. A listener whose accept queue is momentarily full (seen right after the node starts)
+    /// makes a non-blocking connect fail with EAGAIN, which .NET reports as AddressNotAvailable: retry briefly.
+    /// </summary>
+    private static async ValueTask<Stream> ConnectAsync(string socketPath, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            try
+            {
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch (SocketException e) when (attempt < 20 && e.SocketErrorCode is SocketError.AddressNotAvailable or SocketError.WouldBlock or SocketError.TryAgain)
+            {
+                socket.Dispose();
+                await Task.Delay(50, cancellationToken);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        }
     }
 
     public Task<NodeStatus> GetStatusAsync(CancellationToken cancellationToken) => GetAsync<NodeStatus>("v1/status", cancellationToken);
