@@ -95,6 +95,12 @@ internal sealed class ControlServer : IAsyncDisposable
             throw new SecureMeshException(SecureMeshErrorKind.Storage,
                 $"the data directory {home} is open to other users; 'chmod 700 {home}' before running the node");
         }
+        // sockaddr_un holds 107 bytes of path plus the terminator.
+        if (System.Text.Encoding.UTF8.GetByteCount(socketPath) > 107)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Storage,
+                $"the control socket path {socketPath} is longer than a Unix socket allows (107 bytes); use a shorter --home");
+        }
         if (File.Exists(socketPath) || Directory.Exists(socketPath))
         {
             File.Delete(socketPath);
