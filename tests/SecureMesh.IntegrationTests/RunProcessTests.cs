@@ -25,6 +25,13 @@ public sealed class RunProcessTests : IDisposable
             Assert.True(NodeLock.IsHeld(Home));
             Assert.True(File.Exists(Path.Combine(Home, "control.sock")));
 
+            // Discovery stops at once in the running node.
+            var off = Cli.Run("--home", Home, "config", "set", "discovery", "off");
+            Assert.True(off.ExitCode == 0, off.Err);
+            Assert.Contains("discovery = off (discovery stopped)", off.Out, StringComparison.Ordinal);
+            Assert.Equal("off", Cli.Json("--home", Home, "status").GetProperty("discovery").GetString());
+            await node.WaitForLineAsync("LAN discovery off", TimeSpan.FromSeconds(5));
+
             node.Signal(SigTerm);
             Assert.Equal(0, await node.WaitForExitAsync(TimeSpan.FromSeconds(20)));
             Assert.Contains("stopped", node.Output, StringComparison.Ordinal);
