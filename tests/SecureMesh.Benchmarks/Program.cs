@@ -42,4 +42,13 @@ if (args.Length > 0 && args[0] == "idle-node-host")
     return;
 }
 
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+// `idle-node [PEERS] [SECONDS]`: RSS and CPU of a real idle node process with PEERS trusted peers connected.
+if (args.Length > 0 && args[0] == "idle-node")
+{
+    await SecureMesh.Benchmarks.IdleNode.RunAsync(
+        args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 20,
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 60);
+    return;
+}
+
+BenchmarkSwitcher.FromAssembly(typeof(SecureMesh.Benchmarks.HandshakeBenchmarks).Assembly).Run(args);

@@ -5,18 +5,22 @@ using Microsoft.Extensions.Logging.Console;
 using SecureMesh.Core;
 using SecureMesh.Core.Identity;
 using SecureMesh.Node;
+using SecureMesh.Node.Control;
+using SecureMesh.Node.Discovery;
 using SecureMesh.Storage;
 
 namespace SecureMesh.Cli.Commands;
 
-/// <summary><c>run</c>: the node in the foreground.</summary>
+/// <summary><c>run</c>: the node in the foreground, with its control API and LAN discovery; <c>status</c>.</summary>
 internal static class NodeCommands
 {
     public static void Add(RootCommand root, CliConsole console)
     {
         var listen = new Option<string?>("--listen") { Description = $"Address to listen on (default: the 'listen' setting, else {NodeSettings.DefaultListen})", HelpName = "HOST:PORT" };
         var passphraseStdin = new Option<bool>("--passphrase-stdin") { Description = "Read the identity's passphrase from the first line of standard input" };
-        var run = new Command("run", "Run the node in the foreground (Ctrl+C or SIGTERM stops it cleanly)") { listen, passphraseStdin };
+        // For tests: beacons every N milliseconds instead of every 5 s.
+        var beaconInterval = new Option<int?>("--beacon-interval-ms") { Hidden = true };
+        var run = new Command("run", "Run the node in the foreground (Ctrl+C or SIGTERM stops it cleanly)") { listen, passphraseStdin, beaconInterval };
         run.SetAction((parse, cancellationToken) => CliApp.ExecuteAsync(parse, console, async (ctx, ct) =>
         {
             IdentityStore.EnsureDataDirectory(ctx.Home);
@@ -54,7 +58,25 @@ internal static class NodeCommands
             };
             await using (var node = MeshNode.Start(identity, db, options))
             {
-                ctx.Out.WriteLine($"SecureMesh node {identity.PeerId} ({identity.PeerId.Fingerprint}) listening on {node.LocalEndPoint}");
+                var discovered = new DiscoveredPeers();
+                await using var discovery = new DiscoveryService(identity, node, db, discovered, new DiscoveryOptions
+                {
+                    Interface = endPoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? endPoint.Address : null,
+                    Interval = parse.GetValue(beaconInterval) is int ms and > 0 ? TimeSpan.FromMilliseconds(ms) : TimeSpan.FromSeconds(5),
+                    LoggerFactory = loggerFactory,
+                });
+                if (SettingDefinition.ParseSwitch(db.Config.Get(NodeSettings.Discovery) ?? "on"))
+                {
+                    await discovery.SetEnabledAsync(true, ct);
+                }
+                await using var control = await ControlServer.StartAsync(node, db, new ControlServerOptions
+                {
+                    Home = ctx.Home,
+                    LoggerFactory = loggerFactory,
+                    Discovery = discovery,
+                    Discovered = discovered,
+                }, ct);
+                ctx.Out.WriteLine($"SecureMesh node {identity.PeerId} ({identity.PeerId.Fingerprint}) listening on {node.LocalEndPoint}; control socket {control.SocketPath}; discovery {discovery.State}");
                 ctx.Out.Flush();
                 try
                 {
@@ -64,11 +86,57 @@ internal static class NodeCommands
                 {
                 }
                 ctx.Out.WriteLine("stopping…");
+                ctx.Out.Flush();
             }
             ctx.Out.WriteLine("stopped");
             return CliApp.Success;
         }, cancellationToken));
         root.Subcommands.Add(run);
+
+        var status = new Command("status", "Node state, connections and transfers ('node: not running' when no node runs here)");
+        status.SetAction((parse, cancellationToken) => TrustCommands.Run(parse, console, async (ctx, control, ct) =>
+        {
+            var state = await control.GetStatusAsync(ct);
+            if (ctx.Json)
+            {
+                ctx.WriteJson(state);
+                return CliApp.Success;
+            }
+            PrintStatus(ctx, state);
+            return CliApp.Success;
+        }, cancellationToken));
+        root.Subcommands.Add(status);
+    }
+
+    private static void PrintStatus(CliContext ctx, NodeStatus state)
+    {
+        var setting = state.Running ? string.Empty : " (setting)";
+        ctx.Out.WriteLine(state.Running ? "node: running" : "node: not running");
+        ctx.Out.WriteLine(state.PeerId is null
+            ? "identity: none yet ('securemesh init' or 'securemesh run' creates one)"
+            : $"peer id: {state.PeerId}\nfingerprint: {state.Fingerprint}");
+        ctx.Out.WriteLine($"listen: {string.Join(", ", state.Listen)}{setting}");
+        ctx.Out.WriteLine($"discovery: {state.Discovery}{setting}");
+        if (!state.Running)
+        {
+            return;
+        }
+        ctx.Out.WriteLine($"connections: {state.Connections.Count}");
+        if (state.Connections.Count > 0)
+        {
+            Table.Write(ctx.Out, ["PEER ID", "NAME", "DIRECTION", "SINCE", "SENT", "RECEIVED", "SAS"],
+                state.Connections.Select(c => new[]
+                {
+                    c.PeerId, c.Name ?? "-", c.Direction, TrustCommands.Time(c.Since),
+                    c.BytesSent.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    c.BytesReceived.ToString(System.Globalization.CultureInfo.InvariantCulture), c.Sas,
+                }));
+        }
+        ctx.Out.WriteLine($"transfers: {(state.Transfers.Count == 0 ? "none" : state.Transfers.Count.ToString(System.Globalization.CultureInfo.InvariantCulture))}");
+        foreach (var t in state.Transfers)
+        {
+            ctx.Out.WriteLine($"  {t.Direction} {t.Name ?? t.ContentId} {t.State} {t.BytesDone}/{t.BytesTotal} bytes, {t.Peers} peers");
+        }
     }
 
     internal static ILoggerFactory CreateLoggerFactory(bool verbose) => LoggerFactory.Create(builder =>

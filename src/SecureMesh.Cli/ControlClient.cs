@@ -1,0 +1,187 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using SecureMesh.Core;
+using SecureMesh.Node.Control;
+
+namespace SecureMesh.Cli;
+
+/// <summary>
+/// The control API over <c>&lt;home&gt;/control.sock</c>: the same <see cref="INodeControl"/> the CLI uses on the database
+/// when no node runs. A dead socket or a node that does not answer in time is one clear error.
+/// </summary>
+internal sealed class ControlClient : INodeControl, IDisposable
+{
+    private readonly HttpClient _http;
+    private readonly string _home;
+    private readonly TimeSpan _timeout;
+
+    public ControlClient(string home, TimeSpan? timeout = null)
+    {
+        _home = home;
+        _timeout = timeout ?? TimeSpan.FromSeconds(10);
+        var socketPath = ControlServer.SocketPathFor(home);
+        var handler = new SocketsHttpHandler
+        {
+            ConnectTimeout = TimeSpan.FromSeconds(2),
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(10),
+            UseProxy = false,
+            ConnectCallback = (_, cancellationToken) => ConnectAsync(socketPath, cancellationToken),
+        };
+        // Per-call deadlines instead (dialling a peer may take longer than a status call).
+        _http = new HttpClient(handler) { BaseAddress = new Uri("http://securemesh/"), Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    /// <summary>
+    /// Connects to the socket. A listener whose accept queue is momentarily full (seen right after the node starts)
+    /// makes a non-blocking connect fail with EAGAIN, which .NET reports as AddressNotAvailable: retry briefly.
+    /// </summary>
+    private static async ValueTask<Stream> ConnectAsync(string socketPath, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            try
+            {
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch (SocketException e) when (attempt < 20 && e.SocketErrorCode is SocketError.AddressNotAvailable or SocketError.WouldBlock or SocketError.TryAgain)
+            {
+                socket.Dispose();
+                await Task.Delay(50, cancellationToken);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        }
+    }
+
+    public Task<NodeStatus> GetStatusAsync(CancellationToken cancellationToken) => GetAsync<NodeStatus>("v1/status", cancellationToken);
+
+    public Task<IReadOnlyList<PeerInfo>> ListPeersAsync(string? state, CancellationToken cancellationToken) =>
+        GetAsync<IReadOnlyList<PeerInfo>>(state is null ? "v1/peers" : $"v1/peers?state={Uri.EscapeDataString(state)}", cancellationToken);
+
+    public Task<PeerInfo> AddPeerAsync(AddPeerRequest request, CancellationToken cancellationToken) => SendAsync<PeerInfo>(HttpMethod.Post, "v1/peers", request, cancellationToken);
+
+    public Task<PeerActionResult> TrustPeerAsync(string peerId, CancellationToken cancellationToken) =>
+        SendAsync<PeerActionResult>(HttpMethod.Post, $"v1/peers/{Escape(peerId)}/trust", null, cancellationToken);
+
+    public Task<PeerActionResult> BlockPeerAsync(string peerId, string? reason, CancellationToken cancellationToken) =>
+        SendAsync<PeerActionResult>(HttpMethod.Post, $"v1/peers/{Escape(peerId)}/block", new BlockRequest(null, reason), cancellationToken);
+
+    public Task<PeerActionResult> UnblockPeerAsync(string peerId, CancellationToken cancellationToken) =>
+        SendAsync<PeerActionResult>(HttpMethod.Post, $"v1/peers/{Escape(peerId)}/unblock", null, cancellationToken);
+
+    public Task<PeerActionResult> RenamePeerAsync(string peerId, string name, CancellationToken cancellationToken) =>
+        SendAsync<PeerActionResult>(HttpMethod.Post, $"v1/peers/{Escape(peerId)}/rename", new RenameRequest(name), cancellationToken);
+
+    public Task<PeerActionResult> RemovePeerAsync(string peerId, CancellationToken cancellationToken) =>
+        SendAsync<PeerActionResult>(HttpMethod.Delete, $"v1/peers/{Escape(peerId)}", null, cancellationToken);
+
+    public Task<ConnectionInfo> ConnectPeerAsync(string peerId, CancellationToken cancellationToken) =>
+        SendAsync<ConnectionInfo>(HttpMethod.Post, $"v1/peers/{Escape(peerId)}/connect", null, cancellationToken, TimeSpan.FromSeconds(60));
+
+    public Task<IReadOnlyList<DiscoveredPeerInfo>> ListDiscoveredAsync(CancellationToken cancellationToken) =>
+        GetAsync<IReadOnlyList<DiscoveredPeerInfo>>("v1/discovered", cancellationToken);
+
+    public Task<BlocklistInfo> GetBlocklistAsync(CancellationToken cancellationToken) => GetAsync<BlocklistInfo>("v1/blocklist", cancellationToken);
+
+    public Task<BlockedContentInfo> BlockContentAsync(string contentId, string? reason, CancellationToken cancellationToken) =>
+        SendAsync<BlockedContentInfo>(HttpMethod.Post, "v1/blocklist/content", new BlockRequest(contentId, reason), cancellationToken);
+
+    public Task UnblockContentAsync(string contentId, CancellationToken cancellationToken) =>
+        SendAsync<object>(HttpMethod.Delete, $"v1/blocklist/content?id={Uri.EscapeDataString(contentId)}", null, cancellationToken);
+
+    public Task<BlockedAddressInfo> BlockAddressAsync(string cidr, string? reason, CancellationToken cancellationToken) =>
+        SendAsync<BlockedAddressInfo>(HttpMethod.Post, "v1/blocklist/addr", new BlockRequest(cidr, reason), cancellationToken);
+
+    public Task UnblockAddressAsync(string cidr, CancellationToken cancellationToken) =>
+        SendAsync<object>(HttpMethod.Delete, $"v1/blocklist/addr?cidr={Uri.EscapeDataString(cidr)}", null, cancellationToken);
+
+    public Task<IReadOnlyList<SettingInfo>> ListConfigAsync(CancellationToken cancellationToken) => GetAsync<IReadOnlyList<SettingInfo>>("v1/config", cancellationToken);
+
+    public Task<ConfigValue> GetConfigAsync(string key, CancellationToken cancellationToken) => GetAsync<ConfigValue>($"v1/config/{Escape(key)}", cancellationToken);
+
+    public Task<ConfigSetResult> SetConfigAsync(string key, string value, CancellationToken cancellationToken) =>
+        SendAsync<ConfigSetResult>(HttpMethod.Put, $"v1/config/{Escape(key)}", new ConfigSetRequest(value), cancellationToken);
+
+    public Task<IReadOnlyList<LogEntryInfo>> GetLogAsync(DateTimeOffset? since, int? limit, CancellationToken cancellationToken)
+    {
+        var query = new List<string>();
+        if (since is { } s)
+        {
+            query.Add($"since={Uri.EscapeDataString(s.ToString("O", System.Globalization.CultureInfo.InvariantCulture))}");
+        }
+        if (limit is { } l)
+        {
+            query.Add($"limit={l.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+        }
+        return GetAsync<IReadOnlyList<LogEntryInfo>>(query.Count == 0 ? "v1/log" : $"v1/log?{string.Join('&', query)}", cancellationToken);
+    }
+
+    public Task<LogVerification> VerifyLogAsync(CancellationToken cancellationToken) => GetAsync<LogVerification>("v1/log/verify", cancellationToken);
+
+    private Task<T> GetAsync<T>(string path, CancellationToken cancellationToken) => SendAsync<T>(HttpMethod.Get, path, null, cancellationToken);
+
+    private async Task<T> SendAsync<T>(HttpMethod method, string path, object? body, CancellationToken cancellationToken, TimeSpan? timeout = null)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout ?? _timeout);
+        using var request = new HttpRequestMessage(method, path);
+        if (body is not null)
+        {
+            request.Content = JsonContent.Create(body, body.GetType(), options: ControlServer.Json);
+        }
+        try
+        {
+            using var response = await _http.SendAsync(request, deadline.Token);
+            if (!response.IsSuccessStatusCode)
+            {
+                throw await ToErrorAsync(response, deadline.Token);
+            }
+            if (response.StatusCode == HttpStatusCode.NoContent || typeof(T) == typeof(object))
+            {
+                return default!;
+            }
+            return await response.Content.ReadFromJsonAsync<T>(ControlServer.Json, deadline.Token)
+                ?? throw new SecureMeshException(SecureMeshErrorKind.Protocol, $"the node at {_home} sent an empty answer");
+        }
+        catch (HttpRequestException e)
+        {
+            throw NotAnswering(e.InnerException?.Message ?? e.Message, e);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw NotAnswering("timed out", e);
+        }
+        catch (JsonException e)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Protocol, $"the node at {_home} sent an unreadable answer: {e.Message}", e);
+        }
+    }
+
+    private SecureMeshException NotAnswering(string reason, Exception inner) =>
+        new(SecureMeshErrorKind.Network, $"the node at {_home} is not answering ({reason}); is it still running?", inner);
+
+    private async Task<SecureMeshException> ToErrorAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        ErrorInfo? error = null;
+        try
+        {
+            error = await response.Content.ReadFromJsonAsync<ErrorInfo>(ControlServer.Json, cancellationToken);
+        }
+        catch (JsonException)
+        {
+        }
+        var kind = error is not null && Enum.TryParse<SecureMeshErrorKind>(error.Kind, ignoreCase: true, out var k) ? k : SecureMeshErrorKind.Network;
+        return new SecureMeshException(kind, error?.Error ?? $"the node at {_home} answered {(int)response.StatusCode} {response.ReasonPhrase}");
+    }
+
+    private static string Escape(string segment) => Uri.EscapeDataString(segment ?? string.Empty);
+
+    public void Dispose() => _http.Dispose();
+}

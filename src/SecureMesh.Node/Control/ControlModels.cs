@@ -1,0 +1,90 @@
+namespace SecureMesh.Node.Control;
+
+// The control API's JSON shapes (camelCase on the wire). The CLI prints these same records whether it asked the running
+// node or read the database itself, so the two paths cannot drift apart.
+
+/// <summary>An open session, as <c>GET /v1/status</c> lists it.</summary>
+internal sealed record ConnectionInfo(string PeerId, string? Name, string Direction, DateTimeOffset Since, long BytesSent, long BytesReceived, string Sas, string? Remote);
+
+/// <summary>A transfer in progress; filled by an <see cref="ITransferStatusSource"/>.</summary>
+internal sealed record TransferInfo(string Id, string ContentId, string? Name, string Direction, string State, long BytesDone, long BytesTotal, int Peers);
+
+/// <summary><c>GET /v1/status</c>.</summary>
+internal sealed record NodeStatus(
+    bool Running,
+    string? PeerId,
+    string? Fingerprint,
+    IReadOnlyList<string> Listen,
+    string Discovery,
+    IReadOnlyList<ConnectionInfo> Connections,
+    IReadOnlyList<TransferInfo> Transfers);
+
+/// <summary>A peer in <c>peers list</c>: state is <c>trusted</c>, <c>pending</c>, <c>blocked</c> or <c>discovered</c> (seen by beacon, not in the trust store).</summary>
+internal sealed record PeerInfo(
+    string PeerId,
+    string? Name,
+    string State,
+    IReadOnlyList<string> Addresses,
+    string Fingerprint,
+    DateTimeOffset? FirstSeen,
+    DateTimeOffset? LastSeen,
+    string? BlockReason,
+    bool Connected);
+
+/// <summary>The outcome of trust/block/unblock/rename/remove; <see cref="Changed"/> is false when nothing had to change.</summary>
+internal sealed record PeerActionResult(string PeerId, string Fingerprint, bool Changed);
+
+/// <summary><c>POST /v1/peers</c>.</summary>
+internal sealed record AddPeerRequest(string PeerId, IReadOnlyList<string>? Addresses, string? Name, bool Trust);
+
+/// <summary>Body of block requests: <c>value</c> is the content ID or CIDR (unused for peers).</summary>
+internal sealed record BlockRequest(string? Value, string? Reason);
+
+/// <summary><c>POST /v1/peers/{id}/rename</c>.</summary>
+internal sealed record RenameRequest(string Name);
+
+/// <summary>A blocked peer in the blocklist.</summary>
+internal sealed record BlockedPeerInfo(string PeerId, string? Name, string? Reason, DateTimeOffset Time);
+
+/// <summary>A blocked address range.</summary>
+internal sealed record BlockedAddressInfo(string Cidr, string? Reason, DateTimeOffset Time);
+
+/// <summary>A blocked content ID.</summary>
+internal sealed record BlockedContentInfo(string ContentId, string? Reason, DateTimeOffset Time);
+
+/// <summary><c>GET /v1/blocklist</c>.</summary>
+internal sealed record BlocklistInfo(IReadOnlyList<BlockedPeerInfo> Peers, IReadOnlyList<BlockedAddressInfo> Addresses, IReadOnlyList<BlockedContentInfo> Content);
+
+/// <summary>One setting in <c>config list</c>.</summary>
+internal sealed record SettingInfo(string Key, string Value, bool IsDefault, string Description);
+
+/// <summary><c>GET /v1/config/{key}</c>.</summary>
+internal sealed record ConfigValue(string Key, string Value);
+
+/// <summary><c>PUT /v1/config/{key}</c>.</summary>
+internal sealed record ConfigSetRequest(string Value);
+
+/// <summary>
+/// What a config change did: <c>applied</c> is <c>now</c> (the running node changed at once), <c>restart</c> (takes effect on
+/// restart) or <c>stored</c> (no node running; read at the next start).
+/// </summary>
+internal sealed record ConfigSetResult(string Key, string Value, string Applied, string? Note);
+
+/// <summary>One audit log entry.</summary>
+internal sealed record LogEntryInfo(long Seq, DateTimeOffset Time, string Event, string? PeerId, string Detail, string Hash);
+
+/// <summary><c>GET /v1/log/verify</c>.</summary>
+internal sealed record LogVerification(bool Ok, long Entries, long? BrokenSeq, string? Reason);
+
+/// <summary>A peer found by a LAN beacon.</summary>
+internal sealed record DiscoveredPeerInfo(string PeerId, string Fingerprint, string Address, DateTimeOffset LastSeen, string State);
+
+/// <summary>Every error response: a message safe to show and the <see cref="Core.SecureMeshErrorKind"/> in camelCase.</summary>
+internal sealed record ErrorInfo(string Error, string Kind);
+
+/// <summary>Lets the transfer engine put its transfers in <c>GET /v1/status</c>.</summary>
+internal interface ITransferStatusSource
+{
+    /// <summary>A snapshot of the transfers in progress.</summary>
+    IReadOnlyList<TransferInfo> GetTransfers();
+}
