@@ -76,8 +76,8 @@ async function main () {
   const init = (connection, remoteIdentityKey) => ({ log, connection, crypto, privateKey, prologue: new Uint8Array(0), s, remoteIdentityKey, extensions })
   const signal = AbortSignal.timeout(10000)
 
-  if (mode === 'dial') {
-    const [host, port, expected] = args
+  // Initiator: connect, run js-libp2p's handshake (which checks the responder's key), report what it saw.
+  async function dial ([host, port, expected]) {
     const expectedKey = peerIdFromString(expected).publicKey
     const socket = net.connect({ host, port: Number(port) })
     await new Promise((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
@@ -87,19 +87,16 @@ async function main () {
     console.log('REMOTE_PEER ' + remote.toString())
     console.log('REMOTE_PROTOCOLS ' + (result.payload.extensions?.streamMuxers ?? []).join(','))
     if (remote.toString() !== expected) throw new Error('unexpected peer ' + remote.toString())
+    return { socket, connection, result }
+  }
+
+  if (mode === 'dial') {
+    const { socket, connection, result } = await dial(args)
     await exchange(connection, result, 'hello from js dialer')
     socket.end()
   } else if (mode === 'probe') {
     // Handshake only, then wait for the other side to close (a node refusing an untrusted peer does exactly that).
-    const [host, port, expected] = args
-    const expectedKey = peerIdFromString(expected).publicKey
-    const socket = net.connect({ host, port: Number(port) })
-    await new Promise((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
-    const connection = framed(socket)
-    const result = await performHandshakeInitiator(init(connection, expectedKey), { signal })
-    const remote = peerIdFromPublicKey((await import('@libp2p/crypto/keys')).publicKeyFromProtobuf(result.payload.identityKey))
-    console.log('REMOTE_PEER ' + remote.toString())
-    if (remote.toString() !== expected) throw new Error('unexpected peer ' + remote.toString())
+    const { socket } = await dial(args)
     await new Promise((resolve) => { socket.once('close', resolve); socket.resume() })
     console.log('CLOSED')
   } else if (mode === 'listen') {
