@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Console;
 using SecureMesh.Core;
 using SecureMesh.Core.Identity;
 using SecureMesh.Node;
+using SecureMesh.Node.Transfer;
 using SecureMesh.Storage;
 
 namespace SecureMesh.Cli.Commands;
@@ -44,8 +45,10 @@ internal static class NodeCommands
                 context.Cancel = true;
                 stop.Cancel();
             });
+            await using var transfer = new TransferService(db, identity, ctx.Home, new TransferOptions { LoggerFactory = loggerFactory });
             var options = new NodeOptions
             {
+                SessionHandler = transfer.HandleSessionAsync,
                 Home = ctx.Home,
                 Listen = endPoint,
                 LoggerFactory = loggerFactory,
@@ -56,9 +59,20 @@ internal static class NodeCommands
             {
                 ctx.Out.WriteLine($"SecureMesh node {identity.PeerId} ({identity.PeerId.Fingerprint}) listening on {node.LocalEndPoint}");
                 ctx.Out.Flush();
+                await using var connector = new PeerConnector(node, null, loggerFactory);
+                connector.Start();
+                // Files changed while the node was down are re-indexed before they are served as anything.
+                var rescan = transfer.Shares.RescanAsync(null, stop.Token);
                 try
                 {
                     await Task.Delay(Timeout.Infinite, stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+                try
+                {
+                    await rescan;
                 }
                 catch (OperationCanceledException)
                 {
