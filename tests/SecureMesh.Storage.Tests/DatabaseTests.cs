@@ -83,7 +83,7 @@ public sealed class DatabaseTests
         Assert.Equal(SecureMeshErrorKind.Storage, e.Kind);
         Assert.Contains("database schema version 7 is newer than this SecureMesh supports (4)", e.Message, StringComparison.Ordinal);
         Assert.Equal(before, File.ReadAllBytes(t.FilePath));
-        t.Sql("PRAGMA user_version = 3");
+        t.Sql("PRAGMA user_version = 4");
         t.Reopen();
     }
 
