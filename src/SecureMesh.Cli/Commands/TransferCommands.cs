@@ -80,6 +80,7 @@ internal static class TransferCommands
                     quarantineId = result.QuarantineId,
                     chunkRequests = handle.Progress.ChunkRequests,
                     resumedChunks = handle.ResumedChunks,
+                    bytesPerSecond = Math.Round(handle.Progress.BytesPerSecond),
                 });
             }
             switch (result.State)

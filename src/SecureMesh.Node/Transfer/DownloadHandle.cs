@@ -46,6 +46,7 @@ public sealed class DownloadHandle
     private long _bytesThisRun;
     private long _requests;
     private long _startStamp;
+    private long _endStamp;
     private int _peers;
     private long _total;
     private volatile DownloadState _state = DownloadState.Starting;
@@ -78,7 +79,8 @@ public sealed class DownloadHandle
         get
         {
             var start = Interlocked.Read(ref _startStamp);
-            var seconds = start == 0 ? 0 : _time.GetElapsedTime(start).TotalSeconds;
+            var end = Interlocked.Read(ref _endStamp);
+            var seconds = start == 0 ? 0 : (end == 0 ? _time.GetElapsedTime(start) : _time.GetElapsedTime(start, end)).TotalSeconds;
             var rate = seconds > 0.05 ? Interlocked.Read(ref _bytesThisRun) / seconds : 0;
             return new DownloadProgress(_state, Interlocked.Read(ref _bytesDone), Interlocked.Read(ref _total), rate, Volatile.Read(ref _peers),
                 Interlocked.Read(ref _requests));
@@ -117,6 +119,9 @@ public sealed class DownloadHandle
         Interlocked.Add(ref _bytesDone, bytes);
         Interlocked.Add(ref _bytesThisRun, bytes);
     }
+
+    /// <summary>Freezes the rate: the last chunk has arrived.</summary>
+    internal void MarkTransferDone() => Interlocked.CompareExchange(ref _endStamp, _time.GetTimestamp(), 0);
 
     internal void CountRequest() => Interlocked.Increment(ref _requests);
 

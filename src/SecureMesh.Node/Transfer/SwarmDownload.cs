@@ -109,6 +109,7 @@ internal sealed class SwarmDownload
                         }
                     }
                     await Task.WhenAll(lanes).ConfigureAwait(false);
+                    _handle.MarkTransferDone();
                     await flushStop.CancelAsync().ConfigureAwait(false);
                     await flusher.ConfigureAwait(false);
                     Flush(part);
