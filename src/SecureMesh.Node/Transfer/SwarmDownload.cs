@@ -30,6 +30,7 @@ internal sealed class SwarmDownload
     private readonly Queue<long> _retry = new();
     private readonly Dictionary<long, int> _inFlight = [];
     private Manifest _manifest = null!;
+    private volatile bool _blocked;
 
     public SwarmDownload(TransferService service, DownloadHandle handle, TransferOptions options, ILogger logger)
     {
@@ -98,20 +99,28 @@ internal sealed class SwarmDownload
                     }
                     BuildOrder(sources, count);
                     _handle.SetPeers(sources.Count);
+                    using var lanesStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     using var flushStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                    var flusher = FlushLoopAsync(part, flushStop.Token);
+                    var flusher = FlushLoopAsync(part, lanesStop, flushStop.Token);
                     var lanes = new List<Task>();
                     foreach (var source in sources)
                     {
                         for (var i = 0; i < _options.PipelineDepth; i++)
                         {
-                            lanes.Add(LaneAsync(source, sources, part.SafeFileHandle, ct));
+                            lanes.Add(LaneAsync(source, sources, part.SafeFileHandle, lanesStop.Token));
                         }
                     }
                     await Task.WhenAll(lanes).ConfigureAwait(false);
                     _handle.MarkTransferDone();
                     await flushStop.CancelAsync().ConfigureAwait(false);
                     await flusher.ConfigureAwait(false);
+                    if (_blocked)
+                    {
+                        part.Dispose();
+                        _service.Quarantine.AbortForBlockedContent(Id.Text);
+                        db.Downloads.Remove(Id.Text);
+                        return new DownloadResult(DownloadState.Failed, $"content {Id} was blocked during the download; its data was deleted", null, item.Id);
+                    }
                     Flush(part);
                     ct.ThrowIfCancellationRequested();
                     if (!_done.IsComplete)
@@ -342,6 +351,17 @@ internal sealed class SwarmDownload
 
     private async Task LaneAsync(Source source, List<Source> all, SafeFileHandle file, CancellationToken ct)
     {
+        try
+        {
+            await LaneCoreAsync(source, all, file, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task LaneCoreAsync(Source source, List<Source> all, SafeFileHandle file, CancellationToken ct)
+    {
         while (!ct.IsCancellationRequested)
         {
             var index = Next(source, all);
@@ -436,13 +456,20 @@ internal sealed class SwarmDownload
         source.Dropped = true;
     }
 
-    private async Task FlushLoopAsync(FileStream part, CancellationToken ct)
+    private async Task FlushLoopAsync(FileStream part, CancellationTokenSource lanes, CancellationToken ct)
     {
         try
         {
             while (true)
             {
                 await Task.Delay(_options.FlushInterval, _options.Time, ct).ConfigureAwait(false);
+                if (_service.IsBlocked(Id.Text))
+                {
+                    // Blocked content is never requested again, and what arrived of it is deleted.
+                    _blocked = true;
+                    await lanes.CancelAsync().ConfigureAwait(false);
+                    return;
+                }
                 Flush(part);
             }
         }
