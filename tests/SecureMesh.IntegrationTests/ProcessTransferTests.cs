@@ -58,6 +58,58 @@ public sealed class ProcessTransferTests : IDisposable
         node.Kill(entireProcessTree: true);
     }
 
+    [Fact]
+    public async Task A_get_killed_mid_transfer_resumes_without_refetching_verified_chunks()
+    {
+        var a = Path.Combine(_root, "a");
+        var b = Path.Combine(_root, "b");
+        Assert.Equal(0, Run(a, "init").Code);
+        Assert.Equal(0, Run(b, "init").Code);
+        var port = FreePort();
+        Assert.Equal(0, Run(a, "peers", "add", PeerIdOf(b), "--trust").Code);
+        Assert.Equal(0, Run(b, "peers", "add", PeerIdOf(a), "--addr", $"127.0.0.1:{port}", "--trust").Code);
+        Assert.Equal(0, Run(a, "config", "set", "chunk-size", "16k").Code);
+        Assert.Equal(0, Run(a, "config", "set", "upload-limit", "512k").Code);
+        const int Chunks = 160;
+        var file = Path.Combine(_root, "movie.mkv");
+        var data = new byte[Chunks * 16384];
+        new Random(12).NextBytes(data);
+        await File.WriteAllBytesAsync(file, data);
+        Assert.Equal(0, Run(a, "share", "add", file).Code);
+        var contentId = JsonDocument.Parse(Run(a, "share", "list", "--json").Out).RootElement.GetProperty("files")[0].GetProperty("contentId").GetString()!;
+        var node = Start(a, "run", "--listen", $"127.0.0.1:{port}");
+        await WaitForLineAsync(node, "listening on");
+
+        var outDir = Path.Combine(_root, "out");
+        var first = Start(b, "get", contentId, "--out", outDir);
+        _ = first.StandardOutput.ReadToEndAsync();
+        _ = first.StandardError.ReadToEndAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (VerifiedChunks(b, contentId) < 40)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "no chunks became durable");
+            Assert.False(first.HasExited, "get finished before it could be killed");
+            await Task.Delay(50);
+        }
+        first.Kill(entireProcessTree: true); // SIGKILL: no chance to flush or clean up
+        await first.WaitForExitAsync();
+        var durable = VerifiedChunks(b, contentId);
+        Assert.InRange(durable, 40, Chunks - 1);
+
+        var second = Run(b, "get", contentId, "--out", outDir, "--json");
+        Assert.True(second.Code == 0, second.ToString());
+        var json = JsonDocument.Parse(second.Out).RootElement;
+        Assert.Equal(durable, json.GetProperty("resumedChunks").GetInt64());
+        Assert.Equal(Chunks - durable, json.GetProperty("chunkRequests").GetInt64());
+        Assert.Equal(data, await File.ReadAllBytesAsync(Path.Combine(outDir, "movie.mkv")));
+    }
+
+    private static int VerifiedChunks(string home, string contentId)
+    {
+        using var db = Storage.SecureMeshDatabase.Open(home);
+        return db.Downloads.VerifiedChunks(contentId).Count;
+    }
+
     private static string PeerIdOf(string home) =>
         JsonDocument.Parse(Run(home, "id", "--json").Out).RootElement.GetProperty("peerId").GetString()!;
 
