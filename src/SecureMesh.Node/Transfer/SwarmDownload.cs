@@ -63,7 +63,8 @@ internal sealed class SwarmDownload
                 return new DownloadResult(DownloadState.Failed, $"content {Id} is blocked", null, null);
             }
             var peers = _service.OpenSessions();
-            _manifest = await FetchManifestAsync(peers, ct).ConfigureAwait(false);
+            var manifests = await FetchManifestsAsync(peers, ct).ConfigureAwait(false);
+            _manifest = manifests[0];
             _handle.Name = _manifest.Name;
             var item = _service.Quarantine.BeginDownload(Id.Text, _manifest.Name, _manifest.Size, _manifest.Publisher, peers.Select(p => p.PeerId));
             quarantineId = item.Id;
@@ -133,6 +134,7 @@ internal sealed class SwarmDownload
             }
 
             _handle.State = DownloadState.Verifying;
+            KeepTrustedPublisher(item.Id, manifests);
             var outcome = await _service.Quarantine.CompleteAsync(item.Id, VerifyWholeFileAsync, _handle.OutDir, ct).ConfigureAwait(false);
             db.Downloads.Remove(Id.Text);
             var result = outcome.Released
@@ -157,14 +159,14 @@ internal sealed class SwarmDownload
         return tree.ContentId == Id;
     }
 
-    private async Task<Manifest> FetchManifestAsync(IReadOnlyList<ProtocolSession> peers, CancellationToken ct)
+    /// <summary>Every valid manifest the peers give (asked in parallel), the first answering peer's first.</summary>
+    private async Task<List<Manifest>> FetchManifestsAsync(IReadOnlyList<ProtocolSession> peers, CancellationToken ct)
     {
         if (peers.Count == 0)
         {
             throw new SecureMeshException(SecureMeshErrorKind.Network, "no trusted peer is connected");
         }
-        var reasons = new List<string>();
-        foreach (var peer in peers)
+        var answers = await Task.WhenAll(peers.Select(async peer =>
         {
             try
             {
@@ -176,32 +178,53 @@ internal sealed class SwarmDownload
                 }
                 catch (SecureMeshException e)
                 {
-                    Reject(peer.PeerId, e.Message);
-                    reasons.Add($"{peer.PeerId}: {e.Message}");
-                    continue;
+                    return Reject(peer.PeerId, e.Message);
                 }
                 if (!manifest.Verify())
                 {
-                    Reject(peer.PeerId, "signature does not verify");
-                    reasons.Add($"{peer.PeerId}: manifest signature does not verify");
-                    continue;
+                    return Reject(peer.PeerId, "manifest signature does not verify");
                 }
                 if (manifest.ContentId != Id)
                 {
-                    Reject(peer.PeerId, $"manifest is for {manifest.ContentId}");
-                    reasons.Add($"{peer.PeerId}: manifest is for other content");
-                    continue;
+                    return Reject(peer.PeerId, $"manifest is for {manifest.ContentId}");
                 }
-                return manifest;
+                return (Manifest: manifest, Error: (string?)null);
             }
             catch (Exception e) when (e is SecureMeshException or TimeoutException)
             {
-                reasons.Add($"{peer.PeerId}: {e.Message}");
+                return (Manifest: (Manifest?)null, Error: $"{peer.PeerId}: {e.Message}");
             }
+        })).ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+        var valid = answers.Where(a => a.Manifest is not null).Select(a => a.Manifest!).ToList();
+        if (valid.Count == 0)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.NotFound,
+                $"no peer gave a valid manifest for {Id} ({string.Join("; ", answers.Select(a => a.Error))})");
         }
-        throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"no peer gave a valid manifest for {Id} ({string.Join("; ", reasons)})");
+        return valid;
 
-        void Reject(PeerId peer, string why) => _service.AuditSafe("manifest.rejected", peer, $"content={Id} reason={why}");
+        (Manifest? Manifest, string? Error) Reject(PeerId peer, string why)
+        {
+            _service.AuditSafe("manifest.rejected", peer, $"content={Id} reason={why}");
+            return (null, $"{peer}: {why}");
+        }
+    }
+
+    /// <summary>When the recorded publisher lost trust meanwhile (banned, say), another trusted peer that signed this content vouches instead.</summary>
+    private void KeepTrustedPublisher(long itemId, List<Manifest> manifests)
+    {
+        var trust = _service.Database.Trust;
+        var current = _service.Quarantine.Get(itemId).Publisher;
+        if (current is not null && trust.GetPeer(current)?.State == Storage.PeerState.Trusted)
+        {
+            return;
+        }
+        var other = manifests.FirstOrDefault(m => trust.GetPeer(m.Publisher)?.State == Storage.PeerState.Trusted);
+        if (other is not null)
+        {
+            _service.Database.Quarantine.SetPublisher(itemId, other.Publisher);
+        }
     }
 
     private async Task<List<Source>> GatherSourcesAsync(IReadOnlyList<ProtocolSession> peers, long count, CancellationToken ct)

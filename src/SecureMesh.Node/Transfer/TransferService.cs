@@ -154,7 +154,16 @@ public sealed class TransferService : IAsyncDisposable
             var download = new SwarmDownload(this, handle, _options, _logger);
             handle.Completion = Task.Run(async () =>
             {
-                var result = await download.RunAsync().ConfigureAwait(false);
+                DownloadResult result;
+                try
+                {
+                    result = await download.RunAsync().ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException or OperationCanceledException)
+                {
+                    // Shutting down underneath the download: report it, never fault the handle.
+                    result = new DownloadResult(DownloadState.Failed, e.Message, null, null);
+                }
                 handle.State = result.State;
                 return result;
             });

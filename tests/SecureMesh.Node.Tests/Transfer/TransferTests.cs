@@ -28,4 +28,23 @@ public sealed class TransferTests
         Assert.StartsWith(b.Downloads, result.Path, StringComparison.Ordinal);
         Assert.Empty(b.Db.Downloads.List());
     }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(TransferNode.ChunkSize)]
+    [InlineData(3 * TransferNode.ChunkSize)]
+    public async Task Edge_sizes_arrive_byte_identical_in_the_out_folder(int size)
+    {
+        await using var a = TransferNode.Start();
+        await using var b = TransferNode.Start();
+        var path = a.WriteFile("edge.bin", size);
+        var id = await a.ShareAsync(path);
+        await b.ConnectAsync(a);
+        var outDir = Path.Combine(b.Home, "elsewhere");
+        var result = await b.Transfer.StartDownload(id, outDir).Completion.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.True(result.State == DownloadState.Released, result.Reason);
+        Assert.Equal(Path.Combine(outDir, "edge.bin"), result.Path);
+        Assert.Equal(File.ReadAllBytes(path), File.ReadAllBytes(result.Path!));
+    }
 }
