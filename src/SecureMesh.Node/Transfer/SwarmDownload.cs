@@ -31,6 +31,8 @@ internal sealed class SwarmDownload
     private readonly Dictionary<long, int> _inFlight = [];
     private Manifest _manifest = null!;
     private volatile bool _blocked;
+    private SecureMeshException? _fatal;
+    private CancellationTokenSource? _lanesStop;
 
     public SwarmDownload(TransferService service, DownloadHandle handle, TransferOptions options, ILogger logger)
     {
@@ -101,6 +103,7 @@ internal sealed class SwarmDownload
                     BuildOrder(sources, count);
                     _handle.SetPeers(sources.Count);
                     using var lanesStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    _lanesStop = lanesStop;
                     using var flushStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     var flusher = FlushLoopAsync(part, lanesStop, flushStop.Token);
                     var lanes = new List<Task>();
@@ -115,6 +118,11 @@ internal sealed class SwarmDownload
                     _handle.MarkTransferDone();
                     await flushStop.CancelAsync().ConfigureAwait(false);
                     await flusher.ConfigureAwait(false);
+                    if (_fatal is not null)
+                    {
+                        Flush(part);
+                        throw _fatal;
+                    }
                     if (_blocked)
                     {
                         part.Dispose();
@@ -415,7 +423,18 @@ internal sealed class SwarmDownload
                 }
                 if (fresh)
                 {
-                    RandomAccess.Write(file, reply.Data.Span, ChunkLayout.ChunkOffset(_manifest.ChunkSize, index));
+                    try
+                    {
+                        RandomAccess.Write(file, reply.Data.Span, ChunkLayout.ChunkOffset(_manifest.ChunkSize, index));
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        // A local disk problem is no peer's fault: stop the whole download (verified chunks are kept).
+                        Interlocked.CompareExchange(ref _fatal, new SecureMeshException(SecureMeshErrorKind.Storage,
+                            $"writing the quarantine part file failed: {e.Message}", e), null);
+                        await _lanesStop!.CancelAsync().ConfigureAwait(false);
+                        return;
+                    }
                     lock (_gate)
                     {
                         if (!_done.IsSet(index))
@@ -443,7 +462,7 @@ internal sealed class SwarmDownload
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(100), _options.Time, ct).ConfigureAwait(false);
             }
-            catch (SecureMeshException e)
+            catch (Exception e) when (e is SecureMeshException or IOException or ObjectDisposedException)
             {
                 // Not found, changed on disk, blocked there, or the session closed: this peer cannot serve it now.
                 Drop(source, all, e.Message);
