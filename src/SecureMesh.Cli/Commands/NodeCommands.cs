@@ -63,6 +63,20 @@ internal static class NodeCommands
                 connector.Start();
                 // Files changed while the node was down are re-indexed before they are served as anything.
                 var rescan = transfer.Shares.RescanAsync(null, stop.Token);
+                // Unfinished downloads carry on once the peers had a chance to connect.
+                var resume = Task.Run(async () =>
+                {
+                    var sessions = await connector.ConnectAllAsync(TimeSpan.FromSeconds(10), stop.Token);
+                    if (db.Downloads.List().Count == 0)
+                    {
+                        return;
+                    }
+                    await transfer.WaitForPeersAsync(Math.Max(1, sessions), TimeSpan.FromSeconds(10), stop.Token);
+                    foreach (var handle in transfer.ResumeDownloads())
+                    {
+                        ctx.Out.WriteLine($"resuming download of {handle.ContentId}");
+                    }
+                }, stop.Token);
                 try
                 {
                     await Task.Delay(Timeout.Infinite, stop.Token);
@@ -73,6 +87,7 @@ internal static class NodeCommands
                 try
                 {
                     await rescan;
+                    await resume;
                 }
                 catch (OperationCanceledException)
                 {

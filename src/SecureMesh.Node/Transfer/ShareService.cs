@@ -41,6 +41,7 @@ public sealed class ShareService : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _background = [];
     private long _stamp = -1;
+    private IndexProgress? _current;
     private long _stampCheckedAt;
 
     /// <summary>A share service over <paramref name="db"/> signing manifests with <paramref name="identity"/>.</summary>
@@ -91,6 +92,9 @@ public sealed class ShareService : IAsyncDisposable
         return total;
     }
 
+    /// <summary>What is being indexed right now (for status displays), or null.</summary>
+    public IndexProgress? CurrentIndexing => _current;
+
     /// <summary>Catalog entries whose names contain every term.</summary>
     public IReadOnlyList<CatalogEntry> Search(string terms, int limit) => _db.Catalog.Search(terms, limit);
 
@@ -129,8 +133,12 @@ public sealed class ShareService : IAsyncDisposable
                 var before = done;
                 try
                 {
-                    var size = await IndexFileAsync(root, file, chunkSize,
-                        progress is null ? null : b => progress(new IndexProgress(file, before + b, totalBytes)), cancellationToken).ConfigureAwait(false);
+                    var size = await IndexFileAsync(root, file, chunkSize, b =>
+                    {
+                        var p = new IndexProgress(file, before + b, totalBytes);
+                        _current = p;
+                        progress?.Invoke(p);
+                    }, cancellationToken).ConfigureAwait(false);
                     done += size;
                     indexed++;
                 }
@@ -145,6 +153,7 @@ public sealed class ShareService : IAsyncDisposable
         }
         finally
         {
+            _current = null;
             _indexGate.Release();
         }
     }

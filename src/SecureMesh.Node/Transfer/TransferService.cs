@@ -171,6 +171,20 @@ public sealed class TransferService : IAsyncDisposable
         }
     }
 
+    /// <summary>Starts every unfinished download recorded in the database (after a restart); returns their handles.</summary>
+    public IReadOnlyList<DownloadHandle> ResumeDownloads()
+    {
+        var handles = new List<DownloadHandle>();
+        foreach (var record in Database.Downloads.List())
+        {
+            if (ContentId.TryParse(record.ContentId, out var id))
+            {
+                handles.Add(StartDownload(id, record.OutDir));
+            }
+        }
+        return handles;
+    }
+
     /// <summary>Downloads started in this process, running or finished.</summary>
     public IReadOnlyList<DownloadHandle> ListTransfers() => [.. _downloads.Values];
 

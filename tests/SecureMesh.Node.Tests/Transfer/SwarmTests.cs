@@ -111,7 +111,8 @@ public sealed class SwarmTests
 
             await using var second = TransferNode.Start(home: home, identity: identity);
             await second.ConnectAsync(seeder);
-            var resumed = second.Transfer.StartDownload(id);
+            var resumed = Assert.Single(second.Transfer.ResumeDownloads());
+            Assert.Equal(id, resumed.ContentId);
             var result = await resumed.Completion.WaitAsync(TimeSpan.FromSeconds(30));
             Assert.True(result.State == DownloadState.Released, result.Reason);
             Assert.Equal(File.ReadAllBytes(path), File.ReadAllBytes(result.Path!));
