@@ -11,6 +11,9 @@ internal static class CliApp
     public const int Failure = 1;
     public const int Usage = 2;
 
+    /// <summary>A download finished but the quarantine kept it (the reason is printed).</summary>
+    public const int Held = 3;
+
     internal static readonly Option<string?> HomeOption = new("--home")
     {
         Description = "Data directory (default: $SECUREMESH_HOME, else the per-user data folder)",
@@ -69,6 +72,8 @@ internal static class CliApp
         ConfigCommands.Add(root, console);
         NodeCommands.Add(root, console);
         QuarantineCommands.Add(root, console);
+        ShareCommands.Add(root, console);
+        TransferCommands.Add(root, console);
         TuiCommand.Add(root, console);
         return root;
     }

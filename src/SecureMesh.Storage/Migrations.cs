@@ -120,6 +120,19 @@ internal static class Migrations
         ALTER TABLE quarantine ADD COLUMN released_path TEXT;
         ALTER TABLE quarantine ADD COLUMN verified INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1));
         """,
+
+        // Version 4 (issue 6, content and transfer): what the catalog needs to serve proofs without re-hashing
+        // (the leaf hashes, 32 bytes per chunk, and the signed manifest), the display name searched by peers, and
+        // what a download needs to resume (its verified manifest and quarantine item).
+        """
+        ALTER TABLE catalog ADD COLUMN name TEXT NOT NULL DEFAULT '';
+        ALTER TABLE catalog ADD COLUMN share_root TEXT NOT NULL DEFAULT '';
+        ALTER TABLE catalog ADD COLUMN leaves BLOB;
+        ALTER TABLE catalog ADD COLUMN manifest BLOB;
+        ALTER TABLE downloads ADD COLUMN manifest BLOB;
+        ALTER TABLE downloads ADD COLUMN quarantine_id INTEGER;
+        ALTER TABLE downloads ADD COLUMN out_dir TEXT;
+        """,
     ];
 
     /// <summary>The schema version this code writes.</summary>

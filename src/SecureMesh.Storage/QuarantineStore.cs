@@ -165,6 +165,22 @@ public sealed class QuarantineStore
     }
 
     /// <summary>
+    /// Records another publisher for a downloading item: one more peer that signed a manifest for the same content ID
+    /// (the transfer engine uses it when the first publisher lost trust during the download). Audited as <c>quarantine.publisher</c>.
+    /// </summary>
+    public QuarantineRecord SetPublisher(long id, PeerId publisher)
+    {
+        ArgumentNullException.ThrowIfNull(publisher);
+        return Transition(id, [QuarantineState.Downloading], "change the publisher of", (tx, item) =>
+        {
+            SecureMeshDatabase.Execute(tx, "UPDATE quarantine SET publisher = $p, updated = $now WHERE id = $id",
+                ("$p", publisher.Text), ("$now", _database.NowMs()), ("$id", id));
+            _database.Audit.AppendCore(tx, "quarantine.publisher", publisher.Text,
+                $"id={Num(id)} content={item.ContentId} was={item.Publisher?.Text ?? "-"}");
+        });
+    }
+
+    /// <summary>
     /// Verifying (automatic, <paramref name="manual"/> false, which also marks it verified) or held (manual) → released to
     /// <paramref name="releasedPath"/>. Audited as <c>quarantine.released</c>; a manual release records the reason it was held.
     /// </summary>

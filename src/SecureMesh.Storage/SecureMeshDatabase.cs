@@ -39,6 +39,8 @@ public sealed class SecureMeshDatabase : IDisposable
         Trust = new TrustStore(this);
         Config = new ConfigStore(this);
         Quarantine = new QuarantineStore(this);
+        Catalog = new CatalogStore(this);
+        Downloads = new DownloadStore(this);
     }
 
     /// <summary>Full path of the database file.</summary>
@@ -55,6 +57,12 @@ public sealed class SecureMeshDatabase : IDisposable
 
     /// <summary>Records of downloads held in quarantine, with their audited state changes.</summary>
     public QuarantineStore Quarantine { get; }
+
+    /// <summary>Shared paths and the catalog of indexed files.</summary>
+    public CatalogStore Catalog { get; }
+
+    /// <summary>Downloads in progress and their verified chunks.</summary>
+    public DownloadStore Downloads { get; }
 
     /// <summary>The schema version this code creates and understands.</summary>
     public static int SupportedSchemaVersion => Migrations.LatestVersion;

@@ -7,6 +7,7 @@ using SecureMesh.Core.Identity;
 using SecureMesh.Node;
 using SecureMesh.Node.Control;
 using SecureMesh.Node.Discovery;
+using SecureMesh.Node.Transfer;
 using SecureMesh.Storage;
 
 namespace SecureMesh.Cli.Commands;
@@ -48,8 +49,10 @@ internal static class NodeCommands
                 context.Cancel = true;
                 stop.Cancel();
             });
+            await using var transfer = new TransferService(db, identity, ctx.Home, new TransferOptions { LoggerFactory = loggerFactory });
             var options = new NodeOptions
             {
+                SessionHandler = transfer.HandleSessionAsync,
                 Home = ctx.Home,
                 Listen = endPoint,
                 LoggerFactory = loggerFactory,
@@ -78,9 +81,35 @@ internal static class NodeCommands
                 }, ct);
                 ctx.Out.WriteLine($"SecureMesh node {identity.PeerId} ({identity.PeerId.Fingerprint}) listening on {node.LocalEndPoint}; control socket {control.SocketPath}; discovery {discovery.State}");
                 ctx.Out.Flush();
+                await using var connector = new PeerConnector(node, null, loggerFactory);
+                connector.Start();
+                // Files changed while the node was down are re-indexed before they are served as anything.
+                var rescan = transfer.Shares.RescanAsync(null, stop.Token);
+                // Unfinished downloads carry on once the peers had a chance to connect.
+                var resume = Task.Run(async () =>
+                {
+                    var sessions = await connector.ConnectAllAsync(TimeSpan.FromSeconds(10), stop.Token);
+                    if (db.Downloads.List().Count == 0)
+                    {
+                        return;
+                    }
+                    await transfer.WaitForPeersAsync(Math.Max(1, sessions), TimeSpan.FromSeconds(10), stop.Token);
+                    foreach (var handle in transfer.ResumeDownloads())
+                    {
+                        ctx.Out.WriteLine($"resuming download of {handle.ContentId}");
+                    }
+                }, stop.Token);
                 try
                 {
                     await Task.Delay(Timeout.Infinite, stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+                try
+                {
+                    await rescan;
+                    await resume;
                 }
                 catch (OperationCanceledException)
                 {

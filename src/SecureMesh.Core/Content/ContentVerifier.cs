@@ -10,7 +10,37 @@ public static class ContentVerifier
     /// </summary>
     public static bool VerifyChunk(ContentId id, long fileSize, int chunkSize, long index, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> proof)
     {
-        if (id is null || fileSize < 0 || !ChunkLayout.IsValidChunkSize(chunkSize))
+        if (id is null)
+        {
+            return false;
+        }
+        Span<byte> root = stackalloc byte[MerkleHash.HashLength];
+        return TryComputeRoot(fileSize, chunkSize, index, chunk, proof, root, out _) && id.HashEquals(root);
+    }
+
+    /// <summary>
+    /// Computes the content root that <paramref name="chunk"/> and <paramref name="proof"/> lead to, and the chunk's leaf
+    /// hash, for evidence when a chunk is rejected; false (nothing written) when the index, chunk length or proof length
+    /// does not fit the layout.
+    /// </summary>
+    public static bool TryComputeRoot(long fileSize, int chunkSize, long index, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> proof,
+        Span<byte> root, Span<byte> leaf, out int leafWritten)
+    {
+        leafWritten = 0;
+        if (leaf.Length < MerkleHash.HashLength || !TryComputeRoot(fileSize, chunkSize, index, chunk, proof, root, out _))
+        {
+            return false;
+        }
+        MerkleHash.Leaf(chunk, leaf);
+        leafWritten = MerkleHash.HashLength;
+        return true;
+    }
+
+    private static bool TryComputeRoot(long fileSize, int chunkSize, long index, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> proof,
+        Span<byte> root, out int written)
+    {
+        written = 0;
+        if (fileSize < 0 || !ChunkLayout.IsValidChunkSize(chunkSize) || root.Length < MerkleHash.HashLength)
         {
             return false;
         }
@@ -45,8 +75,9 @@ public static class ContentVerifier
             position >>= 1;
             width = (width + 1) >> 1;
         }
-        MerkleHash.Root(node, fileSize, chunkSize, node);
-        return id.HashEquals(node);
+        MerkleHash.Root(node, fileSize, chunkSize, root);
+        written = MerkleHash.HashLength;
+        return true;
     }
 
     /// <summary>Same as the span overload, with a <see cref="MerkleProof"/>.</summary>

@@ -111,7 +111,11 @@ public sealed partial class QuarantineManager
     /// releases to the download folder or holds with every failed check as the reason. Cancelling leaves the item
     /// <c>verifying</c>; calling again resumes.
     /// </summary>
-    public async Task<QuarantineOutcome> CompleteAsync(long id, Func<string, CancellationToken, Task<bool>> verifyWholeFile, CancellationToken cancellationToken)
+    public Task<QuarantineOutcome> CompleteAsync(long id, Func<string, CancellationToken, Task<bool>> verifyWholeFile, CancellationToken cancellationToken) =>
+        CompleteAsync(id, verifyWholeFile, null, cancellationToken);
+
+    /// <summary>As <see cref="CompleteAsync(long, Func{string, CancellationToken, Task{bool}}, CancellationToken)"/>, releasing into <paramref name="releaseDirectory"/> (null: the <c>download-dir</c> setting).</summary>
+    public async Task<QuarantineOutcome> CompleteAsync(long id, Func<string, CancellationToken, Task<bool>> verifyWholeFile, string? releaseDirectory, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(verifyWholeFile);
         var item = Get(id);
@@ -185,7 +189,7 @@ public sealed partial class QuarantineManager
         {
             try
             {
-                var released = ReleaseCore(id, null, manual: false);
+                var released = ReleaseCore(id, releaseDirectory, manual: false);
                 return new QuarantineOutcome(released, true);
             }
             catch (SecureMeshException e) when (e.Kind is SecureMeshErrorKind.Storage or SecureMeshErrorKind.InvalidInput)

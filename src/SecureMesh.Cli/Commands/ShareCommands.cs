@@ -1,0 +1,153 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using SecureMesh.Core;
+using SecureMesh.Core.Identity;
+using SecureMesh.Node.Transfer;
+
+namespace SecureMesh.Cli.Commands;
+
+/// <summary><c>share add PATH | share list | share remove PATH</c>.</summary>
+internal static class ShareCommands
+{
+    public static void Add(RootCommand root, CliConsole console)
+    {
+        var share = new Command("share", "Files and folders you share with trusted peers");
+        var pathArg = new Argument<string>("PATH") { Description = "A file or folder (shared recursively)" };
+        var passphraseStdin = new Option<bool>("--passphrase-stdin") { Description = "Read the identity's passphrase from the first line of standard input" };
+
+        var add = new Command("add", "Share a file or folder: index what is new or changed and sign a manifest per file") { pathArg, passphraseStdin };
+        add.SetAction((parse, cancellationToken) => CliApp.ExecuteAsync(parse, console, async (ctx, ct) =>
+        {
+            if (!IdentityStore.Exists(ctx.Home))
+            {
+                throw new SecureMeshException(SecureMeshErrorKind.Identity, $"no identity in {ctx.Home}: run 'securemesh init' first");
+            }
+            using var identity = IdentityStore.Load(ctx.Home, ctx.PassphraseSource(parse.GetValue(passphraseStdin)));
+            using var db = TrustCommands.OpenDatabase(ctx);
+            await using var shares = new ShareService(db, identity);
+            var progress = ctx.Json ? null : new ProgressLine(ctx.Err);
+            var watch = Stopwatch.StartNew();
+            var result = await shares.AddAsync(parse.GetValue(pathArg)!, progress is null ? null : p => progress.Update(
+                $"indexing {Path.GetFileName(p.File)}  {Mib(p.BytesDone)} / {Mib(p.BytesTotal)} MiB  {Rate(p.BytesDone, watch.Elapsed)} MB/s"), ct);
+            progress?.Done();
+            var seconds = watch.Elapsed.TotalSeconds;
+            if (ctx.Json)
+            {
+                ctx.WriteJson(new
+                {
+                    path = Path.GetFullPath(parse.GetValue(pathArg)!),
+                    files = result.Files,
+                    indexed = result.Indexed,
+                    unchanged = result.Unchanged,
+                    removed = result.Removed,
+                    bytesHashed = result.BytesHashed,
+                    seconds,
+                    failed = result.Failed,
+                });
+            }
+            else
+            {
+                ctx.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"shared {Path.GetFullPath(parse.GetValue(pathArg)!)}: {result.Files} files, {result.Indexed} indexed ({Mib(result.BytesHashed)} MiB in {seconds:0.00}s, {Rate(result.BytesHashed, watch.Elapsed)} MB/s), {result.Unchanged} unchanged"));
+                foreach (var failure in result.Failed)
+                {
+                    ctx.Err.WriteLine($"warning: {failure}");
+                }
+            }
+            return result.Failed.Count == 0 ? CliApp.Success : CliApp.Failure;
+        }, cancellationToken));
+        share.Subcommands.Add(add);
+
+        var list = new Command("list", "List shared paths and the files indexed under them");
+        list.SetAction(parse => CliApp.Execute(parse, console, ctx =>
+        {
+            using var db = TrustCommands.OpenDatabase(ctx);
+            var roots = db.Catalog.ListShares();
+            var files = db.Catalog.List();
+            if (ctx.Json)
+            {
+                ctx.WriteJson(new
+                {
+                    shares = roots.Select(r => r.Path),
+                    files = files.Select(f => new { path = f.Path, name = f.Name, size = f.Size, contentId = f.ContentId, share = f.ShareRoot }),
+                });
+                return CliApp.Success;
+            }
+            if (roots.Count == 0)
+            {
+                ctx.Out.WriteLine("nothing is shared; add a file or folder with 'securemesh share add PATH'");
+                return CliApp.Success;
+            }
+            foreach (var r in roots)
+            {
+                ctx.Out.WriteLine($"shared: {r.Path}");
+            }
+            Table.Write(ctx.Out, ["CONTENT ID", "SIZE", "PATH"],
+                files.Select(f => new[] { f.ContentId, f.Size.ToString("N0", CultureInfo.InvariantCulture), f.Path }));
+            return CliApp.Success;
+        }));
+        share.Subcommands.Add(list);
+
+        var remove = new Command("remove", "Stop sharing a path (the files stay on disk)") { pathArg };
+        remove.SetAction(parse => CliApp.Execute(parse, console, ctx =>
+        {
+            using var db = TrustCommands.OpenDatabase(ctx);
+            var full = Path.GetFullPath(parse.GetValue(pathArg)!);
+            if (!db.Catalog.RemoveShare(full))
+            {
+                throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"{full} is not shared ('securemesh share list' shows what is)");
+            }
+            if (ctx.Json)
+            {
+                ctx.WriteJson(new { path = full, removed = true });
+            }
+            else
+            {
+                ctx.Out.WriteLine($"no longer shared: {full}");
+            }
+            return CliApp.Success;
+        }));
+        share.Subcommands.Add(remove);
+        root.Subcommands.Add(share);
+    }
+
+    internal static string Mib(long bytes) => (bytes / 1048576.0).ToString("0.0", CultureInfo.InvariantCulture);
+
+    internal static string Rate(long bytes, TimeSpan elapsed) =>
+        elapsed.TotalSeconds > 0 ? (bytes / 1e6 / elapsed.TotalSeconds).ToString("0", CultureInfo.InvariantCulture) : "-";
+}
+
+/// <summary>One updating line on stderr, redrawn at most five times a second.</summary>
+internal sealed class ProgressLine(TextWriter err)
+{
+    private long _last;
+    private int _width;
+
+    public void Update(string text, bool force = false)
+    {
+        var now = Stopwatch.GetTimestamp();
+        if (!force && Stopwatch.GetElapsedTime(Interlocked.Read(ref _last), now) < TimeSpan.FromMilliseconds(200))
+        {
+            return;
+        }
+        Interlocked.Exchange(ref _last, now);
+        lock (this)
+        {
+            err.Write('\r' + text.PadRight(_width));
+            _width = Math.Max(_width, text.Length);
+            err.Flush();
+        }
+    }
+
+    public void Done()
+    {
+        lock (this)
+        {
+            if (_width > 0)
+            {
+                err.WriteLine();
+            }
+        }
+    }
+}

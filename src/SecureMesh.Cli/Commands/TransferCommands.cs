@@ -1,0 +1,117 @@
+using System.CommandLine;
+using System.Globalization;
+using SecureMesh.Core;
+using SecureMesh.Core.Content;
+using SecureMesh.Node.Transfer;
+
+namespace SecureMesh.Cli.Commands;
+
+/// <summary><c>search TERMS...</c> and <c>get CONTENT_ID [--out DIR]</c>, running a node for as long as they need one.</summary>
+internal static class TransferCommands
+{
+    public static void Add(RootCommand root, CliConsole console)
+    {
+        var passphraseStdin = new Option<bool>("--passphrase-stdin") { Description = "Read the identity's passphrase from the first line of standard input" };
+
+        var terms = new Argument<string[]>("TERMS") { Description = "Words that must all appear in the name", Arity = ArgumentArity.OneOrMore };
+        var search = new Command("search", "Search the catalogs of connected trusted peers") { terms, passphraseStdin };
+        search.SetAction((parse, cancellationToken) => CliApp.ExecuteAsync(parse, console, async (ctx, ct) =>
+        {
+            await using var runtime = await NodeRuntime.StartAsync(ctx, parse.GetValue(passphraseStdin), ct);
+            var peers = runtime.Transfer.OpenSessions().Count;
+            if (peers == 0 && !ctx.Json)
+            {
+                ctx.Err.WriteLine("warning: no trusted peer is reachable (add addresses with 'securemesh peers add PEERID --addr HOST:PORT --trust')");
+            }
+            var hits = await runtime.Transfer.SearchAsync(string.Join(' ', parse.GetValue(terms) ?? []), ct);
+            if (ctx.Json)
+            {
+                ctx.WriteJson(hits.Select(h => new { contentId = h.ContentId, name = h.Name, size = h.Size, peers = h.Peers }));
+                return CliApp.Success;
+            }
+            if (hits.Count == 0)
+            {
+                ctx.Out.WriteLine($"no results from {peers} peer(s)");
+                return CliApp.Success;
+            }
+            Table.Write(ctx.Out, ["CONTENT ID", "SIZE", "NAME", "PEERS"],
+                hits.Select(h => new[] { h.ContentId, h.Size.ToString("N0", CultureInfo.InvariantCulture), h.Name, string.Join(",", h.Peers.Select(Short)) }));
+            return CliApp.Success;
+        }, cancellationToken));
+        root.Subcommands.Add(search);
+
+        var idArg = new Argument<string>("CONTENT_ID") { Description = "The content ID (b3:…) from 'search'" };
+        var outOption = new Option<string?>("--out") { Description = "Release into this folder instead of the download-dir setting", HelpName = "DIR" };
+        var get = new Command("get", "Download from every trusted peer that has it, into quarantine, then release per policy (exit 3: held)") { idArg, outOption, passphraseStdin };
+        get.SetAction((parse, cancellationToken) => CliApp.ExecuteAsync(parse, console, async (ctx, ct) =>
+        {
+            var id = ContentId.Parse(parse.GetValue(idArg));
+            var outDir = parse.GetValue(outOption);
+            await using var runtime = await NodeRuntime.StartAsync(ctx, parse.GetValue(passphraseStdin), ct);
+            if (runtime.Transfer.OpenSessions().Count == 0)
+            {
+                throw new SecureMeshException(SecureMeshErrorKind.Network,
+                    "no trusted peer is reachable (add addresses with 'securemesh peers add PEERID --addr HOST:PORT --trust')");
+            }
+            var handle = runtime.Transfer.StartDownload(id, outDir is null ? null : Path.GetFullPath(outDir));
+            using var registration = ct.Register(handle.Cancel);
+            var line = ctx.Json ? null : new ProgressLine(ctx.Err);
+            while (!handle.Completion.IsCompleted)
+            {
+                await Task.WhenAny(handle.Completion, Task.Delay(250, CancellationToken.None));
+                if (line is not null)
+                {
+                    line.Update(Describe(handle), force: true);
+                }
+            }
+            line?.Done();
+            var result = await handle.Completion;
+            ct.ThrowIfCancellationRequested();
+            if (ctx.Json)
+            {
+                ctx.WriteJson(new
+                {
+                    contentId = id.Text,
+                    name = handle.Name,
+                    size = handle.Progress.TotalBytes,
+                    state = result.State.ToString().ToLowerInvariant(),
+                    path = result.Path,
+                    reason = result.Reason,
+                    quarantineId = result.QuarantineId,
+                    chunkRequests = handle.Progress.ChunkRequests,
+                    resumedChunks = handle.ResumedChunks,
+                    bytesPerSecond = Math.Round(handle.Progress.BytesPerSecond),
+                });
+            }
+            switch (result.State)
+            {
+                case DownloadState.Released:
+                    if (!ctx.Json)
+                    {
+                        ctx.Out.WriteLine($"released to {result.Path}");
+                    }
+                    return CliApp.Success;
+                case DownloadState.Held:
+                    if (!ctx.Json)
+                    {
+                        ctx.Out.WriteLine($"held in quarantine (item {result.QuarantineId}): {result.Reason}");
+                    }
+                    ctx.Err.WriteLine($"held: {result.Reason}");
+                    return CliApp.Held;
+                default:
+                    throw new SecureMeshException(SecureMeshErrorKind.Network, $"download failed: {result.Reason}");
+            }
+        }, cancellationToken));
+        root.Subcommands.Add(get);
+    }
+
+    private static string Describe(DownloadHandle handle)
+    {
+        var p = handle.Progress;
+        var percent = p.TotalBytes > 0 ? 100.0 * p.BytesDone / p.TotalBytes : 0;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{p.State.ToString().ToLowerInvariant()} {handle.Name ?? handle.ContentId.Text}  {percent:0.0}%  {ShareCommands.Mib(p.BytesDone)} / {ShareCommands.Mib(p.TotalBytes)} MiB  {p.BytesPerSecond / 1048576:0.0} MiB/s  {p.Peers} peer(s)");
+    }
+
+    private static string Short(string peerId) => peerId.Length > 16 ? peerId[..8] + "…" + peerId[^6..] : peerId;
+}

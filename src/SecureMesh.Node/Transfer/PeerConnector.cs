@@ -1,0 +1,151 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using SecureMesh.Core;
+using SecureMesh.Core.Identity;
+using SecureMesh.Storage;
+
+namespace SecureMesh.Node.Transfer;
+
+/// <summary>
+/// Keeps a connection to every trusted peer with a stored address: dials them at start and whenever their session is
+/// gone, with exponential backoff (1 s doubling to 60 s, ±20% jitter, reset by a success) on the injected clock.
+/// Simultaneous dials: the node keeps one session per peer; if both sides' dials cross and both get cut, the jittered
+/// backoff makes the next attempts miss each other, and the peer with the larger Peer ID waits a moment before its
+/// first dial so the two sides rarely collide at all.
+/// </summary>
+public sealed class PeerConnector : IAsyncDisposable
+{
+    private static readonly TimeSpan MinBackoff = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(60);
+
+    private readonly MeshNode _node;
+    private readonly SecureMeshDatabase _db;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<PeerId, (long DueStamp, TimeSpan Backoff)> _state = new();
+    private readonly ConcurrentDictionary<PeerId, byte> _dialing = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _loop = Task.CompletedTask;
+
+    /// <summary>A connector for <paramref name="node"/>.</summary>
+    public PeerConnector(MeshNode node, TimeProvider? time = null, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        _node = node;
+        _db = node.Database;
+        _time = time ?? TimeProvider.System;
+        _logger = (loggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance).CreateLogger("SecureMesh.Connector");
+    }
+
+    /// <summary>Starts the background loop (checks once a second).</summary>
+    public void Start() => _loop = Task.Run(LoopAsync);
+
+    /// <summary>Dials every trusted peer with an address that has no session, in parallel; returns the number of sessions.</summary>
+    public async Task<int> ConnectAllAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var cts = new CancellationTokenSource(timeout, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cts.Token, cancellationToken);
+        var dials = Targets().Select(t => DialAsync(t.Peer, t.Address, linked.Token));
+        await Task.WhenAll(dials).ConfigureAwait(false);
+        return _node.Sessions.Count;
+    }
+
+    private List<(PeerId Peer, string Address)> Targets()
+    {
+        var list = new List<(PeerId, string)>();
+        foreach (var peer in _db.Trust.ListPeers(PeerState.Trusted))
+        {
+            if (peer.PeerId.Equals(_node.PeerId) || _node.GetSession(peer.PeerId) is not null)
+            {
+                continue;
+            }
+            var address = peer.Addresses.OrderBy(a => a.Source).ThenByDescending(a => a.LastSeen).FirstOrDefault();
+            if (address is not null)
+            {
+                list.Add((peer.PeerId, address.Address));
+            }
+        }
+        return list;
+    }
+
+    private async Task DialAsync(PeerId peer, string address, CancellationToken cancellationToken)
+    {
+        if (!_dialing.TryAdd(peer, 0))
+        {
+            return;
+        }
+        try
+        {
+            var endPoint = NodeSettings.ParseEndPoint(address);
+            await _node.ConnectAsync(peer, endPoint, cancellationToken).ConfigureAwait(false);
+            _state.TryRemove(peer, out _);
+        }
+        catch (Exception e) when (e is SecureMeshException or OperationCanceledException or IOException or System.Net.Sockets.SocketException)
+        {
+            var backoff = _state.TryGetValue(peer, out var s) ? TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, s.Backoff.Ticks * 2)) : MinBackoff;
+            var jittered = backoff * (0.8 + (Random.Shared.NextDouble() * 0.4));
+            _state[peer] = (_time.GetTimestamp() + (long)(jittered.TotalSeconds * _time.TimestampFrequency), backoff);
+            TransferLog.DialFailed(_logger, peer.Text, address, e.Message, jittered);
+        }
+        finally
+        {
+            _dialing.TryRemove(peer, out _);
+        }
+    }
+
+    private async Task DialWithTimeoutAsync(PeerId peer, string address, CancellationToken cancellationToken)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10), _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
+        await DialAsync(peer, address, linked.Token).ConfigureAwait(false);
+    }
+
+    private async Task LoopAsync()
+    {
+        var token = _stopping.Token;
+        try
+        {
+            using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), _time);
+            var first = true;
+            do
+            {
+                List<(PeerId Peer, string Address)> targets;
+                try
+                {
+                    targets = Targets();
+                }
+                catch (SecureMeshException)
+                {
+                    continue;
+                }
+                var now = _time.GetTimestamp();
+                foreach (var (peer, address) in targets)
+                {
+                    if (first && string.CompareOrdinal(_node.PeerId.Text, peer.Text) > 0)
+                    {
+                        // The larger ID lets the smaller one dial first.
+                        _state.TryAdd(peer, (now + (_time.TimestampFrequency / 2), TimeSpan.Zero));
+                    }
+                    if (_state.TryGetValue(peer, out var s) && s.DueStamp > now)
+                    {
+                        continue;
+                    }
+                    _ = DialWithTimeoutAsync(peer, address, token);
+                }
+                first = false;
+            }
+            while (await timer.WaitForNextTickAsync(token).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>Stops the loop.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _loop.ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+}

@@ -1,0 +1,531 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using SecureMesh.Core;
+using SecureMesh.Core.Content;
+using SecureMesh.Core.Identity;
+using SecureMesh.Core.Wire;
+
+namespace SecureMesh.Node.Transfer;
+
+/// <summary>
+/// The application protocol on one session with a trusted peer: both sides send Hello first; then any number of
+/// requests travel each way at once, paired with their responses by request ID. Requests from the peer are served
+/// concurrently (at most <see cref="TransferOptions.MaxConcurrentServes"/>; beyond that the connection is not read,
+/// which pushes back on the peer). A message that does not decode gets an Error reply; a malformed one also ends the
+/// session. Nothing a peer sends raises anything but a closed session.
+/// </summary>
+public sealed class ProtocolSession
+{
+    /// <summary>Capabilities this node announces.</summary>
+    public static readonly IReadOnlyList<string> Capabilities = ["search", "manifest", "have", "chunk", "cancel"];
+
+    private readonly PeerSession _session;
+    private readonly TransferService _service;
+    private readonly TransferOptions _options;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<uint, TaskCompletionSource<Reply>> _pending = new();
+    private readonly ConcurrentDictionary<uint, CancellationTokenSource> _serving = new();
+    private readonly SemaphoreSlim _serveSlots;
+    private readonly TaskCompletionSource<Hello> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TokenBucket _upload;
+    private readonly CancellationTokenSource _closed = new();
+    private int _nextId;
+
+    internal ProtocolSession(PeerSession session, TransferService service, TransferOptions options, ILogger logger)
+    {
+        _session = session;
+        _service = service;
+        _options = options;
+        _logger = logger;
+        _serveSlots = new SemaphoreSlim(options.MaxConcurrentServes, options.MaxConcurrentServes);
+        _upload = new TokenBucket(options.Time);
+    }
+
+    internal readonly record struct Reply(WireMessage Message, IMemoryOwner<byte>? Owner);
+
+    /// <summary>The peer.</summary>
+    public PeerId PeerId => _session.PeerId;
+
+    /// <summary>The peer's hello, once received.</summary>
+    public Task<Hello> Ready => _ready.Task;
+
+    /// <summary>True once hellos have been exchanged and until the session closes.</summary>
+    public bool IsOpen => _ready.Task.IsCompletedSuccessfully && !_closed.IsCancellationRequested;
+
+    /// <summary>Cancelled when the session ends.</summary>
+    public CancellationToken Closed => _closed.Token;
+
+    internal long ChunksServed;
+
+    /// <summary>Runs the session until the connection closes or <paramref name="cancellationToken"/> fires.</summary>
+    internal async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var connection = _session.Connection;
+        try
+        {
+            await SendAsync(new Hello(0, WireLimits.ProtocolVersion, Capabilities, WireLimits.DefaultMaxMessageSize), cancellationToken).ConfigureAwait(false);
+            Hello hello;
+            using (var helloTimeout = new CancellationTokenSource(_options.HelloTimeout, _options.Time))
+            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(helloTimeout.Token, cancellationToken))
+            {
+                using var first = await connection.ReceivePooledAsync(linked.Token).ConfigureAwait(false);
+                WireMessage message;
+                try
+                {
+                    message = WireCodec.Decode(first.Memory.Span);
+                }
+                catch (SecureMeshException e)
+                {
+                    await TrySendErrorAsync(PeekRequestId(first.Memory.Span), WireErrorCode.BadRequest, e.Message, cancellationToken).ConfigureAwait(false);
+                    throw;
+                }
+                if (message is not Hello h)
+                {
+                    await TrySendErrorAsync(message.RequestId, WireErrorCode.BadRequest, "expected hello first", cancellationToken).ConfigureAwait(false);
+                    throw new SecureMeshException(SecureMeshErrorKind.Protocol, "peer did not start with hello");
+                }
+                hello = h;
+            }
+            if (hello.Version != WireLimits.ProtocolVersion)
+            {
+                await TrySendErrorAsync(0, WireErrorCode.UnsupportedVersion, $"this node speaks version {WireLimits.ProtocolVersion}", cancellationToken).ConfigureAwait(false);
+                throw new SecureMeshException(SecureMeshErrorKind.Protocol, $"peer speaks protocol version {hello.Version}");
+            }
+            _ready.TrySetResult(hello);
+            TransferLog.SessionReady(_logger, PeerId.Text, hello.Version);
+            await ReceiveLoopAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SecureMeshException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+            _ready.TrySetException(new SecureMeshException(SecureMeshErrorKind.Network, $"session with {PeerId} ended: {e.Message}"));
+            if (e is SecureMeshException { Kind: SecureMeshErrorKind.Protocol })
+            {
+                TransferLog.ProtocolError(_logger, PeerId.Text, e.Message);
+            }
+        }
+        finally
+        {
+            await _closed.CancelAsync().ConfigureAwait(false);
+            foreach (var id in _pending.Keys)
+            {
+                if (_pending.TryRemove(id, out var waiter))
+                {
+                    waiter.TrySetException(new SecureMeshException(SecureMeshErrorKind.Network, $"session with {PeerId} closed"));
+                }
+            }
+            foreach (var cts in _serving.Values)
+            {
+                try
+                {
+                    await cts.CancelAsync().ConfigureAwait(false);
+                }
+                catch (ObjectDisposedException)
+                {
+                }
+            }
+        }
+    }
+
+    private async Task ReceiveLoopAsync(CancellationToken cancellationToken)
+    {
+        var connection = _session.Connection;
+        while (true)
+        {
+            var owner = await connection.ReceivePooledAsync(cancellationToken).ConfigureAwait(false);
+            WireMessage message;
+            try
+            {
+                message = WireCodec.Decode(owner.Memory);
+            }
+            catch (SecureMeshException e)
+            {
+                var span = owner.Memory.Span;
+                var knownType = span.Length > 0 && Enum.IsDefined((WireMessageType)span[0]);
+                var requestId = PeekRequestId(span);
+                owner.Dispose();
+                await TrySendErrorAsync(requestId, WireErrorCode.BadRequest, e.Message, cancellationToken).ConfigureAwait(false);
+                if (knownType)
+                {
+                    // A known message that does not parse is a broken or hostile peer: end the session.
+                    throw;
+                }
+                // An unknown type may be a newer peer's extension: refuse it and carry on.
+                TransferLog.ProtocolError(_logger, PeerId.Text, e.Message);
+                continue;
+            }
+            switch (message)
+            {
+                case SearchResponse or ManifestResponse or HaveResponse or ChunkResponse or ErrorMessage:
+                    if (_pending.TryRemove(message.RequestId, out var waiter))
+                    {
+                        if (!waiter.TrySetResult(new Reply(message, owner)))
+                        {
+                            owner.Dispose();
+                        }
+                    }
+                    else
+                    {
+                        // A response nobody waits for any more (cancelled or timed out).
+                        owner.Dispose();
+                    }
+                    break;
+                case CancelRequest:
+                    owner.Dispose();
+                    if (_serving.TryGetValue(message.RequestId, out var serving))
+                    {
+                        try
+                        {
+                            await serving.CancelAsync().ConfigureAwait(false);
+                        }
+                        catch (ObjectDisposedException)
+                        {
+                        }
+                    }
+                    break;
+                case Hello:
+                    owner.Dispose();
+                    await TrySendErrorAsync(message.RequestId, WireErrorCode.BadRequest, "hello was already exchanged", cancellationToken).ConfigureAwait(false);
+                    break;
+                default:
+                    // Requests carry no byte payload that outlives decoding.
+                    owner.Dispose();
+                    await _serveSlots.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    _ = ServeAsync(message, cancellationToken);
+                    break;
+            }
+        }
+    }
+
+    private static uint PeekRequestId(ReadOnlySpan<byte> span)
+    {
+        uint value = 0;
+        for (var i = 1; i < span.Length && i <= 5; i++)
+        {
+            value |= (uint)(span[i] & 0x7F) << (7 * (i - 1));
+            if ((span[i] & 0x80) == 0)
+            {
+                return value;
+            }
+        }
+        return 0;
+    }
+
+    private async Task ServeAsync(WireMessage request, CancellationToken sessionToken)
+    {
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(sessionToken);
+        _serving[request.RequestId] = cts;
+        try
+        {
+            var ct = cts.Token;
+            switch (request)
+            {
+                case SearchRequest search:
+                {
+                    var hits = _service.Shares.Search(search.Query, search.Limit);
+                    var results = new List<SearchResult>(hits.Count);
+                    foreach (var hit in hits)
+                    {
+                        if (!_service.IsBlocked(hit.ContentId))
+                        {
+                            results.Add(new SearchResult(ContentId.Parse(hit.ContentId), hit.Name, hit.Size));
+                        }
+                    }
+                    await SendAsync(new SearchResponse(request.RequestId, results), ct).ConfigureAwait(false);
+                    break;
+                }
+                case ManifestRequest m:
+                {
+                    if (await RefuseAsync(request.RequestId, m.ContentId, ct).ConfigureAwait(false) is { } content)
+                    {
+                        await SendAsync(new ManifestResponse(request.RequestId, content.Manifest), ct).ConfigureAwait(false);
+                    }
+                    break;
+                }
+                case HaveRequest h:
+                {
+                    if (await RefuseAsync(request.RequestId, h.ContentId, ct).ConfigureAwait(false) is { } content)
+                    {
+                        await SendAsync(HaveResponse.ForAll(request.RequestId, content.Tree.LeafCount), ct).ConfigureAwait(false);
+                    }
+                    break;
+                }
+                case ChunkRequest c:
+                    _options.ChunkServed?.Invoke(PeerId.Text, c.ContentId.Text, c.Index);
+                    if (await RefuseAsync(request.RequestId, c.ContentId, ct).ConfigureAwait(false) is { } chunkContent)
+                    {
+                        await ServeChunkAsync(c, chunkContent, ct).ConfigureAwait(false);
+                    }
+                    break;
+                default:
+                    await TrySendErrorAsync(request.RequestId, WireErrorCode.BadRequest, $"{request.Type} is not a request", ct).ConfigureAwait(false);
+                    break;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception e) when (e is SecureMeshException or IOException or UnauthorizedAccessException or ObjectDisposedException)
+        {
+            TransferLog.ServeFailed(_logger, PeerId.Text, e.Message);
+            await TrySendErrorAsync(request.RequestId, WireErrorCode.Internal, "the request could not be served", sessionToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _serving.TryRemove(request.RequestId, out _);
+            cts.Dispose();
+            _serveSlots.Release();
+        }
+    }
+
+    /// <summary>The content to serve, or null after sending the reason it cannot be served.</summary>
+    private async Task<SharedContent?> RefuseAsync(uint requestId, ContentId id, CancellationToken ct)
+    {
+        if (_service.IsBlocked(id.Text))
+        {
+            await TrySendErrorAsync(requestId, WireErrorCode.Blocked, "content is blocked", ct).ConfigureAwait(false);
+            return null;
+        }
+        var content = _service.Shares.Find(id);
+        if (content is null)
+        {
+            await TrySendErrorAsync(requestId, WireErrorCode.NotFound, "content not shared here", ct).ConfigureAwait(false);
+        }
+        return content;
+    }
+
+    private async Task ServeChunkAsync(ChunkRequest request, SharedContent content, CancellationToken ct)
+    {
+        var tree = content.Tree;
+        if (request.Index < 0 || request.Index >= tree.LeafCount)
+        {
+            await TrySendErrorAsync(request.RequestId, WireErrorCode.BadRequest, $"chunk index {request.Index} is outside 0..{tree.LeafCount - 1}", ct).ConfigureAwait(false);
+            return;
+        }
+        var length = ChunkLayout.ChunkLength(tree.FileSize, tree.ChunkSize, request.Index);
+        var proofCount = tree.ProofLength(request.Index);
+        // The response is built in place, the chunk read straight into it: the same bytes WireCodec.Encode writes for
+        // a ChunkResponse (type | varint id | varint index | varint length | data | varint count | proof).
+        var header = 1 + VarLength(request.RequestId) + VarLength((ulong)request.Index) + VarLength((ulong)length);
+        var total = header + length + VarLength((ulong)proofCount) + (proofCount * MerkleTree.HashLength);
+        var buffer = ArrayPool<byte>.Shared.Rent(total);
+        try
+        {
+            var span = buffer.AsSpan(0, total);
+            span[0] = (byte)WireMessageType.ChunkResponse;
+            var pos = 1;
+            pos += WriteVar(span[pos..], request.RequestId);
+            pos += WriteVar(span[pos..], (ulong)request.Index);
+            pos += WriteVar(span[pos..], (ulong)length);
+            var data = span.Slice(pos, length);
+            if (!ReadChunk(content, request.Index, data))
+            {
+                _service.Shares.ScheduleReindex(content);
+                await TrySendErrorAsync(request.RequestId, WireErrorCode.Changed, "the file changed since it was indexed; it is being re-indexed", ct).ConfigureAwait(false);
+                return;
+            }
+            _options.TamperOutgoingChunk?.Invoke(request.Index, data);
+            pos += length;
+            pos += WriteVar(span[pos..], (ulong)proofCount);
+            pos += tree.WriteProof(request.Index, span[pos..]);
+            await _upload.TakeAsync(total, _service.UploadLimit(), ct).ConfigureAwait(false);
+            await SendRawAsync(buffer.AsMemory(0, pos), ct).ConfigureAwait(false);
+            Interlocked.Increment(ref ChunksServed);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Reads chunk <paramref name="index"/> and checks it against the index; false when the file is not what was indexed.</summary>
+    private static bool ReadChunk(SharedContent content, long index, Span<byte> destination)
+    {
+        try
+        {
+            using var handle = File.OpenHandle(content.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            if (RandomAccess.GetLength(handle) != content.Size || ShareService.Stat(content.Path) != (content.Size, content.MtimeNs))
+            {
+                return false;
+            }
+            var offset = ChunkLayout.ChunkOffset(content.Tree.ChunkSize, index);
+            var done = 0;
+            while (done < destination.Length)
+            {
+                var read = RandomAccess.Read(handle, destination[done..], offset + done);
+                if (read == 0)
+                {
+                    return false;
+                }
+                done += read;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or SecureMeshException)
+        {
+            return false;
+        }
+        // Same size and time prove nothing: the bytes themselves must still hash to the indexed leaf.
+        return content.Tree.VerifyLeaf(index, destination);
+    }
+
+    private static int VarLength(ulong value)
+    {
+        var n = 1;
+        while (value >= 0x80)
+        {
+            value >>= 7;
+            n++;
+        }
+        return n;
+    }
+
+    private static int WriteVar(Span<byte> span, ulong value)
+    {
+        var n = 0;
+        while (value >= 0x80)
+        {
+            span[n++] = (byte)(value | 0x80);
+            value >>= 7;
+        }
+        span[n++] = (byte)value;
+        return n;
+    }
+
+    // ---- client side ----
+
+    /// <summary>Searches the peer's catalog.</summary>
+    public async Task<IReadOnlyList<SearchResult>> SearchAsync(string query, int limit, CancellationToken cancellationToken)
+    {
+        var reply = await RequestAsync(id => new SearchRequest(id, query, limit), _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
+        using (reply.Owner)
+        {
+            return reply.Message is SearchResponse r ? r.Results : throw Unexpected(reply.Message);
+        }
+    }
+
+    /// <summary>The peer's encoded manifest for <paramref name="id"/> (unverified).</summary>
+    public async Task<byte[]> GetManifestAsync(ContentId id, CancellationToken cancellationToken)
+    {
+        var reply = await RequestAsync(rid => new ManifestRequest(rid, id), _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
+        using (reply.Owner)
+        {
+            return reply.Message is ManifestResponse r ? r.Manifest.ToArray() : throw Unexpected(reply.Message);
+        }
+    }
+
+    /// <summary>Which chunks of <paramref name="id"/> the peer holds.</summary>
+    public async Task<ChunkBitfield> GetHaveAsync(ContentId id, CancellationToken cancellationToken)
+    {
+        var reply = await RequestAsync(rid => new HaveRequest(rid, id), _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
+        using (reply.Owner)
+        {
+            return reply.Message is HaveResponse r ? r.ToBitfield() : throw Unexpected(reply.Message);
+        }
+    }
+
+    /// <summary>Chunk <paramref name="index"/> of <paramref name="id"/>; the caller verifies and disposes it.</summary>
+    public async Task<ChunkReply> GetChunkAsync(ContentId id, long index, CancellationToken cancellationToken)
+    {
+        var reply = await RequestAsync(rid => new ChunkRequest(rid, id, index), _options.ChunkTimeout, cancellationToken).ConfigureAwait(false);
+        if (reply.Message is ChunkResponse r)
+        {
+            return new ChunkReply(r.Index, r.Data, r.Proof, reply.Owner);
+        }
+        reply.Owner?.Dispose();
+        throw Unexpected(reply.Message);
+    }
+
+    private SecureMeshException Unexpected(WireMessage message) => message is ErrorMessage e
+        ? new PeerRequestException(e.Code, e.Message)
+        : new SecureMeshException(SecureMeshErrorKind.Protocol, $"{PeerId} answered with an unexpected {message.Type}");
+
+    private async Task<Reply> RequestAsync(Func<uint, WireMessage> make, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        await Ready.ConfigureAwait(false);
+        uint id;
+        do
+        {
+            id = (uint)Interlocked.Increment(ref _nextId);
+        }
+        while (id == 0);
+        var waiter = new TaskCompletionSource<Reply>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _pending[id] = waiter;
+        if (_closed.IsCancellationRequested && _pending.TryRemove(id, out _))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Network, $"session with {PeerId} closed");
+        }
+        using var timer = new CancellationTokenSource(timeout, _options.Time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, cancellationToken);
+        try
+        {
+            await SendAsync(make(id), linked.Token).ConfigureAwait(false);
+            return await waiter.Task.WaitAsync(linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            if (!_pending.TryRemove(id, out _))
+            {
+                // The reply arrived meanwhile: hand its buffer back.
+                _ = waiter.Task.ContinueWith(t => t.Result.Owner?.Dispose(), CancellationToken.None,
+                    TaskContinuationOptions.OnlyOnRanToCompletion | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+            if (!_closed.IsCancellationRequested)
+            {
+                _ = TrySendAsync(new CancelRequest(id));
+            }
+            if (cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+            throw new TimeoutException($"{PeerId} did not answer within {timeout.TotalSeconds:0.#}s");
+        }
+        catch
+        {
+            _pending.TryRemove(id, out _);
+            throw;
+        }
+    }
+
+    private async Task TrySendAsync(WireMessage message)
+    {
+        try
+        {
+            await SendAsync(message, _closed.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SecureMeshException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+        }
+    }
+
+    private async Task TrySendErrorAsync(uint requestId, WireErrorCode code, string message, CancellationToken cancellationToken)
+    {
+        if (message.Length > 400)
+        {
+            message = message[..400];
+        }
+        try
+        {
+            await SendAsync(new ErrorMessage(requestId, code, message), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SecureMeshException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+        }
+    }
+
+    private async Task SendAsync(WireMessage message, CancellationToken cancellationToken)
+    {
+        using var writer = new PooledBufferWriter();
+        WireCodec.Encode(message, writer);
+        await SendRawAsync(writer.WrittenMemory, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task SendRawAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    {
+        using var timer = new CancellationTokenSource(_options.SendTimeout, _options.Time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, cancellationToken);
+        await _session.Connection.SendAsync(bytes, linked.Token).ConfigureAwait(false);
+    }
+
+    /// <summary>Ends the session (tests, bans).</summary>
+    internal void Close(string reason) => _session.RequestClose(reason);
+}

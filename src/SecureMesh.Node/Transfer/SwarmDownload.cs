@@ -1,0 +1,540 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Win32.SafeHandles;
+using SecureMesh.Core;
+using SecureMesh.Core.Content;
+using SecureMesh.Core.Identity;
+using SecureMesh.Node.Quarantine;
+
+namespace SecureMesh.Node.Transfer;
+
+/// <summary>
+/// One swarm download: a verified manifest from any peer, every peer's chunk map, then up to
+/// <see cref="TransferOptions.PipelineDepth"/> requests in flight per peer (one lane per slot), chunks picked rarest
+/// first, duplicated to a second peer in the endgame. A chunk that fails verification is refetched elsewhere and its
+/// sender dropped (and audited, and banned after repeated failures); a timeout or a closed session hands the chunk back
+/// to the others. Only verified chunks are written to the quarantine part file; they are fsynced before being recorded
+/// as verified in the database, so a resume never trusts bytes that were not on disk.
+/// </summary>
+internal sealed class SwarmDownload
+{
+    private readonly TransferService _service;
+    private readonly DownloadHandle _handle;
+    private readonly TransferOptions _options;
+    private readonly ILogger _logger;
+    private readonly Lock _gate = new();
+    private readonly List<long> _unflushed = [];
+    private readonly SemaphoreSlim _changed = new(0);
+    private ChunkBitfield _done = null!;
+    private long[] _order = [];
+    private int _cursor;
+    private readonly Queue<long> _retry = new();
+    private readonly Dictionary<long, int> _inFlight = [];
+    private Manifest _manifest = null!;
+    private volatile bool _blocked;
+    private SecureMeshException? _fatal;
+    private CancellationTokenSource? _lanesStop;
+
+    public SwarmDownload(TransferService service, DownloadHandle handle, TransferOptions options, ILogger logger)
+    {
+        _service = service;
+        _handle = handle;
+        _options = options;
+        _logger = logger;
+    }
+
+    private ContentId Id => _handle.ContentId;
+
+    private sealed class Source(ProtocolSession session, ChunkBitfield have)
+    {
+        public ProtocolSession Session { get; } = session;
+        public ChunkBitfield Have { get; } = have;
+        public HashSet<long> InFlight { get; } = [];
+        public volatile bool Dropped;
+        public int Timeouts;
+    }
+
+    public async Task<DownloadResult> RunAsync()
+    {
+        var ct = _handle.Token;
+        long? quarantineId = null;
+        try
+        {
+            var db = _service.Database;
+            if (_service.IsBlocked(Id.Text))
+            {
+                return new DownloadResult(DownloadState.Failed, $"content {Id} is blocked", null, null);
+            }
+            var peers = _service.OpenSessions();
+            var manifests = await FetchManifestsAsync(peers, ct).ConfigureAwait(false);
+            _manifest = manifests[0];
+            _handle.Name = _manifest.Name;
+            var item = _service.Quarantine.BeginDownload(Id.Text, _manifest.Name, _manifest.Size, _manifest.Publisher, peers.Select(p => p.PeerId));
+            quarantineId = item.Id;
+            db.Downloads.Begin(Id.Text, _manifest.Name, _manifest.Size, _manifest.ChunkSize, _manifest.Encode(), item.Id, _handle.OutDir);
+
+            var count = _manifest.ChunkCount;
+            _done = new ChunkBitfield(count);
+            long resumedBytes = 0;
+            foreach (var index in db.Downloads.VerifiedChunks(Id.Text))
+            {
+                if (index >= 0 && index < count && !_done.IsSet(index))
+                {
+                    _done.Set(index);
+                    resumedBytes += ChunkLayout.ChunkLength(_manifest.Size, _manifest.ChunkSize, index);
+                }
+            }
+            _handle.ResumedChunks = _done.SetCount;
+            _handle.SetTotal(_manifest.Size, resumedBytes);
+
+            using (var part = _service.Quarantine.OpenPart(item.Id))
+            {
+                if (part.Length != _manifest.Size)
+                {
+                    part.SetLength(_manifest.Size);
+                }
+                if (!_done.IsComplete)
+                {
+                    _handle.State = DownloadState.Downloading;
+                    var sources = await GatherSourcesAsync(peers, count, ct).ConfigureAwait(false);
+                    if (sources.Count == 0)
+                    {
+                        return new DownloadResult(DownloadState.Failed, $"no connected peer has {Id}", null, item.Id);
+                    }
+                    BuildOrder(sources, count);
+                    _handle.SetPeers(sources.Count);
+                    using var lanesStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    _lanesStop = lanesStop;
+                    using var flushStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    var flusher = FlushLoopAsync(part, lanesStop, flushStop.Token);
+                    var lanes = new List<Task>();
+                    foreach (var source in sources)
+                    {
+                        for (var i = 0; i < _options.PipelineDepth; i++)
+                        {
+                            lanes.Add(LaneAsync(source, sources, part.SafeFileHandle, lanesStop.Token));
+                        }
+                    }
+                    await Task.WhenAll(lanes).ConfigureAwait(false);
+                    _handle.MarkTransferDone();
+                    await flushStop.CancelAsync().ConfigureAwait(false);
+                    await flusher.ConfigureAwait(false);
+                    if (_fatal is not null)
+                    {
+                        Flush(part);
+                        throw _fatal;
+                    }
+                    if (_blocked)
+                    {
+                        part.Dispose();
+                        _service.Quarantine.AbortForBlockedContent(Id.Text);
+                        db.Downloads.Remove(Id.Text);
+                        return new DownloadResult(DownloadState.Failed, $"content {Id} was blocked during the download; its data was deleted", null, item.Id);
+                    }
+                    Flush(part);
+                    ct.ThrowIfCancellationRequested();
+                    if (!_done.IsComplete)
+                    {
+                        return new DownloadResult(DownloadState.Failed,
+                            $"{count - _done.SetCount} of {count} chunks missing: no remaining peer could serve them (verified chunks are kept; run get again to resume)",
+                            null, item.Id);
+                    }
+                }
+            }
+
+            _handle.State = DownloadState.Verifying;
+            KeepTrustedPublisher(item.Id, manifests);
+            var outcome = await _service.Quarantine.CompleteAsync(item.Id, VerifyWholeFileAsync, _handle.OutDir, ct).ConfigureAwait(false);
+            db.Downloads.Remove(Id.Text);
+            var result = outcome.Released
+                ? new DownloadResult(DownloadState.Released, null, outcome.Item.ReleasedPath, item.Id)
+                : new DownloadResult(DownloadState.Held, outcome.Item.Reason, outcome.Item.Path, item.Id);
+            TransferLog.DownloadFinished(_logger, Id.Text, result.State.ToString());
+            return result;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return new DownloadResult(DownloadState.Cancelled, "cancelled; verified chunks are kept for a resume", null, quarantineId);
+        }
+        catch (Exception e) when (e is SecureMeshException or IOException or UnauthorizedAccessException or TimeoutException)
+        {
+            return new DownloadResult(DownloadState.Failed, e.Message, null, quarantineId);
+        }
+    }
+
+    private async Task<bool> VerifyWholeFileAsync(string path, CancellationToken ct)
+    {
+        var tree = await FileIndexer.IndexAsync(path, _manifest.ChunkSize, null, ct).ConfigureAwait(false);
+        return tree.ContentId == Id;
+    }
+
+    /// <summary>Every valid manifest the peers give (asked in parallel), the first answering peer's first.</summary>
+    private async Task<List<Manifest>> FetchManifestsAsync(IReadOnlyList<ProtocolSession> peers, CancellationToken ct)
+    {
+        if (peers.Count == 0)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Network, "no trusted peer is connected");
+        }
+        var answers = await Task.WhenAll(peers.Select(async peer =>
+        {
+            try
+            {
+                var bytes = await peer.GetManifestAsync(Id, ct).ConfigureAwait(false);
+                Manifest manifest;
+                try
+                {
+                    manifest = Manifest.Decode(bytes);
+                }
+                catch (SecureMeshException e)
+                {
+                    return Reject(peer.PeerId, e.Message);
+                }
+                if (!manifest.Verify())
+                {
+                    return Reject(peer.PeerId, "manifest signature does not verify");
+                }
+                if (manifest.ContentId != Id)
+                {
+                    return Reject(peer.PeerId, $"manifest is for {manifest.ContentId}");
+                }
+                return (Manifest: manifest, Error: (string?)null);
+            }
+            catch (Exception e) when (e is SecureMeshException or TimeoutException)
+            {
+                return (Manifest: (Manifest?)null, Error: $"{peer.PeerId}: {e.Message}");
+            }
+        })).ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+        var valid = answers.Where(a => a.Manifest is not null).Select(a => a.Manifest!).ToList();
+        if (valid.Count == 0)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.NotFound,
+                $"no peer gave a valid manifest for {Id} ({string.Join("; ", answers.Select(a => a.Error))})");
+        }
+        return valid;
+
+        (Manifest? Manifest, string? Error) Reject(PeerId peer, string why)
+        {
+            _service.AuditSafe("manifest.rejected", peer, $"content={Id} reason={why}");
+            return (null, $"{peer}: {why}");
+        }
+    }
+
+    /// <summary>When the recorded publisher lost trust meanwhile (banned, say), another trusted peer that signed this content vouches instead.</summary>
+    private void KeepTrustedPublisher(long itemId, List<Manifest> manifests)
+    {
+        var trust = _service.Database.Trust;
+        var current = _service.Quarantine.Get(itemId).Publisher;
+        if (current is not null && trust.GetPeer(current)?.State == Storage.PeerState.Trusted)
+        {
+            return;
+        }
+        var other = manifests.FirstOrDefault(m => trust.GetPeer(m.Publisher)?.State == Storage.PeerState.Trusted);
+        if (other is not null)
+        {
+            _service.Database.Quarantine.SetPublisher(itemId, other.Publisher);
+        }
+    }
+
+    private async Task<List<Source>> GatherSourcesAsync(IReadOnlyList<ProtocolSession> peers, long count, CancellationToken ct)
+    {
+        var tasks = peers.Select(async p =>
+        {
+            try
+            {
+                var have = await p.GetHaveAsync(Id, ct).ConfigureAwait(false);
+                return have.ChunkCount == count && have.SetCount > 0 ? new Source(p, have) : null;
+            }
+            catch (Exception e) when (e is SecureMeshException or TimeoutException)
+            {
+                return null;
+            }
+        }).ToList();
+        var results = await Task.WhenAll(tasks).ConfigureAwait(false);
+        return [.. results.Where(s => s is not null && !_service.IsBanned(s.Session.PeerId)).Select(s => s!)];
+    }
+
+    private void BuildOrder(List<Source> sources, long count)
+    {
+        // Rarest first: chunks held by the fewest peers go first, ties in file order (sequential writes).
+        var missing = new List<long>();
+        var availability = new List<int>();
+        for (long i = 0; i < count; i++)
+        {
+            if (_done.IsSet(i))
+            {
+                continue;
+            }
+            var n = 0;
+            foreach (var s in sources)
+            {
+                n += s.Have.IsSet(i) ? 1 : 0;
+            }
+            missing.Add(i);
+            availability.Add(n);
+        }
+        var order = missing.ToArray();
+        var keys = availability.Select((a, i) => ((long)a << 40) | (long)i).ToArray();
+        Array.Sort(keys, order);
+        _order = order;
+    }
+
+    /// <summary>The next chunk <paramref name="source"/> should fetch; -1 to wait for a change, -2 when it has nothing left to do.</summary>
+    private long Next(Source source, List<Source> all)
+    {
+        lock (_gate)
+        {
+            if (_done.IsComplete || source.Dropped)
+            {
+                return -2;
+            }
+            var retries = _retry.Count;
+            for (var i = 0; i < retries; i++)
+            {
+                var index = _retry.Dequeue();
+                if (_done.IsSet(index) || _inFlight.ContainsKey(index))
+                {
+                    continue;
+                }
+                if (source.Have.IsSet(index))
+                {
+                    return Take(source, index);
+                }
+                _retry.Enqueue(index);
+            }
+            while (_cursor < _order.Length)
+            {
+                var index = _order[_cursor];
+                if (_done.IsSet(index) || _inFlight.ContainsKey(index))
+                {
+                    _cursor++;
+                    continue;
+                }
+                if (source.Have.IsSet(index))
+                {
+                    _cursor++;
+                    return Take(source, index);
+                }
+                // Held only by others: leave it for them and look further for this peer.
+                var scan = _cursor + 1;
+                while (scan < _order.Length)
+                {
+                    var other = _order[scan];
+                    if (!_done.IsSet(other) && !_inFlight.ContainsKey(other) && source.Have.IsSet(other))
+                    {
+                        return Take(source, other);
+                    }
+                    scan++;
+                }
+                break;
+            }
+            // Endgame: nothing unrequested is left for this peer; race another peer for a chunk still in flight.
+            foreach (var (index, requesters) in _inFlight)
+            {
+                if (requesters < 2 && !source.InFlight.Contains(index) && source.Have.IsSet(index))
+                {
+                    return Take(source, index);
+                }
+            }
+            if (_inFlight.Count > 0 || _retry.Count > 0)
+            {
+                return -1;
+            }
+            // Nothing in flight anywhere and nothing this peer can fetch: wait only if some live peer could.
+            foreach (var other in all)
+            {
+                if (other != source && !other.Dropped)
+                {
+                    return -1;
+                }
+            }
+            return -2;
+        }
+    }
+
+    private long Take(Source source, long index)
+    {
+        _inFlight[index] = _inFlight.GetValueOrDefault(index) + 1;
+        source.InFlight.Add(index);
+        return index;
+    }
+
+    private void Release(Source source, long index, bool succeeded)
+    {
+        lock (_gate)
+        {
+            source.InFlight.Remove(index);
+            var left = _inFlight.GetValueOrDefault(index) - 1;
+            if (left <= 0)
+            {
+                _inFlight.Remove(index);
+                if (!succeeded && !_done.IsSet(index))
+                {
+                    _retry.Enqueue(index);
+                }
+            }
+            else
+            {
+                _inFlight[index] = left;
+            }
+        }
+        _changed.Release();
+    }
+
+    private async Task LaneAsync(Source source, List<Source> all, SafeFileHandle file, CancellationToken ct)
+    {
+        try
+        {
+            await LaneCoreAsync(source, all, file, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task LaneCoreAsync(Source source, List<Source> all, SafeFileHandle file, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            var index = Next(source, all);
+            if (index == -2)
+            {
+                _changed.Release();
+                return;
+            }
+            if (index == -1)
+            {
+                await _changed.WaitAsync(TimeSpan.FromMilliseconds(200), ct).ConfigureAwait(false);
+                continue;
+            }
+            var succeeded = false;
+            try
+            {
+                _handle.CountRequest();
+                using var reply = await source.Session.GetChunkAsync(Id, index, ct).ConfigureAwait(false);
+                if (reply.Index != index || !ContentVerifier.VerifyChunk(Id, _manifest.Size, _manifest.ChunkSize, index, reply.Data.Span, reply.Proof))
+                {
+                    BadChunk(source, index, reply);
+                    continue;
+                }
+                bool fresh;
+                lock (_gate)
+                {
+                    fresh = !_done.IsSet(index);
+                }
+                if (fresh)
+                {
+                    try
+                    {
+                        RandomAccess.Write(file, reply.Data.Span, ChunkLayout.ChunkOffset(_manifest.ChunkSize, index));
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        // A local disk problem is no peer's fault: stop the whole download (verified chunks are kept).
+                        Interlocked.CompareExchange(ref _fatal, new SecureMeshException(SecureMeshErrorKind.Storage,
+                            $"writing the quarantine part file failed: {e.Message}", e), null);
+                        await _lanesStop!.CancelAsync().ConfigureAwait(false);
+                        return;
+                    }
+                    lock (_gate)
+                    {
+                        if (!_done.IsSet(index))
+                        {
+                            _done.Set(index);
+                            _unflushed.Add(index);
+                            _handle.AddBytes(reply.Data.Length);
+                        }
+                    }
+                }
+                succeeded = true;
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (TimeoutException)
+            {
+                if (Interlocked.Increment(ref source.Timeouts) >= _options.MaxTimeoutsPerPeer)
+                {
+                    Drop(source, all, "too slow (repeated timeouts)");
+                }
+            }
+            catch (PeerRequestException e) when (e.Code == Core.Wire.WireErrorCode.Busy)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(100), _options.Time, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is SecureMeshException or IOException or ObjectDisposedException)
+            {
+                // Not found, changed on disk, blocked there, or the session closed: this peer cannot serve it now.
+                Drop(source, all, e.Message);
+            }
+            finally
+            {
+                Release(source, index, succeeded);
+            }
+        }
+    }
+
+    private void Drop(Source source, List<Source> all, string reason)
+    {
+        if (source.Dropped)
+        {
+            return;
+        }
+        source.Dropped = true;
+        _handle.SetPeers(all.Count(s => !s.Dropped));
+        TransferLog.PeerDropped(_logger, source.Session.PeerId.Text, Id.Text, reason);
+    }
+
+    private void BadChunk(Source source, long index, ChunkReply reply)
+    {
+        Span<byte> root = stackalloc byte[32];
+        Span<byte> leaf = stackalloc byte[32];
+        var got = ContentVerifier.TryComputeRoot(_manifest.Size, _manifest.ChunkSize, index, reply.Data.Span, reply.Proof.Hashes.Span, root, leaf, out _)
+            ? $"got root {Convert.ToHexStringLower(root)} from leaf {Convert.ToHexStringLower(leaf)}"
+            : $"got a malformed reply (index {reply.Index}, {reply.Data.Length} bytes, {reply.Proof.Count} proof hashes)";
+        var evidence = $"content={Id} chunk={index} expected root {Convert.ToHexStringLower(Id.Hash)}, {got}";
+        TransferLog.BadChunk(_logger, index, Id.Text, source.Session.PeerId.Text);
+        _service.RecordBadChunk(source.Session, evidence);
+        source.Dropped = true;
+    }
+
+    private async Task FlushLoopAsync(FileStream part, CancellationTokenSource lanes, CancellationToken ct)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(_options.FlushInterval, _options.Time, ct).ConfigureAwait(false);
+                if (_service.IsBlocked(Id.Text))
+                {
+                    // Blocked content is never requested again, and what arrived of it is deleted.
+                    _blocked = true;
+                    await lanes.CancelAsync().ConfigureAwait(false);
+                    return;
+                }
+                Flush(part);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>Makes written chunks durable, then records them as verified (in that order: see README, Durability).</summary>
+    private void Flush(FileStream part)
+    {
+        long[] batch;
+        lock (_gate)
+        {
+            if (_unflushed.Count == 0)
+            {
+                return;
+            }
+            batch = [.. _unflushed];
+            _unflushed.Clear();
+        }
+        part.Flush(flushToDisk: true);
+        _service.Database.Downloads.MarkVerified(Id.Text, batch);
+    }
+
+}

@@ -1,0 +1,53 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace SecureMesh.Node.Transfer;
+
+/// <summary>How the transfer engine serves and downloads.</summary>
+public sealed class TransferOptions
+{
+    /// <summary>Chunk requests kept in flight per peer during a download.</summary>
+    public int PipelineDepth { get; init; } = 8;
+
+    /// <summary>How long a search, manifest or have request may take.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>How long a chunk request may take before its chunk goes to another peer.</summary>
+    public TimeSpan ChunkTimeout { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>How long the remote side has to send its hello.</summary>
+    public TimeSpan HelloTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long one send may take before the connection is given up.</summary>
+    public TimeSpan SendTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Timeouts after which a peer is dropped from a download.</summary>
+    public int MaxTimeoutsPerPeer { get; init; } = 3;
+
+    /// <summary>Chunks failing verification from one peer (over this process's life) after which it is blocked.</summary>
+    public int BanAfterFailures { get; init; } = 3;
+
+    /// <summary>Requests from one peer served at once; further requests wait (the connection stops being read).</summary>
+    public int MaxConcurrentServes { get; init; } = 16;
+
+    /// <summary>How often verified chunks are made durable (fsync) and recorded.</summary>
+    public TimeSpan FlushInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Per-peer upload limit in bytes per second; null reads the <c>upload-limit</c> setting (0: none).</summary>
+    public long? UploadLimit { get; init; }
+
+    /// <summary>The clock.</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>Where the engine logs.</summary>
+    public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
+
+    /// <summary>Test seam: corrupts chunk bytes after the seeder's own check, just before sending (a lying seeder).</summary>
+    internal ChunkTamper? TamperOutgoingChunk { get; init; }
+
+    /// <summary>Test seam: called for every chunk request this node serves (peer, content ID text, index).</summary>
+    internal Action<string, string, long>? ChunkServed { get; init; }
+}
+
+/// <summary>Changes chunk <paramref name="index"/>'s bytes in place before they are sent.</summary>
+internal delegate void ChunkTamper(long index, Span<byte> data);

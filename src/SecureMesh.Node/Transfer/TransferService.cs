@@ -1,0 +1,276 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using SecureMesh.Core;
+using SecureMesh.Core.Content;
+using SecureMesh.Core.Identity;
+using SecureMesh.Core.Wire;
+using SecureMesh.Node.Quarantine;
+using SecureMesh.Storage;
+
+namespace SecureMesh.Node.Transfer;
+
+/// <summary>One content found by a search: merged over every peer that holds it.</summary>
+/// <param name="ContentId">The content ID.</param>
+/// <param name="Name">The name the first answering peer gave.</param>
+/// <param name="Size">Size in bytes.</param>
+/// <param name="Peers">Peers holding it.</param>
+public sealed record SearchHit(string ContentId, string Name, long Size, IReadOnlyList<string> Peers);
+
+/// <summary>
+/// The transfer engine of a node: serves the catalog to trusted peers and runs swarm downloads. Install
+/// <see cref="HandleSessionAsync"/> as <see cref="NodeOptions.SessionHandler"/>; the CLI, the TUI and the control API
+/// use the public methods.
+/// </summary>
+public sealed class TransferService : IAsyncDisposable
+{
+    private readonly TransferOptions _options;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<PeerId, ProtocolSession> _sessions = new();
+    private readonly ConcurrentDictionary<string, DownloadHandle> _downloads = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<PeerId, int> _failures = new();
+    private readonly ConcurrentDictionary<PeerId, byte> _banned = new();
+    private long _uploadLimit;
+    private long _uploadLimitReadAt;
+
+    /// <summary>A transfer engine over the node's database, identity and data directory.</summary>
+    public TransferService(SecureMeshDatabase db, NodeIdentity identity, string home, TransferOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        ArgumentNullException.ThrowIfNull(identity);
+        Database = db;
+        _options = options ?? new TransferOptions();
+        _logger = _options.LoggerFactory.CreateLogger("SecureMesh.Transfer");
+        Shares = new ShareService(db, identity, _options.Time, _logger);
+        Quarantine = new QuarantineManager(db, home, null, null);
+    }
+
+    /// <summary>The database.</summary>
+    public SecureMeshDatabase Database { get; }
+
+    /// <summary>Shares and the catalog.</summary>
+    public ShareService Shares { get; }
+
+    /// <summary>The quarantine downloads land in.</summary>
+    public QuarantineManager Quarantine { get; }
+
+    /// <summary>Raised when a peer's protocol session is ready (hellos exchanged).</summary>
+    public event Action<ProtocolSession>? PeerReady;
+
+    /// <summary>Sessions whose hellos have been exchanged.</summary>
+    public IReadOnlyList<ProtocolSession> OpenSessions() => [.. _sessions.Values.Where(s => s.IsOpen)];
+
+    /// <summary>Chunks served to peers since start.</summary>
+    public long ChunksServed => _sessions.Values.Sum(s => Interlocked.Read(ref s.ChunksServed));
+
+    /// <summary>The session handler: runs the protocol with one trusted peer until the session ends.</summary>
+    public async Task HandleSessionAsync(PeerSession session, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        var protocol = new ProtocolSession(session, this, _options, _logger);
+        _sessions[session.PeerId] = protocol;
+        _ = protocol.Ready.ContinueWith(t => PeerReady?.Invoke(protocol), CancellationToken.None,
+            TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+        try
+        {
+            await protocol.RunAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sessions.TryRemove(new KeyValuePair<PeerId, ProtocolSession>(session.PeerId, protocol));
+        }
+    }
+
+    /// <summary>Waits until at least <paramref name="count"/> sessions are ready, or the timeout passes; returns how many are.</summary>
+    public async Task<int> WaitForPeersAsync(int count, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = _options.Time.GetTimestamp();
+        while (OpenSessions().Count < count && _options.Time.GetElapsedTime(deadline) < timeout)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(20), _options.Time, cancellationToken).ConfigureAwait(false);
+        }
+        return OpenSessions().Count;
+    }
+
+    /// <summary>Asks every connected trusted peer and merges the results by content ID.</summary>
+    public async Task<IReadOnlyList<SearchHit>> SearchAsync(string terms, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(terms);
+        var query = terms.Length > WireLimits.MaxQueryBytes / 4 ? terms[..(WireLimits.MaxQueryBytes / 4)] : terms;
+        var sessions = OpenSessions();
+        var answers = await Task.WhenAll(sessions.Select(async s =>
+        {
+            try
+            {
+                return (s.PeerId, Results: await s.SearchAsync(query, WireLimits.MaxSearchResults, cancellationToken).ConfigureAwait(false));
+            }
+            catch (Exception e) when (e is SecureMeshException or TimeoutException)
+            {
+                return (s.PeerId, Results: (IReadOnlyList<SearchResult>)[]);
+            }
+        })).ConfigureAwait(false);
+        var merged = new Dictionary<string, (SearchResult First, List<string> Peers)>(StringComparer.Ordinal);
+        foreach (var (peer, results) in answers)
+        {
+            foreach (var r in results)
+            {
+                if (IsBlocked(r.ContentId.Text))
+                {
+                    continue;
+                }
+                if (!merged.TryGetValue(r.ContentId.Text, out var entry))
+                {
+                    entry = (r, []);
+                    merged[r.ContentId.Text] = entry;
+                }
+                if (!entry.Peers.Contains(peer.Text))
+                {
+                    entry.Peers.Add(peer.Text);
+                }
+            }
+        }
+        return [.. merged.Values.OrderBy(e => e.First.Name, StringComparer.Ordinal)
+            .Select(e => new SearchHit(e.First.ContentId.Text, e.First.Name, e.First.Size, e.Peers))];
+    }
+
+    /// <summary>
+    /// Starts (or joins) a swarm download of <paramref name="id"/> from every connected peer that holds it; the handle
+    /// reports progress and completes with the quarantine outcome. <paramref name="outDir"/> overrides the release folder.
+    /// </summary>
+    public DownloadHandle StartDownload(ContentId id, string? outDir = null)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        while (true)
+        {
+            if (_downloads.TryGetValue(id.Text, out var running) && !running.Completion.IsCompleted)
+            {
+                return running;
+            }
+            var handle = new DownloadHandle(id, outDir, _options.Time);
+            if (running is null ? !_downloads.TryAdd(id.Text, handle) : !_downloads.TryUpdate(id.Text, handle, running))
+            {
+                continue;
+            }
+            var download = new SwarmDownload(this, handle, _options, _logger);
+            handle.Completion = Task.Run(async () =>
+            {
+                DownloadResult result;
+                try
+                {
+                    result = await download.RunAsync().ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException or OperationCanceledException)
+                {
+                    // Shutting down underneath the download: report it, never fault the handle.
+                    result = new DownloadResult(DownloadState.Failed, e.Message, null, null);
+                }
+                handle.State = result.State;
+                return result;
+            });
+            return handle;
+        }
+    }
+
+    /// <summary>Starts every unfinished download recorded in the database (after a restart); returns their handles.</summary>
+    public IReadOnlyList<DownloadHandle> ResumeDownloads()
+    {
+        var handles = new List<DownloadHandle>();
+        foreach (var record in Database.Downloads.List())
+        {
+            if (ContentId.TryParse(record.ContentId, out var id))
+            {
+                handles.Add(StartDownload(id, record.OutDir));
+            }
+        }
+        return handles;
+    }
+
+    /// <summary>Downloads started in this process, running or finished.</summary>
+    public IReadOnlyList<DownloadHandle> ListTransfers() => [.. _downloads.Values];
+
+    /// <summary>Cancels a running download; false when none runs.</summary>
+    public bool Cancel(ContentId id)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        if (_downloads.TryGetValue(id.Text, out var handle) && !handle.Completion.IsCompleted)
+        {
+            handle.Cancel();
+            return true;
+        }
+        return false;
+    }
+
+    internal bool IsBlocked(string contentId) => Database.Trust.IsContentBlocked(contentId);
+
+    internal bool IsBanned(PeerId peer) => _banned.ContainsKey(peer);
+
+    /// <summary>The per-peer upload limit in bytes per second (0: none), re-read from the settings every second.</summary>
+    internal long UploadLimit()
+    {
+        if (_options.UploadLimit is { } fixedLimit)
+        {
+            return fixedLimit;
+        }
+        var now = _options.Time.GetTimestamp();
+        var last = Interlocked.Read(ref _uploadLimitReadAt);
+        if (last == 0 || _options.Time.GetElapsedTime(last, now) > TimeSpan.FromSeconds(1))
+        {
+            Interlocked.Exchange(ref _uploadLimitReadAt, now);
+            var text = Database.Config.Get(NodeSettings.UploadLimit);
+            Interlocked.Exchange(ref _uploadLimit, text is null ? 0 : Math.Max(0, long.Parse(text, CultureInfo.InvariantCulture)));
+        }
+        return Interlocked.Read(ref _uploadLimit);
+    }
+
+    /// <summary>Records a chunk that failed verification; bans the sender after repeated failures.</summary>
+    internal void RecordBadChunk(ProtocolSession session, string evidence)
+    {
+        var peer = session.PeerId;
+        var failures = _failures.AddOrUpdate(peer, 1, (_, n) => n + 1);
+        AuditSafe("chunk.rejected", peer, $"{evidence} failures={failures}");
+        if (failures >= _options.BanAfterFailures && _banned.TryAdd(peer, 0))
+        {
+            var reason = $"sent {failures} chunks that failed verification";
+            try
+            {
+                Database.Trust.Block(peer, reason);
+            }
+            catch (SecureMeshException e)
+            {
+                TransferLog.ServeFailed(_logger, peer.Text, e.Message);
+            }
+            AuditSafe("peer.banned", peer, $"{reason}; last evidence: {evidence}");
+            TransferLog.Banned(_logger, peer.Text, reason);
+            session.Close("banned: " + reason);
+        }
+    }
+
+    internal void AuditSafe(string eventName, PeerId peer, string detail)
+    {
+        try
+        {
+            Database.Audit.Append(eventName, peer, detail.Length > 4000 ? detail[..4000] : detail);
+        }
+        catch (SecureMeshException e)
+        {
+            TransferLog.ServeFailed(_logger, peer.Text, e.Message);
+        }
+    }
+
+    /// <summary>Cancels running downloads and waits for them; stops background indexing.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var handle in _downloads.Values)
+        {
+            handle.Cancel();
+        }
+        try
+        {
+            await Task.WhenAll(_downloads.Values.Select(d => d.Completion)).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+        }
+        await Shares.DisposeAsync().ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,166 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.Data.Sqlite;
+using SecureMesh.Core;
+
+namespace SecureMesh.Storage;
+
+/// <summary>One indexed file of the catalog.</summary>
+/// <param name="Path">Absolute path of the file.</param>
+/// <param name="ShareRoot">The shared path (file or folder) it was found under.</param>
+/// <param name="Name">The name peers see and search (the file name).</param>
+/// <param name="Size">Size in bytes when indexed.</param>
+/// <param name="MtimeNs">Last write time when indexed, in nanoseconds since the Unix epoch (100 ns resolution).</param>
+/// <param name="ContentId">The content ID.</param>
+/// <param name="ChunkSize">Chunk size the file was indexed with.</param>
+/// <param name="IndexedAt">When it was indexed.</param>
+/// <param name="Leaves">The leaf hashes, 32 bytes per chunk; empty when not loaded.</param>
+/// <param name="Manifest">The signed manifest; empty when not loaded.</param>
+public sealed record CatalogEntry(
+    string Path,
+    string ShareRoot,
+    string Name,
+    long Size,
+    long MtimeNs,
+    string ContentId,
+    int ChunkSize,
+    DateTimeOffset IndexedAt,
+    ReadOnlyMemory<byte> Leaves,
+    ReadOnlyMemory<byte> Manifest);
+
+/// <summary>A shared path as the user added it.</summary>
+public sealed record ShareRecord(string Path, DateTimeOffset Added);
+
+/// <summary>
+/// Shared paths and the catalog of indexed files: what the node serves, with the leaf hashes needed to prove every
+/// chunk without re-hashing the file and the manifest this node signed for it. Catalog changes are not audited
+/// (they are frequent and carry no trust decision); adding and removing a share is.
+/// </summary>
+public sealed class CatalogStore
+{
+    private const string Columns = "path, share_root, name, size, mtime_ns, content_id, chunk_size, indexed_at";
+
+    private readonly SecureMeshDatabase _database;
+
+    internal CatalogStore(SecureMeshDatabase database) => _database = database;
+
+    /// <summary>Records a shared path (idempotent); audited as <c>share.added</c> the first time.</summary>
+    public bool AddShare(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        return _database.Write(tx =>
+        {
+            var added = SecureMeshDatabase.Execute(tx, "INSERT OR IGNORE INTO shares (path, added) VALUES ($p, $now)",
+                ("$p", path), ("$now", _database.NowMs())) == 1;
+            if (added)
+            {
+                _database.Audit.AppendCore(tx, "share.added", null, $"path={path}");
+            }
+            return added;
+        });
+    }
+
+    /// <summary>Forgets a shared path and every catalog entry found under it; false when it was not shared.</summary>
+    public bool RemoveShare(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        return _database.Write(tx =>
+        {
+            var removed = SecureMeshDatabase.Execute(tx, "DELETE FROM shares WHERE path = $p", ("$p", path)) == 1;
+            var entries = SecureMeshDatabase.Execute(tx, "DELETE FROM catalog WHERE share_root = $p", ("$p", path));
+            if (removed)
+            {
+                _database.Audit.AppendCore(tx, "share.removed", null, $"path={path} files={entries.ToString(CultureInfo.InvariantCulture)}");
+            }
+            return removed;
+        });
+    }
+
+    /// <summary>Every shared path, in the order added.</summary>
+    public IReadOnlyList<ShareRecord> ListShares() => _database.Read(connection =>
+    {
+        using var command = SecureMeshDatabase.Command(connection, "SELECT path, added FROM shares ORDER BY added, path");
+        using var reader = command.ExecuteReader();
+        var list = new List<ShareRecord>();
+        while (reader.Read())
+        {
+            list.Add(new ShareRecord(reader.GetString(0), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1))));
+        }
+        return list;
+    });
+
+    /// <summary>Adds or replaces the catalog entry of <see cref="CatalogEntry.Path"/>.</summary>
+    public void Upsert(CatalogEntry entry)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        ContentIdFormat.Validate(entry.ContentId);
+        _database.Write(tx => SecureMeshDatabase.Execute(tx,
+            """
+            INSERT INTO catalog (path, share_root, name, size, mtime_ns, content_id, chunk_size, indexed_at, leaves, manifest)
+            VALUES ($path, $root, $name, $size, $mtime, $cid, $chunk, $at, $leaves, $manifest)
+            ON CONFLICT (path) DO UPDATE SET share_root = excluded.share_root, name = excluded.name, size = excluded.size,
+                mtime_ns = excluded.mtime_ns, content_id = excluded.content_id, chunk_size = excluded.chunk_size,
+                indexed_at = excluded.indexed_at, leaves = excluded.leaves, manifest = excluded.manifest
+            """,
+            ("$path", entry.Path), ("$root", entry.ShareRoot), ("$name", entry.Name), ("$size", entry.Size),
+            ("$mtime", entry.MtimeNs), ("$cid", entry.ContentId), ("$chunk", entry.ChunkSize),
+            ("$at", entry.IndexedAt.ToUnixTimeMilliseconds()), ("$leaves", entry.Leaves.ToArray()), ("$manifest", entry.Manifest.ToArray())));
+    }
+
+    /// <summary>Removes one file's entry; false when there was none.</summary>
+    public bool Remove(string path) =>
+        _database.Write(tx => SecureMeshDatabase.Execute(tx, "DELETE FROM catalog WHERE path = $p", ("$p", path)) == 1);
+
+    /// <summary>The entry of one file, without leaves and manifest.</summary>
+    public CatalogEntry? Get(string path) => Query($"SELECT {Columns} FROM catalog WHERE path = $p", false, ("$p", path)).FirstOrDefault();
+
+    /// <summary>Every entry, without leaves and manifests, ordered by path.</summary>
+    public IReadOnlyList<CatalogEntry> List() => Query($"SELECT {Columns} FROM catalog ORDER BY path", false);
+
+    /// <summary>The entries holding <paramref name="contentId"/>, with leaves and manifest (several paths may hold the same bytes).</summary>
+    public IReadOnlyList<CatalogEntry> FindByContentId(string contentId) =>
+        Query($"SELECT {Columns}, leaves, manifest FROM catalog WHERE content_id = $cid ORDER BY indexed_at DESC", true, ("$cid", contentId));
+
+    /// <summary>
+    /// Entries whose name contains every whitespace-separated term (case-insensitive for ASCII), one per content ID,
+    /// at most <paramref name="limit"/>.
+    /// </summary>
+    public IReadOnlyList<CatalogEntry> Search(string terms, int limit)
+    {
+        ArgumentNullException.ThrowIfNull(terms);
+        var words = terms.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var sql = new StringBuilder($"SELECT {Columns} FROM catalog WHERE 1 = 1");
+        var parameters = new List<(string, object?)>();
+        for (var i = 0; i < words.Length && i < 16; i++)
+        {
+            var name = "$t" + i.ToString(CultureInfo.InvariantCulture);
+            sql.Append(CultureInfo.InvariantCulture, $" AND name LIKE {name} ESCAPE '\\'");
+            parameters.Add((name, "%" + EscapeLike(words[i]) + "%"));
+        }
+        sql.Append(" GROUP BY content_id ORDER BY name, path LIMIT $limit");
+        parameters.Add(("$limit", Math.Max(0, limit)));
+        return Query(sql.ToString(), false, [.. parameters]);
+    }
+
+    private static string EscapeLike(string text) =>
+        text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal);
+
+    private List<CatalogEntry> Query(string sql, bool withBlobs, params (string Name, object? Value)[] parameters) => _database.Read(connection =>
+    {
+        using var command = SecureMeshDatabase.Command(connection, sql, parameters);
+        using var reader = command.ExecuteReader();
+        var list = new List<CatalogEntry>();
+        while (reader.Read())
+        {
+            list.Add(new CatalogEntry(
+                reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3), reader.GetInt64(4),
+                reader.GetString(5), reader.GetInt32(6), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(7)),
+                withBlobs ? Blob(reader, 8) : ReadOnlyMemory<byte>.Empty,
+                withBlobs ? Blob(reader, 9) : ReadOnlyMemory<byte>.Empty));
+        }
+        return list;
+    });
+
+    private static byte[] Blob(SqliteDataReader reader, int ordinal) =>
+        reader.IsDBNull(ordinal) ? [] : (byte[])reader.GetValue(ordinal);
+}

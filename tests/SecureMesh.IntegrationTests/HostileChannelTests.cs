@@ -1,0 +1,67 @@
+using System.Net;
+using SecureMesh.Core;
+using SecureMesh.Core.Channel;
+using SecureMesh.Core.Identity;
+using SecureMesh.Core.Wire;
+using SecureMesh.Node;
+using SecureMesh.Node.Transfer;
+using SecureMesh.Storage;
+
+namespace SecureMesh.IntegrationTests;
+
+public sealed class HostileChannelTests : IDisposable
+{
+    private readonly string _home = Directory.CreateTempSubdirectory("securemesh-hostile-").FullName;
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_home, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    [Fact]
+    public async Task A_message_length_over_the_cap_closes_the_session_before_allocating_and_the_node_serves_on()
+    {
+        var home = _home;
+        using var identity = NodeIdentity.Generate();
+        using var db = SecureMeshDatabase.Open(home);
+        await using var transfer = new TransferService(db, identity, home);
+        await using var node = MeshNode.Start(identity, db, new NodeOptions
+        {
+            Home = home,
+            Listen = new IPEndPoint(IPAddress.Loopback, 0),
+            SessionHandler = transfer.HandleSessionAsync,
+        });
+        using var attacker = NodeIdentity.Generate();
+        db.Trust.AddPeer(attacker.PeerId, null, null, trusted: true);
+        var options = new SecureChannelOptions { HandshakeTimeout = TimeSpan.FromSeconds(3) };
+
+        await using (var hostile = await SecureChannel.DialAsync(attacker, node.LocalEndPoint, identity.PeerId, options, CancellationToken.None))
+        {
+            await hostile.SendAsync(WireCodec.Encode(new Hello(0, WireLimits.ProtocolVersion, [], WireLimits.DefaultMaxMessageSize)), CancellationToken.None);
+            // A message announcing 2 GiB: the node must drop the connection without allocating it.
+            await hostile.SendRawFrameForTestAsync(new byte[] { 0x7F, 0xFF, 0xFF, 0xFF }, CancellationToken.None);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await Assert.ThrowsAsync<SecureMeshException>(async () =>
+            {
+                while (true)
+                {
+                    await hostile.ReceiveAsync(cts.Token);
+                }
+            });
+            Assert.False(cts.IsCancellationRequested, "the node should close the connection, not leave it hanging");
+        }
+
+        await using var good = await SecureChannel.DialAsync(attacker, node.LocalEndPoint, identity.PeerId, options, CancellationToken.None);
+        await good.SendAsync(WireCodec.Encode(new Hello(0, WireLimits.ProtocolVersion, [], WireLimits.DefaultMaxMessageSize)), CancellationToken.None);
+        await good.SendAsync(WireCodec.Encode(new SearchRequest(1, "x", 1)), CancellationToken.None);
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        Assert.IsType<Hello>(WireCodec.Decode(await good.ReceiveAsync(wait.Token)));
+        Assert.IsType<SearchResponse>(WireCodec.Decode(await good.ReceiveAsync(wait.Token)));
+    }
+}

@@ -1,0 +1,225 @@
+using SecureMesh.Core;
+using SecureMesh.Core.Channel;
+using SecureMesh.Core.Content;
+using SecureMesh.Core.Identity;
+using SecureMesh.Core.Wire;
+using SecureMesh.Node.Transfer;
+
+namespace SecureMesh.Node.Tests.Transfer;
+
+/// <summary>A trusted peer that speaks raw protocol bytes to a node.</summary>
+internal sealed class RawPeer : IAsyncDisposable
+{
+    private RawPeer(NodeIdentity identity, SecureConnection connection)
+    {
+        Identity = identity;
+        Connection = connection;
+    }
+
+    public NodeIdentity Identity { get; }
+
+    public SecureConnection Connection { get; }
+
+    public static async Task<RawPeer> ConnectAsync(TransferNode target)
+    {
+        var identity = NodeIdentity.Generate();
+        target.Db.Trust.AddPeer(identity.PeerId, null, null, trusted: true);
+        var connection = await SecureChannel.DialAsync(identity, target.Node.LocalEndPoint, target.PeerId,
+            new SecureChannelOptions { HandshakeTimeout = TimeSpan.FromSeconds(3) }, CancellationToken.None);
+        var peer = new RawPeer(identity, connection);
+        await peer.SendAsync(new Hello(0, WireLimits.ProtocolVersion, ["chunk"], WireLimits.DefaultMaxMessageSize));
+        Assert.IsType<Hello>(await peer.ReceiveAsync());
+        return peer;
+    }
+
+    public Task SendAsync(WireMessage message) => SendAsync(WireCodec.Encode(message));
+
+    public async Task SendAsync(byte[] raw) => await Connection.SendAsync(raw, CancellationToken.None);
+
+    /// <summary>The next message, or null when the node closed the connection.</summary>
+    public async Task<WireMessage?> ReceiveAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            return WireCodec.Decode(await Connection.ReceiveAsync(cts.Token));
+        }
+        catch (SecureMeshException) when (!cts.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Connection.DisposeAsync();
+        Identity.Dispose();
+    }
+}
+
+public sealed class HostileProtocolTests
+{
+    [Fact]
+    public async Task An_unknown_message_type_gets_an_error_reply_and_the_session_carries_on()
+    {
+        await using var node = TransferNode.Start();
+        await using var peer = await RawPeer.ConnectAsync(node);
+        await peer.SendAsync([0x7F, 0x05, 0x01, 0x02]);
+        var error = Assert.IsType<ErrorMessage>(await peer.ReceiveAsync());
+        Assert.Equal(5u, error.RequestId);
+        Assert.Equal(WireErrorCode.BadRequest, error.Code);
+        await peer.SendAsync(new SearchRequest(6, "anything", 10));
+        Assert.Equal(6u, Assert.IsType<SearchResponse>(await peer.ReceiveAsync()).RequestId);
+    }
+
+    [Fact]
+    public async Task Out_of_range_and_unknown_chunk_requests_get_error_replies()
+    {
+        await using var node = TransferNode.Start();
+        var id = await node.ShareAsync(node.WriteFile("a.bin", 3 * TransferNode.ChunkSize));
+        await using var peer = await RawPeer.ConnectAsync(node);
+
+        await peer.SendAsync(new ChunkRequest(1, id, 3));
+        var error = Assert.IsType<ErrorMessage>(await peer.ReceiveAsync());
+        Assert.Equal((1u, WireErrorCode.BadRequest), (error.RequestId, error.Code));
+
+        await peer.SendAsync(new ChunkRequest(2, id, long.MaxValue));
+        Assert.Equal(WireErrorCode.BadRequest, Assert.IsType<ErrorMessage>(await peer.ReceiveAsync()).Code);
+
+        await peer.SendAsync(new ChunkRequest(3, ContentId.FromHash(new byte[32]), 0));
+        Assert.Equal(WireErrorCode.NotFound, Assert.IsType<ErrorMessage>(await peer.ReceiveAsync()).Code);
+
+        // Blocked content is refused even though it is shared.
+        node.Db.Trust.BlockContent(id.Text, "test");
+        await peer.SendAsync(new ChunkRequest(4, id, 0));
+        Assert.Equal(WireErrorCode.Blocked, Assert.IsType<ErrorMessage>(await peer.ReceiveAsync()).Code);
+
+        await peer.SendAsync(new ChunkRequest(5, ContentId.FromHash(new byte[32]), 0));
+        Assert.IsType<ErrorMessage>(await peer.ReceiveAsync());
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0x02, 0x09, 0x80, 0x80, 0x80, 0x80, 0x10 })]          // search query claiming 4 GiB
+    [InlineData(new byte[] { 0x02, 0x09, 0x01, 0x41, 0xC8, 0x27 })]                // search limit 5000, over the cap
+    [InlineData(new byte[] { 0x09, 0x09, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F })]    // chunk data claiming 4 GiB
+    [InlineData(new byte[] { 0x08, 0x09, 0x01 })]                                  // chunk request cut short
+    public async Task Oversized_or_malformed_messages_get_an_error_and_a_closed_connection_and_the_node_lives_on(byte[] hostile)
+    {
+        await using var node = TransferNode.Start();
+        await using (var peer = await RawPeer.ConnectAsync(node))
+        {
+            await peer.SendAsync(hostile);
+            var error = Assert.IsType<ErrorMessage>(await peer.ReceiveAsync());
+            Assert.Equal(WireErrorCode.BadRequest, error.Code);
+            Assert.Null(await peer.ReceiveAsync());
+        }
+        await using var next = await RawPeer.ConnectAsync(node);
+        await next.SendAsync(new SearchRequest(1, "x", 1));
+        Assert.IsType<SearchResponse>(await next.ReceiveAsync());
+    }
+
+    [Fact]
+    public async Task A_manifest_whose_signature_does_not_verify_is_rejected_and_recorded()
+    {
+        await using var downloader = TransferNode.Start();
+        var real = TransferNode.Start();
+        var id = await real.ShareAsync(real.WriteFile("x.bin", 40_000));
+        var manifest = real.Db.Catalog.FindByContentId(id.Text)[0].Manifest.ToArray();
+        await real.DisposeAsync();
+        manifest[^1] ^= 1;
+        await using var hostile = await ScriptedSeeder.StartAsync(downloader, request => request switch
+        {
+            ManifestRequest m => new ManifestResponse(m.RequestId, manifest),
+            _ => new ErrorMessage(request.RequestId, WireErrorCode.NotFound, "no"),
+        });
+
+        var result = await downloader.Transfer.StartDownload(id).Completion.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(DownloadState.Failed, result.State);
+        Assert.Contains("no peer gave a valid manifest", result.Reason, StringComparison.Ordinal);
+        Assert.Contains(downloader.Db.Audit.List(), e => e.Event == "manifest.rejected" && e.PeerId == hostile.PeerId.Text);
+        Assert.Empty(downloader.Db.Quarantine.List());
+    }
+
+    [Fact]
+    public async Task A_chunk_whose_proof_does_not_match_is_rejected_with_evidence_and_the_sender_banned()
+    {
+        await using var downloader = TransferNode.Start(TransferNode.Fast(o => o.BanAfter = 1));
+        var data = new byte[3 * TransferNode.ChunkSize];
+        new Random(5).NextBytes(data);
+        var tree = MerkleTree.Build(Leaves(data), data.Length, TransferNode.ChunkSize);
+        using var publisher = NodeIdentity.Generate();
+        var manifest = Manifest.Create(publisher, tree, "x.bin", DateTimeOffset.UtcNow).Encode();
+        await using var hostile = await ScriptedSeeder.StartAsync(downloader, request => request switch
+        {
+            ManifestRequest m => new ManifestResponse(m.RequestId, manifest),
+            HaveRequest h => HaveResponse.ForAll(h.RequestId, 3),
+            // Right bytes, wrong proof.
+            ChunkRequest c => new ChunkResponse(c.RequestId, c.Index,
+                data.AsMemory((int)c.Index * TransferNode.ChunkSize, TransferNode.ChunkSize), new MerkleProof(new byte[tree.ProofLength(c.Index) * 32])),
+            _ => null,
+        });
+
+        var result = await downloader.Transfer.StartDownload(tree.ContentId).Completion.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(DownloadState.Failed, result.State);
+        var log = downloader.Db.Audit.List();
+        var rejections = log.Where(e => e.Event == "chunk.rejected").ToList();
+        Assert.NotEmpty(rejections);
+        Assert.All(rejections, e => Assert.Equal(hostile.PeerId.Text, e.PeerId));
+        var rejected = rejections[0];
+        Assert.Matches("chunk=[0-2] expected root [0-9a-f]{64}, got root [0-9a-f]{64} from leaf [0-9a-f]{64}", rejected.Detail);
+        Assert.Contains(log, e => e.Event == "peer.banned" && e.PeerId == hostile.PeerId.Text);
+        Assert.Equal(Storage.PeerState.Blocked, downloader.Db.Trust.GetPeer(hostile.PeerId)!.State);
+        // Nothing unverified was written or recorded.
+        Assert.All(File.ReadAllBytes(downloader.Transfer.Quarantine.PartPath(result.QuarantineId!.Value)), b => Assert.Equal(0, b));
+        Assert.Empty(downloader.Db.Downloads.VerifiedChunks(tree.ContentId.Text));
+    }
+
+    private static byte[] Leaves(byte[] data)
+    {
+        var leaves = new byte[(data.Length / TransferNode.ChunkSize) * 32];
+        for (var i = 0; i < data.Length / TransferNode.ChunkSize; i++)
+        {
+            Blake3.Hasher.Hash(data.AsSpan(i * TransferNode.ChunkSize, TransferNode.ChunkSize), leaves.AsSpan(i * 32, 32));
+        }
+        return leaves;
+    }
+}
+
+/// <summary>A trusted "seeder" whose answers are scripted, to play a hostile peer.</summary>
+internal sealed class ScriptedSeeder : IAsyncDisposable
+{
+    private readonly TestNode _node;
+
+    private ScriptedSeeder(TestNode node) => _node = node;
+
+    public PeerId PeerId => _node.Identity.PeerId;
+
+    public static async Task<ScriptedSeeder> StartAsync(TransferNode downloader, Func<WireMessage, WireMessage?> answer)
+    {
+        var node = TestNode.Start(handler: async (session, ct) =>
+        {
+            var connection = session.Connection;
+            await connection.SendAsync(WireCodec.Encode(new Hello(0, WireLimits.ProtocolVersion, [], WireLimits.DefaultMaxMessageSize)), ct);
+            while (true)
+            {
+                var message = WireCodec.Decode(await connection.ReceiveAsync(ct));
+                if (message is Hello)
+                {
+                    continue;
+                }
+                if (answer(message) is { } reply)
+                {
+                    await connection.SendAsync(WireCodec.Encode(reply), ct);
+                }
+            }
+        });
+        var seeder = new ScriptedSeeder(node);
+        node.Db.Trust.AddPeer(downloader.PeerId, null, null, trusted: true);
+        downloader.Db.Trust.AddPeer(node.Identity.PeerId, null, null, trusted: true);
+        await downloader.Node.ConnectAsync(node.Identity.PeerId, node.EndPoint, CancellationToken.None);
+        await Wait.UntilAsync(() => downloader.Transfer.OpenSessions().Count == 1, TimeSpan.FromSeconds(5), "the hostile session");
+        return seeder;
+    }
+
+    public ValueTask DisposeAsync() => _node.DisposeAsync();
+}

@@ -1,0 +1,127 @@
+using System.Collections.Concurrent;
+using SecureMesh.Node.Transfer;
+using SecureMesh.Storage;
+
+namespace SecureMesh.Node.Tests.Transfer;
+
+public sealed class SwarmTests
+{
+    [Fact]
+    public async Task Swarm_with_a_changed_copy_a_liar_and_a_killed_seeder_still_releases_the_exact_file()
+    {
+        const int Size = 64 * TransferNode.ChunkSize;
+        var killedServed = 0;
+        await using var honest = TransferNode.Start(TransferNode.Fast(o => o.UploadLimit = 400 * 1024));
+        await using var changed = TransferNode.Start();
+        await using var liar = TransferNode.Start(TransferNode.Fast(o => o.Tamper = (_, data) => data[0] ^= 0xFF));
+        var killed = TransferNode.Start(TransferNode.Fast(o =>
+        {
+            o.UploadLimit = 200 * 1024;
+            o.Served = (_, _, _) => Interlocked.Increment(ref killedServed);
+        }));
+        await using var downloader = TransferNode.Start(TransferNode.Fast(o => o.BanAfter = 1));
+        try
+        {
+            var original = honest.WriteFile("data.bin", Size, seed: 7);
+            var id = await honest.ShareAsync(original);
+            foreach (var seeder in new[] { changed, liar, killed })
+            {
+                var copy = seeder.WriteFile("data.bin", Size, seed: 7);
+                Assert.Equal(id, await seeder.ShareAsync(copy));
+            }
+            // The changed seeder's copy is altered after indexing with size and modification time kept, so only the
+            // seeder's own check of each chunk against its index can catch it.
+            var changedPath = Path.Combine(changed.Home, "shared", "data.bin");
+            var mtime = File.GetLastWriteTimeUtc(changedPath);
+            await using (var f = new FileStream(changedPath, FileMode.Open, FileAccess.ReadWrite))
+            {
+                var bytes = new byte[Size];
+                f.ReadExactly(bytes);
+                for (var i = 0; i < Size; i += 4096)
+                {
+                    bytes[i] ^= 0x55;
+                }
+                f.Position = 0;
+                f.Write(bytes);
+            }
+            File.SetLastWriteTimeUtc(changedPath, mtime);
+
+            foreach (var seeder in new[] { honest, changed, liar, killed })
+            {
+                await downloader.ConnectAsync(seeder);
+            }
+            var handle = downloader.Transfer.StartDownload(id);
+            await Wait.UntilAsync(() => Volatile.Read(ref killedServed) >= 2 || handle.Completion.IsCompleted, TimeSpan.FromSeconds(20), "the killed seeder to serve");
+            Assert.False(handle.Completion.IsCompleted, "the seeder should die mid-download");
+            await killed.StopAsync();
+
+            var result = await handle.Completion.WaitAsync(TimeSpan.FromSeconds(40));
+            Assert.True(result.State == DownloadState.Released, result.Reason);
+            Assert.Equal(File.ReadAllBytes(original), File.ReadAllBytes(result.Path!));
+
+            var log = downloader.Db.Audit.List();
+            // Every rejected chunk came from the liar (the ones it had in flight when dropped are rejected too).
+            var rejections = log.Where(e => e.Event == "chunk.rejected").ToList();
+            Assert.NotEmpty(rejections);
+            Assert.All(rejections, e => Assert.Equal(liar.PeerId.Text, e.PeerId));
+            var rejected = rejections[0];
+            Assert.Contains($"content={id}", rejected.Detail, StringComparison.Ordinal);
+            Assert.Contains("expected root", rejected.Detail, StringComparison.Ordinal);
+            Assert.Contains(log, e => e.Event == "peer.banned" && e.PeerId == liar.PeerId.Text);
+            Assert.Equal(PeerState.Blocked, downloader.Db.Trust.GetPeer(liar.PeerId)!.State);
+            // The changed copy was caught by its own seeder: never sent, so never rejected here.
+            Assert.DoesNotContain(log, e => e.Event == "chunk.rejected" && e.PeerId == changed.PeerId.Text);
+            await changed.Transfer.Shares.WhenIdleAsync();
+            Assert.NotEqual(id.Text, changed.Db.Catalog.Get(changedPath)!.ContentId);
+        }
+        finally
+        {
+            await killed.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_downloader_stopped_mid_transfer_resumes_without_refetching_verified_chunks()
+    {
+        const int Chunks = 48;
+        var served = new ConcurrentQueue<long>();
+        await using var seeder = TransferNode.Start(TransferNode.Fast(o =>
+        {
+            o.UploadLimit = 160 * 1024;
+            o.Served = (_, _, index) => served.Enqueue(index);
+        }));
+        var path = seeder.WriteFile("big.iso", Chunks * TransferNode.ChunkSize, seed: 3);
+        var id = await seeder.ShareAsync(path);
+
+        var identity = Core.Identity.NodeIdentity.Generate();
+        var first = TransferNode.Start(identity: identity);
+        var home = first.Home;
+        await first.ConnectAsync(seeder);
+        var handle = first.Transfer.StartDownload(id);
+        await Wait.UntilAsync(() => first.Db.Downloads.VerifiedChunks(id.Text).Count >= 12, TimeSpan.FromSeconds(20), "some chunks to be durable");
+        await first.StopAsync();
+        Assert.Equal(DownloadState.Cancelled, (await handle.Completion).State);
+
+        await Wait.UntilAsync(() => seeder.Transfer.OpenSessions().Count == 0, TimeSpan.FromSeconds(10), "the old session to close");
+        using (var peek = SecureMeshDatabase.Open(home))
+        {
+            var persisted = peek.Downloads.VerifiedChunks(id.Text).ToHashSet();
+            Assert.InRange(persisted.Count, 12, Chunks - 1);
+            served.Clear();
+
+            await using var second = TransferNode.Start(home: home, identity: identity);
+            await second.ConnectAsync(seeder);
+            var resumed = Assert.Single(second.Transfer.ResumeDownloads());
+            Assert.Equal(id, resumed.ContentId);
+            var result = await resumed.Completion.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.True(result.State == DownloadState.Released, result.Reason);
+            Assert.Equal(File.ReadAllBytes(path), File.ReadAllBytes(result.Path!));
+            Assert.Equal(persisted.Count, resumed.ResumedChunks);
+            var refetched = served.ToArray();
+            Assert.Equal(Chunks - persisted.Count, refetched.Length);
+            Assert.DoesNotContain(refetched, persisted.Contains);
+            Assert.Equal(refetched.Length, resumed.Progress.ChunkRequests);
+        }
+        identity.Dispose();
+    }
+}
