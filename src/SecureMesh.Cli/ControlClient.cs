@@ -11,7 +11,7 @@ namespace SecureMesh.Cli;
 /// The control API over <c>&lt;home&gt;/control.sock</c>: the same <see cref="INodeControl"/> the CLI uses on the database
 /// when no node runs. A dead socket or a node that does not answer in time is one clear error.
 /// </summary>
-internal sealed class ControlClient : INodeControl, IDisposable
+internal sealed class ControlClient : INodeControl, ITransferControl, IDisposable
 {
     private readonly HttpClient _http;
     private readonly string _home;
@@ -124,6 +124,40 @@ internal sealed class ControlClient : INodeControl, IDisposable
     }
 
     public Task<LogVerification> VerifyLogAsync(CancellationToken cancellationToken) => GetAsync<LogVerification>("v1/log/verify", cancellationToken);
+
+    public Task<IReadOnlyList<ShareInfo>> ListSharesAsync(CancellationToken cancellationToken) =>
+        GetAsync<IReadOnlyList<ShareInfo>>("v1/shares", cancellationToken);
+
+    // Indexing a large folder takes as long as hashing it.
+    public Task<ShareAddInfo> AddShareAsync(string path, CancellationToken cancellationToken) =>
+        SendAsync<ShareAddInfo>(HttpMethod.Post, "v1/shares", new ShareRequest(path), cancellationToken, TimeSpan.FromHours(6));
+
+    public Task RemoveShareAsync(string path, CancellationToken cancellationToken) =>
+        SendAsync<object>(HttpMethod.Delete, $"v1/shares?path={Uri.EscapeDataString(path)}", null, cancellationToken);
+
+    public Task<IReadOnlyList<SearchHitInfo>> SearchAsync(string terms, CancellationToken cancellationToken) =>
+        SendAsync<IReadOnlyList<SearchHitInfo>>(HttpMethod.Get, $"v1/search?q={Uri.EscapeDataString(terms)}", null, cancellationToken, TimeSpan.FromSeconds(30));
+
+    public Task<DownloadInfo> StartDownloadAsync(string contentId, string? outDir, CancellationToken cancellationToken) =>
+        SendAsync<DownloadInfo>(HttpMethod.Post, "v1/downloads", new DownloadRequest(contentId, outDir), cancellationToken);
+
+    public Task<IReadOnlyList<DownloadInfo>> ListDownloadsAsync(CancellationToken cancellationToken) =>
+        GetAsync<IReadOnlyList<DownloadInfo>>("v1/downloads", cancellationToken);
+
+    public Task<DownloadInfo> GetDownloadAsync(string contentId, CancellationToken cancellationToken) =>
+        GetAsync<DownloadInfo>($"v1/downloads/{Escape(contentId)}", cancellationToken);
+
+    public Task CancelDownloadAsync(string contentId, CancellationToken cancellationToken) =>
+        SendAsync<object>(HttpMethod.Delete, $"v1/downloads/{Escape(contentId)}", null, cancellationToken);
+
+    public Task<IReadOnlyList<QuarantineInfo>> ListQuarantineAsync(CancellationToken cancellationToken) =>
+        GetAsync<IReadOnlyList<QuarantineInfo>>("v1/quarantine", cancellationToken);
+
+    public Task<QuarantineInfo> ReleaseQuarantineAsync(long id, string? toDirectory, CancellationToken cancellationToken) =>
+        SendAsync<QuarantineInfo>(HttpMethod.Post, $"v1/quarantine/{id.ToString(System.Globalization.CultureInfo.InvariantCulture)}/release", new ReleaseRequest(toDirectory), cancellationToken, TimeSpan.FromMinutes(10));
+
+    public Task DeleteQuarantineAsync(long id, CancellationToken cancellationToken) =>
+        SendAsync<object>(HttpMethod.Delete, $"v1/quarantine/{id.ToString(System.Globalization.CultureInfo.InvariantCulture)}", null, cancellationToken);
 
     private Task<T> GetAsync<T>(string path, CancellationToken cancellationToken) => SendAsync<T>(HttpMethod.Get, path, null, cancellationToken);
 

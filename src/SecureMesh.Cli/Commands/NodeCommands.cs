@@ -78,6 +78,7 @@ internal static class NodeCommands
                     LoggerFactory = loggerFactory,
                     Discovery = discovery,
                     Discovered = discovered,
+                    Transfer = transfer,
                 }, ct);
                 ctx.Out.WriteLine($"SecureMesh node {identity.PeerId} ({identity.PeerId.Fingerprint}) listening on {node.LocalEndPoint}; control socket {control.SocketPath}; discovery {discovery.State}");
                 ctx.Out.Flush();

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using SecureMesh.Core;
 using SecureMesh.Core.Identity;
+using SecureMesh.Node;
 using SecureMesh.Node.Transfer;
 
 namespace SecureMesh.Cli.Commands;
@@ -19,6 +20,17 @@ internal static class ShareCommands
         var add = new Command("add", "Share a file or folder: index what is new or changed and sign a manifest per file") { pathArg, passphraseStdin };
         add.SetAction((parse, cancellationToken) => CliApp.ExecuteAsync(parse, console, async (ctx, ct) =>
         {
+            if (NodeLock.IsHeld(ctx.Home))
+            {
+                // The running node indexes it and serves it at once.
+                using var client = new ControlClient(ctx.Home);
+                if (!ctx.Json)
+                {
+                    ctx.Err.WriteLine("indexing on the running node…");
+                }
+                var done = await client.AddShareAsync(Path.GetFullPath(parse.GetValue(pathArg)!), ct);
+                return PrintShareResult(ctx, done.Path, done.Files, done.Indexed, done.Unchanged, done.Removed, done.BytesHashed, null, done.Failed);
+            }
             if (!IdentityStore.Exists(ctx.Home))
             {
                 throw new SecureMeshException(SecureMeshErrorKind.Identity, $"no identity in {ctx.Home}: run 'securemesh init' first");
@@ -31,31 +43,7 @@ internal static class ShareCommands
             var result = await shares.AddAsync(parse.GetValue(pathArg)!, progress is null ? null : p => progress.Update(
                 $"indexing {Path.GetFileName(p.File)}  {Mib(p.BytesDone)} / {Mib(p.BytesTotal)} MiB  {Rate(p.BytesDone, watch.Elapsed)} MB/s"), ct);
             progress?.Done();
-            var seconds = watch.Elapsed.TotalSeconds;
-            if (ctx.Json)
-            {
-                ctx.WriteJson(new
-                {
-                    path = Path.GetFullPath(parse.GetValue(pathArg)!),
-                    files = result.Files,
-                    indexed = result.Indexed,
-                    unchanged = result.Unchanged,
-                    removed = result.Removed,
-                    bytesHashed = result.BytesHashed,
-                    seconds,
-                    failed = result.Failed,
-                });
-            }
-            else
-            {
-                ctx.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"shared {Path.GetFullPath(parse.GetValue(pathArg)!)}: {result.Files} files, {result.Indexed} indexed ({Mib(result.BytesHashed)} MiB in {seconds:0.00}s, {Rate(result.BytesHashed, watch.Elapsed)} MB/s), {result.Unchanged} unchanged"));
-                foreach (var failure in result.Failed)
-                {
-                    ctx.Err.WriteLine($"warning: {failure}");
-                }
-            }
-            return result.Failed.Count == 0 ? CliApp.Success : CliApp.Failure;
+            return PrintShareResult(ctx, Path.GetFullPath(parse.GetValue(pathArg)!), result.Files, result.Indexed, result.Unchanged, result.Removed, result.BytesHashed, watch.Elapsed, result.Failed);
         }, cancellationToken));
         share.Subcommands.Add(add);
 
@@ -92,11 +80,19 @@ internal static class ShareCommands
         var remove = new Command("remove", "Stop sharing a path (the files stay on disk)") { pathArg };
         remove.SetAction(parse => CliApp.Execute(parse, console, ctx =>
         {
-            using var db = TrustCommands.OpenDatabase(ctx);
             var full = Path.GetFullPath(parse.GetValue(pathArg)!);
-            if (!db.Catalog.RemoveShare(full))
+            if (NodeLock.IsHeld(ctx.Home))
             {
-                throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"{full} is not shared ('securemesh share list' shows what is)");
+                using var client = new ControlClient(ctx.Home);
+                client.RemoveShareAsync(full, CancellationToken.None).GetAwaiter().GetResult();
+            }
+            else
+            {
+                using var db = TrustCommands.OpenDatabase(ctx);
+                if (!db.Catalog.RemoveShare(full))
+                {
+                    throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"{full} is not shared ('securemesh share list' shows what is)");
+                }
             }
             if (ctx.Json)
             {
@@ -110,6 +106,25 @@ internal static class ShareCommands
         }));
         share.Subcommands.Add(remove);
         root.Subcommands.Add(share);
+    }
+
+    private static int PrintShareResult(CliContext ctx, string path, int files, int indexed, int unchanged, int removed, long bytesHashed, TimeSpan? elapsed, IReadOnlyList<string> failed)
+    {
+        if (ctx.Json)
+        {
+            ctx.WriteJson(new { path, files, indexed, unchanged, removed, bytesHashed, seconds = elapsed?.TotalSeconds, failed });
+        }
+        else
+        {
+            var timing = elapsed is { } e ? string.Create(CultureInfo.InvariantCulture, $" in {e.TotalSeconds:0.00}s, {Rate(bytesHashed, e)} MB/s") : string.Empty;
+            ctx.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"shared {path}: {files} files, {indexed} indexed ({Mib(bytesHashed)} MiB{timing}), {unchanged} unchanged"));
+            foreach (var failure in failed)
+            {
+                ctx.Err.WriteLine($"warning: {failure}");
+            }
+        }
+        return failed.Count == 0 ? CliApp.Success : CliApp.Failure;
     }
 
     internal static string Mib(long bytes) => (bytes / 1048576.0).ToString("0.0", CultureInfo.InvariantCulture);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using SecureMesh.Core;
 using SecureMesh.Core.Content;
+using SecureMesh.Node;
 using SecureMesh.Node.Transfer;
 
 namespace SecureMesh.Cli.Commands;
@@ -17,6 +18,12 @@ internal static class TransferCommands
         var search = new Command("search", "Search the catalogs of connected trusted peers") { terms, passphraseStdin };
         search.SetAction((parse, cancellationToken) => CliApp.ExecuteAsync(parse, console, async (ctx, ct) =>
         {
+            if (NodeLock.IsHeld(ctx.Home))
+            {
+                using var client = new ControlClient(ctx.Home);
+                var found = await client.SearchAsync(string.Join(' ', parse.GetValue(terms) ?? []), ct);
+                return PrintSearch(ctx, found.Select(h => (h.ContentId, h.Name, h.Size, h.Peers)).ToList(), null);
+            }
             await using var runtime = await NodeRuntime.StartAsync(ctx, parse.GetValue(passphraseStdin), ct);
             var peers = runtime.Transfer.OpenSessions().Count;
             if (peers == 0 && !ctx.Json)
@@ -24,19 +31,7 @@ internal static class TransferCommands
                 ctx.Err.WriteLine("warning: no trusted peer is reachable (add addresses with 'securemesh peers add PEERID --addr HOST:PORT --trust')");
             }
             var hits = await runtime.Transfer.SearchAsync(string.Join(' ', parse.GetValue(terms) ?? []), ct);
-            if (ctx.Json)
-            {
-                ctx.WriteJson(hits.Select(h => new { contentId = h.ContentId, name = h.Name, size = h.Size, peers = h.Peers }));
-                return CliApp.Success;
-            }
-            if (hits.Count == 0)
-            {
-                ctx.Out.WriteLine($"no results from {peers} peer(s)");
-                return CliApp.Success;
-            }
-            Table.Write(ctx.Out, ["CONTENT ID", "SIZE", "NAME", "PEERS"],
-                hits.Select(h => new[] { h.ContentId, h.Size.ToString("N0", CultureInfo.InvariantCulture), h.Name, string.Join(",", h.Peers.Select(Short)) }));
-            return CliApp.Success;
+            return PrintSearch(ctx, hits.Select(h => (h.ContentId, h.Name, h.Size, h.Peers)).ToList(), peers);
         }, cancellationToken));
         root.Subcommands.Add(search);
 
@@ -47,6 +42,10 @@ internal static class TransferCommands
         {
             var id = ContentId.Parse(parse.GetValue(idArg));
             var outDir = parse.GetValue(outOption);
+            if (NodeLock.IsHeld(ctx.Home))
+            {
+                return await GetThroughNodeAsync(ctx, id, outDir, ct);
+            }
             await using var runtime = await NodeRuntime.StartAsync(ctx, parse.GetValue(passphraseStdin), ct);
             if (runtime.Transfer.OpenSessions().Count == 0)
             {
@@ -103,6 +102,80 @@ internal static class TransferCommands
             }
         }, cancellationToken));
         root.Subcommands.Add(get);
+    }
+
+    private static int PrintSearch(CliContext ctx, IReadOnlyList<(string ContentId, string Name, long Size, IReadOnlyList<string> Peers)> hits, int? peers)
+    {
+        if (ctx.Json)
+        {
+            ctx.WriteJson(hits.Select(h => new { contentId = h.ContentId, name = h.Name, size = h.Size, peers = h.Peers }));
+            return CliApp.Success;
+        }
+        if (hits.Count == 0)
+        {
+            ctx.Out.WriteLine(peers is { } n ? $"no results from {n} peer(s)" : "no results");
+            return CliApp.Success;
+        }
+        Table.Write(ctx.Out, ["CONTENT ID", "SIZE", "NAME", "PEERS"],
+            hits.Select(h => new[] { h.ContentId, h.Size.ToString("N0", CultureInfo.InvariantCulture), h.Name, string.Join(",", h.Peers.Select(Short)) }));
+        return CliApp.Success;
+    }
+
+    /// <summary><c>get</c> on a running node: start the download there and follow its progress through the control API.</summary>
+    private static async Task<int> GetThroughNodeAsync(CliContext ctx, ContentId id, string? outDir, CancellationToken ct)
+    {
+        using var client = new ControlClient(ctx.Home);
+        var info = await client.StartDownloadAsync(id.Text, outDir is null ? null : Path.GetFullPath(outDir), ct);
+        var line = ctx.Json ? null : new ProgressLine(ctx.Err);
+        using (ct.Register(() => client.CancelDownloadAsync(id.Text, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default)))
+        {
+            while (!info.Finished)
+            {
+                await Task.Delay(250, ct);
+                info = await client.GetDownloadAsync(id.Text, ct);
+                if (line is not null)
+                {
+                    var percent = info.BytesTotal > 0 ? 100.0 * info.BytesDone / info.BytesTotal : 0;
+                    line.Update(string.Create(CultureInfo.InvariantCulture,
+                        $"{info.State} {info.Name ?? id.Text}  {percent:0.0}%  {ShareCommands.Mib(info.BytesDone)} / {ShareCommands.Mib(info.BytesTotal)} MiB  {info.BytesPerSecond / 1048576:0.0} MiB/s  {info.Peers} peer(s)"), force: true);
+                }
+            }
+        }
+        line?.Done();
+        if (ctx.Json)
+        {
+            ctx.WriteJson(new
+            {
+                contentId = id.Text,
+                name = info.Name,
+                size = info.BytesTotal,
+                state = info.State,
+                path = info.Path,
+                reason = info.Reason,
+                quarantineId = info.QuarantineId,
+                chunkRequests = info.ChunkRequests,
+                resumedChunks = info.ResumedChunks,
+                bytesPerSecond = info.BytesPerSecond,
+            });
+        }
+        switch (info.State)
+        {
+            case "released":
+                if (!ctx.Json)
+                {
+                    ctx.Out.WriteLine($"released to {info.Path}");
+                }
+                return CliApp.Success;
+            case "held":
+                if (!ctx.Json)
+                {
+                    ctx.Out.WriteLine($"held in quarantine (item {info.QuarantineId}): {info.Reason}");
+                }
+                ctx.Err.WriteLine($"held: {info.Reason}");
+                return CliApp.Held;
+            default:
+                throw new SecureMeshException(SecureMeshErrorKind.Network, $"download failed: {info.Reason}");
+        }
     }
 
     private static string Describe(DownloadHandle handle)

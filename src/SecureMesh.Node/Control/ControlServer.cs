@@ -31,6 +31,9 @@ internal sealed class ControlServerOptions
     /// <summary>Peers seen by beacon.</summary>
     public DiscoveredPeers? Discovered { get; init; }
 
+    /// <summary>The transfer engine; when given, shares, search, downloads and quarantine are served too.</summary>
+    public Transfer.TransferService? Transfer { get; init; }
+
     /// <summary>
     /// Extra endpoint groups (transfers, quarantine…), each mapped under <c>/v1</c>. They can take
     /// <see cref="MeshNode"/>, <see cref="SecureMeshDatabase"/> and <see cref="NodeControlService"/> from the services.
@@ -121,6 +124,12 @@ internal sealed class ControlServer : IAsyncDisposable
         builder.Services.AddSingleton(node);
         builder.Services.AddSingleton(db);
         builder.Services.AddSingleton(service);
+        if (options.Transfer is { } transfer)
+        {
+            var transferControl = new TransferControlService(transfer);
+            service.Transfers = transferControl;
+            builder.Services.AddSingleton(transferControl);
+        }
         builder.Services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.CamelCase;
@@ -199,6 +208,10 @@ internal sealed class ControlServer : IAsyncDisposable
         BlockEndpoints.Map(v1);
         ConfigEndpoints.Map(v1);
         LogEndpoints.Map(v1);
+        if (options.Transfer is not null)
+        {
+            TransferEndpoints.Map(v1);
+        }
         foreach (var group in options.EndpointGroups)
         {
             group(v1);
