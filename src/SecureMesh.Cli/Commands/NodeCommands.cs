@@ -49,68 +49,15 @@ internal static class NodeCommands
                 context.Cancel = true;
                 stop.Cancel();
             });
-            await using var transfer = new TransferService(db, identity, ctx.Home, new TransferOptions { LoggerFactory = loggerFactory });
-            var options = new NodeOptions
+            await using (var host = await NodeHost.StartAsync(ctx.Home, identity, db, endPoint, loggerFactory,
+                parse.GetValue(beaconInterval) is int ms and > 0 ? TimeSpan.FromMilliseconds(ms) : null, ct))
             {
-                SessionHandler = transfer.HandleSessionAsync,
-                Home = ctx.Home,
-                Listen = endPoint,
-                LoggerFactory = loggerFactory,
-                HandshakeTimeout = TimeSpan.FromSeconds(int.Parse(db.Config.Get(NodeSettings.HandshakeTimeout) ?? "5", System.Globalization.CultureInfo.InvariantCulture)),
-                MaxSessions = int.Parse(db.Config.Get(NodeSettings.MaxConnections) ?? "256", System.Globalization.CultureInfo.InvariantCulture),
-            };
-            await using (var node = MeshNode.Start(identity, db, options))
-            {
-                var discovered = new DiscoveredPeers();
-                await using var discovery = new DiscoveryService(identity, node, db, discovered, new DiscoveryOptions
-                {
-                    Interface = endPoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? endPoint.Address : null,
-                    Interval = parse.GetValue(beaconInterval) is int ms and > 0 ? TimeSpan.FromMilliseconds(ms) : TimeSpan.FromSeconds(5),
-                    LoggerFactory = loggerFactory,
-                });
-                if (SettingDefinition.ParseSwitch(db.Config.Get(NodeSettings.Discovery) ?? "on"))
-                {
-                    await discovery.SetEnabledAsync(true, ct);
-                }
-                await using var control = await ControlServer.StartAsync(node, db, new ControlServerOptions
-                {
-                    Home = ctx.Home,
-                    LoggerFactory = loggerFactory,
-                    Discovery = discovery,
-                    Discovered = discovered,
-                    Transfer = transfer,
-                }, ct);
-                ctx.Out.WriteLine($"SecureMesh node {identity.PeerId} ({identity.PeerId.Fingerprint}) listening on {node.LocalEndPoint}; control socket {control.SocketPath}; discovery {discovery.State}");
+                host.Resumed += handle => ctx.Out.WriteLine($"resuming download of {handle.ContentId}");
+                ctx.Out.WriteLine($"SecureMesh node {identity.PeerId} ({identity.PeerId.Fingerprint}) listening on {host.Node.LocalEndPoint}; control socket {host.Control.SocketPath}; discovery {host.Discovery.State}");
                 ctx.Out.Flush();
-                await using var connector = new PeerConnector(node, null, loggerFactory);
-                connector.Start();
-                // Files changed while the node was down are re-indexed before they are served as anything.
-                var rescan = transfer.Shares.RescanAsync(null, stop.Token);
-                // Unfinished downloads carry on once the peers had a chance to connect.
-                var resume = Task.Run(async () =>
-                {
-                    var sessions = await connector.ConnectAllAsync(TimeSpan.FromSeconds(10), stop.Token);
-                    if (db.Downloads.List().Count == 0)
-                    {
-                        return;
-                    }
-                    await transfer.WaitForPeersAsync(Math.Max(1, sessions), TimeSpan.FromSeconds(10), stop.Token);
-                    foreach (var handle in transfer.ResumeDownloads())
-                    {
-                        ctx.Out.WriteLine($"resuming download of {handle.ContentId}");
-                    }
-                }, stop.Token);
                 try
                 {
                     await Task.Delay(Timeout.Infinite, stop.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                }
-                try
-                {
-                    await rescan;
-                    await resume;
                 }
                 catch (OperationCanceledException)
                 {
