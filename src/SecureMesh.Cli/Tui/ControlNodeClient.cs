@@ -1,0 +1,271 @@
+using System.Net;
+using Microsoft.Extensions.Logging.Abstractions;
+using SecureMesh.Core;
+using SecureMesh.Core.Identity;
+using SecureMesh.Node;
+using SecureMesh.Node.Control;
+using SecureMesh.Storage;
+
+namespace SecureMesh.Cli.Tui;
+
+/// <summary>
+/// The terminal UI's view of a node, through the control socket: the node already running on this data directory, or
+/// one this client hosts for the UI's lifetime. When the node cannot start (its port is taken, say) the UI still opens
+/// on the trust store and shows the reason.
+/// </summary>
+internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
+{
+    private readonly INodeControl _control;
+    private readonly ITransferControl? _transfer;
+    private readonly IDisposable? _offlineDb;
+    private readonly NodeHostBundle? _hosted;
+    private string? _startupError;
+    private Task? _sharing;
+    private string? _shareError;
+
+    private ControlNodeClient(INodeControl control, ITransferControl? transfer, IDisposable? offlineDb, NodeHostBundle? hosted, string? startupError)
+    {
+        _control = control;
+        _transfer = transfer;
+        _offlineDb = offlineDb;
+        _hosted = hosted;
+        _startupError = startupError;
+    }
+
+    /// <summary>Attaches to the node running on <c>ctx.Home</c>, or starts one (logging nowhere: the screen is the UI's).</summary>
+    public static ControlNodeClient Create(CliContext ctx) => CreateAsync(ctx, CancellationToken.None).GetAwaiter().GetResult();
+
+    private static async Task<ControlNodeClient> CreateAsync(CliContext ctx, CancellationToken cancellationToken)
+    {
+        if (NodeLock.IsHeld(ctx.Home))
+        {
+            var client = new ControlClient(ctx.Home);
+            return new ControlNodeClient(client, client, null, null, null);
+        }
+        IdentityStore.EnsureDataDirectory(ctx.Home);
+        if (!IdentityStore.Exists(ctx.Home))
+        {
+            using var fresh = NodeIdentity.Generate();
+            IdentityStore.Save(ctx.Home, fresh, passphrase: null, force: false);
+        }
+        var nodeLock = NodeLock.Acquire(ctx.Home);
+        NodeIdentity? identity = null;
+        SecureMeshDatabase? db = null;
+        try
+        {
+            identity = IdentityStore.Load(ctx.Home, ctx.PassphraseSource(fromStdin: false));
+            db = SecureMeshDatabase.Open(ctx.Home);
+            var listen = NodeSettings.ParseEndPoint(db.Config.Get(NodeSettings.Listen) ?? NodeSettings.DefaultListen);
+            NodeHost host;
+            try
+            {
+                host = await NodeHost.StartAsync(ctx.Home, identity, db, listen, NullLoggerFactory.Instance, null, cancellationToken);
+            }
+            catch (SecureMeshException e)
+            {
+                // No node, but the trust store, log and quarantine still work; the UI shows why.
+                var offline = new NodeControlService(ctx.Home, db);
+                return new ControlNodeClient(offline, null, new Bundle(nodeLock, identity, db, null), null, $"the node could not start: {e.Message}");
+            }
+            var client = new ControlClient(ctx.Home);
+            return new ControlNodeClient(client, client, client, new NodeHostBundle(host, new Bundle(nodeLock, identity, db, null)), null);
+        }
+        catch
+        {
+            db?.Dispose();
+            identity?.Dispose();
+            nodeLock.Dispose();
+            throw;
+        }
+    }
+
+    private ITransferControl Transfer => _transfer
+        ?? throw new SecureMeshException(SecureMeshErrorKind.Network, _startupError ?? "the node is not running");
+
+    public async Task<NodeStatusView> GetStatusAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _startupError, null) is { } error)
+        {
+            // Shown once as a message; the status line then says the node is not running.
+            _startupErrorShown = error;
+            throw new SecureMeshException(SecureMeshErrorKind.Network, error);
+        }
+        var status = await _control.GetStatusAsync(cancellationToken);
+        return new NodeStatusView(status.PeerId ?? "(no identity)", status.Fingerprint ?? "-", status.Listen, status.Connections.Count, status.Running);
+    }
+
+    private string? _startupErrorShown;
+
+    public async Task<IReadOnlyList<PeerView>> ListPeersAsync(CancellationToken cancellationToken)
+    {
+        var peers = await _control.ListPeersAsync(null, cancellationToken);
+        var status = await _control.GetStatusAsync(cancellationToken);
+        var online = status.Connections.ToDictionary(c => c.PeerId, c => c.Sas, StringComparer.Ordinal);
+        return [.. peers.Select(p => new PeerView(
+            p.PeerId,
+            p.Name,
+            p.State switch
+            {
+                "trusted" => PeerViewState.Trusted,
+                "blocked" => PeerViewState.Blocked,
+                "discovered" => PeerViewState.Discovered,
+                _ => PeerViewState.Pending,
+            },
+            online.ContainsKey(p.PeerId),
+            p.Fingerprint,
+            online.GetValueOrDefault(p.PeerId),
+            p.Addresses,
+            p.BlockReason))];
+    }
+
+    public async Task AddPeerAsync(string peerId, string? address, string? name, bool trust, CancellationToken cancellationToken)
+    {
+        var id = PeerId.Parse(peerId);
+        string[]? addresses = null;
+        if (!string.IsNullOrWhiteSpace(address))
+        {
+            var endPoint = NodeSettings.ParseEndPoint(address);
+            addresses = [endPoint.ToString()];
+        }
+        await _control.AddPeerAsync(new AddPeerRequest(id.Text, addresses, string.IsNullOrWhiteSpace(name) ? null : name.Trim(), trust), cancellationToken);
+    }
+
+    public Task TrustAsync(string peerId, CancellationToken cancellationToken) => _control.TrustPeerAsync(peerId, cancellationToken);
+
+    public Task BlockAsync(string peerId, string? reason, CancellationToken cancellationToken) => _control.BlockPeerAsync(peerId, reason, cancellationToken);
+
+    public Task UnblockAsync(string peerId, CancellationToken cancellationToken) => _control.UnblockPeerAsync(peerId, cancellationToken);
+
+    public Task RenameAsync(string peerId, string name, CancellationToken cancellationToken) => _control.RenamePeerAsync(peerId, name, cancellationToken);
+
+    public Task RemoveAsync(string peerId, CancellationToken cancellationToken) => _control.RemovePeerAsync(peerId, cancellationToken);
+
+    public async Task<IReadOnlyList<ShareView>> ListSharesAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _shareError, null) is { } error)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Storage, error);
+        }
+        var shares = await Transfer.ListSharesAsync(cancellationToken);
+        var adding = _sharing is { IsCompleted: false };
+        return [.. shares.Select(s => s.Indexing
+            ? new ShareView(s.Path, s.Files, s.IndexedBytes, s.TotalBytes, true)
+            : new ShareView(s.Path, s.Files, s.Bytes, s.Bytes, adding && s.Files == 0))];
+    }
+
+    public Task AddShareAsync(string path, CancellationToken cancellationToken)
+    {
+        var full = Path.GetFullPath(path.Trim());
+        if (!File.Exists(full) && !Directory.Exists(full))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"{full} does not exist");
+        }
+        var transfer = Transfer;
+        // Indexing takes as long as hashing: it runs on the node while the Shares view shows its progress.
+        _sharing = Task.Run(async () =>
+        {
+            try
+            {
+                var result = await transfer.AddShareAsync(full, CancellationToken.None);
+                if (result.Failed.Count > 0)
+                {
+                    _shareError = $"{result.Failed.Count} file(s) under {full} could not be indexed: {result.Failed[0]}";
+                }
+            }
+            catch (SecureMeshException e)
+            {
+                _shareError = e.Message;
+            }
+        }, CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    public Task RemoveShareAsync(string path, CancellationToken cancellationToken) => Transfer.RemoveShareAsync(path, cancellationToken);
+
+    public async Task<IReadOnlyList<SearchResultView>> SearchAsync(string terms, CancellationToken cancellationToken)
+    {
+        var hits = await Transfer.SearchAsync(terms, cancellationToken);
+        return [.. hits.Select(h => new SearchResultView(h.ContentId, h.Name, h.Size, h.Peers))];
+    }
+
+    public async Task<IReadOnlyList<TransferView>> ListTransfersAsync(CancellationToken cancellationToken)
+    {
+        var downloads = await Transfer.ListDownloadsAsync(cancellationToken);
+        return [.. downloads.Select(d =>
+        {
+            TimeSpan? remaining = d.BytesPerSecond > 0 && d.BytesTotal > d.BytesDone ? TimeSpan.FromSeconds((d.BytesTotal - d.BytesDone) / d.BytesPerSecond) : null;
+            var state = d.State switch
+            {
+                "released" => TransferViewState.Completed,
+                "held" => TransferViewState.Completed,
+                "cancelled" => TransferViewState.Cancelled,
+                "failed" => TransferViewState.Failed,
+                "verifying" => TransferViewState.Verifying,
+                "downloading" => TransferViewState.Downloading,
+                _ => d.Finished ? TransferViewState.Completed : TransferViewState.Queued,
+            };
+            var reason = d.State == "held" ? $"held in quarantine: {d.Reason}" : d.State == "released" ? $"released to {d.Path}" : d.Reason;
+            return new TransferView(d.ContentId, d.Name ?? d.ContentId, d.BytesDone, d.BytesTotal, d.BytesPerSecond, d.Peers, remaining, state, reason);
+        })];
+    }
+
+    public Task FetchAsync(string contentId, CancellationToken cancellationToken) => Transfer.StartDownloadAsync(contentId, null, cancellationToken);
+
+    public Task CancelTransferAsync(string contentId, CancellationToken cancellationToken) => Transfer.CancelDownloadAsync(contentId, cancellationToken);
+
+    public async Task<IReadOnlyList<QuarantineItemView>> ListQuarantineAsync(CancellationToken cancellationToken)
+    {
+        var items = await Transfer.ListQuarantineAsync(cancellationToken);
+        return [.. items.Select(q => new QuarantineItemView(q.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), q.ContentId, q.Name, q.State, q.Reason, q.Size, q.Publisher, q.Created))];
+    }
+
+    public Task ReleaseAsync(string id, string? toDirectory, CancellationToken cancellationToken) =>
+        Transfer.ReleaseQuarantineAsync(ParseId(id), string.IsNullOrWhiteSpace(toDirectory) ? null : toDirectory.Trim(), cancellationToken);
+
+    public Task DeleteAsync(string id, CancellationToken cancellationToken) => Transfer.DeleteQuarantineAsync(ParseId(id), cancellationToken);
+
+    public async Task<IReadOnlyList<LogEntryView>> ListLogAsync(int limit, CancellationToken cancellationToken)
+    {
+        var entries = await _control.GetLogAsync(null, limit, cancellationToken);
+        return [.. entries.OrderByDescending(e => e.Seq).Select(e => new LogEntryView(e.Seq, e.Time, e.Event, e.PeerId, e.Detail))];
+    }
+
+    public async Task<LogVerificationView> VerifyLogAsync(CancellationToken cancellationToken)
+    {
+        var v = await _control.VerifyLogAsync(cancellationToken);
+        return new LogVerificationView(v.Ok, v.Entries, v.BrokenSeq, v.Reason);
+    }
+
+    private static long ParseId(string id) =>
+        long.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n)
+            ? n
+            : throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"'{id}' is not a quarantine item number");
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_sharing is { } sharing)
+        {
+            await Task.WhenAny(sharing, Task.Delay(TimeSpan.FromSeconds(2)));
+        }
+        (_control as IDisposable)?.Dispose();
+        if (_hosted is { } hosted)
+        {
+            await hosted.Host.DisposeAsync();
+            hosted.Resources.Dispose();
+        }
+        _offlineDb?.Dispose();
+    }
+
+    private sealed record NodeHostBundle(NodeHost Host, Bundle Resources);
+
+    private sealed record Bundle(NodeLock Lock, NodeIdentity Identity, SecureMeshDatabase Db, IDisposable? Extra) : IDisposable
+    {
+        public void Dispose()
+        {
+            Extra?.Dispose();
+            Db.Dispose();
+            Identity.Dispose();
+            Lock.Dispose();
+        }
+    }
+}
