@@ -41,7 +41,8 @@ PY
     SM --home "$H" share add "$FILE" >/dev/null
   fi
   PORT=$(free_port)
-  SM --home "$H" run --listen "127.0.0.1:$PORT" > "$WORK/s$i.log" 2>&1 &
+  # Started directly (not through the SM function) so that $! is the node's own PID and the trap can stop it.
+  dotnet "$DLL" --home "$H" run --listen "127.0.0.1:$PORT" > "$WORK/s$i.log" 2>&1 &
   PIDS+=($!)
   SM --home "$WORK/dl" peers add "$(peer_id "$H")" --addr "127.0.0.1:$PORT" --trust >/dev/null
 done

@@ -126,4 +126,24 @@ public sealed class EngineUnitTests
         await Wait.UntilAsync(() => a.Node.GetSession(b.PeerId) is { } s && s != session, TimeSpan.FromSeconds(10), "a redial");
         await Wait.UntilAsync(() => a.Transfer.OpenSessions().Count == 1, TimeSpan.FromSeconds(10), "the protocol session");
     }
+
+    [Fact]
+    public async Task Two_connectors_dialing_each_other_at_once_settle_on_one_working_session()
+    {
+        await using var a = TransferNode.Start();
+        await using var b = TransferNode.Start();
+        a.Trust(b);
+        b.Trust(a);
+        await using var ca = new PeerConnector(a.Node);
+        await using var cb = new PeerConnector(b.Node);
+        await Task.WhenAll(ca.ConnectAllAsync(TimeSpan.FromSeconds(5), CancellationToken.None), cb.ConnectAllAsync(TimeSpan.FromSeconds(5), CancellationToken.None));
+        ca.Start();
+        cb.Start();
+        await Wait.UntilAsync(() => a.Transfer.OpenSessions().Count == 1 && b.Transfer.OpenSessions().Count == 1, TimeSpan.FromSeconds(20), "one session each way");
+        var id = await a.ShareAsync(a.WriteFile("x.bin", 50_000));
+        var result = await b.Transfer.StartDownload(id).Completion.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.True(result.State == DownloadState.Released, result.Reason);
+        Assert.Single(a.Node.Sessions);
+        Assert.Single(b.Node.Sessions);
+    }
 }
