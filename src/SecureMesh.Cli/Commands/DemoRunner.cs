@@ -220,7 +220,16 @@ internal static class DemoRunner
         {
             for (var i = peers.Count - 1; i >= 0; i--)
             {
-                await peers[i].DisposeAsync();
+                try
+                {
+                    await peers[i].DisposeAsync();
+                }
+#pragma warning disable CA1031 // Cleanup goes on whatever one node's shutdown throws; the folder must still go.
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    ctx.Err.WriteLine($"warning: stopping demo peer {peers[i].Name} failed: {e.Message}");
+                }
             }
             loggerFactory.Dispose();
             if (kept)
@@ -357,12 +366,18 @@ internal static class DemoRunner
             try
             {
                 await Transfer.DisposeAsync();
-                await Node.DisposeAsync();
             }
             finally
             {
-                Db.Dispose();
-                Identity.Dispose();
+                try
+                {
+                    await Node.DisposeAsync();
+                }
+                finally
+                {
+                    Db.Dispose();
+                    Identity.Dispose();
+                }
             }
         }
     }
