@@ -75,6 +75,7 @@ internal static class CliApp
         ShareCommands.Add(root, console);
         TransferCommands.Add(root, console);
         TuiCommand.Add(root, console);
+        DemoCommand.Add(root, console);
         return root;
     }
 
