@@ -40,6 +40,7 @@ public sealed class TmuxSessionTests : IDisposable
         await OkAsync(home, "init");
         await OkAsync(home, "config", "set", "listen", "127.0.0.1:0");
         await OkAsync(home, "config", "set", "discovery", "off");
+        await OkAsync(home, "config", "set", "download-dir", Path.Combine(_root, name + "-downloads"));
         return home;
     }
 
@@ -93,6 +94,8 @@ public sealed class TmuxSessionTests : IDisposable
         aliceUi.SendKeys("a");
         aliceUi.WaitForText("Add share");
         aliceUi.SendKeys(folder, literal: true);
+        // Keys sent before the dialog's field has the focus would be lost: wait until the path shows.
+        aliceUi.WaitForText(folder);
         aliceUi.SendKeys("Enter");
         aliceUi.WaitForText("done", TimeSpan.FromSeconds(30));
 
@@ -102,6 +105,7 @@ public sealed class TmuxSessionTests : IDisposable
         bobUi.SendKeys("F3");
         bobUi.WaitForText("[F3 Search]");
         bobUi.SendKeys("sunset", literal: true);
+        bobUi.WaitForText("Find: sunset");
         bobUi.SendKeys("Enter");
         bobUi.WaitForText("1 result(s)", TimeSpan.FromSeconds(30));
         bobUi.SendKeys("f");
@@ -116,9 +120,16 @@ public sealed class TmuxSessionTests : IDisposable
         bobUi.WaitForText("To folder");
         var outDir = Directory.CreateDirectory(Path.Combine(_root, "released")).FullName;
         bobUi.SendKeys(outDir, literal: true);
+        bobUi.WaitForText(outDir);
         bobUi.SendKeys("Enter");
-        bobUi.WaitForText("released");
-        Assert.Equal(data, await File.ReadAllBytesAsync(Path.Combine(outDir, "sunset timelapse.mp4")));
+        bobUi.WaitForText("│released│");
+        var released = Path.Combine(outDir, "sunset timelapse.mp4");
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!File.Exists(released) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+        Assert.Equal(data, await File.ReadAllBytesAsync(released));
 
         bobUi.SendKeys("C-q");
         Assert.Equal(0, bobUi.WaitForExit());
