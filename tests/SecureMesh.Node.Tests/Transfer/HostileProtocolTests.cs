@@ -194,6 +194,9 @@ internal sealed class ScriptedSeeder : IAsyncDisposable
 
     public PeerId PeerId => _node.Identity.PeerId;
 
+    /// <summary>The seeder's identity, to sign manifests it publishes.</summary>
+    public NodeIdentity Identity => _node.Identity;
+
     public static async Task<ScriptedSeeder> StartAsync(TransferNode downloader, Func<WireMessage, WireMessage?> answer)
     {
         var node = TestNode.Start(handler: async (session, ct) =>
