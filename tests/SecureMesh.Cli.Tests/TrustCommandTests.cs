@@ -1,0 +1,93 @@
+using System.Text.Json;
+using SecureMesh.Core.Identity;
+
+namespace SecureMesh.Cli.Tests;
+
+/// <summary>The trust store from the command line: bad input is one clear line, exit 1, and nothing changes.</summary>
+public sealed class TrustCommandTests : IDisposable
+{
+    private readonly CliHarness _cli = new();
+    private readonly string _known;
+
+    public TrustCommandTests()
+    {
+        Assert.Equal(0, _cli.Home_("init").ExitCode);
+        using var peer = NodeIdentity.Generate();
+        _known = peer.PeerId.Text;
+        Assert.Equal(0, _cli.Home_("peers", "add", _known, "--addr", "127.0.0.1:4747", "--name", "known").ExitCode);
+        Assert.Equal(0, _cli.Home_("block", "addr", "192.0.2.0/24", "--reason", "test").ExitCode);
+    }
+
+    public void Dispose() => _cli.Dispose();
+
+    private (string Peers, string Blocklist, int LogEntries) State()
+    {
+        var peers = _cli.Home_("peers", "list", "--json");
+        var blocklist = _cli.Home_("blocklist", "--json");
+        var log = _cli.Home_("log", "--json");
+        Assert.Equal(0, peers.ExitCode);
+        Assert.Equal(0, blocklist.ExitCode);
+        using var doc = JsonDocument.Parse(log.Out);
+        return (peers.Out, blocklist.Out, doc.RootElement.GetArrayLength());
+    }
+
+    public static TheoryData<string[]> BadCommands() => new()
+    {
+        new[] { "peers", "add", "12D3KooWnotAPeerId" },
+        new[] { "peers", "add", "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N" },
+        new[] { "peers", "trust", "not-a-peer-id" },
+        new[] { "peers", "block", "" },
+        new[] { "block", "addr", "10.0.0.0/33" },
+        new[] { "block", "addr", "abc" },
+        new[] { "block", "addr", "::/129" },
+        new[] { "block", "addr", "1.2.3.4/-1" },
+        new[] { "unblock", "addr", "198.51.100.0/24" },
+        new[] { "block", "content", "sha256:abc" },
+        new[] { "block", "content", "b3:" },
+        new[] { "peers", "add", "KNOWN" },
+        new[] { "block", "addr", "192.0.2.0/24" },
+        new[] { "peers", "trust", "UNKNOWN" },
+        new[] { "peers", "unblock", "UNKNOWN" },
+        new[] { "peers", "rename", "UNKNOWN", "x" },
+        new[] { "peers", "remove", "UNKNOWN" },
+        new[] { "peers", "add", "UNKNOWN", "--addr", "not-an-address" },
+        new[] { "peers", "rename", "KNOWN", "bad\u0007name" },
+        new[] { "log", "--since", "yesterday-ish" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadCommands))]
+    public void Bad_input_is_one_clear_line_exit_1_and_changes_nothing(string[] args)
+    {
+        using var stranger = NodeIdentity.Generate();
+        var resolved = args.Select(a => a == "KNOWN" ? _known : a == "UNKNOWN" ? stranger.PeerId.Text : a).ToArray();
+        var before = State();
+        var result = _cli.Home_(resolved);
+        Assert.True(result.ExitCode == 1, result.ToString());
+        Assert.Single(result.ErrLines);
+        Assert.StartsWith("error: ", result.ErrLines[0], StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", result.Err, StringComparison.Ordinal);
+        Assert.Equal(before, State());
+    }
+
+    [Fact]
+    public void Trust_block_unblock_rename_remove_show_in_the_list_and_the_log()
+    {
+        Assert.Equal(0, _cli.Home_("peers", "trust", _known).ExitCode);
+        Assert.Equal(0, _cli.Home_("peers", "rename", _known, "alice").ExitCode);
+        Assert.Equal(0, _cli.Home_("peers", "block", _known, "--reason", "changed my mind").ExitCode);
+        using (var doc = JsonDocument.Parse(_cli.Home_("peers", "list", "--json").Out))
+        {
+            var peer = doc.RootElement.EnumerateArray().Single(p => p.GetProperty("peerId").GetString() == _known);
+            Assert.Equal("blocked", peer.GetProperty("state").GetString());
+            Assert.Equal("alice", peer.GetProperty("name").GetString());
+            Assert.Equal("127.0.0.1:4747", peer.GetProperty("addresses")[0].GetString());
+        }
+        Assert.Equal(0, _cli.Home_("peers", "unblock", _known).ExitCode);
+        Assert.Equal(0, _cli.Home_("peers", "remove", _known).ExitCode);
+        using var log = JsonDocument.Parse(_cli.Home_("log", "--json").Out);
+        var events = log.RootElement.EnumerateArray().Where(e => e.GetProperty("peerId").GetString() == _known).Select(e => e.GetProperty("event").GetString()).ToList();
+        Assert.Equal(["peer.added", "peer.trusted", "peer.renamed", "peer.blocked", "peer.unblocked", "peer.removed"], events);
+        Assert.Equal(0, _cli.Home_("log", "--verify").ExitCode);
+    }
+}
