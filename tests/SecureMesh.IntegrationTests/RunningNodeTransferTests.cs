@@ -118,3 +118,102 @@ public sealed class RunningNodeTransferTests : IDisposable
         Assert.Equal(0, await nodeB.WaitForExitAsync());
     }
 }
+
+public sealed class GracefulShutdownTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("securemesh-term-").FullName;
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private static async Task OkAsync(string home, params string[] args)
+    {
+        var result = await SecureMeshCli.RunAsync(home, args);
+        Assert.True(result.ExitCode == 0, $"securemesh {string.Join(' ', args)}: {result}");
+    }
+
+    private static int VerifiedChunks(string home, string contentId)
+    {
+        using var db = Storage.SecureMeshDatabase.Open(home);
+        return db.Downloads.VerifiedChunks(contentId).Count;
+    }
+
+    [Fact]
+    public async Task SIGTERM_during_a_transfer_loses_nothing_and_the_restarted_node_resumes_it()
+    {
+        var a = Path.Combine(_root, "a");
+        var b = Path.Combine(_root, "b");
+        await OkAsync(a, "init");
+        await OkAsync(b, "init");
+        var aId = JsonDocument.Parse((await SecureMeshCli.RunAsync(a, "id", "--json")).Out).RootElement.GetProperty("peerId").GetString()!;
+        var bId = JsonDocument.Parse((await SecureMeshCli.RunAsync(b, "id", "--json")).Out).RootElement.GetProperty("peerId").GetString()!;
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        var aPort = ((IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        await OkAsync(a, "peers", "add", bId, "--trust");
+        await OkAsync(b, "peers", "add", aId, "--addr", $"127.0.0.1:{aPort}", "--trust");
+        await OkAsync(a, "config", "set", "chunk-size", "16k");
+        await OkAsync(a, "config", "set", "upload-limit", "512k");
+        var downloads = Path.Combine(_root, "downloads");
+        foreach (var home in new[] { a, b })
+        {
+            await OkAsync(home, "config", "set", "discovery", "off");
+            await OkAsync(home, "config", "set", "download-dir", downloads);
+        }
+        await OkAsync(b, "config", "set", "listen", "127.0.0.1:0");
+        const int Chunks = 160;
+        var data = new byte[Chunks * 16384];
+        new Random(31).NextBytes(data);
+        var file = Path.Combine(_root, "big.iso");
+        await File.WriteAllBytesAsync(file, data);
+        await OkAsync(a, "share", "add", file);
+        var contentId = JsonDocument.Parse((await SecureMeshCli.RunAsync(a, "share", "list", "--json")).Out).RootElement.GetProperty("files")[0].GetProperty("contentId").GetString()!;
+
+        await using var seeder = SecureMeshCli.Start(a, "run", "--listen", $"127.0.0.1:{aPort}");
+        await seeder.WaitForLineAsync("listening on");
+        var nodeB = SecureMeshCli.Start(b, "run");
+        await nodeB.WaitForLineAsync("listening on");
+        await using (nodeB)
+        {
+            // The download runs inside B's node; this client only starts it.
+            await using var client = SecureMeshCli.Start(b, "get", contentId);
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (VerifiedChunks(b, contentId) < 40)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "no chunk became durable:\n" + nodeB.Output);
+                await Task.Delay(50);
+            }
+            nodeB.Signal(15);
+            Assert.Equal(0, await nodeB.WaitForExitAsync());
+            Assert.Contains("stopped", nodeB.Output, StringComparison.Ordinal);
+        }
+        var durable = VerifiedChunks(b, contentId);
+        Assert.InRange(durable, 40, Chunks - 1);
+        using (var db = Storage.SecureMeshDatabase.Open(b))
+        {
+            Assert.Equal("ok", db.IntegrityCheck());
+        }
+
+        // Restarted, the node resumes the download by itself; a get joins it and reports what was reused.
+        await using var restarted = SecureMeshCli.Start(b, "run");
+        await restarted.WaitForLineAsync("listening on");
+        var get = await SecureMeshCli.RunAsync(b, "get", contentId, "--json");
+        Assert.True(get.ExitCode == 0, get.ToString() + "\n" + restarted.Output);
+        var summary = JsonDocument.Parse(get.Out).RootElement;
+        Assert.Equal("released", summary.GetProperty("state").GetString());
+        Assert.Equal(durable, summary.GetProperty("resumedChunks").GetInt64());
+        Assert.Equal(Chunks - durable, summary.GetProperty("chunkRequests").GetInt64());
+        Assert.Equal(data, await File.ReadAllBytesAsync(Path.Combine(downloads, "big.iso")));
+        restarted.Signal(15);
+        Assert.Equal(0, await restarted.WaitForExitAsync());
+    }
+}
