@@ -31,6 +31,8 @@ internal static class Table
         output.WriteLine(string.Join("  ", parts).TrimEnd());
     }
 
-    // Text from peers or the database never reaches the terminal with control characters in it.
-    private static string Clean(string text) => new([.. text.Select(c => char.IsControl(c) ? '?' : c)]);
+    // Text from peers or the database never reaches the terminal with control or format characters (bidi overrides
+    // among them) in it: they could rewrite the screen or make one name look like another.
+    internal static string Clean(string text) =>
+        new([.. text.Select(c => char.IsControl(c) || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format ? '?' : c)]);
 }

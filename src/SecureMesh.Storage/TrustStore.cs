@@ -554,12 +554,17 @@ public sealed class TrustStore
             return null;
         }
         name = name.Trim();
-        if (name.Length > MaxNameLength || name.Any(char.IsControl))
+        if (name.Length > MaxNameLength || name.Any(IsUnprintable))
         {
             throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"invalid peer name: use 1 to {MaxNameLength} printable characters");
         }
         return name;
     }
+
+    // Control characters could rewrite a terminal; format characters (bidi overrides, zero-width joiners) could make
+    // one name pass for another in the UI.
+    private static bool IsUnprintable(char c) =>
+        char.IsControl(c) || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format;
 
     private static string? CheckReason(string? reason)
     {
@@ -568,7 +573,7 @@ public sealed class TrustStore
             return null;
         }
         reason = reason.Trim();
-        if (reason.Length > MaxReasonLength || reason.Any(char.IsControl))
+        if (reason.Length > MaxReasonLength || reason.Any(IsUnprintable))
         {
             throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"invalid reason: use at most {MaxReasonLength} printable characters");
         }

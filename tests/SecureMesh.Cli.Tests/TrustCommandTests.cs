@@ -52,6 +52,8 @@ public sealed class TrustCommandTests : IDisposable
         new[] { "peers", "remove", "UNKNOWN" },
         new[] { "peers", "add", "UNKNOWN", "--addr", "not-an-address" },
         new[] { "peers", "rename", "KNOWN", "bad\u0007name" },
+        new[] { "peers", "rename", "KNOWN", "evil\u202Egnp.exe" },
+        new[] { "peers", "block", "KNOWN", "--reason", "zero\u200Bwidth" },
         new[] { "log", "--since", "yesterday-ish" },
     };
 

@@ -333,7 +333,7 @@ internal sealed class NodeControlService : INodeControl
             return null;
         }
         var trimmed = name.Trim();
-        if (trimmed.Length > 64 || trimmed.Any(char.IsControl))
+        if (trimmed.Length > 64 || trimmed.Any(c => char.IsControl(c) || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format))
         {
             throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, "a peer name is at most 64 characters, without control characters");
         }
@@ -347,7 +347,7 @@ internal sealed class NodeControlService : INodeControl
             return null;
         }
         var trimmed = reason.Trim();
-        if (trimmed.Length > 500 || trimmed.Any(char.IsControl))
+        if (trimmed.Length > 500 || trimmed.Any(c => char.IsControl(c) || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format))
         {
             throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, "a reason is at most 500 characters, without control characters");
         }
