@@ -64,7 +64,10 @@ internal static class IdleNode
             var endPoint = new IPEndPoint(IPAddress.Loopback, port);
             foreach (var p in identities)
             {
-                connections.Add(await SecureChannel.DialAsync(p, endPoint, nodeId, new SecureChannelOptions { HandshakeTimeout = TimeSpan.FromSeconds(10) }, CancellationToken.None));
+                var connection = await SecureChannel.DialAsync(p, endPoint, nodeId, new SecureChannelOptions { HandshakeTimeout = TimeSpan.FromSeconds(10) }, CancellationToken.None);
+                // Speak the transfer protocol's opening, as a real peer does, so the node keeps the session.
+                await connection.SendAsync(SecureMesh.Core.Wire.WireCodec.Encode(new SecureMesh.Core.Wire.Hello(0, SecureMesh.Core.Wire.WireLimits.ProtocolVersion, [], SecureMesh.Core.Wire.WireLimits.DefaultMaxMessageSize)), CancellationToken.None);
+                connections.Add(connection);
             }
             Console.WriteLine($"node pid {process.Id}: {connections.Count} trusted peers connected; settling 5 s, then sampling {seconds} s");
             await Task.Delay(TimeSpan.FromSeconds(5));
