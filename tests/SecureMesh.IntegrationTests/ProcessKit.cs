@@ -197,3 +197,46 @@ internal static class JsPeer
     public static ChildProcess Start(params string[] args) =>
         ChildProcess.Start("node", ["noise-peer.mjs", .. args], InteropDirectory());
 }
+
+/// <summary>A test with its own temporary folder, removed afterwards, and helpers to drive <c>securemesh</c> in it.</summary>
+public abstract class TempFolderTest : IDisposable
+{
+    protected TempFolderTest(string prefix) => Root = Directory.CreateTempSubdirectory(prefix).FullName;
+
+    protected string Root { get; }
+
+    /// <summary>Runs a command that must succeed.</summary>
+    internal static async Task OkAsync(string home, params string[] args)
+    {
+        var result = await SecureMeshCli.RunAsync(home, args);
+        Assert.True(result.ExitCode == 0, $"securemesh {string.Join(' ', args)}: {result}");
+    }
+
+    /// <summary>The Peer ID of the identity in <paramref name="home"/>.</summary>
+    internal static async Task<string> PeerIdAsync(string home)
+    {
+        var id = await SecureMeshCli.RunAsync(home, "id", "--json");
+        using var doc = System.Text.Json.JsonDocument.Parse(id.Out);
+        return doc.RootElement.GetProperty("peerId").GetString()!;
+    }
+
+    /// <summary>A TCP port on 127.0.0.1 that was free a moment ago.</summary>
+    internal static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        GC.SuppressFinalize(this);
+    }
+}

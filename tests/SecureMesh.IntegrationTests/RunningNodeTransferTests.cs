@@ -6,46 +6,13 @@ using System.Text.Json;
 namespace SecureMesh.IntegrationTests;
 
 /// <summary>Two running nodes; share, search, get and quarantine all go through each node's control API.</summary>
-public sealed class RunningNodeTransferTests : IDisposable
+public sealed class RunningNodeTransferTests() : TempFolderTest("securemesh-api-")
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("securemesh-api-").FullName;
-
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static async Task<string> PeerIdAsync(string home)
-    {
-        var id = await SecureMeshCli.RunAsync(home, "id", "--json");
-        using var doc = JsonDocument.Parse(id.Out);
-        return doc.RootElement.GetProperty("peerId").GetString()!;
-    }
-
-    private static async Task OkAsync(string home, params string[] args)
-    {
-        var result = await SecureMeshCli.RunAsync(home, args);
-        Assert.True(result.ExitCode == 0, $"securemesh {string.Join(' ', args)}: {result}");
-    }
-
     [Fact]
     public async Task Share_search_get_and_quarantine_work_against_running_nodes()
     {
-        var a = Path.Combine(_root, "a");
-        var b = Path.Combine(_root, "b");
+        var a = Path.Combine(Root, "a");
+        var b = Path.Combine(Root, "b");
         await OkAsync(a, "init");
         await OkAsync(b, "init");
         var (aId, bId) = (await PeerIdAsync(a), await PeerIdAsync(b));
@@ -64,7 +31,7 @@ public sealed class RunningNodeTransferTests : IDisposable
         await nodeB.WaitForLineAsync("listening on");
 
         // Shared while A runs: indexed by the running node and served at once.
-        var folder = Directory.CreateDirectory(Path.Combine(_root, "holiday")).FullName;
+        var folder = Directory.CreateDirectory(Path.Combine(Root, "holiday")).FullName;
         var data = new byte[900_000];
         new Random(5).NextBytes(data);
         await File.WriteAllBytesAsync(Path.Combine(folder, "beach photos.zip"), data);
@@ -95,7 +62,7 @@ public sealed class RunningNodeTransferTests : IDisposable
         Assert.Equal(aId, hit.GetProperty("peers")[0].GetString());
         var contentId = hit.GetProperty("contentId").GetString()!;
 
-        var outDir = Path.Combine(_root, "downloads");
+        var outDir = Path.Combine(Root, "downloads");
         var get = await SecureMeshCli.RunAsync(b, "get", contentId, "--out", outDir, "--json");
         Assert.True(get.ExitCode == 0, get.ToString());
         Assert.Equal("released", JsonDocument.Parse(get.Out).RootElement.GetProperty("state").GetString());
@@ -119,27 +86,8 @@ public sealed class RunningNodeTransferTests : IDisposable
     }
 }
 
-public sealed class GracefulShutdownTests : IDisposable
+public sealed class GracefulShutdownTests() : TempFolderTest("securemesh-term-")
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("securemesh-term-").FullName;
-
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
-
-    private static async Task OkAsync(string home, params string[] args)
-    {
-        var result = await SecureMeshCli.RunAsync(home, args);
-        Assert.True(result.ExitCode == 0, $"securemesh {string.Join(' ', args)}: {result}");
-    }
-
     private static int VerifiedChunks(string home, string contentId)
     {
         using var db = Storage.SecureMeshDatabase.Open(home);
@@ -149,21 +97,17 @@ public sealed class GracefulShutdownTests : IDisposable
     [Fact]
     public async Task SIGTERM_during_a_transfer_loses_nothing_and_the_restarted_node_resumes_it()
     {
-        var a = Path.Combine(_root, "a");
-        var b = Path.Combine(_root, "b");
+        var a = Path.Combine(Root, "a");
+        var b = Path.Combine(Root, "b");
         await OkAsync(a, "init");
         await OkAsync(b, "init");
-        var aId = JsonDocument.Parse((await SecureMeshCli.RunAsync(a, "id", "--json")).Out).RootElement.GetProperty("peerId").GetString()!;
-        var bId = JsonDocument.Parse((await SecureMeshCli.RunAsync(b, "id", "--json")).Out).RootElement.GetProperty("peerId").GetString()!;
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        var aPort = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
+        var (aId, bId) = (await PeerIdAsync(a), await PeerIdAsync(b));
+        var aPort = FreePort();
         await OkAsync(a, "peers", "add", bId, "--trust");
         await OkAsync(b, "peers", "add", aId, "--addr", $"127.0.0.1:{aPort}", "--trust");
         await OkAsync(a, "config", "set", "chunk-size", "16k");
         await OkAsync(a, "config", "set", "upload-limit", "512k");
-        var downloads = Path.Combine(_root, "downloads");
+        var downloads = Path.Combine(Root, "downloads");
         foreach (var home in new[] { a, b })
         {
             await OkAsync(home, "config", "set", "discovery", "off");
@@ -173,7 +117,7 @@ public sealed class GracefulShutdownTests : IDisposable
         const int Chunks = 160;
         var data = new byte[Chunks * 16384];
         new Random(31).NextBytes(data);
-        var file = Path.Combine(_root, "big.iso");
+        var file = Path.Combine(Root, "big.iso");
         await File.WriteAllBytesAsync(file, data);
         await OkAsync(a, "share", "add", file);
         var contentId = JsonDocument.Parse((await SecureMeshCli.RunAsync(a, "share", "list", "--json")).Out).RootElement.GetProperty("files")[0].GetProperty("contentId").GetString()!;

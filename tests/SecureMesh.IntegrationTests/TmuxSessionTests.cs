@@ -3,27 +3,8 @@ using System.Text.Json;
 namespace SecureMesh.IntegrationTests;
 
 /// <summary><c>securemesh tui</c> in a real terminal (tmux), hosting real nodes.</summary>
-public sealed class TmuxSessionTests : IDisposable
+public sealed class TmuxSessionTests() : TempFolderTest("securemesh-tmux-")
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("securemesh-tmux-").FullName;
-
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
-
-    private static async Task OkAsync(string home, params string[] args)
-    {
-        var result = await SecureMeshCli.RunAsync(home, args);
-        Assert.True(result.ExitCode == 0, $"securemesh {string.Join(' ', args)}: {result}");
-    }
-
     private static async Task<string> JsonFieldAsync(string home, string field, params string[] args)
     {
         var result = await SecureMeshCli.RunAsync(home, [.. args, "--json"]);
@@ -36,11 +17,11 @@ public sealed class TmuxSessionTests : IDisposable
     /// <summary>A data directory whose node listens on an ephemeral loopback port, without LAN beacons.</summary>
     private async Task<string> NewHomeAsync(string name)
     {
-        var home = Path.Combine(_root, name);
+        var home = Path.Combine(Root, name);
         await OkAsync(home, "init");
         await OkAsync(home, "config", "set", "listen", "127.0.0.1:0");
         await OkAsync(home, "config", "set", "discovery", "off");
-        await OkAsync(home, "config", "set", "download-dir", Path.Combine(_root, name + "-downloads"));
+        await OkAsync(home, "config", "set", "download-dir", Path.Combine(Root, name + "-downloads"));
         return home;
     }
 
@@ -77,7 +58,7 @@ public sealed class TmuxSessionTests : IDisposable
         await OkAsync(bob, "config", "set", "scanner", "/bin/false");
         var aliceId = await JsonFieldAsync(alice, "peerId", "id");
         var bobId = await JsonFieldAsync(bob, "peerId", "id");
-        var folder = Directory.CreateDirectory(Path.Combine(_root, "to share")).FullName;
+        var folder = Directory.CreateDirectory(Path.Combine(Root, "to share")).FullName;
         var data = new byte[1_500_000];
         new Random(8).NextBytes(data);
         await File.WriteAllBytesAsync(Path.Combine(folder, "sunset timelapse.mp4"), data);
@@ -118,7 +99,7 @@ public sealed class TmuxSessionTests : IDisposable
         bobUi.WaitForText("scanner 'false' flagged the file");
         bobUi.SendKeys("r");
         bobUi.WaitForText("To folder");
-        var outDir = Directory.CreateDirectory(Path.Combine(_root, "released")).FullName;
+        var outDir = Directory.CreateDirectory(Path.Combine(Root, "released")).FullName;
         bobUi.SendKeys(outDir, literal: true);
         bobUi.WaitForText(outDir);
         bobUi.SendKeys("Enter");
