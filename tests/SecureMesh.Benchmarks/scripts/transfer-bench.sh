@@ -8,7 +8,7 @@
 # Everything lives in a temp folder that is removed at the end; seeders listen on 127.0.0.1 only.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
-DLL="$ROOT/src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll"
+DLL="${SECUREMESH_DLL:-$ROOT/src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll}"
 SM() { dotnet "$DLL" "$@"; }
 WORK=$(mktemp -d /tmp/sm-bench.XXXXXX)
 PIDS=()
