@@ -3,6 +3,7 @@ using System.Globalization;
 using SecureMesh.Core;
 using SecureMesh.Core.Content;
 using SecureMesh.Node;
+using SecureMesh.Node.Control;
 using SecureMesh.Node.Transfer;
 
 namespace SecureMesh.Cli.Commands;
@@ -54,52 +55,7 @@ internal static class TransferCommands
             }
             var handle = runtime.Transfer.StartDownload(id, outDir is null ? null : Path.GetFullPath(outDir));
             using var registration = ct.Register(handle.Cancel);
-            var line = ctx.Json ? null : new ProgressLine(ctx.Err);
-            while (!handle.Completion.IsCompleted)
-            {
-                await Task.WhenAny(handle.Completion, Task.Delay(250, CancellationToken.None));
-                if (line is not null)
-                {
-                    line.Update(Describe(handle), force: true);
-                }
-            }
-            line?.Done();
-            var result = await handle.Completion;
-            ct.ThrowIfCancellationRequested();
-            if (ctx.Json)
-            {
-                ctx.WriteJson(new
-                {
-                    contentId = id.Text,
-                    name = handle.Name,
-                    size = handle.Progress.TotalBytes,
-                    state = result.State.ToString().ToLowerInvariant(),
-                    path = result.Path,
-                    reason = result.Reason,
-                    quarantineId = result.QuarantineId,
-                    chunkRequests = handle.Progress.ChunkRequests,
-                    resumedChunks = handle.ResumedChunks,
-                    bytesPerSecond = Math.Round(handle.Progress.BytesPerSecond),
-                });
-            }
-            switch (result.State)
-            {
-                case DownloadState.Released:
-                    if (!ctx.Json)
-                    {
-                        ctx.Out.WriteLine($"released to {result.Path}");
-                    }
-                    return CliApp.Success;
-                case DownloadState.Held:
-                    if (!ctx.Json)
-                    {
-                        ctx.Out.WriteLine($"held in quarantine (item {result.QuarantineId}): {result.Reason}");
-                    }
-                    ctx.Err.WriteLine($"held: {result.Reason}");
-                    return CliApp.Held;
-                default:
-                    throw new SecureMeshException(SecureMeshErrorKind.Network, $"download failed: {result.Reason}");
-            }
+            return await FollowAsync(ctx, id, _ => Task.FromResult(TransferControlService.ToInfo(handle)), ct);
         }, cancellationToken));
         root.Subcommands.Add(get);
     }
@@ -125,20 +81,25 @@ internal static class TransferCommands
     private static async Task<int> GetThroughNodeAsync(CliContext ctx, ContentId id, string? outDir, CancellationToken ct)
     {
         using var client = new ControlClient(ctx.Home);
-        var info = await client.StartDownloadAsync(id.Text, outDir is null ? null : Path.GetFullPath(outDir), ct);
+        await client.StartDownloadAsync(id.Text, outDir is null ? null : Path.GetFullPath(outDir), ct);
+        using var registration = ct.Register(() => client.CancelDownloadAsync(id.Text, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default));
+        return await FollowAsync(ctx, id, c => client.GetDownloadAsync(id.Text, c), ct);
+    }
+
+    /// <summary>Shows a download's progress until it ends, then its outcome: exit 0 released, 3 held, 1 failed.</summary>
+    private static async Task<int> FollowAsync(CliContext ctx, ContentId id, Func<CancellationToken, Task<DownloadInfo>> poll, CancellationToken ct)
+    {
         var line = ctx.Json ? null : new ProgressLine(ctx.Err);
-        using (ct.Register(() => client.CancelDownloadAsync(id.Text, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default)))
+        var info = await poll(ct);
+        while (!info.Finished)
         {
-            while (!info.Finished)
+            await Task.Delay(250, ct);
+            info = await poll(ct);
+            if (line is not null)
             {
-                await Task.Delay(250, ct);
-                info = await client.GetDownloadAsync(id.Text, ct);
-                if (line is not null)
-                {
-                    var percent = info.BytesTotal > 0 ? 100.0 * info.BytesDone / info.BytesTotal : 0;
-                    line.Update(string.Create(CultureInfo.InvariantCulture,
-                        $"{info.State} {info.Name ?? id.Text}  {percent:0.0}%  {ShareCommands.Mib(info.BytesDone)} / {ShareCommands.Mib(info.BytesTotal)} MiB  {info.BytesPerSecond / 1048576:0.0} MiB/s  {info.Peers} peer(s)"), force: true);
-                }
+                var percent = info.BytesTotal > 0 ? 100.0 * info.BytesDone / info.BytesTotal : 0;
+                line.Update(string.Create(CultureInfo.InvariantCulture,
+                    $"{info.State} {info.Name ?? id.Text}  {percent:0.0}%  {ShareCommands.Mib(info.BytesDone)} / {ShareCommands.Mib(info.BytesTotal)} MiB  {info.BytesPerSecond / 1048576:0.0} MiB/s  {info.Peers} peer(s)"), force: true);
             }
         }
         line?.Done();
@@ -176,14 +137,6 @@ internal static class TransferCommands
             default:
                 throw new SecureMeshException(SecureMeshErrorKind.Network, $"download failed: {info.Reason}");
         }
-    }
-
-    private static string Describe(DownloadHandle handle)
-    {
-        var p = handle.Progress;
-        var percent = p.TotalBytes > 0 ? 100.0 * p.BytesDone / p.TotalBytes : 0;
-        return string.Create(CultureInfo.InvariantCulture,
-            $"{p.State.ToString().ToLowerInvariant()} {handle.Name ?? handle.ContentId.Text}  {percent:0.0}%  {ShareCommands.Mib(p.BytesDone)} / {ShareCommands.Mib(p.TotalBytes)} MiB  {p.BytesPerSecond / 1048576:0.0} MiB/s  {p.Peers} peer(s)");
     }
 
     private static string Short(string peerId) => peerId.Length > 16 ? peerId[..8] + "…" + peerId[^6..] : peerId;
