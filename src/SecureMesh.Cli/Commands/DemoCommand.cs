@@ -1,7 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using SecureMesh.Core;
+
+using SecureMesh.Node;
 
 namespace SecureMesh.Cli.Commands;
 
@@ -36,17 +37,7 @@ internal static class DemoCommand
         demo.SetAction((parse, cancellationToken) => CliApp.ExecuteAsync(parse, console, async (ctx, ct) =>
         {
             var bytes = ParseSize(parse.GetValue(size));
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context =>
-            {
-                context.Cancel = true;
-                stop.Cancel();
-            });
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
-            {
-                context.Cancel = true;
-                stop.Cancel();
-            });
+            using var stop = StopSignals.Watch(ct);
             try
             {
                 var summary = await DemoRunner.RunAsync(ctx, bytes, parse.GetValue(keep), stop.Token);
@@ -56,7 +47,7 @@ internal static class DemoCommand
                 }
                 return CliApp.Success;
             }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            catch (OperationCanceledException) when (stop.Token.IsCancellationRequested)
             {
                 ctx.Err.WriteLine("interrupted");
                 return 130;
@@ -72,18 +63,12 @@ internal static class DemoCommand
         {
             return DefaultSize;
         }
-        var text = value.Trim().ToLowerInvariant().Replace("ib", string.Empty, StringComparison.Ordinal).TrimEnd('b');
-        long multiplier = 1;
-        if (text.Length > 0 && "kmg".Contains(text[^1], StringComparison.Ordinal))
-        {
-            multiplier = text[^1] switch { 'k' => 1L << 10, 'm' => 1L << 20, _ => 1L << 30 };
-            text = text[..^1];
-        }
-        if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n > MaxSize / multiplier + 1)
+        // The same size syntax as the settings (3m, 64MiB, 1g).
+        var bytes = SettingDefinition.ParseSize(value);
+        if (bytes < 0)
         {
             throw Usage($"--size: '{value}' is not a size such as 3m or 64MiB (at most {MaxSize >> 20}MiB)");
         }
-        var bytes = n * multiplier;
         if (bytes < MinSize || bytes > MaxSize)
         {
             throw Usage($"--size must be between 1KiB and {MaxSize >> 20}MiB, got {value}");

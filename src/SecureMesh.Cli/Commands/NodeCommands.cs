@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using SecureMesh.Core;
@@ -38,17 +37,7 @@ internal static class NodeCommands
             var listenText = parse.GetValue(listen) ?? db.Config.Get(NodeSettings.Listen) ?? NodeSettings.DefaultListen;
             var endPoint = NodeSettings.ParseEndPoint(listenText);
             using var loggerFactory = CreateLoggerFactory(ctx.Verbose);
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
-            {
-                context.Cancel = true;
-                stop.Cancel();
-            });
-            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context =>
-            {
-                context.Cancel = true;
-                stop.Cancel();
-            });
+            using var stop = StopSignals.Watch(ct);
             await using (var host = await NodeHost.StartAsync(ctx.Home, identity, db, endPoint, loggerFactory,
                 parse.GetValue(beaconInterval) is int ms and > 0 ? TimeSpan.FromMilliseconds(ms) : null, ct))
             {
