@@ -243,7 +243,7 @@ public sealed class MeshNode : IAsyncDisposable
             NodeLog.Refused(_logger, peer.Text, remote?.ToString(), "too many sessions", TimeSpan.Zero);
             return null;
         }
-        var session = new PeerSession(connection, direction, _options.Time.GetUtcNow());
+        var session = new PeerSession(connection, direction, _options.Time.GetUtcNow(), sas);
         if (!_sessions.TryAdd(peer, session))
         {
             // One connection per peer: keep the one already working.

@@ -19,12 +19,12 @@ public sealed class PeerSession
     private readonly CancellationTokenSource _closing = new();
     private string? _closeReason;
 
-    internal PeerSession(SecureConnection connection, ConnectionDirection direction, DateTimeOffset since)
+    internal PeerSession(SecureConnection connection, ConnectionDirection direction, DateTimeOffset since, string shortAuthString)
     {
         Connection = connection;
         Direction = direction;
         Since = since;
-        ShortAuthString = Core.Channel.ShortAuthString.From(connection.HandshakeHash);
+        ShortAuthString = shortAuthString;
     }
 
     /// <summary>The authenticated remote identity.</summary>

@@ -7,9 +7,6 @@ namespace SecureMesh.Cli.Commands;
 /// <summary><c>init</c>, <c>id</c>, <c>keys export</c>, <c>keys import</c>.</summary>
 internal static class IdentityCommands
 {
-    /// <summary>The default listen address, used until one is configured.</summary>
-    public const string DefaultListen = "0.0.0.0:4747";
-
     public static void Add(RootCommand root, CliConsole console)
     {
         var passphraseStdin = new Option<bool>("--passphrase-stdin") { Description = "Read the passphrase from the first line of standard input" };

@@ -1,4 +1,3 @@
-using System.Net;
 using Microsoft.Extensions.Logging.Abstractions;
 using SecureMesh.Core;
 using SecureMesh.Core.Identity;
@@ -65,10 +64,10 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
             {
                 // No node, but the trust store, log and quarantine still work; the UI shows why.
                 var offline = new NodeControlService(ctx.Home, db);
-                return new ControlNodeClient(offline, null, new Bundle(nodeLock, identity, db, null), null, $"the node could not start: {e.Message}");
+                return new ControlNodeClient(offline, null, new Bundle(nodeLock, identity, db), null, $"the node could not start: {e.Message}");
             }
             var client = new ControlClient(ctx.Home);
-            return new ControlNodeClient(client, client, client, new NodeHostBundle(host, new Bundle(nodeLock, identity, db, null)), null);
+            return new ControlNodeClient(client, client, null, new NodeHostBundle(host, new Bundle(nodeLock, identity, db)), null);
         }
         catch
         {
@@ -87,14 +86,11 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
         if (Interlocked.Exchange(ref _startupError, null) is { } error)
         {
             // Shown once as a message; the status line then says the node is not running.
-            _startupErrorShown = error;
             throw new SecureMeshException(SecureMeshErrorKind.Network, error);
         }
         var status = await _control.GetStatusAsync(cancellationToken);
         return new NodeStatusView(status.PeerId ?? "(no identity)", status.Fingerprint ?? "-", status.Listen, status.Connections.Count, status.Running);
     }
-
-    private string? _startupErrorShown;
 
     public async Task<IReadOnlyList<PeerView>> ListPeersAsync(CancellationToken cancellationToken)
     {
@@ -258,11 +254,10 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
 
     private sealed record NodeHostBundle(NodeHost Host, Bundle Resources);
 
-    private sealed record Bundle(NodeLock Lock, NodeIdentity Identity, SecureMeshDatabase Db, IDisposable? Extra) : IDisposable
+    private sealed record Bundle(NodeLock Lock, NodeIdentity Identity, SecureMeshDatabase Db) : IDisposable
     {
         public void Dispose()
         {
-            Extra?.Dispose();
             Db.Dispose();
             Identity.Dispose();
             Lock.Dispose();

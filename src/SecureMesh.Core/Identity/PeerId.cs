@@ -39,12 +39,14 @@ public sealed class PeerId : IEquatable<PeerId>
     public byte[] ProtobufPublicKey() => EncodeProtobufPublicKey(_publicKey);
 
     /// <summary>The multihash bytes of the ID (38 bytes).</summary>
-    public byte[] ToBytes()
+    public byte[] ToBytes() => MultihashBytes(_publicKey);
+
+    private static byte[] MultihashBytes(ReadOnlySpan<byte> publicKey)
     {
         var bytes = new byte[MultihashPrefix.Length + ProtobufPrefix.Length + PublicKeyLength];
         MultihashPrefix.CopyTo(bytes, 0);
         ProtobufPrefix.CopyTo(bytes, MultihashPrefix.Length);
-        _publicKey.CopyTo(bytes, MultihashPrefix.Length + ProtobufPrefix.Length);
+        publicKey.CopyTo(bytes.AsSpan(MultihashPrefix.Length + ProtobufPrefix.Length));
         return bytes;
     }
 
@@ -83,12 +85,7 @@ public sealed class PeerId : IEquatable<PeerId>
         {
             throw new ArgumentException("An Ed25519 public key is 32 bytes.", nameof(publicKey));
         }
-        var key = publicKey.ToArray();
-        var bytes = new byte[MultihashPrefix.Length + ProtobufPrefix.Length + PublicKeyLength];
-        MultihashPrefix.CopyTo(bytes, 0);
-        ProtobufPrefix.CopyTo(bytes, MultihashPrefix.Length);
-        key.CopyTo(bytes, MultihashPrefix.Length + ProtobufPrefix.Length);
-        return new PeerId(key, Base58.Encode(bytes));
+        return new PeerId(publicKey.ToArray(), Base58.Encode(MultihashBytes(publicKey)));
     }
 
     /// <summary>Parses the text form; throws <see cref="SecureMeshException"/> with a clear reason on anything else.</summary>
