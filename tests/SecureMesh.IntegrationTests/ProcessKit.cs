@@ -180,19 +180,7 @@ internal static class SecureMeshCli
 /// <summary>js-libp2p's own Noise code, driven by tests/interop/noise-peer.mjs.</summary>
 internal static class JsPeer
 {
-    public static string InteropDirectory()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "tests", "interop", "package.json")))
-        {
-            dir = dir.Parent;
-        }
-        Assert.True(dir is not null, "tests/interop/package.json not found above " + AppContext.BaseDirectory);
-        var interop = Path.Combine(dir!.FullName, "tests", "interop");
-        Assert.True(Directory.Exists(Path.Combine(interop, "node_modules", "@chainsafe", "libp2p-noise")),
-            "tests/interop/node_modules is missing: run `npm ci --prefix tests/interop` first");
-        return interop;
-    }
+    public static string InteropDirectory() => SecureMesh.Tests.Shared.JsInterop.Directory();
 
     public static ChildProcess Start(params string[] args) =>
         ChildProcess.Start("node", ["noise-peer.mjs", .. args], InteropDirectory());

@@ -11,19 +11,7 @@ namespace SecureMesh.Core.Tests.Channel;
 /// </summary>
 public class JsLibp2pInteropTests
 {
-    private static string InteropDirectory()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "tests", "interop", "package.json")))
-        {
-            dir = dir.Parent;
-        }
-        Assert.True(dir is not null, "tests/interop/package.json not found above " + AppContext.BaseDirectory);
-        var interop = Path.Combine(dir!.FullName, "tests", "interop");
-        Assert.True(Directory.Exists(Path.Combine(interop, "node_modules", "@chainsafe", "libp2p-noise")),
-            "tests/interop/node_modules is missing: run `npm ci --prefix tests/interop` first");
-        return interop;
-    }
+    private static string InteropDirectory() => SecureMesh.Tests.Shared.JsInterop.Directory();
 
     private sealed class NodePeer : IAsyncDisposable
     {
