@@ -26,6 +26,7 @@ public sealed class TmuxSessionTests() : TempFolderTest("securemesh-tmux-")
     }
 
     [Theory]
+    [InlineData(160, 48)]
     [InlineData(120, 40)]
     [InlineData(80, 24)]
     public async Task Tui_shows_the_peer_id_and_every_view_and_quits_cleanly_on_ctrl_q(int width, int height)
