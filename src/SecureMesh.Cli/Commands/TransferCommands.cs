@@ -55,7 +55,7 @@ internal static class TransferCommands
             }
             var handle = runtime.Transfer.StartDownload(id, outDir is null ? null : Path.GetFullPath(outDir));
             using var registration = ct.Register(handle.Cancel);
-            return await FollowAsync(ctx, id, _ => Task.FromResult(TransferControlService.ToInfo(handle)), ct);
+            return await FollowAsync(ctx, id, _ => Task.FromResult(TransferControlService.ToInfo(handle)), handle.Completion, ct);
         }, cancellationToken));
         root.Subcommands.Add(get);
     }
@@ -83,17 +83,22 @@ internal static class TransferCommands
         using var client = new ControlClient(ctx.Home);
         await client.StartDownloadAsync(id.Text, outDir is null ? null : Path.GetFullPath(outDir), ct);
         using var registration = ct.Register(() => client.CancelDownloadAsync(id.Text, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default));
-        return await FollowAsync(ctx, id, c => client.GetDownloadAsync(id.Text, c), ct);
+        return await FollowAsync(ctx, id, c => client.GetDownloadAsync(id.Text, c), null, ct);
     }
 
-    /// <summary>Shows a download's progress until it ends, then its outcome: exit 0 released, 3 held, 1 failed.</summary>
-    private static async Task<int> FollowAsync(CliContext ctx, ContentId id, Func<CancellationToken, Task<DownloadInfo>> poll, CancellationToken ct)
+    /// <summary>
+    /// Shows a download's progress until it ends, then its outcome: exit 0 released, 3 held, 1 failed.
+    /// <paramref name="completion"/>, when the download runs in this process, ends the wait as soon as it finishes.
+    /// </summary>
+    private static async Task<int> FollowAsync(CliContext ctx, ContentId id, Func<CancellationToken, Task<DownloadInfo>> poll, Task? completion, CancellationToken ct)
     {
         var line = ctx.Json ? null : new ProgressLine(ctx.Err);
         var info = await poll(ct);
         while (!info.Finished)
         {
-            await Task.Delay(250, ct);
+            var tick = Task.Delay(250, ct);
+            await (completion is null ? tick : Task.WhenAny(tick, completion));
+            ct.ThrowIfCancellationRequested();
             info = await poll(ct);
             if (line is not null)
             {

@@ -22,6 +22,7 @@ internal sealed class SwarmDownload
     private readonly TransferOptions _options;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
+    private readonly Lock _writeGate = new();
     private readonly List<long> _unflushed = [];
     private readonly SemaphoreSlim _changed = new(0);
     private ChunkBitfield _done = null!;
@@ -425,7 +426,10 @@ internal sealed class SwarmDownload
                 {
                     try
                     {
-                        RandomAccess.Write(file, reply.Data.Span, ChunkLayout.ChunkOffset(_manifest.ChunkSize, index));
+                        lock (_writeGate)
+                        {
+                            RandomAccess.Write(file, reply.Data.Span, ChunkLayout.ChunkOffset(_manifest.ChunkSize, index));
+                        }
                     }
                     catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                     {

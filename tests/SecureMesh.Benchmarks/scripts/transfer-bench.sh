@@ -49,15 +49,22 @@ done
 CID=$(SM --home "$WORK/s1" share list --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["files"][0]["contentId"])')
 for i in $(seq 1 "$N"); do until grep -q "listening on" "$WORK/s$i.log"; do sleep 0.2; done; done
 
+# CPU seconds (user + system) the seeders spend during the get, from /proc/PID/stat (clock ticks).
+seeder_ticks() { local t=0 p; for p in "${PIDS[@]}"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
+ticks0=$(seeder_ticks)
 start=$(date +%s.%N)
 /usr/bin/time -v dotnet "$DLL" --home "$WORK/dl" get "$CID" --out "$WORK/out" --json > "$WORK/get.json" 2> "$WORK/get.err"
 end=$(date +%s.%N)
+ticks1=$(seeder_ticks)
 cmp "$FILE" "$WORK/out/payload.bin" && echo "released file is byte-identical"
 python3 - "$WORK/get.json" <<'PY'
 import json,sys; j=json.load(open(sys.argv[1]))
 print(f"transfer rate (first to last chunk, as the engine measures it): {j['bytesPerSecond']/1e6:.1f} MB/s")
 PY
 rss=$(grep 'Maximum resident set size' "$WORK/get.err" | awk '{print $6}')
+user=$(grep 'User time' "$WORK/get.err" | awk '{print $4}')
+sys=$(grep 'System time' "$WORK/get.err" | awk '{print $4}')
+echo "CPU: downloader ${user} s user + ${sys} s system; seeder(s) $(python3 -c "print(($ticks1-$ticks0)/$(getconf CLK_TCK))") s" 
 python3 - "$start" "$end" "$SIZE" "$rss" "$N" "$LIMIT" <<'PY'
 import sys
 s,e,size,rss,n,limit=float(sys.argv[1]),float(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]),int(sys.argv[5]),sys.argv[6]
