@@ -124,4 +124,47 @@ public sealed class SwarmTests
         }
         identity.Dispose();
     }
+
+    [Fact]
+    public async Task A_verified_chunk_damaged_on_disk_before_a_resume_is_caught_by_the_release_check_and_held()
+    {
+        const int Chunks = 32;
+        await using var seeder = TransferNode.Start(TransferNode.Fast(o => o.UploadLimit = 160 * 1024));
+        var path = seeder.WriteFile("disk.img", Chunks * TransferNode.ChunkSize, seed: 5);
+        var id = await seeder.ShareAsync(path);
+
+        using var identity = Core.Identity.NodeIdentity.Generate();
+        var first = TransferNode.Start(identity: identity);
+        var home = first.Home;
+        await first.ConnectAsync(seeder);
+        var handle = first.Transfer.StartDownload(id);
+        await Wait.UntilAsync(() => first.Db.Downloads.VerifiedChunks(id.Text).Count >= 4, TimeSpan.FromSeconds(20), "some chunks to be durable");
+        await first.StopAsync();
+        Assert.Equal(DownloadState.Cancelled, (await handle.Completion).State);
+
+        // Bit rot (or anything else) changes a chunk already recorded as verified: the resumed download does not
+        // fetch it again, so only the release check reading the stored file back can notice.
+        long damaged;
+        using (var peek = SecureMeshDatabase.Open(home))
+        {
+            damaged = peek.Downloads.VerifiedChunks(id.Text).Min();
+        }
+        var part = Assert.Single(Directory.GetFiles(Path.Combine(home, "quarantine"), "*.part"));
+        await using (var f = new FileStream(part, FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.Position = (damaged * TransferNode.ChunkSize) + 17;
+            var b = f.ReadByte();
+            f.Position--;
+            f.WriteByte((byte)(b ^ 0x01));
+        }
+
+        await Wait.UntilAsync(() => seeder.Transfer.OpenSessions().Count == 0, TimeSpan.FromSeconds(10), "the old session to close");
+        await using var second = TransferNode.Start(home: home, identity: identity);
+        await second.ConnectAsync(seeder);
+        var resumed = Assert.Single(second.Transfer.ResumeDownloads());
+        var result = await resumed.Completion.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(DownloadState.Held, result.State);
+        Assert.Contains("does not match its content ID", result.Reason, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(second.Downloads) && Directory.EnumerateFileSystemEntries(second.Downloads).Any(), "nothing may be released");
+    }
 }
