@@ -123,10 +123,11 @@ internal static class CliApp
             IOException => ex.Message,
             _ => $"unexpected error ({ex.GetType().Name}): {ex.Message}",
         };
-        console.Err.WriteLine($"error: {OneLine(message)}");
+        // Messages may quote a peer (its error text, an announced name): one line, nothing that steers the terminal.
+        console.Err.WriteLine($"error: {TerminalText.Safe(OneLine(message))}");
         if (verbose)
         {
-            console.Err.WriteLine(ex.ToString());
+            console.Err.WriteLine(TerminalText.SafeLines(ex.ToString()));
         }
         return ex is SecureMeshException { Kind: SecureMeshErrorKind.InvalidInput } && ex.Data.Contains("usage") ? Usage : Failure;
     }

@@ -7,8 +7,9 @@ internal sealed class CliConsole
 {
     public CliConsole(TextWriter output, TextWriter error, TextReader input, Func<string, string?> environment, bool interactive)
     {
-        Out = output;
-        Err = error;
+        // Whatever a command prints, no escape sequence or bidi control from a peer's text reaches the terminal.
+        Out = TerminalText.Guard(output);
+        Err = TerminalText.Guard(error);
         In = input;
         Environment = environment;
         Interactive = interactive;

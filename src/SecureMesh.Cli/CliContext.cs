@@ -58,7 +58,7 @@ internal sealed class CliContext
         return Path.Combine(data, "securemesh");
     }
 
-    public void WriteJson<T>(T value) => Out.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
+    public void WriteJson<T>(T value) => Out.WriteLine(TerminalText.EscapeJson(JsonSerializer.Serialize(value, JsonOptions)));
 
     /// <summary>
     /// Gets the passphrase from stdin (when asked), $SECUREMESH_PASSPHRASE, or the terminal; null when none is available.

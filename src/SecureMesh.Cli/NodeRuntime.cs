@@ -86,12 +86,7 @@ internal sealed class NodeRuntime : IAsyncDisposable
         ? LoggerFactory.Create(builder =>
         {
             builder.SetMinimumLevel(LogLevel.Debug);
-            builder.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "HH:mm:ss ";
-                o.ColorBehavior = LoggerColorBehavior.Disabled;
-            });
+            SafeConsoleFormatter.AddTo(builder);
             builder.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
             builder.AddFilter("Microsoft", LogLevel.Warning);
         })

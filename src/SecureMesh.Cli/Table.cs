@@ -33,6 +33,5 @@ internal static class Table
 
     // Text from peers or the database never reaches the terminal with control or format characters (bidi overrides
     // among them) in it: they could rewrite the screen or make one name look like another.
-    internal static string Clean(string text) =>
-        new([.. text.Select(c => char.IsControl(c) || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format ? '?' : c)]);
+    internal static string Clean(string text) => TerminalText.Safe(text);
 }

@@ -96,6 +96,21 @@ public sealed class AuditAndConfigTests
     }
 
     [Fact]
+    public void Truncating_the_tail_is_not_detected_without_an_external_anchor()
+    {
+        // A documented limit (threat-model/threats.md, SECURITY.md): the chain proves the entries that are there, not that
+        // none followed the last one. If this starts failing, tail truncation became detectable: update both documents.
+        using var t = WithEntries(6);
+        var before = t.Db.Audit.List();
+        t.Sql("DELETE FROM audit_log WHERE seq >= 5");
+        var result = t.Db.Audit.Verify();
+        Assert.True(result.Ok);
+        Assert.Equal(4, result.Entries);
+        // What an anchor would catch: the newest hash the user noted down is no longer the head.
+        Assert.NotEqual(before[^1].Hash, t.Db.Audit.List()[^1].Hash);
+    }
+
+    [Fact]
     public void Deleted_and_renumbered_entries_are_found()
     {
         using var t = WithEntries(6);

@@ -101,19 +101,14 @@ internal static class NodeCommands
         ctx.Out.WriteLine($"transfers: {(state.Transfers.Count == 0 ? "none" : state.Transfers.Count.ToString(System.Globalization.CultureInfo.InvariantCulture))}");
         foreach (var t in state.Transfers)
         {
-            ctx.Out.WriteLine($"  {t.Direction} {t.Name ?? t.ContentId} {t.State} {t.BytesDone}/{t.BytesTotal} bytes, {t.Peers} peers");
+            ctx.Out.WriteLine($"  {t.Direction} {TerminalText.Safe(t.Name ?? t.ContentId)} {t.State} {t.BytesDone}/{t.BytesTotal} bytes, {t.Peers} peers");
         }
     }
 
     internal static ILoggerFactory CreateLoggerFactory(bool verbose) => LoggerFactory.Create(builder =>
     {
         builder.SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information);
-        builder.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss ";
-            o.ColorBehavior = LoggerColorBehavior.Disabled;
-        });
+        SafeConsoleFormatter.AddTo(builder);
         builder.AddFilter("Microsoft", LogLevel.Warning);
     });
 }

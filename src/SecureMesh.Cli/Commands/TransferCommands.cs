@@ -104,7 +104,7 @@ internal static class TransferCommands
             {
                 var percent = info.BytesTotal > 0 ? 100.0 * info.BytesDone / info.BytesTotal : 0;
                 line.Update(string.Create(CultureInfo.InvariantCulture,
-                    $"{info.State} {info.Name ?? id.Text}  {percent:0.0}%  {ShareCommands.Mib(info.BytesDone)} / {ShareCommands.Mib(info.BytesTotal)} MiB  {info.BytesPerSecond / 1048576:0.0} MiB/s  {info.Peers} peer(s)"), force: true);
+                    $"{info.State} {TerminalText.Safe(info.Name ?? id.Text)}  {percent:0.0}%  {ShareCommands.Mib(info.BytesDone)} / {ShareCommands.Mib(info.BytesTotal)} MiB  {info.BytesPerSecond / 1048576:0.0} MiB/s  {info.Peers} peer(s)"), force: true);
             }
         }
         line?.Done();
@@ -129,15 +129,15 @@ internal static class TransferCommands
             case "released":
                 if (!ctx.Json)
                 {
-                    ctx.Out.WriteLine($"released to {info.Path}");
+                    ctx.Out.WriteLine($"released to {TerminalText.Safe(info.Path)}");
                 }
                 return CliApp.Success;
             case "held":
                 if (!ctx.Json)
                 {
-                    ctx.Out.WriteLine($"held in quarantine (item {info.QuarantineId}): {info.Reason}");
+                    ctx.Out.WriteLine($"held in quarantine (item {info.QuarantineId}): {TerminalText.Safe(info.Reason)}");
                 }
-                ctx.Err.WriteLine($"held: {info.Reason}");
+                ctx.Err.WriteLine($"held: {TerminalText.Safe(info.Reason)}");
                 return CliApp.Held;
             default:
                 throw new SecureMeshException(SecureMeshErrorKind.Network, $"download failed: {info.Reason}");

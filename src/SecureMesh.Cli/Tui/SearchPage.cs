@@ -65,10 +65,10 @@ internal sealed class SearchPage : TuiPage
             Tui.ShowMessage("Search", "Type what to look for first.");
             return;
         }
-        _summary.Text = $"Searching for \"{terms}\"…";
+        _summary.Text = $"Searching for \"{TerminalText.Safe(terms)}\"…";
         Tui.RunQuery("Search", ct => Tui.Client.SearchAsync(terms, ct), results =>
         {
-            _summary.Text = results.Count == 0 ? $"Nothing found for \"{terms}\"." : $"{results.Count} result(s) for \"{terms}\".";
+            _summary.Text = results.Count == 0 ? $"Nothing found for \"{TerminalText.Safe(terms)}\"." : $"{results.Count} result(s) for \"{TerminalText.Safe(terms)}\".";
             _table.SetRows(results);
             if (results.Count > 0)
             {
@@ -85,6 +85,6 @@ internal sealed class SearchPage : TuiPage
             return;
         }
         Tui.RunAction("Fetch", ct => Tui.Client.FetchAsync(result.ContentId, ct),
-            () => _summary.Text = $"Fetching {result.Name}: see Transfers (F4).");
+            () => _summary.Text = $"Fetching {TerminalText.Safe(result.Name)}: see Transfers (F4).");
     }
 }

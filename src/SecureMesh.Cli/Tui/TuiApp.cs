@@ -358,9 +358,9 @@ internal sealed class TuiApp : IDisposable
     private void ApplyStatus(NodeStatusView status)
     {
         Status = status;
-        _identityLine.Text = $"Peer ID {status.PeerId}  {(status.Running ? "node running" : "node stopped")}";
+        _identityLine.Text = TerminalText.Safe($"Peer ID {status.PeerId}  {(status.Running ? "node running" : "node stopped")}");
         var listen = status.ListenAddresses.Count == 0 ? "not listening" : string.Join(", ", status.ListenAddresses);
-        _addressLine.Text = $"Fingerprint {status.Fingerprint}  Listen {listen}  Connections {status.Connections}";
+        _addressLine.Text = TerminalText.Safe($"Fingerprint {status.Fingerprint}  Listen {listen}  Connections {status.Connections}");
     }
 
     private void ReportPollOutcome(Exception? error)
@@ -375,7 +375,7 @@ internal sealed class TuiApp : IDisposable
             return;
         }
         var message = Describe(error);
-        _statusLine.Text = $"{GlobalHelp}  | node: {message}";
+        _statusLine.Text = $"{GlobalHelp}  | node: {TerminalText.Safe(message)}";
         // A poll failure is shown once as a message box when it starts, then only on the status line, so a node that is
         // down does not bury the user in dialogs every half second.
         if (!string.Equals(_pollError, message, StringComparison.Ordinal))
@@ -440,6 +440,9 @@ internal sealed class TuiApp : IDisposable
         {
             return;
         }
+        // Messages quote peers' names and error texts: keep our line breaks, nothing else that could steer the terminal.
+        title = TerminalText.Safe(title);
+        message = TerminalText.SafeLines(message);
         if (error)
         {
             MessageBox.ErrorQuery(_app, title, message, "_OK");
@@ -452,7 +455,7 @@ internal sealed class TuiApp : IDisposable
 
     /// <summary>Asks a question whose safe answer is the default: Enter or Esc cancels, only <paramref name="yes"/> proceeds.</summary>
     public bool Confirm(string title, string message, string yes) =>
-        !_stopped && MessageBox.Query(_app, title, message, yes, "_Cancel") == 0;
+        !_stopped && MessageBox.Query(_app, TerminalText.Safe(title), TerminalText.SafeLines(message), yes, "_Cancel") == 0;
 
     /// <summary>A dialog with labelled text fields; null when cancelled, else the values (trimmed).</summary>
     public string[]? Prompt(string title, string? intro, params (string Label, string Initial)[] fields)
@@ -464,6 +467,7 @@ internal sealed class TuiApp : IDisposable
         var width = Math.Max(40, Math.Min(76, (_app.Driver?.Cols ?? 80) - 4));
         using var dialog = new Dialog { Title = title, Width = width };
         var y = 0;
+        intro = intro is null ? null : TerminalText.SafeLines(intro);
         if (!string.IsNullOrEmpty(intro))
         {
             dialog.Add(new Label { X = 0, Y = 0, Width = Dim.Fill(), Text = intro });

@@ -41,7 +41,9 @@ internal sealed class RecordTable<T>
 
     public RecordTable(Dictionary<string, Func<T, object>> columns)
     {
-        _columns = columns;
+        // Names, reasons and log details come from peers and files: every text cell is made safe for the terminal here,
+        // so no view can forget it (Terminal.Gui shows C0 controls as symbols, but passes bidi and zero-width characters).
+        _columns = columns.ToDictionary(c => c.Key, c => Cell(c.Value));
         View = new TableView
         {
             Width = Dim.Fill(),
@@ -79,6 +81,12 @@ internal sealed class RecordTable<T>
     }
 
     public void MaxWidth(int column, int width) => View.Style.GetOrCreateColumnStyle(column).MaxWidth = width;
+
+    private static Func<T, object> Cell(Func<T, object> column) => row =>
+    {
+        var value = column(row);
+        return value is string text ? TerminalText.Safe(text) : value;
+    };
 }
 
 /// <summary>How numbers look in the UI.</summary>

@@ -42,13 +42,16 @@ internal sealed class HandshakeState : IDisposable
     {
     }
 
-    /// <summary>Test seam: a prologue and a fixed ephemeral key, so published vectors can be replayed. Takes ownership of the ephemeral key.</summary>
-    internal HandshakeState(bool initiator, ReadOnlySpan<byte> prologue, X25519KeyPair staticKey, X25519KeyPair? fixedEphemeral)
+    /// <summary>
+    /// Test seam: a prologue and a fixed ephemeral key, so published vectors can be replayed, and another protocol name,
+    /// to play a peer that claims another Noise protocol (a downgrade). Takes ownership of the ephemeral key.
+    /// </summary>
+    internal HandshakeState(bool initiator, ReadOnlySpan<byte> prologue, X25519KeyPair staticKey, X25519KeyPair? fixedEphemeral, string? protocolName = null)
     {
         IsInitiator = initiator;
         _static = staticKey;
         _fixedEphemeral = fixedEphemeral;
-        _symmetric = new SymmetricState(ProtocolNameBytes);
+        _symmetric = new SymmetricState(protocolName is null ? ProtocolNameBytes : Encoding.ASCII.GetBytes(protocolName));
         _symmetric.MixHash(prologue);
     }
 

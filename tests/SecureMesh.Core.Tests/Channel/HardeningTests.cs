@@ -302,6 +302,30 @@ public sealed class HardeningTests : IAsyncLifetime
         await TestNet.AssertServesGoodClientAsync(_listener, _server);
     }
 
+    [Fact]
+    public async Task A_replayed_transport_frame_ends_the_connection()
+    {
+        // The man in the middle records the first transport message and plays it again in place of the second.
+        byte[]? first = null;
+        await using var proxy = new FrameProxy(_listener.LocalEndPoint, (c, i, frame) =>
+        {
+            if (c && i == 2)
+            {
+                first = (byte[])frame.Clone();
+            }
+            return c && i == 3 ? first : frame;
+        });
+        await using var dialled = await SecureChannel.DialAsync(_client, proxy.EndPoint, _server.PeerId, SecureChannelOptions.Default, TestNet.Timeout());
+        await using var accepted = await _listener.AcceptAsync(TestNet.Timeout());
+        await dialled.SendAsync("pay alice 10"u8.ToArray(), TestNet.Timeout());
+        Assert.Equal("pay alice 10"u8.ToArray(), await accepted.ReceiveAsync(TestNet.Timeout()));
+        await dialled.SendAsync("hello again"u8.ToArray(), TestNet.Timeout());
+        var e = await Assert.ThrowsAsync<SecureMeshException>(() => accepted.ReceiveAsync(TestNet.Timeout()).AsTask());
+        Assert.Equal(SecureMeshErrorKind.Protocol, e.Kind);
+        Assert.NotNull(first);
+        await Assert.ThrowsAsync<SecureMeshException>(() => accepted.ReceiveAsync(TestNet.Timeout()).AsTask());
+    }
+
     private async Task DialWithAsync(LocalStaticKey local)
     {
         var socket = await TestNet.ConnectRawAsync(_listener.LocalEndPoint);

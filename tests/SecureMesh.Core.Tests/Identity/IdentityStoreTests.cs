@@ -81,6 +81,55 @@ public class IdentityStoreTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void No_error_or_string_form_carries_the_seed_or_a_passphrase()
+    {
+        using var dir = new TempDir();
+        using var identity = NodeIdentity.Generate();
+        Span<byte> seed = stackalloc byte[NodeIdentity.SeedLength];
+        identity.ExportSeed(seed);
+        var secrets = new[]
+        {
+            Convert.ToHexStringLower(seed)[..16], Convert.ToHexString(seed)[..16], Convert.ToBase64String(seed)[..16],
+            Passphrase, "Tr0ub4dor&3 is wrong",
+        };
+        SaveFast(dir.Path, identity, Passphrase);
+        var keyPath = IdentityStore.KeyPath(dir.Path);
+        var good = File.ReadAllBytes(keyPath);
+
+        var texts = new List<string> { identity.ToString(), identity.PeerId.ToString() };
+        void Collect(Action action)
+        {
+            var e = Assert.ThrowsAny<Exception>(action);
+            texts.Add(e.ToString()); // message, inner exceptions and stack: what --verbose prints
+        }
+        Collect(() => IdentityStore.Load(dir.Path, () => "Tr0ub4dor&3 is wrong").Dispose());
+        Collect(() => SaveFast(dir.Path, identity, Passphrase));
+        var flipped = (byte[])good.Clone();
+        flipped[^5] ^= 0x10;
+        File.WriteAllBytes(keyPath, flipped);
+        Collect(() => IdentityStore.Load(dir.Path, () => Passphrase).Dispose());
+        File.WriteAllBytes(keyPath, good[..^7]);
+        Collect(() => IdentityStore.Load(dir.Path, () => Passphrase).Dispose());
+        File.WriteAllBytes(keyPath, good);
+        Collect(() => KeyFormats.Import(System.Text.Encoding.ASCII.GetBytes(KeyFormats.ExportOpenSsh(identity)[..200])).Dispose());
+        Collect(() => KeyFormats.Import(System.Text.Encoding.ASCII.GetBytes(KeyFormats.ExportPkcs8Pem(identity).Replace("A", "*", StringComparison.Ordinal))).Dispose());
+
+        Assert.Equal(8, texts.Count);
+        foreach (var text in texts)
+        {
+            foreach (var secret in secrets)
+            {
+                Assert.DoesNotContain(secret, text, StringComparison.Ordinal);
+            }
+        }
+        // The test can see the secrets when they are there: the unlocked identity still exports the same seed.
+        using var loaded = IdentityStore.Load(dir.Path, () => Passphrase);
+        Span<byte> again = stackalloc byte[NodeIdentity.SeedLength];
+        loaded.ExportSeed(again);
+        Assert.StartsWith(secrets[0], Convert.ToHexStringLower(again), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Wrong_passphrase_is_a_clear_error_and_changes_nothing()
     {
         using var dir = new TempDir();

@@ -118,6 +118,44 @@ public sealed class HostileProtocolTests
         Assert.IsType<SearchResponse>(await next.ReceiveAsync());
     }
 
+    [Theory]
+    [InlineData(0u)]
+    [InlineData(WireLimits.ProtocolVersion + 1)]
+    public async Task A_peer_announcing_another_protocol_version_is_closed_before_any_request_is_served(uint version)
+    {
+        // A downgrade (or an unknown upgrade) is not negotiated: exactly our version, or the session ends at the hello.
+        await using var node = TransferNode.Start();
+        var id = await node.ShareAsync(node.WriteFile("v.bin", 2 * TransferNode.ChunkSize));
+        using var identity = NodeIdentity.Generate();
+        node.Db.Trust.AddPeer(identity.PeerId, null, null, trusted: true);
+        await using var connection = await SecureChannel.DialAsync(identity, node.Node.LocalEndPoint, node.PeerId,
+            new SecureChannelOptions { HandshakeTimeout = TimeSpan.FromSeconds(3) }, CancellationToken.None);
+        // Everything at once, as a peer that ignores the answer to its hello would send it.
+        await connection.SendAsync(WireCodec.Encode(new Hello(0, version, ["search", "manifest", "have", "chunk"], WireLimits.DefaultMaxMessageSize)), CancellationToken.None);
+        await connection.SendAsync(WireCodec.Encode(new SearchRequest(1, "v", 10)), CancellationToken.None);
+        await connection.SendAsync(WireCodec.Encode(new ManifestRequest(2, id)), CancellationToken.None);
+        await connection.SendAsync(WireCodec.Encode(new ChunkRequest(3, id, 0)), CancellationToken.None);
+
+        var received = new List<WireMessage>();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            while (true)
+            {
+                received.Add(WireCodec.Decode(await connection.ReceiveAsync(cts.Token)));
+            }
+        }
+        catch (SecureMeshException) when (!cts.IsCancellationRequested)
+        {
+            // closed by the node
+        }
+        Assert.False(cts.IsCancellationRequested, "the node kept the session open");
+        Assert.IsType<Hello>(received[0]);
+        Assert.Equal(WireErrorCode.UnsupportedVersion, Assert.IsType<ErrorMessage>(received[1]).Code);
+        Assert.Equal(2, received.Count);
+        Assert.DoesNotContain(node.Transfer.OpenSessions(), s => s.PeerId == identity.PeerId);
+    }
+
     [Fact]
     public async Task A_manifest_whose_signature_does_not_verify_is_rejected_and_recorded()
     {

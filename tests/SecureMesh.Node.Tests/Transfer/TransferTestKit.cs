@@ -34,7 +34,7 @@ internal sealed class TransferNode : IAsyncDisposable
 
     public string Downloads => Path.Combine(Home, "downloads");
 
-    public static TransferNode Start(TransferOptions? options = null, string? home = null, NodeIdentity? identity = null)
+    public static TransferNode Start(TransferOptions? options = null, string? home = null, NodeIdentity? identity = null, TimeSpan? firstPenalty = null)
     {
         home ??= Directory.CreateTempSubdirectory("securemesh-xfer-").FullName;
         identity ??= NodeIdentity.Generate();
@@ -46,7 +46,7 @@ internal sealed class TransferNode : IAsyncDisposable
         {
             Home = home,
             Listen = new IPEndPoint(IPAddress.Loopback, 0),
-            FirstPenalty = TimeSpan.FromMilliseconds(100),
+            FirstPenalty = firstPenalty ?? TimeSpan.FromMilliseconds(100),
             HandshakeTimeout = TimeSpan.FromSeconds(3),
             PollInterval = TimeSpan.FromMilliseconds(100),
             SessionHandler = transfer.HandleSessionAsync,
@@ -136,6 +136,7 @@ internal sealed class TransferOptionsBuilder
     public TimeSpan ChunkTimeout { get; set; } = TimeSpan.FromSeconds(5);
     public ChunkTamper? Tamper { get; set; }
     public Action<string, string, long>? Served { get; set; }
+    public int MaxConcurrentServes { get; set; } = 16;
 
     public TransferOptions Build() => new()
     {
@@ -147,5 +148,6 @@ internal sealed class TransferOptionsBuilder
         FlushInterval = TimeSpan.FromMilliseconds(50),
         TamperOutgoingChunk = Tamper,
         ChunkServed = Served,
+        MaxConcurrentServes = MaxConcurrentServes,
     };
 }

@@ -1,0 +1,149 @@
+using System.Globalization;
+using System.Text;
+
+namespace SecureMesh.Cli;
+
+/// <summary>
+/// Makes text from peers, files and the database harmless before it reaches a terminal. A peer chooses file names,
+/// search results, error texts and (through them) log lines; a raw ESC would let it start CSI or OSC sequences (move the
+/// cursor, rewrite earlier lines, set the window title, write the clipboard), 0x9B is a one-byte CSI on some terminals,
+/// and bidi overrides or zero-width characters make one name look like another (<c>exe.txt</c> shown as <c>txt.exe</c>).
+/// </summary>
+internal static class TerminalText
+{
+    /// <summary>What an unsafe character is shown as.</summary>
+    public const char Replacement = '?';
+
+    /// <summary>
+    /// True for a character that must never reach a terminal as it is: C0 controls (ESC, BEL, BS, CR, LF, TAB…), DEL,
+    /// C1 controls (0x80–0x9F), format characters (bidi embeddings, overrides and isolates, zero-width space and joiners,
+    /// the byte order mark, the soft hyphen…) and the Unicode line and paragraph separators.
+    /// </summary>
+    public static bool IsUnsafe(char c) =>
+        c < 0x20 || (c >= 0x7F && c <= 0x9F) || c is '\u2028' or '\u2029'
+        || (c >= 0xA0 && char.GetUnicodeCategory(c) == UnicodeCategory.Format);
+
+    /// <summary>One line of display text: every unsafe character, line breaks and tabs included, becomes <see cref="Replacement"/>.</summary>
+    public static string Safe(string? text) => Replace(text ?? string.Empty, keep: static _ => false);
+
+    /// <summary>Like <see cref="Safe"/>, but keeps line feeds: for our own multi-line messages that quote untrusted text.</summary>
+    public static string SafeLines(string? text) => Replace(text ?? string.Empty, keep: static c => c == '\n');
+
+    /// <summary>
+    /// Escapes the unsafe characters that the relaxed JSON encoder leaves raw (format characters such as the bidi
+    /// controls) as <c>\uXXXX</c>: still the same JSON value, but inert on a terminal. JSON text holds non-ASCII
+    /// characters only inside strings, so the escape is always in a string.
+    /// </summary>
+    public static string EscapeJson(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        if (!HasUnsafe(json, static c => c is '\n' or '\r' or '\t'))
+        {
+            return json;
+        }
+        var builder = new StringBuilder(json.Length + 16);
+        foreach (var c in json)
+        {
+            if (IsUnsafe(c) && c is not ('\n' or '\r' or '\t'))
+            {
+                builder.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:X4}");
+            }
+            else
+            {
+                builder.Append(c);
+            }
+        }
+        return builder.ToString();
+    }
+
+    /// <summary>
+    /// Wraps a console writer so no unsafe character reaches the terminal, whatever a command prints; line feeds, carriage
+    /// returns (progress lines) and tabs pass. The inner writer is not disposed with the wrapper.
+    /// </summary>
+    public static TextWriter Guard(TextWriter inner)
+    {
+        ArgumentNullException.ThrowIfNull(inner);
+        return inner as GuardedWriter ?? new GuardedWriter(inner);
+    }
+
+    private static bool HasUnsafe(ReadOnlySpan<char> text, Func<char, bool> keep)
+    {
+        foreach (var c in text)
+        {
+            if (IsUnsafe(c) && !keep(c))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static string Replace(string text, Func<char, bool> keep)
+    {
+        if (!HasUnsafe(text, keep))
+        {
+            return text;
+        }
+        return string.Create(text.Length, (text, keep), static (span, state) =>
+        {
+            for (var i = 0; i < span.Length; i++)
+            {
+                var c = state.text[i];
+                span[i] = IsUnsafe(c) && !state.keep(c) ? Replacement : c;
+            }
+        });
+    }
+
+    private sealed class GuardedWriter(TextWriter inner) : TextWriter(inner.FormatProvider)
+    {
+        private static bool Passes(char c) => c is '\n' or '\r' or '\t';
+
+        public override Encoding Encoding => inner.Encoding;
+
+        public override void Write(char value) => inner.Write(IsUnsafe(value) && !Passes(value) ? Replacement : value);
+
+        public override void Write(string? value) => inner.Write(value is null ? null : Replace(value, Passes));
+
+        public override void Write(char[] buffer, int index, int count) => Write(buffer.AsSpan(index, count));
+
+        public override void Write(ReadOnlySpan<char> buffer)
+        {
+            if (!HasUnsafe(buffer, Passes))
+            {
+                inner.Write(buffer);
+                return;
+            }
+            Write(buffer.ToString());
+        }
+
+        public override void WriteLine(string? value)
+        {
+            Write(value);
+            inner.WriteLine();
+        }
+
+        public override void WriteLine(ReadOnlySpan<char> buffer)
+        {
+            Write(buffer);
+            inner.WriteLine();
+        }
+
+        public override void WriteLine() => inner.WriteLine();
+
+        public override void Flush() => inner.Flush();
+
+        public override Task FlushAsync() => inner.FlushAsync();
+
+        public override Task WriteAsync(string? value)
+        {
+            Write(value);
+            return Task.CompletedTask;
+        }
+
+        public override Task WriteLineAsync(string? value)
+        {
+            WriteLine(value);
+            return Task.CompletedTask;
+        }
+    }
+}

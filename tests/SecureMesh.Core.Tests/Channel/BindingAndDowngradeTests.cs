@@ -1,0 +1,150 @@
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using SecureMesh.Core.Channel;
+using SecureMesh.Core.Identity;
+using SecureMesh.Core.Noise;
+
+namespace SecureMesh.Core.Tests.Channel;
+
+/// <summary>
+/// Identity misbinding (a genuine, correctly signed payload presented over someone else's Noise static key) and
+/// downgrade (a peer on another Noise protocol): both end without a connection, in both roles.
+/// </summary>
+public sealed class BindingAndDowngradeTests : IAsyncLifetime
+{
+    private readonly NodeIdentity _server = NodeIdentity.Generate();
+    private readonly NodeIdentity _client = NodeIdentity.Generate();
+    private SecureListener _listener = null!;
+
+    public Task InitializeAsync()
+    {
+        _listener = SecureListener.Start(TestNet.Loopback, _server, TestNet.ListenerOptions(TimeSpan.FromSeconds(5)));
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _listener.DisposeAsync();
+        _server.Dispose();
+        _client.Dispose();
+    }
+
+    [Fact]
+    public async Task A_victims_genuine_payload_over_the_attackers_static_key_is_refused_by_the_responder()
+    {
+        // The victim's payload is what it sends every peer it meets: its identity key and a valid signature, but over
+        // the victim's own static key. Mallory presents it with a static key whose private half he holds.
+        var victimPayload = LocalStaticKey.For(_client).Payload;
+        using var mallory = LocalStaticKey.CreateForTest(X25519KeyPair.Generate(), victimPayload);
+        var socket = await TestNet.ConnectRawAsync(_listener.LocalEndPoint);
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await using (var connection = await SecureChannel.HandshakeAsync(new NetworkStream(socket, true), true, _client, mallory, _server.PeerId, null,
+            SecureChannelOptions.Default, deadline, TestNet.Timeout()))
+        {
+            await Assert.ThrowsAsync<SecureMeshException>(() => connection.ReceiveAsync(TestNet.Timeout()).AsTask());
+        }
+        await TestNet.WaitUntilAsync(() => _listener.FailedHandshakes == 1, "the listener to refuse the misbound payload");
+        Assert.False(_listener.Connections.TryRead(out _), "no connection may come out of a misbound handshake");
+
+        // The same payload over the key it was signed for is accepted: only the binding was wrong.
+        await using var honest = await SecureChannel.DialAsync(_client, _listener.LocalEndPoint, _server.PeerId, SecureChannelOptions.Default, TestNet.Timeout());
+        await using var served = await _listener.AcceptAsync(TestNet.Timeout());
+        Assert.Equal(_client.PeerId, served.RemotePeerId);
+    }
+
+    [Fact]
+    public async Task A_responder_presenting_the_dialled_peers_genuine_payload_over_its_own_static_key_is_refused()
+    {
+        var serverPayload = LocalStaticKey.For(_server).Payload;
+        using var mallory = LocalStaticKey.CreateForTest(X25519KeyPair.Generate(), serverPayload);
+        using var malloryIdentity = NodeIdentity.Generate();
+        var (s1, s2) = await SecureChannelTests.ConnectedPairAsync();
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        var responder = SecureChannel.HandshakeAsync(s2, false, malloryIdentity, mallory, null, null, SecureChannelOptions.Default, deadline, TestNet.Timeout());
+        var e = await Assert.ThrowsAsync<SecureMeshException>(() => SecureChannel.DialAsync(s1, _client, _server.PeerId, SecureChannelOptions.Default, TestNet.Timeout()));
+        Assert.Equal(SecureMeshErrorKind.Protocol, e.Kind);
+        Assert.Contains("signature", e.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<SecureMeshException>(() => responder);
+    }
+
+    public static TheoryData<string, bool> ProtocolNames => new()
+    {
+        { HandshakeState.ProtocolName, true }, // the control: our own protocol, driven by hand, works
+        { "Noise_XX_25519_AESGCM_SHA256", false },
+        { "Noise_XX_25519_ChaChaPoly_BLAKE2s", false },
+        { "Noise_NN_25519_ChaChaPoly_SHA256", false },
+        { "Noise_XX_448_ChaChaPoly_SHA512", false },
+    };
+
+    [Theory]
+    [MemberData(nameof(ProtocolNames))]
+    public async Task A_responder_on_another_noise_protocol_is_refused_by_the_initiator(string protocolName, bool accepted)
+    {
+        var (s1, s2) = await SecureChannelTests.ConnectedPairAsync();
+        await using var theirs = s2;
+        var responder = Task.Run(async () =>
+        {
+            using var key = X25519KeyPair.Generate();
+            using var handshake = new HandshakeState(false, default, key, null, protocolName);
+            var payload = new byte[HandshakeState.MaxMessageLength];
+            Assert.True(handshake.TryReadMessage(await ReadFrameAsync(theirs), payload, out _));
+            // A genuine, correctly signed payload for the dialled identity: only the protocol differs.
+            var signed = NoiseHandshakePayload.Create(_server, key.PublicKey, [SecureChannel.ProtocolId]).Encode();
+            var message = new byte[HandshakeState.MaxMessageLength];
+            var length = handshake.WriteMessage(signed, message);
+            await theirs.WriteAsync(TestNet.Frame(message.AsSpan(0, length)));
+            await theirs.FlushAsync();
+        });
+        if (accepted)
+        {
+            await using var connection = await SecureChannel.DialAsync(s1, _client, _server.PeerId, SecureChannelOptions.Default, TestNet.Timeout());
+            Assert.Equal(_server.PeerId, connection.RemotePeerId);
+        }
+        else
+        {
+            var e = await Assert.ThrowsAsync<SecureMeshException>(() => SecureChannel.DialAsync(s1, _client, _server.PeerId, SecureChannelOptions.Default, TestNet.Timeout()));
+            Assert.Equal(SecureMeshErrorKind.Protocol, e.Kind);
+            Assert.Contains("handshake message 2", e.Message, StringComparison.Ordinal);
+        }
+        await responder;
+    }
+
+    [Theory]
+    [MemberData(nameof(ProtocolNames))]
+    public async Task An_initiator_on_another_noise_protocol_learns_nothing_and_gets_no_connection(string protocolName, bool accepted)
+    {
+        using var socket = await TestNet.ConnectRawAsync(_listener.LocalEndPoint);
+        await using var stream = new NetworkStream(socket, false);
+        using var key = X25519KeyPair.Generate();
+        using var handshake = new HandshakeState(true, default, key, null, protocolName);
+        var message = new byte[HandshakeState.MaxMessageLength];
+        var length = handshake.WriteMessage(default, message);
+        await stream.WriteAsync(TestNet.Frame(message.AsSpan(0, length)));
+        var payload = new byte[HandshakeState.MaxMessageLength];
+        var read = handshake.TryReadMessage(await ReadFrameAsync(stream), payload, out var payloadLength);
+        // Our responder's static key and identity are encrypted under keys bound to the protocol name.
+        Assert.Equal(accepted, read);
+        if (read)
+        {
+            Assert.Equal(_server.PeerId, SecureChannel.VerifyPayload(payload.AsSpan(0, payloadLength), handshake.RemoteStaticPublicKey).Peer);
+            return;
+        }
+        // The best such a peer can do is send something as a third message: refused, and nothing is accepted.
+        var garbage = new byte[48 + 16 + 100];
+        Random.Shared.NextBytes(garbage);
+        await stream.WriteAsync(TestNet.Frame(garbage));
+        Assert.True(await TestNet.WaitForCloseAsync(socket, TimeSpan.FromSeconds(3)), "the listener closes the connection");
+        await TestNet.WaitUntilAsync(() => _listener.FailedHandshakes == 1, "the failed handshake to be counted");
+        Assert.False(_listener.Connections.TryRead(out _));
+        await TestNet.AssertServesGoodClientAsync(_listener, _server);
+    }
+
+    private static async Task<byte[]> ReadFrameAsync(Stream stream)
+    {
+        var header = new byte[2];
+        await stream.ReadExactlyAsync(header, TestNet.Timeout());
+        var body = new byte[BinaryPrimitives.ReadUInt16BigEndian(header)];
+        await stream.ReadExactlyAsync(body, TestNet.Timeout());
+        return body;
+    }
+}
