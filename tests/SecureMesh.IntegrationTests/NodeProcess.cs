@@ -46,7 +46,10 @@ internal sealed partial class NodeProcess : IDisposable
     public string Output => string.Join('\n', _lines);
 
     /// <summary>Starts <c>securemesh --home HOME args…</c>, inside <paramref name="netns"/> when given.</summary>
-    public static NodeProcess Start(string home, string? netns, params string[] args)
+    public static NodeProcess Start(string home, string? netns, params string[] args) => StartDll(Dll, netns, ["--home", home, .. args]);
+
+    /// <summary>Starts <c>dotnet DLL args…</c> (a program built beside the tests), inside <paramref name="netns"/> when given.</summary>
+    public static NodeProcess StartDll(string dll, string? netns, params string[] args)
     {
         var start = new ProcessStartInfo(netns is null ? Dotnet : "ip")
         {
@@ -63,17 +66,14 @@ internal sealed partial class NodeProcess : IDisposable
                 start.ArgumentList.Add(a);
             }
         }
-        foreach (var a in new[] { Dll, "--home", home })
-        {
-            start.ArgumentList.Add(a);
-        }
+        start.ArgumentList.Add(dll);
         foreach (var a in args)
         {
             start.ArgumentList.Add(a);
         }
         start.Environment.Remove("SECUREMESH_PASSPHRASE");
         start.Environment["DOTNET_gcServer"] = "0";
-        return new NodeProcess(Process.Start(start) ?? throw new InvalidOperationException("could not start securemesh"));
+        return new NodeProcess(Process.Start(start) ?? throw new InvalidOperationException($"could not start {Path.GetFileName(dll)}"));
     }
 
     public async Task WaitForLineAsync(string fragment, TimeSpan timeout)
