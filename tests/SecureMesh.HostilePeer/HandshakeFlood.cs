@@ -10,15 +10,18 @@ using SecureMesh.Core.Wire;
 namespace SecureMesh.HostilePeer;
 
 /// <summary>
-/// Floods every target with connections, from several source addresses, without pause: TCP connections that never
-/// say a word (half-open), handshakes stalled after message 1 (the target has done its Diffie-Hellman work and
-/// waits), garbage frames, and complete handshakes under fresh unknown identities followed by requests. Each worker
-/// waits <c>delay</c> between attempts, so the flood is steady rather than bound only by the CPU the test machine has.
+/// Floods every target with connections, without pause: TCP connections that never say a word (half-open, more of them
+/// per target than the per-address cap on handshakes in progress admits), handshakes stalled after message 1 (the
+/// target has done its Diffie-Hellman work and waits), garbage frames, and complete handshakes under fresh unknown
+/// identities followed by requests. The raw attacks rotate over every source address but the last, so they must be
+/// borne by the caps and deadlines alone (they never complete a handshake, so nothing penalises those addresses); the
+/// strangers come from the last address, which the target may then penalise. Each worker waits <c>delay</c> between
+/// attempts, so the flood is steady rather than bound only by the CPU of the test machine.
 /// </summary>
 internal sealed class HandshakeFlood(IReadOnlyList<IPEndPoint> targets, IReadOnlyList<IPAddress> sources, TimeSpan delay, HostileStats stats)
 {
-    private const int HalfOpenWorkers = 4;
-    private const int StalledWorkers = 3;
+    private const int HalfOpenWorkers = 48;
+    private const int StalledWorkers = 6;
     private const int GarbageWorkers = 2;
     private const int StrangerWorkers = 1;
     private static readonly TimeSpan Hold = TimeSpan.FromSeconds(30);
@@ -26,38 +29,44 @@ internal sealed class HandshakeFlood(IReadOnlyList<IPEndPoint> targets, IReadOnl
 
     public Task RunAsync(CancellationToken cancellationToken)
     {
+        IReadOnlyList<IPAddress?> raw = sources.Count switch
+        {
+            0 => [null],
+            1 => [sources[0]],
+            _ => [.. sources.Take(sources.Count - 1)],
+        };
+        IReadOnlyList<IPAddress?> strangers = [sources.Count == 0 ? null : sources[^1]];
         var workers = new List<Task>();
         var n = 0;
         foreach (var target in targets)
         {
             for (var i = 0; i < HalfOpenWorkers; i++)
             {
-                workers.Add(Loop(target, n++, HalfOpenAsync, cancellationToken));
+                workers.Add(Loop(target, raw, n++, HalfOpenAsync, cancellationToken));
             }
             for (var i = 0; i < StalledWorkers; i++)
             {
-                workers.Add(Loop(target, n++, StalledAsync, cancellationToken));
+                workers.Add(Loop(target, raw, n++, StalledAsync, cancellationToken));
             }
             for (var i = 0; i < GarbageWorkers; i++)
             {
-                workers.Add(Loop(target, n++, GarbageAsync, cancellationToken));
+                workers.Add(Loop(target, raw, n++, GarbageAsync, cancellationToken));
             }
             for (var i = 0; i < StrangerWorkers; i++)
             {
-                workers.Add(Loop(target, n++, StrangerAsync, cancellationToken));
+                workers.Add(Loop(target, strangers, n++, StrangerAsync, cancellationToken));
             }
         }
         return Task.WhenAll(workers);
     }
 
-    private Task Loop(IPEndPoint target, int worker, Func<Socket, CancellationToken, Task> attack, CancellationToken cancellationToken) => Task.Run(async () =>
+    private Task Loop(IPEndPoint target, IReadOnlyList<IPAddress?> from, int worker, Func<Socket, CancellationToken, Task> attack, CancellationToken cancellationToken) => Task.Run(async () =>
     {
-        var source = sources.Count == 0 ? null : sources[worker % sources.Count];
-        while (!cancellationToken.IsCancellationRequested)
+        for (var attempt = worker; !cancellationToken.IsCancellationRequested; attempt++)
         {
             try
             {
-                using var socket = await ConnectAsync(target, source, cancellationToken);
+                using var socket = await ConnectAsync(target, from[attempt % from.Count], cancellationToken);
                 if (socket is not null)
                 {
                     Interlocked.Increment(ref stats.FloodConnections);
@@ -94,7 +103,8 @@ internal sealed class HandshakeFlood(IReadOnlyList<IPEndPoint> targets, IReadOnl
         {
             socket.Dispose();
             Interlocked.Increment(ref stats.ConnectFailures);
-            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
+            // Not listening yet (or gone): no point in spinning.
+            await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken);
             return null;
         }
     }

@@ -6,12 +6,15 @@ using SecureMesh.Core.Content;
 using SecureMesh.Core.Identity;
 using SecureMesh.HostilePeer;
 
-// Usage: SecureMesh.HostilePeer --home DIR --listen IP:PORT --chunk-size BYTES [--file PATH]...
-//            [--target IP:PORT]... [--flood-from IP]... [--flood-delay-ms N]
-// A peer for the multi-host test: it loads the identity in DIR (made by 'securemesh init'), claims every --file
-// (signed manifest, have-all) but answers every chunk request with a lie, and floods every --target with
-// handshakes from the --flood-from addresses. It prints "listening on ..." once ready and a "stats ..." line every
-// second and on exit; it stops on SIGTERM or SIGINT.
+// Usage: SecureMesh.HostilePeer [--home DIR --listen IP:PORT --chunk-size BYTES --file PATH...]
+//                               [--target IP:PORT... [--flood-from IP]... [--flood-delay-ms N]]
+// A hostile peer for the multi-host test, in one or both of two roles:
+// - the liar (--listen): loads the identity in DIR (made by 'securemesh init'), claims every --file (a manifest it
+//   signs, have-all) and answers every chunk request with a lie; prints "liar PEERID listening on ...";
+// - the flooder (--target): floods every target with handshakes from the --flood-from addresses; prints "flooding ...".
+// The test runs the two roles as two processes in the hostile host's namespace, the flooder under 'nice', so that
+// the flooder's own CPU use (on a real network, another machine's) does not slow the liar's answers.
+// Prints a "stats ..." line every second and on exit; stops on SIGTERM or SIGINT.
 string? home = null;
 IPEndPoint? listen = null;
 var chunkSize = ChunkLayout.DefaultChunkSize;
@@ -19,13 +22,13 @@ var files = new List<string>();
 var targets = new List<IPEndPoint>();
 var sources = new List<IPAddress>();
 var floodDelay = TimeSpan.FromMilliseconds(20);
-for (var i = 0; i < args.Length; i++)
+for (var i = 0; i < args.Length; i += 2)
 {
-    var value = i + 1 < args.Length ? args[i + 1] : null;
-    if (value is null)
+    if (i + 1 >= args.Length)
     {
         return Usage($"{args[i]} needs a value");
     }
+    var value = args[i + 1];
     switch (args[i])
     {
         case "--home":
@@ -52,47 +55,44 @@ for (var i = 0; i < args.Length; i++)
         default:
             return Usage($"unknown option {args[i]}");
     }
-    i++;
 }
-if (home is null || listen is null)
+if (listen is null && targets.Count == 0)
 {
-    return Usage("--home and --listen are required");
+    return Usage("give --listen (the liar), --target (the flooder), or both");
 }
-
-using var identity = IdentityStore.Load(home, () => null);
-var claims = new List<Claim>();
-foreach (var file in files)
+if (listen is not null && home is null)
 {
-    var tree = await FileIndexer.IndexAsync(file, chunkSize);
-    var name = Path.GetFileName(file);
-    claims.Add(new Claim(file, name, tree, Manifest.Create(identity, tree, name, DateTimeOffset.UtcNow)));
+    return Usage("--listen needs --home");
 }
 
 using var stop = new CancellationTokenSource();
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
 using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
 var stats = new HostileStats();
-var server = new LyingServer(identity, claims, stats);
-Task serving;
+var running = new List<Task>();
+NodeIdentity? identity = null;
 try
 {
-    serving = server.Start(listen, stop.Token);
-}
-catch (SecureMeshException e)
-{
-    await Console.Error.WriteLineAsync($"error: {e.Message}");
-    return 1;
-}
-foreach (var claim in claims)
-{
-    Console.WriteLine($"claims {claim.Tree.ContentId} {claim.Name}");
-}
-Console.WriteLine($"hostile {identity.PeerId} listening on {listen}");
-Console.Out.Flush();
-
-var flood = new HandshakeFlood(targets, sources, floodDelay, stats).RunAsync(stop.Token);
-try
-{
+    if (listen is not null)
+    {
+        identity = IdentityStore.Load(home!, () => null);
+        var claims = new List<Claim>();
+        foreach (var file in files)
+        {
+            var tree = await FileIndexer.IndexAsync(file, chunkSize);
+            var name = Path.GetFileName(file);
+            claims.Add(new Claim(file, name, tree, Manifest.Create(identity, tree, name, DateTimeOffset.UtcNow)));
+            Console.WriteLine($"claims {tree.ContentId} {name}");
+        }
+        running.Add(new LyingServer(identity, claims, stats).Start(listen, stop.Token));
+        Console.WriteLine($"liar {identity.PeerId} listening on {listen}");
+    }
+    if (targets.Count > 0)
+    {
+        running.Add(new HandshakeFlood(targets, sources, floodDelay, stats).RunAsync(stop.Token));
+        Console.WriteLine($"flooding {targets.Count} targets from {Math.Max(1, sources.Count)} addresses");
+    }
+    Console.Out.Flush();
     while (!stop.IsCancellationRequested)
     {
         await Task.Delay(TimeSpan.FromSeconds(1), stop.Token);
@@ -100,10 +100,18 @@ try
         Console.Out.Flush();
     }
 }
-catch (OperationCanceledException)
+catch (OperationCanceledException) when (stop.IsCancellationRequested)
 {
 }
-await Task.WhenAll(serving, flood);
+catch (SecureMeshException e)
+{
+    return Fail(e.Message);
+}
+finally
+{
+    identity?.Dispose();
+}
+await Task.WhenAll(running);
 Console.WriteLine(stats.Line());
 Console.WriteLine("stopped");
 return 0;
@@ -114,9 +122,15 @@ void Stop(PosixSignalContext context)
     stop.Cancel();
 }
 
+static int Fail(string problem)
+{
+    Console.Error.WriteLine($"error: {problem}");
+    return 1;
+}
+
 static int Usage(string problem)
 {
     Console.Error.WriteLine($"error: {problem}");
-    Console.Error.WriteLine("usage: SecureMesh.HostilePeer --home DIR --listen IP:PORT --chunk-size BYTES [--file PATH]... [--target IP:PORT]... [--flood-from IP]... [--flood-delay-ms N]");
+    Console.Error.WriteLine("usage: SecureMesh.HostilePeer [--home DIR --listen IP:PORT --chunk-size BYTES --file PATH...] [--target IP:PORT... [--flood-from IP]... [--flood-delay-ms N]]");
     return 2;
 }
