@@ -10,17 +10,17 @@ using SecureMesh.Core.Wire;
 namespace SecureMesh.HostilePeer;
 
 /// <summary>
-/// Floods every target with connections, without pause: TCP connections that never say a word (half-open, more of them
-/// per target than the per-address cap on handshakes in progress admits), handshakes stalled after message 1 (the
-/// target has done its Diffie-Hellman work and waits), garbage frames, and complete handshakes under fresh unknown
-/// identities followed by requests. The raw attacks rotate over every source address but the last, so they must be
-/// borne by the caps and deadlines alone (they never complete a handshake, so nothing penalises those addresses); the
-/// strangers come from the last address, which the target may then penalise. Each worker waits <c>delay</c> between
-/// attempts, so the flood is steady rather than bound only by the CPU of the test machine.
+/// Floods every target with connections from many workers at once: TCP connections that never say a word (half-open;
+/// by default 48 workers per target, more per source address than the target's per-address cap on handshakes in
+/// progress admits), handshakes stalled after message 1 (the target has done its Diffie-Hellman work and waits),
+/// garbage frames, and complete handshakes under fresh unknown identities followed by requests. The raw attacks
+/// rotate over every source address but the last, so they must be borne by the caps and deadlines alone (they never
+/// complete a handshake, so nothing penalises those addresses); the strangers come from the last address, which the
+/// target may then penalise. Each worker waits <c>delay</c> between attempts, so the flood is steady rather than
+/// bound only by the CPU of the test machine.
 /// </summary>
-internal sealed class HandshakeFlood(IReadOnlyList<IPEndPoint> targets, IReadOnlyList<IPAddress> sources, TimeSpan delay, HostileStats stats)
+internal sealed class HandshakeFlood(IReadOnlyList<IPEndPoint> targets, IReadOnlyList<IPAddress> sources, TimeSpan delay, int halfOpenWorkers, HostileStats stats)
 {
-    private const int HalfOpenWorkers = 48;
     private const int StalledWorkers = 6;
     private const int GarbageWorkers = 2;
     private const int StrangerWorkers = 1;
@@ -40,7 +40,7 @@ internal sealed class HandshakeFlood(IReadOnlyList<IPEndPoint> targets, IReadOnl
         var n = 0;
         foreach (var target in targets)
         {
-            for (var i = 0; i < HalfOpenWorkers; i++)
+            for (var i = 0; i < halfOpenWorkers; i++)
             {
                 workers.Add(Loop(target, raw, n++, HalfOpenAsync, cancellationToken));
             }

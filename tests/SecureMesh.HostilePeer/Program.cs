@@ -7,7 +7,7 @@ using SecureMesh.Core.Identity;
 using SecureMesh.HostilePeer;
 
 // Usage: SecureMesh.HostilePeer [--home DIR --listen IP:PORT --chunk-size BYTES --file PATH...]
-//                               [--target IP:PORT... [--flood-from IP]... [--flood-delay-ms N]]
+//                               [--target IP:PORT... [--flood-from IP]... [--half-open N] [--flood-delay-ms N]]
 // A hostile peer for the multi-host test, in one or both of two roles:
 // - the liar (--listen): loads the identity in DIR (made by 'securemesh init'), claims every --file (a manifest it
 //   signs, have-all) and answers every chunk request with a lie; prints "liar PEERID listening on ...";
@@ -22,6 +22,7 @@ var files = new List<string>();
 var targets = new List<IPEndPoint>();
 var sources = new List<IPAddress>();
 var floodDelay = TimeSpan.FromMilliseconds(20);
+var halfOpen = 48;
 for (var i = 0; i < args.Length; i += 2)
 {
     if (i + 1 >= args.Length)
@@ -48,6 +49,9 @@ for (var i = 0; i < args.Length; i += 2)
             break;
         case "--flood-from":
             sources.Add(IPAddress.Parse(value));
+            break;
+        case "--half-open":
+            halfOpen = int.Parse(value, CultureInfo.InvariantCulture);
             break;
         case "--flood-delay-ms":
             floodDelay = TimeSpan.FromMilliseconds(int.Parse(value, CultureInfo.InvariantCulture));
@@ -89,7 +93,7 @@ try
     }
     if (targets.Count > 0)
     {
-        running.Add(new HandshakeFlood(targets, sources, floodDelay, stats).RunAsync(stop.Token));
+        running.Add(new HandshakeFlood(targets, sources, floodDelay, halfOpen, stats).RunAsync(stop.Token));
         Console.WriteLine($"flooding {targets.Count} targets from {Math.Max(1, sources.Count)} addresses");
     }
     Console.Out.Flush();
@@ -131,6 +135,6 @@ static int Fail(string problem)
 static int Usage(string problem)
 {
     Console.Error.WriteLine($"error: {problem}");
-    Console.Error.WriteLine("usage: SecureMesh.HostilePeer [--home DIR --listen IP:PORT --chunk-size BYTES --file PATH...] [--target IP:PORT... [--flood-from IP]... [--flood-delay-ms N]]");
+    Console.Error.WriteLine("usage: SecureMesh.HostilePeer [--home DIR --listen IP:PORT --chunk-size BYTES --file PATH...] [--target IP:PORT... [--flood-from IP]... [--half-open N] [--flood-delay-ms N]]");
     return 2;
 }

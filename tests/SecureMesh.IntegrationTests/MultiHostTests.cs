@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using SecureMesh.Core.Content;
+using Xunit.Abstractions;
 
 namespace SecureMesh.IntegrationTests;
 
@@ -18,7 +19,7 @@ namespace SecureMesh.IntegrationTests;
 /// never blame an honest peer; never answer a stranger; and stop cleanly. Needs root and iproute2 (CI has both);
 /// fails, never skips, without.
 /// </summary>
-public sealed partial class MultiHostTests : IDisposable
+public sealed partial class MultiHostTests(ITestOutputHelper output) : IDisposable
 {
     private const string Subnet = "10.231.88";
     private const int Honest = 7;
@@ -230,7 +231,7 @@ public sealed partial class MultiHostTests : IDisposable
             flooder.Signal(15);
             Assert.Equal(0, await liar.WaitForExitAsync(TimeSpan.FromSeconds(30)));
             Assert.Equal(0, await flooder.WaitForExitAsync(TimeSpan.FromSeconds(30)));
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"multi-host: configured {configured.TotalSeconds:0.0}s, nodes up {started.TotalSeconds:0.0}s, meshed {meshed.TotalSeconds:0.0}s, fetched {fetched.TotalSeconds:0.0}s, done {clock.Elapsed.TotalSeconds:0.0}s; liar banned by {banned}/{Honest}; at most {mostPending} pending strangers per node; liar {StatsLine(liar)}; flooder {StatsLine(flooder)}"));
         }
         finally
