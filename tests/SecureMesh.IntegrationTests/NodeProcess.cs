@@ -46,9 +46,15 @@ internal sealed partial class NodeProcess : IDisposable
     public string Output => string.Join('\n', _lines);
 
     /// <summary>Starts <c>securemesh --home HOME args…</c>, inside <paramref name="netns"/> when given.</summary>
-    public static NodeProcess Start(string home, string? netns, params string[] args)
+    public static NodeProcess Start(string home, string? netns, params string[] args) => StartDll(Dll, netns, ["--home", home, .. args]);
+
+    /// <summary>Starts <c>dotnet DLL args…</c> (a program built beside the tests), inside <paramref name="netns"/> when given.</summary>
+    public static NodeProcess StartDll(string dll, string? netns, params string[] args) => StartCommand(netns, [Dotnet, dll, .. args]);
+
+    /// <summary>Starts <paramref name="command"/> (the program and its arguments), inside <paramref name="netns"/> when given.</summary>
+    public static NodeProcess StartCommand(string? netns, IReadOnlyList<string> command)
     {
-        var start = new ProcessStartInfo(netns is null ? Dotnet : "ip")
+        var start = new ProcessStartInfo(netns is null ? command[0] : "ip")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -57,23 +63,19 @@ internal sealed partial class NodeProcess : IDisposable
         };
         if (netns is not null)
         {
-            // `ip netns exec` execs the command in place, so the pid is the node's.
-            foreach (var a in new[] { "netns", "exec", netns, Dotnet })
+            // `ip netns exec` execs the command in place, so the pid is the program's.
+            foreach (var a in new[] { "netns", "exec", netns, command[0] })
             {
                 start.ArgumentList.Add(a);
             }
         }
-        foreach (var a in new[] { Dll, "--home", home })
-        {
-            start.ArgumentList.Add(a);
-        }
-        foreach (var a in args)
+        foreach (var a in command.Skip(1))
         {
             start.ArgumentList.Add(a);
         }
         start.Environment.Remove("SECUREMESH_PASSPHRASE");
         start.Environment["DOTNET_gcServer"] = "0";
-        return new NodeProcess(Process.Start(start) ?? throw new InvalidOperationException("could not start securemesh"));
+        return new NodeProcess(Process.Start(start) ?? throw new InvalidOperationException($"could not start {command[0]}"));
     }
 
     public async Task WaitForLineAsync(string fragment, TimeSpan timeout)
