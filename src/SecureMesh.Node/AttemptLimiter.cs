@@ -4,8 +4,10 @@ using System.Net;
 namespace SecureMesh.Node;
 
 /// <summary>
-/// Rate-limits connection attempts from addresses that were refused (blocked peers, blocked ranges,
-/// failed handshakes): each refusal doubles the time the address must wait, up to a cap.
+/// Rate-limits connection attempts from addresses that were refused (blocked peers, blocked ranges, strangers over
+/// their budget): each refusal doubles the time the address must wait, up to a cap. A failed handshake is not a
+/// refusal here (a peer behind the same NAT would pay for it): those are bounded by the listener's caps on handshakes
+/// in progress, per address and in total, and by the handshake deadline.
 /// Memory is bounded: at most <see cref="MaxTracked"/> addresses are remembered.
 /// </summary>
 public sealed class AttemptLimiter

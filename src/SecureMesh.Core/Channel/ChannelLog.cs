@@ -18,6 +18,37 @@ internal static partial class ChannelLog
     [LoggerMessage(EventId = 3004, Level = LogLevel.Warning, Message = "Secure connection with {PeerId} closed: {Reason}")]
     public static partial void ConnectionFailed(ILogger logger, string peerId, string reason);
 
+    [LoggerMessage(EventId = 3007, Level = LogLevel.Warning, Message = "{Count} more failed or refused connections were not logged one by one (at most {Burst} lines per {Window})")]
+    public static partial void Suppressed(ILogger logger, long count, int burst, TimeSpan window);
+
+    /// <summary>Logs a failed handshake within <paramref name="throttle"/>'s bounds.</summary>
+    public static void HandshakeFailed(ILogger logger, LogThrottle throttle, string? remote, string reason)
+    {
+        if (Admit(logger, throttle))
+        {
+            HandshakeFailed(logger, remote, reason);
+        }
+    }
+
+    /// <summary>Logs a refused connection within <paramref name="throttle"/>'s bounds.</summary>
+    public static void ConnectionRefused(ILogger logger, LogThrottle throttle, IPAddress remote, string reason)
+    {
+        if (Admit(logger, throttle))
+        {
+            ConnectionRefused(logger, remote, reason);
+        }
+    }
+
+    private static bool Admit(ILogger logger, LogThrottle throttle)
+    {
+        var admitted = throttle.TryWrite(out var suppressed);
+        if (suppressed > 0)
+        {
+            Suppressed(logger, suppressed, throttle.Burst, throttle.Window);
+        }
+        return admitted;
+    }
+
     [LoggerMessage(EventId = 3005, Level = LogLevel.Information, Message = "Listening for secure connections on {EndPoint}")]
     public static partial void Listening(ILogger logger, EndPoint endPoint);
 

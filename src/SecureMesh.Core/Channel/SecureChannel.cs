@@ -131,7 +131,7 @@ public static class SecureChannel
             var error = Translate(e, deadline, cancellationToken);
             if (options.Logger is { } logger)
             {
-                ChannelLog.HandshakeFailed(logger, remoteText, error?.Message ?? "cancelled");
+                ChannelLog.HandshakeFailed(logger, options.FailureLog, remoteText, error?.Message ?? "cancelled");
             }
             if (error is null)
             {

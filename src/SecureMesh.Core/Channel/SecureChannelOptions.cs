@@ -18,6 +18,9 @@ public class SecureChannelOptions
     /// <summary>Where handshake failures and closes are reported; never receives secrets.</summary>
     public ILogger? Logger { get; init; }
 
+    /// <summary>Bounds the warnings written for failed handshakes and refused connections (a flood writes a few lines, not one each).</summary>
+    public LogThrottle FailureLog { get; init; } = new();
+
     /// <summary>The default options.</summary>
     public static SecureChannelOptions Default { get; } = new();
 

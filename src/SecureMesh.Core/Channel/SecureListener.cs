@@ -184,7 +184,7 @@ public sealed class SecureListener : IAsyncDisposable
             Interlocked.Increment(ref _refused);
             if (_logger is { } logger)
             {
-                ChannelLog.ConnectionRefused(logger, address, refusal);
+                ChannelLog.ConnectionRefused(logger, _options.FailureLog, address, refusal);
             }
             client.Dispose();
             return;
@@ -220,7 +220,7 @@ public sealed class SecureListener : IAsyncDisposable
             {
                 if (_logger is { } logger)
                 {
-                    ChannelLog.HandshakeFailed(logger, remote?.ToString(), "accept queue full or listener stopping");
+                    ChannelLog.HandshakeFailed(logger, _options.FailureLog, remote?.ToString(), "accept queue full or listener stopping");
                 }
                 await connection.DisposeAsync();
             }
@@ -231,7 +231,7 @@ public sealed class SecureListener : IAsyncDisposable
             client.Dispose();
             if (_logger is { } logger)
             {
-                ChannelLog.HandshakeFailed(logger, address.ToString(), "internal error: " + e.GetType().Name);
+                ChannelLog.HandshakeFailed(logger, _options.FailureLog, address.ToString(), "internal error: " + e.GetType().Name);
             }
         }
         finally
