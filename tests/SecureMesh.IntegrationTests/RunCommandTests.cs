@@ -128,8 +128,10 @@ public sealed class RunCommandTests : IDisposable
             Assert.Equal(peerId, (await js.WaitForLineAsync("^REMOTE_PEER (.+)$")).Groups[1].Value);
             await js.WaitForLineAsync("^CLOSED$");
             Assert.Equal(0, await js.WaitForExitAsync());
-            // Every hostile connection ended with a logged reason.
-            Assert.True(System.Text.RegularExpressions.Regex.Matches(node.Output, "(Handshake with .+ failed: .+|refused before the handshake: .+)").Count >= 100, node.Output);
+            // Hostile connections end with a logged reason, but a flood does not get a line each: 20 per 10 s window
+            // (the flood is shorter than two windows), then one line with the count.
+            var reasons = System.Text.RegularExpressions.Regex.Matches(node.Output, "(Handshake with .+ failed: .+|refused before the handshake: .+)").Count;
+            Assert.InRange(reasons, 20, 40);
         }
     }
 
