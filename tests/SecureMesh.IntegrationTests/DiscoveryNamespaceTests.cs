@@ -120,33 +120,7 @@ public sealed partial class DiscoveryNamespaceTests : IDisposable
         }
     }
 
-    private static void Ip(bool check, params string[] args)
-    {
-        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-        Process process;
-        try
-        {
-            process = Process.Start(start)!;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            Assert.Fail($"cannot create network namespaces: 'ip' (iproute2) is not available ({e.Message})");
-            return;
-        }
-        using (process)
-        {
-            var err = process.StandardError.ReadToEnd();
-            process.WaitForExit(10_000);
-            if (check && process.ExitCode != 0)
-            {
-                Assert.Fail($"cannot set up the namespaces: 'ip {string.Join(' ', args)}' failed: {err.Trim()}");
-            }
-        }
-    }
+    private static void Ip(bool check, params string[] args) => NamespaceLan.Ip(check, args);
 
     /// <summary>A UDP socket created inside <paramref name="netns"/>: setns only moves the calling thread, so a throwaway thread does it.</summary>
     private static Socket SocketIn(string netns)

@@ -142,7 +142,7 @@ internal sealed class NamespaceLan : IDisposable
     }
 
     /// <summary>Runs <c>ip ARGS</c>; returns its standard output. With <paramref name="check"/>, a failure fails the test.</summary>
-    private static string Ip(bool check, params string[] args)
+    internal static string Ip(bool check, params string[] args)
     {
         var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args)
