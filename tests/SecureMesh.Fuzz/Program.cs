@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using SecureMesh.Fuzz.Targets;
 using SharpFuzz;
 
@@ -17,6 +18,10 @@ internal static class Program
 {
     private static int Main(string[] args)
     {
+        if (args is not ["afl", ..])
+        {
+            GiveInstrumentationAMap();
+        }
         try
         {
             return args switch
@@ -39,6 +44,19 @@ internal static class Program
         }
     }
 
+    /// <summary>
+    /// SharpFuzz's instrumented code records every branch in a coverage map that only <see cref="Fuzzer"/> sets up; the
+    /// instrumented SecureMesh.Core.dll that run-fuzz.sh builds would fault on the first branch without one. This gives
+    /// it a map that nobody reads, so the same build also writes seeds and replays findings.
+    /// </summary>
+    private static unsafe void GiveInstrumentationAMap()
+    {
+        if (SharpFuzz.Common.Trace.SharedMem == null)
+        {
+            SharpFuzz.Common.Trace.SharedMem = (byte*)NativeMemory.AllocZeroed(1 << 16);
+        }
+    }
+
     private static int List()
     {
         foreach (var target in FuzzTargets.All)
@@ -54,13 +72,28 @@ internal static class Program
     /// </summary>
     private static int Afl(FuzzTarget target)
     {
+        // afl-fuzz keeps the input of a crash but not the exception: run-fuzz.sh names a file to write it to.
+        var log = Environment.GetEnvironmentVariable("SECUREMESH_FUZZ_EXCEPTION_LOG");
         Fuzzer.OutOfProcess.Run(stream =>
         {
             using var buffer = new MemoryStream();
             stream.CopyTo(buffer);
-            target.Run(buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+            try
+            {
+                target.Run(buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+            }
+            catch (Exception e) when (log is not null && Record(log, buffer.ToArray(), e))
+            {
+                throw;
+            }
         });
         return 0;
+    }
+
+    private static bool Record(string log, byte[] input, Exception e)
+    {
+        File.AppendAllText(log, $"input ({input.Length} bytes) {FuzzRunner.Hex(input, 4096)}{Environment.NewLine}{e}{Environment.NewLine}{Environment.NewLine}");
+        return false;
     }
 
     private static int WriteSeeds(FuzzTarget target, string dir)
