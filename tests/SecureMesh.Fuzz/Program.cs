@@ -31,9 +31,9 @@ internal static class Program
                 ["seeds", var name, var dir] => WriteSeeds(FuzzTargets.Get(name), dir),
                 ["replay", var name, .. var paths] when paths.Length > 0 => Replay(FuzzTargets.Get(name), paths),
                 [var name, var seconds] when FuzzTargets.Find(name) is { } target && double.TryParse(seconds, out var s) && s > 0 =>
-                    Random(target, TimeSpan.FromSeconds(s), null),
+                    FuzzWithCsCheck(target, TimeSpan.FromSeconds(s), null),
                 [var name, var seconds, var seed] when FuzzTargets.Find(name) is { } target && double.TryParse(seconds, out var s) && s > 0 =>
-                    Random(target, TimeSpan.FromSeconds(s), seed),
+                    FuzzWithCsCheck(target, TimeSpan.FromSeconds(s), seed),
                 _ => Usage(),
             };
         }
@@ -131,7 +131,7 @@ internal static class Program
         return findings == 0 ? 0 : 1;
     }
 
-    private static int Random(FuzzTarget target, TimeSpan duration, string? seed)
+    private static int FuzzWithCsCheck(FuzzTarget target, TimeSpan duration, string? seed)
     {
         var maxInput = TimeSpan.FromSeconds(double.TryParse(Environment.GetEnvironmentVariable("SECUREMESH_FUZZ_MAX_INPUT_SECONDS"), out var m) ? m : 2);
         try
