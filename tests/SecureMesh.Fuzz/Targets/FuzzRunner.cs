@@ -57,7 +57,7 @@ internal static class FuzzRunner
                 throw new FuzzFindingException($"{target.Name}: seed {Hex(input, 64)} fails: {e.Message}", e);
             }
         }
-        // The seeds ran once cold (JIT): the per-input bound applies from here on.
+        // The seeds ran cold (JIT included): the slowest input reported is measured from here on.
         slowestTicks = 0;
         var gen = Inputs(seeds);
         var seconds = Math.Max(1, (int)Math.Ceiling(duration.TotalSeconds));
@@ -83,7 +83,7 @@ internal static class FuzzRunner
         if (!sampling.Join(grace))
         {
             var stuck = Volatile.Read(ref current);
-            throw new FuzzFindingException($"{target.Name}: no progress for {grace.TotalSeconds:F0} s (a hang?); last input {(stuck is null ? "none" : Hex(stuck))}");
+            throw new FuzzFindingException($"{target.Name}: not done {grace.TotalSeconds:F0} s after the start (a hang?); the input running {(stuck is null ? "none" : Hex(stuck))}");
         }
         if (failure is not null)
         {
