@@ -64,10 +64,15 @@ public sealed class ChunkBitfield
     public static ChunkBitfield All(long chunkCount)
     {
         var field = new ChunkBitfield(chunkCount);
-        for (long i = 0; i < chunkCount; i++)
+        var bits = field._bits;
+        bits.AsSpan().Fill(0xFF);
+        var spare = (int)((8 - (chunkCount % 8)) % 8);
+        if (spare != 0)
         {
-            field.Set(i);
+            // Spare bits of the last byte stay zero.
+            bits[^1] = (byte)(0xFF << spare);
         }
+        field.SetCount = chunkCount;
         return field;
     }
 

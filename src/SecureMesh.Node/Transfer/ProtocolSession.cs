@@ -413,13 +413,20 @@ public sealed class ProtocolSession
         }
     }
 
-    /// <summary>Which chunks of <paramref name="id"/> the peer holds.</summary>
-    public async Task<ChunkBitfield> GetHaveAsync(ContentId id, CancellationToken cancellationToken)
+    /// <summary>Which chunks of <paramref name="id"/> (a file of <paramref name="chunkCount"/> chunks) the peer holds.</summary>
+    public async Task<ChunkBitfield> GetHaveAsync(ContentId id, long chunkCount, CancellationToken cancellationToken)
     {
         var reply = await RequestAsync(rid => new HaveRequest(rid, id), _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
         using (reply.Owner)
         {
-            return reply.Message is HaveResponse r ? r.ToBitfield() : throw Unexpected(reply.Message);
+            if (reply.Message is not HaveResponse r)
+            {
+                throw Unexpected(reply.Message);
+            }
+            // Checked before the answer is expanded: a peer claiming 2^30 chunks of a small file costs nothing.
+            return r.ChunkCount == chunkCount
+                ? r.ToBitfield()
+                : throw new SecureMeshException(SecureMeshErrorKind.Protocol, $"the peer's chunk map is for {r.ChunkCount} chunks, not {chunkCount}");
         }
     }
 

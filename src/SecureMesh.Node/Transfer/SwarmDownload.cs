@@ -261,8 +261,8 @@ internal sealed class SwarmDownload
         {
             try
             {
-                var have = await p.GetHaveAsync(Id, ct).ConfigureAwait(false);
-                return have.ChunkCount == count && have.SetCount > 0 ? new Source(p, have) : null;
+                var have = await p.GetHaveAsync(Id, count, ct).ConfigureAwait(false);
+                return have.SetCount > 0 ? new Source(p, have) : null;
             }
             catch (Exception e) when (e is SecureMeshException or TimeoutException)
             {

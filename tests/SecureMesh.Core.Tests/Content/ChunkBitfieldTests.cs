@@ -42,4 +42,22 @@ public class ChunkBitfieldTests
         Assert.True(ChunkBitfield.TryFromBytes(16, [0xFF, 0xFF], out var full));
         Assert.True(full.IsComplete);
     }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(8)]
+    [InlineData(13)]
+    [InlineData(1L << 30)]
+    public void All_sets_every_chunk_and_no_spare_bit_even_at_the_largest_count(long count)
+    {
+        var all = ChunkBitfield.All(count);
+        Assert.True(all.IsComplete);
+        Assert.Equal(count, all.SetCount);
+        // The packed form round-trips, which also proves the spare bits of the last byte are zero.
+        Assert.True(ChunkBitfield.TryFromBytes(count, all.Bytes, out var back));
+        Assert.Equal(count, back.SetCount);
+        Assert.True(all.IsSet(count - 1) || count == 0);
+        Assert.False(all.IsSet(count));
+    }
 }

@@ -32,8 +32,9 @@ internal static class WireTarget
                 throw Expected.Finding($"a decoded {message.Type} re-encodes to different bytes");
             }
         }
-        // What the node does next with two of the messages: expand a bitfield (not the "all" form, which is sized by a
-        // count the decoder caps but does not bound by the message) and parse a manifest.
+        // What the node does next with two of the messages: expand a bitfield and parse a manifest. Not the "all" form:
+        // it is sized by a count the decoder caps but the message does not bound, so the node compares that count with
+        // the manifest's before expanding it (ProtocolSession.GetHaveAsync), and ChunkBitfield.All is tested alone.
         if (copied is HaveResponse { All: false } have)
         {
             var field = have.ToBitfield();

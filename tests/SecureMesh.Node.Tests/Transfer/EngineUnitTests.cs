@@ -67,9 +67,12 @@ public sealed class EngineUnitTests
             Assert.Equal(tree.GetProof(i).Hashes.ToArray(), reply.Proof.Hashes.ToArray());
             Assert.True(ContentVerifier.VerifyChunk(id, data.Length, TransferNode.ChunkSize, i, reply.Data.Span, reply.Proof));
         }
-        var have = await session.GetHaveAsync(id, CancellationToken.None);
+        var have = await session.GetHaveAsync(id, 3, CancellationToken.None);
         Assert.True(have.IsComplete);
         Assert.Equal(3, have.ChunkCount);
+        // A chunk map for another number of chunks is refused before it is expanded.
+        var wrong = await Assert.ThrowsAsync<Core.SecureMeshException>(() => session.GetHaveAsync(id, 5, CancellationToken.None));
+        Assert.Equal(Core.SecureMeshErrorKind.Protocol, wrong.Kind);
     }
 
     [Fact]
