@@ -44,6 +44,12 @@ public sealed class SecureListenerOptions : SecureChannelOptions
     /// <summary>Handshakes in progress at once; connections beyond it are closed at once.</summary>
     public int MaxPendingHandshakes { get; init; } = 256;
 
+    /// <summary>
+    /// When every handshake slot is taken, the oldest handshake that has run at least this long is ended to make room
+    /// for the newcomer (an honest handshake takes milliseconds; one still running after this is most likely stalled).
+    /// </summary>
+    public TimeSpan EvictStalledAfter { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Handshakes in progress at once from one IP address.</summary>
     public int MaxPendingPerAddress { get; init; } = 16;
 

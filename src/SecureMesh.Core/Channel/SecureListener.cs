@@ -22,12 +22,16 @@ public sealed class SecureListener : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Dictionary<IPAddress, int> _perAddress = [];
     private readonly ConcurrentDictionary<long, Task> _handshakes = new();
+
+    // Handshakes in progress by id (ids grow, so the first is the oldest), guarded by the _perAddress lock.
+    private readonly SortedDictionary<long, (long Started, CancellationTokenSource Deadline)> _inProgress = [];
     private readonly Task _acceptLoop;
     private long _nextHandshakeId;
     private int _pending;
     private long _refused;
     private long _failed;
     private long _succeeded;
+    private long _evicted;
     private int _disposed;
 
     private SecureListener(Socket socket, NodeIdentity identity, SecureListenerOptions options)
@@ -92,6 +96,9 @@ public sealed class SecureListener : IAsyncDisposable
 
     /// <summary>Handshakes that failed or timed out.</summary>
     public long FailedHandshakes => Interlocked.Read(ref _failed);
+
+    /// <summary>Stalled handshakes ended early to make room for a newcomer when every slot was taken.</summary>
+    public long EvictedHandshakes => Interlocked.Read(ref _evicted);
 
     /// <summary>Handshakes that succeeded.</summary>
     public long SucceededHandshakes => Interlocked.Read(ref _succeeded);
@@ -158,24 +165,54 @@ public sealed class SecureListener : IAsyncDisposable
         // The deadline runs from the accept (before the handshake counts as pending), not from whenever the
         // handshake task gets a thread.
         var deadline = new CancellationTokenSource(_options.HandshakeTimeout, _options.TimeProvider);
+        CancellationTokenSource? evict = null;
+        long id = 0;
         if (refusal is null)
         {
             lock (_perAddress)
             {
                 _perAddress.TryGetValue(address, out var count);
-                if (_pending >= _options.MaxPendingHandshakes)
-                {
-                    refusal = "too many handshakes in progress";
-                }
-                else if (count >= _options.MaxPendingPerAddress)
+                if (count >= _options.MaxPendingPerAddress)
                 {
                     refusal = "too many handshakes in progress from this address";
                 }
-                else
+                else if (_pending >= _options.MaxPendingHandshakes)
+                {
+                    // Every slot is taken, by many addresses. An honest handshake takes milliseconds, so the oldest one
+                    // that has run for a while is most likely stalled: end it and let the newcomer in. The slot frees
+                    // once that handshake has unwound, so allow a little overshoot, never more.
+                    var oldest = _inProgress.FirstOrDefault();
+                    if (oldest.Value.Deadline is not null
+                        && _options.TimeProvider.GetElapsedTime(oldest.Value.Started) >= _options.EvictStalledAfter
+                        && _pending < _options.MaxPendingHandshakes + Math.Max(1, _options.MaxPendingHandshakes / 8))
+                    {
+                        _inProgress.Remove(oldest.Key);
+                        evict = oldest.Value.Deadline;
+                    }
+                    else
+                    {
+                        refusal = "too many handshakes in progress";
+                    }
+                }
+                if (refusal is null)
                 {
                     _perAddress[address] = count + 1;
                     _pending++;
+                    id = ++_nextHandshakeId;
+                    _inProgress[id] = (_options.TimeProvider.GetTimestamp(), deadline);
                 }
+            }
+        }
+        if (evict is not null)
+        {
+            Interlocked.Increment(ref _evicted);
+            try
+            {
+                evict.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // It ended by itself meanwhile.
             }
         }
         if (refusal is not null)
@@ -189,7 +226,6 @@ public sealed class SecureListener : IAsyncDisposable
             client.Dispose();
             return;
         }
-        var id = Interlocked.Increment(ref _nextHandshakeId);
         // Register before starting, so a handshake that ends at once cannot remove its entry before it exists.
         _handshakes[id] = Task.CompletedTask;
         var task = Task.Run(() => HandshakeAsync(client, address, id, deadline));
@@ -238,6 +274,7 @@ public sealed class SecureListener : IAsyncDisposable
         {
             lock (_perAddress)
             {
+                _inProgress.Remove(id);
                 _pending--;
                 if (_perAddress.TryGetValue(address, out var count) && count > 1)
                 {

@@ -277,6 +277,51 @@ public sealed class HardeningTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Stalled_handshakes_from_many_addresses_cannot_lock_out_a_newcomer_for_the_whole_deadline()
+    {
+        var time = new FakeTimeProvider();
+        var options = new SecureListenerOptions
+        {
+            HandshakeTimeout = TimeSpan.FromSeconds(30),
+            MaxPendingHandshakes = 8,
+            MaxPendingPerAddress = 2,
+            EvictStalledAfter = TimeSpan.FromSeconds(1),
+            TimeProvider = time,
+        };
+        await using var listener = SecureListener.Start(TestNet.Loopback, _server, options);
+        var flood = new List<Socket>();
+        try
+        {
+            // Four hosts, two stalled handshakes each: every slot taken while no address is over its own cap.
+            for (var host = 2; host <= 5; host++)
+            {
+                for (var k = 0; k < 2; k++)
+                {
+                    flood.Add(await TestNet.ConnectRawAsync(listener.LocalEndPoint, System.Net.IPAddress.Parse($"127.0.0.{host}")));
+                }
+            }
+            await TestNet.WaitUntilAsync(() => listener.PendingHandshakes == 8, "every slot to be taken");
+
+            // Fresh handshakes are not evicted: a newcomer is refused while the others are young...
+            using var first = await TestNet.ConnectRawAsync(listener.LocalEndPoint, System.Net.IPAddress.Parse("127.0.0.6"));
+            Assert.True(await TestNet.WaitForCloseAsync(first, TimeSpan.FromSeconds(3)), "refused while every handshake is young");
+            Assert.Equal(0, listener.EvictedHandshakes);
+
+            // ...but once they have stalled for a while, an honest client gets in long before their 30 s deadline,
+            // at the cost of the oldest stalled one, and the total stays bounded.
+            time.Advance(TimeSpan.FromSeconds(2));
+            await TestNet.AssertServesGoodClientAsync(listener, _server);
+            Assert.Equal(1, listener.EvictedHandshakes);
+            Assert.True(await TestNet.WaitForCloseAsync(flood[0], TimeSpan.FromSeconds(3)), "the oldest stalled handshake is the one ended");
+            Assert.InRange(listener.PendingHandshakes, 0, 8);
+        }
+        finally
+        {
+            flood.ForEach(s => s.Dispose());
+        }
+    }
+
+    [Fact]
     public async Task A_tampered_transport_frame_ends_the_connection_for_good()
     {
         await using var proxy = new FrameProxy(_listener.LocalEndPoint, (c, i, frame) =>

@@ -23,9 +23,14 @@ internal static class TestNet
     };
 
     /// <summary>A raw TCP client to the listener, for speaking garbage.</summary>
-    public static async Task<Socket> ConnectRawAsync(IPEndPoint endPoint)
+    public static async Task<Socket> ConnectRawAsync(IPEndPoint endPoint, IPAddress? from = null)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        if (from is not null)
+        {
+            // Any 127.x.y.z is a local address on Linux: one machine can play many remote hosts.
+            socket.Bind(new IPEndPoint(from, 0));
+        }
         await socket.ConnectAsync(endPoint, Timeout());
         return socket;
     }
