@@ -42,9 +42,6 @@ public sealed class MerkleTree
     /// <summary>The top node of the tree (before the size and chunk size are bound in).</summary>
     public ReadOnlySpan<byte> Top => _levels[^1];
 
-    /// <summary>Writes the leaf hash of <paramref name="chunk"/> (32 bytes) into <paramref name="destination"/>.</summary>
-    public static void HashLeaf(ReadOnlySpan<byte> chunk, Span<byte> destination) => MerkleHash.Leaf(chunk, destination);
-
     /// <summary>Builds the tree from leaf hashes (32 bytes each, in chunk order) of a file of <paramref name="fileSize"/> bytes.</summary>
     public static MerkleTree Build(ReadOnlySpan<byte> leafHashes, long fileSize, int chunkSize)
     {

@@ -26,7 +26,6 @@ internal sealed class SwarmDownload
     private readonly List<long> _unflushed = [];
     private readonly SemaphoreSlim _changed = new(0);
     private ChunkBitfield _done = null!;
-    private ReadBack _readBack = null!;
     private long[] _order = [];
     private int _cursor;
     private readonly Queue<long> _retry = new();
@@ -76,7 +75,6 @@ internal sealed class SwarmDownload
 
             var count = _manifest.ChunkCount;
             _done = new ChunkBitfield(count);
-            _readBack = new ReadBack(_manifest.Size, _manifest.ChunkSize, count);
             long resumedBytes = 0;
             foreach (var index in db.Downloads.VerifiedChunks(Id.Text))
             {
@@ -164,27 +162,10 @@ internal sealed class SwarmDownload
         }
     }
 
-    /// <summary>
-    /// The release check: the file as stored hashes to the content ID. Chunks read back from the part file after their
-    /// fsync during this run (<see cref="Flush"/>) are not read twice; the rest (resumed ones, say) are read here.
-    /// </summary>
     private async Task<bool> VerifyWholeFileAsync(string path, CancellationToken ct)
     {
-        await Task.Yield();
-        using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        if (RandomAccess.GetLength(file) != _manifest.Size)
-        {
-            return false;
-        }
-        try
-        {
-            _readBack.ReadRemaining(file, ct);
-        }
-        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
-        }
-        return _readBack.Root() == Id;
+        var tree = await FileIndexer.IndexAsync(path, _manifest.ChunkSize, null, ct).ConfigureAwait(false);
+        return tree.ContentId == Id;
     }
 
     /// <summary>Every valid manifest the peers give (asked in parallel), the first answering peer's first.</summary>
@@ -558,87 +539,6 @@ internal sealed class SwarmDownload
         }
         part.Flush(flushToDisk: true);
         _service.Database.Downloads.MarkVerified(Id.Text, batch);
-        // Read the durable chunks back now, while the download runs, so the release check need not read them again.
-        // A failure here only leaves them for the release check to read.
-        try
-        {
-            _readBack.Read(part.SafeFileHandle, batch);
-        }
-        catch (Exception e) when (e is IOException or AggregateException or SecureMeshException)
-        {
-            TransferLog.ReadBackDeferred(_logger, Id.Text, e.Message);
-        }
-    }
-
-    /// <summary>
-    /// Leaf hashes of chunks read back from the stored file (never of the buffers that were written), from which the
-    /// release check computes the root. Only the flusher and then the release check use it, one after the other.
-    /// </summary>
-    private sealed class ReadBack(long fileSize, int chunkSize, long count)
-    {
-        private readonly ChunkBitfield _read = new(count);
-
-        // Allocated at the first read: by then a chunk has verified against the content ID, which binds the size.
-        private byte[]? _leaves;
-
-        public void Read(SafeFileHandle file, IEnumerable<long> indexes, CancellationToken ct = default)
-        {
-            var todo = indexes.Where(i => !_read.IsSet(i)).ToArray();
-            if (todo.Length == 0)
-            {
-                return;
-            }
-            var leaves = _leaves ??= count <= int.MaxValue / MerkleTree.HashLength
-                ? new byte[count * MerkleTree.HashLength]
-                : throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"{count} chunks are more than a download can track");
-            var options = new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = Environment.ProcessorCount };
-            Parallel.ForEach(System.Collections.Concurrent.Partitioner.Create(0, todo.Length, 8), options, range =>
-            {
-                var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(chunkSize);
-                try
-                {
-                    for (var k = range.Item1; k < range.Item2; k++)
-                    {
-                        var index = todo[k];
-                        var chunk = buffer.AsSpan(0, ChunkLayout.ChunkLength(fileSize, chunkSize, index));
-                        var offset = ChunkLayout.ChunkOffset(chunkSize, index);
-                        for (var done = 0; done < chunk.Length;)
-                        {
-                            var n = RandomAccess.Read(file, chunk[done..], offset + done);
-                            if (n == 0)
-                            {
-                                throw new IOException("the part file is shorter than the content");
-                            }
-                            done += n;
-                        }
-                        MerkleTree.HashLeaf(chunk, leaves.AsSpan((int)index * MerkleTree.HashLength, MerkleTree.HashLength));
-                    }
-                }
-                finally
-                {
-                    System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-                }
-            });
-            foreach (var index in todo)
-            {
-                _read.Set(index);
-            }
-        }
-
-        public void ReadRemaining(SafeFileHandle file, CancellationToken ct)
-        {
-            var missing = new List<long>();
-            for (long i = 0; i < count; i++)
-            {
-                if (!_read.IsSet(i))
-                {
-                    missing.Add(i);
-                }
-            }
-            Read(file, missing, ct);
-        }
-
-        public ContentId? Root() => _leaves is null || _read.SetCount != count ? null : MerkleTree.Build(_leaves, fileSize, chunkSize).ContentId;
     }
 
 }
