@@ -260,38 +260,7 @@ public sealed partial class MultiHostTests(ITestOutputHelper output) : IDisposab
         (node, file, await RunAsync(home, Patience, "get", file.ContentId, "--out", outDir, "--json"));
 
     /// <summary>Runs the <c>securemesh</c> program (outside the namespaces: it reaches the node through its control socket); killed after <paramref name="timeout"/>.</summary>
-    private static async Task<CommandResult> RunAsync(string home, TimeSpan timeout, params string[] args)
-    {
-        var start = new ProcessStartInfo(NodeProcess.Dotnet)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in (string[])[NodeProcess.Dll, "--home", home, .. args])
-        {
-            start.ArgumentList.Add(arg);
-        }
-        start.Environment.Remove("SECUREMESH_HOME");
-        start.Environment.Remove("SECUREMESH_PASSPHRASE");
-        using var process = Process.Start(start)!;
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            await process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-            return new CommandResult(-1, await stdout, $"killed after {timeout.TotalSeconds:0}s\n{await stderr}");
-        }
-        return new CommandResult(process.ExitCode, await stdout, await stderr);
-    }
+    private static Task<CommandResult> RunAsync(string home, TimeSpan timeout, params string[] args) => SecureMeshCli.RunAsync(home, timeout, args);
 
     private static void Ok(string home, params string[] args)
     {

@@ -152,9 +152,12 @@ internal static class SecureMeshCli
     public static ChildProcess Start(string home, params string[] args) =>
         ChildProcess.Start("dotnet", [Dll, "--home", home, .. args]);
 
-    public static async Task<CommandResult> RunAsync(string home, params string[] args)
+    public static Task<CommandResult> RunAsync(string home, params string[] args) => RunAsync(home, TimeSpan.FromSeconds(60), args);
+
+    /// <summary>Runs one command to its end; a command still running after <paramref name="timeout"/> is killed (exit code -1).</summary>
+    public static async Task<CommandResult> RunAsync(string home, TimeSpan timeout, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(NodeProcess.Dotnet)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -171,8 +174,17 @@ internal static class SecureMeshCli
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(cts.Token);
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            return new CommandResult(-1, await stdout, $"killed after {timeout.TotalSeconds:0}s\n{await stderr}");
+        }
         return new CommandResult(process.ExitCode, await stdout, await stderr);
     }
 }
