@@ -211,6 +211,15 @@ public sealed class MeshNode : IAsyncDisposable
                 break;
             case AuthorizationDecision.Unknown:
             case AuthorizationDecision.Pending:
+                // Strangers may retry, but not fast enough to flood the trust store: the budget is checked before
+                // anything is stored, and an address over it is penalised instead of recorded.
+                if (!_limiter.TryTakeStrangerAttempt(address))
+                {
+                    var wait = _limiter.Penalize(address);
+                    Audit("handshake.refused", peer, $"stranger budget of this address spent: not recorded; remote {remote}; next attempt in {wait.TotalSeconds:0}s");
+                    NodeLog.Refused(_logger, peer.Text, remote?.ToString(), "stranger budget of this address spent", wait);
+                    return null;
+                }
                 try
                 {
                     if (remote is not null)
@@ -222,11 +231,6 @@ public sealed class MeshNode : IAsyncDisposable
                 catch (SecureMeshException e)
                 {
                     NodeLog.StoreFailed(_logger, e.Message);
-                }
-                // Strangers may retry, but not fast enough to flood the trust store.
-                if (!_limiter.TryTakeStrangerAttempt(address))
-                {
-                    _limiter.Penalize(address);
                 }
                 NodeLog.PendingPeer(_logger, peer.Text, remote?.ToString(), sas);
                 return null;

@@ -65,12 +65,14 @@ public sealed class AbuseTests
         }
 
         Assert.Equal(0, receivedAnything);
-        // The stranger budget per address is a burst of 10; the eleventh is recorded, then the address waits 30 s and
-        // everything after it is refused before the handshake.
+        // The stranger budget per address is a burst of 10: those are recorded; the eleventh completes its handshake
+        // but is refused without being stored, then the address waits 30 s and everything after it is refused before
+        // the handshake.
         Assert.Equal(11, completed);
         Assert.Equal(strangers - 11, refused);
-        Assert.Equal(11, node.Db.Trust.ListPeers(PeerState.Pending).Count);
-        Assert.Equal(11, node.Db.Audit.List().Count(e => e.Event == "handshake.pending"));
+        Assert.Equal(10, node.Db.Trust.ListPeers(PeerState.Pending).Count);
+        Assert.Equal(10, node.Db.Audit.List().Count(e => e.Event == "handshake.pending"));
+        Assert.Single(node.Db.Audit.List(), e => e.Event == "handshake.refused" && e.Detail.Contains("stranger budget", StringComparison.Ordinal));
         Assert.Empty(node.Node.Sessions);
 
         // A trusted peer on another address is not held up by the flood.
