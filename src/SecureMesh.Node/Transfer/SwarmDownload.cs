@@ -30,6 +30,7 @@ internal sealed class SwarmDownload
     private int _cursor;
     private readonly Queue<long> _retry = new();
     private readonly Dictionary<long, int> _inFlight = [];
+    private readonly HashSet<PeerId> _liars = [];
     private Manifest _manifest = null!;
     private volatile bool _blocked;
     private SecureMeshException? _fatal;
@@ -110,12 +111,17 @@ internal sealed class SwarmDownload
                     var lanes = new List<Task>();
                     foreach (var source in sources)
                     {
-                        for (var i = 0; i < _options.PipelineDepth; i++)
-                        {
-                            lanes.Add(LaneAsync(source, sources, part.SafeFileHandle, lanesStop.Token));
-                        }
+                        StartLanes(source, sources, part.SafeFileHandle, lanes, lanesStop.Token);
                     }
-                    await Task.WhenAll(lanes).ConfigureAwait(false);
+                    using (var joinStop = CancellationTokenSource.CreateLinkedTokenSource(lanesStop.Token))
+                    {
+                        var joiner = JoinLateSourcesAsync(sources, count, part.SafeFileHandle, lanes, joinStop.Token);
+                        await AllLanesAsync(lanes).ConfigureAwait(false);
+                        await joinStop.CancelAsync().ConfigureAwait(false);
+                        await joiner.ConfigureAwait(false);
+                        // A peer that joined while the last lanes were ending has lanes of its own to finish.
+                        await AllLanesAsync(lanes).ConfigureAwait(false);
+                    }
                     _handle.MarkTransferDone();
                     await flushStop.CancelAsync().ConfigureAwait(false);
                     await flusher.ConfigureAwait(false);
@@ -252,6 +258,85 @@ internal sealed class SwarmDownload
         }).ToList();
         var results = await Task.WhenAll(tasks).ConfigureAwait(false);
         return [.. results.Where(s => s is not null && !_service.IsBanned(s.Session.PeerId)).Select(s => s!)];
+    }
+
+    private void StartLanes(Source source, List<Source> all, SafeFileHandle file, List<Task> lanes, CancellationToken ct)
+    {
+        lock (lanes)
+        {
+            for (var i = 0; i < _options.PipelineDepth; i++)
+            {
+                lanes.Add(LaneAsync(source, all, file, ct));
+            }
+        }
+    }
+
+    private static async Task AllLanesAsync(List<Task> lanes)
+    {
+        while (true)
+        {
+            Task[] running;
+            lock (lanes)
+            {
+                running = [.. lanes];
+            }
+            await Task.WhenAll(running).ConfigureAwait(false);
+            lock (lanes)
+            {
+                if (lanes.Count == running.Length)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// While the download runs, a trusted peer that connects (or reconnects) and holds chunks becomes a source too: a
+    /// seeder that was slow to connect, or that came back after a drop, is not left out until the next download.
+    /// </summary>
+    private async Task JoinLateSourcesAsync(List<Source> sources, long count, SafeFileHandle file, List<Task> lanes, CancellationToken ct)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(_options.JoinInterval, _options.Time, ct).ConfigureAwait(false);
+                HashSet<ProtocolSession> known;
+                HashSet<PeerId> liars;
+                lock (_gate)
+                {
+                    if (_done.IsComplete)
+                    {
+                        return;
+                    }
+                    // Every session already used (dropped ones too), and any peer that sent a bad chunk: a liar stays
+                    // out of this download even when it reconnects.
+                    known = [.. sources.Select(s => s.Session)];
+                    liars = [.. _liars];
+                }
+                var fresh = _service.OpenSessions()
+                    .Where(p => !known.Contains(p) && !liars.Contains(p.PeerId) && !_service.IsBanned(p.PeerId))
+                    .ToList();
+                if (fresh.Count == 0)
+                {
+                    continue;
+                }
+                foreach (var source in await GatherSourcesAsync(fresh, count, ct).ConfigureAwait(false))
+                {
+                    lock (_gate)
+                    {
+                        sources.Add(source);
+                        _handle.SetPeers(sources.Count(s => !s.Dropped));
+                    }
+                    TransferLog.PeerJoined(_logger, source.Session.PeerId.Text, Id.Text);
+                    StartLanes(source, sources, file, lanes, _lanesStop!.Token);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     private void BuildOrder(List<Source> sources, long count)
@@ -485,7 +570,10 @@ internal sealed class SwarmDownload
             return;
         }
         source.Dropped = true;
-        _handle.SetPeers(all.Count(s => !s.Dropped));
+        lock (_gate)
+        {
+            _handle.SetPeers(all.Count(s => !s.Dropped));
+        }
         TransferLog.PeerDropped(_logger, source.Session.PeerId.Text, Id.Text, reason);
     }
 
@@ -499,6 +587,10 @@ internal sealed class SwarmDownload
         var evidence = $"content={Id} chunk={index} expected root {Convert.ToHexStringLower(Id.Hash)}, {got}";
         TransferLog.BadChunk(_logger, index, Id.Text, source.Session.PeerId.Text);
         _service.RecordBadChunk(source.Session, evidence);
+        lock (_gate)
+        {
+            _liars.Add(source.Session.PeerId);
+        }
         source.Dropped = true;
     }
 

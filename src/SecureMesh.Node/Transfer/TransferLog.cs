@@ -31,6 +31,9 @@ internal static partial class TransferLog
     [LoggerMessage(EventId = 622, Level = LogLevel.Information, Message = "peer {PeerId} dropped from download {ContentId}: {Reason}")]
     public static partial void PeerDropped(ILogger logger, string peerId, string contentId, string reason);
 
+    [LoggerMessage(EventId = 625, Level = LogLevel.Information, Message = "peer {PeerId} joined download {ContentId}")]
+    public static partial void PeerJoined(ILogger logger, string peerId, string contentId);
+
     [LoggerMessage(EventId = 623, Level = LogLevel.Information, Message = "download {ContentId} finished: {Outcome}")]
     public static partial void DownloadFinished(ILogger logger, string contentId, string outcome);
 

@@ -33,6 +33,9 @@ public sealed class TransferOptions
     /// <summary>How often verified chunks are made durable (fsync) and recorded.</summary>
     public TimeSpan FlushInterval { get; init; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>How often a running download looks for trusted peers that connected after it started.</summary>
+    public TimeSpan JoinInterval { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Per-peer upload limit in bytes per second; null reads the <c>upload-limit</c> setting (0: none).</summary>
     public long? UploadLimit { get; init; }
 

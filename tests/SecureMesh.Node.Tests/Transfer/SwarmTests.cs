@@ -167,4 +167,30 @@ public sealed class SwarmTests
         Assert.Contains("does not match its content ID", result.Reason, StringComparison.Ordinal);
         Assert.False(Directory.Exists(second.Downloads) && Directory.EnumerateFileSystemEntries(second.Downloads).Any(), "nothing may be released");
     }
+
+    [Fact]
+    public async Task A_seeder_that_connects_after_the_download_started_joins_it()
+    {
+        const int Chunks = 48;
+        var lateServed = 0;
+        await using var early = TransferNode.Start(TransferNode.Fast(o => o.UploadLimit = 48 * 1024));
+        await using var late = TransferNode.Start(TransferNode.Fast(o => o.Served = (_, _, _) => Interlocked.Increment(ref lateServed)));
+        await using var downloader = TransferNode.Start(TransferNode.Fast());
+        var original = early.WriteFile("late.bin", Chunks * TransferNode.ChunkSize, seed: 9);
+        var id = await early.ShareAsync(original);
+        Assert.Equal(id, await late.ShareAsync(late.WriteFile("late.bin", Chunks * TransferNode.ChunkSize, seed: 9)));
+
+        // Only the slow seeder is there when the download starts (alone it would need about 16 s)...
+        await downloader.ConnectAsync(early);
+        var handle = downloader.Transfer.StartDownload(id);
+        await Wait.UntilAsync(() => handle.Progress.BytesDone > 0, TimeSpan.FromSeconds(20), "the first chunks from the early seeder");
+        Assert.Equal(1, handle.Progress.Peers);
+
+        // ...then another one connects, and the running download takes it on.
+        await downloader.ConnectAsync(late);
+        var result = await handle.Completion.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(result.State == DownloadState.Released, result.Reason);
+        Assert.Equal(File.ReadAllBytes(original), File.ReadAllBytes(result.Path!));
+        Assert.True(Volatile.Read(ref lateServed) >= Chunks / 2, $"the late seeder served {lateServed} of {Chunks} chunks");
+    }
 }

@@ -146,6 +146,7 @@ internal sealed class TransferOptionsBuilder
         ChunkTimeout = ChunkTimeout,
         RequestTimeout = TimeSpan.FromSeconds(5),
         FlushInterval = TimeSpan.FromMilliseconds(50),
+        JoinInterval = TimeSpan.FromMilliseconds(100),
         TamperOutgoingChunk = Tamper,
         ChunkServed = Served,
         MaxConcurrentServes = MaxConcurrentServes,
