@@ -297,12 +297,13 @@ internal sealed class SwarmDownload
     /// </summary>
     private async Task JoinLateSourcesAsync(List<Source> sources, long count, SafeFileHandle file, List<Task> lanes, CancellationToken ct)
     {
+        // Each session is asked once: one that does not hold the content is not asked again every interval.
+        HashSet<ProtocolSession> asked = [.. sources.Select(s => s.Session)];
         try
         {
             while (true)
             {
                 await Task.Delay(_options.JoinInterval, _options.Time, ct).ConfigureAwait(false);
-                HashSet<ProtocolSession> known;
                 HashSet<PeerId> liars;
                 lock (_gate)
                 {
@@ -310,14 +311,13 @@ internal sealed class SwarmDownload
                     {
                         return;
                     }
-                    // Every session already used (dropped ones too), and any peer that sent a bad chunk: a liar stays
-                    // out of this download even when it reconnects.
-                    known = [.. sources.Select(s => s.Session)];
+                    // A peer that sent a bad chunk stays out of this download even when it reconnects.
                     liars = [.. _liars];
                 }
                 var fresh = _service.OpenSessions()
-                    .Where(p => !known.Contains(p) && !liars.Contains(p.PeerId) && !_service.IsBanned(p.PeerId))
+                    .Where(p => !asked.Contains(p) && !liars.Contains(p.PeerId) && !_service.IsBanned(p.PeerId))
                     .ToList();
+                asked.UnionWith(fresh);
                 if (fresh.Count == 0)
                 {
                     continue;
