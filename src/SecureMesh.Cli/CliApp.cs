@@ -132,5 +132,13 @@ internal static class CliApp
         return ex is SecureMeshException { Kind: SecureMeshErrorKind.InvalidInput } && ex.Data.Contains("usage") ? Usage : Failure;
     }
 
+    /// <summary>A usage error (a bad option or option value): exit code 2 instead of 1.</summary>
+    internal static SecureMeshException UsageError(string message)
+    {
+        var e = new SecureMeshException(SecureMeshErrorKind.InvalidInput, message);
+        e.Data["usage"] = true;
+        return e;
+    }
+
     private static string OneLine(string text) => text.ReplaceLineEndings(" ").Trim();
 }

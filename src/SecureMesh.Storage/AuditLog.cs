@@ -118,7 +118,11 @@ public sealed class AuditLog
             previous = hash;
             expectedSeq = seq + 1;
         }
-        return new AuditVerification(true, count, null, null);
+        return new AuditVerification(true, count, null, null)
+        {
+            HeadSeq = expectedSeq - 1,
+            HeadHash = count == 0 ? string.Empty : Convert.ToHexStringLower(previous),
+        };
     });
 
     /// <summary>Appends inside a caller's transaction, so a change and its audit entry commit together.</summary>

@@ -76,7 +76,14 @@ public sealed record AuditEntry(long Seq, DateTimeOffset Time, string Event, str
 /// <param name="Entries">How many entries were checked.</param>
 /// <param name="BrokenSeq">The seq of the first entry that fails (the entry after a gap for a deletion).</param>
 /// <param name="Reason">Why it fails.</param>
-public sealed record AuditVerification(bool Ok, long Entries, long? BrokenSeq, string? Reason);
+public sealed record AuditVerification(bool Ok, long Entries, long? BrokenSeq, string? Reason)
+{
+    /// <summary>The newest entry's sequence number (0 for an empty log); with <see cref="HeadHash"/>, an anchor to keep.</summary>
+    public long HeadSeq { get; init; }
+
+    /// <summary>The newest entry's hash in lowercase hex (empty for an empty log).</summary>
+    public string HeadHash { get; init; } = string.Empty;
+}
 
 internal static class StateNames
 {

@@ -92,4 +92,46 @@ public sealed class TrustCommandTests : IDisposable
         Assert.Equal(["peer.added", "peer.trusted", "peer.renamed", "peer.blocked", "peer.unblocked", "peer.removed"], events);
         Assert.Equal(0, _cli.Home_("log", "--verify").ExitCode);
     }
+
+    [Fact]
+    public void An_anchor_printed_by_log_verify_later_detects_entries_cut_from_the_end_or_rewritten()
+    {
+        Assert.Equal(0, _cli.Home_("peers", "trust", _known).ExitCode);
+        var first = _cli.Home_("log", "--verify");
+        Assert.Equal(0, first.ExitCode);
+        var anchor = System.Text.RegularExpressions.Regex.Match(first.Out, @"anchor \(keep it outside this machine\): (\d+:[0-9a-f]{64})").Groups[1].Value;
+        Assert.NotEmpty(anchor);
+        var seq = long.Parse(anchor.Split(':')[0], System.Globalization.CultureInfo.InvariantCulture);
+
+        // More entries later: the old anchor still holds.
+        Assert.Equal(0, _cli.Home_("peers", "rename", _known, "alice").ExitCode);
+        var later = _cli.Home_("log", "--verify", "--anchor", anchor);
+        Assert.True(later.ExitCode == 0, later.Err);
+        Assert.Contains($"entry {seq} matches the anchor", later.Out, StringComparison.Ordinal);
+
+        // Someone with write access cuts the newest entries, the anchored one included: the chain alone still looks
+        // intact, the anchor does not.
+        Sql($"DELETE FROM audit_log WHERE seq >= {seq}");
+        Assert.Equal(0, _cli.Home_("log", "--verify").ExitCode);
+        var cut = _cli.Home_("log", "--verify", "--anchor", anchor);
+        Assert.Equal(1, cut.ExitCode);
+        Assert.Contains("audit log cut", cut.Err, StringComparison.Ordinal);
+
+        // A wrong hash for an entry that is there is a rewrite; a malformed anchor is bad input.
+        var other = $"1:{new string('a', 64)}";
+        var rewritten = _cli.Home_("log", "--verify", "--anchor", other);
+        Assert.Equal(1, rewritten.ExitCode);
+        Assert.Contains("audit log rewritten: entry 1", rewritten.Err, StringComparison.Ordinal);
+        Assert.Equal(2, _cli.Home_("log", "--verify", "--anchor", "7:nothex").ExitCode);
+        Assert.Equal(2, _cli.Home_("log", "--anchor", anchor).ExitCode);
+    }
+
+    private void Sql(string sql)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_cli.Home, "securemesh.db")};Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
 }

@@ -29,7 +29,8 @@ public sealed class AuditAndConfigTests
         Assert.Equal(new DateTimeOffset(2026, 1, 2, 3, 4, 6, TimeSpan.Zero), entries[0].Time);
         Assert.Null(entries[0].PeerId);
         Assert.NotNull(entries[1].PeerId);
-        Assert.Equal(new AuditVerification(true, 5, null, null), t.Db.Audit.Verify());
+        // The head (newest seq and hash) is what a user keeps as an anchor against a cut tail.
+        Assert.Equal(new AuditVerification(true, 5, null, null) { HeadSeq = 5, HeadHash = entries[^1].Hash }, t.Db.Audit.Verify());
     }
 
     [Fact]
@@ -139,7 +140,7 @@ public sealed class AuditAndConfigTests
         using var other = SecureMeshDatabase.Open(t.Directory, t.Time);
         other.Audit.Append("peer.banned", "rate limit");
         t.Db.Audit.Append("quarantine.released", "id=1");
-        Assert.Equal(new AuditVerification(true, 4, null, null), t.Db.Audit.Verify());
+        Assert.Equal(new AuditVerification(true, 4, null, null) { HeadSeq = 4, HeadHash = t.Db.Audit.List()[^1].Hash }, t.Db.Audit.Verify());
     }
 
     [Fact]

@@ -67,19 +67,12 @@ internal static class DemoCommand
         var bytes = SettingDefinition.ParseSize(value);
         if (bytes < 0)
         {
-            throw Usage($"--size: '{value}' is not a size such as 3m or 64MiB (at most {MaxSize >> 20}MiB)");
+            throw CliApp.UsageError($"--size: '{value}' is not a size such as 3m or 64MiB (at most {MaxSize >> 20}MiB)");
         }
         if (bytes < MinSize || bytes > MaxSize)
         {
-            throw Usage($"--size must be between 1KiB and {MaxSize >> 20}MiB, got {value}");
+            throw CliApp.UsageError($"--size must be between 1KiB and {MaxSize >> 20}MiB, got {value}");
         }
         return bytes;
-    }
-
-    private static SecureMeshException Usage(string message)
-    {
-        var e = new SecureMeshException(SecureMeshErrorKind.InvalidInput, message);
-        e.Data["usage"] = true;
-        return e;
     }
 }

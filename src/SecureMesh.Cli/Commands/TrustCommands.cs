@@ -42,25 +42,50 @@ internal static class TrustCommands
 
         var since = new Option<string?>("--since") { Description = "Only entries at or after TIME (ISO 8601, or a duration such as 10m, 2h, 7d)", HelpName = "TIME" };
         var verify = new Option<bool>("--verify") { Description = "Check the hash chain and report the first broken link" };
+        var anchor = new Option<string?>("--anchor")
+        {
+            Description = "With --verify: also require entry SEQ to still be there with this hash (printed by an earlier --verify); detects entries cut from the end",
+            HelpName = "SEQ:HASH",
+        };
         var limit = new Option<int?>("--limit") { Description = "At most N entries (newest)", HelpName = "N" };
-        var log = new Command("log", "Show the audit log") { since, verify, limit };
+        var log = new Command("log", "Show the audit log") { since, verify, anchor, limit };
         log.SetAction((parse, cancellationToken) => Run(parse, console, async (ctx, control, ct) =>
         {
+            var anchorText = parse.GetValue(anchor);
+            if (anchorText is not null && !parse.GetValue(verify))
+            {
+                throw CliApp.UsageError("--anchor goes with --verify");
+            }
             if (parse.GetValue(verify))
             {
+                var expected = anchorText is null ? ((long, string)?)null : ParseAnchor(anchorText);
                 var result = await control.VerifyLogAsync(ct);
+                if (!result.Ok)
+                {
+                    if (ctx.Json)
+                    {
+                        ctx.WriteJson(result);
+                    }
+                    throw new SecureMeshException(SecureMeshErrorKind.Storage,
+                        $"audit log broken at entry {result.BrokenSeq}: {result.Reason}");
+                }
+                if (expected is var (seq, hash))
+                {
+                    await CheckAnchorAsync(control, result, seq, hash, ct);
+                }
                 if (ctx.Json)
                 {
                     ctx.WriteJson(result);
                 }
-                else if (result.Ok)
+                else
                 {
-                    ctx.Out.WriteLine($"audit log intact: {result.Entries} entries, hash chain verified");
-                }
-                if (!result.Ok)
-                {
-                    throw new SecureMeshException(SecureMeshErrorKind.Storage,
-                        $"audit log broken at entry {result.BrokenSeq}: {result.Reason}");
+                    ctx.Out.WriteLine($"audit log intact: {result.Entries} entries, hash chain verified"
+                        + (expected is { } a ? $", entry {a.Item1} matches the anchor" : string.Empty));
+                    if (result.HeadSeq > 0)
+                    {
+                        // The chain cannot show that entries were cut from its end; an anchor kept elsewhere can.
+                        ctx.Out.WriteLine($"anchor (keep it outside this machine): {result.HeadSeq}:{result.HeadHash}");
+                    }
                 }
                 return CliApp.Success;
             }
@@ -312,4 +337,37 @@ internal static class TrustCommands
     }
 
     internal static string Time(DateTimeOffset t) => t.ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture);
+
+    /// <summary>Parses <c>SEQ:HASH</c> (a positive sequence number and a 64-digit hex SHA-256).</summary>
+    private static (long Seq, string Hash) ParseAnchor(string text)
+    {
+        var colon = text.IndexOf(':', StringComparison.Ordinal);
+        if (colon > 0
+            && long.TryParse(text.AsSpan(0, colon), NumberStyles.None, CultureInfo.InvariantCulture, out var seq) && seq > 0
+            && text.Length - colon - 1 == 64
+            && text.AsSpan(colon + 1).ContainsAnyExcept("0123456789abcdefABCDEF") is false)
+        {
+            return (seq, text[(colon + 1)..].ToLowerInvariant());
+        }
+        throw CliApp.UsageError("--anchor: expected SEQ:HASH as printed by 'log --verify' (a sequence number and 64 hex digits)");
+    }
+
+    /// <summary>The intact chain must still hold entry <paramref name="seq"/> with <paramref name="hash"/>.</summary>
+    private static async Task CheckAnchorAsync(INodeControl control, LogVerification result, long seq, string hash, CancellationToken ct)
+    {
+        if (result.HeadSeq < seq)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Storage,
+                $"audit log cut: it ends at entry {result.HeadSeq}, but the anchor is entry {seq}: entries were removed from its end");
+        }
+        // The newest entries down to the anchored one (the chain is intact, so their order is the stored one).
+        var span = result.HeadSeq - seq + 1;
+        var entries = await control.GetLogAsync(null, span > int.MaxValue ? int.MaxValue : (int)span, ct);
+        var entry = entries.FirstOrDefault(e => e.Seq == seq);
+        if (entry is null || !string.Equals(entry.Hash, hash, StringComparison.Ordinal))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Storage,
+                $"audit log rewritten: entry {seq} no longer has the anchored hash");
+        }
+    }
 }

@@ -229,7 +229,7 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
     public async Task<LogVerificationView> VerifyLogAsync(CancellationToken cancellationToken)
     {
         var v = await _control.VerifyLogAsync(cancellationToken);
-        return new LogVerificationView(v.Ok, v.Entries, v.BrokenSeq, v.Reason);
+        return new LogVerificationView(v.Ok, v.Entries, v.BrokenSeq, v.Reason, v.HeadSeq, v.HeadHash);
     }
 
     private static long ParseId(string id) =>

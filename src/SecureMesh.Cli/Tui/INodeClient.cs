@@ -170,4 +170,4 @@ internal sealed record LogEntryView(long Seq, DateTimeOffset Time, string Event,
 
 /// <summary>The outcome of checking the audit log's hash chain.</summary>
 /// <param name="BrokenSeq">The first entry whose link fails; null when intact.</param>
-internal sealed record LogVerificationView(bool Ok, long Entries, long? BrokenSeq, string? Reason);
+internal sealed record LogVerificationView(bool Ok, long Entries, long? BrokenSeq, string? Reason, long HeadSeq = 0, string HeadHash = "");

@@ -55,5 +55,6 @@ internal sealed class LogPage : TuiPage
 
     internal static string Describe(LogVerificationView result) => result.Ok
         ? $"OK: {result.Entries} entries, hash chain intact."
+            + (result.HeadSeq > 0 ? $" Anchor to keep elsewhere (log --verify --anchor): {result.HeadSeq}:{result.HeadHash}" : string.Empty)
         : $"BROKEN at entry {result.BrokenSeq}: {result.Reason ?? "hash mismatch"}";
 }

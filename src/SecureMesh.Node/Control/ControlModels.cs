@@ -74,7 +74,7 @@ internal sealed record ConfigSetResult(string Key, string Value, string Applied,
 internal sealed record LogEntryInfo(long Seq, DateTimeOffset Time, string Event, string? PeerId, string Detail, string Hash);
 
 /// <summary><c>GET /v1/log/verify</c>.</summary>
-internal sealed record LogVerification(bool Ok, long Entries, long? BrokenSeq, string? Reason);
+internal sealed record LogVerification(bool Ok, long Entries, long? BrokenSeq, string? Reason, long HeadSeq = 0, string HeadHash = "");
 
 /// <summary>A peer found by a LAN beacon.</summary>
 internal sealed record DiscoveredPeerInfo(string PeerId, string Fingerprint, string Address, DateTimeOffset LastSeen, string State);

@@ -281,7 +281,7 @@ internal sealed class NodeControlService : INodeControl
     public Task<LogVerification> VerifyLogAsync(CancellationToken cancellationToken)
     {
         var result = _db.Audit.Verify();
-        return Task.FromResult(new LogVerification(result.Ok, result.Entries, result.BrokenSeq, result.Reason));
+        return Task.FromResult(new LogVerification(result.Ok, result.Entries, result.BrokenSeq, result.Reason, result.HeadSeq, result.HeadHash));
     }
 
     private Task<PeerActionResult> PeerAction(string peerId, Func<PeerId, bool> action)
