@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Paired end-to-end comparison on loopback: `securemesh get` of a SIZE_MIB file from a running seeder, against
+# `ssh -c chacha20-poly1305@openssh.com 127.0.0.1 "cat > FILE" < FILE`, RUNS times each in turn (get, ssh, get, ...),
+# after one warm-up of each. Each timed run is a whole command (a fresh `get` process: start, connect, transfer,
+# whole-file check, release; a fresh ssh session: key exchange, transfer), both writing through the page cache and
+# both deleting the previous output first. Prints each side's median and the median of the pairwise ratios.
+#
+#   get-vs-ssh.sh [RUNS] [SIZE_MIB]          NO_FSYNC=1 runs `get` under eatmydata (its periodic fsync a no-op)
+#
+# Needs a Release build (dotnet build src/SecureMesh.Cli -c Release, or SECUREMESH_DLL=path/to/securemesh.dll for a
+# published one) and openssh-server. Everything lives in a temp folder removed at the end; all on 127.0.0.1.
+set -euo pipefail
+RUNS=${1:-8}
+SIZE=${2:-1024}
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+DLL="${SECUREMESH_DLL:-$ROOT/src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll}"
+WORK=$(mktemp -d /tmp/sm-vs.XXXXXX)
+SEEDER_PID=
+SSHD_PID=
+cleanup() {
+  for p in "$SEEDER_PID" "$SSHD_PID"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+source "$(dirname "$0")/lib-sshd.sh"
+SM() { dotnet "$DLL" "$@"; }
+peer_id() { SM --home "$1" id --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["peerId"])'; }
+
+head -c $((SIZE * 1048576)) /dev/urandom > "$WORK/payload.bin"
+SM --home "$WORK/s" init </dev/null >/dev/null 2>&1
+SM --home "$WORK/dl" init </dev/null >/dev/null 2>&1
+SM --home "$WORK/s" peers add "$(peer_id "$WORK/dl")" --trust >/dev/null
+SM --home "$WORK/s" share add "$WORK/payload.bin" >/dev/null
+CID=$(SM --home "$WORK/s" share list --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["files"][0]["contentId"])')
+PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+dotnet "$DLL" --home "$WORK/s" run --listen "127.0.0.1:$PORT" > "$WORK/s.log" 2>&1 &
+SEEDER_PID=$!
+SM --home "$WORK/dl" peers add "$(peer_id "$WORK/s")" --addr "127.0.0.1:$PORT" --trust >/dev/null
+until grep -q "listening on" "$WORK/s.log"; do sleep 0.2; done
+start_sshd "$WORK"
+
+GET=(dotnet "$DLL" --home "$WORK/dl" get "$CID" --out "$WORK/out" --json)
+if [ "${NO_FSYNC:-0}" = 1 ]; then GET=(eatmydata "${GET[@]}"); fi
+# Seconds one command takes, output thrown away.
+timed() { local s e; s=$(date +%s.%N); "$@" > /dev/null; e=$(date +%s.%N); python3 -c "print($e-$s)"; }
+run_get() { rm -rf "$WORK/out"; timed "${GET[@]}"; }
+run_ssh() { rm -f "$WORK/received.bin"; timed "${SSH[@]}" "cat > $WORK/received.bin" < "$WORK/payload.bin"; }
+
+run_get > /dev/null; run_ssh > /dev/null
+cmp "$WORK/payload.bin" "$WORK/out/payload.bin"
+cmp "$WORK/payload.bin" "$WORK/received.bin"
+gets=(); sshs=()
+for _ in $(seq 1 "$RUNS"); do gets+=("$(run_get)"); sshs+=("$(run_ssh)"); done
+python3 - "$SIZE" "${NO_FSYNC:-0}" "${gets[*]}" "${sshs[*]}" <<'PY'
+import statistics, sys
+size, nofsync = int(sys.argv[1]), sys.argv[2] == "1"
+g = [float(x) for x in sys.argv[3].split()]; s = [float(x) for x in sys.argv[4].split()]
+mb = size * 1048576 / 1e6
+gm, sm = statistics.median(g), statistics.median(s)
+ratio = statistics.median(b / a for a, b in zip(g, s))
+print(f"{len(g)} pairs, {size} MiB, get {'without fsync (eatmydata)' if nofsync else 'as shipped (fsync every 500 ms)'}")
+print(f"get: median {gm:.2f} s = {mb / gm:.0f} MB/s (min {min(g):.2f}, max {max(g):.2f})")
+print(f"ssh: median {sm:.2f} s = {mb / sm:.0f} MB/s (min {min(s):.2f}, max {max(s):.2f})")
+print(f"get speed / ssh speed, median of pairs: {ratio:.2f}x")
+PY
