@@ -93,6 +93,17 @@ public sealed class ThreatModelTests
     }
 
     [Fact]
+    public void Method_names_grouped_after_their_class_are_checked_against_that_class()
+    {
+        Assert.Equal(["RealTests.Proves_it", "RealTests.Also_proves_it", "OtherTests.Proves_it", "Proves_it"],
+            ThreatTable.TestsIn("RealTests: `Proves_it`, `Also_proves_it`; OtherTests: `Proves_it`; `Proves_it`"));
+        var known = KnownTests.FromSources([("A/RealTests.cs", Source)]);
+        Assert.Empty(ThreatTable.Check("| T-01 | impersonation | channel | signature | RealTests: `Proves_it`, `Also_proves_it` |", known, 1, []));
+        var wrongClass = ThreatTable.Check("| T-01 | impersonation | channel | signature | OtherTests: `Proves_it` |", known, 1, []);
+        Assert.Contains(wrongClass, p => p.Contains("no file declaring class OtherTests", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void The_scanner_finds_facts_and_theories_behind_data_attributes_and_ignores_helpers_and_comments()
     {
         var known = KnownTests.FromSources([("A/RealTests.cs", Source)]);

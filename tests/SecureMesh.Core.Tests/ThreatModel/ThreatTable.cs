@@ -7,7 +7,8 @@ internal sealed record ThreatRow(int Line, string Id, string Threat, string Comp
 
 /// <summary>
 /// Reads the threat table of <c>threat-model/threats.md</c> and checks it against the tests that exist: every row names at
-/// least one test, in backticks, as <c>Method</c> or <c>Class.Method</c>, and every name is a [Fact] or [Theory].
+/// least one test, each method name in backticks (grouped after its class: <c>Class: `Method`, `Method`</c>; <c>`Class.Method`</c>
+/// is read too), and every name is a [Fact] or [Theory] of that class.
 /// </summary>
 internal static partial class ThreatTable
 {
@@ -29,7 +30,7 @@ internal static partial class ThreatTable
             {
                 continue;
             }
-            var tests = cells.Count >= 5 ? CodeSpan().Matches(cells[^1]).Select(m => m.Groups[1].Value.Trim()).ToList() : [];
+            var tests = cells.Count >= 5 ? TestsIn(cells[^1]) : [];
             rows.Add(new ThreatRow(i + 1, cells[0], Cell(cells, 1), Cell(cells, 2), Cell(cells, 3), tests, cells.Count));
         }
         return rows;
@@ -64,13 +65,13 @@ internal static partial class ThreatTable
             }
             if (row.Tests.Count == 0)
             {
-                problems.Add($"{where}: names no test (write each as `Class.Method` or `Method`)");
+                problems.Add($"{where}: names no test (write them as Class: `Method`, `Method`)");
             }
             foreach (var test in row.Tests)
             {
                 if (!TestName().IsMatch(test))
                 {
-                    problems.Add($"{where}: `{test}` is not a test name (`Class.Method` or `Method`)");
+                    problems.Add($"{where}: `{test}` is not a test name (a method name, after its class)");
                 }
                 else if (known.Problem(test) is { } problem)
                 {
@@ -118,6 +119,27 @@ internal static partial class ThreatTable
         return cells;
     }
 
+    /// <summary>
+    /// The tests a cell names. Method names stand in backticks exactly as declared; a group may start with its class,
+    /// <c>HardeningTests: `A_test`, `Another_test`; OtherTests: `Third`</c>, and those come back as <c>Class.Method</c>
+    /// so that the class is checked too. <c>`Class.Method`</c> is read as well.
+    /// </summary>
+    internal static List<string> TestsIn(string cell)
+    {
+        var tests = new List<string>();
+        foreach (var group in cell.Split(';'))
+        {
+            var prefix = GroupClass().Match(group);
+            var owner = prefix.Success ? prefix.Groups[1].Value : null;
+            foreach (Match m in CodeSpan().Matches(group))
+            {
+                var name = m.Groups[1].Value.Trim();
+                tests.Add(owner is not null && !name.Contains('.', StringComparison.Ordinal) ? $"{owner}.{name}" : name);
+            }
+        }
+        return tests;
+    }
+
     private static string Cell(List<string> cells, int index) => index < cells.Count ? cells[index] : string.Empty;
 
     [GeneratedRegex(@"^T-\d+$")]
@@ -128,6 +150,9 @@ internal static partial class ThreatTable
 
     [GeneratedRegex(@"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)?$")]
     private static partial Regex TestName();
+
+    [GeneratedRegex(@"^\s*([A-Za-z_]\w*)\s*:")]
+    private static partial Regex GroupClass();
 }
 
 /// <summary>The [Fact] and [Theory] methods found in C# sources, with the classes declared in each method's file.</summary>
