@@ -46,20 +46,12 @@ internal sealed class NodeHost : IAsyncDisposable
 
     public static async Task<NodeHost> StartAsync(string home, NodeIdentity identity, SecureMeshDatabase db, IPEndPoint endPoint, ILoggerFactory loggerFactory, TimeSpan? beaconInterval, CancellationToken cancellationToken)
     {
-        var transfer = new TransferService(db, identity, home, new TransferOptions { LoggerFactory = loggerFactory });
-        MeshNode? node = null;
+        var (transfer, node) = LocalNode.Start(identity, db, home, endPoint, loggerFactory,
+            TimeSpan.FromSeconds(int.Parse(db.Config.Get(NodeSettings.HandshakeTimeout) ?? "5", System.Globalization.CultureInfo.InvariantCulture)),
+            int.Parse(db.Config.Get(NodeSettings.MaxConnections) ?? "256", System.Globalization.CultureInfo.InvariantCulture));
         DiscoveryService? discovery = null;
         try
         {
-            node = MeshNode.Start(identity, db, new NodeOptions
-            {
-                SessionHandler = transfer.HandleSessionAsync,
-                Home = home,
-                Listen = endPoint,
-                LoggerFactory = loggerFactory,
-                HandshakeTimeout = TimeSpan.FromSeconds(int.Parse(db.Config.Get(NodeSettings.HandshakeTimeout) ?? "5", System.Globalization.CultureInfo.InvariantCulture)),
-                MaxSessions = int.Parse(db.Config.Get(NodeSettings.MaxConnections) ?? "256", System.Globalization.CultureInfo.InvariantCulture),
-            });
             var discovered = new DiscoveredPeers();
             discovery = new DiscoveryService(identity, node, db, discovered, new DiscoveryOptions
             {
@@ -91,10 +83,7 @@ internal sealed class NodeHost : IAsyncDisposable
             {
                 await discovery.DisposeAsync();
             }
-            if (node is not null)
-            {
-                await node.DisposeAsync();
-            }
+            await node.DisposeAsync();
             await transfer.DisposeAsync();
             throw;
         }

@@ -56,14 +56,7 @@ internal sealed class NodeRuntime : IAsyncDisposable
         {
             identity = IdentityStore.Load(ctx.Home, ctx.PassphraseSource(passphraseStdin));
             db = SecureMeshDatabase.Open(ctx.Home);
-            var transfer = new TransferService(db, identity, ctx.Home, new TransferOptions { LoggerFactory = loggerFactory });
-            var node = MeshNode.Start(identity, db, new NodeOptions
-            {
-                Home = ctx.Home,
-                Listen = new IPEndPoint(IPAddress.Loopback, 0),
-                LoggerFactory = loggerFactory,
-                SessionHandler = transfer.HandleSessionAsync,
-            });
+            var (transfer, node) = LocalNode.Start(identity, db, ctx.Home, new IPEndPoint(IPAddress.Loopback, 0), loggerFactory);
             var connector = new PeerConnector(node, null, loggerFactory);
             var runtime = new NodeRuntime(nodeLock, identity, db, transfer, node, connector, loggerFactory);
             var sessions = await connector.ConnectAllAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);

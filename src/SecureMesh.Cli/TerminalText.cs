@@ -23,6 +23,35 @@ internal static class TerminalText
         c < 0x20 || (c >= 0x7F && c <= 0x9F) || c is '\u2028' or '\u2029'
         || (c >= 0xA0 && char.GetUnicodeCategory(c) == UnicodeCategory.Format);
 
+    /// <summary>
+    /// True for a character that must never reach a terminal as it is, beyond the BMP too: a non-BMP format character
+    /// (the invisible tag characters U+E0000–U+E007F, say) is as unsafe as a BMP one.
+    /// </summary>
+    public static bool IsUnsafe(Rune rune) => rune.IsBmp
+        ? IsUnsafe((char)rune.Value)
+        : Rune.GetUnicodeCategory(rune) == UnicodeCategory.Format;
+
+    /// <summary>
+    /// Shows raw text exactly but inertly (a peer's announced name, say): every unsafe character becomes
+    /// <c>\u{XXXX}</c>, so the user sees what was sent without the terminal acting on it.
+    /// </summary>
+    public static string Escape(string text)
+    {
+        var builder = new StringBuilder(text.Length);
+        foreach (var rune in text.EnumerateRunes())
+        {
+            if (IsUnsafe(rune))
+            {
+                builder.Append(CultureInfo.InvariantCulture, $"\\u{{{rune.Value:X4}}}");
+            }
+            else
+            {
+                builder.Append(rune.ToString());
+            }
+        }
+        return builder.ToString();
+    }
+
     /// <summary>One line of display text: every unsafe character, line breaks and tabs included, becomes <see cref="Replacement"/>.</summary>
     public static string Safe(string? text) => Replace(text ?? string.Empty, keep: static _ => false);
 

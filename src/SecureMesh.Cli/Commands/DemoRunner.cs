@@ -334,7 +334,6 @@ internal static class DemoRunner
         {
             var identity = NodeIdentity.Generate();
             SecureMeshDatabase? db = null;
-            TransferService? transfer = null;
             try
             {
                 IdentityStore.Save(home, identity, passphrase: null, force: false);
@@ -342,19 +341,11 @@ internal static class DemoRunner
                 db.Config.Set(NodeSettings.ChunkSize, DemoChunkSize.ToString(CultureInfo.InvariantCulture));
                 db.Config.Set(NodeSettings.DownloadDir, Path.Combine(home, "received"));
                 db.Config.Set(NodeSettings.Discovery, "off");
-                transfer = new TransferService(db, identity, home, new TransferOptions { LoggerFactory = loggerFactory });
-                var node = MeshNode.Start(identity, db, new NodeOptions
-                {
-                    Home = home,
-                    Listen = new IPEndPoint(IPAddress.Loopback, 0),
-                    LoggerFactory = loggerFactory,
-                    SessionHandler = transfer.HandleSessionAsync,
-                });
+                var (transfer, node) = LocalNode.Start(identity, db, home, new IPEndPoint(IPAddress.Loopback, 0), loggerFactory);
                 return new DemoPeer(name, home, identity, db, transfer, node);
             }
             catch
             {
-                transfer?.DisposeAsync().AsTask().GetAwaiter().GetResult();
                 db?.Dispose();
                 identity.Dispose();
                 throw;

@@ -51,7 +51,7 @@ internal static class QuarantineCommands
                 ["id", Num(item.Id)],
                 ["content", item.ContentId],
                 ["name", item.SafeName],
-                ["announced", item.AnnouncedName is null ? "-" : Escape(item.AnnouncedName)],
+                ["announced", item.AnnouncedName is null ? "-" : TerminalText.Escape(item.AnnouncedName)],
                 ["size", Num(item.Size)],
                 ["state", item.StateName],
                 ["reason", item.Reason ?? "-"],
@@ -128,26 +128,6 @@ internal static class QuarantineCommands
         created = i.Created,
         updated = i.Updated,
     };
-
-    /// <summary>Shows a peer's raw name without letting it steer the terminal: control, format (bidi) and separator characters become \u{XXXX}.</summary>
-    internal static string Escape(string text)
-    {
-        var builder = new System.Text.StringBuilder(text.Length);
-        foreach (var rune in text.EnumerateRunes())
-        {
-            var category = System.Text.Rune.GetUnicodeCategory(rune);
-            if (category is UnicodeCategory.Control or UnicodeCategory.Format or UnicodeCategory.LineSeparator
-                or UnicodeCategory.ParagraphSeparator or UnicodeCategory.Surrogate)
-            {
-                builder.Append(CultureInfo.InvariantCulture, $"\\u{{{rune.Value:X4}}}");
-            }
-            else
-            {
-                builder.Append(rune.ToString());
-            }
-        }
-        return builder.ToString();
-    }
 
     private static string Num(long n) => n.ToString(CultureInfo.InvariantCulture);
 }
