@@ -24,7 +24,7 @@ public sealed class NodeLock : IDisposable
             var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None };
             if (!OperatingSystem.IsWindows())
             {
-                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+                options.UnixCreateMode = OwnerOnly.Files;
             }
             var stream = new FileStream(path, options);
             stream.SetLength(0);

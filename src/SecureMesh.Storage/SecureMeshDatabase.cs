@@ -85,7 +85,7 @@ public sealed class SecureMeshDatabase : IDisposable
                 }
                 else
                 {
-                    Directory.CreateDirectory(dataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                    Directory.CreateDirectory(dataDirectory, OwnerOnly.Directories);
                 }
             }
         }
@@ -365,7 +365,7 @@ public sealed class SecureMeshDatabase : IDisposable
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.ReadWrite };
         if (!OperatingSystem.IsWindows())
         {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            options.UnixCreateMode = OwnerOnly.Files;
         }
         try
         {
@@ -383,12 +383,11 @@ public sealed class SecureMeshDatabase : IDisposable
         {
             return;
         }
-        const UnixFileMode ownerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         try
         {
-            if (File.GetUnixFileMode(path) != ownerOnly)
+            if (File.GetUnixFileMode(path) != OwnerOnly.Files)
             {
-                File.SetUnixFileMode(path, ownerOnly);
+                File.SetUnixFileMode(path, OwnerOnly.Files);
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -118,7 +118,7 @@ internal static class IdentityCommands
             var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
             if (!OperatingSystem.IsWindows())
             {
-                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+                options.UnixCreateMode = OwnerOnly.Files;
             }
             using var stream = new FileStream(path, options);
             using var writer = new StreamWriter(stream);

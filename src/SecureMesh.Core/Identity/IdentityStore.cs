@@ -15,8 +15,6 @@ public static class IdentityStore
     public const string PrivateKeyFileName = "identity.key";
 
     private const string TempMarker = ".tmp-";
-    private const UnixFileMode DirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
-    private const UnixFileMode FileMode600 = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     /// <summary>Creates the data directory (mode 0700) or tightens it to 0700 if it is ours.</summary>
     public static void EnsureDataDirectory(string home)
@@ -33,15 +31,15 @@ public static class IdentityStore
                 }
                 else
                 {
-                    Directory.CreateDirectory(full, DirectoryMode);
+                    Directory.CreateDirectory(full, OwnerOnly.Directories);
                     // CreateDirectory honours the umask; set the mode explicitly.
-                    File.SetUnixFileMode(full, DirectoryMode);
+                    File.SetUnixFileMode(full, OwnerOnly.Directories);
                 }
             }
             else if (!OperatingSystem.IsWindows() && UnixFileSystem.IsOwnedByCurrentUser(full)
-                     && File.GetUnixFileMode(full) != DirectoryMode)
+                     && File.GetUnixFileMode(full) != OwnerOnly.Directories)
             {
-                File.SetUnixFileMode(full, DirectoryMode);
+                File.SetUnixFileMode(full, OwnerOnly.Directories);
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException)
@@ -179,7 +177,7 @@ public static class IdentityStore
         if (!OperatingSystem.IsWindows())
         {
             // The file is 0600 from its creation, before any secret byte is written.
-            options.UnixCreateMode = FileMode600;
+            options.UnixCreateMode = OwnerOnly.Files;
         }
         using var stream = new FileStream(path, options);
         stream.Write(contents);

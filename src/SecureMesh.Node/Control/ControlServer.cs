@@ -224,7 +224,7 @@ internal sealed class ControlServer : IAsyncDisposable
             await app.StartAsync(cancellationToken);
             if (!OperatingSystem.IsWindows())
             {
-                File.SetUnixFileMode(socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                File.SetUnixFileMode(socketPath, OwnerOnly.Files);
             }
         }
         catch

@@ -29,8 +29,6 @@ public sealed partial class QuarantineManager
     /// <summary>The quarantine folder's name inside the data directory.</summary>
     public const string FolderName = "quarantine";
 
-    private const UnixFileMode OwnerOnlyFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-    private const UnixFileMode OwnerOnlyDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
     private const int MaxNameAttempts = 10_000;
 
     private readonly SecureMeshDatabase _database;
@@ -406,10 +404,10 @@ public sealed partial class QuarantineManager
             Directory.CreateDirectory(Folder);
             return;
         }
-        Directory.CreateDirectory(Folder, OwnerOnlyDirectory);
-        if (File.GetUnixFileMode(Folder) != OwnerOnlyDirectory)
+        Directory.CreateDirectory(Folder, OwnerOnly.Directories);
+        if (File.GetUnixFileMode(Folder) != OwnerOnly.Directories)
         {
-            File.SetUnixFileMode(Folder, OwnerOnlyDirectory);
+            File.SetUnixFileMode(Folder, OwnerOnly.Directories);
         }
     }
 
@@ -418,7 +416,7 @@ public sealed partial class QuarantineManager
         var options = new FileStreamOptions { Mode = truncate ? FileMode.Create : FileMode.OpenOrCreate, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
         {
-            options.UnixCreateMode = OwnerOnlyFile;
+            options.UnixCreateMode = OwnerOnly.Files;
         }
         using (new FileStream(path, options))
         {
@@ -428,9 +426,9 @@ public sealed partial class QuarantineManager
 
     private static void SetOwnerOnly(string path)
     {
-        if (!OperatingSystem.IsWindows() && File.GetUnixFileMode(path) != OwnerOnlyFile)
+        if (!OperatingSystem.IsWindows() && File.GetUnixFileMode(path) != OwnerOnly.Files)
         {
-            File.SetUnixFileMode(path, OwnerOnlyFile);
+            File.SetUnixFileMode(path, OwnerOnly.Files);
         }
     }
 
