@@ -10,25 +10,8 @@ namespace SecureMesh.Core.Tests.Channel;
 /// Identity misbinding (a genuine, correctly signed payload presented over someone else's Noise static key) and
 /// downgrade (a peer on another Noise protocol): both end without a connection, in both roles.
 /// </summary>
-public sealed class BindingAndDowngradeTests : IAsyncLifetime
+public sealed class BindingAndDowngradeTests : ListenerTestBase
 {
-    private readonly NodeIdentity _server = NodeIdentity.Generate();
-    private readonly NodeIdentity _client = NodeIdentity.Generate();
-    private SecureListener _listener = null!;
-
-    public Task InitializeAsync()
-    {
-        _listener = SecureListener.Start(TestNet.Loopback, _server, TestNet.ListenerOptions(TimeSpan.FromSeconds(5)));
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _listener.DisposeAsync();
-        _server.Dispose();
-        _client.Dispose();
-    }
-
     [Fact]
     public async Task A_victims_genuine_payload_over_the_attackers_static_key_is_refused_by_the_responder()
     {

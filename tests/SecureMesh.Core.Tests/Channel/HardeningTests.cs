@@ -7,25 +7,8 @@ using SecureMesh.Core.Noise;
 namespace SecureMesh.Core.Tests.Channel;
 
 /// <summary>Each attack ends in a closed connection, and the listener then still serves an honest client.</summary>
-public sealed class HardeningTests : IAsyncLifetime
+public sealed class HardeningTests : ListenerTestBase
 {
-    private readonly NodeIdentity _server = NodeIdentity.Generate();
-    private readonly NodeIdentity _client = NodeIdentity.Generate();
-    private SecureListener _listener = null!;
-
-    public Task InitializeAsync()
-    {
-        _listener = SecureListener.Start(TestNet.Loopback, _server, TestNet.ListenerOptions(TimeSpan.FromSeconds(5)));
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _listener.DisposeAsync();
-        _server.Dispose();
-        _client.Dispose();
-    }
-
     private async Task AssertRejectedAndStillServingAsync(long failuresBefore = 0)
     {
         await TestNet.WaitUntilAsync(() => _listener.FailedHandshakes > failuresBefore, "the listener to record the failed handshake");
