@@ -31,7 +31,7 @@ public sealed partial class MultiHostTests(ITestOutputHelper output) : IDisposab
     [Fact]
     public async Task Seven_honest_nodes_share_and_fetch_exactly_while_a_trusted_peer_lies_about_chunks_and_floods_handshakes()
     {
-        Assert.True(Environment.UserName == "root" || GetEuid() == 0, "the multi-host test needs root (CI runs as root): cannot create network namespaces");
+        NamespaceLan.RequireRoot("the multi-host test");
         var clock = Stopwatch.StartNew();
 
         // Three files: one held by three honest seeders (a real swarm), two held by one honest seeder each; the hostile
@@ -299,9 +299,6 @@ public sealed partial class MultiHostTests(ITestOutputHelper output) : IDisposab
 
     [GeneratedRegex(@"(\w+)=(\d+)")]
     private static partial Regex StatsPair();
-
-    [LibraryImport("libc", EntryPoint = "geteuid")]
-    private static partial uint GetEuid();
 
     public void Dispose()
     {

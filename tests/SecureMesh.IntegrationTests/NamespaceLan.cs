@@ -12,7 +12,7 @@ namespace SecureMesh.IntegrationTests;
 /// first. <see cref="Dispose"/> deletes every namespace; kill the processes running in them before.
 /// Needs root; every failure of <c>ip</c> is a test failure, never a skip.
 /// </summary>
-internal sealed class NamespaceLan : IDisposable
+internal sealed partial class NamespaceLan : IDisposable
 {
     private const string Prefix = "smlan";
     private readonly List<string> _namespaces = [];
@@ -142,6 +142,13 @@ internal sealed class NamespaceLan : IDisposable
     }
 
     /// <summary>Runs <c>ip ARGS</c>; returns its standard output. With <paramref name="check"/>, a failure fails the test.</summary>
+    /// <summary>Fails (never skips) the calling test unless it runs as root, which network namespaces need (CI runs as root).</summary>
+    internal static void RequireRoot(string test) =>
+        Assert.True(Environment.UserName == "root" || GetEuid() == 0, $"{test} needs root (CI runs as root): cannot create network namespaces");
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint GetEuid();
+
     internal static string Ip(bool check, params string[] args)
     {
         var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true };
