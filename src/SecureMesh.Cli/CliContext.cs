@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using SecureMesh.Core;
 
 namespace SecureMesh.Cli;
@@ -16,6 +17,9 @@ internal sealed class CliContext
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+        // Records listed in CliJsonContext need no serializer built by reflection (tens of ms at the end of a command);
+        // the anonymous shapes of other commands still go through reflection.
+        TypeInfoResolver = JsonTypeInfoResolver.Combine(CliJsonContext.Default, new DefaultJsonTypeInfoResolver()),
     };
 
     public CliContext(CliConsole console, string home, bool json, bool verbose)
@@ -98,3 +102,12 @@ internal sealed class CliContext
         ?? throw new SecureMeshException(SecureMeshErrorKind.WrongPassphrase,
             "the identity is passphrase-protected: type it on a terminal, pipe it with --passphrase-stdin, or set SECUREMESH_PASSPHRASE");
 }
+
+/// <summary><c>get --json</c>: the download's outcome.</summary>
+internal sealed record GetOutput(string ContentId, string? Name, long Size, string State, string? Path, string? Reason,
+    long? QuarantineId, long ChunkRequests, long ResumedChunks, double BytesPerSecond);
+
+/// <summary>JSON code generated at build time for the CLI's own output records.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSerializable(typeof(GetOutput))]
+internal sealed partial class CliJsonContext : JsonSerializerContext;

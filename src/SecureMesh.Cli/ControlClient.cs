@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
@@ -146,6 +147,10 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IDisposabl
 
     public Task<DownloadInfo> GetDownloadAsync(string contentId, CancellationToken cancellationToken) =>
         GetAsync<DownloadInfo>($"v1/downloads/{Escape(contentId)}", cancellationToken);
+
+    /// <summary>The download's state once it has ended or <paramref name="upTo"/> has passed (the node waits; at most 5 s).</summary>
+    public Task<DownloadInfo> WaitDownloadAsync(string contentId, TimeSpan upTo, CancellationToken cancellationToken) =>
+        GetAsync<DownloadInfo>(string.Create(CultureInfo.InvariantCulture, $"v1/downloads/{Escape(contentId)}?waitMs={(int)upTo.TotalMilliseconds}"), cancellationToken);
 
     public Task CancelDownloadAsync(string contentId, CancellationToken cancellationToken) =>
         SendAsync<object>(HttpMethod.Delete, $"v1/downloads/{Escape(contentId)}", null, cancellationToken);

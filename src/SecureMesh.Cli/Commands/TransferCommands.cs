@@ -55,7 +55,7 @@ internal static class TransferCommands
             }
             var handle = runtime.Transfer.StartDownload(id, outDir is null ? null : Path.GetFullPath(outDir));
             using var registration = ct.Register(handle.Cancel);
-            return await FollowAsync(ctx, id, _ => Task.FromResult(TransferControlService.ToInfo(handle)), handle.Completion, ct);
+            return await FollowAsync(ctx, id, (_, _) => Task.FromResult(TransferControlService.ToInfo(handle)), handle.Completion, ct);
         }, cancellationToken));
         root.Subcommands.Add(get);
     }
@@ -83,23 +83,30 @@ internal static class TransferCommands
         using var client = new ControlClient(ctx.Home);
         await client.StartDownloadAsync(id.Text, outDir is null ? null : Path.GetFullPath(outDir), ct);
         using var registration = ct.Register(() => client.CancelDownloadAsync(id.Text, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default));
-        return await FollowAsync(ctx, id, c => client.GetDownloadAsync(id.Text, c), null, ct);
+        // The node answers when the download ends or after one progress interval, whichever is first.
+        return await FollowAsync(ctx, id, (first, c) => first ? client.GetDownloadAsync(id.Text, c) : client.WaitDownloadAsync(id.Text, ProgressInterval, c), null, ct);
     }
+
+    private static readonly TimeSpan ProgressInterval = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
     /// Shows a download's progress until it ends, then its outcome: exit 0 released, 3 held, 1 failed.
-    /// <paramref name="completion"/>, when the download runs in this process, ends the wait as soon as it finishes.
+    /// <paramref name="completion"/>, when the download runs in this process, ends the wait as soon as it finishes;
+    /// otherwise <paramref name="poll"/> (given whether it is the first call) does the waiting: it answers at the end or
+    /// after one progress interval.
     /// </summary>
-    private static async Task<int> FollowAsync(CliContext ctx, ContentId id, Func<CancellationToken, Task<DownloadInfo>> poll, Task? completion, CancellationToken ct)
+    private static async Task<int> FollowAsync(CliContext ctx, ContentId id, Func<bool, CancellationToken, Task<DownloadInfo>> poll, Task? completion, CancellationToken ct)
     {
         var line = ctx.Json ? null : new ProgressLine(ctx.Err);
-        var info = await poll(ct);
+        var info = await poll(true, ct);
         while (!info.Finished)
         {
-            var tick = Task.Delay(250, ct);
-            await (completion is null ? tick : Task.WhenAny(tick, completion));
+            if (completion is not null)
+            {
+                await Task.WhenAny(Task.Delay(ProgressInterval, ct), completion);
+            }
             ct.ThrowIfCancellationRequested();
-            info = await poll(ct);
+            info = await poll(false, ct);
             if (line is not null)
             {
                 var percent = info.BytesTotal > 0 ? 100.0 * info.BytesDone / info.BytesTotal : 0;
@@ -110,19 +117,8 @@ internal static class TransferCommands
         line?.Done();
         if (ctx.Json)
         {
-            ctx.WriteJson(new
-            {
-                contentId = id.Text,
-                name = info.Name,
-                size = info.BytesTotal,
-                state = info.State,
-                path = info.Path,
-                reason = info.Reason,
-                quarantineId = info.QuarantineId,
-                chunkRequests = info.ChunkRequests,
-                resumedChunks = info.ResumedChunks,
-                bytesPerSecond = info.BytesPerSecond,
-            });
+            ctx.WriteJson(new GetOutput(id.Text, info.Name, info.BytesTotal, info.State, info.Path, info.Reason,
+                info.QuarantineId, info.ChunkRequests, info.ResumedChunks, info.BytesPerSecond));
         }
         switch (info.State)
         {

@@ -14,8 +14,23 @@ public static class ContentVerifier
         {
             return false;
         }
+        Span<byte> leaf = stackalloc byte[MerkleHash.HashLength];
+        return VerifyChunk(id, fileSize, chunkSize, index, chunk, proof, leaf);
+    }
+
+    /// <summary>
+    /// As <see cref="VerifyChunk(ContentId, long, int, long, ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>, also giving the
+    /// chunk's leaf hash in <paramref name="leaf"/> (32 bytes; meaningful only when true is returned), so a downloader
+    /// can check the whole file later without hashing these bytes again.
+    /// </summary>
+    public static bool VerifyChunk(ContentId id, long fileSize, int chunkSize, long index, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> proof, Span<byte> leaf)
+    {
+        if (id is null || leaf.Length < MerkleHash.HashLength)
+        {
+            return false;
+        }
         Span<byte> root = stackalloc byte[MerkleHash.HashLength];
-        return TryComputeRoot(fileSize, chunkSize, index, chunk, proof, root, out _) && id.HashEquals(root);
+        return TryComputeRoot(fileSize, chunkSize, index, chunk, proof, root, leaf) && id.HashEquals(root);
     }
 
     /// <summary>
@@ -27,19 +42,18 @@ public static class ContentVerifier
         Span<byte> root, Span<byte> leaf, out int leafWritten)
     {
         leafWritten = 0;
-        if (leaf.Length < MerkleHash.HashLength || !TryComputeRoot(fileSize, chunkSize, index, chunk, proof, root, out _))
+        if (leaf.Length < MerkleHash.HashLength || !TryComputeRoot(fileSize, chunkSize, index, chunk, proof, root, leaf))
         {
             return false;
         }
-        MerkleHash.Leaf(chunk, leaf);
         leafWritten = MerkleHash.HashLength;
         return true;
     }
 
+    /// <summary>The root <paramref name="chunk"/> and <paramref name="proof"/> lead to, and the chunk's leaf hash (both 32 bytes).</summary>
     private static bool TryComputeRoot(long fileSize, int chunkSize, long index, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> proof,
-        Span<byte> root, out int written)
+        Span<byte> root, Span<byte> leaf)
     {
-        written = 0;
         if (fileSize < 0 || !ChunkLayout.IsValidChunkSize(chunkSize) || root.Length < MerkleHash.HashLength)
         {
             return false;
@@ -55,8 +69,9 @@ public static class ContentVerifier
             return false;
         }
 
+        MerkleHash.Leaf(chunk, leaf);
         Span<byte> node = stackalloc byte[MerkleHash.HashLength];
-        MerkleHash.Leaf(chunk, node);
+        leaf[..MerkleHash.HashLength].CopyTo(node);
         var position = index;
         var width = leafCount;
         var used = 0;
@@ -76,7 +91,6 @@ public static class ContentVerifier
             width = (width + 1) >> 1;
         }
         MerkleHash.Root(node, fileSize, chunkSize, root);
-        written = MerkleHash.HashLength;
         return true;
     }
 

@@ -9,6 +9,8 @@ namespace SecureMesh.Core.Content;
 /// buffer and hashes each chunk with the one-shot BLAKE3; leaf hashes land in one array by index, so the order of
 /// completion does not matter. Progress is reported once per batch, always rising.
 /// Memory is one batch buffer per worker plus 32 bytes per chunk (3.2 MB for 100 GB at 1 MiB chunks).
+/// Given <see cref="KnownLeaves"/> (a download's check before release), only the chunks not among them are read and
+/// hashed; a batch made only of known chunks is not read at all.
 /// </remarks>
 public static class FileIndexer
 {
@@ -20,19 +22,32 @@ public static class FileIndexer
 
     /// <summary>Indexes the file at <paramref name="path"/> on worker threads; <paramref name="progress"/> gets the bytes hashed so far.</summary>
     public static Task<MerkleTree> IndexAsync(string path, int chunkSize = ChunkLayout.DefaultChunkSize,
+        Action<long>? progress = null, CancellationToken cancellationToken = default) =>
+        IndexAsync(path, chunkSize, null, progress, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="IndexAsync(string, int, Action{long}?, CancellationToken)"/>, taking the leaf hashes of the chunks in
+    /// <paramref name="known"/> as given instead of reading them (null: every chunk is read); <paramref name="progress"/>
+    /// then counts only the bytes read and hashed.
+    /// </summary>
+    public static Task<MerkleTree> IndexAsync(string path, int chunkSize, KnownLeaves? known,
         Action<long>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(path);
         return Task.Run(() =>
         {
             using var handle = OpenRead(path);
-            return Index(handle, chunkSize, progress, Environment.ProcessorCount, cancellationToken);
+            return Index(handle, chunkSize, progress, Environment.ProcessorCount, cancellationToken, known);
         }, cancellationToken);
     }
 
     /// <summary>Indexes an open file synchronously with up to <paramref name="maxDegreeOfParallelism"/> threads (the caller's included).</summary>
     public static MerkleTree Index(SafeFileHandle handle, int chunkSize = ChunkLayout.DefaultChunkSize,
-        Action<long>? progress = null, int maxDegreeOfParallelism = 0, CancellationToken cancellationToken = default)
+        Action<long>? progress = null, int maxDegreeOfParallelism = 0, CancellationToken cancellationToken = default) =>
+        Index(handle, chunkSize, progress, maxDegreeOfParallelism, cancellationToken, null);
+
+    private static MerkleTree Index(SafeFileHandle handle, int chunkSize, Action<long>? progress, int maxDegreeOfParallelism,
+        CancellationToken cancellationToken, KnownLeaves? known)
     {
         ArgumentNullException.ThrowIfNull(handle);
         if (!ChunkLayout.IsValidChunkSize(chunkSize))
@@ -55,7 +70,12 @@ public static class FileIndexer
                 $"a file of {fileSize} bytes has too many {chunkSize}-byte chunks to index; use a larger chunk size");
         }
 
-        var state = new IndexState(handle, fileSize, chunkSize, (int)chunkCount, progress, cancellationToken);
+        if (known is not null && known.Known.ChunkCount != chunkCount)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput,
+                $"the known leaf hashes are for {known.Known.ChunkCount} chunks; the file has {chunkCount}");
+        }
+        var state = new IndexState(handle, fileSize, chunkSize, (int)chunkCount, progress, cancellationToken, known);
         var workers = maxDegreeOfParallelism <= 0 ? Environment.ProcessorCount : maxDegreeOfParallelism;
         workers = (int)Math.Max(1, Math.Min(workers, state.BatchCount));
         var helpers = new Task[workers - 1];
@@ -138,8 +158,12 @@ public static class FileIndexer
         private long _bytesReported;
         private volatile bool _stopped;
 
-        public IndexState(SafeFileHandle handle, long fileSize, int chunkSize, int chunkCount, Action<long>? progress, CancellationToken cancellationToken)
+        private readonly KnownLeaves? _known;
+
+        public IndexState(SafeFileHandle handle, long fileSize, int chunkSize, int chunkCount, Action<long>? progress,
+            CancellationToken cancellationToken, KnownLeaves? known)
         {
+            _known = known;
             _handle = handle;
             _fileSize = fileSize;
             _chunkSize = chunkSize;
@@ -174,15 +198,25 @@ public static class FileIndexer
                     var chunks = Math.Min(_chunksPerBatch, _chunkCount - firstChunk);
                     var offset = (long)firstChunk * _chunkSize;
                     var length = (int)Math.Min((long)chunks * _chunkSize, _fileSize - offset);
+                    if (CopyKnown(firstChunk, chunks))
+                    {
+                        continue;
+                    }
                     var data = buffer.AsSpan(0, length);
                     ReadExactly(offset, data);
+                    var hashed = 0;
                     for (var i = 0; i < chunks; i++)
                     {
+                        if (_known?.Known.IsSet(firstChunk + i) == true)
+                        {
+                            continue;
+                        }
                         var start = i * _chunkSize;
                         var chunk = data.Slice(start, Math.Min(_chunkSize, length - start));
                         MerkleHash.Leaf(chunk, Leaves.AsSpan((firstChunk + i) * MerkleHash.HashLength, MerkleHash.HashLength));
+                        hashed += chunk.Length;
                     }
-                    Report(length);
+                    Report(hashed);
                 }
             }
             catch
@@ -194,6 +228,21 @@ public static class FileIndexer
             {
                 ArrayPool<byte>.Shared.Return(buffer);
             }
+        }
+
+        /// <summary>Fills in the batch's known leaf hashes; true when every chunk of it was known (nothing to read).</summary>
+        private bool CopyKnown(int firstChunk, int chunks)
+        {
+            if (_known is null)
+            {
+                return false;
+            }
+            var all = true;
+            for (var i = firstChunk; i < firstChunk + chunks; i++)
+            {
+                all &= _known.TryCopy(i, Leaves.AsSpan(i * MerkleHash.HashLength, MerkleHash.HashLength));
+            }
+            return all;
         }
 
         private void ReadExactly(long offset, Span<byte> destination)
@@ -235,5 +284,48 @@ public static class FileIndexer
                 }
             }
         }
+    }
+}
+
+/// <summary>
+/// Leaf hashes already computed from the exact bytes of some chunks of a file, by chunk index. Memory grows with the
+/// chunks added (32 bytes each, in 64 KiB pages allocated on first use), not with the chunk count announced.
+/// Not thread-safe for writers: add under the caller's lock; concurrent readers are fine once adding has stopped.
+/// </summary>
+public sealed class KnownLeaves
+{
+    private const int LeavesPerPage = 2048;
+    private readonly byte[]?[] _pages;
+
+    /// <summary>An empty set for a file of <paramref name="chunkCount"/> chunks.</summary>
+    public KnownLeaves(long chunkCount)
+    {
+        Known = new ChunkBitfield(chunkCount);
+        _pages = new byte[]?[(chunkCount + LeavesPerPage - 1) / LeavesPerPage];
+    }
+
+    /// <summary>Which chunks have a leaf hash here.</summary>
+    public ChunkBitfield Known { get; }
+
+    /// <summary>Records the leaf hash (32 bytes) of chunk <paramref name="index"/>.</summary>
+    public void Add(long index, ReadOnlySpan<byte> leaf)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Known.ChunkCount);
+        ArgumentOutOfRangeException.ThrowIfLessThan(leaf.Length, MerkleHash.HashLength, nameof(leaf));
+        var page = _pages[index / LeavesPerPage] ??= new byte[LeavesPerPage * MerkleHash.HashLength];
+        leaf[..MerkleHash.HashLength].CopyTo(page.AsSpan((int)(index % LeavesPerPage) * MerkleHash.HashLength));
+        Known.Set(index);
+    }
+
+    /// <summary>Copies chunk <paramref name="index"/>'s leaf hash; false when it has none here.</summary>
+    public bool TryCopy(long index, Span<byte> destination)
+    {
+        if (index < 0 || index >= Known.ChunkCount || !Known.IsSet(index))
+        {
+            return false;
+        }
+        _pages[index / LeavesPerPage]!.AsSpan((int)(index % LeavesPerPage) * MerkleHash.HashLength, MerkleHash.HashLength).CopyTo(destination);
+        return true;
     }
 }

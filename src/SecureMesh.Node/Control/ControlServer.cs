@@ -274,7 +274,9 @@ internal sealed class ControlServer : IAsyncDisposable
             PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         };
         options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase));
-        options.MakeReadOnly(populateMissingResolver: true);
+        options.TypeInfoResolverChain.Add(ControlJsonContext.Default);
+        options.TypeInfoResolverChain.Add(new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver());
+        options.MakeReadOnly();
         return options;
     }
 

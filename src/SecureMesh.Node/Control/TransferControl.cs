@@ -162,12 +162,24 @@ internal sealed class TransferControlService : ITransferControl, ITransferStatus
         return Task.FromResult(list);
     }
 
-    public Task<DownloadInfo> GetDownloadAsync(string contentId, CancellationToken cancellationToken)
+    public Task<DownloadInfo> GetDownloadAsync(string contentId, CancellationToken cancellationToken) =>
+        GetDownloadAsync(contentId, TimeSpan.Zero, cancellationToken);
+
+    /// <summary>The longest a caller of <see cref="GetDownloadAsync(string, TimeSpan, CancellationToken)"/> may wait.</summary>
+    public static readonly TimeSpan MaxWait = TimeSpan.FromSeconds(5);
+
+    /// <summary>The download's state once it has ended or <paramref name="upTo"/> has passed, whichever comes first.</summary>
+    public async Task<DownloadInfo> GetDownloadAsync(string contentId, TimeSpan upTo, CancellationToken cancellationToken)
     {
         var id = ContentId.Parse(contentId);
         var handle = Handles().FirstOrDefault(h => h.ContentId.Text == id.Text)
             ?? throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"no download of {id} on this node");
-        return Task.FromResult(ToInfo(handle));
+        if (upTo > TimeSpan.Zero && !handle.Completion.IsCompleted)
+        {
+            await Task.WhenAny(handle.Completion, Task.Delay(upTo, cancellationToken)).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+        return ToInfo(handle);
     }
 
     public Task CancelDownloadAsync(string contentId, CancellationToken cancellationToken)

@@ -19,7 +19,10 @@ internal static class TransferEndpoints
         v1.MapGet("/search", (string q, TransferControlService t, CancellationToken ct) => t.SearchAsync(q, ct));
         v1.MapPost("/downloads", (DownloadRequest body, TransferControlService t, CancellationToken ct) => t.StartDownloadAsync(body.ContentId, body.OutDir, ct));
         v1.MapGet("/downloads", (TransferControlService t, CancellationToken ct) => t.ListDownloadsAsync(ct));
-        v1.MapGet("/downloads/{contentId}", (string contentId, TransferControlService t, CancellationToken ct) => t.GetDownloadAsync(contentId, ct));
+        // ?waitMs=N (at most TransferControlService.MaxWait) answers as soon as the download ends, else after N ms:
+        // a follower polls without missing the end by up to a poll interval.
+        v1.MapGet("/downloads/{contentId}", (string contentId, int? waitMs, TransferControlService t, CancellationToken ct) =>
+            t.GetDownloadAsync(contentId, TimeSpan.FromMilliseconds(Math.Clamp(waitMs ?? 0, 0, (int)TransferControlService.MaxWait.TotalMilliseconds)), ct));
         v1.MapDelete("/downloads/{contentId}", async (string contentId, TransferControlService t, CancellationToken ct) =>
         {
             await t.CancelDownloadAsync(contentId, ct);

@@ -14,6 +14,9 @@ namespace SecureMesh.Node.Transfer;
 /// sender dropped (and audited, and banned after repeated failures); a timeout or a closed session hands the chunk back
 /// to the others. Only verified chunks are written to the quarantine part file; they are fsynced before being recorded
 /// as verified in the database, so a resume never trusts bytes that were not on disk.
+/// The check before release rebuilds the content ID from every chunk's leaf hash: for a chunk this download verified and
+/// wrote itself, the hash of exactly the bytes it wrote (kept, 32 bytes a chunk); every other chunk (one resumed from an
+/// earlier run) is read back from the part file and hashed again.
 /// </summary>
 internal sealed class SwarmDownload
 {
@@ -26,6 +29,8 @@ internal sealed class SwarmDownload
     private readonly List<long> _unflushed = [];
     private readonly SemaphoreSlim _changed = new(0);
     private ChunkBitfield _done = null!;
+    // Leaf hashes of the chunks this download verified and wrote itself, for the check before release.
+    private KnownLeaves _written = null!;
     private long[] _order = [];
     private int _cursor;
     private readonly Queue<long> _retry = new();
@@ -76,6 +81,7 @@ internal sealed class SwarmDownload
 
             var count = _manifest.ChunkCount;
             _done = new ChunkBitfield(count);
+            _written = new KnownLeaves(count);
             long resumedBytes = 0;
             foreach (var index in db.Downloads.VerifiedChunks(Id.Text))
             {
@@ -170,7 +176,8 @@ internal sealed class SwarmDownload
 
     private async Task<bool> VerifyWholeFileAsync(string path, CancellationToken ct)
     {
-        var tree = await FileIndexer.IndexAsync(path, _manifest.ChunkSize, null, ct).ConfigureAwait(false);
+        // Every lane has ended: _written no longer changes.
+        var tree = await FileIndexer.IndexAsync(path, _manifest.ChunkSize, _written, null, ct).ConfigureAwait(false);
         return tree.ContentId == Id;
     }
 
@@ -497,7 +504,8 @@ internal sealed class SwarmDownload
             {
                 _handle.CountRequest();
                 using var reply = await source.Session.GetChunkAsync(Id, index, ct).ConfigureAwait(false);
-                if (reply.Index != index || !ContentVerifier.VerifyChunk(Id, _manifest.Size, _manifest.ChunkSize, index, reply.Data.Span, reply.Proof))
+                var leaf = new byte[Core.Content.MerkleTree.HashLength];
+                if (reply.Index != index || !ContentVerifier.VerifyChunk(Id, _manifest.Size, _manifest.ChunkSize, index, reply.Data.Span, reply.Proof.Hashes.Span, leaf))
                 {
                     BadChunk(source, index, reply);
                     continue;
@@ -529,6 +537,7 @@ internal sealed class SwarmDownload
                         if (!_done.IsSet(index))
                         {
                             _done.Set(index);
+                            _written.Add(index, leaf);
                             _unflushed.Add(index);
                             _handle.AddBytes(reply.Data.Length);
                         }

@@ -6,6 +6,10 @@
 # both deleting the previous output first. Prints each side's median and the median of the pairwise ratios.
 #
 #   get-vs-ssh.sh [RUNS] [SIZE_MIB]          NO_FSYNC=1 runs `get` under eatmydata (its periodic fsync a no-op)
+#   MODE=node get-vs-ssh.sh ...               the downloader is a running node too (`securemesh run`, connected to the
+#                                             seeder before timing starts, as a TUI user's node is); each timed `get` is
+#                                             the CLI asking that node through its control socket and waiting for the
+#                                             release. NO_FSYNC=1 then runs that node under eatmydata.
 #
 # Needs a Release build (dotnet build src/SecureMesh.Cli -c Release, or SECUREMESH_DLL=path/to/securemesh.dll for a
 # published one) and openssh-server. Everything lives in a temp folder removed at the end; all on 127.0.0.1.
@@ -17,8 +21,9 @@ DLL="${SECUREMESH_DLL:-$ROOT/src/SecureMesh.Cli/bin/Release/net10.0/securemesh.d
 WORK=$(mktemp -d /tmp/sm-vs.XXXXXX)
 SEEDER_PID=
 SSHD_PID=
+NODE_PID=
 cleanup() {
-  for p in "$SEEDER_PID" "$SSHD_PID"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for p in "$SEEDER_PID" "$SSHD_PID" "$NODE_PID"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
@@ -41,7 +46,16 @@ until grep -q "listening on" "$WORK/s.log"; do sleep 0.2; done
 start_sshd "$WORK"
 
 GET=(dotnet "$DLL" --home "$WORK/dl" get "$CID" --out "$WORK/out" --json)
-if [ "${NO_FSYNC:-0}" = 1 ]; then GET=(eatmydata "${GET[@]}"); fi
+EAT=()
+if [ "${NO_FSYNC:-0}" = 1 ]; then EAT=(eatmydata); fi
+if [ "${MODE:-}" = node ]; then
+  NODE_PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  "${EAT[@]}" dotnet "$DLL" --home "$WORK/dl" run --listen "127.0.0.1:$NODE_PORT" > "$WORK/dl.log" 2>&1 &
+  NODE_PID=$!
+  until grep -q "established" "$WORK/dl.log"; do sleep 0.2; done
+else
+  GET=("${EAT[@]}" "${GET[@]}")
+fi
 # Seconds one command takes, output thrown away.
 timed() { local s e; s=$(date +%s.%N); "$@" > /dev/null; e=$(date +%s.%N); python3 -c "print($e-$s)"; }
 run_get() { rm -rf "$WORK/out"; timed "${GET[@]}"; }
@@ -52,14 +66,15 @@ cmp "$WORK/payload.bin" "$WORK/out/payload.bin"
 cmp "$WORK/payload.bin" "$WORK/received.bin"
 gets=(); sshs=()
 for _ in $(seq 1 "$RUNS"); do gets+=("$(run_get)"); sshs+=("$(run_ssh)"); done
-python3 - "$SIZE" "${NO_FSYNC:-0}" "${gets[*]}" "${sshs[*]}" <<'PY'
+python3 - "$SIZE" "${NO_FSYNC:-0}" "${gets[*]}" "${sshs[*]}" "${MODE:-}" <<'PY'
 import statistics, sys
-size, nofsync = int(sys.argv[1]), sys.argv[2] == "1"
+size, nofsync, mode = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[5]
 g = [float(x) for x in sys.argv[3].split()]; s = [float(x) for x in sys.argv[4].split()]
 mb = size * 1048576 / 1e6
 gm, sm = statistics.median(g), statistics.median(s)
 ratio = statistics.median(b / a for a, b in zip(g, s))
-print(f"{len(g)} pairs, {size} MiB, get {'without fsync (eatmydata)' if nofsync else 'as shipped (fsync every 500 ms)'}")
+print(f"{len(g)} pairs, {size} MiB, {'get through a running node' if mode == 'node' else 'one-off get process'}, "
+      f"{'without fsync (eatmydata)' if nofsync else 'as shipped (fsync every 500 ms)'}")
 print(f"get: median {gm:.2f} s = {mb / gm:.0f} MB/s (min {min(g):.2f}, max {max(g):.2f})")
 print(f"ssh: median {sm:.2f} s = {mb / sm:.0f} MB/s (min {min(s):.2f}, max {max(s):.2f})")
 print(f"get speed / ssh speed, median of pairs: {ratio:.2f}x")

@@ -104,4 +104,64 @@ public sealed class FileIndexerTests : IDisposable
         var bad = await Assert.ThrowsAsync<SecureMeshException>(() => FileIndexer.IndexAsync(path, 1000));
         Assert.Equal(SecureMeshErrorKind.InvalidInput, bad.Kind);
     }
+
+    [Fact]
+    public async Task Known_leaves_are_taken_as_given_and_only_the_other_chunks_are_read_and_hashed()
+    {
+        const int ChunkSize = ChunkLayout.MinChunkSize;
+        var data = RandomData((40 * ChunkSize) + 999, 21);
+        var path = WriteFile(data);
+        var reference = await FileIndexer.IndexAsync(path, ChunkSize);
+        var count = reference.LeafCount;
+        var known = new KnownLeaves(count);
+        for (var i = 0; i < count; i++)
+        {
+            if (i % 3 != 0)
+            {
+                known.Add(i, reference.LeafHashes.Span.Slice(i * 32, 32));
+            }
+        }
+
+        var progress = new List<long>();
+        var tree = await FileIndexer.IndexAsync(path, ChunkSize, known, progress.Add);
+        Assert.Equal(reference.ContentId, tree.ContentId);
+        long unknownBytes = 0;
+        for (var i = 0; i < count; i += 3)
+        {
+            unknownBytes += ChunkLayout.ChunkLength(data.Length, ChunkSize, i);
+        }
+        Assert.Equal(unknownBytes, progress[^1]);
+
+        // A known chunk is not read: changing its bytes on disk goes unseen...
+        data[(1 * ChunkSize) + 5] ^= 0x40;
+        File.WriteAllBytes(path, data);
+        Assert.Equal(reference.ContentId, (await FileIndexer.IndexAsync(path, ChunkSize, known)).ContentId);
+        // ...while a change in a chunk that is not known is caught.
+        data[(3 * ChunkSize) + 5] ^= 0x40;
+        File.WriteAllBytes(path, data);
+        Assert.NotEqual(reference.ContentId, (await FileIndexer.IndexAsync(path, ChunkSize, known)).ContentId);
+    }
+
+    [Fact]
+    public async Task A_wrong_known_leaf_changes_the_root_and_known_leaves_for_another_chunk_count_are_refused()
+    {
+        const int ChunkSize = ChunkLayout.MinChunkSize;
+        var data = RandomData(8 * ChunkSize, 22);
+        var path = WriteFile(data);
+        var reference = await FileIndexer.IndexAsync(path, ChunkSize);
+        var known = new KnownLeaves(8);
+        var wrong = reference.LeafHashes.Slice(2 * 32, 32).ToArray();
+        wrong[0] ^= 1;
+        known.Add(2, wrong);
+        Assert.NotEqual(reference.ContentId, (await FileIndexer.IndexAsync(path, ChunkSize, known)).ContentId);
+
+        var e = await Assert.ThrowsAsync<SecureMeshException>(() => FileIndexer.IndexAsync(path, ChunkSize, new KnownLeaves(9)));
+        Assert.Equal(SecureMeshErrorKind.InvalidInput, e.Kind);
+        Assert.Throws<ArgumentOutOfRangeException>(() => known.Add(8, wrong));
+        Assert.Throws<ArgumentOutOfRangeException>(() => known.Add(-1, wrong));
+        Assert.False(known.TryCopy(3, new byte[32]));
+        var copy = new byte[32];
+        Assert.True(known.TryCopy(2, copy));
+        Assert.Equal(wrong, copy);
+    }
 }

@@ -40,6 +40,10 @@ public class MerkleTreeTests
             var proof = tree.GetProof(i);
             Assert.Equal(tree.ProofLength(i), proof.Count);
             Assert.True(ContentVerifier.VerifyChunk(tree.ContentId, size, ChunkSize, i, Chunk(data, ChunkSize, i), proof), $"chunk {i}");
+            // The overload a downloader uses also gives the chunk's leaf hash, the one the tree holds.
+            var leaf = new byte[32];
+            Assert.True(ContentVerifier.VerifyChunk(tree.ContentId, size, ChunkSize, i, Chunk(data, ChunkSize, i), proof.Hashes.Span, leaf));
+            Assert.Equal(tree.LeafHashes.Slice(i * 32, 32).ToArray(), leaf);
         }
     }
 

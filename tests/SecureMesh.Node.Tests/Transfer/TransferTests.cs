@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
+using SecureMesh.Node.Control;
 using SecureMesh.Node.Transfer;
 
 namespace SecureMesh.Node.Tests.Transfer;
@@ -46,5 +48,39 @@ public sealed class TransferTests
         Assert.True(result.State == DownloadState.Released, result.Reason);
         Assert.Equal(Path.Combine(outDir, "edge.bin"), result.Path);
         Assert.Equal(File.ReadAllBytes(path), File.ReadAllBytes(result.Path!));
+    }
+
+    [Fact]
+    public async Task A_follower_waiting_on_a_download_is_answered_as_it_ends_not_at_the_end_of_its_wait()
+    {
+        // 12 chunks at 48 KiB/s: about 4 s.
+        await using var a = TransferNode.Start(TransferNode.Fast(o => o.UploadLimit = 48 * 1024));
+        await using var b = TransferNode.Start();
+        var path = a.WriteFile("slow.bin", 12 * TransferNode.ChunkSize);
+        var id = await a.ShareAsync(path);
+        await b.ConnectAsync(a);
+        var control = new TransferControlService(b.Transfer);
+        await control.StartDownloadAsync(id.Text, null, CancellationToken.None);
+        var handle = Assert.Single(b.Transfer.ListTransfers());
+        var endedAt = handle.Completion.ContinueWith(_ => Stopwatch.GetTimestamp(), TaskScheduler.Default);
+
+        // While it runs, a wait runs out and the answer says it is not finished.
+        var watch = Stopwatch.StartNew();
+        var running = await control.GetDownloadAsync(id.Text, TimeSpan.FromMilliseconds(400), CancellationToken.None);
+        Assert.False(running.Finished);
+        Assert.True(watch.Elapsed >= TimeSpan.FromMilliseconds(350), $"answered after {watch.Elapsed}");
+
+        // A wait that outlasts the download is answered when it ends.
+        var done = await control.GetDownloadAsync(id.Text, TransferControlService.MaxWait, CancellationToken.None);
+        var answeredAt = Stopwatch.GetTimestamp();
+        while (!done.Finished)
+        {
+            done = await control.GetDownloadAsync(id.Text, TransferControlService.MaxWait, CancellationToken.None);
+            answeredAt = Stopwatch.GetTimestamp();
+        }
+        Assert.Equal("released", done.State);
+        var late = Stopwatch.GetElapsedTime(await endedAt, answeredAt);
+        Assert.True(late < TimeSpan.FromSeconds(1), $"answered {late} after the download ended");
+        Assert.Equal(File.ReadAllBytes(path), File.ReadAllBytes(done.Path!));
     }
 }
