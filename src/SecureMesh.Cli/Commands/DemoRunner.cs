@@ -183,7 +183,7 @@ internal static class DemoRunner
             {
                 throw new SecureMeshException(SecureMeshErrorKind.Storage, "the quarantine does not record the download as verified");
             }
-            Step($"verified: every chunk checked on arrival, then the whole file re-hashed to {contentId}");
+            Step($"verified: every chunk checked on arrival, then the whole tree rebuilt to {contentId}");
             Step($"released from quarantine (item #{item.Id}, state {item.StateName}) to {outcome.Path}");
 
             var identical = await SameBytesAsync(original, outcome.Path, cancellationToken);

@@ -72,7 +72,9 @@ internal sealed class SwarmDownload
                 return new DownloadResult(DownloadState.Failed, $"content {Id} is blocked", null, null);
             }
             var peers = _service.OpenSessions();
-            var manifests = await FetchManifestsAsync(peers, ct).ConfigureAwait(false);
+            var offered = await FetchManifestsAsync(peers, ct).ConfigureAwait(false);
+            offered = await SettleLayoutAsync(offered, ct).ConfigureAwait(false);
+            var manifests = offered.Select(o => o.Manifest).ToList();
             _manifest = manifests[0];
             _handle.Name = _manifest.Name;
             var item = _service.Quarantine.BeginDownload(Id.Text, _manifest.Name, _manifest.Size, _manifest.Publisher, peers.Select(p => p.PeerId));
@@ -181,8 +183,8 @@ internal sealed class SwarmDownload
         return tree.ContentId == Id;
     }
 
-    /// <summary>Every valid manifest the peers give (asked in parallel), the first answering peer's first.</summary>
-    private async Task<List<Manifest>> FetchManifestsAsync(IReadOnlyList<ProtocolSession> peers, CancellationToken ct)
+    /// <summary>Every valid manifest the peers give (asked in parallel) with its sender, the first answering peer's first.</summary>
+    private async Task<List<(Manifest Manifest, ProtocolSession Peer)>> FetchManifestsAsync(IReadOnlyList<ProtocolSession> peers, CancellationToken ct)
     {
         if (peers.Count == 0)
         {
@@ -210,6 +212,11 @@ internal sealed class SwarmDownload
                 {
                     return Reject(peer.PeerId, $"manifest is for {manifest.ContentId}");
                 }
+                if (manifest.ChunkCount > FileIndexer.MaxChunkCount)
+                {
+                    // Its size cannot be checked before chunks arrive; this many chunks could never be verified here.
+                    return Reject(peer.PeerId, $"manifest claims {manifest.ChunkCount} chunks, more than the {FileIndexer.MaxChunkCount} a download can verify");
+                }
                 return (Manifest: manifest, Error: (string?)null);
             }
             catch (Exception e) when (e is SecureMeshException or TimeoutException)
@@ -218,7 +225,7 @@ internal sealed class SwarmDownload
             }
         })).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
-        var valid = answers.Where(a => a.Manifest is not null).Select(a => a.Manifest!).ToList();
+        var valid = answers.Zip(peers).Where(a => a.First.Manifest is not null).Select(a => (a.First.Manifest!, a.Second)).ToList();
         if (valid.Count == 0)
         {
             throw new SecureMeshException(SecureMeshErrorKind.NotFound,
@@ -231,6 +238,54 @@ internal sealed class SwarmDownload
             _service.AuditSafe("manifest.rejected", peer, $"content={Id} reason={why}");
             return (null, $"{peer}: {why}");
         }
+    }
+
+    /// <summary>
+    /// When the peers' manifests disagree on the file size or chunk size, only one layout can be true (the content ID
+    /// binds both), and taking a lying one would make every honest peer's chunks fail and the honest peers be blamed.
+    /// Peers are asked for chunk 0 one at a time until a reply verifies under one of the layouts: that layout is the
+    /// true one. Manifests with another layout are rejected and audited, and their senders left out of this download.
+    /// </summary>
+    private async Task<List<(Manifest Manifest, ProtocolSession Peer)>> SettleLayoutAsync(List<(Manifest Manifest, ProtocolSession Peer)> offered, CancellationToken ct)
+    {
+        var layouts = offered.Select(o => (o.Manifest.Size, o.Manifest.ChunkSize)).Distinct().ToList();
+        if (layouts.Count == 1)
+        {
+            return offered;
+        }
+        (long Size, int ChunkSize)? proven = null;
+        foreach (var peer in offered.Select(o => o.Peer).Distinct())
+        {
+            try
+            {
+                using var reply = await peer.GetChunkAsync(Id, 0, ct).ConfigureAwait(false);
+                proven = layouts.Cast<(long Size, int ChunkSize)?>().FirstOrDefault(l => reply.Index == 0
+                    && ContentVerifier.VerifyChunk(Id, l!.Value.Size, l.Value.ChunkSize, 0, reply.Data.Span, reply.Proof));
+            }
+            catch (Exception e) when (e is SecureMeshException or TimeoutException or IOException or ObjectDisposedException)
+            {
+                // This peer cannot settle it; ask the next.
+            }
+            if (proven is not null)
+            {
+                break;
+            }
+        }
+        if (proven is not { } truth)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.NotFound,
+                $"peers disagree on the size of {Id} ({string.Join(", ", layouts.Select(l => $"{l.Size} bytes in {l.ChunkSize}-byte chunks"))}) and none proved its first chunk");
+        }
+        foreach (var (manifest, peer) in offered.Where(o => (o.Manifest.Size, o.Manifest.ChunkSize) != truth))
+        {
+            _service.AuditSafe("manifest.rejected", peer.PeerId,
+                $"content={Id} reason=claims {manifest.Size} bytes in {manifest.ChunkSize}-byte chunks; chunk 0 proves {truth.Size} bytes in {truth.ChunkSize}-byte chunks");
+            lock (_gate)
+            {
+                _liars.Add(peer.PeerId);
+            }
+        }
+        return [.. offered.Where(o => (o.Manifest.Size, o.Manifest.ChunkSize) == truth)];
     }
 
     /// <summary>When the recorded publisher lost trust meanwhile (banned, say), another trusted peer that signed this content vouches instead.</summary>
@@ -264,7 +319,12 @@ internal sealed class SwarmDownload
             }
         }).ToList();
         var results = await Task.WhenAll(tasks).ConfigureAwait(false);
-        return [.. results.Where(s => s is not null && !_service.IsBanned(s.Session.PeerId)).Select(s => s!)];
+        HashSet<PeerId> liars;
+        lock (_gate)
+        {
+            liars = [.. _liars];
+        }
+        return [.. results.Where(s => s is not null && !_service.IsBanned(s.Session.PeerId) && !liars.Contains(s.Session.PeerId)).Select(s => s!)];
     }
 
     private void StartLanes(Source source, List<Source> all, SafeFileHandle file, List<Task> lanes, CancellationToken ct)

@@ -34,6 +34,9 @@ internal static partial class TransferLog
     [LoggerMessage(EventId = 625, Level = LogLevel.Information, Message = "peer {PeerId} joined download {ContentId}")]
     public static partial void PeerJoined(ILogger logger, string peerId, string contentId);
 
+    [LoggerMessage(EventId = 626, Level = LogLevel.Error, Message = "download {ContentId} ended on an unexpected error")]
+    public static partial void DownloadCrashed(ILogger logger, string contentId, Exception exception);
+
     [LoggerMessage(EventId = 623, Level = LogLevel.Information, Message = "download {ContentId} finished: {Outcome}")]
     public static partial void DownloadFinished(ILogger logger, string contentId, string outcome);
 

@@ -164,6 +164,13 @@ public sealed class TransferService : IAsyncDisposable
                     // Shutting down underneath the download: report it, never fault the handle.
                     result = new DownloadResult(DownloadState.Failed, e.Message, null, null);
                 }
+                catch (Exception e)
+                {
+                    // A bug, not bad input (that is reported above): logged with its stack, and the handle still ends
+                    // as failed so that nobody following it (a `get` through the node, the TUI) waits forever.
+                    TransferLog.DownloadCrashed(_logger, id.Text, e);
+                    result = new DownloadResult(DownloadState.Failed, $"internal error: {e.GetType().Name}", null, null);
+                }
                 handle.State = result.State;
                 return result;
             });

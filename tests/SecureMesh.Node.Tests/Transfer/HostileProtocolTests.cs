@@ -179,6 +179,60 @@ public sealed class HostileProtocolTests
     }
 
     [Fact]
+    public async Task A_manifest_lying_about_the_size_is_refuted_by_a_proven_chunk_and_honest_peers_are_not_blamed()
+    {
+        await using var downloader = TransferNode.Start(TransferNode.Fast(o => o.BanAfter = 1));
+        await using var honest = TransferNode.Start();
+        var path = honest.WriteFile("real.bin", (5 * TransferNode.ChunkSize) + 123);
+        var id = await honest.ShareAsync(path);
+        var size = new FileInfo(path).Length;
+        // A trusted peer signs a manifest naming the real content ID with another size (the ID binds the size, but
+        // that only shows once a chunk is checked). Taken as the truth, every honest chunk would "fail".
+        using var publisher = NodeIdentity.Generate();
+        var lie = Manifest.Create(publisher, "real.bin", size + TransferNode.ChunkSize, TransferNode.ChunkSize, id, DateTimeOffset.UtcNow).Encode();
+        await using var liar = await ScriptedSeeder.StartAsync(downloader, request => request switch
+        {
+            ManifestRequest m => new ManifestResponse(m.RequestId, lie),
+            HaveRequest h => HaveResponse.ForAll(h.RequestId, 7),
+            _ => new ErrorMessage(request.RequestId, WireErrorCode.NotFound, "no"),
+        });
+        await downloader.ConnectAsync(honest);
+
+        var result = await downloader.Transfer.StartDownload(id).Completion.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(result.State == DownloadState.Released, result.Reason);
+        Assert.Equal(File.ReadAllBytes(path), File.ReadAllBytes(result.Path!));
+        var log = downloader.Db.Audit.List();
+        Assert.Contains(log, e => e.Event == "manifest.rejected" && e.PeerId == liar.PeerId.Text
+            && e.Detail.Contains($"chunk 0 proves {size} bytes", StringComparison.Ordinal));
+        Assert.DoesNotContain(log, e => e.PeerId == honest.PeerId.Text && e.Event is "chunk.rejected" or "peer.banned" or "manifest.rejected");
+        Assert.Equal(Storage.PeerState.Trusted, downloader.Db.Trust.GetPeer(honest.PeerId)!.State);
+    }
+
+    [Fact]
+    public async Task A_manifest_claiming_more_chunks_than_can_be_verified_is_rejected_before_anything_is_allocated()
+    {
+        await using var downloader = TransferNode.Start();
+        var real = TransferNode.Start();
+        var id = await real.ShareAsync(real.WriteFile("x.bin", 40_000));
+        await real.DisposeAsync();
+        using var publisher = NodeIdentity.Generate();
+        // 2^62 bytes in 16 KiB chunks: 2^48 chunks (a bitmap of them alone would be 32 TiB).
+        var huge = Manifest.Create(publisher, "x.bin", 1L << 62, TransferNode.ChunkSize, id, DateTimeOffset.UtcNow).Encode();
+        await using var hostile = await ScriptedSeeder.StartAsync(downloader, request => request switch
+        {
+            ManifestRequest m => new ManifestResponse(m.RequestId, huge),
+            _ => new ErrorMessage(request.RequestId, WireErrorCode.NotFound, "no"),
+        });
+
+        var result = await downloader.Transfer.StartDownload(id).Completion.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(DownloadState.Failed, result.State);
+        Assert.Contains("no peer gave a valid manifest", result.Reason, StringComparison.Ordinal);
+        Assert.Contains(downloader.Db.Audit.List(), e => e.Event == "manifest.rejected" && e.PeerId == hostile.PeerId.Text
+            && e.Detail.Contains("chunks, more than", StringComparison.Ordinal));
+        Assert.Empty(downloader.Db.Quarantine.List());
+    }
+
+    [Fact]
     public async Task A_chunk_whose_proof_does_not_match_is_rejected_with_evidence_and_the_sender_banned()
     {
         await using var downloader = TransferNode.Start(TransferNode.Fast(o => o.BanAfter = 1));
