@@ -48,6 +48,8 @@ internal sealed class NodeRuntime : IAsyncDisposable
         {
             throw new SecureMeshException(SecureMeshErrorKind.Identity, $"no identity in {ctx.Home}: run 'securemesh init' first");
         }
+        // Compiles the hashing code on another core while this command loads its identity and connects.
+        _ = Task.Run(Core.Content.ContentVerifier.WarmUp, cancellationToken);
         var nodeLock = NodeLock.Acquire(ctx.Home);
         NodeIdentity? identity = null;
         SecureMeshDatabase? db = null;

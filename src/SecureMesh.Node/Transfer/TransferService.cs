@@ -84,12 +84,40 @@ public sealed class TransferService : IAsyncDisposable
     /// <summary>Waits until at least <paramref name="count"/> sessions are ready, or the timeout passes; returns how many are.</summary>
     public async Task<int> WaitForPeersAsync(int count, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var deadline = _options.Time.GetTimestamp();
-        while (OpenSessions().Count < count && _options.Time.GetElapsedTime(deadline) < timeout)
+        // Woken as each session becomes ready (a one-off command starts its download that much sooner), and checked
+        // every 100 ms anyway.
+        using var changed = new SemaphoreSlim(0);
+        void OnReady(ProtocolSession _)
         {
-            await Task.Delay(TimeSpan.FromMilliseconds(20), _options.Time, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                changed.Release();
+            }
+            catch (ObjectDisposedException)
+            {
+                // Raised just as the wait ended.
+            }
         }
-        return OpenSessions().Count;
+        PeerReady += OnReady;
+        try
+        {
+            var start = _options.Time.GetTimestamp();
+            while (OpenSessions().Count < count)
+            {
+                var left = timeout - _options.Time.GetElapsedTime(start);
+                if (left <= TimeSpan.Zero)
+                {
+                    break;
+                }
+                var wait = left < TimeSpan.FromMilliseconds(100) ? left : TimeSpan.FromMilliseconds(100);
+                await changed.WaitAsync(wait, cancellationToken).ConfigureAwait(false);
+            }
+            return OpenSessions().Count;
+        }
+        finally
+        {
+            PeerReady -= OnReady;
+        }
     }
 
     /// <summary>Asks every connected trusted peer and merges the results by content ID.</summary>
