@@ -159,12 +159,27 @@ public sealed class HostileProtocolTests
     [Fact]
     public async Task A_manifest_whose_signature_does_not_verify_is_rejected_and_recorded()
     {
+        var detail = await OnlyManifestPeerIsRejectedAsync((_, real) =>
+        {
+            var manifest = real.ToArray();
+            manifest[^1] ^= 1;
+            return manifest;
+        });
+        Assert.Contains("signature does not verify", detail, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// A trusted peer that answers only manifest requests, with what <paramref name="manifestFor"/> makes of a real
+    /// content ID and its real manifest: the download fails for want of a valid manifest, nothing lands in quarantine,
+    /// and the peer's manifest is rejected in the audit log (its detail is returned).
+    /// </summary>
+    private static async Task<string> OnlyManifestPeerIsRejectedAsync(Func<ContentId, byte[], byte[]> manifestFor)
+    {
         await using var downloader = TransferNode.Start();
         var real = TransferNode.Start();
         var id = await real.ShareAsync(real.WriteFile("x.bin", 40_000));
-        var manifest = real.Db.Catalog.FindByContentId(id.Text)[0].Manifest.ToArray();
+        var manifest = manifestFor(id, real.Db.Catalog.FindByContentId(id.Text)[0].Manifest.ToArray());
         await real.DisposeAsync();
-        manifest[^1] ^= 1;
         await using var hostile = await ScriptedSeeder.StartAsync(downloader, request => request switch
         {
             ManifestRequest m => new ManifestResponse(m.RequestId, manifest),
@@ -174,8 +189,8 @@ public sealed class HostileProtocolTests
         var result = await downloader.Transfer.StartDownload(id).Completion.WaitAsync(TimeSpan.FromSeconds(20));
         Assert.Equal(DownloadState.Failed, result.State);
         Assert.Contains("no peer gave a valid manifest", result.Reason, StringComparison.Ordinal);
-        Assert.Contains(downloader.Db.Audit.List(), e => e.Event == "manifest.rejected" && e.PeerId == hostile.PeerId.Text);
         Assert.Empty(downloader.Db.Quarantine.List());
+        return Assert.Single(downloader.Db.Audit.List(), e => e.Event == "manifest.rejected" && e.PeerId == hostile.PeerId.Text).Detail;
     }
 
     [Fact]
@@ -211,25 +226,11 @@ public sealed class HostileProtocolTests
     [Fact]
     public async Task A_manifest_claiming_more_chunks_than_can_be_verified_is_rejected_before_anything_is_allocated()
     {
-        await using var downloader = TransferNode.Start();
-        var real = TransferNode.Start();
-        var id = await real.ShareAsync(real.WriteFile("x.bin", 40_000));
-        await real.DisposeAsync();
         using var publisher = NodeIdentity.Generate();
         // 2^62 bytes in 16 KiB chunks: 2^48 chunks (a bitmap of them alone would be 32 TiB).
-        var huge = Manifest.Create(publisher, "x.bin", 1L << 62, TransferNode.ChunkSize, id, DateTimeOffset.UtcNow).Encode();
-        await using var hostile = await ScriptedSeeder.StartAsync(downloader, request => request switch
-        {
-            ManifestRequest m => new ManifestResponse(m.RequestId, huge),
-            _ => new ErrorMessage(request.RequestId, WireErrorCode.NotFound, "no"),
-        });
-
-        var result = await downloader.Transfer.StartDownload(id).Completion.WaitAsync(TimeSpan.FromSeconds(20));
-        Assert.Equal(DownloadState.Failed, result.State);
-        Assert.Contains("no peer gave a valid manifest", result.Reason, StringComparison.Ordinal);
-        Assert.Contains(downloader.Db.Audit.List(), e => e.Event == "manifest.rejected" && e.PeerId == hostile.PeerId.Text
-            && e.Detail.Contains("chunks, more than", StringComparison.Ordinal));
-        Assert.Empty(downloader.Db.Quarantine.List());
+        var detail = await OnlyManifestPeerIsRejectedAsync((id, _) =>
+            Manifest.Create(publisher, "x.bin", 1L << 62, TransferNode.ChunkSize, id, DateTimeOffset.UtcNow).Encode());
+        Assert.Contains("chunks, more than", detail, StringComparison.Ordinal);
     }
 
     [Fact]
