@@ -75,24 +75,9 @@ public sealed class SecureMeshDatabase : IDisposable
     public static SecureMeshDatabase Open(string dataDirectory, TimeProvider? time = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
-        try
-        {
-            if (!Directory.Exists(dataDirectory))
-            {
-                if (OperatingSystem.IsWindows())
-                {
-                    Directory.CreateDirectory(dataDirectory);
-                }
-                else
-                {
-                    Directory.CreateDirectory(dataDirectory, OwnerOnly.Directories);
-                }
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new SecureMeshException(SecureMeshErrorKind.Storage, $"cannot create data directory {dataDirectory}: {e.Message}", e);
-        }
+        // The same data directory the identity lives in, made the same way: owner-only whatever the umask, an existing
+        // one of ours tightened to 0700, and a clear error when it cannot be created or written.
+        Core.Identity.IdentityStore.EnsureDataDirectory(dataDirectory);
         return OpenFile(System.IO.Path.Combine(dataDirectory, FileName), time);
     }
 

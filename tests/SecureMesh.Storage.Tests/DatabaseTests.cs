@@ -41,6 +41,36 @@ public sealed class DatabaseTests
     }
 
     [Fact]
+    public void An_existing_data_directory_open_to_others_is_made_owner_only_and_an_unusable_one_is_a_storage_error()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+        var dir = Directory.CreateTempSubdirectory("securemesh-datadir-").FullName;
+        try
+        {
+            File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+                | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+            using (SecureMeshDatabase.Open(dir))
+            {
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(dir));
+            }
+
+            // A regular file where the data directory should be.
+            var file = Path.Combine(dir, "not-a-directory");
+            File.WriteAllText(file, "x");
+            var e = Assert.Throws<SecureMeshException>(() => SecureMeshDatabase.Open(Path.Combine(file, "home")));
+            Assert.Equal(SecureMeshErrorKind.Storage, e.Kind);
+            Assert.Contains("data directory", e.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Migrations_step_from_version_one_to_two_and_keep_data()
     {
         using var t = new TestDatabase();
