@@ -183,7 +183,7 @@ internal sealed class SwarmDownload
         return tree.ContentId == Id;
     }
 
-    /// <summary>Every valid manifest the peers give (asked in parallel) with its sender, the first answering peer's first.</summary>
+    /// <summary>Every valid manifest the peers give (asked in parallel) with its sender, in the order of <paramref name="peers"/>.</summary>
     private async Task<List<(Manifest Manifest, ProtocolSession Peer)>> FetchManifestsAsync(IReadOnlyList<ProtocolSession> peers, CancellationToken ct)
     {
         if (peers.Count == 0)
