@@ -12,7 +12,7 @@ namespace SecureMesh.Node.Transfer;
 
 /// <summary>One content found by a search: merged over every peer that holds it.</summary>
 /// <param name="ContentId">The content ID.</param>
-/// <param name="Name">The name the first answering peer gave.</param>
+/// <param name="Name">The name the first peer holding it gave (peers in session order).</param>
 /// <param name="Size">Size in bytes.</param>
 /// <param name="Peers">Peers holding it.</param>
 public sealed record SearchHit(string ContentId, string Name, long Size, IReadOnlyList<string> Peers);
