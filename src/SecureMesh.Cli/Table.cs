@@ -5,7 +5,9 @@ internal static class Table
 {
     public static void Write(TextWriter output, string[] headers, IEnumerable<string[]> rows)
     {
-        var all = rows.Select(r => r.Select(Clean).ToArray()).ToList();
+        // Text from peers or the database never reaches the terminal with control or format characters (bidi overrides
+        // among them) in it: they could rewrite the screen or make one name look like another.
+        var all = rows.Select(r => r.Select(TerminalText.Safe).ToArray()).ToList();
         var widths = headers.Select(h => h.Length).ToArray();
         foreach (var row in all)
         {
@@ -30,8 +32,4 @@ internal static class Table
         }
         output.WriteLine(string.Join("  ", parts).TrimEnd());
     }
-
-    // Text from peers or the database never reaches the terminal with control or format characters (bidi overrides
-    // among them) in it: they could rewrite the screen or make one name look like another.
-    internal static string Clean(string text) => TerminalText.Safe(text);
 }

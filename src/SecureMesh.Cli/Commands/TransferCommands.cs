@@ -55,7 +55,7 @@ internal static class TransferCommands
             }
             var handle = runtime.Transfer.StartDownload(id, outDir is null ? null : Path.GetFullPath(outDir));
             using var registration = ct.Register(handle.Cancel);
-            return await FollowAsync(ctx, id, (_, _) => Task.FromResult(TransferControlService.ToInfo(handle)), handle.Completion, ct);
+            return await FollowAsync(ctx, id, TransferControlService.ToInfo(handle), _ => Task.FromResult(TransferControlService.ToInfo(handle)), handle.Completion, ct);
         }, cancellationToken));
         root.Subcommands.Add(get);
     }
@@ -81,24 +81,23 @@ internal static class TransferCommands
     private static async Task<int> GetThroughNodeAsync(CliContext ctx, ContentId id, string? outDir, CancellationToken ct)
     {
         using var client = new ControlClient(ctx.Home);
-        await client.StartDownloadAsync(id.Text, outDir is null ? null : Path.GetFullPath(outDir), ct);
+        var started = await client.StartDownloadAsync(id.Text, outDir is null ? null : Path.GetFullPath(outDir), ct);
         using var registration = ct.Register(() => client.CancelDownloadAsync(id.Text, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default));
         // The node answers when the download ends or after one progress interval, whichever is first.
-        return await FollowAsync(ctx, id, (first, c) => first ? client.GetDownloadAsync(id.Text, c) : client.WaitDownloadAsync(id.Text, ProgressInterval, c), null, ct);
+        return await FollowAsync(ctx, id, started, c => client.WaitDownloadAsync(id.Text, ProgressInterval, c), null, ct);
     }
 
     private static readonly TimeSpan ProgressInterval = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
     /// Shows a download's progress until it ends, then its outcome: exit 0 released, 3 held, 1 failed.
-    /// <paramref name="completion"/>, when the download runs in this process, ends the wait as soon as it finishes;
-    /// otherwise <paramref name="poll"/> (given whether it is the first call) does the waiting: it answers at the end or
-    /// after one progress interval.
+    /// <paramref name="info"/> is its state at the start; <paramref name="completion"/>, when the download runs in this
+    /// process, ends each wait as soon as it finishes; otherwise <paramref name="poll"/> does the waiting: it answers at
+    /// the end or after one progress interval.
     /// </summary>
-    private static async Task<int> FollowAsync(CliContext ctx, ContentId id, Func<bool, CancellationToken, Task<DownloadInfo>> poll, Task? completion, CancellationToken ct)
+    private static async Task<int> FollowAsync(CliContext ctx, ContentId id, DownloadInfo info, Func<CancellationToken, Task<DownloadInfo>> poll, Task? completion, CancellationToken ct)
     {
         var line = ctx.Json ? null : new ProgressLine(ctx.Err);
-        var info = await poll(true, ct);
         while (!info.Finished)
         {
             if (completion is not null)
@@ -106,7 +105,7 @@ internal static class TransferCommands
                 await Task.WhenAny(Task.Delay(ProgressInterval, ct), completion);
             }
             ct.ThrowIfCancellationRequested();
-            info = await poll(false, ct);
+            info = await poll(ct);
             if (line is not null)
             {
                 var percent = info.BytesTotal > 0 ? 100.0 * info.BytesDone / info.BytesTotal : 0;

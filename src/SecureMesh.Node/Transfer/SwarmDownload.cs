@@ -319,12 +319,20 @@ internal sealed class SwarmDownload
             }
         }).ToList();
         var results = await Task.WhenAll(tasks).ConfigureAwait(false);
-        HashSet<PeerId> liars;
+        return [.. results.Where(s => s is not null && !Excluded(s.Session.PeerId)).Select(s => s!)];
+    }
+
+    /// <summary>A banned peer, or one that lied in this download (a bad chunk, a manifest refuted): never a source again, even after reconnecting.</summary>
+    private bool Excluded(PeerId peer)
+    {
         lock (_gate)
         {
-            liars = [.. _liars];
+            if (_liars.Contains(peer))
+            {
+                return true;
+            }
         }
-        return [.. results.Where(s => s is not null && !_service.IsBanned(s.Session.PeerId) && !liars.Contains(s.Session.PeerId)).Select(s => s!)];
+        return _service.IsBanned(peer);
     }
 
     private void StartLanes(Source source, List<Source> all, SafeFileHandle file, List<Task> lanes, CancellationToken ct)
@@ -371,19 +379,14 @@ internal sealed class SwarmDownload
             while (true)
             {
                 await Task.Delay(_options.JoinInterval, _options.Time, ct).ConfigureAwait(false);
-                HashSet<PeerId> liars;
                 lock (_gate)
                 {
                     if (_done.IsComplete)
                     {
                         return;
                     }
-                    // A peer that sent a bad chunk stays out of this download even when it reconnects.
-                    liars = [.. _liars];
                 }
-                var fresh = _service.OpenSessions()
-                    .Where(p => !asked.Contains(p) && !liars.Contains(p.PeerId) && !_service.IsBanned(p.PeerId))
-                    .ToList();
+                var fresh = _service.OpenSessions().Where(p => !asked.Contains(p) && !Excluded(p.PeerId)).ToList();
                 asked.UnionWith(fresh);
                 if (fresh.Count == 0)
                 {

@@ -60,31 +60,21 @@ public sealed partial class TuiInjectionTests
         h.Press(Key.F5);
         h.WaitForScreen(Shown);
         AssertInertAndShown(h, "quarantine view");
-        string? dialog = null;
-        h.Dialogs.Enqueue(d =>
-        {
-            dialog = Ansi(h);
-            d.Key(Key.Enter);
-        });
+        var dialog = CaptureNextDialog(h);
         h.Press(Key.I);
-        h.WaitFor(() => dialog is not null, "the inspect dialog");
-        AssertInert(dialog!, "inspect dialog");
-        Assert.Contains(Shown, dialog, StringComparison.Ordinal);
+        h.WaitFor(() => dialog() is not null, "the inspect dialog");
+        AssertInert(dialog()!, "inspect dialog");
+        Assert.Contains(Shown, dialog(), StringComparison.Ordinal);
 
         h.Press(Key.F6);
         h.WaitForScreen(Shown);
         AssertInertAndShown(h, "log view");
 
-        string? error = null;
-        h.Dialogs.Enqueue(d =>
-        {
-            error = Ansi(h);
-            d.Key(Key.Enter);
-        });
+        var error = CaptureNextDialog(h);
         h.Client.Faults["ListLogAsync"] = new SecureMeshException(SecureMeshErrorKind.Protocol, $"peer said {Evil}");
-        h.Refresh(() => error is not null, "the error message");
-        AssertInert(error!, "error dialog");
-        Assert.Contains(Shown, error, StringComparison.Ordinal);
+        h.Refresh(() => error() is not null, "the error message");
+        AssertInert(error()!, "error dialog");
+        Assert.Contains(Shown, error(), StringComparison.Ordinal);
         h.Refresh(() => h.Screen.Contains($"node: peer said {Shown}", StringComparison.Ordinal), "the status line");
         AssertInertAndShown(h, "status line");
     }
@@ -114,6 +104,18 @@ public sealed partial class TuiInjectionTests
         Assert.Contains(Shown, dialog, StringComparison.Ordinal);
         Assert.Contains("alpha-bravo-1", dialog, StringComparison.Ordinal);
         Assert.False(h.Client.Called("TrustAsync"));
+    }
+
+    /// <summary>Answers the next dialog with Enter; the result gives what the terminal showed of it (null until then).</summary>
+    private static Func<string?> CaptureNextDialog(TuiHarness h)
+    {
+        string? shown = null;
+        h.Dialogs.Enqueue(d =>
+        {
+            shown = Ansi(h);
+            d.Key(Key.Enter);
+        });
+        return () => shown;
     }
 
     private static string Ansi(TuiHarness h)
