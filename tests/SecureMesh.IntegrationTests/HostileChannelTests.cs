@@ -57,6 +57,14 @@ public sealed class HostileChannelTests : IDisposable
             Assert.False(cts.IsCancellationRequested, "the node should close the connection, not leave it hanging");
         }
 
+        // The node keeps one session per peer: dial again only once the dropped one is gone, or the new connection
+        // can lose to the old session still being torn down (seen under load).
+        var gone = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (node.GetSession(attacker.PeerId) is not null)
+        {
+            Assert.True(DateTime.UtcNow < gone, "the dropped session should be removed");
+            await Task.Delay(20);
+        }
         await using var good = await SecureChannel.DialAsync(attacker, node.LocalEndPoint, identity.PeerId, options, CancellationToken.None);
         await good.SendAsync(WireCodec.Encode(new Hello(0, WireLimits.ProtocolVersion, [], WireLimits.DefaultMaxMessageSize)), CancellationToken.None);
         await good.SendAsync(WireCodec.Encode(new SearchRequest(1, "x", 1)), CancellationToken.None);
