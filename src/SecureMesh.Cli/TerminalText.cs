@@ -66,21 +66,28 @@ internal static class TerminalText
     public static string EscapeJson(string json)
     {
         ArgumentNullException.ThrowIfNull(json);
-        if (!HasUnsafe(json, static c => c is '\n' or '\r' or '\t'))
+        Func<char, bool> keep = static c => c is '\n' or '\r' or '\t';
+        if (!HasUnsafe(json, keep))
         {
             return json;
         }
         var builder = new StringBuilder(json.Length + 16);
-        foreach (var c in json)
+        for (var i = 0; i < json.Length;)
         {
-            if (IsUnsafe(c) && c is not ('\n' or '\r' or '\t'))
+            var length = UnitLength(json, i);
+            if (IsUnsafeUnit(json.AsSpan(i, length), keep))
             {
-                builder.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:X4}");
+                // A character beyond the BMP is escaped as its two UTF-16 halves, as JSON writes it.
+                foreach (var c in json.AsSpan(i, length))
+                {
+                    builder.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:X4}");
+                }
             }
             else
             {
-                builder.Append(c);
+                builder.Append(json.AsSpan(i, length));
             }
+            i += length;
         }
         return builder.ToString();
     }
@@ -95,14 +102,28 @@ internal static class TerminalText
         return inner as GuardedWriter ?? new GuardedWriter(inner);
     }
 
+    // Text is checked a character at a time, and a character beyond the BMP is two UTF-16 units: a surrogate pair is
+    // one unit of two, judged as the character it encodes (the invisible tag characters are format characters too);
+    // a lone surrogate is no character at all and never passes.
+
+    /// <summary>Length of the unit at <paramref name="i"/>: 2 for a surrogate pair, else 1.</summary>
+    private static int UnitLength(ReadOnlySpan<char> text, int i) =>
+        char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]) ? 2 : 1;
+
+    private static bool IsUnsafeUnit(ReadOnlySpan<char> unit, Func<char, bool> keep) => unit.Length == 2
+        ? IsUnsafe(new Rune(unit[0], unit[1]))
+        : char.IsSurrogate(unit[0]) || (IsUnsafe(unit[0]) && !keep(unit[0]));
+
     private static bool HasUnsafe(ReadOnlySpan<char> text, Func<char, bool> keep)
     {
-        foreach (var c in text)
+        for (var i = 0; i < text.Length;)
         {
-            if (IsUnsafe(c) && !keep(c))
+            var length = UnitLength(text, i);
+            if (IsUnsafeUnit(text.Slice(i, length), keep))
             {
                 return true;
             }
+            i += length;
         }
         return false;
     }
@@ -115,49 +136,120 @@ internal static class TerminalText
         }
         return string.Create(text.Length, (text, keep), static (span, state) =>
         {
-            for (var i = 0; i < span.Length; i++)
+            for (var i = 0; i < span.Length;)
             {
-                var c = state.text[i];
-                span[i] = IsUnsafe(c) && !state.keep(c) ? Replacement : c;
+                var length = UnitLength(state.text, i);
+                var unit = state.text.AsSpan(i, length);
+                if (IsUnsafeUnit(unit, state.keep))
+                {
+                    span.Slice(i, length).Fill(Replacement);
+                }
+                else
+                {
+                    unit.CopyTo(span[i..]);
+                }
+                i += length;
             }
         });
     }
 
     private sealed class GuardedWriter(TextWriter inner) : TextWriter(inner.FormatProvider)
     {
+        // A high surrogate written on its own, waiting for its low half to know which character it is.
+        private char _high;
+
         private static bool Passes(char c) => c is '\n' or '\r' or '\t';
 
         public override Encoding Encoding => inner.Encoding;
 
-        public override void Write(char value) => inner.Write(IsUnsafe(value) && !Passes(value) ? Replacement : value);
+        public override void Write(char value)
+        {
+            if (_high != '\0')
+            {
+                var high = _high;
+                _high = '\0';
+                if (char.IsLowSurrogate(value))
+                {
+                    WriteUnit([high, value]);
+                    return;
+                }
+                inner.Write(Replacement);
+            }
+            if (char.IsHighSurrogate(value))
+            {
+                _high = value;
+                return;
+            }
+            WriteUnit([value]);
+        }
 
-        public override void Write(string? value) => inner.Write(value is null ? null : Replace(value, Passes));
+        public override void Write(string? value)
+        {
+            if (value is not null)
+            {
+                Write(value.AsSpan());
+            }
+        }
 
         public override void Write(char[] buffer, int index, int count) => Write(buffer.AsSpan(index, count));
 
         public override void Write(ReadOnlySpan<char> buffer)
         {
+            if (_high != '\0' && !buffer.IsEmpty)
+            {
+                Write(buffer[0]);
+                buffer = buffer[1..];
+            }
+            if (!buffer.IsEmpty && char.IsHighSurrogate(buffer[^1]))
+            {
+                // Its low half may come with the next write.
+                Write(buffer[..^1]);
+                Write(buffer[^1]);
+                return;
+            }
             if (!HasUnsafe(buffer, Passes))
             {
                 inner.Write(buffer);
                 return;
             }
-            Write(buffer.ToString());
+            inner.Write(Replace(buffer.ToString(), Passes));
+        }
+
+        private void WriteUnit(ReadOnlySpan<char> unit)
+        {
+            if (IsUnsafeUnit(unit, Passes))
+            {
+                for (var i = 0; i < unit.Length; i++)
+                {
+                    inner.Write(Replacement);
+                }
+                return;
+            }
+            inner.Write(unit);
         }
 
         public override void WriteLine(string? value)
         {
             Write(value);
-            inner.WriteLine();
+            WriteLine();
         }
 
         public override void WriteLine(ReadOnlySpan<char> buffer)
         {
             Write(buffer);
-            inner.WriteLine();
+            WriteLine();
         }
 
-        public override void WriteLine() => inner.WriteLine();
+        public override void WriteLine()
+        {
+            if (_high != '\0')
+            {
+                // A high surrogate whose low half never came is no character.
+                _high = '\0';
+                inner.Write(Replacement);
+            }
+            inner.WriteLine();
+        }
 
         public override void Flush() => inner.Flush();
 

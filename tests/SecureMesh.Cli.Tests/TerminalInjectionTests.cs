@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -30,11 +31,24 @@ public sealed class TerminalInjectionTests
         "k\u200B\u200C\u200D\u2060\uFEFFzero-width",
         "l\u00ADsoft\u061Chyphen",
         "m\u2028line\u2029paragraph",
+        "n\U000E0041\U000E0042tags",               // invisible tag characters (format, beyond the BMP)
+        "o\U0001D173beam\U0001D17Aend",             // musical formatting characters (format, beyond the BMP)
     };
 
     /// <summary>Independent of the code under test: what must never reach a terminal.</summary>
     internal static bool Dangerous(char c) =>
         c < 0x20 || (c >= 0x7F && c <= 0x9F) || c is '\u2028' or '\u2029' || char.GetUnicodeCategory(c) == UnicodeCategory.Format;
+
+    /// <summary>The same for the UTF-16 unit at <paramref name="i"/>: a surrogate is judged by the character its pair encodes.</summary>
+    internal static bool Dangerous(string s, int i)
+    {
+        if (!char.IsSurrogate(s[i]))
+        {
+            return Dangerous(s[i]);
+        }
+        var start = char.IsLowSurrogate(s[i]) && i > 0 ? i - 1 : i;
+        return !Rune.TryGetRuneAt(s, start, out var rune) || Rune.GetUnicodeCategory(rune) == UnicodeCategory.Format;
+    }
 
     internal static void AssertInert(string output, bool allowLineBreaks)
     {
@@ -45,7 +59,7 @@ public sealed class TerminalInjectionTests
             {
                 continue;
             }
-            Assert.False(Dangerous(c), $"U+{(int)c:X4} at {i} reaches the terminal in: {output.Replace("\u001b", "<ESC>", StringComparison.Ordinal)}");
+            Assert.False(Dangerous(output, i), $"U+{(int)c:X4} at {i} reaches the terminal in: {output.Replace("\u001b", "<ESC>", StringComparison.Ordinal)}");
         }
     }
 
@@ -58,7 +72,7 @@ public sealed class TerminalInjectionTests
         Assert.Equal(hostile.Length, safe.Length);
         for (var i = 0; i < hostile.Length; i++)
         {
-            Assert.Equal(Dangerous(hostile[i]) ? TerminalText.Replacement : hostile[i], safe[i]);
+            Assert.Equal(Dangerous(hostile, i) ? TerminalText.Replacement : hostile[i], safe[i]);
         }
         var lines = TerminalText.SafeLines(hostile);
         AssertInert(lines.Replace("\n", string.Empty, StringComparison.Ordinal), allowLineBreaks: false);
