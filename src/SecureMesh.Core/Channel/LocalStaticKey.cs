@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using SecureMesh.Core.Identity;
 using SecureMesh.Core.Noise;
@@ -13,28 +14,47 @@ internal sealed class LocalStaticKey : IDisposable
 {
     private static readonly ConditionalWeakTable<NodeIdentity, LocalStaticKey> Cache = [];
 
-    private LocalStaticKey(X25519KeyPair key, byte[] payload)
+    private readonly NoiseHandshakePayload? _signed;
+    private readonly ConcurrentDictionary<string, byte[]> _payloads = new(StringComparer.Ordinal);
+
+    private LocalStaticKey(X25519KeyPair key, byte[] payload, NoiseHandshakePayload? signed)
     {
         Key = key;
         Payload = payload;
+        _signed = signed;
     }
 
     public X25519KeyPair Key { get; }
 
-    /// <summary>The encoded <c>NoiseHandshakePayload</c> we send.</summary>
+    /// <summary>The encoded <c>NoiseHandshakePayload</c> the SecureMesh channel sends (extensions: <c>/securemesh/1</c>).</summary>
     public byte[] Payload { get; }
+
+    /// <summary>
+    /// The encoded payload with <paramref name="streamMuxers"/> as its <c>extensions.stream_muxers</c> (early muxer
+    /// negotiation); the signature covers only the static key, so it is reused. A few lists at most, so they are kept.
+    /// </summary>
+    public byte[] PayloadWith(IReadOnlyList<string> streamMuxers)
+    {
+        var signed = _signed ?? throw new InvalidOperationException("a test key has a fixed payload");
+        return _payloads.GetOrAdd(string.Join('\n', streamMuxers), _ => new NoiseHandshakePayload
+        {
+            IdentityKey = signed.IdentityKey,
+            IdentitySignature = signed.IdentitySignature,
+            StreamMuxers = [.. streamMuxers],
+        }.Encode());
+    }
 
     public static LocalStaticKey For(NodeIdentity identity) => Cache.GetValue(identity, Create);
 
     private static LocalStaticKey Create(NodeIdentity identity)
     {
         var key = X25519KeyPair.Generate();
-        var payload = NoiseHandshakePayload.Create(identity, key.PublicKey, [SecureChannel.ProtocolId]).Encode();
-        return new LocalStaticKey(key, payload);
+        var signed = NoiseHandshakePayload.Create(identity, key.PublicKey, [SecureChannel.ProtocolId]);
+        return new LocalStaticKey(key, signed.Encode(), signed);
     }
 
     /// <summary>Test seam: a static key with an arbitrary (e.g. badly signed) payload.</summary>
-    internal static LocalStaticKey CreateForTest(X25519KeyPair key, byte[] payload) => new(key, payload);
+    internal static LocalStaticKey CreateForTest(X25519KeyPair key, byte[] payload) => new(key, payload, null);
 
     public void Dispose() => Key.Dispose();
 }

@@ -64,12 +64,27 @@ public static class SecureChannel
         return await HandshakeAsync(stream, false, me, LocalStaticKey.For(me), null, null, options, deadline, cancellationToken);
     }
 
-    /// <summary>The handshake proper. Any failure disposes the stream and throws <see cref="SecureMeshException"/> (or OperationCanceledException for the caller's own token).</summary>
+    /// <summary>The handshake with SecureMesh's own payload, then the message channel on top.</summary>
     internal static async Task<SecureConnection> HandshakeAsync(
         Stream stream, bool initiator, NodeIdentity me, LocalStaticKey local, PeerId? expected, IPEndPoint? remoteEndPoint,
         SecureChannelOptions options, CancellationTokenSource deadline, CancellationToken cancellationToken)
     {
-        var remoteText = remoteEndPoint?.ToString();
+        var outcome = await RunHandshakeAsync(stream, initiator, local, local.Payload, expected, remoteEndPoint?.ToString(), options, deadline, cancellationToken);
+        return new SecureConnection(stream, outcome.Reader, outcome.Transport, outcome.RemotePeer, outcome.RemoteProtocols, remoteEndPoint, options, outcome.BytesWritten);
+    }
+
+    /// <summary>What a finished handshake hands over: the frame reader (it may hold bytes already read), the keys and the peer.</summary>
+    internal readonly record struct HandshakeOutcome(FrameReader Reader, TransportState Transport, PeerId RemotePeer, IReadOnlyList<string> RemoteProtocols, long BytesWritten);
+
+    /// <summary>
+    /// The handshake proper, sending <paramref name="localPayload"/> (an encoded <c>NoiseHandshakePayload</c> signed for
+    /// <paramref name="local"/>'s static key). Any failure disposes the stream and throws <see cref="SecureMeshException"/>
+    /// (or OperationCanceledException for the caller's own token).
+    /// </summary>
+    internal static async Task<HandshakeOutcome> RunHandshakeAsync(
+        Stream stream, bool initiator, LocalStaticKey local, ReadOnlyMemory<byte> localPayload, PeerId? expected, string? remoteText,
+        SecureChannelOptions options, CancellationTokenSource deadline, CancellationToken cancellationToken)
+    {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
         var ct = linked.Token;
         var reader = new FrameReader(stream);
@@ -95,7 +110,7 @@ public static class SecureChannel
                 {
                     throw new SecureMeshException(SecureMeshErrorKind.Unauthorized, $"the peer is {remotePeer}, not the dialled {expected}");
                 }
-                written += await WriteMessageAsync(stream, handshake, local.Payload, message, ct);
+                written += await WriteMessageAsync(stream, handshake, localPayload, message, ct);
                 messageUsed = (int)written;
             }
             else
@@ -107,7 +122,7 @@ public static class SecureChannel
                     // libp2p sends nothing in the first message; it is unauthenticated, so take nothing from it.
                     throw new SecureMeshException(SecureMeshErrorKind.Protocol, "handshake message 1 carries a payload");
                 }
-                written += await WriteMessageAsync(stream, handshake, local.Payload, message, ct);
+                written += await WriteMessageAsync(stream, handshake, localPayload, message, ct);
                 messageUsed = (int)written;
                 frame = await ReadMessageAsync(reader, 3, ct);
                 payloadUsed = Math.Max(payloadUsed, frame.Length);
@@ -115,12 +130,11 @@ public static class SecureChannel
                 (remotePeer, remoteProtocols) = VerifyPayload(payload.AsSpan(0, length), handshake.RemoteStaticPublicKey);
             }
             transport = handshake.Split();
-            var connection = new SecureConnection(stream, reader, transport, remotePeer, remoteProtocols, remoteEndPoint, options, written);
             if (options.Logger is { } logger)
             {
                 ChannelLog.HandshakeSucceeded(logger, remotePeer.Text, remoteText, initiator ? "initiator" : "responder");
             }
-            return connection;
+            return new HandshakeOutcome(reader, transport, remotePeer, remoteProtocols, written);
         }
         catch (Exception e)
         {
