@@ -31,6 +31,7 @@ internal static class LocalNode
                 Listen = listen,
                 LoggerFactory = loggerFactory,
                 SessionHandler = transfer.HandleSessionAsync,
+                Protocols = transfer.StreamProtocols,
                 HandshakeTimeout = handshakeTimeout ?? defaults.HandshakeTimeout,
                 MaxSessions = maxSessions ?? defaults.MaxSessions,
             });

@@ -2,16 +2,24 @@ using System.Collections.Concurrent;
 using System.Net;
 using Microsoft.Extensions.Logging;
 using SecureMesh.Core;
-using SecureMesh.Core.Channel;
 using SecureMesh.Core.Identity;
+using SecureMesh.Core.Libp2p;
+using SecureMesh.Core.Libp2p.Identify;
+using SecureMesh.Core.Libp2p.Multistream;
+using SecureMesh.Core.Libp2p.Ping;
+using SecureMesh.Core.Libp2p.Yamux;
+using SecureMesh.Node.Network;
 using SecureMesh.Storage;
 
 namespace SecureMesh.Node;
 
 /// <summary>
-/// A running node: listens, authenticates every connection with the Noise handshake, and lets only trusted peers
-/// keep a session (default deny). Unknown peers are recorded as pending and disconnected; blocked peers and
-/// addresses are cut at once and rate-limited. Trust changes made by another process apply within a second.
+/// The connection side of a node: the TCP transport and the upgrader (multistream-select, Noise, yamux), the connection
+/// manager (one connection per peer, the simultaneous-dial tie-break, a cap on connections), authorization (default
+/// deny: only trusted peers keep a connection; unknown peers are recorded as pending and disconnected; blocked peers and
+/// addresses are cut at once and rate-limited; trust changes made by another process apply within a second) and the
+/// protocol router with identify and ping. The services (transfer, discovery, control) plug in through
+/// <see cref="NodeOptions"/>; <see cref="MeshHost"/> assembles them.
 /// </summary>
 public sealed class MeshNode : IAsyncDisposable
 {
@@ -19,22 +27,34 @@ public sealed class MeshNode : IAsyncDisposable
     private readonly SecureMeshDatabase _db;
     private readonly NodeOptions _options;
     private readonly ILogger _logger;
-    private readonly SecureListener _listener;
+    private readonly TcpTransport _listener;
+    private readonly Upgrader _upgrader;
     private readonly AttemptLimiter _limiter;
+    private readonly ProtocolRouter _router;
+    private readonly IdentifyService _identify;
+    private readonly PingService _ping;
+    private readonly MultistreamOptions _negotiation;
+    private readonly Lock _sessionsGate = new();
     private readonly ConcurrentDictionary<PeerId, PeerSession> _sessions = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _acceptLoop;
     private readonly Task _pollLoop;
     private int _disposed;
 
-    private MeshNode(NodeIdentity identity, SecureMeshDatabase db, NodeOptions options, SecureListener listener, AttemptLimiter limiter)
+    private MeshNode(NodeIdentity identity, SecureMeshDatabase db, NodeOptions options, TcpTransport listener, Upgrader upgrader, AttemptLimiter limiter)
     {
         _identity = identity;
         _db = db;
         _options = options;
         _logger = options.LoggerFactory.CreateLogger("SecureMesh.Node");
         _listener = listener;
+        _upgrader = upgrader;
         _limiter = limiter;
+        _identify = new IdentifyService(options.StreamTimeout, options.Time);
+        _ping = new PingService(new PingServiceOptions { TimeProvider = options.Time });
+        _negotiation = new MultistreamOptions { Timeout = options.StreamTimeout, TimeProvider = options.Time };
+        _router = new ProtocolRouter(BuiltInProtocols().Concat(options.Protocols), options.Policy, options.StreamTimeout, options.Time,
+            options.LoggerFactory.CreateLogger("SecureMesh.Network"));
         _acceptLoop = Task.Run(AcceptLoopAsync);
         _pollLoop = Task.Run(PollLoopAsync);
         NodeLog.Started(_logger, identity.PeerId.Text, listener.LocalEndPoint.ToString());
@@ -45,6 +65,12 @@ public sealed class MeshNode : IAsyncDisposable
 
     /// <summary>The bound listen address.</summary>
     public IPEndPoint LocalEndPoint => _listener.LocalEndPoint;
+
+    /// <summary>The protocols served on streams (what identify announces to a trusted peer).</summary>
+    public IReadOnlyList<string> Protocols => _router.Protocols;
+
+    /// <summary>Upgrades refused, failed and finished by the listener (for status and tests).</summary>
+    internal (long Refused, long Failed, long Succeeded) ListenerCounts => (_listener.RefusedConnections, _listener.FailedHandshakes, _listener.SucceededHandshakes);
 
     /// <summary>The open sessions with trusted peers.</summary>
     public IReadOnlyCollection<PeerSession> Sessions => [.. _sessions.Values];
@@ -65,21 +91,24 @@ public sealed class MeshNode : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(db);
         ArgumentNullException.ThrowIfNull(options);
         var limiter = new AttemptLimiter(options.Time, options.FirstPenalty);
-        var logger = options.LoggerFactory.CreateLogger("SecureMesh.Channel");
-        MeshNode? node = null;
-        var listenerOptions = new SecureListenerOptions
+        var upgrader = new Upgrader(identity, new UpgraderOptions
         {
             HandshakeTimeout = options.HandshakeTimeout,
-            MaxMessageSize = options.MaxMessageSize,
+            TimeProvider = options.Time,
+            Logger = options.LoggerFactory.CreateLogger("SecureMesh.Channel"),
+        });
+        MeshNode? node = null;
+        var listener = TcpTransport.Listen(options.Listen, upgrader, new TcpTransportOptions
+        {
+            HandshakeTimeout = options.HandshakeTimeout,
             MaxPendingHandshakes = options.MaxPendingHandshakes,
             MaxPendingPerAddress = options.MaxPendingPerAddress,
-            TimeProvider = options.Time,
-            Logger = logger,
+            Time = options.Time,
+            Logger = options.LoggerFactory.CreateLogger("SecureMesh.Network"),
             // Checked before a single byte is read: blocked ranges and penalised addresses get only a close.
             AddressFilter = address => node?.AdmitAddress(address) ?? true,
-        };
-        var listener = SecureListener.Start(options.Listen, identity, listenerOptions);
-        node = new MeshNode(identity, db, options, listener, limiter);
+        });
+        node = new MeshNode(identity, db, options, listener, upgrader, limiter);
         return node;
     }
 
@@ -96,11 +125,11 @@ public sealed class MeshNode : IAsyncDisposable
         {
             throw new SecureMeshException(SecureMeshErrorKind.Unauthorized, $"{expected} is not trusted ({Describe(decision)}); trust it first");
         }
-        var connection = await SecureChannel.DialAsync(_identity, endPoint, expected, ChannelOptions(), cancellationToken);
-        var session = TryOpenSession(connection, ConnectionDirection.Outbound);
+        var connection = await TcpTransport.DialAsync(_upgrader, endPoint, expected, _options.HandshakeTimeout, _options.Time, cancellationToken).ConfigureAwait(false);
+        var session = TryOpenSession(connection, ConnectionDirection.Outbound, endPoint);
         if (session is null)
         {
-            await connection.DisposeAsync();
+            await connection.DisposeAsync().ConfigureAwait(false);
             return _sessions.TryGetValue(expected, out existing)
                 ? existing
                 : throw new SecureMeshException(SecureMeshErrorKind.Unauthorized, $"{expected} is not trusted");
@@ -136,14 +165,6 @@ public sealed class MeshNode : IAsyncDisposable
         }
     }
 
-    private SecureChannelOptions ChannelOptions() => new()
-    {
-        HandshakeTimeout = _options.HandshakeTimeout,
-        MaxMessageSize = _options.MaxMessageSize,
-        TimeProvider = _options.Time,
-        Logger = _options.LoggerFactory.CreateLogger("SecureMesh.Channel"),
-    };
-
     private bool AdmitAddress(IPAddress address)
     {
         if (!_limiter.IsAllowed(address))
@@ -175,11 +196,11 @@ public sealed class MeshNode : IAsyncDisposable
     {
         try
         {
-            await foreach (var connection in _listener.Connections.ReadAllAsync(_stopping.Token))
+            await foreach (var inbound in _listener.Connections.ReadAllAsync(_stopping.Token).ConfigureAwait(false))
             {
-                if (TryOpenSession(connection, ConnectionDirection.Inbound) is null)
+                if (TryOpenSession(inbound.Connection, ConnectionDirection.Inbound, inbound.Remote) is null)
                 {
-                    await connection.DisposeAsync();
+                    await inbound.Connection.DisposeAsync().ConfigureAwait(false);
                 }
             }
         }
@@ -189,10 +210,9 @@ public sealed class MeshNode : IAsyncDisposable
     }
 
     /// <summary>Authorizes an authenticated connection; returns the session, or null when the caller must close it.</summary>
-    private PeerSession? TryOpenSession(SecureConnection connection, ConnectionDirection direction)
+    private PeerSession? TryOpenSession(UpgradedConnection connection, ConnectionDirection direction, IPEndPoint? remote)
     {
         var peer = connection.RemotePeerId;
-        var remote = connection.RemoteEndPoint;
         var address = remote?.Address ?? IPAddress.None;
         var sas = Core.Channel.ShortAuthString.From(connection.HandshakeHash);
         AuthorizationDecision decision;
@@ -242,16 +262,32 @@ public sealed class MeshNode : IAsyncDisposable
                 return null;
         }
 
-        if (_sessions.Count >= _options.MaxSessions)
+        PeerSession session;
+        PeerSession? replaced = null;
+        lock (_sessionsGate)
         {
-            NodeLog.Refused(_logger, peer.Text, remote?.ToString(), "too many sessions", TimeSpan.Zero);
-            return null;
+            _sessions.TryGetValue(peer, out var existing);
+            if (existing is not null && !KeepsNewConnection(peer, existing.Direction, direction))
+            {
+                // One connection per peer: keep the one already working (or the one the tie-break picks).
+                return null;
+            }
+            if (existing is null && _sessions.Count >= _options.MaxSessions)
+            {
+                NodeLog.Refused(_logger, peer.Text, remote?.ToString(), "too many sessions", TimeSpan.Zero);
+                return null;
+            }
+            // Authorized: only now is the multiplexer started, so nothing but the handshake was read from the peer before.
+            var muxer = new YamuxSession(connection.Stream, connection.IsInitiator, _options.Yamux, _options.Time,
+                _options.LoggerFactory.CreateLogger("SecureMesh.Yamux"));
+            session = new PeerSession(connection, muxer, direction, remote, _options.Time.GetUtcNow(), sas, _negotiation);
+            replaced = existing;
+            _sessions[peer] = session;
         }
-        var session = new PeerSession(connection, direction, _options.Time.GetUtcNow(), sas);
-        if (!_sessions.TryAdd(peer, session))
+        if (replaced is not null)
         {
-            // One connection per peer: keep the one already working.
-            return null;
+            NetworkLog.ConnectionReplaced(_logger, peer.Text, "both sides dialled at once; the connection dialled by the smaller Peer ID stays");
+            replaced.RequestClose("replaced by the connection both sides keep");
         }
         try
         {
@@ -267,33 +303,135 @@ public sealed class MeshNode : IAsyncDisposable
         return session;
     }
 
-    private async Task RunSessionAsync(PeerSession session)
+    /// <summary>
+    /// The simultaneous-dial tie-break, the same on both sides: of two connections dialled by different sides, the one
+    /// dialled by the peer with the smaller Peer ID stays. Two dialled by the same side: the one already there stays.
+    /// </summary>
+    private bool KeepsNewConnection(PeerId peer, ConnectionDirection existing, ConnectionDirection incoming)
     {
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(session.Closing, _stopping.Token);
+        if (existing == incoming)
+        {
+            return false;
+        }
+        var weAreSmaller = string.CompareOrdinal(_identity.PeerId.Text, peer.Text) < 0;
+        // The new connection was dialled by us when it is outbound.
+        return (incoming == ConnectionDirection.Outbound) == weAreSmaller;
+    }
+
+    private IEnumerable<StreamProtocol> BuiltInProtocols()
+    {
+        yield return new StreamProtocol(IdentifyService.ProtocolId, ServeIdentifyAsync, 4);
+        yield return new StreamProtocol(IdentifyService.PushProtocolId, ReceiveIdentifyPushAsync, 4);
+        // A stock libp2p node may ping on many streams at once (the interop test opens 100).
+        yield return new StreamProtocol(PingService.ProtocolId, (_, stream, ct) => _ping.ServeAsync(stream, ct), 128);
+        if (_options.SessionHandler is not null)
+        {
+            yield return new StreamProtocol(_options.SessionProtocol, AcceptSessionStreamAsync, 1);
+        }
+    }
+
+    /// <summary>Our identify message for <paramref name="session"/>'s peer: the protocols it may use, where it is seen from.</summary>
+    private IdentifyMessage DescribeFor(PeerSession session) => IdentifyService.Describe(_identity,
+        [.. ListenAddresses.Expand(LocalEndPoint).Select(MultiaddrBytes.From)],
+        _router.ProtocolsFor(session),
+        session.RemoteEndPoint is { } remote ? MultiaddrBytes.From(remote) : null);
+
+    private async Task ServeIdentifyAsync(PeerSession session, Stream stream, CancellationToken cancellationToken)
+    {
+        await _identify.RespondAsync(stream, DescribeFor(session), cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task ReceiveIdentifyPushAsync(PeerSession session, Stream stream, CancellationToken cancellationToken)
+    {
+        var update = await _identify.ReceivePushAsync(stream, session.PeerId, cancellationToken).ConfigureAwait(false);
+        session.Identified = session.Identified is { } known
+            ? known with
+            {
+                ProtocolVersion = update.ProtocolVersion ?? known.ProtocolVersion,
+                AgentVersion = update.AgentVersion ?? known.AgentVersion,
+                ListenAddrs = update.ListenAddrs.Count > 0 ? update.ListenAddrs : known.ListenAddrs,
+                Protocols = update.Protocols.Count > 0 ? update.Protocols : known.Protocols,
+                ObservedAddr = update.ObservedAddr ?? known.ObservedAddr,
+            }
+            : update;
+    }
+
+    /// <summary>Asks the peer who it is (agent, protocols, addresses); a failure only leaves <see cref="PeerSession.Identified"/> empty.</summary>
+    private async Task IdentifyPeerAsync(PeerSession session, CancellationToken cancellationToken)
+    {
         try
         {
-            if (_options.SessionHandler is { } handler)
+            await using var stream = await session.OpenStreamAsync(IdentifyService.ProtocolId, cancellationToken).ConfigureAwait(false);
+            var info = await _identify.RequestAsync(stream, session.PeerId, cancellationToken).ConfigureAwait(false);
+            session.Identified = info;
+            NetworkLog.Identified(_logger, session.PeerId.Text, info.AgentVersion, info.Protocols.Count);
+        }
+        catch (Exception e) when (e is SecureMeshException or IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            NetworkLog.IdentifyFailed(_logger, session.PeerId.Text, e.Message);
+        }
+    }
+
+    /// <summary>Pushes our identify message to every session (after our addresses or protocols changed).</summary>
+    public async Task PushIdentifyAsync(CancellationToken cancellationToken)
+    {
+        foreach (var session in _sessions.Values)
+        {
+            try
             {
-                await handler(session, linked.Token);
+                await using var stream = await session.OpenStreamAsync(IdentifyService.PushProtocolId, cancellationToken).ConfigureAwait(false);
+                await _identify.PushAsync(stream, DescribeFor(session), cancellationToken).ConfigureAwait(false);
+                await StreamClosing.CloseAsync(stream, _options.StreamTimeout, _options.Time).ConfigureAwait(false);
             }
-            else
+            catch (Exception e) when (e is SecureMeshException or IOException or ObjectDisposedException)
             {
-                while (!linked.IsCancellationRequested)
-                {
-                    using var message = await session.Connection.ReceivePooledAsync(linked.Token);
-                }
+                NetworkLog.IdentifyFailed(_logger, session.PeerId.Text, e.Message);
             }
+        }
+    }
+
+    /// <summary>Pings the peer of an open session over <c>/ipfs/ping/1.0.0</c> <paramref name="count"/> times; returns the round-trip times.</summary>
+    public async Task<IReadOnlyList<TimeSpan>> PingAsync(PeerSession session, int count, TimeSpan interval, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        await using var stream = await session.OpenStreamAsync(PingService.ProtocolId, cancellationToken).ConfigureAwait(false);
+        var times = new List<TimeSpan>(count);
+        for (var i = 0; i < count; i++)
+        {
+            if (i > 0)
+            {
+                await Task.Delay(interval, _options.Time, cancellationToken).ConfigureAwait(false);
+            }
+            times.Add(await _ping.PingAsync(stream, cancellationToken).ConfigureAwait(false));
+        }
+        await StreamClosing.CloseAsync(stream, _options.StreamTimeout, _options.Time).ConfigureAwait(false);
+        return times;
+    }
+
+    /// <summary>The peer opened this connection's session stream: run the session handler on it.</summary>
+    private async Task AcceptSessionStreamAsync(PeerSession session, Stream stream, CancellationToken cancellationToken)
+    {
+        // One session stream per connection, opened by the dialler.
+        if (session.Direction != ConnectionDirection.Inbound || !session.TryTakeSessionStream())
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Protocol, "a session stream the peer may not open");
+        }
+        await RunHandlerAsync(session, new MessageStream(stream, _options.MaxMessageSize), cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task RunHandlerAsync(PeerSession session, MessageStream messages, CancellationToken cancellationToken)
+    {
+        session.Messages = messages;
+        try
+        {
+            await _options.SessionHandler!(session, cancellationToken).ConfigureAwait(false);
             session.RequestClose("handler finished");
         }
         catch (OperationCanceledException)
         {
             session.RequestClose(_stopping.IsCancellationRequested ? "node stopping" : "closed");
         }
-        catch (SecureMeshException e)
-        {
-            session.RequestClose(e.Message);
-        }
-        catch (IOException e)
+        catch (Exception e) when (e is SecureMeshException or IOException)
         {
             session.RequestClose(e.Message);
         }
@@ -304,10 +442,103 @@ public sealed class MeshNode : IAsyncDisposable
         }
         finally
         {
-            _sessions.TryRemove(new KeyValuePair<PeerId, PeerSession>(session.PeerId, session));
-            await session.Connection.DisposeAsync();
+            // Our last words (an error reply) go out before the end of the stream; the connection closes right after, and
+            // closing it ends the stream without a reset that could make the peer drop them unread.
+            try
+            {
+                using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(2), _options.Time);
+                await messages.CompleteSendingAsync(wait.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is SecureMeshException or OperationCanceledException or InvalidOperationException or ObjectDisposedException)
+            {
+            }
+        }
+    }
+
+    private async Task RunSessionAsync(PeerSession session)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(session.Closing, _stopping.Token);
+        var token = linked.Token;
+        var streams = new List<Task>();
+        try
+        {
+            var accept = AcceptStreamsAsync(session, streams, token);
+            _ = IdentifyPeerAsync(session, token);
+            if (_options.SessionHandler is not null && session.Direction == ConnectionDirection.Outbound && session.TryTakeSessionStream())
+            {
+                Stream? opened = null;
+                try
+                {
+                    opened = await session.OpenStreamAsync(_options.SessionProtocol, token).ConfigureAwait(false);
+                }
+                catch (SecureMeshException e) when (e.Kind == SecureMeshErrorKind.NotFound)
+                {
+                    // A libp2p node that does not speak our protocol (a stock node pinging us): the connection stays for identify and ping.
+                }
+                if (opened is not null)
+                {
+                    await RunHandlerAsync(session, new MessageStream(opened, _options.MaxMessageSize), token).ConfigureAwait(false);
+                }
+            }
+            // The session lasts until it is closed (by us, the handler, a trust change) or the connection ends.
+            await Task.WhenAny(accept, Task.Delay(Timeout.Infinite, token)).ConfigureAwait(false);
+            if (accept.IsCompleted)
+            {
+                session.RequestClose(session.Muxer.ClosedReason ?? "the peer closed the connection");
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            session.RequestClose(_stopping.IsCancellationRequested ? "node stopping" : "closed");
+        }
+        catch (Exception e) when (e is SecureMeshException or IOException or ObjectDisposedException)
+        {
+            session.RequestClose(e.Message);
+        }
+        finally
+        {
+            session.RequestClose(_stopping.IsCancellationRequested ? "node stopping" : "closed");
+            lock (_sessionsGate)
+            {
+                _sessions.TryRemove(new KeyValuePair<PeerId, PeerSession>(session.PeerId, session));
+            }
+            await session.Muxer.DisposeAsync().ConfigureAwait(false);
+            await session.Connection.DisposeAsync().ConfigureAwait(false);
+            Task[] pending;
+            lock (streams)
+            {
+                pending = [.. streams];
+            }
+            try
+            {
+                await Task.WhenAll(pending).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+            }
             NodeLog.SessionClosed(_logger, session.PeerId.Text, session.CloseReason ?? "closed");
             SessionClosed?.Invoke(session);
+        }
+    }
+
+    /// <summary>Takes every stream the peer opens and routes it, until the connection ends.</summary>
+    private async Task AcceptStreamsAsync(PeerSession session, List<Task> streams, CancellationToken token)
+    {
+        try
+        {
+            while (!token.IsCancellationRequested)
+            {
+                var stream = await session.Muxer.AcceptStreamAsync(token).ConfigureAwait(false);
+                var task = Task.Run(() => _router.ServeAsync(session, stream, token), CancellationToken.None);
+                lock (streams)
+                {
+                    streams.RemoveAll(t => t.IsCompleted);
+                    streams.Add(task);
+                }
+            }
+        }
+        catch (Exception e) when (e is SecureMeshException or OperationCanceledException or ObjectDisposedException or IOException)
+        {
         }
     }
 

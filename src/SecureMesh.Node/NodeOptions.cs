@@ -1,6 +1,8 @@
 using System.Net;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using SecureMesh.Core.Libp2p.Yamux;
+using SecureMesh.Node.Network;
 
 namespace SecureMesh.Node;
 
@@ -40,9 +42,26 @@ public sealed class NodeOptions
     /// <summary>First penalty for a refused address; doubles on each refusal.</summary>
     public TimeSpan FirstPenalty { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>How long one stream may take to negotiate its protocol, and identify to answer.</summary>
+    public TimeSpan StreamTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The stream multiplexer's limits (streams per connection, windows, keep-alive).</summary>
+    public YamuxOptions? Yamux { get; init; }
+
     /// <summary>
-    /// What to do with a trusted peer's session once it is established; null keeps the connection open and discards
-    /// what arrives (the transfer protocol installs its handler here).
+    /// What to do with a trusted peer's session once it is established; it runs on the session stream
+    /// (<see cref="SessionProtocol"/>, one per connection, opened by the dialler), found in <see cref="PeerSession.Messages"/>.
+    /// Null serves no session stream (the connection still serves identify, ping and <see cref="Protocols"/>).
+    /// When the handler returns, the connection is closed.
     /// </summary>
     public Func<PeerSession, CancellationToken, Task>? SessionHandler { get; init; }
+
+    /// <summary>The protocol ID of the session stream.</summary>
+    public string SessionProtocol { get; init; } = Transfer.TransferProtocol.Transfer;
+
+    /// <summary>Further protocols served on the streams a peer opens (identify and ping are always served).</summary>
+    public IReadOnlyList<StreamProtocol> Protocols { get; init; } = [];
+
+    /// <summary>Which protocols a peer may use; null: every protocol for the trusted peers that keep a connection.</summary>
+    public IProtocolPolicy? Policy { get; init; }
 }

@@ -46,8 +46,7 @@ public sealed class NodeApiCommandTests
 
         Assert.Equal(0, h.Home_("peers", "add", friend.PeerId.Text, "--trust", "--name", "friend").ExitCode);
         // The node itself sees the new trust at once: the friend may connect.
-        await using var connection = await Core.Channel.SecureChannel.DialAsync(friend, node.Node.LocalEndPoint, node.Identity.PeerId,
-            new Core.Channel.SecureChannelOptions { HandshakeTimeout = TimeSpan.FromSeconds(3) }, CancellationToken.None);
+        await using var connection = await Node.Network.PeerLink.DialAsync(friend, node.Node.LocalEndPoint, node.Identity.PeerId, TimeSpan.FromSeconds(3), CancellationToken.None);
         await UntilAsync(() => node.Node.GetSession(friend.PeerId) is not null, "the session");
 
         var list = h.Home_("peers", "list", "--json");

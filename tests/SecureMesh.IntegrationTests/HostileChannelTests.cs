@@ -1,9 +1,9 @@
 using System.Net;
 using SecureMesh.Core;
-using SecureMesh.Core.Channel;
 using SecureMesh.Core.Identity;
 using SecureMesh.Core.Wire;
 using SecureMesh.Node;
+using SecureMesh.Node.Network;
 using SecureMesh.Node.Transfer;
 using SecureMesh.Storage;
 
@@ -36,16 +36,17 @@ public sealed class HostileChannelTests : IDisposable
             Home = home,
             Listen = new IPEndPoint(IPAddress.Loopback, 0),
             SessionHandler = transfer.HandleSessionAsync,
+            Protocols = transfer.StreamProtocols,
         });
         using var attacker = NodeIdentity.Generate();
         db.Trust.AddPeer(attacker.PeerId, null, null, trusted: true);
-        var options = new SecureChannelOptions { HandshakeTimeout = TimeSpan.FromSeconds(3) };
+        var timeout = TimeSpan.FromSeconds(3);
 
-        await using (var hostile = await SecureChannel.DialAsync(attacker, node.LocalEndPoint, identity.PeerId, options, CancellationToken.None))
+        await using (var hostile = await PeerLink.DialAsync(attacker, node.LocalEndPoint, identity.PeerId, timeout, CancellationToken.None))
         {
             await hostile.SendAsync(WireCodec.Encode(new Hello(0, WireLimits.ProtocolVersion, [], WireLimits.DefaultMaxMessageSize)), CancellationToken.None);
-            // A message announcing 2 GiB: the node must drop the connection without allocating it.
-            await hostile.SendRawFrameForTestAsync(new byte[] { 0x7F, 0xFF, 0xFF, 0xFF }, CancellationToken.None);
+            // A message announcing 2 GiB (its varint length): the node must drop the connection without allocating it.
+            await hostile.SendRawAsync(new byte[] { 0x80, 0x80, 0x80, 0x80, 0x08 }, CancellationToken.None);
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             await Assert.ThrowsAsync<SecureMeshException>(async () =>
             {
@@ -65,7 +66,7 @@ public sealed class HostileChannelTests : IDisposable
             Assert.True(DateTime.UtcNow < gone, "the dropped session should be removed");
             await Task.Delay(20);
         }
-        await using var good = await SecureChannel.DialAsync(attacker, node.LocalEndPoint, identity.PeerId, options, CancellationToken.None);
+        await using var good = await PeerLink.DialAsync(attacker, node.LocalEndPoint, identity.PeerId, timeout, CancellationToken.None);
         await good.SendAsync(WireCodec.Encode(new Hello(0, WireLimits.ProtocolVersion, [], WireLimits.DefaultMaxMessageSize)), CancellationToken.None);
         await good.SendAsync(WireCodec.Encode(new SearchRequest(1, "x", 1)), CancellationToken.None);
         using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(5));

@@ -1,7 +1,7 @@
 using System.Net;
 using SecureMesh.Core;
-using SecureMesh.Core.Channel;
 using SecureMesh.Core.Identity;
+using SecureMesh.Node.Network;
 using SecureMesh.Storage;
 
 namespace SecureMesh.Node.Tests;
@@ -78,24 +78,8 @@ internal static class Wait
     }
 
     /// <summary>True when the remote side closes the connection within <paramref name="timeout"/>.</summary>
-    public static async Task<bool> ClosedByRemoteAsync(SecureConnection connection, TimeSpan timeout)
-    {
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            await connection.ReceiveAsync(cts.Token);
-            return false;
-        }
-        catch (SecureMeshException) when (!cts.IsCancellationRequested)
-        {
-            return true;
-        }
-        catch (SecureMeshException)
-        {
-            return false;
-        }
-    }
+    public static Task<bool> ClosedByRemoteAsync(PeerLink connection, TimeSpan timeout) => connection.ClosedByRemoteAsync(timeout);
 
-    public static Task<SecureConnection> DialAsync(NodeIdentity client, TestNode server) =>
-        SecureChannel.DialAsync(client, server.EndPoint, server.Identity.PeerId, new SecureChannelOptions { HandshakeTimeout = TimeSpan.FromSeconds(3) }, CancellationToken.None);
+    public static Task<PeerLink> DialAsync(NodeIdentity client, TestNode server) =>
+        PeerLink.DialAsync(client, server.EndPoint, server.Identity.PeerId, TimeSpan.FromSeconds(3), CancellationToken.None);
 }

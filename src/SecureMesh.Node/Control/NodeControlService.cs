@@ -309,8 +309,8 @@ internal sealed class NodeControlService : INodeControl
         name,
         s.Direction.ToString().ToLowerInvariant(),
         s.Since,
-        s.Connection.BytesSent,
-        s.Connection.BytesReceived,
+        s.BytesSent,
+        s.BytesReceived,
         s.ShortAuthString,
         s.RemoteEndPoint?.ToString());
 

@@ -5,12 +5,15 @@ using SecureMesh.Core;
 using SecureMesh.Core.Content;
 using SecureMesh.Core.Identity;
 using SecureMesh.Core.Wire;
+using SecureMesh.Node.Network;
 
 namespace SecureMesh.Node.Transfer;
 
 /// <summary>
-/// The application protocol on one session with a trusted peer: both sides send Hello first; then any number of
-/// requests travel each way at once, paired with their responses by request ID. Requests from the peer are served
+/// The application protocol on one session with a trusted peer (<see cref="TransferProtocol.Transfer"/>: one long-lived
+/// stream per connection, opened by the dialler): both sides send Hello first; then any number of
+/// requests travel each way at once, paired with their responses by request ID. Searches go on a stream of their own
+/// (<see cref="TransferProtocol.Search"/>). Requests from the peer are served
 /// concurrently (at most <see cref="TransferOptions.MaxConcurrentServes"/>; beyond that the connection is not read,
 /// which pushes back on the peer). A message that does not decode gets an Error reply; a malformed one also ends the
 /// session. Nothing a peer sends raises anything but a closed session.
@@ -21,6 +24,7 @@ public sealed class ProtocolSession
     public static readonly IReadOnlyList<string> Capabilities = ["search", "manifest", "have", "chunk", "cancel"];
 
     private readonly PeerSession _session;
+    private readonly MessageStream _channel;
     private readonly TransferService _service;
     private readonly TransferOptions _options;
     private readonly ILogger _logger;
@@ -32,9 +36,10 @@ public sealed class ProtocolSession
     private readonly CancellationTokenSource _closed = new();
     private int _nextId;
 
-    internal ProtocolSession(PeerSession session, TransferService service, TransferOptions options, ILogger logger)
+    internal ProtocolSession(PeerSession session, MessageStream channel, TransferService service, TransferOptions options, ILogger logger)
     {
         _session = session;
+        _channel = channel;
         _service = service;
         _options = options;
         _logger = logger;
@@ -61,7 +66,6 @@ public sealed class ProtocolSession
     /// <summary>Runs the session until the connection closes or <paramref name="cancellationToken"/> fires.</summary>
     internal async Task RunAsync(CancellationToken cancellationToken)
     {
-        var connection = _session.Connection;
         try
         {
             await SendAsync(new Hello(0, WireLimits.ProtocolVersion, Capabilities, WireLimits.DefaultMaxMessageSize), cancellationToken).ConfigureAwait(false);
@@ -69,7 +73,8 @@ public sealed class ProtocolSession
             using (var helloTimeout = new CancellationTokenSource(_options.HelloTimeout, _options.Time))
             using (var linked = CancellationTokenSource.CreateLinkedTokenSource(helloTimeout.Token, cancellationToken))
             {
-                using var first = await connection.ReceivePooledAsync(linked.Token).ConfigureAwait(false);
+                using var first = await _channel.ReceiveAsync(linked.Token).ConfigureAwait(false)
+                    ?? throw new SecureMeshException(SecureMeshErrorKind.Network, "the peer closed the stream before its hello");
                 WireMessage message;
                 try
                 {
@@ -129,10 +134,10 @@ public sealed class ProtocolSession
 
     private async Task ReceiveLoopAsync(CancellationToken cancellationToken)
     {
-        var connection = _session.Connection;
         while (true)
         {
-            var owner = await connection.ReceivePooledAsync(cancellationToken).ConfigureAwait(false);
+            var owner = await _channel.ReceiveAsync(cancellationToken).ConfigureAwait(false)
+                ?? throw new SecureMeshException(SecureMeshErrorKind.Network, "the peer closed the stream");
             WireMessage message;
             try
             {
@@ -393,13 +398,73 @@ public sealed class ProtocolSession
 
     // ---- client side ----
 
-    /// <summary>Searches the peer's catalog.</summary>
+    /// <summary>Searches the peer's catalog, on a <see cref="TransferProtocol.Search"/> stream of its own.</summary>
     public async Task<IReadOnlyList<SearchResult>> SearchAsync(string query, int limit, CancellationToken cancellationToken)
     {
-        var reply = await RequestAsync(id => new SearchRequest(id, query, limit), _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
-        using (reply.Owner)
+        await Ready.ConfigureAwait(false);
+        using var timer = new CancellationTokenSource(_options.RequestTimeout, _options.Time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, cancellationToken);
+        try
         {
-            return reply.Message is SearchResponse r ? r.Results : throw Unexpected(reply.Message);
+            await using var stream = new MessageStream(await _session.OpenStreamAsync(TransferProtocol.Search, linked.Token).ConfigureAwait(false));
+            using (var writer = new PooledBufferWriter())
+            {
+                WireCodec.Encode(new SearchRequest(1, query, limit), writer);
+                await stream.SendAsync(writer.WrittenMemory, linked.Token).ConfigureAwait(false);
+            }
+            using var answer = await stream.ReceiveAsync(linked.Token).ConfigureAwait(false)
+                ?? throw new SecureMeshException(SecureMeshErrorKind.Protocol, $"{PeerId} closed the search stream without an answer");
+            var message = WireCodec.Decode(answer.Memory.Span);
+            return message is SearchResponse { RequestId: 1 } r ? r.Results : throw Unexpected(message);
+        }
+        catch (OperationCanceledException) when (timer.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"{PeerId} did not answer within {_options.RequestTimeout.TotalSeconds:0.#}s");
+        }
+    }
+
+    /// <summary>
+    /// Serves one <see cref="TransferProtocol.Search"/> stream: one search request, its answer (or an error), the end.
+    /// The request is served by the same code as a search on the transfer stream.
+    /// </summary>
+    internal static async Task ServeSearchStreamAsync(PeerSession session, MessageStream stream, TransferService service, TransferOptions options, ILogger logger, CancellationToken cancellationToken)
+    {
+        var server = new ProtocolSession(session, stream, service, options, logger);
+        using var timer = new CancellationTokenSource(options.RequestTimeout, options.Time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, cancellationToken);
+        var ct = linked.Token;
+        try
+        {
+            using var first = await stream.ReceiveAsync(ct).ConfigureAwait(false);
+            if (first is null)
+            {
+                return;
+            }
+            WireMessage message;
+            try
+            {
+                message = WireCodec.Decode(first.Memory.Span);
+            }
+            catch (SecureMeshException e)
+            {
+                await server.TrySendErrorAsync(PeekRequestId(first.Memory.Span), WireErrorCode.BadRequest, e.Message, ct).ConfigureAwait(false);
+                return;
+            }
+            if (message is not SearchRequest)
+            {
+                await server.TrySendErrorAsync(message.RequestId, WireErrorCode.BadRequest, $"only a search request is served on {TransferProtocol.Search}", ct).ConfigureAwait(false);
+                return;
+            }
+            await server._serveSlots.WaitAsync(ct).ConfigureAwait(false);
+            await server.ServeAsync(message, ct).ConfigureAwait(false);
+            await stream.CompleteSendingAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SecureMeshException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+            if (e is SecureMeshException { Kind: SecureMeshErrorKind.Protocol })
+            {
+                TransferLog.ProtocolError(logger, session.PeerId.Text, e.Message);
+            }
         }
     }
 
@@ -530,7 +595,7 @@ public sealed class ProtocolSession
     {
         using var timer = new CancellationTokenSource(_options.SendTimeout, _options.Time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, cancellationToken);
-        await _session.Connection.SendAsync(bytes, linked.Token).ConfigureAwait(false);
+        await _channel.SendAsync(bytes, linked.Token).ConfigureAwait(false);
     }
 
     /// <summary>Ends the session (tests, bans).</summary>

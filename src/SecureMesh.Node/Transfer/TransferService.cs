@@ -5,6 +5,7 @@ using SecureMesh.Core;
 using SecureMesh.Core.Content;
 using SecureMesh.Core.Identity;
 using SecureMesh.Core.Wire;
+using SecureMesh.Node.Network;
 using SecureMesh.Node.Quarantine;
 using SecureMesh.Storage;
 
@@ -63,11 +64,15 @@ public sealed class TransferService : IAsyncDisposable
     /// <summary>Chunks served to peers since start.</summary>
     public long ChunksServed => _sessions.Values.Sum(s => Interlocked.Read(ref s.ChunksServed));
 
-    /// <summary>The session handler: runs the protocol with one trusted peer until the session ends.</summary>
+    /// <summary>
+    /// The session handler: runs the protocol with one trusted peer on the session's <see cref="TransferProtocol.Transfer"/>
+    /// stream until the session ends.
+    /// </summary>
     public async Task HandleSessionAsync(PeerSession session, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(session);
-        var protocol = new ProtocolSession(session, this, _options, _logger);
+        var channel = session.Messages ?? throw new InvalidOperationException("the session has no transfer stream");
+        var protocol = new ProtocolSession(session, channel, this, _options, _logger);
         _sessions[session.PeerId] = protocol;
         _ = protocol.Ready.ContinueWith(t => PeerReady?.Invoke(protocol), CancellationToken.None,
             TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
@@ -80,6 +85,16 @@ public sealed class TransferService : IAsyncDisposable
             _sessions.TryRemove(new KeyValuePair<PeerId, ProtocolSession>(session.PeerId, protocol));
         }
     }
+
+    /// <summary>The stream protocols this engine serves besides the session stream (the search protocol).</summary>
+    public IReadOnlyList<StreamProtocol> StreamProtocols =>
+    [
+        new(TransferProtocol.Search, (session, stream, ct) =>
+            ProtocolSession.ServeSearchStreamAsync(session, new MessageStream(stream), this, _options, _logger, ct), MaxInboundSearchStreams),
+    ];
+
+    /// <summary>Search streams one peer may have open towards us at once; more are reset.</summary>
+    internal const int MaxInboundSearchStreams = 8;
 
     /// <summary>Waits until at least <paramref name="count"/> sessions are ready, or the timeout passes; returns how many are.</summary>
     public async Task<int> WaitForPeersAsync(int count, TimeSpan timeout, CancellationToken cancellationToken)

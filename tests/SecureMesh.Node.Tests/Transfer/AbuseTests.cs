@@ -2,9 +2,9 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using SecureMesh.Core;
-using SecureMesh.Core.Channel;
 using SecureMesh.Core.Identity;
 using SecureMesh.Core.Wire;
+using SecureMesh.Node.Network;
 using SecureMesh.Storage;
 
 namespace SecureMesh.Node.Tests.Transfer;
@@ -27,11 +27,10 @@ public sealed class AbuseTests
         for (var i = 0; i < strangers; i++)
         {
             using var sybil = NodeIdentity.Generate();
-            SecureConnection connection;
+            PeerLink connection;
             try
             {
-                connection = await SecureChannel.DialAsync(sybil, node.Node.LocalEndPoint, node.PeerId,
-                    new SecureChannelOptions { HandshakeTimeout = TimeSpan.FromSeconds(3) }, CancellationToken.None);
+                connection = await PeerLink.DialAsync(sybil, node.Node.LocalEndPoint, node.PeerId, TimeSpan.FromSeconds(3), CancellationToken.None);
             }
             catch (SecureMeshException)
             {
@@ -137,12 +136,11 @@ public sealed class AbuseTests
         }
     }
 
-    private static async Task<SecureConnection> DialFromAsync(IPAddress local, NodeIdentity identity, TransferNode node)
+    private static async Task<PeerLink> DialFromAsync(IPAddress local, NodeIdentity identity, TransferNode node)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         socket.Bind(new IPEndPoint(local, 0));
         await socket.ConnectAsync(node.Node.LocalEndPoint);
-        return await SecureChannel.DialAsync(new NetworkStream(socket, ownsSocket: true), identity, node.PeerId,
-            new SecureChannelOptions { HandshakeTimeout = TimeSpan.FromSeconds(3) }, CancellationToken.None);
+        return await PeerLink.UpgradeAsync(identity, new NetworkStream(socket, ownsSocket: true), node.PeerId, TimeSpan.FromSeconds(3), CancellationToken.None);
     }
 }

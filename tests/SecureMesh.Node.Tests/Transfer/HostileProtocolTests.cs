@@ -1,8 +1,8 @@
 using SecureMesh.Core;
-using SecureMesh.Core.Channel;
 using SecureMesh.Core.Content;
 using SecureMesh.Core.Identity;
 using SecureMesh.Core.Wire;
+using SecureMesh.Node.Network;
 using SecureMesh.Node.Transfer;
 
 namespace SecureMesh.Node.Tests.Transfer;
@@ -10,7 +10,7 @@ namespace SecureMesh.Node.Tests.Transfer;
 /// <summary>A trusted peer that speaks raw protocol bytes to a node.</summary>
 internal sealed class RawPeer : IAsyncDisposable
 {
-    private RawPeer(NodeIdentity identity, SecureConnection connection)
+    private RawPeer(NodeIdentity identity, PeerLink connection)
     {
         Identity = identity;
         Connection = connection;
@@ -18,14 +18,13 @@ internal sealed class RawPeer : IAsyncDisposable
 
     public NodeIdentity Identity { get; }
 
-    public SecureConnection Connection { get; }
+    public PeerLink Connection { get; }
 
     public static async Task<RawPeer> ConnectAsync(TransferNode target)
     {
         var identity = NodeIdentity.Generate();
         target.Db.Trust.AddPeer(identity.PeerId, null, null, trusted: true);
-        var connection = await SecureChannel.DialAsync(identity, target.Node.LocalEndPoint, target.PeerId,
-            new SecureChannelOptions { HandshakeTimeout = TimeSpan.FromSeconds(3) }, CancellationToken.None);
+        var connection = await PeerLink.DialAsync(identity, target.Node.LocalEndPoint, target.PeerId, TimeSpan.FromSeconds(3), CancellationToken.None);
         var peer = new RawPeer(identity, connection);
         await peer.SendAsync(new Hello(0, WireLimits.ProtocolVersion, ["chunk"], WireLimits.DefaultMaxMessageSize));
         Assert.IsType<Hello>(await peer.ReceiveAsync());
@@ -128,8 +127,7 @@ public sealed class HostileProtocolTests
         var id = await node.ShareAsync(node.WriteFile("v.bin", 2 * TransferNode.ChunkSize));
         using var identity = NodeIdentity.Generate();
         node.Db.Trust.AddPeer(identity.PeerId, null, null, trusted: true);
-        await using var connection = await SecureChannel.DialAsync(identity, node.Node.LocalEndPoint, node.PeerId,
-            new SecureChannelOptions { HandshakeTimeout = TimeSpan.FromSeconds(3) }, CancellationToken.None);
+        await using var connection = await PeerLink.DialAsync(identity, node.Node.LocalEndPoint, node.PeerId, TimeSpan.FromSeconds(3), CancellationToken.None);
         // Everything at once, as a peer that ignores the answer to its hello would send it.
         await connection.SendAsync(WireCodec.Encode(new Hello(0, version, ["search", "manifest", "have", "chunk"], WireLimits.DefaultMaxMessageSize)), CancellationToken.None);
         await connection.SendAsync(WireCodec.Encode(new SearchRequest(1, "v", 10)), CancellationToken.None);
@@ -294,11 +292,12 @@ internal sealed class ScriptedSeeder : IAsyncDisposable
     {
         var node = TestNode.Start(handler: async (session, ct) =>
         {
-            var connection = session.Connection;
+            var connection = session.Messages!;
             await connection.SendAsync(WireCodec.Encode(new Hello(0, WireLimits.ProtocolVersion, [], WireLimits.DefaultMaxMessageSize)), ct);
             while (true)
             {
-                var message = WireCodec.Decode(await connection.ReceiveAsync(ct));
+                using var received = await connection.ReceiveAsync(ct) ?? throw new SecureMeshException(SecureMeshErrorKind.Network, "closed");
+                var message = WireCodec.Decode(received.Memory.ToArray());
                 if (message is Hello)
                 {
                     continue;

@@ -56,8 +56,7 @@ public sealed class ResilienceTests
         await using var node = TransferNode.Start();
         var identity = Core.Identity.NodeIdentity.Generate();
         node.Db.Trust.AddPeer(identity.PeerId, null, null, trusted: true);
-        await using var connection = await Core.Channel.SecureChannel.DialAsync(identity, node.Node.LocalEndPoint, node.PeerId,
-            new Core.Channel.SecureChannelOptions { HandshakeTimeout = TimeSpan.FromSeconds(3) }, CancellationToken.None);
+        await using var connection = await Network.PeerLink.DialAsync(identity, node.Node.LocalEndPoint, node.PeerId, TimeSpan.FromSeconds(3), CancellationToken.None);
         await connection.SendAsync(WireCodec.Encode(new Hello(0, 99, [], WireLimits.DefaultMaxMessageSize)), CancellationToken.None);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         Assert.IsType<Hello>(WireCodec.Decode(await connection.ReceiveAsync(cts.Token)));

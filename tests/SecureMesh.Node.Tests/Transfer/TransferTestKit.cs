@@ -50,6 +50,7 @@ internal sealed class TransferNode : IAsyncDisposable
             HandshakeTimeout = TimeSpan.FromSeconds(3),
             PollInterval = TimeSpan.FromMilliseconds(100),
             SessionHandler = transfer.HandleSessionAsync,
+            Protocols = transfer.StreamProtocols,
         });
         return new TransferNode(home, identity, db, transfer, node);
     }
