@@ -23,6 +23,8 @@ internal static class FuzzTargets
         PayloadTarget.Target,
         WireTarget.Target,
         ManifestTarget.Target,
+        MultistreamTarget.Target,
+        IdentifyTarget.Target,
     ];
 
     public static FuzzTarget? Find(string name) =>
