@@ -16,22 +16,15 @@ internal ref struct ProtobufReader
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     private readonly ReadOnlySpan<byte> _data;
-    private readonly string _what;
     private int _position;
 
-    /// <summary>A reader of <paramref name="data"/>; <paramref name="what"/> names the message in errors.</summary>
-    public ProtobufReader(ReadOnlySpan<byte> data, string what = "handshake payload")
+    public ProtobufReader(ReadOnlySpan<byte> data)
     {
         _data = data;
-        _what = what;
         _position = 0;
     }
 
-    public static SecureMeshException Malformed(string reason) => Malformed("handshake payload", reason);
-
-    public static SecureMeshException Malformed(string what, string reason) => new(SecureMeshErrorKind.Protocol, $"malformed {what}: {reason}");
-
-    private readonly SecureMeshException Fail(string reason) => Malformed(_what, reason);
+    public static SecureMeshException Malformed(string reason) => new(SecureMeshErrorKind.Protocol, "malformed handshake payload: " + reason);
 
     /// <summary>Reads the next field key; false at the end of the data.</summary>
     public bool TryReadTag(out int field, out int wireType)
@@ -46,7 +39,7 @@ internal ref struct ProtobufReader
         var number = key >> 3;
         if (number == 0 || number > 536_870_911)
         {
-            throw Fail("invalid field number");
+            throw Malformed("invalid field number");
         }
         field = (int)number;
         wireType = (int)(key & 7);
@@ -60,12 +53,12 @@ internal ref struct ProtobufReader
         {
             if (_position >= _data.Length)
             {
-                throw Fail("truncated varint");
+                throw Malformed("truncated varint");
             }
             var b = _data[_position++];
             if (shift == 63 && b > 1)
             {
-                throw Fail("varint overflows 64 bits");
+                throw Malformed("varint overflows 64 bits");
             }
             result |= (ulong)(b & 0x7F) << shift;
             if ((b & 0x80) == 0)
@@ -73,7 +66,7 @@ internal ref struct ProtobufReader
                 return result;
             }
         }
-        throw Fail("varint too long");
+        throw Malformed("varint too long");
     }
 
     public ReadOnlySpan<byte> ReadBytes()
@@ -81,7 +74,7 @@ internal ref struct ProtobufReader
         var length = ReadVarint();
         if (length > (ulong)(_data.Length - _position))
         {
-            throw Fail("length runs past the end");
+            throw Malformed("length runs past the end");
         }
         var slice = _data.Slice(_position, (int)length);
         _position += (int)length;
@@ -106,7 +99,7 @@ internal ref struct ProtobufReader
                 break;
             default:
                 // Groups (3, 4) are deprecated and never used by libp2p; 6 and 7 do not exist.
-                throw Fail("unsupported wire type");
+                throw Malformed("unsupported wire type");
         }
     }
 
@@ -114,12 +107,15 @@ internal ref struct ProtobufReader
     {
         if (count > _data.Length - _position)
         {
-            throw Fail("field runs past the end");
+            throw Malformed("field runs past the end");
         }
         _position += count;
     }
 
-    public static string DecodeUtf8(ReadOnlySpan<byte> bytes, string what = "handshake payload")
+    public static string DecodeUtf8(ReadOnlySpan<byte> bytes) => DecodeUtf8(bytes, HandshakePayload);
+
+    /// <summary>Strict UTF-8; <paramref name="what"/> names the message in the error.</summary>
+    public static string DecodeUtf8(ReadOnlySpan<byte> bytes, string what)
     {
         try
         {
@@ -129,5 +125,17 @@ internal ref struct ProtobufReader
         {
             throw Malformed(what, "a string is not valid UTF-8");
         }
+    }
+
+    private const string HandshakePayload = "handshake payload";
+
+    /// <summary>A protocol error about <paramref name="what"/> (another message than the handshake payload).</summary>
+    public static SecureMeshException Malformed(string what, string reason) => new(SecureMeshErrorKind.Protocol, $"malformed {what}: {reason}");
+
+    /// <summary>The reader's own errors name the handshake payload; this names <paramref name="what"/> instead.</summary>
+    public static SecureMeshException Renamed(SecureMeshException error, string what)
+    {
+        var prefix = $"malformed {HandshakePayload}: ";
+        return error.Message.StartsWith(prefix, StringComparison.Ordinal) ? Malformed(what, error.Message[prefix.Length..]) : error;
     }
 }

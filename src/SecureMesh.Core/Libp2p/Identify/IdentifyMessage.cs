@@ -97,11 +97,23 @@ public sealed record IdentifyMessage
     /// </summary>
     internal static IdentifyMessage DecodeInto(ReadOnlySpan<byte> data, IdentifyMessage? previous)
     {
+        try
+        {
+            return Parse(data, previous);
+        }
+        catch (SecureMeshException e) when (e.Kind == SecureMeshErrorKind.Protocol)
+        {
+            throw ProtobufReader.Renamed(e, What);
+        }
+    }
+
+    private static IdentifyMessage Parse(ReadOnlySpan<byte> data, IdentifyMessage? previous)
+    {
         if (data.Length > MaxSize)
         {
             throw Malformed($"longer than {MaxSize} bytes");
         }
-        var reader = new ProtobufReader(data, What);
+        var reader = new ProtobufReader(data);
         string? protocolVersion = previous?.ProtocolVersion;
         string? agentVersion = previous?.AgentVersion;
         var publicKey = previous?.PublicKey;
