@@ -1,5 +1,6 @@
 using System.Text;
 using SecureMesh.Core.Identity;
+using SecureMesh.Core.Wire;
 
 namespace SecureMesh.Core.Noise;
 
@@ -145,11 +146,7 @@ internal sealed class NoiseHandshakePayload
 
     private static void WriteVarint(MemoryStream stream, ulong value)
     {
-        while (value >= 0x80)
-        {
-            stream.WriteByte((byte)(value | 0x80));
-            value >>= 7;
-        }
-        stream.WriteByte((byte)value);
+        Span<byte> buffer = stackalloc byte[Varint.MaxLength64];
+        stream.Write(buffer[..Varint.Write(buffer, value)]);
     }
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using SecureMesh.Core.Wire;
 
 namespace SecureMesh.Core.Noise;
 
@@ -48,25 +49,24 @@ internal ref struct ProtobufReader
 
     public ulong ReadVarint()
     {
-        ulong result = 0;
-        for (var shift = 0; shift < 64; shift += 7)
+        bool complete;
+        ulong value;
+        int consumed;
+        try
         {
-            if (_position >= _data.Length)
-            {
-                throw Malformed("truncated varint");
-            }
-            var b = _data[_position++];
-            if (shift == 63 && b > 1)
-            {
-                throw Malformed("varint overflows 64 bits");
-            }
-            result |= (ulong)(b & 0x7F) << shift;
-            if ((b & 0x80) == 0)
-            {
-                return result;
-            }
+            complete = Varint.TryRead(_data[_position..], out value, out consumed);
         }
-        throw Malformed("varint too long");
+        catch (SecureMeshException e)
+        {
+            // Same kind, with the payload context in the message.
+            throw Malformed(e.Message);
+        }
+        if (!complete)
+        {
+            throw Malformed("truncated varint");
+        }
+        _position += consumed;
+        return value;
     }
 
     public ReadOnlySpan<byte> ReadBytes()
