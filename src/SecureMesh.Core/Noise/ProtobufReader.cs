@@ -17,15 +17,22 @@ internal ref struct ProtobufReader
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     private readonly ReadOnlySpan<byte> _data;
+    private readonly string _what;
     private int _position;
 
-    public ProtobufReader(ReadOnlySpan<byte> data)
+    /// <summary>A reader of <paramref name="data"/>; <paramref name="what"/> names the message in errors.</summary>
+    public ProtobufReader(ReadOnlySpan<byte> data, string what = "handshake payload")
     {
         _data = data;
+        _what = what;
         _position = 0;
     }
 
-    public static SecureMeshException Malformed(string reason) => new(SecureMeshErrorKind.Protocol, "malformed handshake payload: " + reason);
+    public static SecureMeshException Malformed(string reason) => Malformed("handshake payload", reason);
+
+    public static SecureMeshException Malformed(string what, string reason) => new(SecureMeshErrorKind.Protocol, $"malformed {what}: {reason}");
+
+    private readonly SecureMeshException Fail(string reason) => Malformed(_what, reason);
 
     /// <summary>Reads the next field key; false at the end of the data.</summary>
     public bool TryReadTag(out int field, out int wireType)
@@ -40,7 +47,7 @@ internal ref struct ProtobufReader
         var number = key >> 3;
         if (number == 0 || number > 536_870_911)
         {
-            throw Malformed("invalid field number");
+            throw Fail("invalid field number");
         }
         field = (int)number;
         wireType = (int)(key & 7);
@@ -59,11 +66,11 @@ internal ref struct ProtobufReader
         catch (SecureMeshException e)
         {
             // Same kind, with the payload context in the message.
-            throw Malformed(e.Message);
+            throw Fail(e.Message);
         }
         if (!complete)
         {
-            throw Malformed("truncated varint");
+            throw Fail("truncated varint");
         }
         _position += consumed;
         return value;
@@ -74,7 +81,7 @@ internal ref struct ProtobufReader
         var length = ReadVarint();
         if (length > (ulong)(_data.Length - _position))
         {
-            throw Malformed("length runs past the end");
+            throw Fail("length runs past the end");
         }
         var slice = _data.Slice(_position, (int)length);
         _position += (int)length;
@@ -99,7 +106,7 @@ internal ref struct ProtobufReader
                 break;
             default:
                 // Groups (3, 4) are deprecated and never used by libp2p; 6 and 7 do not exist.
-                throw Malformed("unsupported wire type");
+                throw Fail("unsupported wire type");
         }
     }
 
@@ -107,15 +114,12 @@ internal ref struct ProtobufReader
     {
         if (count > _data.Length - _position)
         {
-            throw Malformed("field runs past the end");
+            throw Fail("field runs past the end");
         }
         _position += count;
     }
 
-    public static string DecodeUtf8(ReadOnlySpan<byte> bytes) => DecodeUtf8(bytes, HandshakePayload);
-
-    /// <summary>Strict UTF-8; <paramref name="what"/> names the message in the error.</summary>
-    public static string DecodeUtf8(ReadOnlySpan<byte> bytes, string what)
+    public static string DecodeUtf8(ReadOnlySpan<byte> bytes, string what = "handshake payload")
     {
         try
         {
@@ -125,17 +129,5 @@ internal ref struct ProtobufReader
         {
             throw Malformed(what, "a string is not valid UTF-8");
         }
-    }
-
-    private const string HandshakePayload = "handshake payload";
-
-    /// <summary>A protocol error about <paramref name="what"/> (another message than the handshake payload).</summary>
-    public static SecureMeshException Malformed(string what, string reason) => new(SecureMeshErrorKind.Protocol, $"malformed {what}: {reason}");
-
-    /// <summary>The reader's own errors name the handshake payload; this names <paramref name="what"/> instead.</summary>
-    public static SecureMeshException Renamed(SecureMeshException error, string what)
-    {
-        var prefix = $"malformed {HandshakePayload}: ";
-        return error.Message.StartsWith(prefix, StringComparison.Ordinal) ? Malformed(what, error.Message[prefix.Length..]) : error;
     }
 }

@@ -1,5 +1,4 @@
 using SecureMesh.Core.Identity;
-using SecureMesh.Core.Libp2p;
 using SecureMesh.Core.Libp2p.Identify;
 using Microsoft.Extensions.Time.Testing;
 
@@ -185,6 +184,6 @@ public sealed class IdentifyTests : IDisposable
         var encoded = new IdentifyMessage { Protocols = [name] }.Encode();
         Assert.Equal(new byte[] { 0x1A, 0xAC, 0x02 }, encoded[..3]);
         Assert.Equal(3 + 300, encoded.Length);
-        Assert.Equal(2, UnsignedVarint.Size(300));
+        Assert.Equal(2, Core.Wire.Varint.Size(300));
     }
 }

@@ -1,5 +1,6 @@
 using System.Text;
 using SecureMesh.Core.Noise;
+using SecureMesh.Core.Wire;
 
 namespace SecureMesh.Core.Libp2p.Identify;
 
@@ -97,23 +98,11 @@ public sealed record IdentifyMessage
     /// </summary>
     internal static IdentifyMessage DecodeInto(ReadOnlySpan<byte> data, IdentifyMessage? previous)
     {
-        try
-        {
-            return Parse(data, previous);
-        }
-        catch (SecureMeshException e) when (e.Kind == SecureMeshErrorKind.Protocol)
-        {
-            throw ProtobufReader.Renamed(e, What);
-        }
-    }
-
-    private static IdentifyMessage Parse(ReadOnlySpan<byte> data, IdentifyMessage? previous)
-    {
         if (data.Length > MaxSize)
         {
             throw Malformed($"longer than {MaxSize} bytes");
         }
-        var reader = new ProtobufReader(data);
+        var reader = new ProtobufReader(data, What);
         string? protocolVersion = previous?.ProtocolVersion;
         string? agentVersion = previous?.AgentVersion;
         var publicKey = previous?.PublicKey;
@@ -202,9 +191,9 @@ public sealed record IdentifyMessage
 
     private static void WriteBytes(MemoryStream stream, int field, ReadOnlySpan<byte> value)
     {
-        Span<byte> scratch = stackalloc byte[UnsignedVarint.MaxLength];
-        stream.Write(scratch[..UnsignedVarint.Write(scratch, ((ulong)field << 3) | ProtobufReader.WireTypeLengthDelimited)]);
-        stream.Write(scratch[..UnsignedVarint.Write(scratch, (ulong)value.Length)]);
+        Span<byte> scratch = stackalloc byte[Varint.MaxLength64];
+        stream.Write(scratch[..Varint.Write(scratch, ((ulong)field << 3) | ProtobufReader.WireTypeLengthDelimited)]);
+        stream.Write(scratch[..Varint.Write(scratch, (ulong)value.Length)]);
         stream.Write(value);
     }
 }
