@@ -21,6 +21,12 @@ public class BoundedFuzzTests(ITestOutputHelper output)
     public void Frame_reader_survives_bounded_fuzzing() => Fuzz(FrameTarget.Target);
 
     [Fact]
+    public void Multistream_select_survives_bounded_fuzzing() => Fuzz(MultistreamTarget.Target);
+
+    [Fact]
+    public void Identify_message_parser_survives_bounded_fuzzing() => Fuzz(IdentifyTarget.Target);
+
+    [Fact]
     public void Handshake_messages_survive_bounded_fuzzing() => Fuzz(HandshakeTarget.Target);
 
     [Fact]
@@ -31,12 +37,6 @@ public class BoundedFuzzTests(ITestOutputHelper output)
 
     [Fact]
     public void Manifest_parser_survives_bounded_fuzzing() => Fuzz(ManifestTarget.Target);
-
-    [Fact]
-    public void Multistream_select_survives_bounded_fuzzing() => Fuzz(MultistreamTarget.Target);
-
-    [Fact]
-    public void Identify_message_parser_survives_bounded_fuzzing() => Fuzz(IdentifyTarget.Target);
 
     /// <summary>The seeds must get past the first checks, or the fuzzing never reaches the parsers' depths.</summary>
     [Fact]

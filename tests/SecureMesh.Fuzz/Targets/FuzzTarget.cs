@@ -19,12 +19,12 @@ internal static class FuzzTargets
     public static IReadOnlyList<FuzzTarget> All { get; } =
     [
         FrameTarget.Target,
+        MultistreamTarget.Target,
+        IdentifyTarget.Target,
         HandshakeTarget.Target,
         PayloadTarget.Target,
         WireTarget.Target,
         ManifestTarget.Target,
-        MultistreamTarget.Target,
-        IdentifyTarget.Target,
     ];
 
     public static FuzzTarget? Find(string name) =>
