@@ -1,6 +1,6 @@
 namespace SecureMesh.Tests.Shared;
 
-/// <summary>Where tests/interop (js-libp2p's Noise, driven by noise-peer.mjs) is, for every test project that uses it.</summary>
+/// <summary>Where tests/interop (js-libp2p's Noise driven by noise-peer.mjs, a stock js-libp2p node in libp2p-node.mjs) is, for every test project that uses it.</summary>
 internal static class JsInterop
 {
     /// <summary>The tests/interop folder; fails the test (never skips) when it or its node_modules is missing.</summary>
@@ -13,8 +13,9 @@ internal static class JsInterop
         }
         Assert.True(dir is not null, "tests/interop/package.json not found above " + AppContext.BaseDirectory);
         var interop = Path.Combine(dir!.FullName, "tests", "interop");
-        Assert.True(System.IO.Directory.Exists(Path.Combine(interop, "node_modules", "@chainsafe", "libp2p-noise")),
-            "tests/interop/node_modules is missing: run `npm ci --prefix tests/interop` first");
+        Assert.True(System.IO.Directory.Exists(Path.Combine(interop, "node_modules", "@chainsafe", "libp2p-noise"))
+            && System.IO.Directory.Exists(Path.Combine(interop, "node_modules", "libp2p")),
+            "tests/interop/node_modules is missing or old: run `npm ci --prefix tests/interop` first");
         return interop;
     }
 }

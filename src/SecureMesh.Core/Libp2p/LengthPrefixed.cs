@@ -1,4 +1,5 @@
 using System.Buffers;
+using SecureMesh.Core.Wire;
 
 namespace SecureMesh.Core.Libp2p;
 
@@ -16,8 +17,8 @@ internal static class LengthPrefixed
     /// </summary>
     public static async ValueTask<byte[]?> ReadAsync(Stream stream, int maxLength, string what, CancellationToken cancellationToken)
     {
-        var prefix = new byte[UnsignedVarint.MaxLength];
-        var maxPrefix = UnsignedVarint.Size((ulong)maxLength);
+        var prefix = new byte[Varint.MaxLength64];
+        var maxPrefix = Varint.Size((ulong)maxLength);
         var used = 0;
         ulong length;
         while (true)
@@ -32,7 +33,7 @@ internal static class LengthPrefixed
                 throw new SecureMeshException(SecureMeshErrorKind.Protocol, $"the stream ended inside the length of a {what}");
             }
             used++;
-            if (UnsignedVarint.TryRead(prefix.AsSpan(0, used), out length, out _))
+            if (Varint.TryRead(prefix.AsSpan(0, used), out length, out _))
             {
                 break;
             }
@@ -65,7 +66,7 @@ internal static class LengthPrefixed
         var total = 0;
         foreach (var message in messages)
         {
-            total += UnsignedVarint.Size((ulong)message.Length) + message.Length;
+            total += Varint.Size((ulong)message.Length) + message.Length;
         }
         var buffer = ArrayPool<byte>.Shared.Rent(total);
         try
@@ -73,7 +74,7 @@ internal static class LengthPrefixed
             var at = 0;
             foreach (var message in messages)
             {
-                at += UnsignedVarint.Write(buffer.AsSpan(at), (ulong)message.Length);
+                at += Varint.Write(buffer.AsSpan(at), (ulong)message.Length);
                 message.Span.CopyTo(buffer.AsSpan(at));
                 at += message.Length;
             }

@@ -21,6 +21,12 @@ public class BoundedFuzzTests(ITestOutputHelper output)
     public void Frame_reader_survives_bounded_fuzzing() => Fuzz(FrameTarget.Target);
 
     [Fact]
+    public void Multistream_select_survives_bounded_fuzzing() => Fuzz(MultistreamTarget.Target);
+
+    [Fact]
+    public void Identify_message_parser_survives_bounded_fuzzing() => Fuzz(IdentifyTarget.Target);
+
+    [Fact]
     public void Handshake_messages_survive_bounded_fuzzing() => Fuzz(HandshakeTarget.Target);
 
     [Fact]

@@ -187,21 +187,4 @@ public class MultistreamSelectTests
         await Assert.ThrowsAsync<ArgumentException>(() => MultistreamSelect.SelectAsync(stream, [new string('x', 1024)], CancellationToken.None));
         Assert.Equal(0, stream.Length);
     }
-
-    [Fact]
-    public void The_varint_is_minimal_and_bounded()
-    {
-        Span<byte> buffer = stackalloc byte[9];
-        Assert.Equal(2, UnsignedVarint.Write(buffer, 300));
-        Assert.Equal(new byte[] { 0xAC, 0x02 }, buffer[..2].ToArray());
-        Assert.True(UnsignedVarint.TryRead([0xAC, 0x02], out var value, out var used));
-        Assert.Equal((300UL, 2), (value, used));
-        Assert.False(UnsignedVarint.TryRead([0xAC], out _, out used));
-        Assert.Equal(0, used);
-        Assert.Throws<SecureMeshException>(() => UnsignedVarint.TryRead([0x80, 0x00], out _, out _));
-        Assert.Throws<SecureMeshException>(() => UnsignedVarint.TryRead([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], out _, out _));
-        Assert.Equal(1, UnsignedVarint.Size(127));
-        Assert.Equal(2, UnsignedVarint.Size(128));
-        Assert.Equal(9, UnsignedVarint.Size(long.MaxValue));
-    }
 }

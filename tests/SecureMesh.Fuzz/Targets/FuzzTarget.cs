@@ -19,6 +19,8 @@ internal static class FuzzTargets
     public static IReadOnlyList<FuzzTarget> All { get; } =
     [
         FrameTarget.Target,
+        MultistreamTarget.Target,
+        IdentifyTarget.Target,
         HandshakeTarget.Target,
         PayloadTarget.Target,
         WireTarget.Target,

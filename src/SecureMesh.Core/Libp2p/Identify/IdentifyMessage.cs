@@ -1,5 +1,6 @@
 using System.Text;
 using SecureMesh.Core.Noise;
+using SecureMesh.Core.Wire;
 
 namespace SecureMesh.Core.Libp2p.Identify;
 
@@ -190,9 +191,9 @@ public sealed record IdentifyMessage
 
     private static void WriteBytes(MemoryStream stream, int field, ReadOnlySpan<byte> value)
     {
-        Span<byte> scratch = stackalloc byte[UnsignedVarint.MaxLength];
-        stream.Write(scratch[..UnsignedVarint.Write(scratch, ((ulong)field << 3) | ProtobufReader.WireTypeLengthDelimited)]);
-        stream.Write(scratch[..UnsignedVarint.Write(scratch, (ulong)value.Length)]);
+        Span<byte> scratch = stackalloc byte[Varint.MaxLength64];
+        stream.Write(scratch[..Varint.Write(scratch, ((ulong)field << 3) | ProtobufReader.WireTypeLengthDelimited)]);
+        stream.Write(scratch[..Varint.Write(scratch, (ulong)value.Length)]);
         stream.Write(value);
     }
 }

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Text;
+using SecureMesh.Core.Wire;
 
 namespace SecureMesh.Core.Libp2p.Multistream;
 
@@ -155,7 +156,7 @@ public static class MultistreamSelect
     internal static byte[] EncodeListResponse(IEnumerable<string> protocols)
     {
         using var body = new MemoryStream();
-        Span<byte> prefix = stackalloc byte[UnsignedVarint.MaxLength];
+        Span<byte> prefix = stackalloc byte[Varint.MaxLength64];
         foreach (var protocol in protocols)
         {
             if (protocol.Length == 0 || protocol.Contains('\n', StringComparison.Ordinal))
@@ -163,7 +164,7 @@ public static class MultistreamSelect
                 continue;
             }
             var line = Encoding.UTF8.GetBytes(protocol + "\n");
-            var n = UnsignedVarint.Write(prefix, (ulong)line.Length);
+            var n = Varint.Write(prefix, (ulong)line.Length);
             if (body.Length + n + line.Length + 1 > MaxMessageLength)
             {
                 break;

@@ -1,0 +1,137 @@
+// A stock js-libp2p 3.x node (TCP, Noise, yamux, identify, ping) for SecureMesh's interop tests.
+//   node libp2p-node.mjs listen [PORT]                       listen on 127.0.0.1 (PORT 0 or none: any), answer ping and identify
+//   node libp2p-node.mjs dial MULTIADDR [--ping N] [--identify] [--concurrent-pings N]
+// Prints one JSON object per line on stdout: {"event":"listening",...}, {"event":"connected",...}, {"event":"ping","rtt":MS},
+// {"event":"identify",...}, {"event":"concurrent-pings","ok":N,"failed":M}, {"event":"error","message":...}, {"event":"done"}.
+// A listener runs until stdin closes (or it is killed); a dialer exits 0 when everything it was asked to do succeeded.
+
+// Node 20 lacks Promise.withResolvers, which libp2p 3.x uses: define it before libp2p is loaded (hence the dynamic imports).
+if (typeof Promise.withResolvers !== 'function') {
+  Promise.withResolvers = function withResolvers () {
+    let resolve, reject
+    const promise = new Promise((res, rej) => { resolve = res; reject = rej })
+    return { promise, resolve, reject }
+  }
+}
+
+const { createLibp2p } = await import('libp2p')
+const { tcp } = await import('@libp2p/tcp')
+const { noise } = await import('@chainsafe/libp2p-noise')
+const { yamux } = await import('@chainsafe/libp2p-yamux')
+const { identify } = await import('@libp2p/identify')
+const { ping } = await import('@libp2p/ping')
+const { multiaddr } = await import('@multiformats/multiaddr')
+
+const out = (event, fields = {}) => process.stdout.write(JSON.stringify({ event, ...fields }) + '\n')
+const hex = (bytes) => Buffer.from(bytes ?? []).toString('hex')
+
+function describeConnection (connection) {
+  return {
+    peerId: connection.remotePeer.toString(),
+    remoteAddr: connection.remoteAddr.toString(),
+    direction: connection.direction,
+    encryption: connection.encryption ?? null,
+    multiplexer: connection.multiplexer ?? null
+  }
+}
+
+function describeIdentify (result) {
+  return {
+    peerId: result.peerId.toString(),
+    protocolVersion: result.protocolVersion ?? null,
+    agentVersion: result.agentVersion ?? null,
+    publicKey: hex(result.publicKey),
+    protocols: result.protocols ?? [],
+    listenAddrs: (result.listenAddrs ?? []).map(String),
+    observedAddr: result.observedAddr?.toString() ?? null
+  }
+}
+
+async function start (listen) {
+  const streams = 256
+  return createLibp2p({
+    addresses: { listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: {
+      identify: identify({ timeout: 10000 }),
+      ping: ping({ maxInboundStreams: streams, maxOutboundStreams: streams, timeout: 10000 })
+    },
+    connectionManager: { inboundConnectionThreshold: 1000 }
+  })
+}
+
+async function listenMode ([port]) {
+  const node = await start([`/ip4/127.0.0.1/tcp/${Number(port ?? 0)}`])
+  node.addEventListener('connection:open', (evt) => out('connection', describeConnection(evt.detail)))
+  node.addEventListener('connection:close', (evt) => out('connection-closed', { peerId: evt.detail.remotePeer.toString() }))
+  node.addEventListener('peer:identify', (evt) => out('identify', describeIdentify(evt.detail)))
+  out('listening', { peerId: node.peerId.toString(), multiaddrs: node.getMultiaddrs().map(String) })
+  await new Promise((resolve) => {
+    process.stdin.on('end', resolve)
+    process.stdin.on('close', resolve)
+    process.stdin.resume()
+    process.on('SIGTERM', resolve)
+  })
+  await node.stop()
+}
+
+async function dialMode ([address, ...flags]) {
+  const option = (name) => { const i = flags.indexOf(name); return i < 0 ? null : flags[i + 1] }
+  const pings = Number(option('--ping') ?? 0)
+  const concurrent = Number(option('--concurrent-pings') ?? 0)
+  const wantIdentify = flags.includes('--identify')
+  const node = await start([])
+  let failed = false
+  try {
+    const connection = await node.dial(multiaddr(address), { signal: AbortSignal.timeout(15000) })
+    out('connected', { localPeerId: node.peerId.toString(), ...describeConnection(connection) })
+    for (let i = 0; i < pings; i++) {
+      try {
+        out('ping', { rtt: await node.services.ping.ping(connection.remotePeer, { signal: AbortSignal.timeout(10000) }) })
+      } catch (err) {
+        failed = true
+        out('error', { message: 'ping: ' + (err?.message ?? String(err)) })
+      }
+    }
+    if (wantIdentify) {
+      try {
+        out('identify', describeIdentify(await node.services.identify.identify(connection, { signal: AbortSignal.timeout(10000) })))
+      } catch (err) {
+        failed = true
+        out('error', { message: 'identify: ' + (err?.message ?? String(err)) })
+      }
+    }
+    if (concurrent > 0) {
+      const results = await Promise.allSettled(Array.from({ length: concurrent },
+        () => node.services.ping.ping(connection.remotePeer, { signal: AbortSignal.timeout(20000) })))
+      const ok = results.filter(r => r.status === 'fulfilled').length
+      const errors = [...new Set(results.filter(r => r.status === 'rejected').map(r => r.reason?.message ?? String(r.reason)))]
+      out('concurrent-pings', { ok, failed: concurrent - ok, connections: node.getConnections(connection.remotePeer).length, errors })
+      if (ok !== concurrent) failed = true
+    }
+  } catch (err) {
+    failed = true
+    out('error', { message: 'dial: ' + (err?.message ?? String(err)) })
+  }
+  out('done', { ok: !failed })
+  await node.stop()
+  return failed ? 1 : 0
+}
+
+const [mode, ...args] = process.argv.slice(2)
+try {
+  if (mode === 'listen') {
+    await listenMode(args)
+    process.exit(0)
+  } else if (mode === 'dial' && args.length >= 1) {
+    process.exit(await dialMode(args))
+  } else {
+    process.stderr.write('usage: listen [PORT] | dial MULTIADDR [--ping N] [--identify] [--concurrent-pings N]\n')
+    process.exit(2)
+  }
+} catch (err) {
+  out('error', { message: err?.stack ?? String(err) })
+  process.exit(1)
+}
