@@ -3,9 +3,13 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using SecureMesh.Core;
-using SecureMesh.Core.Channel;
 using SecureMesh.Core.Identity;
+using SecureMesh.Core.Libp2p;
+using SecureMesh.Core.Libp2p.Multistream;
+using SecureMesh.Core.Libp2p.Yamux;
 using SecureMesh.Core.Wire;
+using SecureMesh.Node.Network;
+using SecureMesh.Node.Transfer;
 
 namespace SecureMesh.HostilePeer;
 
@@ -113,12 +117,14 @@ internal sealed class HandshakeFlood(IReadOnlyList<IPEndPoint> targets, IReadOnl
     private async Task HalfOpenAsync(Socket socket, CancellationToken cancellationToken) =>
         await WaitForCloseAsync(socket, cancellationToken);
 
-    /// <summary>Send a valid first handshake message, read the answer, never send the third.</summary>
+    /// <summary>Choose <c>/noise</c> with multistream-select, send a valid first handshake message, never send the third.</summary>
     private async Task StalledAsync(Socket socket, CancellationToken cancellationToken)
     {
         var first = new byte[2 + 32];
         BinaryPrimitives.WriteUInt16BigEndian(first, 32);
         RandomNumberGenerator.Fill(first.AsSpan(2));
+        byte[] negotiation = [19, .. "/multistream/1.0.0\n"u8, 7, .. "/noise\n"u8];
+        await socket.SendAsync(negotiation, SocketFlags.None, cancellationToken);
         await socket.SendAsync(first, SocketFlags.None, cancellationToken);
         await WaitForCloseAsync(socket, cancellationToken);
     }
@@ -143,15 +149,21 @@ internal sealed class HandshakeFlood(IReadOnlyList<IPEndPoint> targets, IReadOnl
     {
         using var stranger = NodeIdentity.Generate();
         var stream = new NetworkStream(socket, ownsSocket: false);
-        await using var connection = await SecureChannel.DialAsync(stream, stranger, null, new SecureChannelOptions(), cancellationToken);
+        await using var connection = await new Upgrader(stranger).UpgradeOutboundAsync(stream, null, cancellationToken);
         Interlocked.Increment(ref stats.StrangerHandshakes);
-        await connection.SendAsync(WireCodec.Encode(new Hello(0, WireLimits.ProtocolVersion, [], WireLimits.DefaultMaxMessageSize)), cancellationToken);
-        await connection.SendAsync(WireCodec.Encode(new SearchRequest(1, "a", 10)), cancellationToken);
+        await using var muxer = new YamuxSession(connection.Stream, isClient: true);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(5));
-        while (true)
+        // The transfer stream, a hello and a search: a stranger must get nothing, not even the protocol's acceptance.
+        var transfer = await muxer.OpenStreamAsync(timeout.Token);
+        await MultistreamSelect.SelectAsync(transfer, [TransferProtocol.Transfer], timeout.Token);
+        Interlocked.Increment(ref stats.StrangerAnswers);
+        await using var messages = new MessageStream(transfer);
+        await messages.SendAsync(WireCodec.Encode(new Hello(0, WireLimits.ProtocolVersion, [], WireLimits.DefaultMaxMessageSize)), cancellationToken);
+        await messages.SendAsync(WireCodec.Encode(new SearchRequest(1, "a", 10)), cancellationToken);
+        while (await messages.ReceiveAsync(timeout.Token) is { } answer)
         {
-            await connection.ReceiveAsync(timeout.Token);
+            answer.Dispose();
             Interlocked.Increment(ref stats.StrangerAnswers);
         }
     }

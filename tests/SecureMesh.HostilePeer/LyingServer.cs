@@ -1,10 +1,15 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Security.Cryptography;
 using SecureMesh.Core;
-using SecureMesh.Core.Channel;
 using SecureMesh.Core.Content;
 using SecureMesh.Core.Identity;
+using SecureMesh.Core.Libp2p;
+using SecureMesh.Core.Libp2p.Multistream;
+using SecureMesh.Core.Libp2p.Yamux;
 using SecureMesh.Core.Wire;
+using SecureMesh.Node.Network;
+using SecureMesh.Node.Transfer;
 
 namespace SecureMesh.HostilePeer;
 
@@ -21,24 +26,28 @@ internal sealed class LyingServer(NodeIdentity identity, IReadOnlyList<Claim> cl
 {
     private static readonly string[] Capabilities = ["search", "manifest", "have", "chunk", "cancel"];
 
+    private static readonly string[] Served = [TransferProtocol.Transfer, TransferProtocol.Search];
+
     /// <summary>Listens on <paramref name="endPoint"/>; the returned task ends once <paramref name="cancellationToken"/> fires and every session is gone.</summary>
     public Task Start(IPEndPoint endPoint, CancellationToken cancellationToken)
     {
-        var listener = SecureListener.Start(endPoint, identity, new SecureListenerOptions());
-        return AcceptLoopAsync(listener, cancellationToken);
+        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(endPoint);
+        socket.Listen(64);
+        return AcceptLoopAsync(socket, new Upgrader(identity), cancellationToken);
     }
 
-    private async Task AcceptLoopAsync(SecureListener listener, CancellationToken cancellationToken)
+    private async Task AcceptLoopAsync(Socket listener, Upgrader upgrader, CancellationToken cancellationToken)
     {
         var sessions = new List<Task>();
-        await using (listener)
+        using (listener)
         {
             try
             {
                 while (true)
                 {
-                    var connection = await listener.AcceptAsync(cancellationToken);
-                    sessions.Add(Task.Run(() => ServeAsync(connection, cancellationToken), CancellationToken.None));
+                    var client = await listener.AcceptAsync(cancellationToken);
+                    sessions.Add(Task.Run(() => ConnectionAsync(client, upgrader, cancellationToken), CancellationToken.None));
                 }
             }
             catch (OperationCanceledException)
@@ -48,35 +57,92 @@ internal sealed class LyingServer(NodeIdentity identity, IReadOnlyList<Claim> cl
         await Task.WhenAll(sessions);
     }
 
-    private async Task ServeAsync(SecureConnection connection, CancellationToken cancellationToken)
+    /// <summary>A libp2p connection like any node's (multistream-select, Noise, yamux): every stream of our protocols is served with lies.</summary>
+    private async Task ConnectionAsync(Socket client, Upgrader upgrader, CancellationToken cancellationToken)
     {
+        UpgradedConnection connection;
+        try
+        {
+            connection = await upgrader.UpgradeInboundAsync(new NetworkStream(client, ownsSocket: true), cancellationToken);
+        }
+        catch (Exception e) when (e is SecureMeshException or OperationCanceledException)
+        {
+            return;
+        }
         await using (connection)
         {
+            await using var muxer = new YamuxSession(connection.Stream, isClient: false);
+            var streams = new List<Task>();
             try
             {
-                await connection.SendAsync(WireCodec.Encode(new Hello(0, WireLimits.ProtocolVersion, Capabilities, WireLimits.DefaultMaxMessageSize)), cancellationToken);
-                Interlocked.Increment(ref stats.Sessions);
                 while (true)
                 {
-                    var bytes = await connection.ReceiveAsync(cancellationToken);
-                    WireMessage request;
-                    try
-                    {
-                        request = WireCodec.Decode(bytes);
-                    }
-                    catch (SecureMeshException)
-                    {
-                        continue;
-                    }
-                    if (Answer(request) is { } reply)
-                    {
-                        await connection.SendAsync(WireCodec.Encode(reply), cancellationToken);
-                    }
+                    var stream = await muxer.AcceptStreamAsync(cancellationToken);
+                    streams.Add(Task.Run(() => StreamAsync(stream, cancellationToken), CancellationToken.None));
                 }
             }
             catch (Exception e) when (e is SecureMeshException or OperationCanceledException or IOException or ObjectDisposedException)
             {
                 // The honest node hung up (or banned us); that is its right.
+            }
+            await Task.WhenAll(streams);
+        }
+    }
+
+    private async Task StreamAsync(YamuxStream stream, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var protocol = await MultistreamSelect.NegotiateAsync(stream, Served, cancellationToken);
+            await using var messages = new MessageStream(stream);
+            await ServeAsync(messages, protocol == TransferProtocol.Transfer, cancellationToken);
+        }
+        catch (Exception e) when (e is SecureMeshException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            await stream.DisposeAsync();
+        }
+    }
+
+    private async Task ServeAsync(MessageStream connection, bool session, CancellationToken cancellationToken)
+    {
+        if (session)
+        {
+            await connection.SendAsync(WireCodec.Encode(new Hello(0, WireLimits.ProtocolVersion, Capabilities, WireLimits.DefaultMaxMessageSize)), cancellationToken);
+            Interlocked.Increment(ref stats.Sessions);
+        }
+        while (true)
+        {
+            using var bytes = await connection.ReceiveAsync(cancellationToken);
+            if (bytes is null)
+            {
+                return;
+            }
+            WireMessage request;
+            try
+            {
+                request = WireCodec.Decode(bytes.Memory.ToArray());
+            }
+            catch (SecureMeshException)
+            {
+                continue;
+            }
+            if (Answer(request) is { } reply)
+            {
+                await connection.SendAsync(WireCodec.Encode(reply), cancellationToken);
+                if (!session)
+                {
+                    // One answer per search stream; then wait for the asker's end, so that closing does not reset the
+                    // stream before the answer was read.
+                    await connection.CompleteSendingAsync(cancellationToken);
+                    while (await connection.ReceiveAsync(cancellationToken) is { } more)
+                    {
+                        more.Dispose();
+                    }
+                    return;
+                }
             }
         }
     }
