@@ -1,0 +1,537 @@
+using System.Buffers;
+using System.Net.Sockets;
+
+namespace SecureMesh.Core.Libp2p.Yamux;
+
+public sealed partial class YamuxSession
+{
+    /// <summary>Bytes the send loop gathers before writing to the transport.</summary>
+    private const int SendBufferSize = 128 * 1024;
+
+    /// <summary>The read buffer while frames arrive back to back; returned to the pool when the connection goes quiet.</summary>
+    private const int ReadBufferSize = 64 * 1024;
+
+    /// <summary>The read buffer of a quiet connection (an idle session holds no large buffer).</summary>
+    private const int IdleReadBufferSize = 512;
+
+    private readonly byte[] _idleReadBuffer = new byte[IdleReadBufferSize];
+    private byte[]? _readBuffer;
+    private int _readStart;
+    private int _readEnd;
+    private bool _lastReadFilled;
+
+    // ---- Send loop: the one writer of the transport ----
+
+    private async Task SendLoopAsync()
+    {
+        var reader = _sendQueue.Reader;
+        var token = _shutdown.Token;
+        byte[]? buffer = null;
+        var used = 0;
+        try
+        {
+            while (await reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                buffer ??= ArrayPool<byte>.Shared.Rent(SendBufferSize);
+                while (reader.TryRead(out var frame))
+                {
+                    if (Volatile.Read(ref _abortSend))
+                    {
+                        Drop(frame);
+                        continue;
+                    }
+                    switch (frame.Kind)
+                    {
+                        case OutKind.Control:
+                            CountOut(frame);
+                            if (buffer.Length - used < YamuxHeader.Size)
+                            {
+                                await WriteTransportAsync(buffer, used, token).ConfigureAwait(false);
+                                used = 0;
+                            }
+                            new YamuxHeader(frame.Type, frame.Flags, frame.StreamId, frame.Value).Write(buffer.AsSpan(used));
+                            used += YamuxHeader.Size;
+                            break;
+                        case OutKind.WindowUpdate:
+                            var credit = frame.Stream!.TakeCredit();
+                            if (credit == 0)
+                            {
+                                break;
+                            }
+                            if (buffer.Length - used < YamuxHeader.Size)
+                            {
+                                await WriteTransportAsync(buffer, used, token).ConfigureAwait(false);
+                                used = 0;
+                            }
+                            new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.None, frame.StreamId, credit).Write(buffer.AsSpan(used));
+                            used += YamuxHeader.Size;
+                            break;
+                        case OutKind.Data:
+                            var stream = frame.Stream!;
+                            var data = stream.PendingWrite;
+                            var sent = false;
+                            try
+                            {
+                                while (!data.IsEmpty)
+                                {
+                                    // Not worth a frame of its own: write out what is gathered first.
+                                    if (buffer.Length - used < YamuxHeader.Size + Math.Min(data.Length, 4096))
+                                    {
+                                        await WriteTransportAsync(buffer, used, token).ConfigureAwait(false);
+                                        used = 0;
+                                    }
+                                    var n = Math.Min(Math.Min(data.Length, MaxDataFramePayload), buffer.Length - used - YamuxHeader.Size);
+                                    new YamuxHeader(YamuxFrameType.Data, YamuxFlags.None, frame.StreamId, (uint)n).Write(buffer.AsSpan(used));
+                                    data.Span[..n].CopyTo(buffer.AsSpan(used + YamuxHeader.Size));
+                                    used += YamuxHeader.Size + n;
+                                    data = data[n..];
+                                }
+                                sent = true;
+                            }
+                            finally
+                            {
+                                stream.CompleteWrite(sent);
+                            }
+                            break;
+                    }
+                }
+                if (used > 0)
+                {
+                    await WriteTransportAsync(buffer, used, token).ConfigureAwait(false);
+                    used = 0;
+                }
+                if (!reader.TryPeek(out _))
+                {
+                    // Quiet: hold no send buffer while idle.
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = null;
+                }
+            }
+            // Closed: the go-away goes last.
+            YamuxGoAwayCode? goAway;
+            lock (_gate)
+            {
+                goAway = _goAwayToSend;
+            }
+            if (goAway is { } code)
+            {
+                buffer ??= ArrayPool<byte>.Shared.Rent(SendBufferSize);
+                new YamuxHeader(YamuxFrameType.GoAway, YamuxFlags.None, 0, (uint)code).Write(buffer);
+                await WriteTransportAsync(buffer, YamuxHeader.Size, token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (IsTransportFailure(e))
+        {
+            Close(new SecureMeshException(SecureMeshErrorKind.Network, "the connection broke while sending", e), null, graceful: false, "the connection broke while sending");
+        }
+        catch (Exception e)
+        {
+            Close(new SecureMeshException(SecureMeshErrorKind.Network, "internal error in the yamux send loop", e), YamuxGoAwayCode.InternalError, graceful: false, "internal error while sending: " + e.GetType().Name);
+        }
+        finally
+        {
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+            // Nothing more will be sent: release every writer still queued.
+            _sendQueue.Writer.TryComplete();
+            while (reader.TryRead(out var frame))
+            {
+                Drop(frame);
+            }
+        }
+    }
+
+    private async ValueTask WriteTransportAsync(byte[] buffer, int count, CancellationToken token)
+    {
+        await _transport.WriteAsync(buffer.AsMemory(0, count), token).ConfigureAwait(false);
+        await _transport.FlushAsync(token).ConfigureAwait(false);
+    }
+
+    private void CountOut(in OutFrame frame)
+    {
+        if (frame.Type == YamuxFrameType.Ping && frame.Flags == YamuxFlags.Ack)
+        {
+            Interlocked.Decrement(ref _queuedPongs);
+        }
+        else if (frame.Type == YamuxFrameType.WindowUpdate && frame.Stream is null && frame.Flags == YamuxFlags.Rst && frame.Value == RefusalMarker)
+        {
+            Interlocked.Decrement(ref _queuedRefusals);
+        }
+    }
+
+    private void Drop(in OutFrame frame)
+    {
+        if (frame.Kind == OutKind.Data)
+        {
+            frame.Stream!.CompleteWrite(sent: false);
+        }
+        else if (frame.Kind == OutKind.Control)
+        {
+            CountOut(frame);
+        }
+    }
+
+    private static bool IsTransportFailure(Exception e) =>
+        e is IOException or ObjectDisposedException or SocketException or OperationCanceledException or SecureMeshException or NotSupportedException;
+
+    // ---- Read loop: parses every frame from the peer ----
+
+    private async Task ReadLoopAsync()
+    {
+        var token = _shutdown.Token;
+        try
+        {
+            while (true)
+            {
+                if (!await FillAsync(YamuxHeader.Size, frameStart: true, token).ConfigureAwait(false))
+                {
+                    bool wentAway;
+                    lock (_gate)
+                    {
+                        wentAway = _remoteGoAway;
+                    }
+                    Close(wentAway ? null : new SecureMeshException(SecureMeshErrorKind.Network, "the peer closed the connection"),
+                        null, graceful: true, wentAway ? "the peer went away" : "the peer closed the connection");
+                    return;
+                }
+                var header = YamuxHeader.Read(_readBuffer.AsSpan(_readStart, YamuxHeader.Size));
+                _readStart += YamuxHeader.Size;
+                switch (header.Type)
+                {
+                    case YamuxFrameType.Data:
+                        await OnDataAsync(header, token).ConfigureAwait(false);
+                        break;
+                    case YamuxFrameType.WindowUpdate:
+                        OnWindowUpdate(header);
+                        break;
+                    case YamuxFrameType.Ping:
+                        OnPing(header);
+                        break;
+                    case YamuxFrameType.GoAway:
+                        if (!OnGoAway(header))
+                        {
+                            return;
+                        }
+                        break;
+                }
+            }
+        }
+        catch (SecureMeshException e) when (e.Kind == SecureMeshErrorKind.Protocol && e.Message.StartsWith("yamux protocol error", StringComparison.Ordinal))
+        {
+            Close(e, YamuxGoAwayCode.ProtocolError, graceful: false, e.Message);
+        }
+        catch (Exception e) when (IsTransportFailure(e))
+        {
+            var closing = Volatile.Read(ref _closed);
+            Close(new SecureMeshException(SecureMeshErrorKind.Network, "the connection broke while receiving", e), null, graceful: false,
+                closing ? "closed" : "the connection broke while receiving");
+        }
+        catch (Exception e)
+        {
+            Close(new SecureMeshException(SecureMeshErrorKind.Network, "internal error in the yamux read loop", e), YamuxGoAwayCode.InternalError, graceful: false,
+                "internal error while receiving: " + e.GetType().Name);
+        }
+        finally
+        {
+            if (_readBuffer is not null && !ReferenceEquals(_readBuffer, _idleReadBuffer))
+            {
+                ArrayPool<byte>.Shared.Return(_readBuffer);
+            }
+            _readBuffer = null;
+        }
+    }
+
+    private async ValueTask OnDataAsync(YamuxHeader header, CancellationToken token)
+    {
+        var stream = Resolve(header);
+        var deliver = false;
+        if (stream is not null)
+        {
+            deliver = stream.AcceptData(header.Length, out var violation);
+            if (violation is not null)
+            {
+                throw YamuxHeader.Protocol(violation);
+            }
+        }
+        else if (header.Length > Options.MaxStreamWindow)
+        {
+            throw YamuxHeader.Protocol($"{header.Length} bytes of data for stream {header.StreamId} exceed any window");
+        }
+        var remaining = header.Length;
+        while (remaining > 0)
+        {
+            if (_readEnd == _readStart)
+            {
+                await FillAsync(1, frameStart: false, token).ConfigureAwait(false);
+            }
+            var n = (int)Math.Min(remaining, (uint)(_readEnd - _readStart));
+            if (deliver)
+            {
+                stream!.Append(_readBuffer.AsSpan(_readStart, n));
+            }
+            _readStart += n;
+            remaining -= (uint)n;
+        }
+        if (stream is not null)
+        {
+            ApplyFlags(stream, header.Flags);
+        }
+    }
+
+    private void OnWindowUpdate(YamuxHeader header)
+    {
+        var stream = Resolve(header);
+        if (stream is null)
+        {
+            return;
+        }
+        if (!stream.AddSendWindow(header.Length))
+        {
+            throw YamuxHeader.Protocol($"a window update of {header.Length} on stream {header.StreamId} overflows the window past 2^32-1");
+        }
+        ApplyFlags(stream, header.Flags);
+    }
+
+    private void OnPing(YamuxHeader header)
+    {
+        switch (header.Flags & (YamuxFlags.Syn | YamuxFlags.Ack))
+        {
+            case YamuxFlags.Syn:
+                var pending = Interlocked.Increment(ref _queuedPongs);
+                if (pending > MaxQueuedPongs)
+                {
+                    // A peer pinging faster than it reads our answers gets no more answers, not more of our memory.
+                    Interlocked.Decrement(ref _queuedPongs);
+                    YamuxLog.PingDropped(_logger, pending - 1);
+                    return;
+                }
+                Enqueue(new OutFrame(OutKind.Control, YamuxFrameType.Ping, YamuxFlags.Ack, 0, header.Length, null));
+                break;
+            case YamuxFlags.Ack:
+                TaskCompletionSource<TimeSpan>? answer = null;
+                TimeSpan rtt = default;
+                lock (_gate)
+                {
+                    if (_pings.Remove(header.Length, out var ping))
+                    {
+                        answer = ping.Answer;
+                        rtt = Time.GetElapsedTime(ping.SentAt);
+                    }
+                }
+                if (answer is null)
+                {
+                    YamuxLog.UnexpectedPong(_logger, header.Length);
+                    return;
+                }
+                Interlocked.Exchange(ref _rttTicks, rtt.Ticks);
+                answer.TrySetResult(rtt);
+                break;
+            default:
+                throw YamuxHeader.Protocol("a ping with neither or both of SYN and ACK");
+        }
+    }
+
+    /// <summary>False when the session ends here.</summary>
+    private bool OnGoAway(YamuxHeader header)
+    {
+        YamuxLog.RemoteGoAway(_logger, header.Length);
+        if (header.Length == (uint)YamuxGoAwayCode.Normal)
+        {
+            lock (_gate)
+            {
+                _remoteGoAway = true;
+            }
+            return true;
+        }
+        var what = header.Length switch
+        {
+            (uint)YamuxGoAwayCode.ProtocolError => "a protocol error on our side",
+            (uint)YamuxGoAwayCode.InternalError => "an internal error",
+            _ => $"unknown code {header.Length}",
+        };
+        Close(new SecureMeshException(SecureMeshErrorKind.Network, $"the peer ended the yamux session ({what})"), null, graceful: false, $"the peer ended the session ({what})");
+        return false;
+    }
+
+    /// <summary>
+    /// The stream a data or window-update frame is for: a new one for SYN (or null when refused), an open one, or null
+    /// for a stream that has ended (its late frames are dropped). Anything else is a protocol error.
+    /// </summary>
+    private YamuxStream? Resolve(YamuxHeader header)
+    {
+        var id = header.StreamId;
+        var peerParity = (id % 2 == 1) != IsClient;
+        if ((header.Flags & YamuxFlags.Syn) != 0)
+        {
+            if (!peerParity)
+            {
+                throw YamuxHeader.Protocol($"SYN for stream {id}, an ID of our parity");
+            }
+            if ((header.Flags & YamuxFlags.Ack) != 0)
+            {
+                throw YamuxHeader.Protocol($"SYN and ACK together on stream {id}");
+            }
+            YamuxStream? created = null;
+            string refusal;
+            lock (_gate)
+            {
+                if (_streams.ContainsKey(id))
+                {
+                    throw YamuxHeader.Protocol($"SYN for stream {id}, which is open");
+                }
+                if (!_inboundIds.TryMark(id))
+                {
+                    throw YamuxHeader.Protocol($"SYN reuses stream ID {id}");
+                }
+                if (_closed)
+                {
+                    refusal = "the session is closing";
+                }
+                else if (_streamCount >= Options.MaxStreams)
+                {
+                    refusal = $"{Options.MaxStreams} streams are open";
+                }
+                else
+                {
+                    refusal = "";
+                    created = new YamuxStream(this, id, outbound: false, Time.GetTimestamp());
+                    _streams.Add(id, created);
+                    _streamCount++;
+                }
+            }
+            if (created is null)
+            {
+                Refuse(id, refusal);
+                return null;
+            }
+            _acceptQueue.Writer.TryWrite(created);
+            return created;
+        }
+        lock (_gate)
+        {
+            if (_streams.TryGetValue(id, out var stream))
+            {
+                return stream;
+            }
+            var neverOpened = peerParity ? _inboundIds.IsBeyondHighest(id) : id >= _nextStreamId;
+            if (neverOpened)
+            {
+                throw YamuxHeader.Protocol($"{header.Type} frame for stream {id}, which was never opened");
+            }
+            return null;
+        }
+    }
+
+    /// <summary>Marks a refusal frame, so the queue knows how many are waiting.</summary>
+    private const uint RefusalMarker = 0;
+
+    private void Refuse(uint id, string reason)
+    {
+        YamuxLog.StreamRefused(_logger, id, reason);
+        if (Interlocked.Increment(ref _queuedRefusals) > Options.MaxStreams)
+        {
+            throw YamuxHeader.Protocol("the peer keeps opening streams beyond the limit without reading our refusals");
+        }
+        Enqueue(new OutFrame(OutKind.Control, YamuxFrameType.WindowUpdate, YamuxFlags.Rst, id, RefusalMarker, null));
+    }
+
+    private void ApplyFlags(YamuxStream stream, YamuxFlags flags)
+    {
+        if ((flags & YamuxFlags.Ack) != 0 && stream.IsOutbound)
+        {
+            ReleaseBacklog(stream);
+        }
+        if ((flags & YamuxFlags.Rst) != 0)
+        {
+            stream.OnRemoteReset();
+            TryRetire(stream);
+            ReleaseBacklog(stream);
+        }
+        else if ((flags & YamuxFlags.Fin) != 0)
+        {
+            stream.OnRemoteFin();
+            TryRetire(stream);
+        }
+    }
+
+    /// <summary>
+    /// Makes at least <paramref name="needed"/> bytes readable at _readStart. False only for a clean end of the
+    /// transport between frames; an end inside a frame is an <see cref="EndOfStreamException"/>.
+    /// </summary>
+    private async ValueTask<bool> FillAsync(int needed, bool frameStart, CancellationToken token)
+    {
+        while (_readEnd - _readStart < needed)
+        {
+            var have = _readEnd - _readStart;
+            // Busy (the last read filled the buffer): read into the large pooled buffer. Quiet: into the small one, so
+            // an idle session holds 512 bytes, not 64 KiB.
+            var busy = _lastReadFilled;
+            var current = _readBuffer;
+            var isIdle = ReferenceEquals(current, _idleReadBuffer);
+            var target = current is null ? (busy ? ArrayPool<byte>.Shared.Rent(ReadBufferSize) : _idleReadBuffer)
+                : isIdle && busy ? ArrayPool<byte>.Shared.Rent(ReadBufferSize)
+                : !isIdle && !busy && have <= IdleReadBufferSize ? _idleReadBuffer
+                : current;
+            if (!ReferenceEquals(target, current) || _readStart > 0)
+            {
+                if (current is not null)
+                {
+                    current.AsSpan(_readStart, have).CopyTo(target);
+                    if (!ReferenceEquals(target, current) && !isIdle)
+                    {
+                        ArrayPool<byte>.Shared.Return(current);
+                    }
+                }
+                _readBuffer = target;
+                _readStart = 0;
+                _readEnd = have;
+            }
+            var free = _readBuffer!.Length - _readEnd;
+            var n = await _transport.ReadAsync(_readBuffer.AsMemory(_readEnd, free), token).ConfigureAwait(false);
+            if (n == 0)
+            {
+                if (frameStart && have == 0)
+                {
+                    return false;
+                }
+                throw new EndOfStreamException("the connection ended inside a yamux frame");
+            }
+            _readEnd += n;
+            _lastReadFilled = n == free;
+        }
+        return true;
+    }
+
+    // ---- Keep-alive: measures the round trip (for window tuning) and finds a peer that stopped answering ----
+
+    private async Task KeepAliveLoopAsync()
+    {
+        var token = _shutdown.Token;
+        try
+        {
+            while (!Volatile.Read(ref _closed))
+            {
+                try
+                {
+                    await PingAsync(token).WaitAsync(Options.KeepAliveTimeout, Time, token).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    Close(new SecureMeshException(SecureMeshErrorKind.Network, $"the peer did not answer a yamux ping within {Options.KeepAliveTimeout.TotalSeconds:0.#} s"),
+                        null, graceful: false, "keep-alive timeout");
+                    return;
+                }
+                await Task.Delay(Options.KeepAliveInterval, Time, token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (SecureMeshException)
+        {
+            // The session ended; Close has the reason.
+        }
+    }
+}

@@ -1,0 +1,407 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace SecureMesh.Core.Libp2p.Yamux;
+
+/// <summary>
+/// A yamux session (libp2p <c>/yamux/1.0.0</c>, hashicorp's spec) over one duplex byte stream, normally the Noise
+/// secure channel. The client (the dialer) opens odd stream IDs, the server even ones. One read loop parses frames;
+/// one send loop drains a queue, so frames never interleave. Every protocol violation sends a go-away with the
+/// protocol-error code and ends the session; the failures it reports are <see cref="SecureMeshException"/>s.
+/// The session owns the transport and disposes it when it ends.
+/// </summary>
+public sealed partial class YamuxSession : IAsyncDisposable
+{
+    /// <summary>The multistream-select protocol ID.</summary>
+    public const string ProtocolId = "/yamux/1.0.0";
+
+    /// <summary>One write request holds the send loop for at most this many bytes, so streams take turns.</summary>
+    internal const int MaxWriteChunk = 256 * 1024;
+
+    /// <summary>Largest data frame we send (receivers accept any size within the window).</summary>
+    internal const int MaxDataFramePayload = 64 * 1024;
+
+    /// <summary>Answers to the peer's pings queued at most; further pings go unanswered until the queue drains.</summary>
+    internal const int MaxQueuedPongs = 64;
+
+    private readonly Stream _transport;
+    private readonly ILogger _logger;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<uint, YamuxStream> _streams = [];
+    private readonly InboundIdWindow _inboundIds = new();
+    private readonly Channel<OutFrame> _sendQueue = System.Threading.Channels.Channel.CreateUnbounded<OutFrame>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<YamuxStream> _acceptQueue = System.Threading.Channels.Channel.CreateUnbounded<YamuxStream>(new UnboundedChannelOptions { SingleReader = false });
+    private readonly SemaphoreSlim _ackBacklog;
+    private readonly Dictionary<uint, (TaskCompletionSource<TimeSpan> Answer, long SentAt)> _pings = [];
+    private readonly CancellationTokenSource _shutdown = new();
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Task _readLoop;
+    private readonly Task _sendLoop;
+    private uint _nextStreamId;
+    private int _streamCount;
+    private long _windowGrowth;
+    private uint _nextPingValue;
+    private long _rttTicks = -1;
+    private int _queuedPongs;
+    private int _queuedRefusals;
+    private bool _remoteGoAway;
+    private bool _closed;
+    private bool _abortSend;
+    private YamuxGoAwayCode? _goAwayToSend;
+    private SecureMeshException? _closeError;
+    private string? _closedReason;
+
+    /// <summary>Starts a session over <paramref name="transport"/>; its loops run until the session ends.</summary>
+    /// <param name="transport">A connected duplex stream (the secure channel); owned by the session from now on.</param>
+    /// <param name="isClient">True on the side that dialled: it opens odd stream IDs.</param>
+    /// <param name="options">Limits and timings; null for the defaults.</param>
+    /// <param name="timeProvider">The clock for round trips and keep-alive; null for the system clock.</param>
+    /// <param name="logger">Where session events go; null for none.</param>
+    public YamuxSession(Stream transport, bool isClient, YamuxOptions? options = null, TimeProvider? timeProvider = null, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        Options = options ?? new YamuxOptions();
+        Options.Validate();
+        _transport = transport;
+        IsClient = isClient;
+        Time = timeProvider ?? TimeProvider.System;
+        _logger = logger ?? NullLogger.Instance;
+        _nextStreamId = isClient ? 1u : 2u;
+        _ackBacklog = new SemaphoreSlim(Options.AckBacklog, Options.AckBacklog);
+        _sendLoop = Task.Run(SendLoopAsync);
+        _readLoop = Task.Run(ReadLoopAsync);
+        if (Options.KeepAliveInterval != Timeout.InfiniteTimeSpan)
+        {
+            _ = Task.Run(KeepAliveLoopAsync);
+        }
+    }
+
+    /// <summary>True on the dialling side (odd stream IDs).</summary>
+    public bool IsClient { get; }
+
+    /// <summary>The limits in force.</summary>
+    public YamuxOptions Options { get; }
+
+    internal TimeProvider Time { get; }
+
+    /// <summary>The last measured round-trip time, or null before the first ping was answered.</summary>
+    public TimeSpan? RoundTripTime
+    {
+        get
+        {
+            var ticks = Interlocked.Read(ref _rttTicks);
+            return ticks < 0 ? null : TimeSpan.FromTicks(ticks);
+        }
+    }
+
+    /// <summary>Open streams (both directions, including those not accepted yet).</summary>
+    public int StreamCount => Volatile.Read(ref _streamCount);
+
+    /// <summary>True once the peer sent a go-away: it will open no more streams and accepts none of ours.</summary>
+    public bool RemoteGoingAway
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _remoteGoAway;
+            }
+        }
+    }
+
+    /// <summary>Why the session ended, or null while it runs.</summary>
+    public string? ClosedReason => Volatile.Read(ref _closedReason);
+
+    /// <summary>Completes when the session has ended and the transport is disposed.</summary>
+    public Task Completion => _completion.Task;
+
+    /// <summary>Opens a stream to the peer. The peer learns of it with the first frame (SYN); writing may start at once.</summary>
+    /// <exception cref="SecureMeshException">Network: the session ended, the peer is going away, or <see cref="YamuxOptions.MaxStreams"/> are open.</exception>
+    public async ValueTask<YamuxStream> OpenStreamAsync(CancellationToken cancellationToken = default)
+    {
+        ThrowIfClosed();
+        // The spec's ACK backlog: at most so many of our streams unacknowledged.
+        await _ackBacklog.WaitAsync(cancellationToken).ConfigureAwait(false);
+        YamuxStream stream;
+        lock (_gate)
+        {
+            string? refusal = _closed ? null
+                : _remoteGoAway ? "the peer is going away"
+                : _streamCount >= Options.MaxStreams ? $"{Options.MaxStreams} streams are open"
+                : _nextStreamId > uint.MaxValue - 2 ? "stream IDs are exhausted"
+                : null;
+            if (_closed || refusal is not null)
+            {
+                _ackBacklog.Release();
+                throw _closed ? SessionError() : new SecureMeshException(SecureMeshErrorKind.Network, "cannot open a yamux stream: " + refusal);
+            }
+            stream = new YamuxStream(this, _nextStreamId, outbound: true, Time.GetTimestamp()) { HoldsBacklog = true };
+            _nextStreamId += 2;
+            _streams.Add(stream.Id, stream);
+            _streamCount++;
+        }
+        QueueControl(YamuxFlags.Syn, stream.Id);
+        return stream;
+    }
+
+    /// <summary>Waits for the next stream the peer opens, and acknowledges it.</summary>
+    /// <exception cref="SecureMeshException">The session ended (its kind says why).</exception>
+    public async ValueTask<YamuxStream> AcceptStreamAsync(CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            try
+            {
+                if (!await _acceptQueue.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    throw SessionError();
+                }
+            }
+            catch (ChannelClosedException)
+            {
+                throw SessionError();
+            }
+            if (_acceptQueue.Reader.TryRead(out var stream))
+            {
+                if (stream.IsWritable)
+                {
+                    QueueControl(YamuxFlags.Ack, stream.Id);
+                }
+                return stream;
+            }
+        }
+    }
+
+    /// <summary>Pings the peer and returns the round-trip time.</summary>
+    /// <exception cref="SecureMeshException">Network: the session ended before the answer.</exception>
+    public async Task<TimeSpan> PingAsync(CancellationToken cancellationToken = default)
+    {
+        var answer = new TaskCompletionSource<TimeSpan>(TaskCreationOptions.RunContinuationsAsynchronously);
+        uint value;
+        lock (_gate)
+        {
+            if (_closed)
+            {
+                throw SessionError();
+            }
+            do
+            {
+                value = ++_nextPingValue;
+            }
+            while (_pings.ContainsKey(value));
+            _pings.Add(value, (answer, Time.GetTimestamp()));
+        }
+        try
+        {
+            Enqueue(new OutFrame(OutKind.Control, YamuxFrameType.Ping, YamuxFlags.Syn, 0, value, null));
+            return await answer.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _pings.Remove(value);
+            }
+        }
+    }
+
+    /// <summary>Sends a go-away (no new streams either way) and ends the session once queued frames are written; open streams end with it.</summary>
+    public async ValueTask CloseAsync()
+    {
+        Close(null, YamuxGoAwayCode.Normal, graceful: true, "closed locally");
+        await _completion.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>Same as <see cref="CloseAsync"/>.</summary>
+    public ValueTask DisposeAsync() => CloseAsync();
+
+    public override string ToString() => $"YamuxSession({(IsClient ? "client" : "server")}, {StreamCount} streams)";
+
+    // ---- Stream support ----
+
+    internal void QueueControl(YamuxFlags flags, uint streamId) =>
+        Enqueue(new OutFrame(OutKind.Control, YamuxFrameType.WindowUpdate, flags, streamId, 0, null));
+
+    internal void QueueWindowUpdate(YamuxStream stream) =>
+        Enqueue(new OutFrame(OutKind.WindowUpdate, YamuxFrameType.WindowUpdate, YamuxFlags.None, stream.Id, 0, stream));
+
+    internal void QueueData(YamuxStream stream)
+    {
+        if (!_sendQueue.Writer.TryWrite(new OutFrame(OutKind.Data, YamuxFrameType.Data, YamuxFlags.None, stream.Id, 0, stream)))
+        {
+            // The send loop has ended and drained: nobody else will release the writer.
+            stream.CompleteWrite(sent: false);
+        }
+    }
+
+    /// <summary>Takes up to <paramref name="wanted"/> bytes of window growth from the connection budget; returns what was granted.</summary>
+    internal long ReserveWindowGrowth(long wanted)
+    {
+        var budget = Options.GrowthBudget;
+        while (true)
+        {
+            var used = Interlocked.Read(ref _windowGrowth);
+            var granted = Math.Min(wanted, budget - used);
+            if (granted <= 0)
+            {
+                return 0;
+            }
+            if (Interlocked.CompareExchange(ref _windowGrowth, used + granted, used) == used)
+            {
+                return granted;
+            }
+        }
+    }
+
+    /// <summary>The window growth all streams hold together (for tests and diagnostics).</summary>
+    internal long WindowGrowthInUse => Interlocked.Read(ref _windowGrowth);
+
+    internal void OnWindowGrown(uint streamId, uint window, TimeSpan rtt) => YamuxLog.WindowGrown(_logger, streamId, window, rtt);
+
+    /// <summary>Forgets a stream that is done with (both sides closed or reset, nothing unread), freeing its slot and budget.</summary>
+    internal void TryRetire(YamuxStream stream)
+    {
+        if (!stream.TryMarkRetired())
+        {
+            return;
+        }
+        lock (_gate)
+        {
+            if (_streams.Remove(stream.Id))
+            {
+                _streamCount--;
+            }
+        }
+        Interlocked.Add(ref _windowGrowth, -stream.WindowGrowth);
+        ReleaseBacklog(stream);
+    }
+
+    private void ReleaseBacklog(YamuxStream stream)
+    {
+        bool held;
+        lock (_gate)
+        {
+            held = stream.HoldsBacklog;
+            stream.HoldsBacklog = false;
+        }
+        if (held)
+        {
+            _ackBacklog.Release();
+        }
+    }
+
+    private void Enqueue(OutFrame frame)
+    {
+        if (!_sendQueue.Writer.TryWrite(frame) && frame.Kind == OutKind.Data)
+        {
+            frame.Stream!.CompleteWrite(sent: false);
+        }
+    }
+
+    private void ThrowIfClosed()
+    {
+        if (Volatile.Read(ref _closed))
+        {
+            throw SessionError();
+        }
+    }
+
+    private SecureMeshException SessionError() =>
+        Volatile.Read(ref _closeError) ?? new SecureMeshException(SecureMeshErrorKind.Network, "the yamux session has ended: " + (ClosedReason ?? "closed"));
+
+    // ---- Ending ----
+
+    /// <summary>
+    /// Ends the session once: fails the streams and waiters, queues the go-away (<paramref name="goAway"/>, none when
+    /// null), lets the send loop write it (after the queued frames when <paramref name="graceful"/>), then disposes the transport.
+    /// </summary>
+    private void Close(SecureMeshException? error, YamuxGoAwayCode? goAway, bool graceful, string reason)
+    {
+        YamuxStream[] streams;
+        (TaskCompletionSource<TimeSpan> Answer, long SentAt)[] pings;
+        lock (_gate)
+        {
+            if (_closed)
+            {
+                return;
+            }
+            _closed = true;
+            _closedReason = reason;
+            _closeError = error ?? new SecureMeshException(SecureMeshErrorKind.Network, "the yamux session has ended: " + reason);
+            _goAwayToSend = goAway;
+            _abortSend = !graceful;
+            streams = [.. _streams.Values];
+            pings = [.. _pings.Values];
+        }
+        if (error is { Kind: SecureMeshErrorKind.Protocol })
+        {
+            YamuxLog.ProtocolError(_logger, IsClient ? "client" : "server", reason);
+        }
+        else
+        {
+            YamuxLog.SessionClosed(_logger, IsClient ? "client" : "server", reason);
+        }
+        _sendQueue.Writer.TryComplete();
+        _acceptQueue.Writer.TryComplete();
+        foreach (var stream in streams)
+        {
+            stream.OnSessionClosed(_closeError);
+        }
+        foreach (var ping in pings)
+        {
+            ping.Answer.TrySetException(_closeError);
+        }
+        _ = FinishAsync();
+    }
+
+    private async Task FinishAsync()
+    {
+        try
+        {
+            // The send loop writes the go-away and stops; a peer that does not read gets CloseTimeout, then the drop.
+            await _sendLoop.WaitAsync(Options.CloseTimeout, Time).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+        }
+        await _shutdown.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _transport.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException or System.Net.Sockets.SocketException)
+        {
+        }
+        catch (SecureMeshException)
+        {
+        }
+        try
+        {
+            await Task.WhenAll(_readLoop, _sendLoop).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Both loops catch their own failures; nothing is left to report.
+        }
+        // Streams retired by the close release their share; queued-but-unaccepted streams are dropped.
+        while (_acceptQueue.Reader.TryRead(out var stream))
+        {
+            stream.Dispose();
+        }
+        _shutdown.Dispose();
+        _completion.TrySetResult();
+    }
+
+    private enum OutKind : byte
+    {
+        /// <summary>A header-only frame given whole: SYN, ACK, FIN, RST, ping, pong, refusal.</summary>
+        Control,
+        /// <summary>The stream's pending credit, taken when the frame is written (so updates coalesce).</summary>
+        WindowUpdate,
+        /// <summary>The stream's pending write, split into data frames.</summary>
+        Data,
+    }
+
+    private readonly record struct OutFrame(OutKind Kind, YamuxFrameType Type, YamuxFlags Flags, uint StreamId, uint Value, YamuxStream? Stream);
+}

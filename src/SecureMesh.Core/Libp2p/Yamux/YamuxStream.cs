@@ -1,0 +1,561 @@
+namespace SecureMesh.Core.Libp2p.Yamux;
+
+/// <summary>
+/// One yamux stream: a bidirectional byte stream with its own flow control. One reader and one writer at a time.
+/// <see cref="CloseWriteAsync"/> half-closes (FIN: the peer reads the end of the stream, we can still read);
+/// <see cref="Reset"/> aborts both directions (RST). Disposing closes gracefully when everything the peer sent was
+/// read and the peer has finished, and resets otherwise (as TCP does with unread data).
+/// Failures of the stream or its session are <see cref="SecureMeshException"/>s.
+/// </summary>
+public sealed class YamuxStream : Stream
+{
+    private readonly YamuxSession _session;
+    private readonly Lock _lock = new();
+    private readonly ReceiveBuffer _received = new();
+    private readonly AsyncSignal _readable = new();
+    private readonly AsyncSignal _writable = new();
+    private readonly AsyncSignal _written = new();
+
+    // Receive side (under _lock). _receiveWindow is what the peer may still send; the receive window is
+    // _maxReceiveWindow, and (_maxReceiveWindow - _receiveWindow - buffered) is what the application read but the
+    // peer has not been credited for yet.
+    private uint _receiveWindow = YamuxOptions.InitialWindow;
+    private uint _maxReceiveWindow = YamuxOptions.InitialWindow;
+    private long _lastWindowUpdate;
+    private uint _creditToSend;
+    private bool _windowUpdateQueued;
+
+    // Send side (under _lock).
+    private long _sendWindow = YamuxOptions.InitialWindow;
+    private ReadOnlyMemory<byte> _pendingWrite;
+    private int _writing;
+
+    // State (under _lock).
+    private bool _remoteFin;
+    private bool _localFin;
+    private bool _remoteReset;
+    private bool _localReset;
+    private bool _disposed;
+    private bool _retired;
+    private SecureMeshException? _sessionError;
+
+    internal YamuxStream(YamuxSession session, uint id, bool outbound, long now)
+    {
+        _session = session;
+        Id = id;
+        IsOutbound = outbound;
+        _lastWindowUpdate = now;
+    }
+
+    /// <summary>The stream ID (odd when the client opened it, even when the server did).</summary>
+    public uint Id { get; }
+
+    /// <summary>True when we opened the stream.</summary>
+    public bool IsOutbound { get; }
+
+    /// <summary>The current receive window (grows with auto-tuning).</summary>
+    public uint ReceiveWindow
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _maxReceiveWindow;
+            }
+        }
+    }
+
+    /// <summary>Bytes received and not read yet.</summary>
+    public int BufferedBytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _received.Length;
+            }
+        }
+    }
+
+    /// <summary>What we may still send before the peer grants more.</summary>
+    public long SendWindow
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _sendWindow;
+            }
+        }
+    }
+
+    /// <summary>True once the stream was reset by either side.</summary>
+    public bool IsReset
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _localReset || _remoteReset;
+            }
+        }
+    }
+
+    internal bool AckPending { get; set; }
+
+    internal bool HoldsBacklog;
+
+    public override bool CanRead => true;
+
+    public override bool CanWrite => true;
+
+    public override bool CanSeek => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position
+    {
+        get => throw new NotSupportedException();
+        set => throw new NotSupportedException();
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override void Flush()
+    {
+    }
+
+    /// <summary>Completes at once: every completed write has been handed to the session's send loop, which flushes whenever its queue empties.</summary>
+    public override Task FlushAsync(CancellationToken cancellationToken) =>
+        cancellationToken.IsCancellationRequested ? Task.FromCanceled(cancellationToken) : Task.CompletedTask;
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    /// <summary>Reads what has arrived (waiting for at least one byte); 0 once the peer has half-closed and everything was read.</summary>
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            var credit = false;
+            int read;
+            lock (_lock)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                if (_localReset)
+                {
+                    throw new SecureMeshException(SecureMeshErrorKind.Network, $"yamux stream {Id} was reset");
+                }
+                if (_received.Length > 0 && !buffer.IsEmpty)
+                {
+                    read = _received.Read(buffer.Span);
+                    credit = ComputeWindowUpdate();
+                }
+                else if (_remoteReset)
+                {
+                    throw new SecureMeshException(SecureMeshErrorKind.Network, $"yamux stream {Id} was reset by the peer");
+                }
+                else if (_remoteFin || buffer.IsEmpty)
+                {
+                    read = 0;
+                }
+                else if (_sessionError is not null)
+                {
+                    throw _sessionError;
+                }
+                else
+                {
+                    read = -1;
+                }
+            }
+            if (read >= 0)
+            {
+                if (credit)
+                {
+                    _session.QueueWindowUpdate(this);
+                }
+                if (read == 0 || _remoteFin)
+                {
+                    _session.TryRetire(this);
+                }
+                return read;
+            }
+            await _readable.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Sends <paramref name="buffer"/>, waiting while the peer's window is full. Cancelling leaves the stream usable only if nothing was sent yet.</summary>
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.Exchange(ref _writing, 1) != 0)
+        {
+            throw new InvalidOperationException("yamux streams allow one write at a time");
+        }
+        try
+        {
+            while (!buffer.IsEmpty)
+            {
+                int chunk;
+                lock (_lock)
+                {
+                    ThrowIfCannotWrite();
+                    chunk = (int)Math.Min(Math.Min(buffer.Length, _sendWindow), YamuxSession.MaxWriteChunk);
+                    if (chunk > 0)
+                    {
+                        _sendWindow -= chunk;
+                        _pendingWrite = buffer[..chunk];
+                    }
+                }
+                if (chunk == 0)
+                {
+                    await _writable.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+                _session.QueueData(this);
+                // Not cancellable: the send loop reads the caller's memory until it signals. It always signals, also
+                // when the session fails, and it never waits on the peer while holding a write (see SendLoopAsync).
+                await _written.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+                lock (_lock)
+                {
+                    if (!_pendingWrite.IsEmpty)
+                    {
+                        _pendingWrite = default;
+                        ThrowIfCannotWrite();
+                        throw new SecureMeshException(SecureMeshErrorKind.Network, $"yamux stream {Id}: the session ended during a write");
+                    }
+                }
+                buffer = buffer[chunk..];
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _writing, 0);
+        }
+    }
+
+    /// <summary>Half-closes: sends FIN after what was written. Reading goes on until the peer closes too.</summary>
+    public ValueTask CloseWriteAsync(CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (Volatile.Read(ref _writing) != 0)
+        {
+            throw new InvalidOperationException("cannot close a yamux stream during a write");
+        }
+        lock (_lock)
+        {
+            if (_localFin)
+            {
+                return ValueTask.CompletedTask;
+            }
+            ThrowIfCannotWrite();
+            _localFin = true;
+        }
+        _session.QueueControl(YamuxFlags.Fin, Id);
+        _session.TryRetire(this);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Aborts the stream in both directions: sends RST and drops what was received.</summary>
+    public void Reset()
+    {
+        bool send;
+        lock (_lock)
+        {
+            if (_localReset || _remoteReset || _sessionError is not null)
+            {
+                return;
+            }
+            // A stream closed both ways needs no RST; it is already gone on the peer's side.
+            send = !(_localFin && _remoteFin);
+            _localReset = true;
+            _received.Clear();
+        }
+        _readable.Set();
+        _writable.Set();
+        if (send)
+        {
+            _session.QueueControl(YamuxFlags.Rst, Id);
+        }
+        _session.TryRetire(this);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            bool reset;
+            bool fin;
+            lock (_lock)
+            {
+                if (_disposed)
+                {
+                    return;
+                }
+                reset = !_localReset && !_remoteReset && _sessionError is null && (!_remoteFin || _received.Length > 0);
+                fin = !reset && !_localFin && !_localReset && !_remoteReset && _sessionError is null && Volatile.Read(ref _writing) == 0;
+            }
+            if (reset)
+            {
+                Reset();
+            }
+            else if (fin)
+            {
+                try
+                {
+                    CloseWriteAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult();
+                }
+                catch (SecureMeshException)
+                {
+                    // The stream ended meanwhile: nothing left to close.
+                }
+            }
+            lock (_lock)
+            {
+                _disposed = true;
+                _received.Clear();
+            }
+            _readable.Set();
+            _session.TryRetire(this);
+        }
+        base.Dispose(disposing);
+    }
+
+    public override string ToString() => $"YamuxStream({Id}, {(IsOutbound ? "outbound" : "inbound")})";
+
+    private void ThrowIfCannotWrite()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_localReset || _remoteReset)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Network, $"yamux stream {Id} was reset{(_remoteReset ? " by the peer" : "")}");
+        }
+        if (_sessionError is not null)
+        {
+            throw _sessionError;
+        }
+        if (_localFin)
+        {
+            throw new InvalidOperationException($"yamux stream {Id} was closed for writing");
+        }
+    }
+
+    // ---- Called by the session (its read loop, its send loop, or on close). ----
+
+    /// <summary>
+    /// Decides, after the application read, whether to credit the peer (rust-libp2p's rule): once half the window is
+    /// consumed, credit what was read; if that half went by in under two round trips, first double the window within
+    /// the stream maximum and the connection budget. Under _lock.
+    /// </summary>
+    private bool ComputeWindowUpdate()
+    {
+        if (_remoteFin || _localReset)
+        {
+            return false;
+        }
+        var consumed = _maxReceiveWindow - _receiveWindow - (uint)_received.Length;
+        if (consumed < _maxReceiveWindow / 2)
+        {
+            return false;
+        }
+        var now = _session.Time.GetTimestamp();
+        var rtt = _session.RoundTripTime;
+        if (_session.Options.AutoTuneWindows && rtt is { } r && r > TimeSpan.Zero
+            && _session.Time.GetElapsedTime(_lastWindowUpdate, now) < r * 2
+            && _maxReceiveWindow < _session.Options.MaxStreamWindow)
+        {
+            var wanted = Math.Min((long)_maxReceiveWindow * 2, _session.Options.MaxStreamWindow) - _maxReceiveWindow;
+            var granted = _session.ReserveWindowGrowth(wanted);
+            if (granted > 0)
+            {
+                _maxReceiveWindow += (uint)granted;
+                _session.OnWindowGrown(Id, _maxReceiveWindow, r);
+            }
+        }
+        _lastWindowUpdate = now;
+        var credit = _maxReceiveWindow - _receiveWindow - (uint)_received.Length;
+        _receiveWindow += credit;
+        _creditToSend += credit;
+        if (_windowUpdateQueued)
+        {
+            return false;
+        }
+        _windowUpdateQueued = true;
+        return true;
+    }
+
+    /// <summary>Send loop: the credit to announce now (0 if none).</summary>
+    internal uint TakeCredit()
+    {
+        lock (_lock)
+        {
+            _windowUpdateQueued = false;
+            var credit = _creditToSend;
+            _creditToSend = 0;
+            return _localReset || _remoteReset ? 0 : credit;
+        }
+    }
+
+    /// <summary>Read loop: checks a data frame of <paramref name="length"/> bytes against the state and the window, and takes it from the window.</summary>
+    internal bool AcceptData(uint length, out string? violation)
+    {
+        lock (_lock)
+        {
+            violation = null;
+            if (_remoteFin && length > 0)
+            {
+                violation = $"data on stream {Id} after its FIN";
+                return false;
+            }
+            if (length > _receiveWindow)
+            {
+                violation = $"{length} bytes of data on stream {Id} beyond its window of {_receiveWindow}";
+                return false;
+            }
+            _receiveWindow -= length;
+            return !(_localReset || _remoteReset || _disposed);
+        }
+    }
+
+    /// <summary>Read loop: appends payload bytes (dropped when the stream was reset or disposed meanwhile).</summary>
+    internal void Append(ReadOnlySpan<byte> data)
+    {
+        lock (_lock)
+        {
+            if (_localReset || _remoteReset || _disposed)
+            {
+                return;
+            }
+            _received.Append(data);
+        }
+        _readable.Set();
+    }
+
+    /// <summary>Read loop: the peer granted more window.</summary>
+    internal bool AddSendWindow(uint delta)
+    {
+        lock (_lock)
+        {
+            var window = _sendWindow + delta;
+            if (window > uint.MaxValue)
+            {
+                return false;
+            }
+            _sendWindow = window;
+        }
+        if (delta > 0)
+        {
+            _writable.Set();
+        }
+        return true;
+    }
+
+    internal void OnRemoteFin()
+    {
+        lock (_lock)
+        {
+            _remoteFin = true;
+        }
+        _readable.Set();
+    }
+
+    internal void OnRemoteReset()
+    {
+        lock (_lock)
+        {
+            if (_localReset)
+            {
+                return;
+            }
+            _remoteReset = true;
+            _received.Clear();
+        }
+        _readable.Set();
+        _writable.Set();
+    }
+
+    internal void OnSessionClosed(SecureMeshException error)
+    {
+        lock (_lock)
+        {
+            _sessionError ??= error;
+        }
+        _readable.Set();
+        _writable.Set();
+    }
+
+    /// <summary>True once the stream needs nothing more from the session: both sides closed or one reset, and nothing left unread.</summary>
+    internal bool TryMarkRetired()
+    {
+        lock (_lock)
+        {
+            if (_retired)
+            {
+                return false;
+            }
+            var ended = _localReset || _remoteReset || _sessionError is not null || (_localFin && _remoteFin);
+            if (!ended || (_received.Length > 0 && !_disposed))
+            {
+                return false;
+            }
+            _retired = true;
+            return true;
+        }
+    }
+
+    /// <summary>The window growth above the initial window this stream holds from the connection budget.</summary>
+    internal long WindowGrowth
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _maxReceiveWindow - YamuxOptions.InitialWindow;
+            }
+        }
+    }
+
+    internal bool IsWritable
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return !_localReset && !_remoteReset && _sessionError is null;
+            }
+        }
+    }
+
+    /// <summary>Send loop: the bytes of the write in progress (empty when the stream was reset meanwhile).</summary>
+    internal ReadOnlyMemory<byte> PendingWrite
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _localReset || _remoteReset ? default : _pendingWrite;
+            }
+        }
+    }
+
+    /// <summary>Send loop: the write was copied out (<paramref name="sent"/>) or dropped; the writer may go on.</summary>
+    internal void CompleteWrite(bool sent)
+    {
+        lock (_lock)
+        {
+            if (sent)
+            {
+                _pendingWrite = default;
+            }
+        }
+        _written.Set();
+    }
+}
