@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using Microsoft.Extensions.Logging;
 using SecureMesh.Core;
+using SecureMesh.Core.Addressing;
 using SecureMesh.Core.Channel;
 using SecureMesh.Core.Identity;
 using SecureMesh.Storage;
@@ -107,6 +108,49 @@ public sealed class MeshNode : IAsyncDisposable
         }
         return session;
     }
+
+    /// <summary>
+    /// Dials <paramref name="expected"/> at a stored or typed address (<c>HOST:PORT</c> or a TCP multiaddr): a name is
+    /// resolved now and every address it resolves to is tried in turn until one gives a session. An address whose
+    /// <c>/p2p</c> names another peer is refused (InvalidInput) without dialling.
+    /// </summary>
+    public async Task<PeerSession> ConnectAsync(PeerId expected, string address, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(expected);
+        var target = DialAddress.Parse(address);
+        if (target.PeerId is { } named && !named.Equals(expected))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"address {target.Text} names peer {named}, not {expected}");
+        }
+        if (_sessions.TryGetValue(expected, out var existing))
+        {
+            return existing;
+        }
+        var endPoints = ResolveForTest is { } resolve
+            ? await resolve(target, cancellationToken).ConfigureAwait(false)
+            : await target.ResolveAsync(cancellationToken).ConfigureAwait(false);
+        var failures = new List<string>();
+        foreach (var endPoint in endPoints)
+        {
+            try
+            {
+                return await ConnectAsync(expected, endPoint, cancellationToken).ConfigureAwait(false);
+            }
+            catch (SecureMeshException e) when (e.Kind is SecureMeshErrorKind.Network or SecureMeshErrorKind.Protocol)
+            {
+                failures.Add($"{endPoint}: {e.Message}");
+            }
+            catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException)
+            {
+                failures.Add($"{endPoint}: {e.Message}");
+            }
+        }
+        throw new SecureMeshException(SecureMeshErrorKind.Network,
+            endPoints.Count == 1 ? $"cannot reach {target.Text}: {failures[0]}" : $"cannot reach {target.Text} at any of its {endPoints.Count} addresses: {string.Join("; ", failures)}");
+    }
+
+    /// <summary>Test seam: stands in for DNS, so a test can hand out several addresses for one name.</summary>
+    internal Func<DialAddress, CancellationToken, Task<IReadOnlyList<IPEndPoint>>>? ResolveForTest { get; set; }
 
     /// <summary>The session with <paramref name="peer"/>, if one is open.</summary>
     public PeerSession? GetSession(PeerId peer) => _sessions.GetValueOrDefault(peer);

@@ -42,7 +42,7 @@ public sealed class TrustStore
     {
         ArgumentNullException.ThrowIfNull(peer);
         name = CheckName(name);
-        var normalized = (addresses ?? []).Select(PeerAddressFormat.Normalize).Distinct(StringComparer.Ordinal).ToList();
+        var normalized = (addresses ?? []).Select(a => PeerAddressFormat.Normalize(a, peer)).Distinct(StringComparer.Ordinal).ToList();
         _database.Write(tx =>
         {
             var existing = StateOf(tx, peer);
@@ -155,7 +155,7 @@ public sealed class TrustStore
     public bool AddAddress(PeerId peer, string address, AddressSource source = AddressSource.User)
     {
         ArgumentNullException.ThrowIfNull(peer);
-        var normalized = PeerAddressFormat.Normalize(address);
+        var normalized = PeerAddressFormat.Normalize(address, peer);
         return _database.Write(tx =>
         {
             RequireState(tx, peer);

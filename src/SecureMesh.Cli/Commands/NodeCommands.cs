@@ -16,13 +16,17 @@ internal static class NodeCommands
 {
     public static void Add(RootCommand root, CliConsole console)
     {
-        var listen = new Option<string?>("--listen") { Description = $"Address to listen on (default: the 'listen' setting, else {NodeSettings.DefaultListen})", HelpName = "HOST:PORT" };
+        var listen = new Option<string?>("--listen") { Description = $"Address to listen on: HOST:PORT or a multiaddr such as /ip4/0.0.0.0/tcp/4747 (default: the 'listen' setting, else {NodeSettings.DefaultListen})", HelpName = "ADDR" };
         var passphraseStdin = new Option<bool>("--passphrase-stdin") { Description = "Read the identity's passphrase from the first line of standard input" };
         // For tests: beacons every N milliseconds instead of every 5 s.
         var beaconInterval = new Option<int?>("--beacon-interval-ms") { Hidden = true };
         var run = new Command("run", "Run the node in the foreground (Ctrl+C or SIGTERM stops it cleanly)") { listen, passphraseStdin, beaconInterval };
         run.SetAction((parse, cancellationToken) => CliApp.ExecuteAsync(parse, console, async (ctx, ct) =>
         {
+            if (parse.GetValue(listen) is { } given && !NodeSettings.TryParseListen(given, out _, out var listenError))
+            {
+                throw CliApp.UsageError($"--listen: {listenError}");
+            }
             IdentityStore.EnsureDataDirectory(ctx.Home);
             if (!IdentityStore.Exists(ctx.Home))
             {

@@ -120,8 +120,7 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
         string[]? addresses = null;
         if (!string.IsNullOrWhiteSpace(address))
         {
-            var endPoint = NodeSettings.ParseEndPoint(address);
-            addresses = [endPoint.ToString()];
+            addresses = [NodeControlService.NormalizeAddress(address, id)];
         }
         await _control.AddPeerAsync(new AddPeerRequest(id.Text, addresses, string.IsNullOrWhiteSpace(name) ? null : name.Trim(), trust), cancellationToken);
     }

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using SecureMesh.Core;
+using SecureMesh.Core.Addressing;
 using SecureMesh.Core.Identity;
 using SecureMesh.Node.Discovery;
 using SecureMesh.Storage;
@@ -94,7 +95,7 @@ internal sealed class NodeControlService : INodeControl
     {
         ArgumentNullException.ThrowIfNull(request);
         var peer = ParsePeer(request.PeerId);
-        var addresses = (request.Addresses ?? []).Select(NormalizeAddress).ToArray();
+        var addresses = (request.Addresses ?? []).Select(a => NormalizeAddress(a, peer)).ToArray();
         var record = _db.Trust.AddPeer(peer, ValidateName(request.Name), addresses, request.Trust);
         return Task.FromResult(ToPeerInfo(record));
     }
@@ -149,7 +150,7 @@ internal sealed class NodeControlService : INodeControl
         // User-given addresses first, then the ones seen or discovered, most recent first.
         foreach (var address in record.Addresses.OrderBy(a => a.Source == AddressSource.User ? 0 : 1).ThenByDescending(a => a.LastSeen))
         {
-            if (!NodeSettings.TryParseEndPoint(address.Address, out var endPoint, out _))
+            if (!DialAddress.TryParse(address.Address, out _, out _))
             {
                 continue;
             }
@@ -157,7 +158,7 @@ internal sealed class NodeControlService : INodeControl
             timeout.CancelAfter(DialTimeout);
             try
             {
-                var session = await node.ConnectAsync(peer, endPoint, timeout.Token);
+                var session = await node.ConnectAsync(peer, address.Address, timeout.Token);
                 return ToConnectionInfo(session, record.Name);
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
@@ -316,15 +317,8 @@ internal sealed class NodeControlService : INodeControl
 
     internal static PeerId ParsePeer(string? text) => PeerId.Parse(text);
 
-    internal static string NormalizeAddress(string text)
-    {
-        var endPoint = NodeSettings.ParseEndPoint(text);
-        if (endPoint.Port == 0)
-        {
-            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"invalid address '{text}': the port must not be 0");
-        }
-        return endPoint.ToString();
-    }
+    /// <summary>The canonical form of a peer's address (<c>HOST:PORT</c> or a TCP multiaddr, whose <c>/p2p</c> must be <paramref name="peer"/>); InvalidInput with the reason otherwise.</summary>
+    internal static string NormalizeAddress(string text, PeerId peer) => PeerAddressFormat.Normalize(text, peer);
 
     internal static string? ValidateName(string? name)
     {

@@ -76,8 +76,7 @@ public sealed class PeerConnector : IAsyncDisposable
         }
         try
         {
-            var endPoint = NodeSettings.ParseEndPoint(address);
-            await _node.ConnectAsync(peer, endPoint, cancellationToken).ConfigureAwait(false);
+            await _node.ConnectAsync(peer, address, cancellationToken).ConfigureAwait(false);
             _state.TryRemove(peer, out _);
         }
         catch (Exception e) when (e is SecureMeshException or OperationCanceledException or IOException or System.Net.Sockets.SocketException)
