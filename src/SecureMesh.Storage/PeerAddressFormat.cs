@@ -7,7 +7,7 @@ using SecureMesh.Core.Identity;
 
 namespace SecureMesh.Storage;
 
-/// <summary>Checks and normalizes peer addresses written as <c>host:port</c> (<c>[v6]:port</c> for IPv6).</summary>
+/// <summary>Checks and normalizes peer addresses: <c>host:port</c> (<c>[v6]:port</c> for IPv6, or a DNS name) or a TCP multiaddr.</summary>
 public static class PeerAddressFormat
 {
     /// <summary>
