@@ -87,6 +87,10 @@ internal static class NodeCommands
             : $"peer id: {state.PeerId}\nfingerprint: {state.Fingerprint}");
         ctx.Out.WriteLine($"listen: {string.Join(", ", state.Listen)}{setting}");
         ctx.Out.WriteLine($"discovery: {state.Discovery}{setting}");
+        foreach (var r in state.RefusingUs ?? [])
+        {
+            ctx.Out.WriteLine($"refusing us: {r.PeerId} ({TerminalText.Safe(r.Name ?? "-")}) since {TrustCommands.Time(r.LastRefusal)}, {r.Refusals} in a row; next attempt {TrustCommands.Time(r.NextAttempt)}");
+        }
         if (!state.Running)
         {
             return;
@@ -101,6 +105,11 @@ internal static class NodeCommands
                     c.BytesSent.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     c.BytesReceived.ToString(System.Globalization.CultureInfo.InvariantCulture), c.Sas,
                 }));
+        }
+        foreach (var h in state.Handshakes ?? [])
+        {
+            // The peer hung up (perhaps it has not trusted this node yet): the words are still there to compare aloud.
+            ctx.Out.WriteLine($"last handshake with {h.PeerId} ({TerminalText.Safe(h.Name ?? "-")}), {h.Direction}, {TrustCommands.Time(h.Time)}: SAS {h.Sas}; {TerminalText.Safe(h.Ended ?? "open")}");
         }
         ctx.Out.WriteLine($"transfers: {(state.Transfers.Count == 0 ? "none" : state.Transfers.Count.ToString(System.Globalization.CultureInfo.InvariantCulture))}");
         foreach (var t in state.Transfers)

@@ -283,7 +283,7 @@ internal static class TrustCommands
         Table.Write(ctx.Out, ["PEER ID", "NAME", "STATE", "FINGERPRINT", "LAST SEEN", "ADDRESSES"],
             peers.Select(p => new[]
             {
-                p.PeerId, p.Name ?? "-", p.State + (p.Connected ? " (connected)" : string.Empty), p.Fingerprint,
+                p.PeerId, p.Name ?? "-", p.State + (p.Connected ? " (connected)" : string.Empty) + (p.RefusingUs ? " (refusing us)" : string.Empty), p.Fingerprint,
                 p.LastSeen is { } seen ? Time(seen) : "never", string.Join(",", p.Addresses),
             }));
         return CliApp.Success;

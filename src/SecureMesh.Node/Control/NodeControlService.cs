@@ -44,12 +44,20 @@ internal sealed class NodeControlService : INodeControl
             var peer = IdentityStore.Exists(_home) ? IdentityStore.LoadPeerId(_home) : null;
             var listen = _db.Config.Get(NodeSettings.Listen) ?? NodeSettings.DefaultListen;
             var discovery = NodeSettings.Get(NodeSettings.Discovery).Normalize(_db.Config.Get(NodeSettings.Discovery) ?? "on");
-            return Task.FromResult(new NodeStatus(false, peer?.Text, peer?.Fingerprint, [listen], discovery, [], []));
+            return Task.FromResult(new NodeStatus(false, peer?.Text, peer?.Fingerprint, [listen], discovery, [], [], [], RefusingUs(_db.Trust.ListPeers(PeerState.Trusted))));
         }
-        var names = _db.Trust.ListPeers(PeerState.Trusted).ToDictionary(p => p.PeerId, p => p.Name);
+        var trusted = _db.Trust.ListPeers(PeerState.Trusted);
+        var names = trusted.ToDictionary(p => p.PeerId, p => p.Name);
         var connections = _node.Sessions
             .OrderBy(s => s.Since)
             .Select(s => ToConnectionInfo(s, names.GetValueOrDefault(s.PeerId)))
+            .ToList();
+        // Peers without a live session whose last handshake is known: the dialling side can still read the words.
+        var known = _db.Trust.ListPeers().Where(p => p.State != PeerState.Blocked).ToDictionary(p => p.PeerId, p => p.Name);
+        var handshakes = _node.RecentHandshakes
+            .Where(h => _node.GetSession(h.PeerId) is null && known.ContainsKey(h.PeerId))
+            .OrderByDescending(h => h.At)
+            .Select(h => new HandshakeInfo(h.PeerId.Text, known.GetValueOrDefault(h.PeerId), h.Sas, h.At, h.Direction.ToString().ToLowerInvariant(), h.Ended))
             .ToList();
         return Task.FromResult(new NodeStatus(
             true,
@@ -58,7 +66,9 @@ internal sealed class NodeControlService : INodeControl
             [_node.LocalEndPoint.ToString()],
             Discovery?.State ?? "off",
             connections,
-            Transfers?.GetTransfers() ?? []));
+            Transfers?.GetTransfers() ?? [],
+            handshakes,
+            RefusingUs(trusted)));
     }
 
     public Task<IReadOnlyList<PeerInfo>> ListPeersAsync(string? state, CancellationToken cancellationToken)
@@ -294,6 +304,12 @@ internal sealed class NodeControlService : INodeControl
         return Task.FromResult(new PeerActionResult(peer.Text, peer.Fingerprint, changed));
     }
 
+    private static List<RefusalInfo> RefusingUs(IEnumerable<PeerRecord> peers) =>
+    [
+        .. peers.Where(p => p.RefusingUs && p.RefusedAt is not null)
+            .Select(p => new RefusalInfo(p.PeerId.Text, p.Name, p.RefusedAt!.Value, p.Refusals, Transfer.PeerConnector.NextAttemptAfterRefusal(p)!.Value)),
+    ];
+
     private PeerInfo ToPeerInfo(PeerRecord p) => new(
         p.PeerId.Text,
         p.Name,
@@ -303,7 +319,9 @@ internal sealed class NodeControlService : INodeControl
         p.FirstSeen,
         p.LastSeen,
         p.BlockReason,
-        _node?.GetSession(p.PeerId) is not null);
+        _node?.GetSession(p.PeerId) is not null,
+        p.RefusingUs,
+        p.RefusedAt);
 
     private static ConnectionInfo ToConnectionInfo(PeerSession s, string? name) => new(
         s.PeerId.Text,
