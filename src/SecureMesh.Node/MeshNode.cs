@@ -2,12 +2,14 @@ using System.Collections.Concurrent;
 using System.Net;
 using Microsoft.Extensions.Logging;
 using SecureMesh.Core;
+using SecureMesh.Core.Addressing;
 using SecureMesh.Core.Identity;
 using SecureMesh.Core.Libp2p;
 using SecureMesh.Core.Libp2p.Identify;
 using SecureMesh.Core.Libp2p.Multistream;
 using SecureMesh.Core.Libp2p.Ping;
 using SecureMesh.Core.Libp2p.Yamux;
+using SecureMesh.Core.Wire;
 using SecureMesh.Node.Network;
 using SecureMesh.Storage;
 
@@ -36,6 +38,9 @@ public sealed class MeshNode : IAsyncDisposable
     private readonly MultistreamOptions _negotiation;
     private readonly Lock _sessionsGate = new();
     private readonly ConcurrentDictionary<PeerId, PeerSession> _sessions = new();
+    private readonly ConcurrentDictionary<PeerId, HandshakeNote> _handshakes = new();
+    private readonly ConcurrentDictionary<PeerId, byte> _sasShown = new();
+    private readonly ConcurrentDictionary<IPAddress, LogThrottle> _refusalLog = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _acceptLoop;
     private readonly Task _pollLoop;
@@ -126,16 +131,59 @@ public sealed class MeshNode : IAsyncDisposable
             throw new SecureMeshException(SecureMeshErrorKind.Unauthorized, $"{expected} is not trusted ({Describe(decision)}); trust it first");
         }
         var connection = await TcpTransport.DialAsync(_upgrader, endPoint, expected, _options.HandshakeTimeout, _options.Time, cancellationToken).ConfigureAwait(false);
-        var session = TryOpenSession(connection, ConnectionDirection.Outbound, endPoint);
+        var session = TryOpenSession(connection, ConnectionDirection.Outbound, endPoint, out var refuse);
         if (session is null)
         {
-            await connection.DisposeAsync().ConfigureAwait(false);
+            await (refuse ? RefuseAsync(connection) : connection.DisposeAsync().AsTask()).ConfigureAwait(false);
             return _sessions.TryGetValue(expected, out existing)
                 ? existing
                 : throw new SecureMeshException(SecureMeshErrorKind.Unauthorized, $"{expected} is not trusted");
         }
         return session;
     }
+
+    /// <summary>
+    /// Dials <paramref name="expected"/> at a stored or typed address (<c>HOST:PORT</c> or a TCP multiaddr): a name is
+    /// resolved now and every address it resolves to is tried in turn until one gives a session. An address whose
+    /// <c>/p2p</c> names another peer is refused (InvalidInput) without dialling.
+    /// </summary>
+    public async Task<PeerSession> ConnectAsync(PeerId expected, string address, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(expected);
+        var target = DialAddress.Parse(address);
+        if (target.PeerId is { } named && !named.Equals(expected))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"address {target.Text} names peer {named}, not {expected}");
+        }
+        if (_sessions.TryGetValue(expected, out var existing))
+        {
+            return existing;
+        }
+        var endPoints = ResolveForTest is { } resolve
+            ? await resolve(target, cancellationToken).ConfigureAwait(false)
+            : await target.ResolveAsync(cancellationToken).ConfigureAwait(false);
+        var failures = new List<string>();
+        foreach (var endPoint in endPoints)
+        {
+            try
+            {
+                return await ConnectAsync(expected, endPoint, cancellationToken).ConfigureAwait(false);
+            }
+            catch (SecureMeshException e) when (e.Kind is SecureMeshErrorKind.Network or SecureMeshErrorKind.Protocol)
+            {
+                failures.Add($"{endPoint}: {e.Message}");
+            }
+            catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException)
+            {
+                failures.Add($"{endPoint}: {e.Message}");
+            }
+        }
+        throw new SecureMeshException(SecureMeshErrorKind.Network,
+            endPoints.Count == 1 ? $"cannot reach {target.Text}: {failures[0]}" : $"cannot reach {target.Text} at any of its {endPoints.Count} addresses: {string.Join("; ", failures)}");
+    }
+
+    /// <summary>Test seam: stands in for DNS, so a test can hand out several addresses for one name.</summary>
+    internal Func<DialAddress, CancellationToken, Task<IReadOnlyList<IPEndPoint>>>? ResolveForTest { get; set; }
 
     /// <summary>The session with <paramref name="peer"/>, if one is open.</summary>
     public PeerSession? GetSession(PeerId peer) => _sessions.GetValueOrDefault(peer);
@@ -160,10 +208,135 @@ public sealed class MeshNode : IAsyncDisposable
             {
                 var reason = $"no longer allowed: {Describe(decision)}";
                 Audit("session.cut", session.PeerId, $"{reason}; remote {session.RemoteEndPoint}");
-                session.RequestClose(reason);
+                if (decision == AuthorizationDecision.BlockedPeer)
+                {
+                    _ = CutWithRefusalAsync(session, reason);
+                }
+                else
+                {
+                    session.RequestClose(reason);
+                }
             }
         }
     }
+
+    /// <summary>The protocol on which a node that blocked its peer says so: one stream, one empty <see cref="RefusedMessage"/>.</summary>
+    public const string RefusedProtocol = "/securemesh/refused/1.0.0";
+
+    /// <summary>A session cut because the peer was blocked tells the peer "refused" first, as a new connection would be told.</summary>
+    private async Task CutWithRefusalAsync(PeerSession session, string reason)
+    {
+        try
+        {
+            // Briefly: the cut itself must not wait on the peer.
+            using var timeout = new CancellationTokenSource(RefusalLinger / 4, _options.Time);
+            var stream = await session.Muxer.OpenStreamAsync(timeout.Token).ConfigureAwait(false);
+            await SayRefusedAsync(stream, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SecureMeshException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            session.RequestClose(reason);
+        }
+    }
+
+    /// <summary>
+    /// Sends the refusal on a new stream in one write, without waiting for the peer's answer (a proposal of a single
+    /// protocol may be followed by its data at once): the multistream-select header, the <see cref="RefusedProtocol"/>
+    /// proposal, one empty <see cref="RefusedMessage"/>, and the end of the stream. Then waits (until
+    /// <paramref name="cancellationToken"/>) for the peer to end the stream, so the close cannot overtake the refusal;
+    /// whatever the peer sends meanwhile is dropped unread.
+    /// </summary>
+    private static async Task SayRefusedAsync(YamuxStream stream, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var message = WireCodec.Encode(new RefusedMessage());
+            var bytes = new List<byte>();
+            foreach (var line in new[] { MultistreamSelect.ProtocolId, RefusedProtocol })
+            {
+                var text = System.Text.Encoding.UTF8.GetBytes(line + "\n");
+                var prefix = new byte[Varint.MaxLength64];
+                bytes.AddRange(prefix.AsSpan(0, Varint.Write(prefix, (ulong)text.Length)).ToArray());
+                bytes.AddRange(text);
+            }
+            bytes.Add((byte)message.Length);
+            bytes.AddRange(message);
+            await stream.WriteAsync(bytes.ToArray(), cancellationToken).ConfigureAwait(false);
+            await stream.CloseWriteAsync(cancellationToken).ConfigureAwait(false);
+            var drop = new byte[256];
+            while (await stream.ReadAsync(drop, cancellationToken).ConfigureAwait(false) > 0)
+            {
+            }
+        }
+        finally
+        {
+            await stream.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Tells a blocked peer "refused" (one stream of <see cref="RefusedProtocol"/> carrying one empty
+    /// <see cref="RefusedMessage"/>, nothing more: no stream of the peer's is accepted) and closes, after waiting briefly
+    /// for the peer to hang up first so that the close cannot overtake the refusal.
+    /// </summary>
+    private async Task RefuseAsync(UpgradedConnection connection)
+    {
+        var muxer = new YamuxSession(connection.Stream, connection.IsInitiator, _options.Yamux, _options.Time);
+        try
+        {
+            using var linger = new CancellationTokenSource(RefusalLinger, _options.Time);
+            await SayRefusedAsync(await muxer.OpenStreamAsync(linger.Token).ConfigureAwait(false), linger.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SecureMeshException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            await muxer.DisposeAsync().ConfigureAwait(false);
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The peer says it refuses us (it has blocked this node): remember it and end the session.</summary>
+    private static async Task ReceiveRefusalAsync(PeerSession session, Stream stream, CancellationToken cancellationToken)
+    {
+        await using var messages = new MessageStream(stream, 64);
+        using var message = await messages.ReceiveAsync(cancellationToken).ConfigureAwait(false);
+        if (message is not null && WireCodec.Decode(message.Memory.Span) is RefusedMessage)
+        {
+            session.MarkRefusedByPeer();
+        }
+    }
+
+    /// <summary>How long a refusal waits for the blocked peer to hang up.</summary>
+    private static readonly TimeSpan RefusalLinger = TimeSpan.FromSeconds(2);
+
+    /// <summary>How often repeated refusals of one address are logged.</summary>
+    internal static readonly TimeSpan RefusalLogInterval = TimeSpan.FromMinutes(1);
+
+    /// <summary>Logs a refusal at most once per <see cref="RefusalLogInterval"/> per address, with the count of those not logged.</summary>
+    private void LogRefusal(IPAddress address, string peer, string? remote, string reason, TimeSpan penalty)
+    {
+        if (_refusalLog.Count >= 4096)
+        {
+            _refusalLog.Clear();
+        }
+        var throttle = _refusalLog.GetOrAdd(address, _ => new LogThrottle(_options.Time, burst: 1, RefusalLogInterval));
+        if (throttle.TryWrite(out var suppressed))
+        {
+            if (suppressed > 0)
+            {
+                NodeLog.RefusedRepeatedly(_logger, remote ?? address.ToString(), suppressed, RefusalLogInterval);
+            }
+            NodeLog.Refused(_logger, peer, remote, reason, penalty);
+        }
+    }
+
+    /// <summary>The last authenticated handshake with each trusted peer, live or not: its SAS stays readable after a hang-up.</summary>
+    public IReadOnlyCollection<HandshakeNote> RecentHandshakes => [.. _handshakes.Values];
 
     private bool AdmitAddress(IPAddress address)
     {
@@ -198,9 +371,17 @@ public sealed class MeshNode : IAsyncDisposable
         {
             await foreach (var inbound in _listener.Connections.ReadAllAsync(_stopping.Token).ConfigureAwait(false))
             {
-                if (TryOpenSession(inbound.Connection, ConnectionDirection.Inbound, inbound.Remote) is null)
+                if (TryOpenSession(inbound.Connection, ConnectionDirection.Inbound, inbound.Remote, out var refuse) is null)
                 {
-                    await inbound.Connection.DisposeAsync().ConfigureAwait(false);
+                    if (refuse)
+                    {
+                        // Off the accept loop: the refusal lingers until the peer hangs up.
+                        _ = RefuseAsync(inbound.Connection);
+                    }
+                    else
+                    {
+                        await inbound.Connection.DisposeAsync().ConfigureAwait(false);
+                    }
                 }
             }
         }
@@ -209,9 +390,10 @@ public sealed class MeshNode : IAsyncDisposable
         }
     }
 
-    /// <summary>Authorizes an authenticated connection; returns the session, or null when the caller must close it.</summary>
-    private PeerSession? TryOpenSession(UpgradedConnection connection, ConnectionDirection direction, IPEndPoint? remote)
+    /// <summary>Authorizes an authenticated connection; returns the session, or null when the caller must close it (and <paramref name="refuse"/> says whether to tell the peer "refused" first).</summary>
+    private PeerSession? TryOpenSession(UpgradedConnection connection, ConnectionDirection direction, IPEndPoint? remote, out bool refuse)
     {
+        refuse = false;
         var peer = connection.RemotePeerId;
         var address = remote?.Address ?? IPAddress.None;
         var sas = Core.Channel.ShortAuthString.From(connection.HandshakeHash);
@@ -237,7 +419,7 @@ public sealed class MeshNode : IAsyncDisposable
                 {
                     var wait = _limiter.Penalize(address);
                     Audit("handshake.refused", peer, $"stranger budget of this address spent: not recorded; remote {remote}; next attempt in {wait.TotalSeconds:0}s");
-                    NodeLog.Refused(_logger, peer.Text, remote?.ToString(), "stranger budget of this address spent", wait);
+                    LogRefusal(address, peer.Text, remote?.ToString(), "stranger budget of this address spent", wait);
                     return null;
                 }
                 try
@@ -253,12 +435,19 @@ public sealed class MeshNode : IAsyncDisposable
                     NodeLog.StoreFailed(_logger, e.Message);
                 }
                 NodeLog.PendingPeer(_logger, peer.Text, remote?.ToString(), sas);
+                if (_handshakes.Count < MaxHandshakeNotes / 2 || _handshakes.ContainsKey(peer))
+                {
+                    // Strangers get at most half the notes, so minted identities cannot crowd out trusted peers'.
+                    _handshakes[peer] = new HandshakeNote(peer, sas, _options.Time.GetUtcNow(), direction, remote?.ToString(), "pending here: not trusted yet");
+                }
                 return null;
             default:
                 var penalty = _limiter.Penalize(address);
                 var reason = Describe(decision);
                 Audit("handshake.refused", peer, $"{reason}; remote {remote}; next attempt in {penalty.TotalSeconds:0}s");
-                NodeLog.Refused(_logger, peer.Text, remote?.ToString(), reason, penalty);
+                LogRefusal(address, peer.Text, remote?.ToString(), reason, penalty);
+                // A blocked peer is told so (and nothing more), so it stops redialling; a blocked range got no handshake at all.
+                refuse = decision == AuthorizationDecision.BlockedPeer;
                 return null;
         }
 
@@ -280,7 +469,7 @@ public sealed class MeshNode : IAsyncDisposable
             // Authorized: only now is the multiplexer started, so nothing but the handshake was read from the peer before.
             var muxer = new YamuxSession(connection.Stream, connection.IsInitiator, _options.Yamux, _options.Time,
                 _options.LoggerFactory.CreateLogger("SecureMesh.Yamux"));
-            session = new PeerSession(connection, muxer, direction, remote, _options.Time.GetUtcNow(), sas, _negotiation);
+            session = new PeerSession(connection, muxer, direction, remote, _options.Time.GetUtcNow(), sas, _negotiation) { OnEstablished = SessionEstablished };
             replaced = existing;
             _sessions[peer] = session;
         }
@@ -289,15 +478,26 @@ public sealed class MeshNode : IAsyncDisposable
             NetworkLog.ConnectionReplaced(_logger, peer.Text, "both sides dialled at once; the connection dialled by the smaller Peer ID stays");
             replaced.RequestClose("replaced by the connection both sides keep");
         }
+        var firstEver = false;
         try
         {
+            firstEver = _db.Trust.GetPeer(peer)?.LastSeen is null;
             _db.Trust.TouchSeen(peer, direction == ConnectionDirection.Outbound && remote is not null ? PeerAddressFormat.FromEndPoint(remote) : null);
         }
         catch (SecureMeshException e)
         {
             NodeLog.StoreFailed(_logger, e.Message);
         }
+        if (_handshakes.Count < MaxHandshakeNotes || _handshakes.ContainsKey(peer))
+        {
+            _handshakes[peer] = new HandshakeNote(peer, sas, session.Since, direction, remote?.ToString(), null);
+        }
         NodeLog.SessionOpened(_logger, peer.Text, direction.ToString().ToLowerInvariant(), remote?.ToString(), session.ShortAuthString);
+        if (firstEver && _sasShown.TryAdd(peer, 0))
+        {
+            // The first session ever with this peer: both people should compare the words now.
+            NodeLog.CompareSas(_logger, peer.Text, sas);
+        }
         session.Completion = Task.Run(() => RunSessionAsync(session));
         SessionOpened?.Invoke(session);
         return session;
@@ -324,6 +524,7 @@ public sealed class MeshNode : IAsyncDisposable
         yield return new StreamProtocol(IdentifyService.PushProtocolId, ReceiveIdentifyPushAsync, 4);
         // A stock libp2p node may ping on many streams at once (the interop test opens 100).
         yield return new StreamProtocol(PingService.ProtocolId, (_, stream, ct) => _ping.ServeAsync(stream, ct), 128);
+        yield return new StreamProtocol(RefusedProtocol, ReceiveRefusalAsync, 1);
         if (_options.SessionHandler is not null)
         {
             yield return new StreamProtocol(_options.SessionProtocol, AcceptSessionStreamAsync, 1);
@@ -364,6 +565,8 @@ public sealed class MeshNode : IAsyncDisposable
             await using var stream = await session.OpenStreamAsync(IdentifyService.ProtocolId, cancellationToken).ConfigureAwait(false);
             var info = await _identify.RequestAsync(stream, session.PeerId, cancellationToken).ConfigureAwait(false);
             session.Identified = info;
+            // The peer answered: it accepts this node.
+            session.MarkEstablished();
             NetworkLog.Identified(_logger, session.PeerId.Text, info.AgentVersion, info.Protocols.Count);
         }
         catch (Exception e) when (e is SecureMeshException or IOException or ObjectDisposedException or OperationCanceledException)
@@ -498,6 +701,7 @@ public sealed class MeshNode : IAsyncDisposable
         finally
         {
             session.RequestClose(_stopping.IsCancellationRequested ? "node stopping" : "closed");
+            AfterSession(session);
             lock (_sessionsGate)
             {
                 _sessions.TryRemove(new KeyValuePair<PeerId, PeerSession>(session.PeerId, session));
@@ -539,6 +743,55 @@ public sealed class MeshNode : IAsyncDisposable
         }
         catch (Exception e) when (e is SecureMeshException or OperationCanceledException or ObjectDisposedException or IOException)
         {
+        }
+    }
+
+    /// <summary>Most peers whose last handshake is remembered (only trusted peers get one, so this is a safety cap).</summary>
+    private const int MaxHandshakeNotes = 4096;
+
+    /// <summary>A session worked: a refusal recorded earlier no longer holds.</summary>
+    private void SessionEstablished(PeerSession session)
+    {
+        try
+        {
+            if (_db.Trust.ClearRefusal(session.PeerId))
+            {
+                NodeLog.RefusalCleared(_logger, session.PeerId.Text);
+            }
+        }
+        catch (SecureMeshException e)
+        {
+            NodeLog.StoreFailed(_logger, e.Message);
+        }
+    }
+
+    /// <summary>Records how a session ended: a refusal by the peer, or a hang-up before any word (it may not trust us yet).</summary>
+    private void AfterSession(PeerSession session)
+    {
+        var peer = session.PeerId;
+        var reason = session.RefusedByPeer ? "refused by the peer" : session.CloseReason ?? "closed";
+        if (_handshakes.TryGetValue(peer, out var note) && note.At == session.Since && string.Equals(note.Sas, session.ShortAuthString, StringComparison.Ordinal))
+        {
+            _handshakes[peer] = note with { Ended = reason };
+        }
+        if (session.RefusedByPeer)
+        {
+            try
+            {
+                var count = _db.Trust.RecordRefusal(peer);
+                NodeLog.RefusedByPeer(_logger, peer.Text, count, Transfer.PeerConnector.RefusalBackoff(count));
+            }
+            catch (SecureMeshException e)
+            {
+                NodeLog.StoreFailed(_logger, e.Message);
+            }
+        }
+        else if (!session.Established && session.Direction == ConnectionDirection.Outbound
+            && !_stopping.IsCancellationRequested && _sasShown.TryAdd(peer, 0))
+        {
+            // The peer hung up before saying anything: most likely this node is pending there. Show the words once so
+            // the two people can compare them before the other side trusts this one.
+            NodeLog.HungUpBeforeHello(_logger, peer.Text, session.ShortAuthString);
         }
     }
 
@@ -633,3 +886,9 @@ public sealed class MeshNode : IAsyncDisposable
         _stopping.Dispose();
     }
 }
+
+/// <summary>
+/// The last authenticated handshake with a trusted peer: its short authentication string (the same words on both
+/// sides), when, which side dialled, and how the session ended (null while it is open).
+/// </summary>
+public sealed record HandshakeNote(PeerId PeerId, string Sas, DateTimeOffset At, ConnectionDirection Direction, string? Remote, string? Ended);

@@ -83,6 +83,32 @@ public sealed class PeerSession
 
     internal Task Completion { get; set; } = Task.CompletedTask;
 
+    /// <summary>True once the peer said it refuses this node (it has blocked us).</summary>
+    public bool RefusedByPeer { get; private set; }
+
+    /// <summary>True once the peer answered (its protocol hello, or identify): the session works.</summary>
+    public bool Established { get; private set; }
+
+    /// <summary>Set by the node: told once when the session is established.</summary>
+    internal Action<PeerSession>? OnEstablished { get; set; }
+
+    /// <summary>The peer refused this node: remember it and end the session.</summary>
+    internal void MarkRefusedByPeer()
+    {
+        RefusedByPeer = true;
+        RequestClose("refused by the peer");
+    }
+
+    /// <summary>The peer answered.</summary>
+    internal void MarkEstablished()
+    {
+        if (!Established)
+        {
+            Established = true;
+            OnEstablished?.Invoke(this);
+        }
+    }
+
     /// <summary>
     /// Opens a stream to the peer and negotiates <paramref name="protocol"/> on it. Throws <see cref="SecureMeshException"/>
     /// (NotFound when the peer does not serve it to us).

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using SecureMesh.Core;
 using SecureMesh.Node;
 
 namespace SecureMesh.Cli.Commands;
@@ -49,7 +50,16 @@ internal static class ConfigCommands
         {
             var setting = NodeSettings.Get(parse.GetValue(key)!);
             // Validated here too, so a bad value is the same error with or without a running node.
-            var normalized = setting.Normalize(parse.GetValue(value)!);
+            string normalized;
+            try
+            {
+                normalized = setting.Normalize(parse.GetValue(value)!);
+            }
+            catch (SecureMeshException e) when (e.Kind == SecureMeshErrorKind.InvalidInput && setting.Key == NodeSettings.Listen)
+            {
+                // A malformed address is a usage error (exit 2), as for 'peers add --addr' and 'run --listen'.
+                throw CliApp.UsageError(e.Message);
+            }
             var result = await control.SetConfigAsync(setting.Key, normalized, ct);
             if (ctx.Json)
             {

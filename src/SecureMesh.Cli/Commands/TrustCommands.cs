@@ -116,7 +116,7 @@ internal static class TrustCommands
         peers.Subcommands.Add(pending);
 
         var peerArg = new Argument<string>("PEERID") { Description = "A libp2p Peer ID (12D3KooW…)" };
-        var addr = new Option<string[]>("--addr") { Description = "Address of the peer (HOST:PORT); may be repeated", HelpName = "HOST:PORT", AllowMultipleArgumentsPerToken = false };
+        var addr = new Option<string[]>("--addr") { Description = "Address of the peer: HOST:PORT (a name is resolved when dialled) or a multiaddr such as /dns4/nas.local/tcp/4747[/p2p/PEERID]; may be repeated", HelpName = "ADDR", AllowMultipleArgumentsPerToken = false };
         var name = new Option<string?>("--name") { Description = "A name to show for the peer", HelpName = "NAME" };
         var trust = new Option<bool>("--trust") { Description = "Trust the peer right away" };
         var add = new Command("add", "Add a peer by Peer ID") { peerArg, addr, name, trust };
@@ -124,7 +124,7 @@ internal static class TrustCommands
         {
             // Checked before the node is asked, so bad input is the same error with or without one.
             var peer = PeerId.Parse(parse.GetValue(peerArg));
-            var addresses = (parse.GetValue(addr) ?? []).Select(NodeControlService.NormalizeAddress).ToArray();
+            var addresses = (parse.GetValue(addr) ?? []).Select(a => UsageOnBadAddress(() => NodeControlService.NormalizeAddress(a, peer))).ToArray();
             var displayName = NodeControlService.ValidateName(parse.GetValue(name));
             await control.AddPeerAsync(new AddPeerRequest(peer.Text, addresses, displayName, parse.GetValue(trust)), ct);
             ctx.Out.WriteLine($"added {peer} ({peer.Fingerprint}) as {(parse.GetValue(trust) ? "trusted" : "pending")}");
@@ -283,7 +283,7 @@ internal static class TrustCommands
         Table.Write(ctx.Out, ["PEER ID", "NAME", "STATE", "FINGERPRINT", "LAST SEEN", "ADDRESSES"],
             peers.Select(p => new[]
             {
-                p.PeerId, p.Name ?? "-", p.State + (p.Connected ? " (connected)" : string.Empty), p.Fingerprint,
+                p.PeerId, p.Name ?? "-", p.State + (p.Connected ? " (connected)" : string.Empty) + (p.RefusingUs ? " (refusing us)" : string.Empty), p.Fingerprint,
                 p.LastSeen is { } seen ? Time(seen) : "never", string.Join(",", p.Addresses),
             }));
         return CliApp.Success;
@@ -368,6 +368,19 @@ internal static class TrustCommands
         {
             throw new SecureMeshException(SecureMeshErrorKind.Storage,
                 $"audit log rewritten: entry {seq} no longer has the anchored hash");
+        }
+    }
+
+    /// <summary>A malformed address (or one naming another peer) is a usage error: exit 2.</summary>
+    private static string UsageOnBadAddress(Func<string> normalize)
+    {
+        try
+        {
+            return normalize();
+        }
+        catch (SecureMeshException e) when (e.Kind == SecureMeshErrorKind.InvalidInput)
+        {
+            throw CliApp.UsageError(e.Message);
         }
     }
 }

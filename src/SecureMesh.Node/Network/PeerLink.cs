@@ -65,6 +65,22 @@ internal sealed class PeerLink : IAsyncDisposable
         }
     }
 
+    /// <summary>Waits for a stream the node opens and negotiates one of <paramref name="protocols"/> on it, as a listener.</summary>
+    public async Task<(string Protocol, YamuxStream Stream)> AcceptStreamAsync(IReadOnlyCollection<string> protocols, CancellationToken cancellationToken)
+    {
+        var stream = await Muxer.AcceptStreamAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return (await MultistreamSelect.NegotiateAsync(stream, protocols, cancellationToken).ConfigureAwait(false), stream);
+        }
+        catch
+        {
+            stream.Reset();
+            await stream.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
     /// <summary>The transfer stream, opened on first use.</summary>
     public async Task<MessageStream> MessagesAsync(CancellationToken cancellationToken)
     {
