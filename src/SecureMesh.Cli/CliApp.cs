@@ -71,6 +71,7 @@ internal static class CliApp
         TrustCommands.Add(root, console);
         ConfigCommands.Add(root, console);
         NodeCommands.Add(root, console);
+        PingCommand.Add(root, console);
         QuarantineCommands.Add(root, console);
         ShareCommands.Add(root, console);
         TransferCommands.Add(root, console);

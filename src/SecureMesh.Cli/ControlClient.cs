@@ -83,6 +83,9 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IDisposabl
     public Task<PeerActionResult> RemovePeerAsync(string peerId, CancellationToken cancellationToken) =>
         SendAsync<PeerActionResult>(HttpMethod.Delete, $"v1/peers/{Escape(peerId)}", null, cancellationToken);
 
+    public Task<PingResult> PingAsync(string address, int count, CancellationToken cancellationToken) =>
+        SendAsync<PingResult>(HttpMethod.Post, "v1/ping", new PingRequest(address, count), cancellationToken, TimeSpan.FromSeconds(30 + count));
+
     public Task<ConnectionInfo> ConnectPeerAsync(string peerId, CancellationToken cancellationToken) =>
         SendAsync<ConnectionInfo>(HttpMethod.Post, $"v1/peers/{Escape(peerId)}/connect", null, cancellationToken, TimeSpan.FromSeconds(60));
 

@@ -1,4 +1,7 @@
+using System.Net;
+using SecureMesh.Core.Identity;
 using SecureMesh.Node;
+using SecureMesh.Node.Network;
 using SecureMesh.Storage;
 
 namespace SecureMesh.Cli;
@@ -8,4 +11,35 @@ internal static class ListenAddress
 {
     public static string Read(string home) =>
         DatabasePeek.Config(home, NodeSettings.Listen) ?? NodeSettings.DefaultListen;
+
+    /// <summary>
+    /// Where this node can be dialled, as multiaddrs ending in <c>/p2p/</c><paramref name="peer"/>: the running node's bound
+    /// address when one runs (its real port), else the listen setting; the unspecified address expanded to the
+    /// addresses of the machine's interfaces.
+    /// </summary>
+    public static IReadOnlyList<string> Multiaddrs(string home, PeerId peer)
+    {
+        IPEndPoint? endPoint = null;
+        if (NodeLock.IsHeld(home))
+        {
+            try
+            {
+                using var client = new ControlClient(home);
+                var status = client.GetStatusAsync(CancellationToken.None).GetAwaiter().GetResult();
+                if (status.Listen.Count > 0 && IPEndPoint.TryParse(status.Listen[0], out var bound))
+                {
+                    endPoint = bound;
+                }
+            }
+            catch (Core.SecureMeshException)
+            {
+                // The node does not answer: fall back to the setting.
+            }
+        }
+        if (endPoint is null && !NodeSettings.TryParseEndPoint(Read(home), out endPoint, out _))
+        {
+            return [];
+        }
+        return ListenAddresses.Multiaddrs(endPoint, peer);
+    }
 }

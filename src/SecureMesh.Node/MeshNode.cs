@@ -96,11 +96,13 @@ public sealed class MeshNode : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(db);
         ArgumentNullException.ThrowIfNull(options);
         var limiter = new AttemptLimiter(options.Time, options.FirstPenalty);
+        var failureLog = new LogThrottle(options.Time);
         var upgrader = new Upgrader(identity, new UpgraderOptions
         {
             HandshakeTimeout = options.HandshakeTimeout,
             TimeProvider = options.Time,
             Logger = options.LoggerFactory.CreateLogger("SecureMesh.Channel"),
+            FailureLog = failureLog,
         });
         MeshNode? node = null;
         var listener = TcpTransport.Listen(options.Listen, upgrader, new TcpTransportOptions
@@ -110,6 +112,7 @@ public sealed class MeshNode : IAsyncDisposable
             MaxPendingPerAddress = options.MaxPendingPerAddress,
             Time = options.Time,
             Logger = options.LoggerFactory.CreateLogger("SecureMesh.Network"),
+            FailureLog = failureLog,
             // Checked before a single byte is read: blocked ranges and penalised addresses get only a close.
             AddressFilter = address => node?.AdmitAddress(address) ?? true,
         });
@@ -609,6 +612,28 @@ public sealed class MeshNode : IAsyncDisposable
         }
         await StreamClosing.CloseAsync(stream, _options.StreamTimeout, _options.Time).ConfigureAwait(false);
         return times;
+    }
+
+    /// <summary>
+    /// Pings the peer a multiaddr (or <c>HOST:PORT</c>) names with <c>/p2p/PEERID</c>: over the open session, or a new
+    /// connection (the peer must be trusted), <paramref name="count"/> times a second apart. Throws
+    /// <see cref="SecureMeshException"/>: InvalidInput for an address without a peer, Unauthorized for an untrusted
+    /// peer, Network when it cannot be reached or does not answer.
+    /// </summary>
+    public async Task<(PeerId Peer, IReadOnlyList<TimeSpan> Rtts)> PingAddressAsync(string address, int count, CancellationToken cancellationToken)
+    {
+        var target = DialAddress.Parse(address);
+        var peer = target.PeerId ?? throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"{target.Text} names no peer: end it with /p2p/PEERID");
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        var session = GetSession(peer) ?? await ConnectAsync(peer, address, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return (peer, await PingAsync(session, count, TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false));
+        }
+        catch (SecureMeshException e) when (e.Kind == SecureMeshErrorKind.NotFound)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Network, $"{peer} does not answer pings: {e.Message}", e);
+        }
     }
 
     /// <summary>The peer opened this connection's session stream: run the session handler on it.</summary>

@@ -198,6 +198,49 @@ internal static class JsPeer
         ChildProcess.Start("node", ["noise-peer.mjs", .. args], InteropDirectory());
 }
 
+/// <summary>A stock js-libp2p 3.x node (TCP, Noise, yamux, identify, ping), driven by tests/interop/libp2p-node.mjs; one JSON event a line.</summary>
+internal static class Libp2pJs
+{
+    /// <summary>A fresh 32-byte seed for the js node's key (64 hex digits), so its Peer ID is known before it runs.</summary>
+    public static string NewSeed() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+
+    public static ChildProcess Start(string? seed, params string[] args)
+    {
+        // The child's stdin is closed at once: a listener runs until it is signalled (or disposed) instead.
+        var environment = new Dictionary<string, string> { ["LIBP2P_UNTIL_SIGNAL"] = "1" };
+        if (seed is not null)
+        {
+            environment["LIBP2P_SEED"] = seed;
+        }
+        return ChildProcess.Start("node", ["libp2p-node.mjs", .. args], JsPeer.InteropDirectory(), environment);
+    }
+
+    /// <summary>The Peer ID of the js node with key seed <paramref name="seed"/>.</summary>
+    public static async Task<string> PeerIdAsync(string seed)
+    {
+        await using var js = Start(seed, "peerid");
+        var line = await EventAsync(js, "peerid");
+        Assert.Equal(0, await js.WaitForExitAsync());
+        return line.GetProperty("peerId").GetString()!;
+    }
+
+    /// <summary>Waits for the next line with event <paramref name="name"/>.</summary>
+    public static async Task<System.Text.Json.JsonElement> EventAsync(ChildProcess js, string name, TimeSpan? patience = null)
+    {
+        var match = await js.WaitForLineAsync("^(\\{\"event\":\"" + name + "\".*)$", patience ?? TimeSpan.FromSeconds(60));
+        using var doc = System.Text.Json.JsonDocument.Parse(match.Groups[1].Value);
+        return doc.RootElement.Clone();
+    }
+
+    /// <summary>Every event line printed so far.</summary>
+    public static IReadOnlyList<System.Text.Json.JsonElement> Events(ChildProcess js) =>
+        [.. js.Output.Split('\n').Where(l => l.StartsWith("{\"event\"", StringComparison.Ordinal)).Select(l =>
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(l);
+            return doc.RootElement.Clone();
+        })];
+}
+
 /// <summary>A test with its own temporary folder, removed afterwards, and helpers to drive <c>securemesh</c> in it.</summary>
 public abstract class TempFolderTest : IDisposable
 {

@@ -1,6 +1,9 @@
 // A stock js-libp2p 3.x node (TCP, Noise, yamux, identify, ping) for SecureMesh's interop tests.
 //   node libp2p-node.mjs listen [PORT]                       listen on 127.0.0.1 (PORT 0 or none: any), answer ping and identify
 //   node libp2p-node.mjs dial MULTIADDR [--ping N] [--identify] [--concurrent-pings N]
+//   node libp2p-node.mjs peerid                              print the Peer ID the node would have
+// With LIBP2P_SEED set (64 hex digits), the node's Ed25519 key derives from it, so a test can trust it beforehand.
+// With LIBP2P_UNTIL_SIGNAL set, a listener ignores its stdin and runs until SIGTERM.
 // Prints one JSON object per line on stdout: {"event":"listening",...}, {"event":"connected",...}, {"event":"ping","rtt":MS},
 // {"event":"identify",...}, {"event":"concurrent-pings","ok":N,"failed":M}, {"event":"error","message":...}, {"event":"done"}.
 // A listener runs until stdin closes (or it is killed); a dialer exits 0 when everything it was asked to do succeeded.
@@ -21,6 +24,13 @@ const { yamux } = await import('@chainsafe/libp2p-yamux')
 const { identify } = await import('@libp2p/identify')
 const { ping } = await import('@libp2p/ping')
 const { multiaddr } = await import('@multiformats/multiaddr')
+const { generateKeyPairFromSeed } = await import('@libp2p/crypto/keys')
+const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
+
+async function fixedKey () {
+  const seed = process.env.LIBP2P_SEED
+  return seed ? generateKeyPairFromSeed('Ed25519', Uint8Array.from(Buffer.from(seed, 'hex'))) : undefined
+}
 
 const out = (event, fields = {}) => process.stdout.write(JSON.stringify({ event, ...fields }) + '\n')
 const hex = (bytes) => Buffer.from(bytes ?? []).toString('hex')
@@ -50,6 +60,7 @@ function describeIdentify (result) {
 async function start (listen) {
   const streams = 256
   return createLibp2p({
+    privateKey: await fixedKey(),
     addresses: { listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
@@ -69,9 +80,11 @@ async function listenMode ([port]) {
   node.addEventListener('peer:identify', (evt) => out('identify', describeIdentify(evt.detail)))
   out('listening', { peerId: node.peerId.toString(), multiaddrs: node.getMultiaddrs().map(String) })
   await new Promise((resolve) => {
-    process.stdin.on('end', resolve)
-    process.stdin.on('close', resolve)
-    process.stdin.resume()
+    if (!process.env.LIBP2P_UNTIL_SIGNAL) {
+      process.stdin.on('end', resolve)
+      process.stdin.on('close', resolve)
+      process.stdin.resume()
+    }
     process.on('SIGTERM', resolve)
   })
   await node.stop()
@@ -122,7 +135,12 @@ async function dialMode ([address, ...flags]) {
 
 const [mode, ...args] = process.argv.slice(2)
 try {
-  if (mode === 'listen') {
+  if (mode === 'peerid') {
+    const key = await fixedKey()
+    if (!key) throw new Error('peerid needs LIBP2P_SEED')
+    out('peerid', { peerId: peerIdFromPrivateKey(key).toString() })
+    process.exit(0)
+  } else if (mode === 'listen') {
     await listenMode(args)
     process.exit(0)
   } else if (mode === 'dial' && args.length >= 1) {

@@ -98,7 +98,8 @@ internal static class IdentityCommands
         var listen = new[] { ListenAddress.Read(ctx.Home) };
         if (ctx.Json)
         {
-            ctx.WriteJson(new { peerId = peerId.Text, fingerprint = peerId.Fingerprint, listen, encrypted, home = ctx.Home });
+            var multiaddrs = ListenAddress.Multiaddrs(ctx.Home, peerId);
+            ctx.WriteJson(new { peerId = peerId.Text, fingerprint = peerId.Fingerprint, listen, multiaddrs, encrypted, home = ctx.Home });
             return CliApp.Success;
         }
         if (created)

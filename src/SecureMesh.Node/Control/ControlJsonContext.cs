@@ -39,4 +39,6 @@ namespace SecureMesh.Node.Control;
 [JsonSerializable(typeof(QuarantineInfo))]
 [JsonSerializable(typeof(IReadOnlyList<QuarantineInfo>))]
 [JsonSerializable(typeof(ReleaseRequest))]
+[JsonSerializable(typeof(PingRequest))]
+[JsonSerializable(typeof(PingResult))]
 internal sealed partial class ControlJsonContext : JsonSerializerContext;

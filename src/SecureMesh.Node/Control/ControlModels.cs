@@ -6,6 +6,12 @@ namespace SecureMesh.Node.Control;
 /// <summary>An open session, as <c>GET /v1/status</c> lists it.</summary>
 internal sealed record ConnectionInfo(string PeerId, string? Name, string Direction, DateTimeOffset Since, long BytesSent, long BytesReceived, string Sas, string? Remote);
 
+/// <summary>A libp2p ping of a peer: <c>POST /v1/ping</c>.</summary>
+internal sealed record PingRequest(string Address, int Count);
+
+/// <summary>The round-trip times of a ping, in milliseconds, in the order they were measured.</summary>
+internal sealed record PingResult(string PeerId, string Address, IReadOnlyList<double> RttMs);
+
 /// <summary>A transfer in progress; filled by an <see cref="ITransferStatusSource"/>.</summary>
 internal sealed record TransferInfo(string Id, string ContentId, string? Name, string Direction, string State, long BytesDone, long BytesTotal, int Peers);
 

@@ -24,6 +24,9 @@ internal interface INodeControl
 
     Task<PeerActionResult> RemovePeerAsync(string peerId, CancellationToken cancellationToken);
 
+    /// <summary>Pings the peer at <paramref name="address"/> (a multiaddr ending in <c>/p2p/PEERID</c>) <paramref name="count"/> times over libp2p ping (needs a running node).</summary>
+    Task<PingResult> PingAsync(string address, int count, CancellationToken cancellationToken);
+
     /// <summary>Dials a trusted peer at its stored addresses (needs a running node).</summary>
     Task<ConnectionInfo> ConnectPeerAsync(string peerId, CancellationToken cancellationToken);
 

@@ -139,6 +139,13 @@ internal sealed class NodeControlService : INodeControl
             return true;
         });
 
+    public async Task<PingResult> PingAsync(string address, int count, CancellationToken cancellationToken)
+    {
+        var node = _node ?? throw new SecureMeshException(SecureMeshErrorKind.Conflict, "the node is not running; start it with 'securemesh run'");
+        var (peer, rtts) = await node.PingAddressAsync(address, count, cancellationToken);
+        return new PingResult(peer.Text, address, [.. rtts.Select(r => r.TotalMilliseconds)]);
+    }
+
     public async Task<ConnectionInfo> ConnectPeerAsync(string peerId, CancellationToken cancellationToken)
     {
         var peer = ParsePeer(peerId);

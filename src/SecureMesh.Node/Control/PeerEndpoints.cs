@@ -17,6 +17,7 @@ internal static class PeerEndpoints
         v1.MapPost("/peers/{id}/rename", (string id, RenameRequest request, NodeControlService control, CancellationToken ct) => control.RenamePeerAsync(id, request.Name, ct));
         v1.MapDelete("/peers/{id}", (string id, NodeControlService control, CancellationToken ct) => control.RemovePeerAsync(id, ct));
         v1.MapPost("/peers/{id}/connect", (string id, NodeControlService control, CancellationToken ct) => control.ConnectPeerAsync(id, ct));
+        v1.MapPost("/ping", (PingRequest request, NodeControlService control, CancellationToken ct) => control.PingAsync(request.Address, request.Count, ct));
         v1.MapGet("/discovered", (NodeControlService control, CancellationToken ct) => control.ListDiscoveredAsync(ct));
     }
 }

@@ -22,8 +22,11 @@ internal static partial class NetworkLog
     [LoggerMessage(EventId = 145, Level = LogLevel.Debug, Message = "{PeerId} identifies as {Agent} with {Protocols} protocols")]
     public static partial void Identified(ILogger logger, string peerId, string? agent, int protocols);
 
-    [LoggerMessage(EventId = 146, Level = LogLevel.Debug, Message = "refused a connection from {Remote} before the handshake: {Reason}")]
+    [LoggerMessage(EventId = 146, Level = LogLevel.Warning, Message = "Connection from {Remote} refused before the handshake: {Reason}")]
     public static partial void ConnectionRefused(ILogger logger, string remote, string reason);
+
+    [LoggerMessage(EventId = 148, Level = LogLevel.Warning, Message = "{Count} more failed or refused connections were not logged one by one (at most {Burst} lines per {Window})")]
+    public static partial void Suppressed(ILogger logger, long count, int burst, TimeSpan window);
 
     [LoggerMessage(EventId = 147, Level = LogLevel.Error, Message = "accepting on {EndPoint} stopped")]
     public static partial void AcceptLoopFailed(ILogger logger, string endPoint, Exception exception);

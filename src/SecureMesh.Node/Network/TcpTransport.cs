@@ -33,6 +33,9 @@ internal sealed class TcpTransportOptions
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
     public ILogger? Logger { get; init; }
+
+    /// <summary>Bounds the warnings for refused connections (shared with the upgrader's for failed handshakes).</summary>
+    public LogThrottle FailureLog { get; init; } = new();
 }
 
 /// <summary>
@@ -238,7 +241,15 @@ internal sealed class TcpTransport : IAsyncDisposable
             Interlocked.Increment(ref _refused);
             if (_logger is { } logger)
             {
-                NetworkLog.ConnectionRefused(logger, address.ToString(), refusal);
+                var admitted = _options.FailureLog.TryWrite(out var suppressed);
+                if (suppressed > 0)
+                {
+                    NetworkLog.Suppressed(logger, suppressed, _options.FailureLog.Burst, _options.FailureLog.Window);
+                }
+                if (admitted)
+                {
+                    NetworkLog.ConnectionRefused(logger, address.ToString(), refusal);
+                }
             }
             client.Dispose();
             return;
