@@ -21,14 +21,14 @@ internal sealed class NodeRuntime : IAsyncDisposable
     private readonly NodeLock _lock;
     private readonly ILoggerFactory _loggerFactory;
 
-    private NodeRuntime(NodeLock nodeLock, NodeIdentity identity, SecureMeshDatabase db, TransferService transfer, MeshNode node, PeerConnector connector, ILoggerFactory loggerFactory)
+    private readonly MeshHost _host;
+
+    private NodeRuntime(NodeLock nodeLock, NodeIdentity identity, SecureMeshDatabase db, MeshHost host, ILoggerFactory loggerFactory)
     {
         _lock = nodeLock;
         Identity = identity;
         Db = db;
-        Transfer = transfer;
-        Node = node;
-        Connector = connector;
+        _host = host;
         _loggerFactory = loggerFactory;
     }
 
@@ -36,11 +36,11 @@ internal sealed class NodeRuntime : IAsyncDisposable
 
     public SecureMeshDatabase Db { get; }
 
-    public TransferService Transfer { get; }
+    public TransferService Transfer => _host.Transfer;
 
-    public MeshNode Node { get; }
+    public MeshNode Node => _host.Node;
 
-    public PeerConnector Connector { get; }
+    public PeerConnector Connector => _host.Connector;
 
     public static async Task<NodeRuntime> StartAsync(CliContext ctx, bool passphraseStdin, CancellationToken cancellationToken)
     {
@@ -53,21 +53,30 @@ internal sealed class NodeRuntime : IAsyncDisposable
         var nodeLock = NodeLock.Acquire(ctx.Home);
         NodeIdentity? identity = null;
         SecureMeshDatabase? db = null;
+        MeshHost? host = null;
         var loggerFactory = QuietLoggerFactory(ctx.Verbose);
         try
         {
             identity = IdentityStore.Load(ctx.Home, ctx.PassphraseSource(passphraseStdin));
             db = SecureMeshDatabase.Open(ctx.Home);
-            var (transfer, node) = LocalNode.Start(identity, db, ctx.Home, new IPEndPoint(IPAddress.Loopback, 0), loggerFactory);
-            var connector = new PeerConnector(node, null, loggerFactory);
-            var runtime = new NodeRuntime(nodeLock, identity, db, transfer, node, connector, loggerFactory);
-            var sessions = await connector.ConnectAllAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
-            await transfer.WaitForPeersAsync(sessions, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
-            connector.Start();
+            host = await MeshHost.StartAsync(identity, db, new MeshHostOptions
+            {
+                Home = ctx.Home,
+                Listen = new IPEndPoint(IPAddress.Loopback, 0),
+                LoggerFactory = loggerFactory,
+            }, cancellationToken).ConfigureAwait(false);
+            var runtime = new NodeRuntime(nodeLock, identity, db, host, loggerFactory);
+            var sessions = await host.Connector.ConnectAllAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+            await host.Transfer.WaitForPeersAsync(sessions, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+            host.Connector.Start();
             return runtime;
         }
         catch
         {
+            if (host is not null)
+            {
+                await host.DisposeAsync().ConfigureAwait(false);
+            }
             db?.Dispose();
             identity?.Dispose();
             nodeLock.Dispose();
@@ -89,9 +98,7 @@ internal sealed class NodeRuntime : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await Connector.DisposeAsync().ConfigureAwait(false);
-        await Transfer.DisposeAsync().ConfigureAwait(false);
-        await Node.DisposeAsync().ConfigureAwait(false);
+        await _host.DisposeAsync().ConfigureAwait(false);
         Db.Dispose();
         Identity.Dispose();
         _lock.Dispose();

@@ -459,7 +459,7 @@ public sealed class MeshNode : IAsyncDisposable
         lock (_sessionsGate)
         {
             _sessions.TryGetValue(peer, out var existing);
-            if (existing is not null && !KeepsNewConnection(peer, existing.Direction, direction))
+            if (existing is not null && !KeepsNewConnection(_identity.PeerId, peer, existing.Direction, direction))
             {
                 // One connection per peer: keep the one already working (or the one the tie-break picks).
                 return null;
@@ -510,13 +510,13 @@ public sealed class MeshNode : IAsyncDisposable
     /// The simultaneous-dial tie-break, the same on both sides: of two connections dialled by different sides, the one
     /// dialled by the peer with the smaller Peer ID stays. Two dialled by the same side: the one already there stays.
     /// </summary>
-    private bool KeepsNewConnection(PeerId peer, ConnectionDirection existing, ConnectionDirection incoming)
+    internal static bool KeepsNewConnection(PeerId us, PeerId peer, ConnectionDirection existing, ConnectionDirection incoming)
     {
         if (existing == incoming)
         {
             return false;
         }
-        var weAreSmaller = string.CompareOrdinal(_identity.PeerId.Text, peer.Text) < 0;
+        var weAreSmaller = string.CompareOrdinal(us.Text, peer.Text) < 0;
         // The new connection was dialled by us when it is outbound.
         return (incoming == ConnectionDirection.Outbound) == weAreSmaller;
     }
@@ -726,11 +726,12 @@ public sealed class MeshNode : IAsyncDisposable
         finally
         {
             session.RequestClose(_stopping.IsCancellationRequested ? "node stopping" : "closed");
-            AfterSession(session);
+            // Gone from the table before its end is recorded: whoever sees the record and dials again gets a new connection.
             lock (_sessionsGate)
             {
                 _sessions.TryRemove(new KeyValuePair<PeerId, PeerSession>(session.PeerId, session));
             }
+            AfterSession(session);
             await session.Muxer.DisposeAsync().ConfigureAwait(false);
             await session.Connection.DisposeAsync().ConfigureAwait(false);
             Task[] pending;

@@ -1,15 +1,16 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using SecureMesh.Core.Channel;
 using SecureMesh.Core.Identity;
 using SecureMesh.Node;
+using SecureMesh.Node.Network;
 using SecureMesh.Storage;
 
 namespace SecureMesh.Benchmarks;
 
 /// <summary>
-/// <c>idle-connections N [SECONDS]</c>: the node's memory with N idle authenticated sessions. The node runs in a
+/// <c>idle-connections N [SECONDS]</c>: the node's memory with N idle authenticated sessions (libp2p connections:
+/// multistream-select, Noise, yamux; each client pings once so the node's side of every session is fully set up). The node runs in a
 /// child process (this program in <c>idle-node-host</c> mode) so its resident set is measured alone; this process
 /// holds the N trusted client connections.
 /// </summary>
@@ -43,8 +44,7 @@ internal static class IdleConnections
         var port = int.Parse(await host.StandardOutput.ReadLineAsync() ?? "0", CultureInfo.InvariantCulture);
         Console.WriteLine($"node pid {host.Id} on 127.0.0.1:{port}; RSS before connections: {Rss(host.Id) / 1024.0 / 1024:0.0} MB");
 
-        var connections = new SecureConnection[count];
-        var options = new SecureChannelOptions { HandshakeTimeout = TimeSpan.FromSeconds(30) };
+        var connections = new PeerLink[count];
         var stopwatch = Stopwatch.StartNew();
         // Eight at a time: the node caps handshakes in progress per address at 16.
         using var gate = new SemaphoreSlim(8);
@@ -53,7 +53,9 @@ internal static class IdleConnections
             await gate.WaitAsync();
             try
             {
-                connections[i] = await SecureChannel.DialAsync(clients[i], new IPEndPoint(IPAddress.Loopback, port), serverId, options, CancellationToken.None);
+                connections[i] = await PeerLink.DialAsync(clients[i], new IPEndPoint(IPAddress.Loopback, port), serverId, TimeSpan.FromSeconds(30), CancellationToken.None);
+                await using var ping = await connections[i].OpenStreamAsync(Core.Libp2p.Ping.PingService.ProtocolId, CancellationToken.None);
+                await new Core.Libp2p.Ping.PingService().PingAsync(ping, CancellationToken.None);
             }
             finally
             {

@@ -2,8 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using SecureMesh.Core.Channel;
 using SecureMesh.Core.Identity;
+using SecureMesh.Node.Network;
 using SecureMesh.Storage;
 
 namespace SecureMesh.Benchmarks;
@@ -57,14 +57,14 @@ internal static class IdleNode
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var connections = new List<SecureConnection>();
+        var connections = new List<PeerLink>();
         try
         {
             await started.Task.WaitAsync(TimeSpan.FromSeconds(60));
             var endPoint = new IPEndPoint(IPAddress.Loopback, port);
             foreach (var p in identities)
             {
-                var connection = await SecureChannel.DialAsync(p, endPoint, nodeId, new SecureChannelOptions { HandshakeTimeout = TimeSpan.FromSeconds(10) }, CancellationToken.None);
+                var connection = await PeerLink.DialAsync(p, endPoint, nodeId, TimeSpan.FromSeconds(10), CancellationToken.None);
                 // Speak the transfer protocol's opening, as a real peer does, so the node keeps the session.
                 await connection.SendAsync(SecureMesh.Core.Wire.WireCodec.Encode(new SecureMesh.Core.Wire.Hello(0, SecureMesh.Core.Wire.WireLimits.ProtocolVersion, [], SecureMesh.Core.Wire.WireLimits.DefaultMaxMessageSize)), CancellationToken.None);
                 connections.Add(connection);

@@ -42,6 +42,15 @@ if (args.Length > 0 && args[0] == "idle-node-host")
     return;
 }
 
+// `libp2p-handshakes [SECONDS] [PARALLEL]`: libp2p connections per second into a node (multistream, Noise, yamux).
+if (args.Length > 0 && args[0] == "libp2p-handshakes")
+{
+    await SecureMesh.Benchmarks.Libp2pHandshakes.RunAsync(
+        args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10,
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 8);
+    return;
+}
+
 // `idle-node [PEERS] [SECONDS]`: RSS and CPU of a real idle node process with PEERS trusted peers connected.
 if (args.Length > 0 && args[0] == "idle-node")
 {

@@ -28,7 +28,7 @@ internal sealed class TestNode : IAsyncDisposable
     public IPEndPoint EndPoint => Node.LocalEndPoint;
 
     public static TestNode Start(TimeSpan? firstPenalty = null, Func<PeerSession, CancellationToken, Task>? handler = null,
-        TimeProvider? time = null, Microsoft.Extensions.Logging.ILoggerFactory? loggers = null)
+        TimeProvider? time = null, Microsoft.Extensions.Logging.ILoggerFactory? loggers = null, IProtocolPolicy? policy = null)
     {
         var home = Directory.CreateTempSubdirectory("securemesh-node-").FullName;
         var identity = NodeIdentity.Generate();
@@ -43,6 +43,7 @@ internal sealed class TestNode : IAsyncDisposable
             HandshakeTimeout = TimeSpan.FromSeconds(3),
             PollInterval = TimeSpan.FromMilliseconds(100),
             SessionHandler = handler,
+            Policy = policy,
         });
         return new TestNode(home, identity, db, node);
     }

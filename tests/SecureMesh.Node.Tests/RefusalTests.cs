@@ -152,9 +152,17 @@ public sealed class RefusalTests
 
         await using var connector = new PeerConnector(bob.Node, time);
         connector.Start();
-        // The larger Peer ID waits half a second before its first dial.
+        // The larger Peer ID waits half a second before its first dial; the loop may only start after this line, so the
+        // clock keeps moving (a little at a time) until the first dial has been refused.
         time.Advance(TimeSpan.FromSeconds(1));
-        await Wait.UntilAsync(() => Refusals() == 1, Patience, "the first refusal");
+        await Wait.UntilAsync(() =>
+        {
+            if (Refusals() == 0)
+            {
+                time.Advance(TimeSpan.FromMilliseconds(50));
+            }
+            return Refusals() == 1;
+        }, Patience, "the first refusal");
 
         // Refusal n is followed by 2^n seconds of quiet: each loop tick (1 s) before that dials nothing.
         for (var n = 1; n <= 4; n++)

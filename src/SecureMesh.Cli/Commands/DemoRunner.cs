@@ -341,8 +341,10 @@ internal static class DemoRunner
                 db.Config.Set(NodeSettings.ChunkSize, DemoChunkSize.ToString(CultureInfo.InvariantCulture));
                 db.Config.Set(NodeSettings.DownloadDir, Path.Combine(home, "received"));
                 db.Config.Set(NodeSettings.Discovery, "off");
-                var (transfer, node) = LocalNode.Start(identity, db, home, new IPEndPoint(IPAddress.Loopback, 0), loggerFactory);
-                return new DemoPeer(name, home, identity, db, transfer, node);
+                // Just the connections and the transfer engine: nothing to wait for, so this completes at once.
+                var host = MeshHost.StartAsync(identity, db, new MeshHostOptions { Home = home, Listen = new IPEndPoint(IPAddress.Loopback, 0), LoggerFactory = loggerFactory },
+                    CancellationToken.None).GetAwaiter().GetResult();
+                return new DemoPeer(name, home, identity, db, host.Transfer, host.Node);
             }
             catch
             {

@@ -42,11 +42,17 @@ internal static class NodeCommands
             var endPoint = NodeSettings.ParseEndPoint(listenText);
             using var loggerFactory = CreateLoggerFactory(ctx.Verbose);
             using var stop = StopSignals.Watch(ct);
-            await using (var host = await NodeHost.StartAsync(ctx.Home, identity, db, endPoint, loggerFactory,
-                parse.GetValue(beaconInterval) is int ms and > 0 ? TimeSpan.FromMilliseconds(ms) : null, ct))
+            await using (var host = await MeshHost.StartAsync(identity, db, new MeshHostOptions
+            {
+                Home = ctx.Home,
+                Listen = endPoint,
+                LoggerFactory = loggerFactory,
+                Serve = true,
+                BeaconInterval = parse.GetValue(beaconInterval) is int ms and > 0 ? TimeSpan.FromMilliseconds(ms) : null,
+            }, ct))
             {
                 host.Resumed += handle => ctx.Out.WriteLine($"resuming download of {handle.ContentId}");
-                ctx.Out.WriteLine($"SecureMesh node {identity.PeerId} ({identity.PeerId.Fingerprint}) listening on {host.Node.LocalEndPoint}; control socket {host.Control.SocketPath}; discovery {host.Discovery.State}");
+                ctx.Out.WriteLine($"SecureMesh node {identity.PeerId} ({identity.PeerId.Fingerprint}) listening on {host.Node.LocalEndPoint}; control socket {host.ControlSocketPath}; discovery {host.DiscoveryState}");
                 ctx.Out.Flush();
                 try
                 {

@@ -55,10 +55,10 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
             identity = IdentityStore.Load(ctx.Home, ctx.PassphraseSource(fromStdin: false));
             db = SecureMeshDatabase.Open(ctx.Home);
             var listen = NodeSettings.ParseEndPoint(db.Config.Get(NodeSettings.Listen) ?? NodeSettings.DefaultListen);
-            NodeHost host;
+            MeshHost host;
             try
             {
-                host = await NodeHost.StartAsync(ctx.Home, identity, db, listen, NullLoggerFactory.Instance, null, cancellationToken);
+                host = await MeshHost.StartAsync(identity, db, new MeshHostOptions { Home = ctx.Home, Listen = listen, Serve = true }, cancellationToken);
             }
             catch (SecureMeshException e)
             {
@@ -254,7 +254,7 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
         _offlineDb?.Dispose();
     }
 
-    private sealed record NodeHostBundle(NodeHost Host, Bundle Resources);
+    private sealed record NodeHostBundle(MeshHost Host, Bundle Resources);
 
     private sealed record Bundle(NodeLock Lock, NodeIdentity Identity, SecureMeshDatabase Db) : IDisposable
     {

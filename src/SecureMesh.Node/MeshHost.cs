@@ -1,0 +1,206 @@
+using System.Globalization;
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using SecureMesh.Core.Identity;
+using SecureMesh.Node.Control;
+using SecureMesh.Node.Discovery;
+using SecureMesh.Node.Transfer;
+using SecureMesh.Storage;
+
+namespace SecureMesh.Node;
+
+/// <summary>How a <see cref="MeshHost"/> is assembled: what runs besides the connections and the transfer engine.</summary>
+public sealed class MeshHostOptions
+{
+    /// <summary>The data directory.</summary>
+    public required string Home { get; init; }
+
+    /// <summary>Where to listen (port 0 picks one).</summary>
+    public required IPEndPoint Listen { get; init; }
+
+    /// <summary>Where everything logs.</summary>
+    public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
+
+    /// <summary>
+    /// A node that runs for a user (<c>run</c>, the TUI): the control API, LAN discovery (per its setting) and the
+    /// connector that keeps trusted peers connected; shares re-scanned and unfinished downloads resumed in the
+    /// background. False: just the connections and the transfer engine (a one-off command, the demo's peers).
+    /// </summary>
+    public bool Serve { get; init; }
+
+    /// <summary>Discovery beacons this often (tests shorten it); null: every 5 s.</summary>
+    public TimeSpan? BeaconInterval { get; init; }
+
+    /// <summary>The transfer engine's settings; null: the defaults with <see cref="LoggerFactory"/>.</summary>
+    public TransferOptions? Transfer { get; init; }
+}
+
+/// <summary>
+/// The node, assembled in one place and started and stopped in one order: the transfer engine, the connections
+/// (<see cref="MeshNode"/>: transport, upgrader, connection manager, authorization, protocol router with identify and
+/// ping, the transfer protocols registered), then — for a serving node — LAN discovery, the control API and the
+/// connector. Stopped in the reverse order. The caller holds the node lock and owns the identity and the database.
+/// </summary>
+public sealed class MeshHost : IAsyncDisposable
+{
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly List<Task> _background = [];
+
+    private MeshHost(SecureMeshDatabase db, TransferService transfer, MeshNode node, PeerConnector connector, DiscoveryService? discovery, ControlServer? control)
+    {
+        Db = db;
+        Transfer = transfer;
+        Node = node;
+        Connector = connector;
+        Discovery = discovery;
+        Control = control;
+    }
+
+    /// <summary>The database.</summary>
+    public SecureMeshDatabase Db { get; }
+
+    /// <summary>The transfer engine.</summary>
+    public TransferService Transfer { get; }
+
+    /// <summary>The connections.</summary>
+    public MeshNode Node { get; }
+
+    /// <summary>Dials trusted peers (started in the background for a serving node; a one-off command calls it).</summary>
+    public PeerConnector Connector { get; }
+
+    /// <summary>LAN discovery (a serving node only).</summary>
+    internal DiscoveryService? Discovery { get; }
+
+    /// <summary>The control API (a serving node only).</summary>
+    internal ControlServer? Control { get; }
+
+    /// <summary>The control socket's path, when the control API runs.</summary>
+    public string? ControlSocketPath => Control?.SocketPath;
+
+    /// <summary>LAN discovery's state ("on", "off", …), or "off" when it does not run.</summary>
+    public string DiscoveryState => Discovery?.State ?? "off";
+
+    /// <summary>Called with each download resumed after a restart.</summary>
+    public event Action<DownloadHandle>? Resumed;
+
+    /// <summary>Starts everything; nothing is left running when it throws.</summary>
+    public static async Task<MeshHost> StartAsync(NodeIdentity identity, SecureMeshDatabase db, MeshHostOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(identity);
+        ArgumentNullException.ThrowIfNull(db);
+        ArgumentNullException.ThrowIfNull(options);
+        var loggerFactory = options.LoggerFactory;
+        var transfer = new TransferService(db, identity, options.Home, options.Transfer ?? new TransferOptions { LoggerFactory = loggerFactory });
+        MeshNode? node = null;
+        DiscoveryService? discovery = null;
+        try
+        {
+            var defaults = new NodeOptions { Home = options.Home };
+            node = MeshNode.Start(identity, db, new NodeOptions
+            {
+                Home = options.Home,
+                Listen = options.Listen,
+                LoggerFactory = loggerFactory,
+                SessionHandler = transfer.HandleSessionAsync,
+                Protocols = transfer.StreamProtocols,
+                HandshakeTimeout = options.Serve ? SettingSeconds(db, NodeSettings.HandshakeTimeout, defaults.HandshakeTimeout) : defaults.HandshakeTimeout,
+                MaxSessions = options.Serve ? SettingInt(db, NodeSettings.MaxConnections, defaults.MaxSessions) : defaults.MaxSessions,
+            });
+            var connector = new PeerConnector(node, null, loggerFactory);
+            if (!options.Serve)
+            {
+                return new MeshHost(db, transfer, node, connector, null, null);
+            }
+            var discovered = new DiscoveredPeers();
+            var listen = options.Listen;
+            discovery = new DiscoveryService(identity, node, db, discovered, new DiscoveryOptions
+            {
+                Interface = listen.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? listen.Address : null,
+                Interval = options.BeaconInterval ?? TimeSpan.FromSeconds(5),
+                LoggerFactory = loggerFactory,
+            });
+            if (SettingDefinition.ParseSwitch(db.Config.Get(NodeSettings.Discovery) ?? "on"))
+            {
+                await discovery.SetEnabledAsync(true, cancellationToken).ConfigureAwait(false);
+            }
+            var control = await ControlServer.StartAsync(node, db, new ControlServerOptions
+            {
+                Home = options.Home,
+                LoggerFactory = loggerFactory,
+                Discovery = discovery,
+                Discovered = discovered,
+                Transfer = transfer,
+            }, cancellationToken).ConfigureAwait(false);
+            var host = new MeshHost(db, transfer, node, connector, discovery, control);
+            connector.Start();
+            host.StartBackgroundWork();
+            return host;
+        }
+        catch
+        {
+            if (discovery is not null)
+            {
+                await discovery.DisposeAsync().ConfigureAwait(false);
+            }
+            if (node is not null)
+            {
+                await node.DisposeAsync().ConfigureAwait(false);
+            }
+            await transfer.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private static TimeSpan SettingSeconds(SecureMeshDatabase db, string key, TimeSpan fallback) =>
+        db.Config.Get(key) is { } text ? TimeSpan.FromSeconds(int.Parse(text, CultureInfo.InvariantCulture)) : fallback;
+
+    private static int SettingInt(SecureMeshDatabase db, string key, int fallback) =>
+        db.Config.Get(key) is { } text ? int.Parse(text, CultureInfo.InvariantCulture) : fallback;
+
+    private void StartBackgroundWork()
+    {
+        var stop = _stopping.Token;
+        // Files changed while the node was down are re-indexed before they are served as anything.
+        _background.Add(Transfer.Shares.RescanAsync(null, stop));
+        // Unfinished downloads carry on once the peers had a chance to connect.
+        _background.Add(Task.Run(async () =>
+        {
+            var sessions = await Connector.ConnectAllAsync(TimeSpan.FromSeconds(10), stop).ConfigureAwait(false);
+            if (Db.Downloads.List().Count == 0)
+            {
+                return;
+            }
+            await Transfer.WaitForPeersAsync(Math.Max(1, sessions), TimeSpan.FromSeconds(10), stop).ConfigureAwait(false);
+            foreach (var handle in Transfer.ResumeDownloads())
+            {
+                Resumed?.Invoke(handle);
+            }
+        }, stop));
+    }
+
+    /// <summary>Stops in the reverse order of the start: connector, control API, discovery, connections, transfer engine.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(_background).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        await Connector.DisposeAsync().ConfigureAwait(false);
+        if (Control is not null)
+        {
+            await Control.DisposeAsync().ConfigureAwait(false);
+        }
+        if (Discovery is not null)
+        {
+            await Discovery.DisposeAsync().ConfigureAwait(false);
+        }
+        await Node.DisposeAsync().ConfigureAwait(false);
+        await Transfer.DisposeAsync().ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+}

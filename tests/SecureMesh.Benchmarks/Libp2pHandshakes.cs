@@ -1,0 +1,76 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using SecureMesh.Core.Identity;
+using SecureMesh.Core.Libp2p.Ping;
+using SecureMesh.Node;
+using SecureMesh.Node.Network;
+using SecureMesh.Storage;
+
+namespace SecureMesh.Benchmarks;
+
+/// <summary>
+/// <c>libp2p-handshakes [SECONDS] [PARALLEL]</c>: connections per second into a real <see cref="MeshNode"/> over the whole
+/// libp2p upgrade (TCP connect, multistream-select /noise, Noise XX with both signatures checked, yamux chosen in the
+/// handshake, the node's authorization against the trust store, yamux started on both sides); "with a ping" also opens
+/// a stream, negotiates /ipfs/ping/1.0.0 and waits for one echo, so the node's side is proven up. Both ends run in this
+/// process, on the same two cores.
+/// </summary>
+internal static class Libp2pHandshakes
+{
+    public static async Task RunAsync(int seconds, int parallel)
+    {
+        var home = Directory.CreateTempSubdirectory("securemesh-hs-").FullName;
+        const int Clients = 64;
+        var clients = Enumerable.Range(0, Clients).Select(_ => NodeIdentity.Generate()).ToList();
+        using var server = NodeIdentity.Generate();
+        using var db = SecureMeshDatabase.Open(home);
+        foreach (var c in clients)
+        {
+            db.Trust.AddPeer(c.PeerId, trusted: true);
+        }
+        await using var node = MeshNode.Start(server, db, new NodeOptions
+        {
+            Home = home,
+            Listen = new IPEndPoint(IPAddress.Loopback, 0),
+            MaxSessions = 100_000,
+            MaxPendingPerAddress = 1024,
+            MaxPendingHandshakes = 1024,
+        });
+        foreach (var withPing in new[] { false, true })
+        {
+            var done = 0L;
+            var failed = 0L;
+            var stop = Stopwatch.StartNew();
+            var until = TimeSpan.FromSeconds(seconds);
+            await Task.WhenAll(Enumerable.Range(0, parallel).Select(worker => Task.Run(async () =>
+            {
+                var n = worker;
+                while (stop.Elapsed < until)
+                {
+                    // Each worker has its own client identities, so one client never races itself for its one session.
+                    var client = clients[(n % (Clients / parallel) * parallel) + worker];
+                    n++;
+                    try
+                    {
+                        await using var link = await PeerLink.DialAsync(client, node.LocalEndPoint, server.PeerId, TimeSpan.FromSeconds(10), CancellationToken.None);
+                        if (withPing)
+                        {
+                            await using var ping = await link.OpenStreamAsync(PingService.ProtocolId, CancellationToken.None);
+                            await new PingService().PingAsync(ping, CancellationToken.None);
+                        }
+                        Interlocked.Increment(ref done);
+                    }
+                    catch (Exception e) when (e is Core.SecureMeshException or IOException or OperationCanceledException)
+                    {
+                        Interlocked.Increment(ref failed);
+                    }
+                }
+            })));
+            var elapsed = stop.Elapsed.TotalSeconds;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"libp2p connections{(withPing ? " with a ping" : string.Empty)}: {done / elapsed:0} per second ({done} in {elapsed:0.0} s, {parallel} in parallel, {failed} failed)"));
+        }
+        clients.ForEach(c => c.Dispose());
+    }
+}
