@@ -17,6 +17,12 @@ namespace SecureMesh.Node.Transfer;
 /// </summary>
 public sealed class ProtocolSession
 {
+    /// <summary>
+    /// The one answer for content a peer cannot have: not in the catalog, or in no share the peer may see. Both are
+    /// the same bytes on the wire, so a peer learns nothing about content outside its audience.
+    /// </summary>
+    internal const string NotShared = "content not shared here";
+
     /// <summary>Capabilities this node announces.</summary>
     public static readonly IReadOnlyList<string> Capabilities = ["search", "manifest", "have", "chunk", "cancel"];
 
@@ -26,6 +32,10 @@ public sealed class ProtocolSession
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<uint, TaskCompletionSource<Reply>> _pending = new();
     private readonly ConcurrentDictionary<uint, CancellationTokenSource> _serving = new();
+    private readonly ConcurrentDictionary<uint, string> _servingContent = new();
+    private readonly ConcurrentDictionary<uint, byte> _cut = new();
+    private readonly ConcurrentDictionary<uint, byte> _sending = new();
+    private readonly ConcurrentDictionary<string, long> _recentContent = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _serveSlots;
     private readonly TaskCompletionSource<Hello> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TokenBucket _upload;
@@ -222,7 +232,7 @@ public sealed class ProtocolSession
             {
                 case SearchRequest search:
                 {
-                    var hits = _service.Shares.Search(search.Query, search.Limit);
+                    var hits = _service.Shares.Search(search.Query, search.Limit, path => _service.Access.CanSeePath(PeerId, path));
                     var results = new List<SearchResult>(hits.Count);
                     foreach (var hit in hits)
                     {
@@ -236,6 +246,7 @@ public sealed class ProtocolSession
                 }
                 case ManifestRequest m:
                 {
+                    _servingContent[request.RequestId] = m.ContentId.Text;
                     if (await RefuseAsync(request.RequestId, m.ContentId, ct).ConfigureAwait(false) is { } content)
                     {
                         await SendAsync(new ManifestResponse(request.RequestId, content.Manifest), ct).ConfigureAwait(false);
@@ -244,6 +255,7 @@ public sealed class ProtocolSession
                 }
                 case HaveRequest h:
                 {
+                    _servingContent[request.RequestId] = h.ContentId.Text;
                     if (await RefuseAsync(request.RequestId, h.ContentId, ct).ConfigureAwait(false) is { } content)
                     {
                         await SendAsync(HaveResponse.ForAll(request.RequestId, content.Tree.LeafCount), ct).ConfigureAwait(false);
@@ -251,6 +263,7 @@ public sealed class ProtocolSession
                     break;
                 }
                 case ChunkRequest c:
+                    _servingContent[request.RequestId] = c.ContentId.Text;
                     _options.ChunkServed?.Invoke(PeerId.Text, c.ContentId.Text, c.Index);
                     if (await RefuseAsync(request.RequestId, c.ContentId, ct).ConfigureAwait(false) is { } chunkContent)
                     {
@@ -264,6 +277,12 @@ public sealed class ProtocolSession
         }
         catch (OperationCanceledException)
         {
+            if (_cut.ContainsKey(request.RequestId) && !sessionToken.IsCancellationRequested)
+            {
+                // Cut because the peer may no longer see this content: answered like content that is not here, so its
+                // download stops now instead of waiting out a timeout.
+                await TrySendErrorAsync(request.RequestId, WireErrorCode.NotFound, NotShared, sessionToken).ConfigureAwait(false);
+            }
         }
         catch (Exception e) when (e is SecureMeshException or IOException or UnauthorizedAccessException or ObjectDisposedException)
         {
@@ -273,6 +292,8 @@ public sealed class ProtocolSession
         finally
         {
             _serving.TryRemove(request.RequestId, out _);
+            _servingContent.TryRemove(request.RequestId, out _);
+            _cut.TryRemove(request.RequestId, out _);
             cts.Dispose();
             _serveSlots.Release();
         }
@@ -281,16 +302,24 @@ public sealed class ProtocolSession
     /// <summary>The content to serve, or null after sending the reason it cannot be served.</summary>
     private async Task<SharedContent?> RefuseAsync(uint requestId, ContentId id, CancellationToken ct)
     {
+        // Asked first: content outside the peer's audience gets the very reply unknown content gets, blocked or not.
+        if (!_service.Access.CanSee(PeerId, id.Text))
+        {
+            await TrySendErrorAsync(requestId, WireErrorCode.NotFound, NotShared, ct).ConfigureAwait(false);
+            return null;
+        }
         if (_service.IsBlocked(id.Text))
         {
             await TrySendErrorAsync(requestId, WireErrorCode.Blocked, "content is blocked", ct).ConfigureAwait(false);
             return null;
         }
-        var content = _service.Shares.Find(id);
+        var content = _service.Shares.Find(id, path => _service.Access.CanSeePath(PeerId, path));
         if (content is null)
         {
-            await TrySendErrorAsync(requestId, WireErrorCode.NotFound, "content not shared here", ct).ConfigureAwait(false);
+            await TrySendErrorAsync(requestId, WireErrorCode.NotFound, NotShared, ct).ConfigureAwait(false);
+            return null;
         }
+        Remember(id.Text);
         return content;
     }
 
@@ -329,7 +358,22 @@ public sealed class ProtocolSession
             pos += WriteVar(span[pos..], (ulong)proofCount);
             pos += tree.WriteProof(request.Index, span[pos..]);
             await _upload.TakeAsync(total, _service.UploadLimit(), ct).ConfigureAwait(false);
-            await SendRawAsync(buffer.AsMemory(0, pos), ct).ConfigureAwait(false);
+            if (!_service.Access.CanSee(PeerId, request.ContentId.Text))
+            {
+                // The audience changed while this chunk waited for its turn: not one more byte of it.
+                await TrySendErrorAsync(request.RequestId, WireErrorCode.NotFound, NotShared, ct).ConfigureAwait(false);
+                return;
+            }
+            // A send cancelled part-way breaks the whole connection: a cut leaves a chunk already going alone.
+            _sending[request.RequestId] = 0;
+            try
+            {
+                await SendRawAsync(buffer.AsMemory(0, pos), ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                _sending.TryRemove(request.RequestId, out _);
+            }
             Interlocked.Increment(ref ChunksServed);
         }
         finally
@@ -389,6 +433,53 @@ public sealed class ProtocolSession
         }
         span[n++] = (byte)value;
         return n;
+    }
+
+    /// <summary>
+    /// Applies a change of who may see what: requests in flight for content this peer may no longer see are cancelled
+    /// and answered "not found". Returns the content IDs this peer was being served (recently or now) and lost, once each.
+    /// </summary>
+    internal IReadOnlyList<string> Reauthorize(ShareAuthorizer access)
+    {
+        var lost = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (requestId, contentId) in _servingContent)
+        {
+            if (!access.CanSee(PeerId, contentId) && _serving.TryGetValue(requestId, out var cts))
+            {
+                lost.Add(contentId);
+                if (_sending.ContainsKey(requestId))
+                {
+                    continue;
+                }
+                _cut[requestId] = 0;
+                try
+                {
+                    cts.Cancel();
+                }
+                catch (ObjectDisposedException)
+                {
+                }
+            }
+        }
+        foreach (var contentId in _recentContent.Keys)
+        {
+            if (!access.CanSee(PeerId, contentId) && _recentContent.TryRemove(contentId, out _))
+            {
+                lost.Add(contentId);
+            }
+        }
+        return [.. lost];
+    }
+
+    /// <summary>Notes content served to this peer, so losing sight of it mid-transfer is audited (a bounded set).</summary>
+    private void Remember(string contentId)
+    {
+        if (_recentContent.Count >= 64 && !_recentContent.ContainsKey(contentId))
+        {
+            var oldest = _recentContent.OrderBy(p => p.Value).First().Key;
+            _recentContent.TryRemove(oldest, out _);
+        }
+        _recentContent[contentId] = _options.Time.GetTimestamp();
     }
 
     // ---- client side ----
