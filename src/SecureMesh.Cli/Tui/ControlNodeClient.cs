@@ -162,7 +162,7 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
         {
             try
             {
-                var result = await transfer.AddShareAsync(full, CancellationToken.None);
+                var result = await transfer.AddShareAsync(full, null, CancellationToken.None);
                 if (result.Failed.Count > 0)
                 {
                     _shareError = $"{result.Failed.Count} file(s) under {full} could not be indexed: {result.Failed[0]}";
