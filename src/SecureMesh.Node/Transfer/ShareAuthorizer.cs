@@ -54,25 +54,30 @@ internal sealed class AccessSnapshot
             return i;
         }
 
-        var peerGroups = new Dictionary<string, List<int>>(data.TrustedPeers.Count, StringComparer.Ordinal);
+        var trusted = new Dictionary<string, int[]>(data.TrustedPeers.Count, StringComparer.Ordinal);
         foreach (var peer in data.TrustedPeers)
         {
-            peerGroups[peer] = [];
+            trusted[peer] = [];
         }
         foreach (var (group, peer) in data.Memberships)
         {
             // Only trusted peers are in the map at all: a pending or blocked member sees nothing.
-            if (peerGroups.TryGetValue(peer, out var list))
+            ref var groups = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrNullRef(trusted, peer);
+            if (!System.Runtime.CompilerServices.Unsafe.IsNullRef(ref groups))
             {
-                list.Add(IndexOf(group));
+                // Peers are in few groups: growing by one and keeping it sorted is cheaper than a list per peer.
+                var index = IndexOf(group);
+                var grown = new int[groups.Length + 1];
+                var at = 0;
+                while (at < groups.Length && groups[at] < index)
+                {
+                    grown[at] = groups[at];
+                    at++;
+                }
+                grown[at] = index;
+                Array.Copy(groups, at, grown, at + 1, groups.Length - at);
+                groups = grown;
             }
-        }
-        var trusted = new Dictionary<string, int[]>(peerGroups.Count, StringComparer.Ordinal);
-        foreach (var (peer, list) in peerGroups)
-        {
-            var groups = list.ToArray();
-            Array.Sort(groups);
-            trusted[peer] = groups;
         }
 
         var rows = new Dictionary<string, (bool All, List<int> Groups, HashSet<string> Peers)>(StringComparer.Ordinal);
@@ -245,6 +250,7 @@ public sealed class ShareAuthorizer
     private readonly SecureMeshDatabase _db;
     private readonly Lock _gate = new();
     private volatile AccessSnapshot? _current;
+    private long _checkedChangeStamp = long.MinValue;
 
     /// <summary>An authorizer over <paramref name="db"/>.</summary>
     public ShareAuthorizer(SecureMeshDatabase db)
@@ -272,7 +278,7 @@ public sealed class ShareAuthorizer
     {
         ArgumentNullException.ThrowIfNull(peer);
         ArgumentNullException.ThrowIfNull(contentId);
-        return Current.CanSeeContent(peer.Text, contentId);
+        return Current.CanSeeContent(peer.Text, contentId) || (RefreshIfStale() && Current.CanSeeContent(peer.Text, contentId));
     }
 
     /// <summary>True when <paramref name="peer"/> may see the shared file at <paramref name="path"/>.</summary>
@@ -280,7 +286,32 @@ public sealed class ShareAuthorizer
     {
         ArgumentNullException.ThrowIfNull(peer);
         ArgumentNullException.ThrowIfNull(path);
-        return Current.CanSeePath(peer.Text, path);
+        return Current.CanSeePath(peer.Text, path) || (RefreshIfStale() && Current.CanSeePath(peer.Text, path));
+    }
+
+    /// <summary>
+    /// Before saying no, makes sure the answer is not stale: a peer trusted or content indexed a moment ago must not be
+    /// refused until the next poll. Costs one <c>PRAGMA data_version</c> when nothing changed; never waits for a rebuild
+    /// another thread is doing (the answer is then the current snapshot's). A "yes" never comes here: revoking is the
+    /// poll's job (within <see cref="TransferOptions.AccessPollInterval"/>), and the refusals for hidden and for unknown
+    /// content take this same path.
+    /// </summary>
+    private bool RefreshIfStale()
+    {
+        var stamp = _db.ChangeStamp();
+        if (Interlocked.Read(ref _checkedChangeStamp) == stamp || !_gate.TryEnter())
+        {
+            return false;
+        }
+        try
+        {
+            Interlocked.Exchange(ref _checkedChangeStamp, stamp);
+            return Refresh();
+        }
+        finally
+        {
+            _gate.Exit();
+        }
     }
 
     /// <summary>Rebuilds the snapshot if anything that decides visibility changed; true when it did.</summary>
