@@ -136,6 +136,7 @@ internal sealed class TransferControlService : ITransferControl, ITransferStatus
         {
             throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"{full} is not shared ('securemesh share list' shows what is)");
         }
+        _transfer.RefreshAccess();
         return Task.CompletedTask;
     }
 
