@@ -32,9 +32,8 @@ public sealed class ProtocolSession
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<uint, TaskCompletionSource<Reply>> _pending = new();
     private readonly ConcurrentDictionary<uint, CancellationTokenSource> _serving = new();
-    private readonly ConcurrentDictionary<uint, string> _servingContent = new();
+    private readonly ConcurrentDictionary<uint, string> _waiting = new();
     private readonly ConcurrentDictionary<uint, byte> _cut = new();
-    private readonly ConcurrentDictionary<uint, byte> _sending = new();
     private readonly ConcurrentDictionary<string, long> _recentContent = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _serveSlots;
     private readonly TaskCompletionSource<Hello> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -246,7 +245,6 @@ public sealed class ProtocolSession
                 }
                 case ManifestRequest m:
                 {
-                    _servingContent[request.RequestId] = m.ContentId.Text;
                     if (await RefuseAsync(request.RequestId, m.ContentId, ct).ConfigureAwait(false) is { } content)
                     {
                         await SendAsync(new ManifestResponse(request.RequestId, content.Manifest), ct).ConfigureAwait(false);
@@ -255,7 +253,6 @@ public sealed class ProtocolSession
                 }
                 case HaveRequest h:
                 {
-                    _servingContent[request.RequestId] = h.ContentId.Text;
                     if (await RefuseAsync(request.RequestId, h.ContentId, ct).ConfigureAwait(false) is { } content)
                     {
                         await SendAsync(HaveResponse.ForAll(request.RequestId, content.Tree.LeafCount), ct).ConfigureAwait(false);
@@ -263,7 +260,6 @@ public sealed class ProtocolSession
                     break;
                 }
                 case ChunkRequest c:
-                    _servingContent[request.RequestId] = c.ContentId.Text;
                     _options.ChunkServed?.Invoke(PeerId.Text, c.ContentId.Text, c.Index);
                     if (await RefuseAsync(request.RequestId, c.ContentId, ct).ConfigureAwait(false) is { } chunkContent)
                     {
@@ -292,7 +288,7 @@ public sealed class ProtocolSession
         finally
         {
             _serving.TryRemove(request.RequestId, out _);
-            _servingContent.TryRemove(request.RequestId, out _);
+            _waiting.TryRemove(request.RequestId, out _);
             _cut.TryRemove(request.RequestId, out _);
             cts.Dispose();
             _serveSlots.Release();
@@ -357,23 +353,21 @@ public sealed class ProtocolSession
             pos += length;
             pos += WriteVar(span[pos..], (ulong)proofCount);
             pos += tree.WriteProof(request.Index, span[pos..]);
+            // While it waits for its turn under the upload limit, an audience change may cut it (see Reauthorize).
+            _waiting[request.RequestId] = request.ContentId.Text;
             await _upload.TakeAsync(total, _service.UploadLimit(), ct).ConfigureAwait(false);
+            if (!_waiting.TryRemove(request.RequestId, out _))
+            {
+                // Claimed by a cut just as its turn came: the cut's answer is sent by ServeAsync.
+                throw new OperationCanceledException();
+            }
             if (!_service.Access.CanSee(PeerId, request.ContentId.Text))
             {
                 // The audience changed while this chunk waited for its turn: not one more byte of it.
                 await TrySendErrorAsync(request.RequestId, WireErrorCode.NotFound, NotShared, ct).ConfigureAwait(false);
                 return;
             }
-            // A send cancelled part-way breaks the whole connection: a cut leaves a chunk already going alone.
-            _sending[request.RequestId] = 0;
-            try
-            {
-                await SendRawAsync(buffer.AsMemory(0, pos), ct).ConfigureAwait(false);
-            }
-            finally
-            {
-                _sending.TryRemove(request.RequestId, out _);
-            }
+            await SendRawAsync(buffer.AsMemory(0, pos), ct).ConfigureAwait(false);
             Interlocked.Increment(ref ChunksServed);
         }
         finally
@@ -436,31 +430,36 @@ public sealed class ProtocolSession
     }
 
     /// <summary>
-    /// Applies a change of who may see what: requests in flight for content this peer may no longer see are cancelled
-    /// and answered "not found". Returns the content IDs this peer was being served (recently or now) and lost, once each.
+    /// Applies a change of who may see what: chunks of content this peer may no longer see that wait for their turn
+    /// under the upload limit are cut and answered "not found" at once (its download stops instead of timing out);
+    /// every other request checks the audience itself before it sends anything, and a send is never cancelled part-way
+    /// (that would break the whole connection). Returns the content IDs this peer was being served and lost, once each.
     /// </summary>
     internal IReadOnlyList<string> Reauthorize(ShareAuthorizer access)
     {
         var lost = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (requestId, contentId) in _servingContent)
+        foreach (var (requestId, contentId) in _waiting)
         {
-            if (!access.CanSee(PeerId, contentId) && _serving.TryGetValue(requestId, out var cts))
+            if (access.CanSee(PeerId, contentId) || !_serving.TryGetValue(requestId, out var cts))
             {
-                lost.Add(contentId);
-                if (_sending.ContainsKey(requestId))
-                {
-                    continue;
-                }
-                _cut[requestId] = 0;
-                try
-                {
-                    cts.Cancel();
-                }
-                catch (ObjectDisposedException)
-                {
-                }
+                continue;
+            }
+            // Marked before it is claimed, so the serve that sees its claim gone always finds the mark.
+            _cut[requestId] = 0;
+            if (!_waiting.TryRemove(requestId, out _))
+            {
+                _cut.TryRemove(requestId, out _);
+                continue;
+            }
+            try
+            {
+                cts.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
             }
         }
+        // Only content actually served counts as a cut: a request for something never visible (a guess) is no transfer.
         foreach (var contentId in _recentContent.Keys)
         {
             if (!access.CanSee(PeerId, contentId) && _recentContent.TryRemove(contentId, out _))
