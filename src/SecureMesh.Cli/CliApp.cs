@@ -69,6 +69,7 @@ internal static class CliApp
         };
         IdentityCommands.Add(root, console);
         TrustCommands.Add(root, console);
+        GroupCommands.Add(root, console);
         ConfigCommands.Add(root, console);
         NodeCommands.Add(root, console);
         PingCommand.Add(root, console);

@@ -12,7 +12,7 @@ namespace SecureMesh.Cli;
 /// The control API over <c>&lt;home&gt;/control.sock</c>: the same <see cref="INodeControl"/> the CLI uses on the database
 /// when no node runs. A dead socket or a node that does not answer in time is one clear error.
 /// </summary>
-internal sealed class ControlClient : INodeControl, ITransferControl, IDisposable
+internal sealed class ControlClient : INodeControl, ITransferControl, IGroupControl, IDisposable
 {
     private readonly HttpClient _http;
     private readonly string _home;
@@ -133,8 +133,26 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IDisposabl
         GetAsync<IReadOnlyList<ShareInfo>>("v1/shares", cancellationToken);
 
     // Indexing a large folder takes as long as hashing it.
-    public Task<ShareAddInfo> AddShareAsync(string path, CancellationToken cancellationToken) =>
-        SendAsync<ShareAddInfo>(HttpMethod.Post, "v1/shares", new ShareRequest(path), cancellationToken, TimeSpan.FromHours(6));
+    public Task<ShareAddInfo> AddShareAsync(string path, string? with, CancellationToken cancellationToken) =>
+        SendAsync<ShareAddInfo>(HttpMethod.Post, "v1/shares", new ShareRequest(path, with), cancellationToken, TimeSpan.FromHours(6));
+
+    public Task<IReadOnlyList<GroupInfo>> ListGroupsAsync(CancellationToken cancellationToken) =>
+        GetAsync<IReadOnlyList<GroupInfo>>("v1/groups", cancellationToken);
+
+    public Task<GroupInfo> CreateGroupAsync(string name, CancellationToken cancellationToken) =>
+        SendAsync<GroupInfo>(HttpMethod.Post, "v1/groups", new GroupCreateRequest(name), cancellationToken);
+
+    public Task DeleteGroupAsync(string name, CancellationToken cancellationToken) =>
+        SendAsync<object>(HttpMethod.Delete, $"v1/groups/{Escape(name)}", null, cancellationToken);
+
+    public Task<GroupMembersResult> AddGroupMembersAsync(string name, IReadOnlyList<string> peerIds, CancellationToken cancellationToken) =>
+        SendAsync<GroupMembersResult>(HttpMethod.Post, $"v1/groups/{Escape(name)}/members", new GroupMembersRequest(peerIds), cancellationToken);
+
+    public Task<GroupMembersResult> RemoveGroupMembersAsync(string name, IReadOnlyList<string> peerIds, CancellationToken cancellationToken) =>
+        SendAsync<GroupMembersResult>(HttpMethod.Post, $"v1/groups/{Escape(name)}/members/remove", new GroupMembersRequest(peerIds), cancellationToken);
+
+    public Task<ShareAudienceInfo> SetShareAudienceAsync(string path, string with, CancellationToken cancellationToken) =>
+        SendAsync<ShareAudienceInfo>(HttpMethod.Put, "v1/shares/audience", new ShareAudienceRequest(path, with), cancellationToken);
 
     public Task RemoveShareAsync(string path, CancellationToken cancellationToken) =>
         SendAsync<object>(HttpMethod.Delete, $"v1/shares?path={Uri.EscapeDataString(path)}", null, cancellationToken);

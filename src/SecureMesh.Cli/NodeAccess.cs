@@ -13,14 +13,18 @@ internal sealed class NodeAccess : IDisposable
 {
     private readonly IDisposable _resource;
 
-    private NodeAccess(INodeControl control, IDisposable resource, bool running)
+    private NodeAccess(INodeControl control, IGroupControl groups, IDisposable resource, bool running)
     {
         Control = control;
+        Groups = groups;
         _resource = resource;
         NodeRunning = running;
     }
 
     public INodeControl Control { get; }
+
+    /// <summary>Peer groups and share audiences, the same way.</summary>
+    public IGroupControl Groups { get; }
 
     /// <summary>True when a running node answers the commands.</summary>
     public bool NodeRunning { get; }
@@ -30,10 +34,10 @@ internal sealed class NodeAccess : IDisposable
         if (NodeLock.IsHeld(ctx.Home))
         {
             var client = new ControlClient(ctx.Home);
-            return new NodeAccess(client, client, running: true);
+            return new NodeAccess(client, client, client, running: true);
         }
         SecureMeshDatabase db = TrustCommands.OpenDatabase(ctx);
-        return new NodeAccess(new NodeControlService(ctx.Home, db), db, running: false);
+        return new NodeAccess(new NodeControlService(ctx.Home, db), new GroupControlService(db), db, running: false);
     }
 
     public void Dispose() => _resource.Dispose();

@@ -148,6 +148,47 @@ public sealed class CatalogStore
         return Query(sql.ToString(), false, [.. parameters]);
     }
 
+    /// <summary>
+    /// Like <see cref="Search"/>, but only entries <paramref name="include"/> accepts count (an entry the asking peer may
+    /// not see is skipped, and another path holding the same content may stand in for it), one per content ID, at most
+    /// <paramref name="limit"/>, ordered by name then path. The callback runs under the database lock: keep it in memory.
+    /// </summary>
+    public IReadOnlyList<CatalogEntry> SearchWhere(string terms, int limit, Func<CatalogEntry, bool> include)
+    {
+        ArgumentNullException.ThrowIfNull(terms);
+        ArgumentNullException.ThrowIfNull(include);
+        var words = terms.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var sql = new StringBuilder($"SELECT {Columns} FROM catalog WHERE 1 = 1");
+        var parameters = new List<(string, object?)>();
+        for (var i = 0; i < words.Length && i < 16; i++)
+        {
+            var name = "$t" + i.ToString(CultureInfo.InvariantCulture);
+            sql.Append(CultureInfo.InvariantCulture, $" AND name LIKE {name} ESCAPE '\\'");
+            parameters.Add((name, "%" + EscapeLike(words[i]) + "%"));
+        }
+        sql.Append(" ORDER BY name, path");
+        return _database.Read(connection =>
+        {
+            using var command = SecureMeshDatabase.Command(connection, sql.ToString(), [.. parameters]);
+            using var reader = command.ExecuteReader();
+            var list = new List<CatalogEntry>();
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            while (list.Count < limit && reader.Read())
+            {
+                var entry = new CatalogEntry(
+                    reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3), reader.GetInt64(4),
+                    reader.GetString(5), reader.GetInt32(6), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(7)),
+                    ReadOnlyMemory<byte>.Empty, ReadOnlyMemory<byte>.Empty);
+                if (!seen.Contains(entry.ContentId) && include(entry))
+                {
+                    seen.Add(entry.ContentId);
+                    list.Add(entry);
+                }
+            }
+            return list;
+        });
+    }
+
     private static string EscapeLike(string text) =>
         text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal);
 

@@ -134,7 +134,96 @@ internal static class Migrations
         ALTER TABLE downloads ADD COLUMN out_dir TEXT;
         """,
 
-        // Version 5 (issue 15): a peer whose node refused this one (it blocked us): when it last did and how many times
+        // Version 5 (issue 18): peer groups and who may see each share. Every existing share keeps today's audience,
+        // every trusted peer ('all'); a share added later gets 'all' too unless its audience is set in the same breath.
+        // access_stamps moves whenever something that decides visibility changes (trusted peers, groups, members,
+        // audiences: 'audience'; shares and catalog paths or contents: 'catalog'), so a running node rebuilds its
+        // in-memory view only then, not on every commit.
+        """
+        CREATE TABLE peer_groups (
+            name    TEXT PRIMARY KEY NOT NULL,
+            created INTEGER NOT NULL
+        ) WITHOUT ROWID;
+
+        CREATE TABLE peer_group_members (
+            group_name TEXT NOT NULL REFERENCES peer_groups (name) ON DELETE CASCADE,
+            peer_id    TEXT NOT NULL REFERENCES peers (peer_id) ON DELETE CASCADE,
+            added      INTEGER NOT NULL,
+            PRIMARY KEY (group_name, peer_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX peer_group_members_peer ON peer_group_members (peer_id);
+
+        CREATE TABLE share_audience (
+            id         INTEGER PRIMARY KEY,
+            share_path TEXT NOT NULL REFERENCES shares (path) ON DELETE CASCADE,
+            kind       TEXT NOT NULL CHECK (kind IN ('all', 'group', 'peer')),
+            group_name TEXT REFERENCES peer_groups (name),
+            peer_id    TEXT REFERENCES peers (peer_id) ON DELETE CASCADE,
+            CHECK ((kind = 'all' AND group_name IS NULL AND peer_id IS NULL)
+                OR (kind = 'group' AND group_name IS NOT NULL AND peer_id IS NULL)
+                OR (kind = 'peer' AND peer_id IS NOT NULL AND group_name IS NULL))
+        );
+        CREATE UNIQUE INDEX share_audience_entry ON share_audience (share_path, kind, coalesce(group_name, ''), coalesce(peer_id, ''));
+        CREATE INDEX share_audience_group ON share_audience (group_name);
+        CREATE INDEX share_audience_peer ON share_audience (peer_id);
+        INSERT INTO share_audience (share_path, kind) SELECT path, 'all' FROM shares;
+
+        CREATE TABLE access_stamps (
+            name  TEXT PRIMARY KEY NOT NULL,
+            value INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        INSERT INTO access_stamps (name, value) VALUES ('audience', 0), ('catalog', 0);
+
+        CREATE TRIGGER share_default_audience AFTER INSERT ON shares
+        BEGIN
+            INSERT INTO share_audience (share_path, kind) VALUES (NEW.path, 'all');
+            UPDATE access_stamps SET value = value + 1 WHERE name = 'catalog';
+        END;
+        CREATE TRIGGER share_removed_stamp AFTER DELETE ON shares
+        BEGIN
+            UPDATE access_stamps SET value = value + 1 WHERE name = 'catalog';
+        END;
+        CREATE TRIGGER audience_insert_stamp AFTER INSERT ON share_audience
+        BEGIN
+            UPDATE access_stamps SET value = value + 1 WHERE name = 'audience';
+        END;
+        CREATE TRIGGER audience_delete_stamp AFTER DELETE ON share_audience
+        BEGIN
+            UPDATE access_stamps SET value = value + 1 WHERE name = 'audience';
+        END;
+        CREATE TRIGGER member_insert_stamp AFTER INSERT ON peer_group_members
+        BEGIN
+            UPDATE access_stamps SET value = value + 1 WHERE name = 'audience';
+        END;
+        CREATE TRIGGER member_delete_stamp AFTER DELETE ON peer_group_members
+        BEGIN
+            UPDATE access_stamps SET value = value + 1 WHERE name = 'audience';
+        END;
+        CREATE TRIGGER peer_trusted_insert_stamp AFTER INSERT ON peers WHEN NEW.state = 'trusted'
+        BEGIN
+            UPDATE access_stamps SET value = value + 1 WHERE name = 'audience';
+        END;
+        CREATE TRIGGER peer_state_stamp AFTER UPDATE OF state ON peers WHEN OLD.state = 'trusted' OR NEW.state = 'trusted'
+        BEGIN
+            UPDATE access_stamps SET value = value + 1 WHERE name = 'audience';
+        END;
+        CREATE TRIGGER peer_trusted_delete_stamp AFTER DELETE ON peers WHEN OLD.state = 'trusted'
+        BEGIN
+            UPDATE access_stamps SET value = value + 1 WHERE name = 'audience';
+        END;
+        CREATE TRIGGER catalog_insert_stamp AFTER INSERT ON catalog
+        BEGIN
+            UPDATE access_stamps SET value = value + 1 WHERE name = 'catalog';
+        END;
+        CREATE TRIGGER catalog_update_stamp AFTER UPDATE OF path, content_id ON catalog
+        BEGIN
+            UPDATE access_stamps SET value = value + 1 WHERE name = 'catalog';
+        END;
+        CREATE TRIGGER catalog_delete_stamp AFTER DELETE ON catalog
+        BEGIN
+            UPDATE access_stamps SET value = value + 1 WHERE name = 'catalog';
+        END;
+        // Version 6 (issue 15): a peer whose node refused this one (it blocked us): when it last did and how many times
         // in a row, so the dialler backs off across restarts and the UI can say "refusing us". A working session clears it.
         """
         ALTER TABLE peers ADD COLUMN refused_at INTEGER;

@@ -41,6 +41,7 @@ public sealed class SecureMeshDatabase : IDisposable
         Quarantine = new QuarantineStore(this);
         Catalog = new CatalogStore(this);
         Downloads = new DownloadStore(this);
+        Groups = new GroupStore(this);
     }
 
     /// <summary>Full path of the database file.</summary>
@@ -63,6 +64,9 @@ public sealed class SecureMeshDatabase : IDisposable
 
     /// <summary>Downloads in progress and their verified chunks.</summary>
     public DownloadStore Downloads { get; }
+
+    /// <summary>Peer groups and who may see each share.</summary>
+    public GroupStore Groups { get; }
 
     /// <summary>The schema version this code creates and understands.</summary>
     public static int SupportedSchemaVersion => Migrations.LatestVersion;

@@ -29,6 +29,14 @@ if (args.Length > 0 && args[0] == "storage-latency")
     return;
 }
 
+// `audience-latency [CALLS]`: per-request p50/p99 of "may this peer see this content?" with 100,000 peers, 1,000 groups
+// and 10,000 shares, and the cost of rebuilding the in-memory snapshot.
+if (args.Length > 0 && args[0] == "audience-latency")
+{
+    SecureMesh.Benchmarks.AudienceLatency.Run(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 200_000);
+    return;
+}
+
 // `idle-connections N [SECONDS]`: the node's resident memory with N idle authenticated sessions.
 if (args.Length > 0 && args[0] == "idle-connections")
 {

@@ -5,10 +5,11 @@ using SecureMesh.Core;
 using SecureMesh.Core.Identity;
 using SecureMesh.Node;
 using SecureMesh.Node.Transfer;
+using SecureMesh.Storage;
 
 namespace SecureMesh.Cli.Commands;
 
-/// <summary><c>share add PATH | share list | share remove PATH</c>.</summary>
+/// <summary><c>share add PATH [--with …] | share set PATH --with … | share list | share remove PATH</c>.</summary>
 internal static class ShareCommands
 {
     public static void Add(RootCommand root, CliConsole console)
@@ -17,9 +18,16 @@ internal static class ShareCommands
         var pathArg = new Argument<string>("PATH") { Description = "A file or folder (shared recursively)" };
         var passphraseStdin = new Option<bool>("--passphrase-stdin") { Description = "Read the identity's passphrase from the first line of standard input" };
 
-        var add = new Command("add", "Share a file or folder: index what is new or changed and sign a manifest per file") { pathArg, passphraseStdin };
+        var with = new Option<string?>("--with")
+        {
+            Description = "Who may see it: 'all' (every trusted peer, the default for a new share), a group, or Peer IDs, separated by commas",
+            HelpName = "all|GROUP|PEERID,...",
+        };
+        var add = new Command("add", "Share a file or folder: index what is new or changed and sign a manifest per file") { pathArg, with, passphraseStdin };
         add.SetAction((parse, cancellationToken) => CliApp.ExecuteAsync(parse, console, async (ctx, ct) =>
         {
+            // Checked before anything is shared: a typo in the audience shares nothing.
+            var audience = parse.GetValue(with) is { } text ? ShareAudience.Parse(text) : null;
             if (NodeLock.IsHeld(ctx.Home))
             {
                 // The running node indexes it and serves it at once.
@@ -28,7 +36,7 @@ internal static class ShareCommands
                 {
                     ctx.Err.WriteLine("indexing on the running node…");
                 }
-                var done = await client.AddShareAsync(Path.GetFullPath(parse.GetValue(pathArg)!), ct);
+                var done = await client.AddShareAsync(Path.GetFullPath(parse.GetValue(pathArg)!), audience?.ToString(), ct);
                 return PrintShareResult(ctx, done.Path, done.Files, done.Indexed, done.Unchanged, done.Removed, done.BytesHashed, null, done.Failed);
             }
             if (!IdentityStore.Exists(ctx.Home))
@@ -40,25 +48,53 @@ internal static class ShareCommands
             await using var shares = new ShareService(db, identity);
             var progress = ctx.Json ? null : new ProgressLine(ctx.Err);
             var watch = Stopwatch.StartNew();
-            var result = await shares.AddAsync(parse.GetValue(pathArg)!, progress is null ? null : p => progress.Update(
+            var result = await shares.AddAsync(parse.GetValue(pathArg)!, audience, progress is null ? null : p => progress.Update(
                 $"indexing {Path.GetFileName(p.File)}  {Mib(p.BytesDone)} / {Mib(p.BytesTotal)} MiB  {Rate(p.BytesDone, watch.Elapsed)} MB/s"), ct);
             progress?.Done();
             return PrintShareResult(ctx, Path.GetFullPath(parse.GetValue(pathArg)!), result.Files, result.Indexed, result.Unchanged, result.Removed, result.BytesHashed, watch.Elapsed, result.Failed);
         }, cancellationToken));
         share.Subcommands.Add(add);
 
-        var list = new Command("list", "List shared paths and the files indexed under them");
+        var setWith = new Option<string>("--with")
+        {
+            Description = "Who may see it: 'all' (every trusted peer), a group, or Peer IDs, separated by commas",
+            HelpName = "all|GROUP|PEERID,...",
+            Required = true,
+        };
+        var set = new Command("set", "Change who may see a shared path; peers that lose sight of it stop getting it at once") { pathArg, setWith };
+        set.SetAction((parse, cancellationToken) => CliApp.ExecuteAsync(parse, console, async (ctx, ct) =>
+        {
+            var full = Path.GetFullPath(parse.GetValue(pathArg)!);
+            var text = ShareAudience.Parse(parse.GetValue(setWith)).ToString();
+            using var access = NodeAccess.Open(ctx);
+            var result = await access.Groups.SetShareAudienceAsync(full, text, ct);
+            if (ctx.Json)
+            {
+                ctx.WriteJson(new { path = result.Path, audience = result.Audience, changed = result.Changed });
+            }
+            else
+            {
+                ctx.Out.WriteLine(result.Changed ? $"{result.Path} is now shared with {result.Audience}" : $"{result.Path} was already shared with {result.Audience}");
+            }
+            return CliApp.Success;
+        }, cancellationToken));
+        share.Subcommands.Add(set);
+
+        var list = new Command("list", "List shared paths, who may see them, and the files indexed under them");
         list.SetAction(parse => CliApp.Execute(parse, console, ctx =>
         {
             using var db = TrustCommands.OpenDatabase(ctx);
             var roots = db.Catalog.ListShares();
             var files = db.Catalog.List();
+            var audiences = db.Groups.ListAudiences();
+            string AudienceOf(string path) => audiences.TryGetValue(path, out var a) ? a.ToString() : "nobody";
             if (ctx.Json)
             {
                 ctx.WriteJson(new
                 {
                     shares = roots.Select(r => r.Path),
-                    files = files.Select(f => new { path = f.Path, name = f.Name, size = f.Size, contentId = f.ContentId, share = f.ShareRoot }),
+                    audiences = roots.Select(r => new { path = r.Path, audience = AudienceOf(r.Path) }),
+                    files = files.Select(f => new { path = f.Path, name = f.Name, size = f.Size, contentId = f.ContentId, share = f.ShareRoot, audience = AudienceOf(f.ShareRoot) }),
                 });
                 return CliApp.Success;
             }
@@ -69,7 +105,7 @@ internal static class ShareCommands
             }
             foreach (var r in roots)
             {
-                ctx.Out.WriteLine($"shared: {r.Path}");
+                ctx.Out.WriteLine($"shared: {r.Path}  (with {AudienceOf(r.Path)})");
             }
             Table.Write(ctx.Out, ["CONTENT ID", "SIZE", "PATH"],
                 files.Select(f => new[] { f.ContentId, f.Size.ToString("N0", CultureInfo.InvariantCulture), f.Path }));

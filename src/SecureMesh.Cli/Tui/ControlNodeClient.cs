@@ -16,15 +16,17 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
 {
     private readonly INodeControl _control;
     private readonly ITransferControl? _transfer;
+    private readonly IGroupControl _groups;
     private readonly IDisposable? _offlineDb;
     private readonly NodeHostBundle? _hosted;
     private string? _startupError;
     private Task? _sharing;
     private string? _shareError;
 
-    private ControlNodeClient(INodeControl control, ITransferControl? transfer, IDisposable? offlineDb, NodeHostBundle? hosted, string? startupError)
+    private ControlNodeClient(INodeControl control, ITransferControl? transfer, IDisposable? offlineDb, NodeHostBundle? hosted, string? startupError, IGroupControl? groups = null)
     {
         _control = control;
+        _groups = groups ?? control as IGroupControl ?? throw new ArgumentException("no way to the groups", nameof(groups));
         _transfer = transfer;
         _offlineDb = offlineDb;
         _hosted = hosted;
@@ -64,7 +66,7 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
             {
                 // No node, but the trust store, log and quarantine still work; the UI shows why.
                 var offline = new NodeControlService(ctx.Home, db);
-                return new ControlNodeClient(offline, null, new Bundle(nodeLock, identity, db), null, $"the node could not start: {e.Message}");
+                return new ControlNodeClient(offline, null, new Bundle(nodeLock, identity, db), null, $"the node could not start: {e.Message}", new GroupControlService(db));
             }
             var client = new ControlClient(ctx.Home);
             return new ControlNodeClient(client, client, null, new NodeHostBundle(host, new Bundle(nodeLock, identity, db)), null);
@@ -147,13 +149,15 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
         var shares = await Transfer.ListSharesAsync(cancellationToken);
         var adding = _sharing is { IsCompleted: false };
         return [.. shares.Select(s => s.Indexing
-            ? new ShareView(s.Path, s.Files, s.IndexedBytes, s.TotalBytes, true)
-            : new ShareView(s.Path, s.Files, s.Bytes, s.Bytes, adding && s.Files == 0))];
+            ? new ShareView(s.Path, s.Files, s.IndexedBytes, s.TotalBytes, true, s.Audience)
+            : new ShareView(s.Path, s.Files, s.Bytes, s.Bytes, adding && s.Files == 0, s.Audience))];
     }
 
-    public Task AddShareAsync(string path, CancellationToken cancellationToken)
+    public Task AddShareAsync(string path, string audience, CancellationToken cancellationToken)
     {
         var full = Path.GetFullPath(path.Trim());
+        // Checked here, before anything is shared: a typo is a message, not a share open to everyone.
+        var with = ShareAudience.Parse(audience).ToString();
         if (!File.Exists(full) && !Directory.Exists(full))
         {
             throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"{full} does not exist");
@@ -164,7 +168,7 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
         {
             try
             {
-                var result = await transfer.AddShareAsync(full, CancellationToken.None);
+                var result = await transfer.AddShareAsync(full, with, CancellationToken.None);
                 if (result.Failed.Count > 0)
                 {
                     _shareError = $"{result.Failed.Count} file(s) under {full} could not be indexed: {result.Failed[0]}";
@@ -179,6 +183,25 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
     }
 
     public Task RemoveShareAsync(string path, CancellationToken cancellationToken) => Transfer.RemoveShareAsync(path, cancellationToken);
+
+    public Task SetShareAudienceAsync(string path, string audience, CancellationToken cancellationToken) =>
+        _groups.SetShareAudienceAsync(path, audience, cancellationToken);
+
+    public async Task<IReadOnlyList<GroupView>> ListGroupsAsync(CancellationToken cancellationToken)
+    {
+        var groups = await _groups.ListGroupsAsync(cancellationToken);
+        return [.. groups.Select(g => new GroupView(g.Name, [.. g.Members.Select(m => new GroupMemberView(m.PeerId, m.Name, m.State))]))];
+    }
+
+    public Task CreateGroupAsync(string name, CancellationToken cancellationToken) => _groups.CreateGroupAsync(name, cancellationToken);
+
+    public Task DeleteGroupAsync(string name, CancellationToken cancellationToken) => _groups.DeleteGroupAsync(name, cancellationToken);
+
+    public Task AddGroupMembersAsync(string name, IReadOnlyList<string> peerIds, CancellationToken cancellationToken) =>
+        _groups.AddGroupMembersAsync(name, peerIds, cancellationToken);
+
+    public Task RemoveGroupMembersAsync(string name, IReadOnlyList<string> peerIds, CancellationToken cancellationToken) =>
+        _groups.RemoveGroupMembersAsync(name, peerIds, cancellationToken);
 
     public async Task<IReadOnlyList<SearchResultView>> SearchAsync(string terms, CancellationToken cancellationToken)
     {

@@ -35,8 +35,26 @@ internal interface INodeClient
     /// <summary>The shared folders and files with their indexing progress.</summary>
     Task<IReadOnlyList<ShareView>> ListSharesAsync(CancellationToken cancellationToken);
 
-    /// <summary>Shares a file or folder (a path on this machine).</summary>
-    Task AddShareAsync(string path, CancellationToken cancellationToken);
+    /// <summary>Shares a file or folder (a path on this machine) with <paramref name="audience"/> (<c>all</c>, groups and Peer IDs, comma-separated).</summary>
+    Task AddShareAsync(string path, string audience, CancellationToken cancellationToken);
+
+    /// <summary>Changes who may see a shared path.</summary>
+    Task SetShareAudienceAsync(string path, string audience, CancellationToken cancellationToken);
+
+    /// <summary>Peer groups with their members.</summary>
+    Task<IReadOnlyList<GroupView>> ListGroupsAsync(CancellationToken cancellationToken);
+
+    /// <summary>Creates an empty group.</summary>
+    Task CreateGroupAsync(string name, CancellationToken cancellationToken);
+
+    /// <summary>Deletes a group (refused while a share is given to it).</summary>
+    Task DeleteGroupAsync(string name, CancellationToken cancellationToken);
+
+    /// <summary>Adds known peers (by Peer ID) to a group.</summary>
+    Task AddGroupMembersAsync(string name, IReadOnlyList<string> peerIds, CancellationToken cancellationToken);
+
+    /// <summary>Removes peers (by Peer ID) from a group.</summary>
+    Task RemoveGroupMembersAsync(string name, IReadOnlyList<string> peerIds, CancellationToken cancellationToken);
 
     /// <summary>Stops sharing a path.</summary>
     Task RemoveShareAsync(string path, CancellationToken cancellationToken);
@@ -107,11 +125,19 @@ internal sealed record PeerView(
 /// <summary>A shared path and how far its indexing has got.</summary>
 /// <param name="IndexedBytes">Bytes hashed so far.</param>
 /// <param name="TotalBytes">Bytes to hash; 0 when not yet known.</param>
-internal sealed record ShareView(string Path, int Files, long IndexedBytes, long TotalBytes, bool Indexing)
+/// <param name="Audience">Who may see it: <c>all</c>, or groups and Peer IDs.</param>
+internal sealed record ShareView(string Path, int Files, long IndexedBytes, long TotalBytes, bool Indexing, string Audience = "all")
 {
     /// <summary>0..1.</summary>
     public double Progress => TotalBytes <= 0 ? (Indexing ? 0 : 1) : Math.Clamp((double)IndexedBytes / TotalBytes, 0, 1);
 }
+
+/// <summary>A member of a group.</summary>
+/// <param name="State">trusted, pending or blocked (only trusted members see anything).</param>
+internal sealed record GroupMemberView(string PeerId, string? Name, string State);
+
+/// <summary>A peer group as the Groups view shows it.</summary>
+internal sealed record GroupView(string Name, IReadOnlyList<GroupMemberView> Members);
 
 /// <summary>One search hit.</summary>
 /// <param name="Peers">Peer IDs of the trusted peers holding it.</param>

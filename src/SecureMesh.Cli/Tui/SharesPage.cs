@@ -2,19 +2,20 @@ using Terminal.Gui.Input;
 
 namespace SecureMesh.Cli.Tui;
 
-/// <summary>Shared paths with their indexing progress; add and remove.</summary>
+/// <summary>Shared paths with who may see them and their indexing progress; add, set the audience, remove.</summary>
 internal sealed class SharesPage : TuiPage
 {
     private readonly RecordTable<ShareView> _table = new(new()
     {
         ["Path"] = s => s.Path,
+        ["With"] = s => s.Audience,
         ["Files"] = s => s.Files,
         ["Size"] = s => Fmt.Size(s.TotalBytes),
         ["Indexed"] = s => s.Indexing ? Fmt.Bar(s.Progress) : "done",
     });
 
     public SharesPage(TuiApp tui)
-        : base(tui, "Shares", "a add  x remove")
+        : base(tui, "Shares", "a add  w shared with  x remove")
     {
         _table.MaxWidth(0, 40);
         Add(_table.View);
@@ -41,6 +42,18 @@ internal sealed class SharesPage : TuiPage
             AddShare();
             return true;
         }
+        if (key == Key.W)
+        {
+            if (_table.Selected is not { } selected)
+            {
+                Tui.ShowMessage("Shares", "Select a share first.");
+            }
+            else
+            {
+                SetAudience(selected);
+            }
+            return true;
+        }
         if (key == Key.X || key == Key.Delete)
         {
             if (_table.Selected is not { } share)
@@ -58,8 +71,13 @@ internal sealed class SharesPage : TuiPage
 
     private void AddShare()
     {
-        var values = Tui.Prompt("Add share", "A file or folder on this machine to offer to trusted peers.", ("Path", string.Empty));
+        var values = Tui.Prompt("Add share", "A file or folder on this machine to offer to trusted peers.\n" + AudienceHelp,
+            ("Path", string.Empty), ("Shared with", "all"));
         if (values is null || values[0].Length == 0)
+        {
+            return;
+        }
+        if (!TryAudience(values[1], "Add share", out var audience))
         {
             return;
         }
@@ -70,7 +88,33 @@ internal sealed class SharesPage : TuiPage
             return;
         }
         var full = Path.GetFullPath(path);
-        Tui.RunAction("Add share", ct => Tui.Client.AddShareAsync(full, ct));
+        Tui.RunAction("Add share", ct => Tui.Client.AddShareAsync(full, audience, ct));
+    }
+
+    internal const string AudienceHelp = "Shared with: all (every trusted peer), a group, or Peer IDs, separated by commas.";
+
+    private void SetAudience(ShareView share)
+    {
+        var values = Tui.Prompt("Shared with", $"Who may see {share.Path}?\n{AudienceHelp}\nPeers that lose sight of it stop getting it at once.", ("Shared with", share.Audience));
+        if (values is not null && TryAudience(values[0], "Shared with", out var audience))
+        {
+            Tui.RunAction("Shared with", ct => Tui.Client.SetShareAudienceAsync(share.Path, audience, ct));
+        }
+    }
+
+    private bool TryAudience(string text, string title, out string audience)
+    {
+        try
+        {
+            audience = Storage.ShareAudience.Parse(text).ToString();
+            return true;
+        }
+        catch (Core.SecureMeshException e)
+        {
+            Tui.ShowMessage(title, e.Message, error: true);
+            audience = string.Empty;
+            return false;
+        }
     }
 
     internal static string ExpandHome(string path)

@@ -20,12 +20,12 @@ internal sealed record TuiOptions
 }
 
 /// <summary>
-/// The terminal UI: a top bar with this node's identity, one view per concern, reachable with F1..F6 (or 1..6) and by mouse.
+/// The terminal UI: a top bar with this node's identity, one view per concern, reachable with F1..F7 (or 1..7) and by mouse.
 /// The client is only ever called off the UI thread, with a timeout; results come back through <see cref="IApplication.Invoke(Action)"/>.
 /// </summary>
 internal sealed class TuiApp : IDisposable
 {
-    internal const string GlobalHelp = "F1-F6/1-6 views  Tab focus  Ctrl+Q quit";
+    internal const string GlobalHelp = "F1-F7/1-7 views  Tab focus  Ctrl+Q quit";
 
     private readonly IApplication _app;
     private readonly INodeClient _client;
@@ -59,7 +59,8 @@ internal sealed class TuiApp : IDisposable
         Transfers = new TransfersPage(this);
         Quarantine = new QuarantinePage(this);
         Log = new LogPage(this);
-        _pages = [Peers, Shares, Search, Transfers, Quarantine, Log];
+        Groups = new GroupsPage(this);
+        _pages = [Peers, Shares, Search, Transfers, Quarantine, Log, Groups];
         _tabs = new Button[_pages.Length];
         View? previous = null;
         for (var i = 0; i < _pages.Length; i++)
@@ -67,7 +68,8 @@ internal sealed class TuiApp : IDisposable
             var index = i;
             var tab = new Button
             {
-                X = previous is null ? 0 : Pos.Right(previous) + 1,
+                // No gap: the padding inside each tab separates them, and seven fit in 80 columns.
+                X = previous is null ? 0 : Pos.Right(previous),
                 Y = 2,
                 NoDecorations = true,
                 NoPadding = true,
@@ -120,6 +122,8 @@ internal sealed class TuiApp : IDisposable
     public QuarantinePage Quarantine { get; }
 
     public LogPage Log { get; }
+
+    public GroupsPage Groups { get; }
 
     public TuiPage CurrentPage => _current;
 
@@ -202,8 +206,8 @@ internal sealed class TuiApp : IDisposable
             key.Handled = true;
             return;
         }
-        var fKeys = new[] { Key.F1, Key.F2, Key.F3, Key.F4, Key.F5, Key.F6 };
-        var digits = new[] { Key.D1, Key.D2, Key.D3, Key.D4, Key.D5, Key.D6 };
+        var fKeys = new[] { Key.F1, Key.F2, Key.F3, Key.F4, Key.F5, Key.F6, Key.F7 };
+        var digits = new[] { Key.D1, Key.D2, Key.D3, Key.D4, Key.D5, Key.D6, Key.D7 };
         var typing = Top.MostFocused is TextField;
         for (var i = 0; i < fKeys.Length; i++)
         {

@@ -124,6 +124,7 @@ internal sealed class ControlServer : IAsyncDisposable
         builder.Services.AddSingleton(node);
         builder.Services.AddSingleton(db);
         builder.Services.AddSingleton(service);
+        builder.Services.AddSingleton(new GroupControlService(db, options.Transfer is { } access ? access.RefreshAccess : null));
         if (options.Transfer is { } transfer)
         {
             var transferControl = new TransferControlService(transfer);
@@ -208,6 +209,7 @@ internal sealed class ControlServer : IAsyncDisposable
         BlockEndpoints.Map(v1);
         ConfigEndpoints.Map(v1);
         LogEndpoints.Map(v1);
+        GroupEndpoints.Map(v1);
         if (options.Transfer is not null)
         {
             TransferEndpoints.Map(v1);

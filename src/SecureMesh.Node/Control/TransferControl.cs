@@ -8,7 +8,7 @@ using SecureMesh.Storage;
 namespace SecureMesh.Node.Control;
 
 /// <summary>A shared root with what is indexed under it.</summary>
-internal sealed record ShareInfo(string Path, int Files, long Bytes, bool Indexing, long IndexedBytes, long TotalBytes);
+internal sealed record ShareInfo(string Path, int Files, long Bytes, bool Indexing, long IndexedBytes, long TotalBytes, string Audience = "all");
 
 /// <summary>The outcome of sharing a path.</summary>
 internal sealed record ShareAddInfo(string Path, int Files, int Indexed, int Unchanged, int Removed, long BytesHashed, IReadOnlyList<string> Failed);
@@ -49,7 +49,7 @@ internal sealed record QuarantineInfo(
     DateTimeOffset Updated);
 
 /// <summary>Body of <c>POST /v1/shares</c>.</summary>
-internal sealed record ShareRequest(string Path);
+internal sealed record ShareRequest(string Path, string? With = null);
 
 /// <summary>Body of <c>POST /v1/downloads</c>.</summary>
 internal sealed record DownloadRequest(string ContentId, string? OutDir);
@@ -62,7 +62,8 @@ internal interface ITransferControl
 {
     Task<IReadOnlyList<ShareInfo>> ListSharesAsync(CancellationToken cancellationToken);
 
-    Task<ShareAddInfo> AddShareAsync(string path, CancellationToken cancellationToken);
+    /// <summary>Shares <paramref name="path"/> with <paramref name="with"/> (null: a new share is seen by every trusted peer).</summary>
+    Task<ShareAddInfo> AddShareAsync(string path, string? with, CancellationToken cancellationToken);
 
     Task RemoveShareAsync(string path, CancellationToken cancellationToken);
 
@@ -99,17 +100,19 @@ internal sealed class TransferControlService : ITransferControl, ITransferStatus
     {
         var files = Db.Catalog.List();
         var current = _transfer.Shares.CurrentIndexing;
+        var audiences = Db.Groups.ListAudiences();
         IReadOnlyList<ShareInfo> shares = [.. Db.Catalog.ListShares().Select(root =>
         {
             var under = files.Where(f => string.Equals(f.ShareRoot, root.Path, StringComparison.Ordinal)).ToList();
             var indexing = current is { } c && c.File.StartsWith(root.Path, StringComparison.Ordinal);
             return new ShareInfo(root.Path, under.Count, under.Sum(f => f.Size), indexing,
-                indexing ? current!.Value.BytesDone : 0, indexing ? current!.Value.BytesTotal : 0);
+                indexing ? current!.Value.BytesDone : 0, indexing ? current!.Value.BytesTotal : 0,
+                audiences.TryGetValue(root.Path, out var audience) ? audience.ToString() : "nobody");
         })];
         return Task.FromResult(shares);
     }
 
-    public async Task<ShareAddInfo> AddShareAsync(string path, CancellationToken cancellationToken)
+    public async Task<ShareAddInfo> AddShareAsync(string path, string? with, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(path))
         {
@@ -120,7 +123,9 @@ internal sealed class TransferControlService : ITransferControl, ITransferStatus
         {
             throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"{full} does not exist");
         }
-        var result = await _transfer.Shares.AddAsync(full, null, cancellationToken);
+        var audience = with is null ? null : ShareAudience.Parse(with);
+        var result = await _transfer.Shares.AddAsync(full, audience, null, cancellationToken);
+        _transfer.RefreshAccess();
         return new ShareAddInfo(full, result.Files, result.Indexed, result.Unchanged, result.Removed, result.BytesHashed, result.Failed);
     }
 
@@ -131,6 +136,7 @@ internal sealed class TransferControlService : ITransferControl, ITransferStatus
         {
             throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"{full} is not shared ('securemesh share list' shows what is)");
         }
+        _transfer.RefreshAccess();
         return Task.CompletedTask;
     }
 

@@ -20,6 +20,12 @@ namespace SecureMesh.Node.Transfer;
 /// </summary>
 public sealed class ProtocolSession
 {
+    /// <summary>
+    /// The one answer for content a peer cannot have: not in the catalog, or in no share the peer may see. Both are
+    /// the same bytes on the wire, so a peer learns nothing about content outside its audience.
+    /// </summary>
+    internal const string NotShared = "content not shared here";
+
     /// <summary>Capabilities this node announces.</summary>
     public static readonly IReadOnlyList<string> Capabilities = ["search", "manifest", "have", "chunk", "cancel"];
 
@@ -30,6 +36,9 @@ public sealed class ProtocolSession
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<uint, TaskCompletionSource<Reply>> _pending = new();
     private readonly ConcurrentDictionary<uint, CancellationTokenSource> _serving = new();
+    private readonly ConcurrentDictionary<uint, string> _waiting = new();
+    private readonly ConcurrentDictionary<uint, byte> _cut = new();
+    private readonly ConcurrentDictionary<string, long> _recentContent = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _serveSlots;
     private readonly TaskCompletionSource<Hello> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TokenBucket _upload;
@@ -239,7 +248,7 @@ public sealed class ProtocolSession
             {
                 case SearchRequest search:
                 {
-                    var hits = _service.Shares.Search(search.Query, search.Limit);
+                    var hits = _service.Shares.Search(search.Query, search.Limit, path => _service.Access.CanSeePath(PeerId, path));
                     var results = new List<SearchResult>(hits.Count);
                     foreach (var hit in hits)
                     {
@@ -281,6 +290,12 @@ public sealed class ProtocolSession
         }
         catch (OperationCanceledException)
         {
+            if (_cut.ContainsKey(request.RequestId) && !sessionToken.IsCancellationRequested)
+            {
+                // Cut because the peer may no longer see this content: answered like content that is not here, so its
+                // download stops now instead of waiting out a timeout.
+                await TrySendErrorAsync(request.RequestId, WireErrorCode.NotFound, NotShared, sessionToken).ConfigureAwait(false);
+            }
         }
         catch (Exception e) when (e is SecureMeshException or IOException or UnauthorizedAccessException or ObjectDisposedException)
         {
@@ -290,6 +305,8 @@ public sealed class ProtocolSession
         finally
         {
             _serving.TryRemove(request.RequestId, out _);
+            _waiting.TryRemove(request.RequestId, out _);
+            _cut.TryRemove(request.RequestId, out _);
             cts.Dispose();
             _serveSlots.Release();
         }
@@ -298,16 +315,24 @@ public sealed class ProtocolSession
     /// <summary>The content to serve, or null after sending the reason it cannot be served.</summary>
     private async Task<SharedContent?> RefuseAsync(uint requestId, ContentId id, CancellationToken ct)
     {
+        // Asked first: content outside the peer's audience gets the very reply unknown content gets, blocked or not.
+        if (!_service.Access.CanSee(PeerId, id.Text))
+        {
+            await TrySendErrorAsync(requestId, WireErrorCode.NotFound, NotShared, ct).ConfigureAwait(false);
+            return null;
+        }
         if (_service.IsBlocked(id.Text))
         {
             await TrySendErrorAsync(requestId, WireErrorCode.Blocked, "content is blocked", ct).ConfigureAwait(false);
             return null;
         }
-        var content = _service.Shares.Find(id);
+        var content = _service.Shares.Find(id, path => _service.Access.CanSeePath(PeerId, path));
         if (content is null)
         {
-            await TrySendErrorAsync(requestId, WireErrorCode.NotFound, "content not shared here", ct).ConfigureAwait(false);
+            await TrySendErrorAsync(requestId, WireErrorCode.NotFound, NotShared, ct).ConfigureAwait(false);
+            return null;
         }
+        Remember(id.Text);
         return content;
     }
 
@@ -345,7 +370,20 @@ public sealed class ProtocolSession
             pos += length;
             pos += WriteVar(span[pos..], (ulong)proofCount);
             pos += tree.WriteProof(request.Index, span[pos..]);
+            // While it waits for its turn under the upload limit, an audience change may cut it (see Reauthorize).
+            _waiting[request.RequestId] = request.ContentId.Text;
             await _upload.TakeAsync(total, _service.UploadLimit(), ct).ConfigureAwait(false);
+            if (!_waiting.TryRemove(request.RequestId, out _))
+            {
+                // Claimed by a cut just as its turn came: the cut's answer is sent by ServeAsync.
+                throw new OperationCanceledException();
+            }
+            if (!_service.Access.CanSee(PeerId, request.ContentId.Text))
+            {
+                // The audience changed while this chunk waited for its turn: not one more byte of it.
+                await TrySendErrorAsync(request.RequestId, WireErrorCode.NotFound, NotShared, ct).ConfigureAwait(false);
+                return;
+            }
             await SendRawAsync(buffer.AsMemory(0, pos), ct).ConfigureAwait(false);
             Interlocked.Increment(ref ChunksServed);
         }
@@ -406,6 +444,58 @@ public sealed class ProtocolSession
         }
         span[n++] = (byte)value;
         return n;
+    }
+
+    /// <summary>
+    /// Applies a change of who may see what: chunks of content this peer may no longer see that wait for their turn
+    /// under the upload limit are cut and answered "not found" at once (its download stops instead of timing out);
+    /// every other request checks the audience itself before it sends anything, and a send is never cancelled part-way
+    /// (that would break the whole connection). Returns the content IDs this peer was being served and lost, once each.
+    /// </summary>
+    internal IReadOnlyList<string> Reauthorize(ShareAuthorizer access)
+    {
+        var lost = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (requestId, contentId) in _waiting)
+        {
+            if (access.CanSee(PeerId, contentId) || !_serving.TryGetValue(requestId, out var cts))
+            {
+                continue;
+            }
+            // Marked before it is claimed, so the serve that sees its claim gone always finds the mark.
+            _cut[requestId] = 0;
+            if (!_waiting.TryRemove(requestId, out _))
+            {
+                _cut.TryRemove(requestId, out _);
+                continue;
+            }
+            try
+            {
+                cts.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+        // Only content actually served counts as a cut: a request for something never visible (a guess) is no transfer.
+        foreach (var contentId in _recentContent.Keys)
+        {
+            if (!access.CanSee(PeerId, contentId) && _recentContent.TryRemove(contentId, out _))
+            {
+                lost.Add(contentId);
+            }
+        }
+        return [.. lost];
+    }
+
+    /// <summary>Notes content served to this peer, so losing sight of it mid-transfer is audited (a bounded set).</summary>
+    private void Remember(string contentId)
+    {
+        if (_recentContent.Count >= 64 && !_recentContent.ContainsKey(contentId))
+        {
+            var oldest = _recentContent.OrderBy(p => p.Value).First().Key;
+            _recentContent.TryRemove(oldest, out _);
+        }
+        _recentContent[contentId] = _options.Time.GetTimestamp();
     }
 
     // ---- client side ----

@@ -36,6 +36,7 @@ public sealed class ShareService : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, SharedContent?> _cache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, SharedContent[]> _everyCopy = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _reindexQueued = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _indexGate = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
@@ -73,6 +74,40 @@ public sealed class ShareService : IAsyncDisposable
             throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"no such file or folder: {full}");
         }
         _db.Catalog.AddShare(full);
+        return await IndexShareAsync(full, progress, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Shares a file or folder with <paramref name="audience"/> (null: a new share is seen by every trusted peer, an
+    /// existing one keeps its audience). The audience is stored before anything under the path is indexed, so no file
+    /// of it is ever offered to more peers than asked; a bad audience (unknown group or peer) shares nothing.
+    /// </summary>
+    public async Task<ShareResult> AddAsync(string path, ShareAudience? audience, Action<IndexProgress>? progress, CancellationToken cancellationToken)
+    {
+        if (audience is null)
+        {
+            return await AddAsync(path, progress, cancellationToken).ConfigureAwait(false);
+        }
+        var full = Path.GetFullPath(path);
+        if (!File.Exists(full) && !Directory.Exists(full))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"no such file or folder: {full}");
+        }
+        _db.Groups.CheckAudience(audience);
+        var added = _db.Catalog.AddShare(full);
+        try
+        {
+            _db.Groups.SetAudience(full, audience);
+        }
+        catch (SecureMeshException)
+        {
+            // A group or peer went away meanwhile: take the new share back rather than leave it open to everyone.
+            if (added)
+            {
+                _db.Catalog.RemoveShare(full);
+            }
+            throw;
+        }
         return await IndexShareAsync(full, progress, cancellationToken).ConfigureAwait(false);
     }
 
@@ -240,6 +275,62 @@ public sealed class ShareService : IAsyncDisposable
         return _cache.GetOrAdd(id.Text, Load);
     }
 
+    /// <summary>
+    /// The content to serve for <paramref name="id"/> from a path <paramref name="visible"/> accepts (a peer must get
+    /// the manifest, and so the name, of a copy in a share it may see), or null.
+    /// </summary>
+    internal SharedContent? Find(ContentId id, Func<string, bool> visible)
+    {
+        var first = Find(id);
+        if (first is null || visible(first.Path))
+        {
+            return first;
+        }
+        // Rare: the same bytes in several shares, and the first copy in one this peer may not see.
+        foreach (var copy in _everyCopy.GetOrAdd(id.Text, LoadEveryCopy))
+        {
+            if (visible(copy.Path))
+            {
+                return copy;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Catalog entries whose names contain every term, from paths <paramref name="visible"/> accepts, one per content ID.</summary>
+    internal IReadOnlyList<CatalogEntry> Search(string terms, int limit, Func<string, bool> visible) =>
+        _db.Catalog.SearchWhere(terms, limit, e => visible(e.Path));
+
+    private SharedContent[] LoadEveryCopy(string contentId)
+    {
+        var copies = new List<SharedContent>();
+        MerkleTree? tree = null;
+        foreach (var entry in _db.Catalog.FindByContentId(contentId))
+        {
+            if (entry.Leaves.Length == 0 || entry.Manifest.Length == 0)
+            {
+                continue;
+            }
+            try
+            {
+                // Same ID, size and chunk size: the same leaves, so the same tree.
+                if (tree is null || tree.FileSize != entry.Size || tree.ChunkSize != entry.ChunkSize)
+                {
+                    tree = MerkleTree.Build(entry.Leaves.Span, entry.Size, entry.ChunkSize);
+                }
+                if (tree.ContentId.Text == contentId)
+                {
+                    copies.Add(new SharedContent(entry.Path, entry.Size, entry.MtimeNs, tree, entry.Manifest.ToArray()));
+                }
+            }
+            catch (SecureMeshException)
+            {
+                // A damaged row is simply not served.
+            }
+        }
+        return [.. copies];
+    }
+
     private SharedContent? Load(string contentId)
     {
         foreach (var entry in _db.Catalog.FindByContentId(contentId))
@@ -277,12 +368,14 @@ public sealed class ShareService : IAsyncDisposable
         if (Interlocked.Exchange(ref _stamp, stamp) != stamp)
         {
             _cache.Clear();
+            _everyCopy.Clear();
         }
     }
 
     private void Invalidate()
     {
         _cache.Clear();
+        _everyCopy.Clear();
         Interlocked.Exchange(ref _stamp, -1);
     }
 

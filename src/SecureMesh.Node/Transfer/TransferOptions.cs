@@ -39,6 +39,9 @@ public sealed class TransferOptions
     /// <summary>Per-peer upload limit in bytes per second; null reads the <c>upload-limit</c> setting (0: none).</summary>
     public long? UploadLimit { get; init; }
 
+    /// <summary>How often the node checks whether who may see what changed (groups, audiences, trust, the catalog); a change then applies to open sessions and cuts transfers in flight.</summary>
+    public TimeSpan AccessPollInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+
     /// <summary>The clock.</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
 

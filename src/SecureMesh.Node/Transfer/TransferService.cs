@@ -32,6 +32,8 @@ public sealed class TransferService : IAsyncDisposable
     private readonly ConcurrentDictionary<PeerId, int> _failures = new();
     private readonly ConcurrentDictionary<PeerId, byte> _banned = new();
     private long _uploadLimit;
+    private readonly CancellationTokenSource _accessStop = new();
+    private readonly Task _accessLoop;
     private long _uploadLimitReadAt;
 
     /// <summary>A transfer engine over the node's database, identity and data directory.</summary>
@@ -44,6 +46,62 @@ public sealed class TransferService : IAsyncDisposable
         _logger = _options.LoggerFactory.CreateLogger("SecureMesh.Transfer");
         Shares = new ShareService(db, identity, _options.Time, _logger);
         Quarantine = new QuarantineManager(db, home, null, null);
+        Access = new ShareAuthorizer(db);
+        _accessLoop = Task.Run(AccessLoopAsync);
+    }
+
+    /// <summary>Who may see which shared content; asked on every request from a peer.</summary>
+    public ShareAuthorizer Access { get; }
+
+    /// <summary>
+    /// Re-reads who may see what now (after a change through this node) and applies it to open sessions: requests in
+    /// flight for content a peer may no longer see are answered "not found" and stop, each cut audited.
+    /// </summary>
+    public void RefreshAccess()
+    {
+        bool changed;
+        try
+        {
+            changed = Access.Refresh();
+        }
+        catch (SecureMeshException e)
+        {
+            TransferLog.ServeFailed(_logger, "-", e.Message);
+            return;
+        }
+        if (!changed)
+        {
+            return;
+        }
+        foreach (var session in _sessions.Values)
+        {
+            foreach (var contentId in session.Reauthorize(Access))
+            {
+                AuditSafe("transfer.cut", session.PeerId, $"content={contentId} reason=no longer in a share this peer may see");
+            }
+        }
+    }
+
+    private async Task AccessLoopAsync()
+    {
+        using var timer = new PeriodicTimer(_options.AccessPollInterval, _options.Time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_accessStop.Token).ConfigureAwait(false))
+            {
+                try
+                {
+                    RefreshAccess();
+                }
+                catch (ObjectDisposedException)
+                {
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     /// <summary>The database.</summary>
@@ -310,6 +368,8 @@ public sealed class TransferService : IAsyncDisposable
     /// <summary>Cancels running downloads and waits for them; stops background indexing.</summary>
     public async ValueTask DisposeAsync()
     {
+        await _accessStop.CancelAsync().ConfigureAwait(false);
+        await _accessLoop.ConfigureAwait(false);
         foreach (var handle in _downloads.Values)
         {
             handle.Cancel();

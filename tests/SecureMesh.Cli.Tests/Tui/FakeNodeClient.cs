@@ -27,7 +27,7 @@ internal sealed class FakeNodeClient : INodeClient
         Shares =
         [
             new ShareView("/srv/films", 12, 3L << 30, 6L << 30, true),
-            new ShareView("/home/me/notes.txt", 1, 2048, 2048, false),
+            new ShareView("/home/me/notes.txt", 1, 2048, 2048, false, "family"),
         ];
         SearchResults =
         [
@@ -56,6 +56,8 @@ internal sealed class FakeNodeClient : INodeClient
     public List<PeerView> Peers { get; }
 
     public List<ShareView> Shares { get; }
+
+    public List<GroupView> Groups { get; } = [new GroupView("family", [new GroupMemberView(AliceId, "alice", "trusted")])];
 
     public List<SearchResultView> SearchResults { get; }
 
@@ -137,8 +139,39 @@ internal sealed class FakeNodeClient : INodeClient
     public Task<IReadOnlyList<ShareView>> ListSharesAsync(CancellationToken cancellationToken) =>
         Call<IReadOnlyList<ShareView>>(nameof(ListSharesAsync), () => [.. Shares], cancellationToken);
 
-    public Task AddShareAsync(string path, CancellationToken cancellationToken) =>
-        Do(nameof(AddShareAsync), () => Shares.Add(new ShareView(path, 0, 0, 0, true)), cancellationToken, path);
+    public Task AddShareAsync(string path, string audience, CancellationToken cancellationToken) =>
+        Do(nameof(AddShareAsync), () => Shares.Add(new ShareView(path, 0, 0, 0, true, audience)), cancellationToken, path, audience);
+
+    public Task SetShareAudienceAsync(string path, string audience, CancellationToken cancellationToken) =>
+        Do(nameof(SetShareAudienceAsync), () =>
+        {
+            var i = Shares.FindIndex(s => s.Path == path);
+            Shares[i] = Shares[i] with { Audience = audience };
+        }, cancellationToken, path, audience);
+
+    public Task<IReadOnlyList<GroupView>> ListGroupsAsync(CancellationToken cancellationToken) =>
+        Call<IReadOnlyList<GroupView>>(nameof(ListGroupsAsync), () => [.. Groups], cancellationToken);
+
+    public Task CreateGroupAsync(string name, CancellationToken cancellationToken) =>
+        Do(nameof(CreateGroupAsync), () => Groups.Add(new GroupView(name, [])), cancellationToken, name);
+
+    public Task DeleteGroupAsync(string name, CancellationToken cancellationToken) =>
+        Do(nameof(DeleteGroupAsync), () => Groups.RemoveAll(g => g.Name == name), cancellationToken, name);
+
+    public Task AddGroupMembersAsync(string name, IReadOnlyList<string> peerIds, CancellationToken cancellationToken) =>
+        Do(nameof(AddGroupMembersAsync), () =>
+        {
+            var i = Groups.FindIndex(g => g.Name == name);
+            var added = peerIds.Select(id => Peers.First(p => p.PeerId == id)).Select(p => new GroupMemberView(p.PeerId, p.Name, Fmt.State(p.State)));
+            Groups[i] = Groups[i] with { Members = [.. Groups[i].Members, .. added] };
+        }, cancellationToken, name, string.Join(',', peerIds));
+
+    public Task RemoveGroupMembersAsync(string name, IReadOnlyList<string> peerIds, CancellationToken cancellationToken) =>
+        Do(nameof(RemoveGroupMembersAsync), () =>
+        {
+            var i = Groups.FindIndex(g => g.Name == name);
+            Groups[i] = Groups[i] with { Members = [.. Groups[i].Members.Where(m => !peerIds.Contains(m.PeerId))] };
+        }, cancellationToken, name, string.Join(',', peerIds));
 
     public Task RemoveShareAsync(string path, CancellationToken cancellationToken) =>
         Do(nameof(RemoveShareAsync), () => Shares.RemoveAll(s => s.Path == path), cancellationToken, path);

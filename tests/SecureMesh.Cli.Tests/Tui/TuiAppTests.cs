@@ -49,6 +49,7 @@ public sealed class TuiAppTests
         { "F4", "4", "holiday.mkv" },
         { "F5", "5", "setup.exe" },
         { "F6", "6", "peer.blocked" },
+        { "F7", "7", "family" },
     };
 
     [Theory]

@@ -1,0 +1,100 @@
+using SecureMesh.Core.Content;
+using SecureMesh.Core.Identity;
+using SecureMesh.Node.Transfer;
+using SecureMesh.Storage;
+
+namespace SecureMesh.Node.Tests.Transfer;
+
+/// <summary>The in-memory audience snapshot on its own: nested shares, path boundaries, trust states, staleness.</summary>
+public sealed class ShareAuthorizerTests : IDisposable
+{
+    private readonly string _home = Directory.CreateTempSubdirectory("securemesh-authz-").FullName;
+    private readonly SecureMeshDatabase _db;
+
+    public ShareAuthorizerTests() => _db = SecureMeshDatabase.Open(_home);
+
+    private static string Id(byte seed) => ContentId.FromHash(Enumerable.Repeat(seed, 32).ToArray()).Text;
+
+    private void File(string path, string contentId) =>
+        _db.Catalog.Upsert(new CatalogEntry(path, Path.GetDirectoryName(path)!, Path.GetFileName(path), 1, 0, contentId, 16384, DateTimeOffset.UnixEpoch, ReadOnlyMemory<byte>.Empty, ReadOnlyMemory<byte>.Empty));
+
+    private static PeerId NewPeer()
+    {
+        using var identity = NodeIdentity.Generate();
+        return identity.PeerId;
+    }
+
+    [Fact]
+    public void Nested_shares_count_path_components_not_string_prefixes_and_only_trusted_members_see()
+    {
+        var bob = NewPeer();
+        var carol = NewPeer();
+        var dave = NewPeer();
+        var erin = NewPeer();
+        _db.Trust.AddPeer(bob, trusted: true);
+        _db.Trust.AddPeer(carol, trusted: true);
+        _db.Trust.AddPeer(dave);
+        _db.Trust.AddPeer(erin, trusted: true);
+        _db.Groups.Create("family");
+        _db.Groups.Create("work");
+        _db.Groups.AddMembers("family", [bob, dave]);
+        _db.Groups.AddMembers("work", [carol]);
+        _db.Catalog.AddShare("/data");
+        _db.Catalog.AddShare("/data/family");
+        _db.Catalog.AddShare("/srv/one.bin");
+        _db.Groups.SetAudience("/data", ShareAudience.Parse("work"));
+        _db.Groups.SetAudience("/data/family", ShareAudience.Parse("family"));
+        _db.Groups.SetAudience("/srv/one.bin", ShareAudience.Parse($"{dave.Text},{erin.Text}"));
+        File("/data/family/a.jpg", Id(1));
+        File("/data/w.txt", Id(2));
+        File("/data2/x.bin", Id(3));
+        File("/srv/one.bin", Id(4));
+        File("/srv/one.bin.old", Id(5));
+        var access = new ShareAuthorizer(_db);
+
+        Assert.True(access.CanSee(bob, Id(1)));
+        Assert.False(access.CanSee(bob, Id(2)));
+        // Carol sees the family photo too: it also lies under /data, which is shared with work.
+        Assert.True(access.CanSee(carol, Id(1)));
+        Assert.True(access.CanSee(carol, Id(2)));
+        // /data covers /data/…, not /data2/…, and /srv/one.bin is one file, not a prefix.
+        Assert.False(access.CanSee(carol, Id(3)));
+        Assert.False(access.CanSeePath(carol, "/data2/x.bin"));
+        Assert.True(access.CanSee(erin, Id(4)));
+        Assert.False(access.CanSee(erin, Id(5)));
+        // Dave is a family member and named on /srv/one.bin, but only pending: nothing.
+        Assert.False(access.CanSee(dave, Id(1)));
+        Assert.False(access.CanSee(dave, Id(4)));
+        Assert.False(access.CanSee(NewPeer(), Id(1)));
+
+        // Trusting Dave applies to the very next question, without waiting for a poll.
+        _db.Trust.Trust(dave);
+        Assert.True(access.CanSee(dave, Id(1)));
+        Assert.True(access.CanSee(dave, Id(4)));
+        // Revoking is picked up by the next refresh (the transfer engine polls it).
+        _db.Groups.RemoveMembers("family", [dave]);
+        Assert.True(access.Refresh());
+        Assert.False(access.CanSee(dave, Id(1)));
+        Assert.False(access.Refresh());
+    }
+
+    [Fact]
+    public void A_share_of_the_root_folder_covers_everything_and_removing_a_share_hides_its_files()
+    {
+        var bob = NewPeer();
+        _db.Trust.AddPeer(bob, trusted: true);
+        _db.Catalog.AddShare("/");
+        File("/deep/down/file.bin", Id(7));
+        var access = new ShareAuthorizer(_db);
+        Assert.True(access.CanSee(bob, Id(7)));
+        _db.Catalog.RemoveShare("/");
+        Assert.True(access.Refresh());
+        Assert.False(access.CanSee(bob, Id(7)));
+    }
+
+    public void Dispose()
+    {
+        _db.Dispose();
+        Directory.Delete(_home, recursive: true);
+    }
+}
