@@ -7,7 +7,7 @@ namespace SecureMesh.Node.Tests;
 /// <summary>Issue 15: the dialling side sees the short authentication string too, even when the other side hangs up.</summary>
 public sealed class DiallerSasTests
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
     [Fact]
     public async Task A_dialler_not_yet_trusted_by_the_other_side_keeps_the_same_words_in_status_and_logs_them_once()

@@ -86,7 +86,10 @@ internal static class Wait
         using var cts = new CancellationTokenSource(timeout);
         try
         {
-            await connection.ReceiveAsync(cts.Token);
+            // A blocked peer is told "refused" (one empty Refused message, issue 15) before the close.
+            while ((await connection.ReceiveAsync(cts.Token)) is [(byte)Core.Wire.WireMessageType.Refused, 0])
+            {
+            }
             return false;
         }
         catch (SecureMeshException) when (!cts.IsCancellationRequested)
