@@ -40,7 +40,7 @@ internal sealed class CapturedLogs : ILoggerFactory, ILoggerProvider, ILogger
 /// <summary>Issue 15: a blocked peer is told "refused" (and nothing more), records it, and backs off; a working session clears it.</summary>
 public sealed class RefusalTests
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
     [Fact]
     public async Task A_blocked_peer_gets_one_empty_refusal_after_the_handshake_and_then_the_close()
@@ -164,18 +164,21 @@ public sealed class RefusalTests
             return Refusals() == 1;
         }, Patience, "the first refusal");
 
-        // Refusal n is followed by 2^n seconds of quiet: each loop tick (1 s) before that dials nothing.
+        // Refusal n is followed by 2^n seconds of quiet: the loop ticks every second, but the next dial (seen as the next
+        // refusal, stamped with the fake clock) comes no sooner than the backoff, and soon after it.
         for (var n = 1; n <= 4; n++)
         {
-            var wait = (int)PeerConnector.RefusalBackoff(n).TotalSeconds;
-            for (var s = 1; s < wait; s++)
+            var refusedAt = bob.Db.Trust.GetPeer(alice.Identity.PeerId)!.RefusedAt!.Value;
+            var backoff = PeerConnector.RefusalBackoff(n);
+            while (Refusals() == n)
             {
+                Assert.True(time.GetUtcNow() - refusedAt <= backoff + TimeSpan.FromSeconds(5), $"no dial {backoff + TimeSpan.FromSeconds(5)} after refusal {n}");
                 time.Advance(TimeSpan.FromSeconds(1));
-                await Task.Delay(150);
-                Assert.Equal(n, Refusals());
+                await Task.Delay(100);
             }
-            time.Advance(TimeSpan.FromSeconds(1));
-            await Wait.UntilAsync(() => Refusals() == n + 1, Patience, $"refusal {n + 1} after {wait}s");
+            await Wait.UntilAsync(() => Refusals() == n + 1, Patience, $"refusal {n + 1}");
+            var gap = bob.Db.Trust.GetPeer(alice.Identity.PeerId)!.RefusedAt!.Value - refusedAt;
+            Assert.InRange(gap, backoff, backoff + TimeSpan.FromSeconds(5));
         }
         // Five dials in 2+4+8+16 = 30 s, where the old connector made about thirty.
         Assert.Equal(5, Refusals());

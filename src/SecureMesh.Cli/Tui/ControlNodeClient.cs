@@ -23,6 +23,9 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
     private Task? _sharing;
     private string? _shareError;
 
+    /// <summary>Test seam: a client over any control implementation (a <see cref="NodeControlService"/> on a test node).</summary>
+    internal static ControlNodeClient ForTest(INodeControl control) => new(control, null, null, null, null);
+
     private ControlNodeClient(INodeControl control, ITransferControl? transfer, IDisposable? offlineDb, NodeHostBundle? hosted, string? startupError, IGroupControl? groups = null)
     {
         _control = control;
