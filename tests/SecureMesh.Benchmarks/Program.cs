@@ -51,4 +51,13 @@ if (args.Length > 0 && args[0] == "idle-node")
     return;
 }
 
+// `yamux [SECONDS] [ROUNDS]`: one yamux stream vs the bare secure channel and vs raw TCP, interleaved rounds, medians.
+if (args.Length > 0 && args[0] == "yamux")
+{
+    await SecureMesh.Benchmarks.YamuxBenchmark.RunAsync(
+        args.Length > 1 ? double.Parse(args[1], CultureInfo.InvariantCulture) : 3,
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 5);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(SecureMesh.Benchmarks.HandshakeBenchmarks).Assembly).Run(args);
