@@ -60,16 +60,19 @@ internal static class YamuxBenchmark
         }
 
         var results = new List<(double Bare, double Yamux, double Raw, double YamuxTcp)>();
+        var cpu = new List<(double Bare, double Yamux, double Raw, double YamuxTcp)>();
         for (var round = 1; round <= rounds; round++)
         {
-            var bare = await MeasureAsync(Bare, seconds);
-            var yamux = await MeasureAsync(OverSecure, seconds);
-            var raw = await MeasureAsync(Raw, seconds);
-            var yamuxTcp = await MeasureAsync(OverTcp, seconds);
+            var (bare, bareCpu) = await MeasureAsync(Bare, seconds);
+            var (yamux, yamuxCpu) = await MeasureAsync(OverSecure, seconds);
+            var (raw, rawCpu) = await MeasureAsync(Raw, seconds);
+            var (yamuxTcp, yamuxTcpCpu) = await MeasureAsync(OverTcp, seconds);
             results.Add((bare, yamux, raw, yamuxTcp));
+            cpu.Add((bareCpu, yamuxCpu, rawCpu, yamuxTcpCpu));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"round {round}: secure channel {bare:N0} MB/s, one yamux stream over it {yamux:N0} MB/s ({100 * yamux / bare:N1}%); " +
                 $"raw TCP {raw:N0} MB/s, one yamux stream over TCP {yamuxTcp:N0} MB/s ({100 * yamuxTcp / raw:N1}%); " +
+                $"CPU s/GB (both ends): {bareCpu:N2} / {yamuxCpu:N2} / {rawCpu:N2} / {yamuxTcpCpu:N2}; " +
                 $"receive window {secureStream.Reader.ReceiveWindow / 1024} KiB / {tcpStream.Reader.ReceiveWindow / 1024} KiB"));
         }
         double Median(IEnumerable<double> values)
@@ -86,6 +89,9 @@ internal static class YamuxBenchmark
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"median of {rounds} rounds of {seconds:0.#} s: secure channel {mb:N0} MB/s, yamux over it {my:N0} MB/s, median ratio {100 * ratio:N1}%; " +
             $"raw TCP {mr:N0} MB/s, yamux over TCP {mt:N0} MB/s, median ratio {100 * ratioTcp:N1}%"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"median CPU seconds per GB (process, both ends): secure channel {Median(cpu.Select(c => c.Bare)):N2}, yamux over it {Median(cpu.Select(c => c.Yamux)):N2}; " +
+            $"raw TCP {Median(cpu.Select(c => c.Raw)):N2}, yamux over TCP {Median(cpu.Select(c => c.YamuxTcp)):N2}"));
 
         await yamuxOverSecureClient.DisposeAsync();
         await yamuxOverSecureServer.DisposeAsync();
@@ -143,17 +149,22 @@ internal static class YamuxBenchmark
         await receive;
     }
 
-    private static async Task<double> MeasureAsync(Func<long, Task> run, double seconds)
+    /// <summary>Wall-clock MB/s, and process CPU seconds per GB (steadier than MB/s on a shared machine).</summary>
+    private static async Task<(double MegabytesPerSecond, double CpuSecondsPerGigabyte)> MeasureAsync(Func<long, Task> run, double seconds)
     {
         const long Batch = 64L << 20;
         long bytes = 0;
+        using var process = Process.GetCurrentProcess();
+        var cpuBefore = process.TotalProcessorTime;
         var sw = Stopwatch.StartNew();
         while (sw.Elapsed.TotalSeconds < seconds)
         {
             await run(Batch);
             bytes += Batch;
         }
-        return bytes / sw.Elapsed.TotalSeconds / 1e6;
+        var elapsed = sw.Elapsed.TotalSeconds;
+        process.Refresh();
+        return (bytes / elapsed / 1e6, (process.TotalProcessorTime - cpuBefore).TotalSeconds / (bytes / 1e9));
     }
 
     private static async Task<(NetworkStream, NetworkStream)> PairAsync()

@@ -12,7 +12,7 @@ public sealed partial class YamuxSession
     private const int SmallFrame = 8 * 1024;
 
     /// <summary>The read buffer while frames arrive back to back; returned to the pool when the connection goes quiet.</summary>
-    private const int ReadBufferSize = 128 * 1024;
+    private const int ReadBufferSize = 256 * 1024;
 
     /// <summary>The read buffer of a quiet connection (an idle session holds no large buffer).</summary>
     private const int IdleReadBufferSize = 512;

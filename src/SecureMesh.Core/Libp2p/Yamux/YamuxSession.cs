@@ -17,10 +17,10 @@ public sealed partial class YamuxSession : IAsyncDisposable
     public const string ProtocolId = "/yamux/1.0.0";
 
     /// <summary>Largest data frame we send (receivers accept any size within the window); streams take turns frame by frame.</summary>
-    internal const int MaxDataFramePayload = 64 * 1024;
+    internal const int MaxDataFramePayload = 256 * 1024;
 
     /// <summary>Bytes one stream may have queued for the send loop; a writer beyond it waits, so our own memory stays bounded too.</summary>
-    internal const int MaxQueuedPerStream = 256 * 1024;
+    internal const int MaxQueuedPerStream = 512 * 1024;
 
     /// <summary>Answers to the peer's pings queued at most; further pings go unanswered until the queue drains.</summary>
     internal const int MaxQueuedPongs = 64;
