@@ -101,6 +101,50 @@ internal static class YamuxBenchmark
         await rawReceiver.DisposeAsync();
     }
 
+    /// <summary><c>yamux-sink PORT</c>: accepts one TCP connection, reads one yamux stream to its end, prints the rate.</summary>
+    public static async Task SinkAsync(int port)
+    {
+        using var listener = new TcpListener(IPAddress.Any, port);
+        listener.Start();
+        Console.WriteLine("LISTENING " + port.ToString(CultureInfo.InvariantCulture));
+        var tcp = await listener.AcceptTcpClientAsync();
+        await using var session = new YamuxSession(tcp.GetStream(), isClient: false);
+        var stream = await session.AcceptStreamAsync();
+        var buffer = new byte[Chunk];
+        long total = 0;
+        var first = await stream.ReadAsync(buffer);
+        var sw = Stopwatch.StartNew();
+        total += first;
+        int n;
+        while ((n = await stream.ReadAsync(buffer)) > 0)
+        {
+            total += n;
+        }
+        var seconds = sw.Elapsed.TotalSeconds;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"RECEIVED {total} bytes in {seconds:N2} s: {total * 8 / seconds / 1e6:N0} Mbit/s; receive window {stream.ReceiveWindow / 1024} KiB; round trip {session.RoundTripTime?.TotalMilliseconds:N1} ms"));
+        await stream.WriteAsync(new byte[1]);
+        await stream.CloseWriteAsync();
+    }
+
+    /// <summary><c>yamux-source HOST PORT SECONDS</c>: one yamux stream, written as fast as it goes for SECONDS.</summary>
+    public static async Task SourceAsync(string host, int port, double seconds)
+    {
+        var tcp = new TcpClient();
+        await tcp.ConnectAsync(host, port);
+        await using var session = new YamuxSession(tcp.GetStream(), isClient: true);
+        var stream = await session.OpenStreamAsync();
+        var message = new byte[Chunk];
+        Random.Shared.NextBytes(message);
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed.TotalSeconds < seconds)
+        {
+            await stream.WriteAsync(message);
+        }
+        await stream.CloseWriteAsync();
+        await stream.ReadExactlyAsync(new byte[1]); // the sink has read everything
+    }
+
     private static async Task<(YamuxStream Writer, YamuxStream Reader)> OpenAsync(YamuxSession client, YamuxSession server)
     {
         var writer = await client.OpenStreamAsync();
