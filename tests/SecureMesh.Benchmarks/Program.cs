@@ -68,4 +68,26 @@ if (args.Length > 0 && args[0] == "idle-node")
     return;
 }
 
+// `yamux [SECONDS] [ROUNDS]`: one yamux stream vs the bare secure channel and vs raw TCP, interleaved rounds, medians.
+if (args.Length > 0 && args[0] == "yamux")
+{
+    await SecureMesh.Benchmarks.YamuxBenchmark.RunAsync(
+        args.Length > 1 ? double.Parse(args[1], CultureInfo.InvariantCulture) : 3,
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 5);
+    return;
+}
+
+// `yamux-sink PORT` and `yamux-source HOST PORT SECONDS`: one yamux stream over plain TCP between two hosts (see scripts/yamux-netem.sh).
+if (args.Length > 1 && args[0] == "yamux-sink")
+{
+    await SecureMesh.Benchmarks.YamuxBenchmark.SinkAsync(int.Parse(args[1], CultureInfo.InvariantCulture));
+    return;
+}
+
+if (args.Length > 3 && args[0] == "yamux-source")
+{
+    await SecureMesh.Benchmarks.YamuxBenchmark.SourceAsync(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), double.Parse(args[3], CultureInfo.InvariantCulture));
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(SecureMesh.Benchmarks.HandshakeBenchmarks).Assembly).Run(args);

@@ -26,6 +26,7 @@ internal static class FuzzTargets
         WireTarget.Target,
         ManifestTarget.Target,
         MultiaddrTarget.Target,
+        YamuxTarget.Target,
     ];
 
     public static FuzzTarget? Find(string name) =>

@@ -9,7 +9,7 @@ namespace SecureMesh.Core.Libp2p.Yamux;
 /// </summary>
 internal sealed class ReceiveBuffer
 {
-    internal const int SegmentSize = 16 * 1024;
+    internal const int SegmentSize = 64 * 1024;
 
     private Segment[] _ring = new Segment[4];
     private int _head;

@@ -5,11 +5,14 @@ namespace SecureMesh.Core.Libp2p.Yamux;
 
 public sealed partial class YamuxSession
 {
-    /// <summary>Bytes the send loop gathers before writing to the transport.</summary>
-    private const int SendBufferSize = 128 * 1024;
+    /// <summary>Bytes the send loop gathers (control frames and small data frames) before writing to the transport.</summary>
+    private const int SendBufferSize = 64 * 1024;
+
+    /// <summary>Data frames up to this size are gathered; larger ones are written from their own buffer.</summary>
+    private const int SmallFrame = 8 * 1024;
 
     /// <summary>The read buffer while frames arrive back to back; returned to the pool when the connection goes quiet.</summary>
-    private const int ReadBufferSize = 64 * 1024;
+    private const int ReadBufferSize = 256 * 1024;
 
     /// <summary>The read buffer of a quiet connection (an idle session holds no large buffer).</summary>
     private const int IdleReadBufferSize = 512;
@@ -67,30 +70,38 @@ public sealed partial class YamuxSession
                             used += YamuxHeader.Size;
                             break;
                         case OutKind.Data:
-                            var stream = frame.Stream!;
-                            var data = stream.PendingWrite;
-                            var sent = false;
+                            var frameLength = YamuxHeader.Size + (int)frame.Value;
                             try
                             {
-                                while (!data.IsEmpty)
+                                if (frame.Stream!.IsReset)
                                 {
-                                    // Not worth a frame of its own: write out what is gathered first.
-                                    if (buffer.Length - used < YamuxHeader.Size + Math.Min(data.Length, 4096))
+                                    // Reset meanwhile: the peer drops data for a reset stream anyway.
+                                }
+                                else if (frameLength <= SmallFrame)
+                                {
+                                    // Small frames are gathered, so many small writes do not cost a transport write each.
+                                    if (buffer.Length - used < frameLength)
                                     {
                                         await WriteTransportAsync(buffer, used, token).ConfigureAwait(false);
                                         used = 0;
                                     }
-                                    var n = Math.Min(Math.Min(data.Length, MaxDataFramePayload), buffer.Length - used - YamuxHeader.Size);
-                                    new YamuxHeader(YamuxFrameType.Data, YamuxFlags.None, frame.StreamId, (uint)n).Write(buffer.AsSpan(used));
-                                    data.Span[..n].CopyTo(buffer.AsSpan(used + YamuxHeader.Size));
-                                    used += YamuxHeader.Size + n;
-                                    data = data[n..];
+                                    frame.Buffer.AsSpan(0, frameLength).CopyTo(buffer.AsSpan(used));
+                                    used += frameLength;
                                 }
-                                sent = true;
+                                else
+                                {
+                                    if (used > 0)
+                                    {
+                                        await WriteTransportAsync(buffer, used, token).ConfigureAwait(false);
+                                        used = 0;
+                                    }
+                                    await WriteTransportAsync(frame.Buffer!, frameLength, token).ConfigureAwait(false);
+                                }
                             }
                             finally
                             {
-                                stream.CompleteWrite(sent);
+                                ArrayPool<byte>.Shared.Return(frame.Buffer!);
+                                frame.Stream!.OnDataWritten((int)frame.Value);
                             }
                             break;
                     }
@@ -165,7 +176,8 @@ public sealed partial class YamuxSession
     {
         if (frame.Kind == OutKind.Data)
         {
-            frame.Stream!.CompleteWrite(sent: false);
+            ArrayPool<byte>.Shared.Return(frame.Buffer!);
+            frame.Stream!.OnDataWritten((int)frame.Value);
         }
         else if (frame.Kind == OutKind.Control)
         {

@@ -16,11 +16,11 @@ public sealed partial class YamuxSession : IAsyncDisposable
     /// <summary>The multistream-select protocol ID.</summary>
     public const string ProtocolId = "/yamux/1.0.0";
 
-    /// <summary>One write request holds the send loop for at most this many bytes, so streams take turns.</summary>
-    internal const int MaxWriteChunk = 256 * 1024;
+    /// <summary>Largest data frame we send (receivers accept any size within the window); streams take turns frame by frame.</summary>
+    internal const int MaxDataFramePayload = 256 * 1024;
 
-    /// <summary>Largest data frame we send (receivers accept any size within the window).</summary>
-    internal const int MaxDataFramePayload = 64 * 1024;
+    /// <summary>Bytes one stream may have queued for the send loop; a writer beyond it waits, so our own memory stays bounded too.</summary>
+    internal const int MaxQueuedPerStream = 512 * 1024;
 
     /// <summary>Answers to the peer's pings queued at most; further pings go unanswered until the queue drains.</summary>
     internal const int MaxQueuedPongs = 64;
@@ -226,13 +226,18 @@ public sealed partial class YamuxSession : IAsyncDisposable
     internal void QueueWindowUpdate(YamuxStream stream) =>
         Enqueue(new OutFrame(OutKind.WindowUpdate, YamuxFrameType.WindowUpdate, YamuxFlags.None, stream.Id, 0, stream));
 
-    internal void QueueData(YamuxStream stream)
+    /// <summary>Copies <paramref name="data"/> into a pooled data frame and queues it; false when the session has ended.</summary>
+    internal bool QueueData(YamuxStream stream, ReadOnlySpan<byte> data)
     {
-        if (!_sendQueue.Writer.TryWrite(new OutFrame(OutKind.Data, YamuxFrameType.Data, YamuxFlags.None, stream.Id, 0, stream)))
+        var frame = System.Buffers.ArrayPool<byte>.Shared.Rent(YamuxHeader.Size + data.Length);
+        new YamuxHeader(YamuxFrameType.Data, YamuxFlags.None, stream.Id, (uint)data.Length).Write(frame);
+        data.CopyTo(frame.AsSpan(YamuxHeader.Size));
+        if (_sendQueue.Writer.TryWrite(new OutFrame(OutKind.Data, YamuxFrameType.Data, YamuxFlags.None, stream.Id, (uint)data.Length, stream, frame)))
         {
-            // The send loop has ended and drained: nobody else will release the writer.
-            stream.CompleteWrite(sent: false);
+            return true;
         }
+        System.Buffers.ArrayPool<byte>.Shared.Return(frame);
+        return false;
     }
 
     /// <summary>Takes up to <paramref name="wanted"/> bytes of window growth from the connection budget; returns what was granted.</summary>
@@ -291,13 +296,7 @@ public sealed partial class YamuxSession : IAsyncDisposable
         }
     }
 
-    private void Enqueue(OutFrame frame)
-    {
-        if (!_sendQueue.Writer.TryWrite(frame) && frame.Kind == OutKind.Data)
-        {
-            frame.Stream!.CompleteWrite(sent: false);
-        }
-    }
+    private void Enqueue(OutFrame frame) => _sendQueue.Writer.TryWrite(frame);
 
     private void ThrowIfClosed()
     {
@@ -399,9 +398,9 @@ public sealed partial class YamuxSession : IAsyncDisposable
         Control,
         /// <summary>The stream's pending credit, taken when the frame is written (so updates coalesce).</summary>
         WindowUpdate,
-        /// <summary>The stream's pending write, split into data frames.</summary>
+        /// <summary>A whole data frame in a pooled buffer (Value is the payload length), returned once written.</summary>
         Data,
     }
 
-    private readonly record struct OutFrame(OutKind Kind, YamuxFrameType Type, YamuxFlags Flags, uint StreamId, uint Value, YamuxStream? Stream);
+    private readonly record struct OutFrame(OutKind Kind, YamuxFrameType Type, YamuxFlags Flags, uint StreamId, uint Value, YamuxStream? Stream, byte[]? Buffer = null);
 }

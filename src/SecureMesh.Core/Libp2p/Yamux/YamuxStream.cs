@@ -14,7 +14,6 @@ public sealed class YamuxStream : Stream
     private readonly ReceiveBuffer _received = new();
     private readonly AsyncSignal _readable = new();
     private readonly AsyncSignal _writable = new();
-    private readonly AsyncSignal _written = new();
 
     // Receive side (under _lock). _receiveWindow is what the peer may still send; the receive window is
     // _maxReceiveWindow, and (_maxReceiveWindow - _receiveWindow - buffered) is what the application read but the
@@ -24,10 +23,11 @@ public sealed class YamuxStream : Stream
     private long _lastWindowUpdate;
     private uint _creditToSend;
     private bool _windowUpdateQueued;
+    private uint _arriving; // of the data frame being read: taken from the window, not appended yet
 
-    // Send side (under _lock).
+    // Send side (under _lock). _queued: bytes copied into frames the send loop has not written yet.
     private long _sendWindow = YamuxOptions.InitialWindow;
-    private ReadOnlyMemory<byte> _pendingWrite;
+    private int _queued;
     private int _writing;
 
     // State (under _lock).
@@ -131,9 +131,32 @@ public sealed class YamuxStream : Stream
     {
     }
 
-    /// <summary>Completes at once: every completed write has been handed to the session's send loop, which flushes whenever its queue empties.</summary>
-    public override Task FlushAsync(CancellationToken cancellationToken) =>
-        cancellationToken.IsCancellationRequested ? Task.FromCanceled(cancellationToken) : Task.CompletedTask;
+    /// <summary>Waits until everything written so far has been handed to the transport.</summary>
+    public override async Task FlushAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _writing, 1) != 0)
+        {
+            throw new InvalidOperationException("yamux streams allow one write at a time");
+        }
+        try
+        {
+            while (true)
+            {
+                lock (_lock)
+                {
+                    if (_queued == 0 || _localReset || _remoteReset || _sessionError is not null)
+                    {
+                        return;
+                    }
+                }
+                await _writable.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _writing, 0);
+        }
+    }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
@@ -193,7 +216,11 @@ public sealed class YamuxStream : Stream
         }
     }
 
-    /// <summary>Sends <paramref name="buffer"/>, waiting while the peer's window is full. Cancelling leaves the stream usable only if nothing was sent yet.</summary>
+    /// <summary>
+    /// Sends <paramref name="buffer"/>: copies it into frames for the session's send loop, waiting while the peer's
+    /// window is full or this stream already has <see cref="YamuxSession.MaxQueuedPerStream"/> bytes waiting to be
+    /// written. Cancelling a wait leaves the stream usable; what was queued before is still sent.
+    /// </summary>
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         if (Interlocked.Exchange(ref _writing, 1) != 0)
@@ -208,11 +235,12 @@ public sealed class YamuxStream : Stream
                 lock (_lock)
                 {
                     ThrowIfCannotWrite();
-                    chunk = (int)Math.Min(Math.Min(buffer.Length, _sendWindow), YamuxSession.MaxWriteChunk);
+                    chunk = _queued >= YamuxSession.MaxQueuedPerStream ? 0
+                        : (int)Math.Min(Math.Min(buffer.Length, _sendWindow), YamuxSession.MaxDataFramePayload);
                     if (chunk > 0)
                     {
                         _sendWindow -= chunk;
-                        _pendingWrite = buffer[..chunk];
+                        _queued += chunk;
                     }
                 }
                 if (chunk == 0)
@@ -220,18 +248,14 @@ public sealed class YamuxStream : Stream
                     await _writable.WaitAsync(cancellationToken).ConfigureAwait(false);
                     continue;
                 }
-                _session.QueueData(this);
-                // Not cancellable: the send loop reads the caller's memory until it signals. It always signals, also
-                // when the session fails, and it never waits on the peer while holding a write (see SendLoopAsync).
-                await _written.WaitAsync(CancellationToken.None).ConfigureAwait(false);
-                lock (_lock)
+                if (!_session.QueueData(this, buffer.Span[..chunk]))
                 {
-                    if (!_pendingWrite.IsEmpty)
+                    OnDataWritten(chunk);
+                    lock (_lock)
                     {
-                        _pendingWrite = default;
                         ThrowIfCannotWrite();
-                        throw new SecureMeshException(SecureMeshErrorKind.Network, $"yamux stream {Id}: the session ended during a write");
                     }
+                    throw new SecureMeshException(SecureMeshErrorKind.Network, $"yamux stream {Id}: the session has ended");
                 }
                 buffer = buffer[chunk..];
             }
@@ -361,7 +385,7 @@ public sealed class YamuxStream : Stream
         {
             return false;
         }
-        var consumed = _maxReceiveWindow - _receiveWindow - (uint)_received.Length;
+        var consumed = _maxReceiveWindow - _receiveWindow - (uint)_received.Length - _arriving;
         if (consumed < _maxReceiveWindow / 2)
         {
             return false;
@@ -381,7 +405,7 @@ public sealed class YamuxStream : Stream
             }
         }
         _lastWindowUpdate = now;
-        var credit = _maxReceiveWindow - _receiveWindow - (uint)_received.Length;
+        var credit = _maxReceiveWindow - _receiveWindow - (uint)_received.Length - _arriving;
         _receiveWindow += credit;
         _creditToSend += credit;
         if (_windowUpdateQueued)
@@ -421,7 +445,9 @@ public sealed class YamuxStream : Stream
                 return false;
             }
             _receiveWindow -= length;
-            return !(_localReset || _remoteReset || _disposed);
+            var deliver = !(_localReset || _remoteReset || _disposed);
+            _arriving = deliver ? length : 0;
+            return deliver;
         }
     }
 
@@ -432,9 +458,11 @@ public sealed class YamuxStream : Stream
         {
             if (_localReset || _remoteReset || _disposed)
             {
+                _arriving = 0;
                 return;
             }
             _received.Append(data);
+            _arriving -= (uint)data.Length;
         }
         _readable.Set();
     }
@@ -534,28 +562,19 @@ public sealed class YamuxStream : Stream
         }
     }
 
-    /// <summary>Send loop: the bytes of the write in progress (empty when the stream was reset meanwhile).</summary>
-    internal ReadOnlyMemory<byte> PendingWrite
+    /// <summary>Send loop: <paramref name="count"/> queued bytes were written (or dropped); a writer waiting for room may go on.</summary>
+    internal void OnDataWritten(int count)
     {
-        get
-        {
-            lock (_lock)
-            {
-                return _localReset || _remoteReset ? default : _pendingWrite;
-            }
-        }
-    }
-
-    /// <summary>Send loop: the write was copied out (<paramref name="sent"/>) or dropped; the writer may go on.</summary>
-    internal void CompleteWrite(bool sent)
-    {
+        bool wake;
         lock (_lock)
         {
-            if (sent)
-            {
-                _pendingWrite = default;
-            }
+            var wasFull = _queued >= YamuxSession.MaxQueuedPerStream;
+            _queued -= count;
+            wake = (wasFull && _queued < YamuxSession.MaxQueuedPerStream) || _queued == 0;
         }
-        _written.Set();
+        if (wake)
+        {
+            _writable.Set();
+        }
     }
 }

@@ -1,0 +1,294 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using SecureMesh.Core.Channel;
+using SecureMesh.Core.Identity;
+using SecureMesh.Core.Libp2p.Yamux;
+
+namespace SecureMesh.Benchmarks;
+
+/// <summary>
+/// <c>yamux [SECONDS] [ROUNDS]</c>: one yamux stream against the bare connection it runs over, on loopback, in
+/// interleaved rounds (bare, yamux, bare, yamux ...) so that the machine's load drifts over both alike; prints each
+/// round and the medians. Two carriers: the Noise secure channel (yamux over a byte-stream view of its messages, each
+/// send loop write one channel message) and plain TCP.
+/// </summary>
+internal static class YamuxBenchmark
+{
+    private const int Chunk = 64 * 1024;
+
+    public static async Task RunAsync(double seconds, int rounds)
+    {
+        using var a = NodeIdentity.Generate();
+        using var b = NodeIdentity.Generate();
+        var (s1, s2) = await PairAsync();
+        var dial = SecureChannel.DialAsync(s1, a, b.PeerId, SecureChannelOptions.Default, CancellationToken.None);
+        var accept = SecureChannel.AcceptAsync(s2, b, SecureChannelOptions.Default, CancellationToken.None);
+        await using var secureSender = await dial;
+        await using var secureReceiver = await accept;
+
+        // Separate connections for each carrier, so that no run shares a socket with another.
+        var (y1, y2) = await PairAsync();
+        var dial2 = SecureChannel.DialAsync(y1, a, b.PeerId, SecureChannelOptions.Default, CancellationToken.None);
+        var accept2 = SecureChannel.AcceptAsync(y2, b, SecureChannelOptions.Default, CancellationToken.None);
+        var yamuxOverSecureClient = new YamuxSession(new SecureConnectionStream(await dial2), isClient: true);
+        var yamuxOverSecureServer = new YamuxSession(new SecureConnectionStream(await accept2), isClient: false);
+
+        var (rawSender, rawReceiver) = await PairAsync();
+        var (t1, t2) = await PairAsync();
+        var yamuxOverTcpClient = new YamuxSession(t1, isClient: true);
+        var yamuxOverTcpServer = new YamuxSession(t2, isClient: false);
+
+        var secureStream = await OpenAsync(yamuxOverSecureClient, yamuxOverSecureServer);
+        var tcpStream = await OpenAsync(yamuxOverTcpClient, yamuxOverTcpServer);
+
+        var message = new byte[Chunk];
+        Random.Shared.NextBytes(message);
+        var sink = new byte[Chunk];
+
+        Task Bare(long bytes) => BareSecureAsync(secureSender, secureReceiver, message, bytes);
+        Task Raw(long bytes) => StreamPairAsync(rawSender, rawReceiver, message, sink, bytes);
+        Task OverSecure(long bytes) => StreamPairAsync(secureStream.Writer, secureStream.Reader, message, sink, bytes);
+        Task OverTcp(long bytes) => StreamPairAsync(tcpStream.Writer, tcpStream.Reader, message, sink, bytes);
+
+        // Warm-up: JIT, pools, and the yamux windows' first growth.
+        foreach (var run in new Func<long, Task>[] { Bare, OverSecure, Raw, OverTcp })
+        {
+            await run(256L << 20);
+        }
+
+        var results = new List<(double Bare, double Yamux, double Raw, double YamuxTcp)>();
+        var cpu = new List<(double Bare, double Yamux, double Raw, double YamuxTcp)>();
+        for (var round = 1; round <= rounds; round++)
+        {
+            var (bare, bareCpu) = await MeasureAsync(Bare, seconds);
+            var (yamux, yamuxCpu) = await MeasureAsync(OverSecure, seconds);
+            var (raw, rawCpu) = await MeasureAsync(Raw, seconds);
+            var (yamuxTcp, yamuxTcpCpu) = await MeasureAsync(OverTcp, seconds);
+            results.Add((bare, yamux, raw, yamuxTcp));
+            cpu.Add((bareCpu, yamuxCpu, rawCpu, yamuxTcpCpu));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"round {round}: secure channel {bare:N0} MB/s, one yamux stream over it {yamux:N0} MB/s ({100 * yamux / bare:N1}%); " +
+                $"raw TCP {raw:N0} MB/s, one yamux stream over TCP {yamuxTcp:N0} MB/s ({100 * yamuxTcp / raw:N1}%); " +
+                $"CPU s/GB (both ends): {bareCpu:N2} / {yamuxCpu:N2} / {rawCpu:N2} / {yamuxTcpCpu:N2}; " +
+                $"receive window {secureStream.Reader.ReceiveWindow / 1024} KiB / {tcpStream.Reader.ReceiveWindow / 1024} KiB"));
+        }
+        double Median(IEnumerable<double> values)
+        {
+            var sorted = values.Order().ToArray();
+            return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+        }
+        var mb = Median(results.Select(r => r.Bare));
+        var my = Median(results.Select(r => r.Yamux));
+        var mr = Median(results.Select(r => r.Raw));
+        var mt = Median(results.Select(r => r.YamuxTcp));
+        var ratio = Median(results.Select(r => r.Yamux / r.Bare));
+        var ratioTcp = Median(results.Select(r => r.YamuxTcp / r.Raw));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"median of {rounds} rounds of {seconds:0.#} s: secure channel {mb:N0} MB/s, yamux over it {my:N0} MB/s, median ratio {100 * ratio:N1}%; " +
+            $"raw TCP {mr:N0} MB/s, yamux over TCP {mt:N0} MB/s, median ratio {100 * ratioTcp:N1}%"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"median CPU seconds per GB (process, both ends): secure channel {Median(cpu.Select(c => c.Bare)):N2}, yamux over it {Median(cpu.Select(c => c.Yamux)):N2}; " +
+            $"raw TCP {Median(cpu.Select(c => c.Raw)):N2}, yamux over TCP {Median(cpu.Select(c => c.YamuxTcp)):N2}"));
+
+        await yamuxOverSecureClient.DisposeAsync();
+        await yamuxOverSecureServer.DisposeAsync();
+        await yamuxOverTcpClient.DisposeAsync();
+        await yamuxOverTcpServer.DisposeAsync();
+        await rawSender.DisposeAsync();
+        await rawReceiver.DisposeAsync();
+    }
+
+    /// <summary><c>yamux-sink PORT</c>: accepts one TCP connection, reads one yamux stream to its end, prints the rate.</summary>
+    public static async Task SinkAsync(int port)
+    {
+        using var listener = new TcpListener(IPAddress.Any, port);
+        listener.Start();
+        Console.WriteLine("LISTENING " + port.ToString(CultureInfo.InvariantCulture));
+        var tcp = await listener.AcceptTcpClientAsync();
+        await using var session = new YamuxSession(tcp.GetStream(), isClient: false);
+        var stream = await session.AcceptStreamAsync();
+        var buffer = new byte[Chunk];
+        long total = 0;
+        var first = await stream.ReadAsync(buffer);
+        var sw = Stopwatch.StartNew();
+        total += first;
+        int n;
+        while ((n = await stream.ReadAsync(buffer)) > 0)
+        {
+            total += n;
+        }
+        var seconds = sw.Elapsed.TotalSeconds;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"RECEIVED {total} bytes in {seconds:N2} s: {total * 8 / seconds / 1e6:N0} Mbit/s; receive window {stream.ReceiveWindow / 1024} KiB; round trip {session.RoundTripTime?.TotalMilliseconds:N1} ms"));
+        await stream.WriteAsync(new byte[1]);
+        await stream.CloseWriteAsync();
+    }
+
+    /// <summary><c>yamux-source HOST PORT SECONDS</c>: one yamux stream, written as fast as it goes for SECONDS.</summary>
+    public static async Task SourceAsync(string host, int port, double seconds)
+    {
+        var tcp = new TcpClient();
+        await tcp.ConnectAsync(host, port);
+        await using var session = new YamuxSession(tcp.GetStream(), isClient: true);
+        var stream = await session.OpenStreamAsync();
+        var message = new byte[Chunk];
+        Random.Shared.NextBytes(message);
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed.TotalSeconds < seconds)
+        {
+            await stream.WriteAsync(message);
+        }
+        await stream.CloseWriteAsync();
+        await stream.ReadExactlyAsync(new byte[1]); // the sink has read everything
+    }
+
+    private static async Task<(YamuxStream Writer, YamuxStream Reader)> OpenAsync(YamuxSession client, YamuxSession server)
+    {
+        var writer = await client.OpenStreamAsync();
+        await writer.WriteAsync(new byte[1]);
+        var reader = await server.AcceptStreamAsync();
+        await reader.ReadExactlyAsync(new byte[1]);
+        return (writer, reader);
+    }
+
+    private static async Task BareSecureAsync(SecureConnection sender, SecureConnection receiver, byte[] message, long bytes)
+    {
+        var count = bytes / message.Length;
+        var receive = Task.Run(async () =>
+        {
+            for (var i = 0; i < count; i++)
+            {
+                using var m = await receiver.ReceivePooledAsync(CancellationToken.None);
+            }
+        });
+        for (var i = 0; i < count; i++)
+        {
+            await sender.SendAsync(message, CancellationToken.None);
+        }
+        await receive;
+    }
+
+    private static async Task StreamPairAsync(Stream writer, Stream reader, byte[] message, byte[] sink, long bytes)
+    {
+        var receive = Task.Run(async () =>
+        {
+            var left = bytes;
+            while (left > 0)
+            {
+                var n = await reader.ReadAsync(sink.AsMemory(0, (int)Math.Min(sink.Length, left)));
+                if (n == 0)
+                {
+                    throw new EndOfStreamException();
+                }
+                left -= n;
+            }
+        });
+        for (long sent = 0; sent < bytes; sent += message.Length)
+        {
+            await writer.WriteAsync(message);
+        }
+        await receive;
+    }
+
+    /// <summary>Wall-clock MB/s, and process CPU seconds per GB (steadier than MB/s on a shared machine).</summary>
+    private static async Task<(double MegabytesPerSecond, double CpuSecondsPerGigabyte)> MeasureAsync(Func<long, Task> run, double seconds)
+    {
+        const long Batch = 64L << 20;
+        long bytes = 0;
+        using var process = Process.GetCurrentProcess();
+        var cpuBefore = process.TotalProcessorTime;
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed.TotalSeconds < seconds)
+        {
+            await run(Batch);
+            bytes += Batch;
+        }
+        var elapsed = sw.Elapsed.TotalSeconds;
+        process.Refresh();
+        return (bytes / elapsed / 1e6, (process.TotalProcessorTime - cpuBefore).TotalSeconds / (bytes / 1e9));
+    }
+
+    private static async Task<(NetworkStream, NetworkStream)> PairAsync()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var connect = client.ConnectAsync(listener.LocalEndPoint!);
+        var server = await listener.AcceptAsync();
+        server.NoDelay = true;
+        await connect;
+        return (new NetworkStream(client, true), new NetworkStream(server, true));
+    }
+
+    /// <summary>
+    /// The secure channel as a byte stream, for the benchmark only: each write is one channel message (the yamux send
+    /// loop writes up to 128 KiB at a time), reads hand out the received messages' bytes in order.
+    /// </summary>
+    private sealed class SecureConnectionStream(SecureConnection connection) : Stream
+    {
+        private IMemoryOwner<byte>? _current;
+        private int _offset;
+
+        public override bool CanRead => true;
+
+        public override bool CanWrite => true;
+
+        public override bool CanSeek => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position
+        {
+            get => throw new NotSupportedException();
+            set => throw new NotSupportedException();
+        }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            while (_current is null || _offset == _current.Memory.Length)
+            {
+                _current?.Dispose();
+                _current = null;
+                try
+                {
+                    _current = await connection.ReceivePooledAsync(cancellationToken);
+                }
+                catch (SecureMesh.Core.SecureMeshException) when (connection.ClosedReason is not null)
+                {
+                    return 0;
+                }
+                _offset = 0;
+            }
+            var n = Math.Min(buffer.Length, _current.Memory.Length - _offset);
+            _current.Memory.Span.Slice(_offset, n).CopyTo(buffer.Span);
+            _offset += n;
+            return n;
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+            connection.SendAsync(buffer, cancellationToken);
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override async ValueTask DisposeAsync()
+        {
+            _current?.Dispose();
+            await connection.DisposeAsync();
+            await base.DisposeAsync();
+        }
+    }
+}
