@@ -25,6 +25,7 @@ internal static class FuzzTargets
         PayloadTarget.Target,
         WireTarget.Target,
         ManifestTarget.Target,
+        YamuxTarget.Target,
     ];
 
     public static FuzzTarget? Find(string name) =>

@@ -24,6 +24,7 @@ public sealed class YamuxStream : Stream
     private long _lastWindowUpdate;
     private uint _creditToSend;
     private bool _windowUpdateQueued;
+    private uint _arriving; // of the data frame being read: taken from the window, not appended yet
 
     // Send side (under _lock).
     private long _sendWindow = YamuxOptions.InitialWindow;
@@ -361,7 +362,7 @@ public sealed class YamuxStream : Stream
         {
             return false;
         }
-        var consumed = _maxReceiveWindow - _receiveWindow - (uint)_received.Length;
+        var consumed = _maxReceiveWindow - _receiveWindow - (uint)_received.Length - _arriving;
         if (consumed < _maxReceiveWindow / 2)
         {
             return false;
@@ -381,7 +382,7 @@ public sealed class YamuxStream : Stream
             }
         }
         _lastWindowUpdate = now;
-        var credit = _maxReceiveWindow - _receiveWindow - (uint)_received.Length;
+        var credit = _maxReceiveWindow - _receiveWindow - (uint)_received.Length - _arriving;
         _receiveWindow += credit;
         _creditToSend += credit;
         if (_windowUpdateQueued)
@@ -421,7 +422,9 @@ public sealed class YamuxStream : Stream
                 return false;
             }
             _receiveWindow -= length;
-            return !(_localReset || _remoteReset || _disposed);
+            var deliver = !(_localReset || _remoteReset || _disposed);
+            _arriving = deliver ? length : 0;
+            return deliver;
         }
     }
 
@@ -432,9 +435,11 @@ public sealed class YamuxStream : Stream
         {
             if (_localReset || _remoteReset || _disposed)
             {
+                _arriving = 0;
                 return;
             }
             _received.Append(data);
+            _arriving -= (uint)data.Length;
         }
         _readable.Set();
     }
