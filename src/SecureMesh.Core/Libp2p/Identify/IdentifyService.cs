@@ -23,16 +23,28 @@ public sealed class IdentifyService
     /// <summary>Messages read from one stream at most (go-libp2p and js-libp2p read up to 10).</summary>
     public const int MaxMessages = 10;
 
+    /// <summary>The default pause between writing an answer and returning (see <see cref="RespondAsync"/>).</summary>
+    public static readonly TimeSpan DefaultCloseGrace = TimeSpan.FromMilliseconds(50);
+
     private readonly TimeSpan _timeout;
     private readonly TimeProvider _time;
+    private readonly TimeSpan _closeGrace;
 
-    /// <summary>A service whose every exchange must finish within <paramref name="timeout"/> (default 30 s).</summary>
-    public IdentifyService(TimeSpan? timeout = null, TimeProvider? timeProvider = null)
+    /// <summary>
+    /// A service whose every exchange must finish within <paramref name="timeout"/> (default 30 s); an answer is followed by
+    /// <paramref name="closeGrace"/> (default <see cref="DefaultCloseGrace"/>, zero for none) before the caller may close.
+    /// </summary>
+    public IdentifyService(TimeSpan? timeout = null, TimeProvider? timeProvider = null, TimeSpan? closeGrace = null)
     {
         _timeout = timeout ?? TimeSpan.FromSeconds(30);
         if (_timeout <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(timeout), "The timeout must be positive.");
+        }
+        _closeGrace = closeGrace ?? DefaultCloseGrace;
+        if (_closeGrace < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(closeGrace), "The close grace cannot be negative.");
         }
         _time = timeProvider ?? TimeProvider.System;
     }
@@ -58,8 +70,21 @@ public sealed class IdentifyService
         };
     }
 
-    /// <summary>Answers an identify request: writes <paramref name="info"/>. The caller then closes the stream, which ends the answer.</summary>
-    public Task RespondAsync(Stream stream, IdentifyMessage info, CancellationToken cancellationToken) => SendAsync(stream, info, cancellationToken);
+    /// <summary>
+    /// Answers an identify request: writes <paramref name="info"/>, then pauses for the close grace. The caller then closes
+    /// the stream, which ends the answer. The pause is for js-libp2p 3.x: when the multistream-select echo, the answer and
+    /// the end of the stream reach it in one read, its negotiation hands the unread answer back to a stream already
+    /// closed and the identify fails ("Cannot push data onto a stream that is closed"); a close a moment later arrives in
+    /// a read of its own. Real time, on purpose: it is about the peer's event loop, not our clock.
+    /// </summary>
+    public async Task RespondAsync(Stream stream, IdentifyMessage info, CancellationToken cancellationToken)
+    {
+        await SendAsync(stream, info, cancellationToken).ConfigureAwait(false);
+        if (_closeGrace > TimeSpan.Zero)
+        {
+            await Task.Delay(_closeGrace, cancellationToken).ConfigureAwait(false);
+        }
+    }
 
     /// <summary>Pushes <paramref name="info"/> (all of it, or only what changed). The caller then closes the stream.</summary>
     public Task PushAsync(Stream stream, IdentifyMessage info, CancellationToken cancellationToken) => SendAsync(stream, info, cancellationToken);
