@@ -223,6 +223,8 @@ internal static class Migrations
         BEGIN
             UPDATE access_stamps SET value = value + 1 WHERE name = 'catalog';
         END;
+        """,
+
         // Version 6 (issue 15): a peer whose node refused this one (it blocked us): when it last did and how many times
         // in a row, so the dialler backs off across restarts and the UI can say "refusing us". A working session clears it.
         """
