@@ -135,7 +135,7 @@ public sealed class CatalogStore
         // The path from the shared folder's own name down: rtrim(root, <every character but the separator>) is the
         // folder above the share (the usual SQLite dirname), so what follows it in the file's path is "Share/sub/file".
         // A shared single file has no folders of its own: only its name is searched.
-        const string Relative = "CASE WHEN path = share_root THEN name ELSE substr(path, length(rtrim(share_root, replace(share_root, $sep, ''))) + 1) END";
+        const string Relative = RelativePath;
         parameters.Add(("$sep", Path.DirectorySeparatorChar.ToString()));
         for (var i = 0; i < words.Length && i < 16; i++)
         {
@@ -160,10 +160,12 @@ public sealed class CatalogStore
         var words = terms.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var sql = new StringBuilder($"SELECT {Columns} FROM catalog WHERE 1 = 1");
         var parameters = new List<(string, object?)>();
+        // The same match as Search: the file's name or the folders from the shared folder's own name down.
+        parameters.Add(("$sep", Path.DirectorySeparatorChar.ToString()));
         for (var i = 0; i < words.Length && i < 16; i++)
         {
             var name = "$t" + i.ToString(CultureInfo.InvariantCulture);
-            sql.Append(CultureInfo.InvariantCulture, $" AND name LIKE {name} ESCAPE '\\'");
+            sql.Append(CultureInfo.InvariantCulture, $" AND (name LIKE {name} ESCAPE '\\' OR {RelativePath} LIKE {name} ESCAPE '\\')");
             parameters.Add((name, "%" + EscapeLike(words[i]) + "%"));
         }
         sql.Append(" ORDER BY name, path");
@@ -188,6 +190,13 @@ public sealed class CatalogStore
             return list;
         });
     }
+
+    /// <summary>
+    /// The path from the shared folder's own name down: rtrim(root, every character but the separator) is the folder
+    /// above the share (the usual SQLite dirname), so what follows it in the file's path is "Share/sub/file". A shared
+    /// single file has no folders of its own: only its name. Needs the parameter <c>$sep</c>.
+    /// </summary>
+    private const string RelativePath = "CASE WHEN path = share_root THEN name ELSE substr(path, length(rtrim(share_root, replace(share_root, $sep, ''))) + 1) END";
 
     private static string EscapeLike(string text) =>
         text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal);

@@ -128,11 +128,16 @@ public sealed class HostileProtocolTests
         using var identity = NodeIdentity.Generate();
         node.Db.Trust.AddPeer(identity.PeerId, null, null, trusted: true);
         await using var connection = await PeerLink.DialAsync(identity, node.Node.LocalEndPoint, node.PeerId, TimeSpan.FromSeconds(3), CancellationToken.None);
-        // Everything at once, as a peer that ignores the answer to its hello would send it.
-        await connection.SendAsync(WireCodec.Encode(new Hello(0, version, ["search", "manifest", "have", "chunk"], WireLimits.DefaultMaxMessageSize)), CancellationToken.None);
-        await connection.SendAsync(WireCodec.Encode(new SearchRequest(1, "v", 10)), CancellationToken.None);
-        await connection.SendAsync(WireCodec.Encode(new ManifestRequest(2, id)), CancellationToken.None);
-        await connection.SendAsync(WireCodec.Encode(new ChunkRequest(3, id, 0)), CancellationToken.None);
+        // Everything at once (one write of four framed messages), as a peer that ignores the answer to its hello would send it.
+        var burst = new List<byte>();
+        foreach (var m in new WireMessage[] { new Hello(0, version, ["search", "manifest", "have", "chunk"], WireLimits.DefaultMaxMessageSize), new SearchRequest(1, "v", 10), new ManifestRequest(2, id), new ChunkRequest(3, id, 0) })
+        {
+            var bytes = WireCodec.Encode(m);
+            var length = new byte[Varint.MaxLength64];
+            burst.AddRange(length.AsSpan(0, Varint.Write(length, (ulong)bytes.Length)).ToArray());
+            burst.AddRange(bytes);
+        }
+        await connection.SendRawAsync(burst.ToArray(), CancellationToken.None);
 
         var received = new List<WireMessage>();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
