@@ -55,7 +55,7 @@ public sealed class ShareCommandTests : IDisposable
     {
         Assert.Equal(0, _cli.Home_("init").ExitCode);
         var r = _cli.Home_("get", "b3:nope");
-        Assert.Equal(1, r.ExitCode);
+        Assert.Equal(2, r.ExitCode);
         Assert.Contains("invalid content ID", r.Err, StringComparison.Ordinal);
     }
 

@@ -58,18 +58,18 @@ internal sealed class SharesPage : TuiPage
 
     private void AddShare()
     {
-        var values = Tui.Prompt("Add share", "A file or folder on this machine to offer to trusted peers.", ("Path", string.Empty));
+        var values = Tui.PromptValid("Add share", "A file or folder on this machine to offer to trusted peers.",
+            v =>
+            {
+                var path = ExpandHome(v[0]);
+                return v[0].Length == 0 || File.Exists(path) || Directory.Exists(path) ? null : $"no such file or folder: {path}";
+            },
+            ("Path", string.Empty));
         if (values is null || values[0].Length == 0)
         {
             return;
         }
-        var path = ExpandHome(values[0]);
-        if (!File.Exists(path) && !Directory.Exists(path))
-        {
-            Tui.ShowMessage("Add share", $"no such file or folder: {path}", error: true);
-            return;
-        }
-        var full = Path.GetFullPath(path);
+        var full = Path.GetFullPath(ExpandHome(values[0]));
         Tui.RunAction("Add share", ct => Tui.Client.AddShareAsync(full, ct));
     }
 
