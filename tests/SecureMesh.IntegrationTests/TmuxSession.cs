@@ -89,6 +89,9 @@ internal sealed class TmuxSession : IDisposable
     /// <summary>The visible screen as plain text, one line per row.</summary>
     public string Capture() => Tmux("capture-pane", "-p", "-t", Name);
 
+    /// <summary>Everything the pane showed, scrolled-off history included, wrapped lines joined.</summary>
+    public string CaptureAll() => Tmux("capture-pane", "-p", "-J", "-S", "-", "-t", Name);
+
     /// <summary>Sends keys in tmux's notation: <c>"F1"</c>, <c>"C-q"</c>, <c>"Enter"</c>, <c>"Escape"</c>, or literal text with <paramref name="literal"/>.</summary>
     public void SendKeys(string keys, bool literal = false)
     {

@@ -376,6 +376,22 @@ public sealed class TuiAppTests
     }
 
     [Fact]
+    public void Progress_rows_that_go_away_leave_nothing_behind()
+    {
+        using var h = new TuiHarness();
+        h.Client.Transfers.Add(new TransferView("b3:5555eeee", "second.iso", 1L << 20, 4L << 20, 3.5 * (1 << 20), 1, TimeSpan.FromSeconds(3), TransferViewState.Downloading));
+        h.Press(Key.F4);
+        h.WaitForScreen("second.iso");
+        Assert.Contains("3.5 MiB/s", h.Screen, StringComparison.Ordinal);
+        h.Client.Transfers.Clear();
+        h.Refresh(() => !h.Screen.Contains("holiday.mkv", StringComparison.Ordinal), "the rows to go");
+        var screen = h.Screen;
+        Assert.DoesNotContain("/s", screen, StringComparison.Ordinal);
+        Assert.DoesNotContain("second.iso", screen, StringComparison.Ordinal);
+        Assert.DoesNotContain("%", screen, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Quarantine_shows_the_reason_inspects_releases_and_deletes_after_confirming()
     {
         using var h = new TuiHarness();
