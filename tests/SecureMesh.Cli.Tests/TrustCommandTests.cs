@@ -56,6 +56,7 @@ public sealed class TrustCommandTests : IDisposable
         new[] { "peers", "rename", "KNOWN", " " },
         new[] { "peers", "block", "KNOWN", "--reason", "zero\u200Bwidth" },
         new[] { "log", "--since", "yesterday-ish" },
+        new[] { "log", "--limit", "-1" },
         new[] { "config", "set", "listen", "nowhere" },
         new[] { "config", "set", "chunk-size", "3" },
         new[] { "config", "get", "no-such-key" },

@@ -25,4 +25,29 @@ public sealed class TuiStartTests() : TempFolderTest("securemesh-tuistart-")
         tmux.SendKeys("C-q");
         Assert.Equal(0, tmux.WaitForExit());
     }
+
+    [Fact]
+    public async Task The_log_view_shows_an_entry_added_while_it_is_open_and_the_check_says_when_it_ran()
+    {
+        Assert.True(TmuxSession.IsAvailable, "tmux is needed for this test ('./test.sh' installs it)");
+        var home = Path.Combine(Root, "log");
+        await OkAsync(home, "init");
+        await OkAsync(home, "config", "set", "listen", "127.0.0.1:0");
+        await OkAsync(home, "config", "set", "discovery", "off");
+
+        using var tmux = TmuxSession.StartSecureMesh(["--home", home, "tui"], 120, 30);
+        tmux.WaitForText("node running", TimeSpan.FromSeconds(30));
+        tmux.SendKeys("F6");
+        tmux.WaitForText("[F6 Log]");
+        using var stranger = SecureMesh.Core.Identity.NodeIdentity.Generate();
+        // Through the running node's control socket, while the Log view is on screen.
+        await OkAsync(home, "peers", "add", stranger.PeerId.Text, "--name", "latecomer");
+        tmux.WaitForText("peer.added", TimeSpan.FromSeconds(15));
+        tmux.SendKeys("v");
+        var screen = tmux.WaitForText("Checked ", TimeSpan.FromSeconds(15));
+        Assert.Matches("Checked [0-9]{2}:[0-9]{2}:[0-9]{2}: OK", screen);
+        tmux.SendKeys("Enter");
+        tmux.SendKeys("C-q");
+        Assert.Equal(0, tmux.WaitForExit());
+    }
 }

@@ -90,6 +90,10 @@ internal static class TrustCommands
                 return CliApp.Success;
             }
             var from = CliArgs.Check(() => ParseSince(parse.GetValue(since), TimeProvider.System));
+            if (parse.GetValue(limit) is < 0)
+            {
+                throw CliApp.UsageError("--limit must not be negative");
+            }
             var entries = await control.GetLogAsync(from, parse.GetValue(limit), ct);
             if (ctx.Json)
             {
