@@ -47,6 +47,12 @@ public sealed class TuiStartTests() : TempFolderTest("securemesh-tuistart-")
         var screen = tmux.WaitForText("Checked ", TimeSpan.FromSeconds(15));
         Assert.Matches("Checked [0-9]{2}:[0-9]{2}:[0-9]{2}: OK", screen);
         tmux.SendKeys("Enter");
+        // Ctrl+Q quits only from the main screen: wait for the message box to close.
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (tmux.Capture().Contains("Audit log", StringComparison.Ordinal) && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(100);
+        }
         tmux.SendKeys("C-q");
         Assert.Equal(0, tmux.WaitForExit());
     }
