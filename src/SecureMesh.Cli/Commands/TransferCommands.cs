@@ -183,7 +183,17 @@ internal static class TransferCommands
                 ctx.Err.WriteLine($"the download keeps running in the node: 'securemesh transfers list' shows it, 'securemesh transfers cancel {id}' stops it");
                 return CliApp.Success;
             }
-            await client.CancelDownloadAsync(id.Text, CancellationToken.None);
+            try
+            {
+                await client.CancelDownloadAsync(id.Text, CancellationToken.None);
+            }
+            catch (SecureMeshException e) when (e.Kind == SecureMeshErrorKind.NotFound)
+            {
+                // It ended between the Ctrl+C and the cancel: report how.
+                var ended = await client.GetDownloadAsync(id.Text, CancellationToken.None);
+                ctx.Err.WriteLine($"the download had already ended: {ended.State}");
+                return ended.State switch { "released" => CliApp.Success, "held" => CliApp.Held, _ => CliApp.Failure };
+            }
             ctx.Err.WriteLine($"download cancelled (the chunks verified so far are kept: 'securemesh get {id}' resumes)");
             return 130;
         }
