@@ -169,9 +169,13 @@ internal static class ShareCommands
         elapsed.TotalSeconds > 0 ? (bytes / 1e6 / elapsed.TotalSeconds).ToString("0", CultureInfo.InvariantCulture) : "-";
 }
 
-/// <summary>One updating line on stderr, redrawn at most five times a second.</summary>
-internal sealed class ProgressLine(TextWriter err)
+/// <summary>
+/// One updating line on stderr, redrawn at most five times a second. On a terminal it is cut to the terminal's width, so
+/// it never wraps: a wrapped line cannot be rewritten with a carriage return and would leave pieces (" /s") behind.
+/// </summary>
+internal sealed class ProgressLine(TextWriter err, Func<int>? columns = null)
 {
+    private readonly Func<int> _columns = columns ?? TerminalColumns;
     private long _last;
     private int _width;
 
@@ -185,7 +189,14 @@ internal sealed class ProgressLine(TextWriter err)
         Interlocked.Exchange(ref _last, now);
         lock (this)
         {
-            err.Write('\r' + text.PadRight(_width));
+            // One column short of the edge: writing the last column makes some terminals wrap at once.
+            var room = _columns() - 1;
+            if (room > 0 && text.Length > room)
+            {
+                text = text[..Math.Max(0, room - 1)] + "…";
+            }
+            var pad = room > 0 ? Math.Min(_width, room) : _width;
+            err.Write('\r' + text.PadRight(pad));
             _width = Math.Max(_width, text.Length);
             err.Flush();
         }
@@ -199,6 +210,19 @@ internal sealed class ProgressLine(TextWriter err)
             {
                 err.WriteLine();
             }
+        }
+    }
+
+    /// <summary>The terminal's width when stderr is one; 0 (no limit) when it is redirected or unknown.</summary>
+    private static int TerminalColumns()
+    {
+        try
+        {
+            return Console.IsErrorRedirected ? 0 : Console.WindowWidth;
+        }
+        catch (IOException)
+        {
+            return 0;
         }
     }
 }

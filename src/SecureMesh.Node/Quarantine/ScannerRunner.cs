@@ -99,6 +99,60 @@ public sealed class ScannerRunner
         }
     }
 
+    /// <summary>
+    /// Null when the scanner command's program can be run: an existing, executable regular file, found as given when the
+    /// name holds a '/', else on <paramref name="searchPath"/> (PATH) as a shell would. Otherwise what is wrong, in one line.
+    /// </summary>
+    public static string? CheckProgram(string commandLine, string? searchPath)
+    {
+        ArgumentNullException.ThrowIfNull(commandLine);
+        var arguments = SplitCommandLine(commandLine);
+        if (arguments.Length == 0)
+        {
+            return null;
+        }
+        var program = arguments[0];
+        var shown = Clean(program);
+        if (program.Contains('/', StringComparison.Ordinal))
+        {
+            return ExecutableProblem(Path.GetFullPath(program)) is { } problem ? $"scanner program {shown} {problem}" : null;
+        }
+        var directories = (searchPath ?? string.Empty).Split(':', StringSplitOptions.RemoveEmptyEntries);
+        string? found = null;
+        foreach (var dir in directories)
+        {
+            var candidate = Path.Combine(dir, program);
+            var problem = ExecutableProblem(candidate);
+            if (problem is null)
+            {
+                return null;
+            }
+            if (found is null && File.Exists(candidate))
+            {
+                found = $"scanner program {Clean(candidate)} {problem}";
+            }
+        }
+        return found ?? $"scanner program '{shown}' was not found on PATH (install it, or give its full path)";
+    }
+
+    private static string? ExecutableProblem(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            return "is a directory";
+        }
+        if (!File.Exists(path))
+        {
+            return "does not exist";
+        }
+        if (OperatingSystem.IsWindows())
+        {
+            return null;
+        }
+        const UnixFileMode anyExecute = UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+        return (File.GetUnixFileMode(path) & anyExecute) == 0 ? "is not executable" : null;
+    }
+
     /// <summary>Scans <paramref name="path"/>; never throws for a scanner problem (that is a <see cref="ScanVerdict.Failed"/> result).</summary>
     public async Task<ScanResult> ScanAsync(string path, CancellationToken cancellationToken)
     {
