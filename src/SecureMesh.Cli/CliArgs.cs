@@ -30,8 +30,6 @@ internal static class CliArgs
 
     public static CidrRange Cidr(string? text) => Check(() => CidrRange.Parse(text));
 
-    public static string Address(string text) => Check(() => NodeControlService.NormalizeAddress(text));
-
     public static string? Name(string? text) => Check(() => NodeControlService.ValidateName(text));
 
     public static string? Reason(string? text) => Check(() => NodeControlService.ValidateReason(text));

@@ -2,8 +2,10 @@ using System.Collections.Concurrent;
 using System.Net;
 using Microsoft.Extensions.Logging;
 using SecureMesh.Core;
+using SecureMesh.Core.Addressing;
 using SecureMesh.Core.Channel;
 using SecureMesh.Core.Identity;
+using SecureMesh.Core.Wire;
 using SecureMesh.Storage;
 
 namespace SecureMesh.Node;
@@ -22,6 +24,9 @@ public sealed class MeshNode : IAsyncDisposable
     private readonly SecureListener _listener;
     private readonly AttemptLimiter _limiter;
     private readonly ConcurrentDictionary<PeerId, PeerSession> _sessions = new();
+    private readonly ConcurrentDictionary<PeerId, HandshakeNote> _handshakes = new();
+    private readonly ConcurrentDictionary<PeerId, byte> _sasShown = new();
+    private readonly ConcurrentDictionary<IPAddress, LogThrottle> _refusalLog = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _acceptLoop;
     private readonly Task _pollLoop;
@@ -97,16 +102,59 @@ public sealed class MeshNode : IAsyncDisposable
             throw new SecureMeshException(SecureMeshErrorKind.Unauthorized, $"{expected} is not trusted ({Describe(decision)}); trust it first");
         }
         var connection = await SecureChannel.DialAsync(_identity, endPoint, expected, ChannelOptions(), cancellationToken);
-        var session = TryOpenSession(connection, ConnectionDirection.Outbound);
+        var session = TryOpenSession(connection, ConnectionDirection.Outbound, out var refuse);
         if (session is null)
         {
-            await connection.DisposeAsync();
+            await (refuse ? RefuseAsync(connection) : connection.DisposeAsync().AsTask());
             return _sessions.TryGetValue(expected, out existing)
                 ? existing
                 : throw new SecureMeshException(SecureMeshErrorKind.Unauthorized, $"{expected} is not trusted");
         }
         return session;
     }
+
+    /// <summary>
+    /// Dials <paramref name="expected"/> at a stored or typed address (<c>HOST:PORT</c> or a TCP multiaddr): a name is
+    /// resolved now and every address it resolves to is tried in turn until one gives a session. An address whose
+    /// <c>/p2p</c> names another peer is refused (InvalidInput) without dialling.
+    /// </summary>
+    public async Task<PeerSession> ConnectAsync(PeerId expected, string address, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(expected);
+        var target = DialAddress.Parse(address);
+        if (target.PeerId is { } named && !named.Equals(expected))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"address {target.Text} names peer {named}, not {expected}");
+        }
+        if (_sessions.TryGetValue(expected, out var existing))
+        {
+            return existing;
+        }
+        var endPoints = ResolveForTest is { } resolve
+            ? await resolve(target, cancellationToken).ConfigureAwait(false)
+            : await target.ResolveAsync(cancellationToken).ConfigureAwait(false);
+        var failures = new List<string>();
+        foreach (var endPoint in endPoints)
+        {
+            try
+            {
+                return await ConnectAsync(expected, endPoint, cancellationToken).ConfigureAwait(false);
+            }
+            catch (SecureMeshException e) when (e.Kind is SecureMeshErrorKind.Network or SecureMeshErrorKind.Protocol)
+            {
+                failures.Add($"{endPoint}: {e.Message}");
+            }
+            catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException)
+            {
+                failures.Add($"{endPoint}: {e.Message}");
+            }
+        }
+        throw new SecureMeshException(SecureMeshErrorKind.Network,
+            endPoints.Count == 1 ? $"cannot reach {target.Text}: {failures[0]}" : $"cannot reach {target.Text} at any of its {endPoints.Count} addresses: {string.Join("; ", failures)}");
+    }
+
+    /// <summary>Test seam: stands in for DNS, so a test can hand out several addresses for one name.</summary>
+    internal Func<DialAddress, CancellationToken, Task<IReadOnlyList<IPEndPoint>>>? ResolveForTest { get; set; }
 
     /// <summary>The session with <paramref name="peer"/>, if one is open.</summary>
     public PeerSession? GetSession(PeerId peer) => _sessions.GetValueOrDefault(peer);
@@ -131,8 +179,32 @@ public sealed class MeshNode : IAsyncDisposable
             {
                 var reason = $"no longer allowed: {Describe(decision)}";
                 Audit("session.cut", session.PeerId, $"{reason}; remote {session.RemoteEndPoint}");
-                session.RequestClose(reason);
+                if (decision == AuthorizationDecision.BlockedPeer)
+                {
+                    _ = CutWithRefusalAsync(session, reason);
+                }
+                else
+                {
+                    session.RequestClose(reason);
+                }
             }
+        }
+    }
+
+    /// <summary>A session cut because the peer was blocked tells the peer "refused" first, as a new connection would be told.</summary>
+    private static async Task CutWithRefusalAsync(PeerSession session, string reason)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(RefusalLinger);
+            await session.Connection.SendAsync(WireCodec.Encode(new RefusedMessage()), timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SecureMeshException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            session.RequestClose(reason);
         }
     }
 
@@ -177,9 +249,17 @@ public sealed class MeshNode : IAsyncDisposable
         {
             await foreach (var connection in _listener.Connections.ReadAllAsync(_stopping.Token))
             {
-                if (TryOpenSession(connection, ConnectionDirection.Inbound) is null)
+                if (TryOpenSession(connection, ConnectionDirection.Inbound, out var refuse) is null)
                 {
-                    await connection.DisposeAsync();
+                    if (refuse)
+                    {
+                        // Off the accept loop: the refusal lingers until the peer hangs up.
+                        _ = RefuseAsync(connection);
+                    }
+                    else
+                    {
+                        await connection.DisposeAsync();
+                    }
                 }
             }
         }
@@ -188,9 +268,63 @@ public sealed class MeshNode : IAsyncDisposable
         }
     }
 
-    /// <summary>Authorizes an authenticated connection; returns the session, or null when the caller must close it.</summary>
-    private PeerSession? TryOpenSession(SecureConnection connection, ConnectionDirection direction)
+    /// <summary>
+    /// Tells a blocked peer "refused" (one empty <see cref="RefusedMessage"/>, encrypted, nothing more) and closes,
+    /// after waiting briefly for the peer to hang up first so that the close cannot overtake the refusal.
+    /// </summary>
+    private async Task RefuseAsync(SecureConnection connection)
     {
+        try
+        {
+            using var linger = new CancellationTokenSource(RefusalLinger);
+            await connection.SendAsync(WireCodec.Encode(new RefusedMessage()), linger.Token).ConfigureAwait(false);
+            // A peer that reads the refusal hangs up; what it sent meanwhile (its hello) is read and dropped, a few
+            // messages at most.
+            for (var i = 0; i < 4; i++)
+            {
+                using var dropped = await connection.ReceivePooledAsync(linger.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is SecureMeshException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>How long a refusal waits for the blocked peer to hang up.</summary>
+    private static readonly TimeSpan RefusalLinger = TimeSpan.FromSeconds(2);
+
+    /// <summary>How often repeated refusals of one address are logged.</summary>
+    internal static readonly TimeSpan RefusalLogInterval = TimeSpan.FromMinutes(1);
+
+    /// <summary>Logs a refusal at most once per <see cref="RefusalLogInterval"/> per address, with the count of those not logged.</summary>
+    private void LogRefusal(IPAddress address, string peer, string? remote, string reason, TimeSpan penalty)
+    {
+        if (_refusalLog.Count >= 4096)
+        {
+            _refusalLog.Clear();
+        }
+        var throttle = _refusalLog.GetOrAdd(address, _ => new LogThrottle(_options.Time, burst: 1, RefusalLogInterval));
+        if (throttle.TryWrite(out var suppressed))
+        {
+            if (suppressed > 0)
+            {
+                NodeLog.RefusedRepeatedly(_logger, remote ?? address.ToString(), suppressed, RefusalLogInterval);
+            }
+            NodeLog.Refused(_logger, peer, remote, reason, penalty);
+        }
+    }
+
+    /// <summary>The last authenticated handshake with each trusted peer, live or not: its SAS stays readable after a hang-up.</summary>
+    public IReadOnlyCollection<HandshakeNote> RecentHandshakes => [.. _handshakes.Values];
+
+    /// <summary>Authorizes an authenticated connection; returns the session, or null when the caller must close it (and <paramref name="refuse"/> says whether to tell the peer "refused" first).</summary>
+    private PeerSession? TryOpenSession(SecureConnection connection, ConnectionDirection direction, out bool refuse)
+    {
+        refuse = false;
         var peer = connection.RemotePeerId;
         var remote = connection.RemoteEndPoint;
         var address = remote?.Address ?? IPAddress.None;
@@ -217,7 +351,7 @@ public sealed class MeshNode : IAsyncDisposable
                 {
                     var wait = _limiter.Penalize(address);
                     Audit("handshake.refused", peer, $"stranger budget of this address spent: not recorded; remote {remote}; next attempt in {wait.TotalSeconds:0}s");
-                    NodeLog.Refused(_logger, peer.Text, remote?.ToString(), "stranger budget of this address spent", wait);
+                    LogRefusal(address, peer.Text, remote?.ToString(), "stranger budget of this address spent", wait);
                     return null;
                 }
                 try
@@ -233,12 +367,19 @@ public sealed class MeshNode : IAsyncDisposable
                     NodeLog.StoreFailed(_logger, e.Message);
                 }
                 NodeLog.PendingPeer(_logger, peer.Text, remote?.ToString(), sas);
+                if (_handshakes.Count < MaxHandshakeNotes / 2 || _handshakes.ContainsKey(peer))
+                {
+                    // Strangers get at most half the notes, so minted identities cannot crowd out trusted peers'.
+                    _handshakes[peer] = new HandshakeNote(peer, sas, _options.Time.GetUtcNow(), direction, remote?.ToString(), "pending here: not trusted yet");
+                }
                 return null;
             default:
                 var penalty = _limiter.Penalize(address);
                 var reason = Describe(decision);
                 Audit("handshake.refused", peer, $"{reason}; remote {remote}; next attempt in {penalty.TotalSeconds:0}s");
-                NodeLog.Refused(_logger, peer.Text, remote?.ToString(), reason, penalty);
+                LogRefusal(address, peer.Text, remote?.ToString(), reason, penalty);
+                // A blocked peer is told so (and nothing more), so it stops redialling; a blocked range got no handshake at all.
+                refuse = decision == AuthorizationDecision.BlockedPeer;
                 return null;
         }
 
@@ -247,21 +388,32 @@ public sealed class MeshNode : IAsyncDisposable
             NodeLog.Refused(_logger, peer.Text, remote?.ToString(), "too many sessions", TimeSpan.Zero);
             return null;
         }
-        var session = new PeerSession(connection, direction, _options.Time.GetUtcNow(), sas);
+        var session = new PeerSession(connection, direction, _options.Time.GetUtcNow(), sas) { OnEstablished = SessionEstablished };
         if (!_sessions.TryAdd(peer, session))
         {
             // One connection per peer: keep the one already working.
             return null;
         }
+        var firstEver = false;
         try
         {
+            firstEver = _db.Trust.GetPeer(peer)?.LastSeen is null;
             _db.Trust.TouchSeen(peer, direction == ConnectionDirection.Outbound && remote is not null ? PeerAddressFormat.FromEndPoint(remote) : null);
         }
         catch (SecureMeshException e)
         {
             NodeLog.StoreFailed(_logger, e.Message);
         }
+        if (_handshakes.Count < MaxHandshakeNotes || _handshakes.ContainsKey(peer))
+        {
+            _handshakes[peer] = new HandshakeNote(peer, sas, session.Since, direction, remote?.ToString(), null);
+        }
         NodeLog.SessionOpened(_logger, peer.Text, direction.ToString().ToLowerInvariant(), remote?.ToString(), session.ShortAuthString);
+        if (firstEver && _sasShown.TryAdd(peer, 0))
+        {
+            // The first session ever with this peer: both people should compare the words now.
+            NodeLog.CompareSas(_logger, peer.Text, sas);
+        }
         session.Completion = Task.Run(() => RunSessionAsync(session));
         SessionOpened?.Invoke(session);
         return session;
@@ -281,6 +433,14 @@ public sealed class MeshNode : IAsyncDisposable
                 while (!linked.IsCancellationRequested)
                 {
                     using var message = await session.Connection.ReceivePooledAsync(linked.Token);
+                    if (message.Memory.Length > 0 && message.Memory.Span[0] == (byte)WireMessageType.Refused)
+                    {
+                        session.MarkRefusedByPeer();
+                    }
+                    else
+                    {
+                        session.MarkEstablished();
+                    }
                 }
             }
             session.RequestClose("handler finished");
@@ -304,10 +464,60 @@ public sealed class MeshNode : IAsyncDisposable
         }
         finally
         {
+            AfterSession(session);
             _sessions.TryRemove(new KeyValuePair<PeerId, PeerSession>(session.PeerId, session));
             await session.Connection.DisposeAsync();
             NodeLog.SessionClosed(_logger, session.PeerId.Text, session.CloseReason ?? "closed");
             SessionClosed?.Invoke(session);
+        }
+    }
+
+    /// <summary>Most peers whose last handshake is remembered (only trusted peers get one, so this is a safety cap).</summary>
+    private const int MaxHandshakeNotes = 4096;
+
+    /// <summary>A session worked: a refusal recorded earlier no longer holds.</summary>
+    private void SessionEstablished(PeerSession session)
+    {
+        try
+        {
+            if (_db.Trust.ClearRefusal(session.PeerId))
+            {
+                NodeLog.RefusalCleared(_logger, session.PeerId.Text);
+            }
+        }
+        catch (SecureMeshException e)
+        {
+            NodeLog.StoreFailed(_logger, e.Message);
+        }
+    }
+
+    /// <summary>Records how a session ended: a refusal by the peer, or a hang-up before any word (it may not trust us yet).</summary>
+    private void AfterSession(PeerSession session)
+    {
+        var peer = session.PeerId;
+        var reason = session.RefusedByPeer ? "refused by the peer" : session.CloseReason ?? "closed";
+        if (_handshakes.TryGetValue(peer, out var note) && note.At == session.Since && string.Equals(note.Sas, session.ShortAuthString, StringComparison.Ordinal))
+        {
+            _handshakes[peer] = note with { Ended = reason };
+        }
+        if (session.RefusedByPeer)
+        {
+            try
+            {
+                var count = _db.Trust.RecordRefusal(peer);
+                NodeLog.RefusedByPeer(_logger, peer.Text, count, Transfer.PeerConnector.RefusalBackoff(count));
+            }
+            catch (SecureMeshException e)
+            {
+                NodeLog.StoreFailed(_logger, e.Message);
+            }
+        }
+        else if (!session.Established && session.Connection.MessagesReceived == 0 && session.Direction == ConnectionDirection.Outbound
+            && !_stopping.IsCancellationRequested && _sasShown.TryAdd(peer, 0))
+        {
+            // The peer hung up before saying anything: most likely this node is pending there. Show the words once so
+            // the two people can compare them before the other side trusts this one.
+            NodeLog.HungUpBeforeHello(_logger, peer.Text, session.ShortAuthString);
         }
     }
 
@@ -402,3 +612,9 @@ public sealed class MeshNode : IAsyncDisposable
         _stopping.Dispose();
     }
 }
+
+/// <summary>
+/// The last authenticated handshake with a trusted peer: its short authentication string (the same words on both
+/// sides), when, which side dialled, and how the session ended (null while it is open).
+/// </summary>
+public sealed record HandshakeNote(PeerId PeerId, string Sas, DateTimeOffset At, ConnectionDirection Direction, string? Remote, string? Ended);

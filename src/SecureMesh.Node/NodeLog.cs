@@ -30,4 +30,19 @@ internal static partial class NodeLog
 
     [LoggerMessage(EventId = 131, Level = LogLevel.Error, Message = "trust store check failed: {Reason}")]
     public static partial void StoreFailed(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 112, Level = LogLevel.Information, Message = "first session with {PeerId}: both sides show the same short authentication string; read it aloud to rule out interception: {Sas}")]
+    public static partial void CompareSas(ILogger logger, string peerId, string sas);
+
+    [LoggerMessage(EventId = 113, Level = LogLevel.Information, Message = "{PeerId} hung up right after the handshake (it may not trust this node yet); compare the short authentication string aloud with its owner: {Sas}")]
+    public static partial void HungUpBeforeHello(ILogger logger, string peerId, string sas);
+
+    [LoggerMessage(EventId = 123, Level = LogLevel.Warning, Message = "{Count} more refusals of {Remote} in the last {Interval} were not logged one by one")]
+    public static partial void RefusedRepeatedly(ILogger logger, string remote, long count, TimeSpan interval);
+
+    [LoggerMessage(EventId = 124, Level = LogLevel.Warning, Message = "{PeerId} refuses this node (it has blocked us; refusal {Count} in a row); next attempt in {Backoff}")]
+    public static partial void RefusedByPeer(ILogger logger, string peerId, int count, TimeSpan backoff);
+
+    [LoggerMessage(EventId = 125, Level = LogLevel.Information, Message = "{PeerId} accepts this node again")]
+    public static partial void RefusalCleared(ILogger logger, string peerId);
 }

@@ -1,6 +1,8 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Net;
 using SecureMesh.Core;
+using SecureMesh.Core.Addressing;
 
 namespace SecureMesh.Node;
 
@@ -20,6 +22,7 @@ public sealed record SettingDefinition(string Key, string Default, string Descri
         {
             NodeSettings.Discovery => ParseSwitch(trimmed) ? "on" : "off",
             NodeSettings.ChunkSize or NodeSettings.UploadLimit => ParseSize(trimmed).ToString(CultureInfo.InvariantCulture),
+            NodeSettings.Listen => DialAddress.Parse(trimmed, allowPortZero: true).Text,
             _ => trimmed,
         };
     }
@@ -76,7 +79,7 @@ public static class NodeSettings
     /// <summary>Every known setting, in display order.</summary>
     public static IReadOnlyList<SettingDefinition> All { get; } =
     [
-        new(Listen, DefaultListen, "TCP address to listen on (HOST:PORT)", v => TryParseEndPoint(v, out _, out var e) ? null : e),
+        new(Listen, DefaultListen, "TCP address to listen on (HOST:PORT or /ip4|ip6|dns|dns4|dns6/HOST/tcp/PORT; a name is resolved when the node starts)", v => TryParseListen(v, out _, out var e) ? null : e),
         new(DownloadDir, "~/Downloads/SecureMesh", "folder released downloads are moved to", v => v.Length == 0 ? "must not be empty" : v.Contains('\0', StringComparison.Ordinal) ? "contains a NUL character" : null),
         new(Scanner, string.Empty, "virus scanner command, ClamAV convention: exit 0 clean, 1 infected; {} is replaced by the file (empty: none)", Quarantine.ScannerRunner.Validate),
         new(ScannerTimeout, "120", "seconds the scanner may run before the file is held", v => IntInRange(v, 1, 86_400)),
@@ -93,47 +96,54 @@ public static class NodeSettings
         ?? throw new SecureMeshException(SecureMeshErrorKind.InvalidInput,
             $"unknown setting '{key}'; known settings: {string.Join(", ", All.Select(s => s.Key))}");
 
-    /// <summary>Parses <c>HOST:PORT</c> (IPv4, <c>[IPv6]:PORT</c>, or <c>localhost</c>).</summary>
-    public static bool TryParseEndPoint(string text, out IPEndPoint endPoint, out string error)
+    /// <summary>Checks a listen address without touching the network: <c>HOST:PORT</c> or a TCP multiaddr, port 0 allowed (any free port), no <c>/p2p</c>.</summary>
+    public static bool TryParseListen(string text, [NotNullWhen(true)] out DialAddress? address, out string error)
     {
-        endPoint = new IPEndPoint(IPAddress.Any, 0);
-        var trimmed = text.Trim();
-        var colon = trimmed.LastIndexOf(':');
-        if (colon <= 0 || colon == trimmed.Length - 1)
+        if (!DialAddress.TryParse(text, out address, out error, allowPortZero: true))
         {
-            error = $"'{trimmed}' is not HOST:PORT";
             return false;
         }
-        var host = trimmed[..colon];
-        if (host.StartsWith('[') && host.EndsWith(']'))
+        if (address.PeerId is not null)
         {
-            host = host[1..^1];
-        }
-        if (!int.TryParse(trimmed[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port > 65535)
-        {
-            error = $"'{trimmed}': the port must be a number from 0 to 65535";
+            error = $"invalid address '{address.Text}': a listen address takes no /p2p part";
+            address = null;
             return false;
         }
-        IPAddress? address;
-        if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase))
-        {
-            address = IPAddress.Loopback;
-        }
-        else if (!IPAddress.TryParse(host, out address))
-        {
-            error = $"'{trimmed}': '{host}' is not an IP address";
-            return false;
-        }
-        endPoint = new IPEndPoint(address, port);
-        error = string.Empty;
         return true;
     }
 
-    /// <summary>Parses <c>HOST:PORT</c> or throws a clear error.</summary>
-    public static IPEndPoint ParseEndPoint(string text) =>
-        TryParseEndPoint(text, out var endPoint, out var error)
-            ? endPoint
-            : throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"invalid address {error}");
+    /// <summary>
+    /// Turns a listen address (or a literal peer address) into an endpoint: an IP address as it is; a name resolved
+    /// now, to its first address (IPv4 first). False with the reason when it does not parse or resolve.
+    /// </summary>
+    public static bool TryParseEndPoint(string text, out IPEndPoint endPoint, out string error)
+    {
+        endPoint = new IPEndPoint(IPAddress.Any, 0);
+        if (!TryParseListen(text, out var address, out error))
+        {
+            return false;
+        }
+        try
+        {
+            endPoint = address.ResolveAsync(CancellationToken.None).GetAwaiter().GetResult()[0];
+            return true;
+        }
+        catch (SecureMeshException e)
+        {
+            error = e.Message;
+            return false;
+        }
+    }
+
+    /// <summary>As <see cref="TryParseEndPoint"/>, throwing a clear <see cref="SecureMeshException"/> (InvalidInput for a malformed address, Network when a name does not resolve).</summary>
+    public static IPEndPoint ParseEndPoint(string text)
+    {
+        if (!TryParseListen(text, out var address, out var error))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, error);
+        }
+        return address.ResolveAsync(CancellationToken.None).GetAwaiter().GetResult()[0];
+    }
 
     private static string? IntInRange(string v, int min, int max) =>
         int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max

@@ -53,6 +53,32 @@ public sealed class PeerSession
 
     internal Task Completion { get; set; } = Task.CompletedTask;
 
+    /// <summary>True once the peer said it refuses this node (it has blocked us).</summary>
+    public bool RefusedByPeer { get; private set; }
+
+    /// <summary>True once the peer answered with its protocol hello: the session works.</summary>
+    public bool Established { get; private set; }
+
+    /// <summary>Set by the node: told once when the session is established.</summary>
+    internal Action<PeerSession>? OnEstablished { get; set; }
+
+    /// <summary>The peer refused this node: remember it and end the session.</summary>
+    internal void MarkRefusedByPeer()
+    {
+        RefusedByPeer = true;
+        RequestClose("refused by the peer");
+    }
+
+    /// <summary>The peer's hello arrived.</summary>
+    internal void MarkEstablished()
+    {
+        if (!Established)
+        {
+            Established = true;
+            OnEstablished?.Invoke(this);
+        }
+    }
+
     internal void RequestClose(string reason)
     {
         Interlocked.CompareExchange(ref _closeReason, reason, null);

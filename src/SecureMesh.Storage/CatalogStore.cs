@@ -122,8 +122,9 @@ public sealed class CatalogStore
         Query($"SELECT {Columns}, leaves, manifest FROM catalog WHERE content_id = $cid ORDER BY indexed_at DESC", true, ("$cid", contentId));
 
     /// <summary>
-    /// Entries whose name contains every whitespace-separated term (case-insensitive for ASCII), one per content ID,
-    /// at most <paramref name="limit"/>.
+    /// Entries where every whitespace-separated term (case-insensitive for ASCII) is found in the file's name or in
+    /// the names of the folders it lies in, counted from the shared folder itself (its own name included, nothing
+    /// above it), one per content ID, at most <paramref name="limit"/>.
     /// </summary>
     public IReadOnlyList<CatalogEntry> Search(string terms, int limit)
     {
@@ -131,10 +132,15 @@ public sealed class CatalogStore
         var words = terms.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var sql = new StringBuilder($"SELECT {Columns} FROM catalog WHERE 1 = 1");
         var parameters = new List<(string, object?)>();
+        // The path from the shared folder's own name down: rtrim(root, <every character but the separator>) is the
+        // folder above the share (the usual SQLite dirname), so what follows it in the file's path is "Share/sub/file".
+        // A shared single file has no folders of its own: only its name is searched.
+        const string Relative = "CASE WHEN path = share_root THEN name ELSE substr(path, length(rtrim(share_root, replace(share_root, $sep, ''))) + 1) END";
+        parameters.Add(("$sep", Path.DirectorySeparatorChar.ToString()));
         for (var i = 0; i < words.Length && i < 16; i++)
         {
             var name = "$t" + i.ToString(CultureInfo.InvariantCulture);
-            sql.Append(CultureInfo.InvariantCulture, $" AND name LIKE {name} ESCAPE '\\'");
+            sql.Append(CultureInfo.InvariantCulture, $" AND (name LIKE {name} ESCAPE '\\' OR {Relative} LIKE {name} ESCAPE '\\')");
             parameters.Add((name, "%" + EscapeLike(words[i]) + "%"));
         }
         sql.Append(" GROUP BY content_id ORDER BY name, path LIMIT $limit");

@@ -224,6 +224,13 @@ internal static class Migrations
             UPDATE access_stamps SET value = value + 1 WHERE name = 'catalog';
         END;
         """,
+
+        // Version 6 (issue 15): a peer whose node refused this one (it blocked us): when it last did and how many times
+        // in a row, so the dialler backs off across restarts and the UI can say "refusing us". A working session clears it.
+        """
+        ALTER TABLE peers ADD COLUMN refused_at INTEGER;
+        ALTER TABLE peers ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0 CHECK (refusals >= 0);
+        """,
     ];
 
     /// <summary>The schema version this code writes.</summary>

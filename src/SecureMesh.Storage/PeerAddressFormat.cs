@@ -2,59 +2,45 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using SecureMesh.Core;
+using SecureMesh.Core.Addressing;
+using SecureMesh.Core.Identity;
 
 namespace SecureMesh.Storage;
 
-/// <summary>Checks and normalizes peer addresses written as <c>host:port</c> (<c>[v6]:port</c> for IPv6).</summary>
+/// <summary>Checks and normalizes peer addresses: <c>host:port</c> (<c>[v6]:port</c> for IPv6, or a DNS name) or a TCP multiaddr.</summary>
 public static class PeerAddressFormat
 {
-    /// <summary>Returns the canonical <c>host:port</c> text; throws <see cref="SecureMeshException"/> (InvalidInput) with the reason.</summary>
+    /// <summary>
+    /// Returns the canonical text of a peer address: <c>host:port</c> (IPv4, <c>[IPv6]</c> or a DNS name, kept as a
+    /// name and resolved when dialled) or a TCP multiaddr (<c>/dns4/nas.local/tcp/4747/p2p/…</c>); throws
+    /// <see cref="SecureMeshException"/> (InvalidInput) with the reason.
+    /// </summary>
     public static string Normalize(string? address)
     {
-        var shown = address is { Length: > 80 } ? address[..80] + "…" : address;
-        var text = address?.Trim();
-        if (string.IsNullOrEmpty(text))
+        if (DialAddress.TryParse(address, out var parsed, out var error))
         {
-            throw Invalid(shown, "empty");
+            return parsed.Text;
         }
-        var colon = text.LastIndexOf(':');
-        if (colon <= 0 || colon == text.Length - 1)
+        const string Prefix = "invalid address";
+        throw new SecureMeshException(SecureMeshErrorKind.InvalidInput,
+            error.StartsWith(Prefix, StringComparison.Ordinal) ? "invalid peer address" + error[Prefix.Length..] : error);
+    }
+
+    /// <summary>
+    /// As <see cref="Normalize(string?)"/> for an address of <paramref name="peer"/>: a multiaddr ending in
+    /// <c>/p2p/</c> another peer's ID is refused (InvalidInput), since dialling it could only reach someone else.
+    /// </summary>
+    public static string Normalize(string? address, PeerId peer)
+    {
+        ArgumentNullException.ThrowIfNull(peer);
+        var text = Normalize(address);
+        var named = DialAddress.Parse(text).PeerId;
+        if (named is not null && !named.Equals(peer))
         {
-            throw Invalid(shown, "expected host:port, e.g. 192.0.2.7:4001 or [2001:db8::7]:4001");
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput,
+                $"invalid peer address '{text}': it names peer {named.Text}, not {peer.Text}");
         }
-        var host = text[..colon];
-        var portText = text[(colon + 1)..];
-        if (portText.Length > 5 || !portText.All(char.IsAsciiDigit)
-            || !int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
-        {
-            throw Invalid(shown, "port must be a number from 1 to 65535");
-        }
-        if (host.StartsWith('['))
-        {
-            if (!host.EndsWith(']') || !IPAddress.TryParse(host[1..^1], out var v6) || v6.AddressFamily != AddressFamily.InterNetworkV6)
-            {
-                throw Invalid(shown, "bracketed host must be an IPv6 address");
-            }
-            return FromEndPoint(new IPEndPoint(v6, port));
-        }
-        if (host.Contains(':', StringComparison.Ordinal))
-        {
-            throw Invalid(shown, "write IPv6 addresses in brackets, e.g. [2001:db8::7]:4001");
-        }
-        if (host.All(c => char.IsAsciiDigit(c) || c == '.'))
-        {
-            if (host.Count(c => c == '.') != 3 || !IPAddress.TryParse(host, out var v4))
-            {
-                throw Invalid(shown, "not a valid IPv4 address");
-            }
-            return FromEndPoint(new IPEndPoint(v4, port));
-        }
-        if (host.Length > 253 || host.StartsWith('.') || host.StartsWith('-')
-            || !host.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-'))
-        {
-            throw Invalid(shown, "host must be an IP address or a DNS name");
-        }
-        return $"{host.ToLowerInvariant()}:{port.ToString(CultureInfo.InvariantCulture)}";
+        return text;
     }
 
     /// <summary>The canonical text of an endpoint (IPv4-mapped IPv6 addresses are written as IPv4).</summary>
@@ -66,7 +52,4 @@ public static class PeerAddressFormat
             ? $"[{new IPAddress(address.GetAddressBytes())}]:{endPoint.Port.ToString(CultureInfo.InvariantCulture)}"
             : $"{address}:{endPoint.Port.ToString(CultureInfo.InvariantCulture)}";
     }
-
-    private static SecureMeshException Invalid(string? shown, string why) =>
-        new(SecureMeshErrorKind.InvalidInput, $"invalid peer address '{shown}': {why}");
 }

@@ -53,7 +53,13 @@ public sealed record PeerRecord(
     string? BlockReason,
     IReadOnlyList<PeerAddress> Addresses,
     DateTimeOffset Created,
-    DateTimeOffset Updated);
+    DateTimeOffset Updated,
+    DateTimeOffset? RefusedAt = null,
+    int Refusals = 0)
+{
+    /// <summary>True when the peer's node refused this one (it has blocked us) and no session has worked since.</summary>
+    public bool RefusingUs => Refusals > 0;
+}
 
 /// <summary>A blocked address range.</summary>
 public sealed record BlockedAddress(CidrRange Range, string? Reason, DateTimeOffset Created)

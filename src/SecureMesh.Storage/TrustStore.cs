@@ -42,7 +42,7 @@ public sealed class TrustStore
     {
         ArgumentNullException.ThrowIfNull(peer);
         name = CheckName(name);
-        var normalized = (addresses ?? []).Select(PeerAddressFormat.Normalize).Distinct(StringComparer.Ordinal).ToList();
+        var normalized = (addresses ?? []).Select(a => PeerAddressFormat.Normalize(a, peer)).Distinct(StringComparer.Ordinal).ToList();
         _database.Write(tx =>
         {
             var existing = StateOf(tx, peer);
@@ -155,7 +155,7 @@ public sealed class TrustStore
     public bool AddAddress(PeerId peer, string address, AddressSource source = AddressSource.User)
     {
         ArgumentNullException.ThrowIfNull(peer);
-        var normalized = PeerAddressFormat.Normalize(address);
+        var normalized = PeerAddressFormat.Normalize(address, peer);
         return _database.Write(tx =>
         {
             RequireState(tx, peer);
@@ -224,6 +224,46 @@ public sealed class TrustStore
                 UpsertAddress(tx, peer, normalized, AddressSource.Seen, now);
             }
             return true;
+        });
+    }
+
+    /// <summary>
+    /// Records that <paramref name="peer"/>'s node refused this one after the handshake (it has blocked us); returns how
+    /// many refusals in a row there have been. Audited (<c>peer.refused_us</c>) the first time only, so a peer that keeps
+    /// refusing does not fill the log. An unknown peer is ignored (returns 0).
+    /// </summary>
+    public int RecordRefusal(PeerId peer)
+    {
+        ArgumentNullException.ThrowIfNull(peer);
+        return _database.Write(tx =>
+        {
+            var now = _database.NowMs();
+            if (SecureMeshDatabase.Execute(tx, "UPDATE peers SET refused_at = $now, refusals = refusals + 1 WHERE peer_id = $id AND refusals < 1000000",
+                    ("$now", now), ("$id", peer.Text)) == 0)
+            {
+                return 0;
+            }
+            var count = Convert.ToInt32(SecureMeshDatabase.Scalar(tx, "SELECT refusals FROM peers WHERE peer_id = $id", ("$id", peer.Text)), System.Globalization.CultureInfo.InvariantCulture);
+            if (count == 1)
+            {
+                _database.Audit.AppendCore(tx, "peer.refused_us", peer.Text, "the peer's node refused this one after the handshake");
+            }
+            return count;
+        });
+    }
+
+    /// <summary>Forgets a refusal once a session with <paramref name="peer"/> works again; false when there was none.</summary>
+    public bool ClearRefusal(PeerId peer)
+    {
+        ArgumentNullException.ThrowIfNull(peer);
+        return _database.Write(tx =>
+        {
+            var cleared = SecureMeshDatabase.Execute(tx, "UPDATE peers SET refused_at = NULL, refusals = 0 WHERE peer_id = $id AND refusals > 0", ("$id", peer.Text)) > 0;
+            if (cleared)
+            {
+                _database.Audit.AppendCore(tx, "peer.accepts_us", peer.Text, "a session with the peer works again");
+            }
+            return cleared;
         });
     }
 
@@ -520,7 +560,7 @@ public sealed class TrustStore
         }
         var peers = new List<PeerRecord>();
         using (var command = SecureMeshDatabase.Command(connection,
-                   $"SELECT p.peer_id, p.name, p.state, p.fingerprint, p.first_seen, p.last_seen, p.block_reason, p.created, p.updated FROM peers p {where} ORDER BY p.name IS NULL, p.name, p.peer_id",
+                   $"SELECT p.peer_id, p.name, p.state, p.fingerprint, p.first_seen, p.last_seen, p.block_reason, p.created, p.updated, p.refused_at, p.refusals FROM peers p {where} ORDER BY p.name IS NULL, p.name, p.peer_id",
                    parameters))
         using (var reader = command.ExecuteReader())
         {
@@ -541,7 +581,9 @@ public sealed class TrustStore
                     reader.IsDBNull(6) ? null : reader.GetString(6),
                     addresses.TryGetValue(text, out var list) ? list : [],
                     StateNames.FromMs(reader.GetInt64(7)),
-                    StateNames.FromMs(reader.GetInt64(8))));
+                    StateNames.FromMs(reader.GetInt64(8)),
+                    reader.IsDBNull(9) ? null : StateNames.FromMs(reader.GetInt64(9)),
+                    reader.GetInt32(10)));
             }
         }
         return peers;

@@ -98,6 +98,83 @@ public sealed class TrustCommandTests : IDisposable
         Assert.Equal(before, State());
     }
 
+    public static TheoryData<string> BadAddresses() => new()
+    {
+        "not-an-address",
+        "nas.local",
+        "nas.local:0",
+        "nas.local:65536",
+        "2001:db8::7:4747",
+        "/ip4/127.0.0.1",
+        "/ip4/127.0.0.1/tcp/99999",
+        "/ip4/1.2.3.256/tcp/1",
+        "/udp/1",
+        "/dns/bad name/tcp/1",
+        "/ip4/127.0.0.1/tcp/4747/p2p/OTHER",
+    };
+
+    /// <summary>Issue 15: a malformed address, or one whose /p2p names another peer, is a usage error (exit 2), one line, nothing stored.</summary>
+    [Theory]
+    [MemberData(nameof(BadAddresses))]
+    public void A_malformed_address_is_a_usage_error_exit_2_and_changes_nothing(string address)
+    {
+        using var stranger = NodeIdentity.Generate();
+        using var other = NodeIdentity.Generate();
+        var before = State();
+        var result = _cli.Home_("peers", "add", stranger.PeerId.Text, "--addr", address.Replace("OTHER", other.PeerId.Text, StringComparison.Ordinal));
+        Assert.True(result.ExitCode == 2, result.ToString());
+        Assert.Single(result.ErrLines);
+        Assert.StartsWith("error: invalid peer address", result.ErrLines[0], StringComparison.Ordinal);
+        Assert.Equal(before, State());
+        if (address.EndsWith("OTHER", StringComparison.Ordinal))
+        {
+            Assert.Contains($"names peer {other.PeerId.Text}, not {stranger.PeerId.Text}", result.Err, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Host_names_and_multiaddrs_are_stored_as_typed_in_canonical_form()
+    {
+        using var peer = NodeIdentity.Generate();
+        var id = peer.PeerId.Text;
+        var result = _cli.Home_("peers", "add", id, "--addr", "NAS.local:4747", "--addr", "/dns4/nas.local/tcp/4747",
+            "--addr", "/ip6/2001:db8::7/tcp/1", "--addr", $"/ip4/192.0.2.7/tcp/4747/p2p/{id}", "--addr", "[2001:db8::8]:2");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        using var doc = JsonDocument.Parse(_cli.Home_("peers", "list", "--json").Out);
+        var entry = doc.RootElement.EnumerateArray().Single(p => p.GetProperty("peerId").GetString() == id);
+        var addresses = entry.GetProperty("addresses").EnumerateArray().Select(a => a.GetString()!).Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(["/dns4/nas.local/tcp/4747", $"/ip4/192.0.2.7/tcp/4747/p2p/{id}", "/ip6/2001:db8::7/tcp/1", "[2001:db8::8]:2", "nas.local:4747"], addresses);
+    }
+
+    [Theory]
+    [InlineData("nas.local:4747", "nas.local:4747")]
+    [InlineData("/ip4/0.0.0.0/tcp/4747", "/ip4/0.0.0.0/tcp/4747")]
+    [InlineData("/dns/localhost/tcp/0", "/dns/localhost/tcp/0")]
+    [InlineData("[::]:4747", "[::]:4747")]
+    public void Config_set_listen_accepts_names_and_multiaddrs(string value, string stored)
+    {
+        var result = _cli.Home_("config", "set", "listen", value);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal(stored, _cli.Home_("config", "get", "listen").Out.Trim());
+    }
+
+    [Theory]
+    [InlineData("nowhere")]
+    [InlineData("/ip4/0.0.0.0")]
+    [InlineData("/ip4/0.0.0.0/tcp/1/p2p/12D3KooWAwuGjgULaLPKfdD4dGfUQmFbdcmgaXcpSEcGutEyPYuh")]
+    [InlineData("1.2.3.4:70000")]
+    public void Config_set_listen_and_run_listen_refuse_a_malformed_address_with_exit_2(string value)
+    {
+        var before = _cli.Home_("config", "get", "listen").Out;
+        var set = _cli.Home_("config", "set", "listen", value);
+        Assert.True(set.ExitCode == 2, set.ToString());
+        Assert.Single(set.ErrLines);
+        Assert.Equal(before, _cli.Home_("config", "get", "listen").Out);
+        var run = _cli.Home_("run", "--listen", value);
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.StartsWith("error: --listen: invalid address", run.ErrLines[0], StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Peers_add_with_the_right_fingerprint_adds_and_with_a_wrong_one_or_a_typo_in_the_peer_id_refuses()
     {

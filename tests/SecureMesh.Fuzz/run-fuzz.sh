@@ -5,7 +5,7 @@
 #   tests/SecureMesh.Fuzz/run-fuzz.sh TARGET|all [SECONDS]            AFL++ (default 300 s per target)
 #   tests/SecureMesh.Fuzz/run-fuzz.sh --cscheck TARGET|all [SECONDS]  no AFL++: CsCheck mutation fuzzing
 #
-# Targets: frame, handshake, payload, wire, manifest. Everything it makes goes to artifacts/fuzz/ (ignored by git):
+# Targets: frame, handshake, payload, wire, manifest, multiaddr. Everything it makes goes to artifacts/fuzz/ (ignored by git):
 # bin/ (the instrumented build), tools/ (sharpfuzz), TARGET/findings/default/{crashes,hangs,queue,fuzzer_stats}.
 # Installs what it lacks: afl++ from Debian (needs root), the SharpFuzz.CommandLine tool from NuGet.
 set -euo pipefail
@@ -23,7 +23,7 @@ if [[ "${1:-}" == "--cscheck" ]]; then
   shift
 fi
 [[ $# -ge 1 && $# -le 2 ]] || usage
-all_targets=(frame handshake payload wire manifest)
+all_targets=(frame handshake payload wire manifest multiaddr)
 if [[ "$1" == all ]]; then
   targets=("${all_targets[@]}")
 else

@@ -27,13 +27,16 @@ internal sealed class TestNode : IAsyncDisposable
 
     public IPEndPoint EndPoint => Node.LocalEndPoint;
 
-    public static TestNode Start(TimeSpan? firstPenalty = null, Func<PeerSession, CancellationToken, Task>? handler = null)
+    public static TestNode Start(TimeSpan? firstPenalty = null, Func<PeerSession, CancellationToken, Task>? handler = null,
+        TimeProvider? time = null, Microsoft.Extensions.Logging.ILoggerFactory? loggers = null)
     {
         var home = Directory.CreateTempSubdirectory("securemesh-node-").FullName;
         var identity = NodeIdentity.Generate();
-        var db = SecureMeshDatabase.Open(home);
+        var db = SecureMeshDatabase.Open(home, time);
         var node = MeshNode.Start(identity, db, new NodeOptions
         {
+            Time = time ?? TimeProvider.System,
+            LoggerFactory = loggers ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance,
             Home = home,
             Listen = new IPEndPoint(IPAddress.Loopback, 0),
             FirstPenalty = firstPenalty ?? TimeSpan.FromMilliseconds(200),
@@ -83,7 +86,10 @@ internal static class Wait
         using var cts = new CancellationTokenSource(timeout);
         try
         {
-            await connection.ReceiveAsync(cts.Token);
+            // A blocked peer is told "refused" (one empty Refused message, issue 15) before the close.
+            while ((await connection.ReceiveAsync(cts.Token)) is [(byte)Core.Wire.WireMessageType.Refused, 0])
+            {
+            }
             return false;
         }
         catch (SecureMeshException) when (!cts.IsCancellationRequested)

@@ -35,6 +35,29 @@ public sealed class CatalogAndDownloadStoreTests
     }
 
     [Fact]
+    public void Search_matches_the_folders_a_file_is_in_from_the_shared_folder_down_but_nothing_above_it()
+    {
+        using var t = new TestDatabase();
+        var cid3 = "b3:" + new string('c', 52);
+        t.Db.Catalog.Upsert(Entry("/home/alice/Holidays/Rome 2024/img1.jpg", "/home/alice/Holidays", "img1.jpg", Cid1));
+        t.Db.Catalog.Upsert(Entry("/home/alice/Holidays/notes.txt", "/home/alice/Holidays", "notes.txt", Cid2));
+        // A shared single file: only its own name counts.
+        t.Db.Catalog.Upsert(Entry("/home/alice/docs/report.pdf", "/home/alice/docs/report.pdf", "report.pdf", cid3));
+
+        // The shared folder's own name finds everything inside it.
+        Assert.Equal(2, t.Db.Catalog.Search("holidays", 10).Count);
+        // A subfolder's name finds only what is in it; terms may mix folder and file names.
+        Assert.Equal(Cid1, Assert.Single(t.Db.Catalog.Search("rome", 10)).ContentId);
+        Assert.Equal(Cid1, Assert.Single(t.Db.Catalog.Search("2024 img1", 10)).ContentId);
+        Assert.Empty(t.Db.Catalog.Search("rome notes", 10));
+        // Folders above the share stay private: they are not on the peer's side of the share.
+        Assert.Empty(t.Db.Catalog.Search("alice", 10));
+        Assert.Empty(t.Db.Catalog.Search("home", 10));
+        Assert.Empty(t.Db.Catalog.Search("docs", 10));
+        Assert.Equal(cid3, Assert.Single(t.Db.Catalog.Search("report", 10)).ContentId);
+    }
+
+    [Fact]
     public void Verified_chunks_survive_a_reopen_and_are_dropped_when_the_part_file_is_new()
     {
         using var t = new TestDatabase();

@@ -12,6 +12,7 @@ public sealed class DatabaseTests
         using var t = new TestDatabase();
         Assert.True(File.Exists(t.FilePath));
         Assert.Equal(SecureMeshDatabase.SupportedSchemaVersion, t.Db.SchemaVersion());
+        Assert.Equal(Migrations.LatestVersion, SecureMeshDatabase.SupportedSchemaVersion);
         Assert.Equal("ok", t.Db.IntegrityCheck());
         using var raw = t.Raw();
         Assert.Equal("wal", Pragma(raw, "journal_mode"));

@@ -16,13 +16,17 @@ internal static class NodeCommands
 {
     public static void Add(RootCommand root, CliConsole console)
     {
-        var listen = new Option<string?>("--listen") { Description = $"Address to listen on (default: the 'listen' setting, else {NodeSettings.DefaultListen})", HelpName = "HOST:PORT" };
+        var listen = new Option<string?>("--listen") { Description = $"Address to listen on: HOST:PORT or a multiaddr such as /ip4/0.0.0.0/tcp/4747 (default: the 'listen' setting, else {NodeSettings.DefaultListen})", HelpName = "ADDR" };
         var passphraseStdin = new Option<bool>("--passphrase-stdin") { Description = "Read the identity's passphrase from the first line of standard input" };
         // For tests: beacons every N milliseconds instead of every 5 s.
         var beaconInterval = new Option<int?>("--beacon-interval-ms") { Hidden = true };
         var run = new Command("run", "Run the node in the foreground (Ctrl+C or SIGTERM stops it cleanly)") { listen, passphraseStdin, beaconInterval };
         run.SetAction((parse, cancellationToken) => CliApp.ExecuteAsync(parse, console, async (ctx, ct) =>
         {
+            if (parse.GetValue(listen) is { } given && !NodeSettings.TryParseListen(given, out _, out var listenError))
+            {
+                throw CliApp.UsageError($"--listen: {listenError}");
+            }
             IdentityStore.EnsureDataDirectory(ctx.Home);
             if (!IdentityStore.Exists(ctx.Home))
             {
@@ -83,6 +87,10 @@ internal static class NodeCommands
             : $"peer id: {state.PeerId}\nfingerprint: {state.Fingerprint}");
         ctx.Out.WriteLine($"listen: {string.Join(", ", state.Listen)}{setting}");
         ctx.Out.WriteLine($"discovery: {state.Discovery}{setting}");
+        foreach (var r in state.RefusingUs ?? [])
+        {
+            ctx.Out.WriteLine($"refusing us: {r.PeerId} ({TerminalText.Safe(r.Name ?? "-")}) since {TrustCommands.Time(r.LastRefusal)}, {r.Refusals} in a row; next attempt {TrustCommands.Time(r.NextAttempt)}");
+        }
         if (!state.Running)
         {
             return;
@@ -97,6 +105,11 @@ internal static class NodeCommands
                     c.BytesSent.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     c.BytesReceived.ToString(System.Globalization.CultureInfo.InvariantCulture), c.Sas,
                 }));
+        }
+        foreach (var h in state.Handshakes ?? [])
+        {
+            // The peer hung up (perhaps it has not trusted this node yet): the words are still there to compare aloud.
+            ctx.Out.WriteLine($"last handshake with {h.PeerId} ({TerminalText.Safe(h.Name ?? "-")}), {h.Direction}, {TrustCommands.Time(h.Time)}: SAS {h.Sas}; {TerminalText.Safe(h.Ended ?? "open")}");
         }
         ctx.Out.WriteLine($"transfers: {(state.Transfers.Count == 0 ? "none" : state.Transfers.Count.ToString(System.Globalization.CultureInfo.InvariantCulture))}");
         foreach (var t in state.Transfers)

@@ -120,7 +120,7 @@ internal static class TrustCommands
         peers.Subcommands.Add(pending);
 
         var peerArg = new Argument<string>("PEERID") { Description = "A libp2p Peer ID (12D3KooW…)" };
-        var addr = new Option<string[]>("--addr") { Description = "Address of the peer (HOST:PORT); may be repeated", HelpName = "HOST:PORT", AllowMultipleArgumentsPerToken = false };
+        var addr = new Option<string[]>("--addr") { Description = "Address of the peer: HOST:PORT (a name is resolved when dialled) or a multiaddr such as /dns4/nas.local/tcp/4747[/p2p/PEERID]; may be repeated", HelpName = "ADDR", AllowMultipleArgumentsPerToken = false };
         var name = new Option<string?>("--name") { Description = "A name to show for the peer", HelpName = "NAME" };
         var trust = new Option<bool>("--trust") { Description = "Trust the peer right away" };
         var fingerprint = new Option<string?>("--fingerprint")
@@ -133,7 +133,7 @@ internal static class TrustCommands
         {
             // Checked before the node is asked, so bad input is the same error with or without one.
             var peer = CliArgs.Peer(parse.GetValue(peerArg));
-            var addresses = (parse.GetValue(addr) ?? []).Select(CliArgs.Address).ToArray();
+            var addresses = (parse.GetValue(addr) ?? []).Select(a => CliArgs.Check(() => NodeControlService.NormalizeAddress(a, peer))).ToArray();
             var displayName = CliArgs.Name(parse.GetValue(name));
             if (parse.GetValue(fingerprint) is { } expected)
             {
@@ -333,7 +333,7 @@ internal static class TrustCommands
         Table.Write(ctx.Out, ["PEER ID", "NAME", "STATE", "FINGERPRINT", "LAST SEEN", "ADDRESSES"],
             peers.Select(p => new[]
             {
-                p.PeerId, p.Name ?? "-", p.State + (p.Connected ? " (connected)" : string.Empty), p.Fingerprint,
+                p.PeerId, p.Name ?? "-", p.State + (p.Connected ? " (connected)" : string.Empty) + (p.RefusingUs ? " (refusing us)" : string.Empty), p.Fingerprint,
                 p.LastSeen is { } seen ? Time(seen) : "never", string.Join(",", p.Addresses),
             }));
         return CliApp.Success;
@@ -420,4 +420,5 @@ internal static class TrustCommands
                 $"audit log rewritten: entry {seq} no longer has the anchored hash");
         }
     }
+
 }

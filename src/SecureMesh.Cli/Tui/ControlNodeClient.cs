@@ -23,6 +23,9 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
     private Task? _sharing;
     private string? _shareError;
 
+    /// <summary>Test seam: a client over any control implementation (a <see cref="NodeControlService"/> on a test node).</summary>
+    internal static ControlNodeClient ForTest(INodeControl control) => new(control, null, null, null, null);
+
     private ControlNodeClient(INodeControl control, ITransferControl? transfer, IDisposable? offlineDb, NodeHostBundle? hosted, string? startupError, IGroupControl? groups = null)
     {
         _control = control;
@@ -99,6 +102,8 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
         var peers = await _control.ListPeersAsync(null, cancellationToken);
         var status = await _control.GetStatusAsync(cancellationToken);
         var online = status.Connections.ToDictionary(c => c.PeerId, c => c.Sas, StringComparer.Ordinal);
+        // A peer that hung up right after the handshake (it may not trust us yet) still shows the words to compare.
+        var lastSas = (status.Handshakes ?? []).GroupBy(h => h.PeerId, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Sas, StringComparer.Ordinal);
         return [.. peers.Select(p => new PeerView(
             p.PeerId,
             p.Name,
@@ -111,9 +116,10 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
             },
             online.ContainsKey(p.PeerId),
             p.Fingerprint,
-            online.GetValueOrDefault(p.PeerId),
+            online.GetValueOrDefault(p.PeerId) ?? lastSas.GetValueOrDefault(p.PeerId),
             p.Addresses,
-            p.BlockReason))];
+            p.BlockReason,
+            p.RefusingUs))];
     }
 
     public async Task AddPeerAsync(string peerId, string? address, string? name, bool trust, CancellationToken cancellationToken)
@@ -122,8 +128,7 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
         string[]? addresses = null;
         if (!string.IsNullOrWhiteSpace(address))
         {
-            var endPoint = NodeSettings.ParseEndPoint(address);
-            addresses = [endPoint.ToString()];
+            addresses = [NodeControlService.NormalizeAddress(address, id)];
         }
         await _control.AddPeerAsync(new AddPeerRequest(id.Text, addresses, string.IsNullOrWhiteSpace(name) ? null : name.Trim(), trust), cancellationToken);
     }

@@ -109,7 +109,8 @@ internal enum PeerViewState
 }
 
 /// <summary>A peer as the Peers view shows it.</summary>
-/// <param name="Sas">Short authentication string of the live session, to compare aloud; null when not connected.</param>
+/// <param name="Sas">Short authentication string of the live session, or of the last handshake when the peer hung up (it may not trust us yet), to compare aloud; null when there was none.</param>
+/// <param name="RefusingUs">The peer's node refuses this one (it has blocked us).</param>
 internal sealed record PeerView(
     string PeerId,
     string? Name,
@@ -118,7 +119,8 @@ internal sealed record PeerView(
     string Fingerprint,
     string? Sas,
     IReadOnlyList<string> Addresses,
-    string? BlockReason = null);
+    string? BlockReason = null,
+    bool RefusingUs = false);
 
 /// <summary>A shared path and how far its indexing has got.</summary>
 /// <param name="IndexedBytes">Bytes hashed so far.</param>

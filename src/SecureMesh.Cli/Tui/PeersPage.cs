@@ -12,7 +12,7 @@ internal sealed class PeersPage : TuiPage
     {
         ["Name"] = p => p.Name ?? "-",
         ["Peer ID"] = p => Fmt.ShortId(p.PeerId),
-        ["State"] = p => Fmt.State(p.State),
+        ["State"] = p => p.RefusingUs ? Fmt.State(p.State) + ", refusing us" : Fmt.State(p.State),
         ["On"] = p => p.Online ? "yes" : "no",
         ["Fingerprint"] = p => p.Fingerprint,
         ["SAS"] = p => p.Sas ?? "-",
@@ -125,7 +125,7 @@ internal sealed class PeersPage : TuiPage
         {
             if (values[1].Length > 0)
             {
-                NodeControlService.NormalizeAddress(values[1]);
+                NodeControlService.NormalizeAddress(values[1], id);
             }
             NodeControlService.ValidateName(values[2]);
             if (values[3].Length > 0)
@@ -143,7 +143,7 @@ internal sealed class PeersPage : TuiPage
     /// <summary>The confirmation text: everything the user must compare before trusting.</summary>
     internal static string TrustQuestion(PeerView peer) =>
         $"Trust {peer.Name ?? "this peer"}?\n\nPeer ID {peer.PeerId}\nFingerprint {peer.Fingerprint}\n"
-        + (peer.Sas is null ? "SAS: no live session (connect first to compare it)" : $"SAS {peer.Sas}")
+        + (peer.Sas is null ? "SAS: no handshake yet (connect first to compare it)" : $"SAS {peer.Sas}")
         + "\n\nCompare them with the peer by voice before you trust.";
 
     private void Trust(PeerView peer)

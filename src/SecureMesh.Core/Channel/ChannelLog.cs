@@ -18,6 +18,9 @@ internal static partial class ChannelLog
     [LoggerMessage(EventId = 3004, Level = LogLevel.Warning, Message = "Secure connection with {PeerId} closed: {Reason}")]
     public static partial void ConnectionFailed(ILogger logger, string peerId, string reason);
 
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Information, Message = "Secure connection with {PeerId} ended: {Reason}")]
+    public static partial void ConnectionEnded(ILogger logger, string peerId, string reason);
+
     [LoggerMessage(EventId = 3007, Level = LogLevel.Warning, Message = "{Count} more failed or refused connections were not logged one by one (at most {Burst} lines per {Window})")]
     public static partial void Suppressed(ILogger logger, long count, int burst, TimeSpan window);
 

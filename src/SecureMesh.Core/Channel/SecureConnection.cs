@@ -249,7 +249,8 @@ public sealed class SecureConnection : IAsyncDisposable
     {
         if (_plain.IsEmpty && await NextFrameAsync(atMessageStart: true, default, cancellationToken) < 0)
         {
-            throw Fail("the peer closed the connection", null, SecureMeshErrorKind.Network);
+            // A close between messages is how a session ends normally: not a warning.
+            throw Fail("the peer closed the connection", null, SecureMeshErrorKind.Network, normal: true);
         }
         _messageInProgress = true;
         await ReadPlainAsync(_header, cancellationToken);
@@ -325,13 +326,20 @@ public sealed class SecureConnection : IAsyncDisposable
     }
 
     /// <summary>Ends the connection for good and returns the exception to throw.</summary>
-    private SecureMeshException Fail(string reason, Exception? inner = null, SecureMeshErrorKind kind = SecureMeshErrorKind.Protocol)
+    private SecureMeshException Fail(string reason, Exception? inner = null, SecureMeshErrorKind kind = SecureMeshErrorKind.Protocol, bool normal = false)
     {
         if (Interlocked.CompareExchange(ref _closedReason, reason, null) is null)
         {
             if (_logger is { } logger)
             {
-                ChannelLog.ConnectionFailed(logger, RemotePeerId.Text, reason);
+                if (normal)
+                {
+                    ChannelLog.ConnectionEnded(logger, RemotePeerId.Text, reason);
+                }
+                else
+                {
+                    ChannelLog.ConnectionFailed(logger, RemotePeerId.Text, reason);
+                }
             }
             _stream.Dispose();
         }

@@ -90,6 +90,8 @@ public static class WireCodec
                 break;
             case CancelRequest:
                 break;
+            case RefusedMessage:
+                break;
             default:
                 throw new ArgumentException($"Unknown message {message.GetType().Name}.", nameof(message));
         }
@@ -136,6 +138,7 @@ public static class WireCodec
                 WireMessageType.ChunkResponse => DecodeChunkResponse(ref r, requestId, span, memory, slice),
                 WireMessageType.Error => DecodeError(ref r, requestId),
                 WireMessageType.Cancel => new CancelRequest(requestId),
+                WireMessageType.Refused => new RefusedMessage(requestId),
                 _ => throw Protocol($"unknown message type 0x{type:x2}"),
             };
             r.EnsureEnd();

@@ -22,6 +22,8 @@ namespace SecureMesh.Core.Wire;
 // 0x09 ChunkResponse    varint index(≤ 2^63-1) | bytes data(≤ 16 MiB) | varint count(≤ 64) | count × 32 proof hash
 // 0x0A Error            varint code(WireErrorCode) | string message(≤ 512)
 // 0x0B Cancel           (empty body) cancels the request with this id
+// 0x0C Refused          (empty body, request id 0) sent once, right after the handshake or when a session is cut,
+//                       by a node that has blocked this peer; it then closes. It says "refused" and nothing more.
 //
 // Every length and count is checked against its cap and against the bytes left before anything is allocated;
 // a message with bytes left over after its body is rejected.
@@ -91,6 +93,8 @@ public enum WireMessageType : byte
     Error = 0x0A,
     /// <summary>Cancel an outstanding request.</summary>
     Cancel = 0x0B,
+    /// <summary>This node refuses the peer (it is blocked here); the connection closes next.</summary>
+    Refused = 0x0C,
 }
 
 /// <summary>Why a request failed.</summary>
@@ -221,4 +225,11 @@ public sealed record CancelRequest(uint RequestId) : WireMessage(RequestId)
 {
     /// <inheritdoc/>
     public override WireMessageType Type => WireMessageType.Cancel;
+}
+
+/// <summary>The sender refuses this peer and closes; nothing more is said (the reason stays with the sender).</summary>
+public sealed record RefusedMessage(uint RequestId = 0) : WireMessage(RequestId)
+{
+    /// <inheritdoc/>
+    public override WireMessageType Type => WireMessageType.Refused;
 }

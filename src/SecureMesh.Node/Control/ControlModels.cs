@@ -17,7 +17,18 @@ internal sealed record NodeStatus(
     IReadOnlyList<string> Listen,
     string Discovery,
     IReadOnlyList<ConnectionInfo> Connections,
-    IReadOnlyList<TransferInfo> Transfers);
+    IReadOnlyList<TransferInfo> Transfers,
+    IReadOnlyList<HandshakeInfo>? Handshakes = null,
+    IReadOnlyList<RefusalInfo>? RefusingUs = null);
+
+/// <summary>
+/// The last handshake with a known peer that has no live session (it hung up, perhaps because it does not trust this
+/// node yet): its short authentication string stays readable, so both people can compare it aloud.
+/// </summary>
+internal sealed record HandshakeInfo(string PeerId, string? Name, string Sas, DateTimeOffset Time, string Direction, string? Ended);
+
+/// <summary>A peer whose node refuses this one (it has blocked us): since when, how many times in a row, and when the node will try again.</summary>
+internal sealed record RefusalInfo(string PeerId, string? Name, DateTimeOffset LastRefusal, int Refusals, DateTimeOffset NextAttempt);
 
 /// <summary>A peer in <c>peers list</c>: state is <c>trusted</c>, <c>pending</c>, <c>blocked</c> or <c>discovered</c> (seen by beacon, not in the trust store).</summary>
 internal sealed record PeerInfo(
@@ -29,7 +40,9 @@ internal sealed record PeerInfo(
     DateTimeOffset? FirstSeen,
     DateTimeOffset? LastSeen,
     string? BlockReason,
-    bool Connected);
+    bool Connected,
+    bool RefusingUs = false,
+    DateTimeOffset? RefusedAt = null);
 
 /// <summary>The outcome of trust/block/unblock/rename/remove; <see cref="Changed"/> is false when nothing had to change.</summary>
 internal sealed record PeerActionResult(string PeerId, string Fingerprint, bool Changed);

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using SecureMesh.Core;
+using SecureMesh.Core.Addressing;
 using SecureMesh.Core.Identity;
 using SecureMesh.Node.Discovery;
 using SecureMesh.Storage;
@@ -43,12 +44,20 @@ internal sealed class NodeControlService : INodeControl
             var peer = IdentityStore.Exists(_home) ? IdentityStore.LoadPeerId(_home) : null;
             var listen = _db.Config.Get(NodeSettings.Listen) ?? NodeSettings.DefaultListen;
             var discovery = NodeSettings.Get(NodeSettings.Discovery).Normalize(_db.Config.Get(NodeSettings.Discovery) ?? "on");
-            return Task.FromResult(new NodeStatus(false, peer?.Text, peer?.Fingerprint, [listen], discovery, [], []));
+            return Task.FromResult(new NodeStatus(false, peer?.Text, peer?.Fingerprint, [listen], discovery, [], [], [], RefusingUs(_db.Trust.ListPeers(PeerState.Trusted))));
         }
-        var names = _db.Trust.ListPeers(PeerState.Trusted).ToDictionary(p => p.PeerId, p => p.Name);
+        var trusted = _db.Trust.ListPeers(PeerState.Trusted);
+        var names = trusted.ToDictionary(p => p.PeerId, p => p.Name);
         var connections = _node.Sessions
             .OrderBy(s => s.Since)
             .Select(s => ToConnectionInfo(s, names.GetValueOrDefault(s.PeerId)))
+            .ToList();
+        // Peers without a live session whose last handshake is known: the dialling side can still read the words.
+        var known = _db.Trust.ListPeers().Where(p => p.State != PeerState.Blocked).ToDictionary(p => p.PeerId, p => p.Name);
+        var handshakes = _node.RecentHandshakes
+            .Where(h => _node.GetSession(h.PeerId) is null && known.ContainsKey(h.PeerId))
+            .OrderByDescending(h => h.At)
+            .Select(h => new HandshakeInfo(h.PeerId.Text, known.GetValueOrDefault(h.PeerId), h.Sas, h.At, h.Direction.ToString().ToLowerInvariant(), h.Ended))
             .ToList();
         return Task.FromResult(new NodeStatus(
             true,
@@ -57,7 +66,9 @@ internal sealed class NodeControlService : INodeControl
             [_node.LocalEndPoint.ToString()],
             Discovery?.State ?? "off",
             connections,
-            Transfers?.GetTransfers() ?? []));
+            Transfers?.GetTransfers() ?? [],
+            handshakes,
+            RefusingUs(trusted)));
     }
 
     public Task<IReadOnlyList<PeerInfo>> ListPeersAsync(string? state, CancellationToken cancellationToken)
@@ -94,7 +105,7 @@ internal sealed class NodeControlService : INodeControl
     {
         ArgumentNullException.ThrowIfNull(request);
         var peer = ParsePeer(request.PeerId);
-        var addresses = (request.Addresses ?? []).Select(NormalizeAddress).ToArray();
+        var addresses = (request.Addresses ?? []).Select(a => NormalizeAddress(a, peer)).ToArray();
         var record = _db.Trust.AddPeer(peer, ValidateName(request.Name), addresses, request.Trust);
         return Task.FromResult(ToPeerInfo(record));
     }
@@ -149,7 +160,7 @@ internal sealed class NodeControlService : INodeControl
         // User-given addresses first, then the ones seen or discovered, most recent first.
         foreach (var address in record.Addresses.OrderBy(a => a.Source == AddressSource.User ? 0 : 1).ThenByDescending(a => a.LastSeen))
         {
-            if (!NodeSettings.TryParseEndPoint(address.Address, out var endPoint, out _))
+            if (!DialAddress.TryParse(address.Address, out _, out _))
             {
                 continue;
             }
@@ -157,7 +168,7 @@ internal sealed class NodeControlService : INodeControl
             timeout.CancelAfter(DialTimeout);
             try
             {
-                var session = await node.ConnectAsync(peer, endPoint, timeout.Token);
+                var session = await node.ConnectAsync(peer, address.Address, timeout.Token);
                 return ToConnectionInfo(session, record.Name);
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
@@ -293,6 +304,12 @@ internal sealed class NodeControlService : INodeControl
         return Task.FromResult(new PeerActionResult(peer.Text, peer.Fingerprint, changed));
     }
 
+    private static List<RefusalInfo> RefusingUs(IEnumerable<PeerRecord> peers) =>
+    [
+        .. peers.Where(p => p.RefusingUs && p.RefusedAt is not null)
+            .Select(p => new RefusalInfo(p.PeerId.Text, p.Name, p.RefusedAt!.Value, p.Refusals, Transfer.PeerConnector.NextAttemptAfterRefusal(p)!.Value)),
+    ];
+
     private PeerInfo ToPeerInfo(PeerRecord p) => new(
         p.PeerId.Text,
         p.Name,
@@ -302,7 +319,9 @@ internal sealed class NodeControlService : INodeControl
         p.FirstSeen,
         p.LastSeen,
         p.BlockReason,
-        _node?.GetSession(p.PeerId) is not null);
+        _node?.GetSession(p.PeerId) is not null,
+        p.RefusingUs,
+        p.RefusedAt);
 
     private static ConnectionInfo ToConnectionInfo(PeerSession s, string? name) => new(
         s.PeerId.Text,
@@ -316,15 +335,8 @@ internal sealed class NodeControlService : INodeControl
 
     internal static PeerId ParsePeer(string? text) => PeerId.Parse(text);
 
-    internal static string NormalizeAddress(string text)
-    {
-        var endPoint = NodeSettings.ParseEndPoint(text);
-        if (endPoint.Port == 0)
-        {
-            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"invalid address '{text}': the port must not be 0");
-        }
-        return endPoint.ToString();
-    }
+    /// <summary>The canonical form of a peer's address (<c>HOST:PORT</c> or a TCP multiaddr, whose <c>/p2p</c> must be <paramref name="peer"/>); InvalidInput with the reason otherwise.</summary>
+    internal static string NormalizeAddress(string text, PeerId peer) => PeerAddressFormat.Normalize(text, peer);
 
     internal static string? ValidateName(string? name)
     {

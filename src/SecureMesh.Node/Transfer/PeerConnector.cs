@@ -11,7 +11,9 @@ namespace SecureMesh.Node.Transfer;
 /// gone, with exponential backoff (1 s doubling to 60 s, ±20% jitter, reset by a success) on the injected clock.
 /// Simultaneous dials: the node keeps one session per peer; if both sides' dials cross and both get cut, the jittered
 /// backoff makes the next attempts miss each other, and the peer with the larger Peer ID waits a moment before its
-/// first dial so the two sides rarely collide at all.
+/// first dial so the two sides rarely collide at all. A peer that refused us (it blocked this node) is left alone for
+/// <see cref="RefusalBackoff"/> after its last refusal (2 s doubling to an hour, kept in the trust store, so a restart
+/// does not start over), until a session with it works again.
 /// </summary>
 public sealed class PeerConnector : IAsyncDisposable
 {
@@ -50,13 +52,43 @@ public sealed class PeerConnector : IAsyncDisposable
         return _node.Sessions.Count;
     }
 
+    /// <summary>
+    /// How long to wait after the <paramref name="refusals"/>-th refusal in a row by a peer that blocked us: 2 s,
+    /// doubling, at most an hour.
+    /// </summary>
+    public static TimeSpan RefusalBackoff(int refusals)
+    {
+        if (refusals <= 0)
+        {
+            return TimeSpan.Zero;
+        }
+        var doublings = Math.Min(refusals - 1, 20);
+        return TimeSpan.FromTicks(Math.Min(MaxRefusalBackoff.Ticks, FirstRefusalBackoff.Ticks << doublings));
+    }
+
+    /// <summary>When a peer that refuses us may be dialled again (its last refusal plus <see cref="RefusalBackoff"/>); null when it does not refuse us.</summary>
+    public static DateTimeOffset? NextAttemptAfterRefusal(PeerRecord peer)
+    {
+        ArgumentNullException.ThrowIfNull(peer);
+        return peer.RefusingUs && peer.RefusedAt is { } at ? at + RefusalBackoff(peer.Refusals) : null;
+    }
+
+    private static readonly TimeSpan FirstRefusalBackoff = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan MaxRefusalBackoff = TimeSpan.FromHours(1);
+
     private List<(PeerId Peer, string Address)> Targets()
     {
         var list = new List<(PeerId, string)>();
+        var now = _time.GetUtcNow();
         foreach (var peer in _db.Trust.ListPeers(PeerState.Trusted))
         {
             if (peer.PeerId.Equals(_node.PeerId) || _node.GetSession(peer.PeerId) is not null)
             {
+                continue;
+            }
+            if (NextAttemptAfterRefusal(peer) is { } next && now < next)
+            {
+                // It blocked us: back off instead of redialling every second or two.
                 continue;
             }
             var address = peer.Addresses.OrderBy(a => a.Source).ThenByDescending(a => a.LastSeen).FirstOrDefault();
@@ -76,8 +108,7 @@ public sealed class PeerConnector : IAsyncDisposable
         }
         try
         {
-            var endPoint = NodeSettings.ParseEndPoint(address);
-            await _node.ConnectAsync(peer, endPoint, cancellationToken).ConfigureAwait(false);
+            await _node.ConnectAsync(peer, address, cancellationToken).ConfigureAwait(false);
             _state.TryRemove(peer, out _);
         }
         catch (Exception e) when (e is SecureMeshException or OperationCanceledException or IOException or System.Net.Sockets.SocketException)

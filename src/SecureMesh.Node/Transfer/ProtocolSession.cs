@@ -89,6 +89,12 @@ public sealed class ProtocolSession
                     await TrySendErrorAsync(PeekRequestId(first.Memory.Span), WireErrorCode.BadRequest, e.Message, cancellationToken).ConfigureAwait(false);
                     throw;
                 }
+                if (message is RefusedMessage)
+                {
+                    // The peer has blocked this node: it says so once and hangs up.
+                    _session.MarkRefusedByPeer();
+                    throw new SecureMeshException(SecureMeshErrorKind.Unauthorized, "the peer refused this node");
+                }
                 if (message is not Hello h)
                 {
                     await TrySendErrorAsync(message.RequestId, WireErrorCode.BadRequest, "expected hello first", cancellationToken).ConfigureAwait(false);
@@ -101,13 +107,14 @@ public sealed class ProtocolSession
                 await TrySendErrorAsync(0, WireErrorCode.UnsupportedVersion, $"this node speaks version {WireLimits.ProtocolVersion}", cancellationToken).ConfigureAwait(false);
                 throw new SecureMeshException(SecureMeshErrorKind.Protocol, $"peer speaks protocol version {hello.Version}");
             }
+            _session.MarkEstablished();
             _ready.TrySetResult(hello);
             TransferLog.SessionReady(_logger, PeerId.Text, hello.Version);
             await ReceiveLoopAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SecureMeshException or OperationCanceledException or IOException or ObjectDisposedException)
         {
-            _ready.TrySetException(new SecureMeshException(SecureMeshErrorKind.Network, $"session with {PeerId} ended: {e.Message}"));
+            _ready.TrySetException(new SecureMeshException(_session.RefusedByPeer ? SecureMeshErrorKind.Unauthorized : SecureMeshErrorKind.Network, $"session with {PeerId} ended: {e.Message}"));
             if (e is SecureMeshException { Kind: SecureMeshErrorKind.Protocol })
             {
                 TransferLog.ProtocolError(_logger, PeerId.Text, e.Message);
@@ -192,6 +199,11 @@ public sealed class ProtocolSession
                         }
                     }
                     break;
+                case RefusedMessage:
+                    // Blocked mid-session: the peer cuts us next.
+                    owner.Dispose();
+                    _session.MarkRefusedByPeer();
+                    throw new SecureMeshException(SecureMeshErrorKind.Unauthorized, "the peer refused this node");
                 case Hello:
                     owner.Dispose();
                     await TrySendErrorAsync(message.RequestId, WireErrorCode.BadRequest, "hello was already exchanged", cancellationToken).ConfigureAwait(false);

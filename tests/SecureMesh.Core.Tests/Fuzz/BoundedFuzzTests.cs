@@ -32,6 +32,9 @@ public class BoundedFuzzTests(ITestOutputHelper output)
     [Fact]
     public void Manifest_parser_survives_bounded_fuzzing() => Fuzz(ManifestTarget.Target);
 
+    [Fact]
+    public void Multiaddr_binary_parser_survives_bounded_fuzzing() => Fuzz(MultiaddrTarget.Target);
+
     /// <summary>The seeds must get past the first checks, or the fuzzing never reaches the parsers' depths.</summary>
     [Fact]
     public void Every_seed_is_accepted_by_its_target()

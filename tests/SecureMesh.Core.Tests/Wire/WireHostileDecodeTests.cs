@@ -52,7 +52,7 @@ public class WireHostileDecodeTests
 
     [Theory]
     [InlineData(0x00)]
-    [InlineData(0x0C)]
+    [InlineData(0x0D)]
     [InlineData(0x7F)]
     [InlineData(0xFF)]
     public void Unknown_type_is_named_in_the_error(byte type) =>

@@ -36,6 +36,7 @@ internal static class WireSamples
         yield return new ErrorMessage(13, WireErrorCode.NotFound, "no such content");
         yield return new ErrorMessage(14, WireErrorCode.Changed, "");
         yield return new CancelRequest(15);
+        yield return new RefusedMessage();
     }
 
     public static TheoryData<int> Indices()
@@ -70,7 +71,7 @@ internal static class WireSamples
             case SearchResponse e:
                 Assert.Equal(e.Results, ((SearchResponse)actual).Results);
                 break;
-            case ManifestRequest or HaveRequest or ChunkRequest or ErrorMessage or CancelRequest:
+            case ManifestRequest or HaveRequest or ChunkRequest or ErrorMessage or CancelRequest or RefusedMessage:
                 Assert.Equal(expected, actual);
                 break;
             case ManifestResponse e:

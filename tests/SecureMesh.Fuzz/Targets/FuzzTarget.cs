@@ -23,6 +23,7 @@ internal static class FuzzTargets
         PayloadTarget.Target,
         WireTarget.Target,
         ManifestTarget.Target,
+        MultiaddrTarget.Target,
     ];
 
     public static FuzzTarget? Find(string name) =>

@@ -82,6 +82,7 @@ internal static class WireTarget
             new ChunkResponse(11, 3, Enumerable.Range(0, 100).Select(i => (byte)i).ToArray(), new MerkleProof(new byte[32 * 3])),
             new ErrorMessage(13, WireErrorCode.NotFound, "no such content"),
             new CancelRequest(15),
+            new RefusedMessage(),
         ];
         return [.. messages.Select(WireCodec.Encode)];
     }

@@ -31,6 +31,26 @@ public sealed class TransferTests
         Assert.Empty(b.Db.Downloads.List());
     }
 
+    [Fact]
+    public async Task A_search_for_the_shared_folders_name_finds_the_files_inside_it()
+    {
+        await using var a = TransferNode.Start();
+        await using var b = TransferNode.Start();
+        var folder = Path.Combine(a.Home, "Vacation Pics");
+        Directory.CreateDirectory(Path.Combine(folder, "Rome"));
+        File.WriteAllBytes(Path.Combine(folder, "Rome", "img1.jpg"), [1, 2, 3]);
+        File.WriteAllBytes(Path.Combine(folder, "notes.txt"), [4, 5, 6, 7]);
+        await a.Transfer.Shares.AddAsync(folder, null, CancellationToken.None);
+        await b.ConnectAsync(a);
+
+        var hits = await b.Transfer.SearchAsync("vacation", CancellationToken.None);
+        Assert.Equal(["img1.jpg", "notes.txt"], hits.Select(h => h.Name).Order(StringComparer.Ordinal));
+        var rome = Assert.Single(await b.Transfer.SearchAsync("rome", CancellationToken.None));
+        Assert.Equal("img1.jpg", rome.Name);
+        // The folders above the share (the node's home, a temp folder) are never searched.
+        Assert.Empty(await b.Transfer.SearchAsync(Path.GetFileName(a.Home), CancellationToken.None));
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(1)]
