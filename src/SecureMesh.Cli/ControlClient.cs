@@ -131,7 +131,10 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IDisposabl
 
     // Indexing a large folder takes as long as hashing it.
     public Task<ShareAddInfo> AddShareAsync(string path, CancellationToken cancellationToken) =>
-        SendAsync<ShareAddInfo>(HttpMethod.Post, "v1/shares", new ShareRequest(path), cancellationToken, TimeSpan.FromHours(6));
+        AddShareAsync(path, includeHidden: false, cancellationToken);
+
+    public Task<ShareAddInfo> AddShareAsync(string path, bool includeHidden, CancellationToken cancellationToken) =>
+        SendAsync<ShareAddInfo>(HttpMethod.Post, "v1/shares", new ShareRequest(path, includeHidden), cancellationToken, TimeSpan.FromHours(6));
 
     public Task RemoveShareAsync(string path, CancellationToken cancellationToken) =>
         SendAsync<object>(HttpMethod.Delete, $"v1/shares?path={Uri.EscapeDataString(path)}", null, cancellationToken);

@@ -11,7 +11,7 @@ namespace SecureMesh.Node.Control;
 internal sealed record ShareInfo(string Path, int Files, long Bytes, bool Indexing, long IndexedBytes, long TotalBytes);
 
 /// <summary>The outcome of sharing a path.</summary>
-internal sealed record ShareAddInfo(string Path, int Files, int Indexed, int Unchanged, int Removed, long BytesHashed, IReadOnlyList<string> Failed);
+internal sealed record ShareAddInfo(string Path, int Files, int Indexed, int Unchanged, int Removed, long BytesHashed, IReadOnlyList<string> Failed, int Skipped = 0);
 
 /// <summary>A search result merged by content ID.</summary>
 internal sealed record SearchHitInfo(string ContentId, string Name, long Size, IReadOnlyList<string> Peers);
@@ -49,7 +49,7 @@ internal sealed record QuarantineInfo(
     DateTimeOffset Updated);
 
 /// <summary>Body of <c>POST /v1/shares</c>.</summary>
-internal sealed record ShareRequest(string Path);
+internal sealed record ShareRequest(string Path, bool IncludeHidden = false);
 
 /// <summary>Body of <c>POST /v1/downloads</c>.</summary>
 internal sealed record DownloadRequest(string ContentId, string? OutDir);
@@ -63,6 +63,8 @@ internal interface ITransferControl
     Task<IReadOnlyList<ShareInfo>> ListSharesAsync(CancellationToken cancellationToken);
 
     Task<ShareAddInfo> AddShareAsync(string path, CancellationToken cancellationToken);
+
+    Task<ShareAddInfo> AddShareAsync(string path, bool includeHidden, CancellationToken cancellationToken);
 
     Task RemoveShareAsync(string path, CancellationToken cancellationToken);
 
@@ -109,19 +111,22 @@ internal sealed class TransferControlService : ITransferControl, ITransferStatus
         return Task.FromResult(shares);
     }
 
-    public async Task<ShareAddInfo> AddShareAsync(string path, CancellationToken cancellationToken)
+    public Task<ShareAddInfo> AddShareAsync(string path, CancellationToken cancellationToken) =>
+        AddShareAsync(path, includeHidden: false, cancellationToken);
+
+    public async Task<ShareAddInfo> AddShareAsync(string path, bool includeHidden, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(path))
         {
             throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, "a path to share is needed");
         }
-        var full = System.IO.Path.GetFullPath(path);
-        if (!File.Exists(full) && !Directory.Exists(full))
+        var full = ShareFileSystem.Resolve(path);
+        if (ShareFileSystem.Lstat(full) is null)
         {
             throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"{full} does not exist");
         }
-        var result = await _transfer.Shares.AddAsync(full, null, cancellationToken);
-        return new ShareAddInfo(full, result.Files, result.Indexed, result.Unchanged, result.Removed, result.BytesHashed, result.Failed);
+        var result = await _transfer.Shares.AddAsync(full, includeHidden, null, cancellationToken);
+        return new ShareAddInfo(full, result.Files, result.Indexed, result.Unchanged, result.Removed, result.BytesHashed, result.Failed, result.Skipped);
     }
 
     public Task RemoveShareAsync(string path, CancellationToken cancellationToken)
