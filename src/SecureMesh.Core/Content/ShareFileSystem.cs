@@ -341,6 +341,35 @@ public static unsafe partial class ShareFileSystem
         };
     }
 
+    /// <summary>
+    /// Gives the file <paramref name="fromName"/> of <paramref name="directory"/> a second name <paramref name="toName"/> in
+    /// the same folder; false (nothing changed) when the name is taken. For file systems without <c>renameat2</c>.
+    /// </summary>
+    public static bool LinkNoReplace(SafeFileHandle directory, string directoryPath, string fromName, string toName)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        CheckName(fromName);
+        CheckName(toName);
+        if (!IsNative)
+        {
+            try
+            {
+                File.Copy(Path.Combine(directoryPath, fromName), Path.Combine(directoryPath, toName), overwrite: false);
+                return true;
+            }
+            catch (IOException) when (File.Exists(Path.Combine(directoryPath, toName)))
+            {
+                return false;
+            }
+        }
+        if (LinkAt(Fd(directory), fromName, Fd(directory), toName, 0) == 0)
+        {
+            return true;
+        }
+        var errno = Marshal.GetLastPInvokeError();
+        return errno == EExist ? false : throw Failure($"cannot name {Path.Combine(directoryPath, toName)}", errno);
+    }
+
     /// <summary>Removes <paramref name="name"/> (a file, never followed) from the folder handle; false when it was not there.</summary>
     public static bool Unlink(SafeFileHandle directory, string directoryPath, string name)
     {
@@ -628,6 +657,9 @@ public static unsafe partial class ShareFileSystem
 
     [LibraryImport("libc", EntryPoint = "renameat2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int RenameAt2(int olddirfd, string oldpath, int newdirfd, string newpath, uint flags);
+
+    [LibraryImport("libc", EntryPoint = "linkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int LinkAt(int olddirfd, string oldpath, int newdirfd, string newpath, int flags);
 
     [LibraryImport("libc", EntryPoint = "unlinkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int UnlinkAt(int dirfd, string path, int flags);

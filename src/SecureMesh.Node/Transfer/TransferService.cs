@@ -43,6 +43,8 @@ public sealed class TransferService : IAsyncDisposable
         _logger = _options.LoggerFactory.CreateLogger("SecureMesh.Transfer");
         Shares = new ShareService(db, identity, _options.Time, _logger);
         Quarantine = new QuarantineManager(db, home, null, null);
+        // A release a crash cut short (recorded, moved, not marked) is settled before anything else touches quarantine.
+        Quarantine.ReconcileReleases();
     }
 
     /// <summary>The database.</summary>

@@ -68,6 +68,61 @@ public sealed class ShareEscapeTests
         Assert.Contains(a.Db.Catalog.ListSkipped(), s => s.Path == sub && s.Reason.Contains("symbolic link", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_download_folder_swapped_for_a_link_never_receives_the_peers_file()
+    {
+        // Finding 6: with download-dir a link to ~/.ssh, a peer's authorized_keys was released into it.
+        await using var a = TransferNode.Start();
+        await using var b = TransferNode.Start();
+        b.Db.Config.Set(NodeSettings.DownloadDir, NodeSettings.Get(NodeSettings.DownloadDir).Normalize(b.Downloads));
+        Directory.CreateDirectory(b.Downloads);
+        var ssh = Directory.CreateDirectory(Path.Combine(b.Home, "dot-ssh")).FullName;
+        Directory.Delete(b.Downloads);
+        Directory.CreateSymbolicLink(b.Downloads, ssh);
+        var keys = a.WriteFile("authorized_keys", 400, seed: 9);
+        var id = await a.ShareAsync(keys);
+        await b.ConnectAsync(a);
+
+        var result = await b.Transfer.StartDownload(id).Completion.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(DownloadState.Held, result.State);
+        Assert.Contains("symbolic link", result.Reason, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(ssh));
+        var item = Assert.Single(b.Transfer.Quarantine.List());
+        Assert.Equal(File.ReadAllBytes(keys), File.ReadAllBytes(item.Path!));
+    }
+
+    [Fact]
+    public async Task A_peers_file_name_never_reaches_the_scanner()
+    {
+        // Finding 5: "{}" was spliced into arguments and the quarantined file kept a name derived from the peer's, so
+        // a scanner set to sh -c '… "{}"' ran a command hidden in a peer's file name.
+        await using var a = TransferNode.Start();
+        await using var b = TransferNode.Start();
+        var work = Directory.CreateDirectory(Path.Combine(b.Home, "work")).FullName;
+        var args = Path.Combine(work, "args");
+        var path = a.WriteFile("report$(touch PWNED).txt", 1000, seed: 4);
+        var id = await a.ShareAsync(path);
+        await b.ConnectAsync(a);
+
+        // A setting stored before such settings were refused: it holds the file, and runs nothing.
+        b.Db.Config.Set(NodeSettings.Scanner, $"sh -c 'cd {work} && : \"{{}}\"'");
+        var first = await b.Transfer.StartDownload(id).Completion.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(DownloadState.Held, first.State);
+        Assert.Contains("scanner setting is invalid", first.Reason, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(work, "PWNED")));
+        b.Transfer.Quarantine.Delete(Assert.Single(b.Transfer.Quarantine.List(), i => i.State == SecureMesh.Storage.QuarantineState.Held).Id);
+
+        // A valid scanner gets a path the node made.
+        b.Db.Config.Set(NodeSettings.Scanner, NodeSettings.Get(NodeSettings.Scanner).Normalize($"sh -c 'printf %s \"$1\" > {args}' scan {{}}"));
+        var second = await b.Transfer.StartDownload(id).Completion.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(second.State == DownloadState.Released, second.Reason);
+        var scanned = File.ReadAllText(args);
+        Assert.Matches(@"/quarantine/[0-9]+\.data$", scanned);
+        Assert.DoesNotContain("report", scanned, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(work, "PWNED")));
+        Assert.EndsWith("report$(touch PWNED).txt", second.Path, StringComparison.Ordinal);
+    }
+
     /// <summary>B asks for the old content ID (which makes A notice the change), then fetches every hit of a new search.</summary>
     private static async Task FetchEverythingAsync(TransferNode a, TransferNode b, ContentId oldId, string terms, byte[] secret)
     {
