@@ -349,6 +349,11 @@ public sealed partial class QuarantineManager
         if (!sourceThere && destinationThere)
         {
             _database.Quarantine.MarkReleased(item.Id, destination, item.ReleaseManual);
+            // The download that led here is finished: it must not be resumed into a second item.
+            if (_database.Downloads.Get(item.ContentId) is { } download && download.QuarantineId == item.Id)
+            {
+                _database.Downloads.Remove(item.ContentId);
+            }
             LogReconciled(_logger, item.Id, destination);
             return true;
         }

@@ -119,6 +119,8 @@ public sealed class ReleaseSafetyTests : IDisposable
         var data = new byte[300_000];
         new Random(5).NextBytes(data);
         var item = Download(manager, "photo.jpg", data);
+        // The download's own record, as the transfer engine keeps it until completion returns.
+        _db.Downloads.Begin(QuarantineManagerTests.Cid, "photo.jpg", data.Length, 16384, new byte[] { 1 }, item.Id, null);
         await Assert.ThrowsAsync<QuarantineManager.SimulatedCrash>(() => manager.CompleteAsync(item.Id, Matches(data), CancellationToken.None));
         Assert.NotNull(_db.Quarantine.Get(item.Id)!.ReleasePending);
 
@@ -136,6 +138,8 @@ public sealed class ReleaseSafetyTests : IDisposable
             Assert.Equal([after.ReleasedPath!], inDownloads);
             Assert.Equal(data, File.ReadAllBytes(after.ReleasedPath!));
             Assert.Empty(inQuarantine);
+            // Finished: never resumed into a second item.
+            Assert.Null(_db.Downloads.Get(QuarantineManagerTests.Cid));
         }
         else
         {
