@@ -434,8 +434,11 @@ public sealed partial class QuarantineManager
             {
                 throw new SecureMeshException(SecureMeshErrorKind.Storage, $"the data of quarantine item {Num(id)} is missing from {Folder}");
             }
-            // A folder given now is resolved now; the download-dir setting was resolved when it was set.
-            var directory = toDirectory is null ? DownloadDirectory() : ShareFileSystem.Resolve(ExpandHome(toDirectory));
+            // A folder given now (a manual release) is resolved now; the download-dir setting was resolved when it was
+            // set, and a download's own folder when the download started: neither is resolved again, so a link swapped
+            // in since is refused rather than followed.
+            var directory = toDirectory is null ? DownloadDirectory()
+                : manual ? ShareFileSystem.Resolve(ExpandHome(toDirectory)) : ExpandHome(toDirectory);
             using var target = OpenReleaseFolder(directory);
             // Our own folder: its path is resolved (a data directory under a linked home is fine), its files are not.
             using var quarantine = ShareFileSystem.OpenDirectory(ShareFileSystem.Resolve(Folder));

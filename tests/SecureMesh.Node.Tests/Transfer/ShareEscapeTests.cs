@@ -92,6 +92,21 @@ public sealed class ShareEscapeTests
     }
 
     [Fact]
+    public async Task An_out_folder_given_as_a_link_is_resolved_when_the_download_starts()
+    {
+        await using var a = TransferNode.Start();
+        await using var b = TransferNode.Start();
+        var real = Directory.CreateDirectory(Path.Combine(b.Home, "real-out")).FullName;
+        var link = Path.Combine(b.Home, "out-link");
+        Directory.CreateSymbolicLink(link, real);
+        var id = await a.ShareAsync(a.WriteFile("out.bin", 500, seed: 2));
+        await b.ConnectAsync(a);
+        var result = await b.Transfer.StartDownload(id, link).Completion.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(result.State == DownloadState.Released, result.Reason);
+        Assert.Equal(Path.Combine(real, "out.bin"), result.Path);
+    }
+
+    [Fact]
     public async Task A_peers_file_name_never_reaches_the_scanner()
     {
         // Finding 5: "{}" was spliced into arguments and the quarantined file kept a name derived from the peer's, so
