@@ -161,6 +161,12 @@ public sealed class CatalogStore
             ("$at", entry.IndexedAt.ToUnixTimeMilliseconds()), ("$leaves", entry.Leaves.ToArray()), ("$manifest", entry.Manifest.ToArray())));
     }
 
+    /// <summary>Records which file (device, inode) an entry written before they were kept was indexed from; false when there is no such entry.</summary>
+    public bool SetFileIdentity(string path, long device, long inode) =>
+        _database.Write(tx => SecureMeshDatabase.Execute(tx,
+            "UPDATE catalog SET device = $dev, inode = $ino WHERE path = $p AND device = 0 AND inode = 0",
+            ("$p", path), ("$dev", device), ("$ino", inode)) == 1);
+
     /// <summary>Removes one file's entry; false when there was none.</summary>
     public bool Remove(string path) =>
         _database.Write(tx => SecureMeshDatabase.Execute(tx, "DELETE FROM catalog WHERE path = $p", ("$p", path)) == 1);

@@ -140,11 +140,21 @@ public sealed class ShareService : IAsyncDisposable
             var unchanged = 0;
             foreach (var (file, id) in scan.Files)
             {
-                if (known.TryGetValue(file, out var entry) && entry.Size == id.Size && entry.MtimeNs == id.MtimeNs && entry.ChunkSize == chunkSize
-                    && entry.Device == id.Device && entry.Inode == id.Inode)
+                if (known.TryGetValue(file, out var entry) && entry.Size == id.Size && entry.MtimeNs == id.MtimeNs && entry.ChunkSize == chunkSize)
                 {
-                    unchanged++;
-                    continue;
+                    if (entry.Device == id.Device && entry.Inode == id.Inode)
+                    {
+                        unchanged++;
+                        continue;
+                    }
+                    // An entry from before device and inode were kept: the walk has just lstat'ed a regular file there
+                    // with the same size and time, so it is recorded as that file instead of hashing it all again
+                    // (every served chunk is still checked against its leaf hash).
+                    if (entry.Device == 0 && entry.Inode == 0 && _db.Catalog.SetFileIdentity(file, id.Device, id.Inode))
+                    {
+                        unchanged++;
+                        continue;
+                    }
                 }
                 todo.Add((file, id.Size, id.MtimeNs));
             }

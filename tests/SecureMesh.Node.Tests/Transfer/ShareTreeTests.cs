@@ -132,6 +132,36 @@ public sealed class ShareTreeTests : IDisposable
         Assert.Single(_db.Catalog.ListSkipped());
     }
 
+    [Fact]
+    public async Task A_file_replaced_by_another_with_the_same_size_and_time_is_indexed_again_and_an_old_entry_gains_its_inode()
+    {
+        Write("a.txt", "first");
+        var path = Path.Combine(Shared, "a.txt");
+        await using var shares = new ShareService(_db, _identity);
+        await shares.AddAsync(Shared, null, CancellationToken.None);
+        var before = _db.Catalog.Get(path)!;
+        Assert.NotEqual(0, before.Inode);
+
+        // Another file (another inode) with the same size and modification time.
+        var time = File.GetLastWriteTimeUtc(path);
+        File.WriteAllText(path + ".new", "other");
+        File.SetLastWriteTimeUtc(path + ".new", time);
+        File.Move(path + ".new", path, overwrite: true);
+        var rescan = await shares.RescanAsync(null, CancellationToken.None);
+        Assert.Equal(1, rescan.Indexed);
+        var after = _db.Catalog.Get(path)!;
+        Assert.NotEqual(before.Inode, after.Inode);
+        Assert.NotEqual(before.ContentId, after.ContentId);
+
+        // An entry written before device and inode were kept is not hashed again, only told which file it is.
+        var full = _db.Catalog.FindByContentId(after.ContentId).Single();
+        _db.Catalog.Upsert(full with { Device = 0, Inode = 0 });
+        var again = await shares.RescanAsync(null, CancellationToken.None);
+        Assert.Equal(0, again.Indexed);
+        Assert.Equal(1, again.Unchanged);
+        Assert.Equal(after.Inode, _db.Catalog.Get(path)!.Inode);
+    }
+
     public void Dispose()
     {
         _db.Dispose();
