@@ -23,6 +23,8 @@ public sealed record SettingDefinition(string Key, string Default, string Descri
             NodeSettings.Discovery => ParseSwitch(trimmed) ? "on" : "off",
             NodeSettings.ChunkSize or NodeSettings.UploadLimit => ParseSize(trimmed).ToString(CultureInfo.InvariantCulture),
             NodeSettings.Listen => DialAddress.Parse(trimmed, allowPortZero: true).Text,
+            // Resolved once, when set, and shown resolved: a release never follows a link there later (it is refused).
+            NodeSettings.DownloadDir => Core.Content.ShareFileSystem.Resolve(Quarantine.QuarantineManager.ExpandHome(trimmed)),
             _ => trimmed,
         };
     }

@@ -231,6 +231,23 @@ internal static class Migrations
         ALTER TABLE peers ADD COLUMN refused_at INTEGER;
         ALTER TABLE peers ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0 CHECK (refusals >= 0);
         """,
+
+        // Version 7 (issue 14, files): which file (device, inode) each catalog entry was indexed from, so a served
+        // handle is proven to be that file; whether a share includes hidden entries; what a scan skipped and why;
+        // a release recorded before its file moves (the destination), reconciled at start.
+        """
+        ALTER TABLE catalog ADD COLUMN device INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE catalog ADD COLUMN inode INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE shares ADD COLUMN include_hidden INTEGER NOT NULL DEFAULT 0 CHECK (include_hidden IN (0, 1));
+        CREATE TABLE share_skipped (
+            share_root TEXT NOT NULL,
+            path       TEXT NOT NULL,
+            reason     TEXT NOT NULL,
+            PRIMARY KEY (share_root, path)
+        ) WITHOUT ROWID;
+        ALTER TABLE quarantine ADD COLUMN release_pending TEXT;
+        ALTER TABLE quarantine ADD COLUMN release_manual INTEGER NOT NULL DEFAULT 0 CHECK (release_manual IN (0, 1));
+        """,
     ];
 
     /// <summary>The schema version this code writes.</summary>

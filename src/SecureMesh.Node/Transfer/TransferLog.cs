@@ -22,6 +22,9 @@ internal static partial class TransferLog
     [LoggerMessage(EventId = 612, Level = LogLevel.Warning, Message = "indexing {Path} failed: {Reason}")]
     public static partial void IndexFailed(ILogger logger, string path, string reason);
 
+    [LoggerMessage(EventId = 603, Level = LogLevel.Information, Message = "not shared: {Path} ({Reason})")]
+    public static partial void Skipped(ILogger logger, string path, string reason);
+
     [LoggerMessage(EventId = 620, Level = LogLevel.Warning, Message = "chunk {Index} of {ContentId} from {PeerId} failed verification; peer dropped from this download")]
     public static partial void BadChunk(ILogger logger, long index, string contentId, string peerId);
 

@@ -45,6 +45,8 @@ public sealed class TransferService : IAsyncDisposable
         _logger = _options.LoggerFactory.CreateLogger("SecureMesh.Transfer");
         Shares = new ShareService(db, identity, _options.Time, _logger);
         Quarantine = new QuarantineManager(db, home, null, null);
+        // A release a crash cut short (recorded, moved, not marked) is settled before anything else touches quarantine.
+        Quarantine.ReconcileReleases();
         Access = new ShareAuthorizer(db);
         _accessLoop = Task.Run(AccessLoopAsync);
     }
@@ -223,9 +225,20 @@ public sealed class TransferService : IAsyncDisposable
     /// Starts (or joins) a swarm download of <paramref name="id"/> from every connected peer that holds it; the handle
     /// reports progress and completes with the quarantine outcome. <paramref name="outDir"/> overrides the release folder.
     /// </summary>
-    public DownloadHandle StartDownload(ContentId id, string? outDir = null)
+    public DownloadHandle StartDownload(ContentId id, string? outDir = null) => StartDownload(id, outDir, resolved: false);
+
+    /// <summary>
+    /// As <see cref="StartDownload(ContentId, string?)"/>; a folder given now is resolved now (a link named is taken to its
+    /// target), one stored by an earlier run (<paramref name="resolved"/>) is used as stored, so a link swapped in since
+    /// is refused at release rather than followed.
+    /// </summary>
+    internal DownloadHandle StartDownload(ContentId id, string? outDir, bool resolved)
     {
         ArgumentNullException.ThrowIfNull(id);
+        if (outDir is not null && !resolved)
+        {
+            outDir = ShareFileSystem.Resolve(QuarantineManager.ExpandHome(outDir));
+        }
         while (true)
         {
             if (_downloads.TryGetValue(id.Text, out var running) && !running.Completion.IsCompleted)
@@ -272,7 +285,7 @@ public sealed class TransferService : IAsyncDisposable
         {
             if (ContentId.TryParse(record.ContentId, out var id))
             {
-                handles.Add(StartDownload(id, record.OutDir));
+                handles.Add(StartDownload(id, record.OutDir, resolved: true));
             }
         }
         return handles;
