@@ -248,8 +248,10 @@ public sealed class TrustStore
         return _database.Write(tx =>
         {
             var network = range.NetworkBytes();
-            if (SecureMeshDatabase.Scalar(tx, "SELECT 1 FROM blocked_addresses WHERE network = $net AND prefix_len = $len",
-                    ("$net", network), ("$len", range.PrefixLength)) is not null)
+            var (otherNet, otherLen) = OtherSpelling(range);
+            if (SecureMeshDatabase.Scalar(tx,
+                    "SELECT 1 FROM blocked_addresses WHERE (network = $net AND prefix_len = $len) OR (network = $net2 AND prefix_len = $len2)",
+                    ("$net", network), ("$len", range.PrefixLength), ("$net2", otherNet), ("$len2", otherLen)) is not null)
             {
                 throw new SecureMeshException(SecureMeshErrorKind.Conflict, $"address range {range} is already blocked");
             }
@@ -268,8 +270,11 @@ public sealed class TrustStore
         var range = CidrRange.Parse(cidr);
         _database.Write(tx =>
         {
-            if (SecureMeshDatabase.Execute(tx, "DELETE FROM blocked_addresses WHERE network = $net AND prefix_len = $len",
-                    ("$net", range.NetworkBytes()), ("$len", range.PrefixLength)) == 0)
+            // Also a row an older version stored in the IPv4-mapped spelling.
+            var (otherNet, otherLen) = OtherSpelling(range);
+            if (SecureMeshDatabase.Execute(tx,
+                    "DELETE FROM blocked_addresses WHERE (network = $net AND prefix_len = $len) OR (network = $net2 AND prefix_len = $len2)",
+                    ("$net", range.NetworkBytes()), ("$len", range.PrefixLength), ("$net2", otherNet), ("$len2", otherLen)) == 0)
             {
                 throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"address range {range} is not blocked");
             }
@@ -393,6 +398,10 @@ public sealed class TrustStore
         _peerState?.Dispose();
         _contentBlocked?.Dispose();
     }
+
+    // The IPv4-mapped spelling of an IPv4 range (as older versions stored "::ffff:a.b.c.d" blocks); nothing for IPv6.
+    private static (byte[] Network, int PrefixLength) OtherSpelling(CidrRange range) =>
+        range.MappedSpelling() is { } mapped ? (mapped.NetworkBytes(), mapped.PrefixLength) : ([], -1);
 
     private static (AddressFamily Family, UInt128 Number) Normalize(IPAddress address)
     {
