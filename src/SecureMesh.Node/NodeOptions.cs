@@ -34,8 +34,12 @@ public sealed class NodeOptions
     /// <summary>Most handshakes in progress from one address.</summary>
     public int MaxPendingPerAddress { get; init; } = 16;
 
-    /// <summary>Largest application message accepted from a peer.</summary>
-    public int MaxMessageSize { get; init; } = 16 * 1024 * 1024;
+    /// <summary>
+    /// Largest application message accepted from or sent to a peer: the protocol's cap (the one announced in Hello),
+    /// so a chunk of the largest valid size (16 MiB) with its header and proof fits. The <c>chunk-size</c> setting is
+    /// checked against this (<see cref="NodeSettings"/>).
+    /// </summary>
+    public int MaxMessageSize { get; init; } = Core.Wire.WireLimits.DefaultMaxMessageSize;
 
     /// <summary>First penalty for a refused address; doubles on each refusal.</summary>
     public TimeSpan FirstPenalty { get; init; } = TimeSpan.FromSeconds(2);

@@ -35,6 +35,25 @@ public static class WireLimits
     /// <summary>Largest message accepted by default: the largest chunk plus room for the header and proof.</summary>
     public const int DefaultMaxMessageSize = ChunkLayout.MaxChunkSize + (64 * 1024);
 
+    /// <summary>
+    /// The most a ChunkResponse adds to its chunk's bytes: type, request id (5), index (10), data length (5), proof
+    /// count (1) and the longest proof. A chunk size is only usable when chunk plus this fits in one message.
+    /// </summary>
+    public const int MaxChunkResponseOverhead = 1 + 5 + 10 + 5 + 1 + (MaxProofHashes * 32);
+
+    /// <summary>The largest valid chunk size whose ChunkResponse fits in a <paramref name="maxMessageSize"/>-byte message; 0 when none does.</summary>
+    public static int LargestChunkFor(int maxMessageSize)
+    {
+        for (var size = ChunkLayout.MaxChunkSize; size >= ChunkLayout.MinChunkSize; size /= 2)
+        {
+            if ((long)size + MaxChunkResponseOverhead <= maxMessageSize)
+            {
+                return size;
+            }
+        }
+        return 0;
+    }
+
     /// <summary>Smallest max message size a peer may announce.</summary>
     public const int MinAnnouncedMessageSize = 64 * 1024;
 
