@@ -77,6 +77,8 @@ public sealed class TrustStore
                 return false;
             }
             SetState(tx, peer, PeerState.Trusted, null);
+            // Trusting again is a fresh start: earlier bad chunks no longer count towards a ban.
+            SecureMeshDatabase.Execute(tx, "DELETE FROM peer_strikes WHERE peer_id = $id", ("$id", peer.Text));
             _database.Audit.AppendCore(tx, "peer.trusted", peer.Text, $"from={StateNames.ToDb(state)}");
             return true;
         });
@@ -104,6 +106,38 @@ public sealed class TrustStore
             }
             _database.Audit.AppendCore(tx, "peer.blocked", peer.Text, $"from={(state is null ? "unknown" : StateNames.ToDb(state.Value))} reason={reason ?? "-"}");
             return true;
+        });
+    }
+
+    /// <summary>
+    /// Counts one more chunk from <paramref name="peer"/> that failed verification and returns the new count. Stored, so
+    /// a lying peer is banned after the same number of lies however often the node restarts; cleared by <see cref="Trust"/>
+    /// (the user's fresh decision). Not audited here: the caller audits each rejected chunk with its evidence.
+    /// </summary>
+    public int AddStrike(PeerId peer)
+    {
+        ArgumentNullException.ThrowIfNull(peer);
+        return _database.Write(tx =>
+        {
+            SecureMeshDatabase.Execute(tx,
+                """
+                INSERT INTO peer_strikes (peer_id, failures, updated) VALUES ($id, 1, $now)
+                ON CONFLICT (peer_id) DO UPDATE SET failures = failures + 1, updated = excluded.updated
+                """,
+                ("$id", peer.Text), ("$now", _database.NowMs()));
+            return Convert.ToInt32(SecureMeshDatabase.Scalar(tx, "SELECT failures FROM peer_strikes WHERE peer_id = $id", ("$id", peer.Text)),
+                System.Globalization.CultureInfo.InvariantCulture);
+        });
+    }
+
+    /// <summary>How many chunks from <paramref name="peer"/> failed verification since it was last trusted.</summary>
+    public int Strikes(PeerId peer)
+    {
+        ArgumentNullException.ThrowIfNull(peer);
+        return _database.Read(connection =>
+        {
+            using var command = SecureMeshDatabase.Command(connection, "SELECT failures FROM peer_strikes WHERE peer_id = $id", ("$id", peer.Text));
+            return command.ExecuteScalar() is long n ? (int)n : 0;
         });
     }
 

@@ -12,7 +12,7 @@ public sealed class DatabaseTests
         using var t = new TestDatabase();
         Assert.True(File.Exists(t.FilePath));
         Assert.Equal(SecureMeshDatabase.SupportedSchemaVersion, t.Db.SchemaVersion());
-        Assert.Equal(4, SecureMeshDatabase.SupportedSchemaVersion);
+        Assert.True(SecureMeshDatabase.SupportedSchemaVersion >= 5);
         Assert.Equal("ok", t.Db.IntegrityCheck());
         using var raw = t.Raw();
         Assert.Equal("wal", Pragma(raw, "journal_mode"));
@@ -83,7 +83,7 @@ public sealed class DatabaseTests
         }
         Assert.Throws<SqliteException>(() => t.Count("quarantine"));
         t.Reopen();
-        Assert.Equal(4, t.Db.SchemaVersion());
+        Assert.Equal(SecureMeshDatabase.SupportedSchemaVersion, t.Db.SchemaVersion());
         Assert.Equal("0.0.0.0:4001", t.Db.Config.Get("listen"));
         Assert.Equal(0, t.Count("quarantine"));
     }
@@ -107,13 +107,14 @@ public sealed class DatabaseTests
     {
         using var t = new TestDatabase();
         t.Db.Dispose();
-        t.Sql("PRAGMA user_version = 7");
+        var newer = SecureMeshDatabase.SupportedSchemaVersion + 3;
+        t.Sql($"PRAGMA user_version = {newer}");
         var before = File.ReadAllBytes(t.FilePath);
         var e = Assert.Throws<SecureMeshException>(() => SecureMeshDatabase.Open(t.Directory, t.Time));
         Assert.Equal(SecureMeshErrorKind.Storage, e.Kind);
-        Assert.Contains("database schema version 7 is newer than this SecureMesh supports (4)", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"database schema version {newer} is newer than this SecureMesh supports ({SecureMeshDatabase.SupportedSchemaVersion})", e.Message, StringComparison.Ordinal);
         Assert.Equal(before, File.ReadAllBytes(t.FilePath));
-        t.Sql("PRAGMA user_version = 4");
+        t.Sql($"PRAGMA user_version = {SecureMeshDatabase.SupportedSchemaVersion}");
         t.Reopen();
     }
 

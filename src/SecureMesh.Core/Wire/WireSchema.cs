@@ -17,7 +17,7 @@ namespace SecureMesh.Core.Wire;
 // 0x04 ManifestRequest  cid
 // 0x05 ManifestResponse bytes manifest(≤ Manifest.MaxEncodedLength)
 // 0x06 HaveRequest      cid
-// 0x07 HaveResponse     u8 kind(0 bitfield, 1 all) | varint chunkCount(≤ 2^30) | kind 0: bytes bitfield(exactly ⌈chunkCount/8⌉)
+// 0x07 HaveResponse     u8 kind(0 bitfield, 1 all) | varint chunkCount(≤ 2^18, ChunkLayout.MaxChunkCount) | kind 0: bytes bitfield(exactly ⌈chunkCount/8⌉)
 // 0x08 ChunkRequest     cid | varint index(≤ 2^63-1)
 // 0x09 ChunkResponse    varint index(≤ 2^63-1) | bytes data(≤ 16 MiB) | varint count(≤ 64) | count × 32 proof hash
 // 0x0A Error            varint code(WireErrorCode) | string message(≤ 512)
@@ -81,8 +81,8 @@ public static class WireLimits
     /// <summary>Most sibling hashes in a chunk proof (a tree of 2^64 leaves has 64 levels).</summary>
     public const int MaxProofHashes = 64;
 
-    /// <summary>Most chunks a Have bitfield may describe.</summary>
-    public const long MaxHaveChunks = ChunkBitfield.MaxChunkCount;
+    /// <summary>Most chunks a Have bitfield may describe: the most a file may have (<see cref="ChunkLayout.MaxChunkCount"/>).</summary>
+    public const long MaxHaveChunks = ChunkLayout.MaxChunkCount;
 }
 
 /// <summary>Message type bytes.</summary>
