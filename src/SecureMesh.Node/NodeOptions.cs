@@ -41,8 +41,14 @@ public sealed class NodeOptions
     /// </summary>
     public int MaxMessageSize { get; init; } = Core.Wire.WireLimits.DefaultMaxMessageSize;
 
-    /// <summary>First penalty for a refused address; doubles on each refusal.</summary>
-    public TimeSpan FirstPenalty { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>
+    /// Inbound handshakes one address may have cost without giving a session (failed, stranger, blocked peer) before
+    /// the refill rate applies; see <see cref="AttemptLimiter"/>.
+    /// </summary>
+    public int HandshakeBurst { get; init; } = 20;
+
+    /// <summary>Time for one such handshake to be allowed again: after the burst, an address gets this rate (2 a second).</summary>
+    public TimeSpan HandshakeRefill { get; init; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
     /// What to do with a trusted peer's session once it is established; null keeps the connection open and discards
