@@ -18,7 +18,10 @@ public sealed class TrustStore
     /// <summary>Longest accepted block reason.</summary>
     public const int MaxReasonLength = 512;
 
-    /// <summary>How many strangers <see cref="RecordPending(PeerId, string)"/> keeps before forgetting the least recently seen.</summary>
+    /// <summary>
+    /// How many strangers <see cref="RecordPending(PeerId, string)"/> keeps before forgetting the least recently seen.
+    /// Each keeps at most <see cref="MaxSeenAddresses"/> seen addresses, so strangers hold at most 5 rows each.
+    /// </summary>
     public const int DefaultMaxPendingPeers = 10_000;
 
     private readonly SecureMeshDatabase _database;
@@ -214,14 +217,20 @@ public sealed class TrustStore
     public PeerState RecordPending(PeerId peer, IPEndPoint remote)
     {
         ArgumentNullException.ThrowIfNull(remote);
-        return RecordPending(peer, PeerAddressFormat.FromEndPoint(remote));
+        // The IP only: the source port of an inbound connection is ephemeral, useless to dial and different every
+        // time, so keeping it made a stranger's address list grow with every handshake.
+        return RecordPendingCore(peer, PeerAddressFormat.HostOnly(remote.Address));
     }
 
     /// <summary>As <see cref="RecordPending(PeerId, IPEndPoint)"/> with a <c>host:port</c> address.</summary>
-    public PeerState RecordPending(PeerId peer, string address)
+    public PeerState RecordPending(PeerId peer, string address) => RecordPendingCore(peer, PeerAddressFormat.Normalize(address));
+
+    /// <summary>Most addresses seen at a peer that are kept (the most recent); typed-in and discovered ones are not counted.</summary>
+    public const int MaxSeenAddresses = 4;
+
+    private PeerState RecordPendingCore(PeerId peer, string normalized)
     {
         ArgumentNullException.ThrowIfNull(peer);
-        var normalized = PeerAddressFormat.Normalize(address);
         return _database.Write(tx =>
         {
             var now = _database.NowMs();
@@ -231,12 +240,14 @@ public sealed class TrustStore
                 var evicted = EvictStrangerIfFull(tx);
                 InsertPeer(tx, peer, null, PeerState.Pending, null, now, firstSeen: now);
                 UpsertAddress(tx, peer, normalized, AddressSource.Seen, now);
+                TrimSeen(tx, peer);
                 _database.Audit.AppendCore(tx, "peer.pending", peer.Text,
                     evicted is null ? $"address={normalized}" : $"address={normalized} evicted={evicted}");
                 return PeerState.Pending;
             }
             Touch(tx, peer, now);
             UpsertAddress(tx, peer, normalized, AddressSource.Seen, now);
+            TrimSeen(tx, peer);
             return state.Value;
         });
     }
@@ -256,6 +267,7 @@ public sealed class TrustStore
             if (normalized is not null)
             {
                 UpsertAddress(tx, peer, normalized, AddressSource.Seen, now);
+                TrimSeen(tx, peer);
             }
             return true;
         });
@@ -532,6 +544,17 @@ public sealed class TrustStore
         SecureMeshDatabase.Execute(tx,
             "UPDATE peers SET last_seen = $now, first_seen = coalesce(first_seen, $now) WHERE peer_id = $id",
             ("$now", now), ("$id", peer.Text)) == 1;
+
+    // A peer keeps its MaxSeenAddresses most recently seen addresses, so with the cap on strangers the rows they can
+    // make are bounded too (at most 1 + MaxSeenAddresses each).
+    private static void TrimSeen(SqliteTransaction tx, PeerId peer) =>
+        SecureMeshDatabase.Execute(tx,
+            """
+            DELETE FROM peer_addresses WHERE peer_id = $id AND source = 'seen' AND address NOT IN (
+                SELECT address FROM peer_addresses WHERE peer_id = $id AND source = 'seen'
+                ORDER BY coalesce(last_seen, 0) DESC, address LIMIT $keep)
+            """,
+            ("$id", peer.Text), ("$keep", MaxSeenAddresses));
 
     private static void UpsertAddress(SqliteTransaction tx, PeerId peer, string address, AddressSource source, long? lastSeen) =>
         // A user-entered address keeps its source when the peer is later seen there.

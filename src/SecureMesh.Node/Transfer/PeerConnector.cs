@@ -59,7 +59,9 @@ public sealed class PeerConnector : IAsyncDisposable
             {
                 continue;
             }
-            var address = peer.Addresses.OrderBy(a => a.Source).ThenByDescending(a => a.LastSeen).FirstOrDefault();
+            // An address recorded without a port (where an inbound connection came from) cannot be dialled.
+            var address = peer.Addresses.Where(a => NodeSettings.TryParseEndPoint(a.Address, out _, out _))
+                .OrderBy(a => a.Source).ThenByDescending(a => a.LastSeen).FirstOrDefault();
             if (address is not null)
             {
                 list.Add((peer.PeerId, address.Address));
