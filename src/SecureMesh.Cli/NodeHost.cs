@@ -98,7 +98,7 @@ internal sealed class NodeHost : IAsyncDisposable
         _background.Add(Task.Run(async () =>
         {
             var sessions = await Connector.ConnectAllAsync(TimeSpan.FromSeconds(10), stop);
-            if (Db.Downloads.List().Count == 0)
+            if (Db.Downloads.ListResumable().Count == 0)
             {
                 return;
             }

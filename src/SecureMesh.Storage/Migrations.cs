@@ -248,6 +248,18 @@ internal static class Migrations
         ALTER TABLE quarantine ADD COLUMN release_pending TEXT;
         ALTER TABLE quarantine ADD COLUMN release_manual INTEGER NOT NULL DEFAULT 0 CHECK (release_manual IN (0, 1));
         """,
+
+        // Version 8 (issue 14, network): a download that failed is never resumed by itself (why it failed is kept; a new `get`
+        // clears it), and the count of chunks each peer sent that failed verification survives a restart, so a lying
+        // peer is banned after the same number of lies however often the node restarts.
+        """
+        ALTER TABLE downloads ADD COLUMN failed TEXT;
+        CREATE TABLE peer_strikes (
+            peer_id  TEXT PRIMARY KEY NOT NULL,
+            failures INTEGER NOT NULL CHECK (failures >= 0),
+            updated  INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """,
     ];
 
     /// <summary>The schema version this code writes.</summary>

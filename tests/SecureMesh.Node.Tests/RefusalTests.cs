@@ -45,7 +45,7 @@ public sealed class RefusalTests
     [Fact]
     public async Task A_blocked_peer_gets_one_empty_refusal_after_the_handshake_and_then_the_close()
     {
-        await using var alice = TestNode.Start(firstPenalty: TimeSpan.Zero);
+        await using var alice = TestNode.Start();
         using var bob = NodeIdentity.Generate();
         alice.Db.Trust.AddPeer(bob.PeerId, "bob", trusted: true);
         alice.Db.Trust.Block(bob.PeerId, "secret reason that must not leak");
@@ -62,7 +62,7 @@ public sealed class RefusalTests
     [Fact]
     public async Task A_stranger_is_told_nothing_not_even_refused()
     {
-        await using var alice = TestNode.Start(firstPenalty: TimeSpan.Zero);
+        await using var alice = TestNode.Start();
         using var stranger = NodeIdentity.Generate();
         await using var connection = await SecureChannel.DialAsync(stranger, alice.EndPoint, alice.Identity.PeerId, SecureChannelOptions.Default, Timeout());
         var e = await Assert.ThrowsAsync<SecureMeshException>(async () => await connection.ReceiveAsync(Timeout()));
@@ -73,8 +73,8 @@ public sealed class RefusalTests
     [Fact]
     public async Task The_blocked_side_records_the_refusal_shows_it_and_a_working_session_clears_it()
     {
-        await using var alice = TransferNode.Start(firstPenalty: TimeSpan.Zero);
-        await using var bob = TransferNode.Start(firstPenalty: TimeSpan.Zero);
+        await using var alice = TransferNode.Start();
+        await using var bob = TransferNode.Start();
         bob.Trust(alice);
         alice.Trust(bob);
         alice.Db.Trust.Block(bob.PeerId, "do not tell");
@@ -114,8 +114,8 @@ public sealed class RefusalTests
     [Fact]
     public async Task A_session_cut_by_a_block_also_tells_the_peer()
     {
-        await using var alice = TransferNode.Start(firstPenalty: TimeSpan.Zero);
-        await using var bob = TransferNode.Start(firstPenalty: TimeSpan.Zero);
+        await using var alice = TransferNode.Start();
+        await using var bob = TransferNode.Start();
         await bob.ConnectAsync(alice);
         alice.Db.Trust.Block(bob.PeerId);
         alice.Node.ReevaluateSessions();
@@ -137,8 +137,8 @@ public sealed class RefusalTests
     public async Task The_connector_backs_off_exponentially_on_the_injected_clock_instead_of_redialling_every_second()
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        await using var alice = TestNode.Start(firstPenalty: TimeSpan.Zero);
-        await using var bob = TestNode.Start(firstPenalty: TimeSpan.Zero, time: time);
+        await using var alice = TestNode.Start();
+        await using var bob = TestNode.Start(time: time);
         alice.Db.Trust.AddPeer(bob.Identity.PeerId, "bob", trusted: true);
         alice.Db.Trust.Block(bob.Identity.PeerId);
         bob.Db.Trust.AddPeer(alice.Identity.PeerId, "alice", [$"127.0.0.1:{alice.EndPoint.Port}"], trusted: true);
@@ -176,8 +176,8 @@ public sealed class RefusalTests
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var logs = new CapturedLogs();
-        await using var alice = TestNode.Start(firstPenalty: TimeSpan.Zero, time: time, loggers: logs);
-        await using var bob = TestNode.Start(firstPenalty: TimeSpan.Zero);
+        await using var alice = TestNode.Start(time: time, loggers: logs);
+        await using var bob = TestNode.Start();
         alice.Db.Trust.AddPeer(bob.Identity.PeerId, trusted: true);
         alice.Db.Trust.Block(bob.Identity.PeerId);
         bob.Db.Trust.AddPeer(alice.Identity.PeerId, trusted: true);

@@ -218,8 +218,8 @@ public sealed partial class QuarantineManager
     /// </summary>
     public QuarantineRecord Release(long id, string? toDirectory = null) => ReleaseCore(id, toDirectory, manual: true);
 
-    /// <summary>Deletes an item's data (downloading, verifying or held); audited as <c>quarantine.deleted</c>.</summary>
-    public QuarantineRecord Delete(long id)
+    /// <summary>Deletes an item's data (downloading, verifying or held); audited as <c>quarantine.deleted</c> with <paramref name="reason"/>.</summary>
+    public QuarantineRecord Delete(long id, string reason = "deleted by the user")
     {
         lock (_gate)
         {
@@ -227,11 +227,11 @@ public sealed partial class QuarantineManager
             if (item.State is QuarantineState.Released or QuarantineState.Deleted)
             {
                 // Let the store word the conflict.
-                return _database.Quarantine.MarkDeleted(id, "deleted by the user");
+                return _database.Quarantine.MarkDeleted(id, reason);
             }
             RemoveData(item);
-            var deleted = _database.Quarantine.MarkDeleted(id, "deleted by the user");
-            LogDeleted(_logger, id, "deleted by the user");
+            var deleted = _database.Quarantine.MarkDeleted(id, reason);
+            LogDeleted(_logger, id, reason);
             return deleted;
         }
     }

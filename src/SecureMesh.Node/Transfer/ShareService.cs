@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using SecureMesh.Core;
@@ -69,10 +68,8 @@ public sealed class ShareService : IAsyncDisposable
     /// <summary>The chunk size for newly indexed files (the <c>chunk-size</c> setting).</summary>
     public int ChunkSize()
     {
-        var text = _db.Config.Get(NodeSettings.ChunkSize);
-        return text is not null && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && ChunkLayout.IsValidChunkSize(n)
-            ? n
-            : ChunkLayout.DefaultChunkSize;
+        // Checked again at use (a value stored by another version may no longer fit the message cap).
+        return NodeSettings.ChunkSizeOrDefault(_db.Config.Get(NodeSettings.ChunkSize));
     }
 
     /// <summary>Shares a file or folder (recursively) and indexes what is new or changed under it; hidden entries are left out.</summary>

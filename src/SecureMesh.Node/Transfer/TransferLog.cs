@@ -43,6 +43,9 @@ internal static partial class TransferLog
     [LoggerMessage(EventId = 623, Level = LogLevel.Information, Message = "download {ContentId} finished: {Outcome}")]
     public static partial void DownloadFinished(ILogger logger, string contentId, string outcome);
 
+    [LoggerMessage(EventId = 627, Level = LogLevel.Warning, Message = "cleaning up failed download {ContentId} failed: {Reason}")]
+    public static partial void CleanUpFailed(ILogger logger, string contentId, string reason);
+
     [LoggerMessage(EventId = 630, Level = LogLevel.Debug, Message = "dialing {PeerId} at {Address} failed: {Reason}; next attempt in {Delay}")]
     public static partial void DialFailed(ILogger logger, string peerId, string address, string reason, TimeSpan delay);
 }

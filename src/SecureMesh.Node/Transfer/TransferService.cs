@@ -28,6 +28,7 @@ public sealed class TransferService : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<PeerId, ProtocolSession> _sessions = new();
     private readonly ConcurrentDictionary<string, DownloadHandle> _downloads = new(StringComparer.Ordinal);
+    // This process's count of bad chunks per peer: only a fallback for when the stored count cannot be written.
     private readonly ConcurrentDictionary<PeerId, int> _failures = new();
     private readonly ConcurrentDictionary<PeerId, byte> _banned = new();
     private long _uploadLimit;
@@ -277,11 +278,14 @@ public sealed class TransferService : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts every unfinished download recorded in the database (after a restart); returns their handles.</summary>
+    /// <summary>
+    /// Starts every unfinished download recorded in the database (after a restart); returns their handles. A download
+    /// that failed is not among them: it resumes only when the user asks for it again.
+    /// </summary>
     public IReadOnlyList<DownloadHandle> ResumeDownloads()
     {
         var handles = new List<DownloadHandle>();
-        foreach (var record in Database.Downloads.List())
+        foreach (var record in Database.Downloads.ListResumable())
         {
             if (ContentId.TryParse(record.ContentId, out var id))
             {
@@ -308,6 +312,31 @@ public sealed class TransferService : IAsyncDisposable
 
     internal bool IsBlocked(string contentId) => Database.Trust.IsContentBlocked(contentId);
 
+    /// <summary>
+    /// Bytes free to this user in the file system holding <paramref name="folder"/> (or its nearest existing parent):
+    /// statvfs's f_bavail × f_frsize through <see cref="DriveInfo"/>. long.MaxValue when it cannot be told.
+    /// </summary>
+    internal long FreeSpace(string folder)
+    {
+        if (_options.FreeSpace is { } seam)
+        {
+            return seam(folder);
+        }
+        var dir = Path.GetFullPath(folder);
+        while (!Directory.Exists(dir) && Path.GetDirectoryName(dir) is { } parent)
+        {
+            dir = parent;
+        }
+        try
+        {
+            return new DriveInfo(dir).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return long.MaxValue;
+        }
+    }
+
     internal bool IsBanned(PeerId peer) => _banned.ContainsKey(peer);
 
     /// <summary>The per-peer upload limit in bytes per second (0: none), re-read from the settings every second.</summary>
@@ -328,11 +357,24 @@ public sealed class TransferService : IAsyncDisposable
         return Interlocked.Read(ref _uploadLimit);
     }
 
-    /// <summary>Records a chunk that failed verification; bans the sender after repeated failures.</summary>
+    /// <summary>
+    /// Records a chunk that failed verification; bans the sender after repeated failures. The count is stored (it
+    /// survives restarts); should the database fail, this process's own count still bans.
+    /// </summary>
     internal void RecordBadChunk(ProtocolSession session, string evidence)
     {
         var peer = session.PeerId;
-        var failures = _failures.AddOrUpdate(peer, 1, (_, n) => n + 1);
+        var counted = _failures.AddOrUpdate(peer, 1, (_, n) => n + 1);
+        int failures;
+        try
+        {
+            failures = Database.Trust.AddStrike(peer);
+        }
+        catch (SecureMeshException e)
+        {
+            TransferLog.ServeFailed(_logger, peer.Text, e.Message);
+            failures = counted;
+        }
         AuditSafe("chunk.rejected", peer, $"{evidence} failures={failures}");
         if (failures >= _options.BanAfterFailures && _banned.TryAdd(peer, 0))
         {
