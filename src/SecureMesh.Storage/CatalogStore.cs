@@ -188,13 +188,24 @@ public sealed class CatalogStore
     /// </summary>
     public IReadOnlyList<CatalogEntry> Search(string terms, int limit)
     {
+        var (sql, parameters) = SearchQuery(terms);
+        sql.Append(" GROUP BY content_id ORDER BY name, path LIMIT $limit");
+        parameters.Add(("$limit", Math.Max(0, limit)));
+        return Query(sql.ToString(), false, [.. parameters]);
+    }
+
+    /// <summary>
+    /// The catalog rows every term matches: in the file's name or in the path from the shared folder's own name down.
+    /// rtrim(root, every character but the separator) is the folder above the share (the usual SQLite dirname), so
+    /// what follows it in the file's path is "Share/sub/file"; a shared single file has no folders of its own, so only
+    /// its name is searched.
+    /// </summary>
+    private static (StringBuilder Sql, List<(string, object?)> Parameters) SearchQuery(string terms)
+    {
         ArgumentNullException.ThrowIfNull(terms);
         var words = terms.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var sql = new StringBuilder($"SELECT {Columns} FROM catalog WHERE 1 = 1");
         var parameters = new List<(string, object?)>();
-        // The path from the shared folder's own name down: rtrim(root, <every character but the separator>) is the
-        // folder above the share (the usual SQLite dirname), so what follows it in the file's path is "Share/sub/file".
-        // A shared single file has no folders of its own: only its name is searched.
         const string Relative = "CASE WHEN path = share_root THEN name ELSE substr(path, length(rtrim(share_root, replace(share_root, $sep, ''))) + 1) END";
         parameters.Add(("$sep", Path.DirectorySeparatorChar.ToString()));
         for (var i = 0; i < words.Length && i < 16; i++)
@@ -203,9 +214,7 @@ public sealed class CatalogStore
             sql.Append(CultureInfo.InvariantCulture, $" AND (name LIKE {name} ESCAPE '\\' OR {Relative} LIKE {name} ESCAPE '\\')");
             parameters.Add((name, "%" + EscapeLike(words[i]) + "%"));
         }
-        sql.Append(" GROUP BY content_id ORDER BY name, path LIMIT $limit");
-        parameters.Add(("$limit", Math.Max(0, limit)));
-        return Query(sql.ToString(), false, [.. parameters]);
+        return (sql, parameters);
     }
 
     /// <summary>
@@ -215,17 +224,8 @@ public sealed class CatalogStore
     /// </summary>
     public IReadOnlyList<CatalogEntry> SearchWhere(string terms, int limit, Func<CatalogEntry, bool> include)
     {
-        ArgumentNullException.ThrowIfNull(terms);
         ArgumentNullException.ThrowIfNull(include);
-        var words = terms.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var sql = new StringBuilder($"SELECT {Columns} FROM catalog WHERE 1 = 1");
-        var parameters = new List<(string, object?)>();
-        for (var i = 0; i < words.Length && i < 16; i++)
-        {
-            var name = "$t" + i.ToString(CultureInfo.InvariantCulture);
-            sql.Append(CultureInfo.InvariantCulture, $" AND name LIKE {name} ESCAPE '\\'");
-            parameters.Add((name, "%" + EscapeLike(words[i]) + "%"));
-        }
+        var (sql, parameters) = SearchQuery(terms);
         sql.Append(" ORDER BY name, path");
         return _database.Read(connection =>
         {

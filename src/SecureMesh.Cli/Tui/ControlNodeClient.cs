@@ -24,7 +24,7 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
     private string? _shareError;
 
     /// <summary>Test seam: a client over any control implementation (a <see cref="NodeControlService"/> on a test node).</summary>
-    internal static ControlNodeClient ForTest(INodeControl control) => new(control, null, null, null, null);
+    internal static ControlNodeClient ForTest(INodeControl control, IGroupControl groups) => new(control, null, null, null, null, groups);
 
     private ControlNodeClient(INodeControl control, ITransferControl? transfer, IDisposable? offlineDb, NodeHostBundle? hosted, string? startupError, IGroupControl? groups = null)
     {

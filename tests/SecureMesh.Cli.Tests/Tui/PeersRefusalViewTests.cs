@@ -58,7 +58,7 @@ public sealed class PeersRefusalViewTests
                 await Task.Delay(20);
             }
 
-            var client = ControlNodeClient.ForTest(new NodeControlService(bob.Home, bob.Db, bob.Node));
+            var client = ControlNodeClient.ForTest(new NodeControlService(bob.Home, bob.Db, bob.Node), new GroupControlService(bob.Db));
             var view = (await client.ListPeersAsync(CancellationToken.None)).Single(p => p.PeerId == alice.Id.PeerId.Text);
             Assert.True(view.RefusingUs);
             Assert.False(view.Online);

@@ -467,7 +467,7 @@ public sealed class TuiAppTests
     public void In_a_view_with_a_text_field_digits_go_to_the_field_even_from_the_results_and_alt_digits_switch_views()
     {
         using var h = new TuiHarness();
-        Assert.Contains("F1-F6/Alt+1-6 views", h.Screen, StringComparison.Ordinal);
+        Assert.Contains("F1-F7/Alt+1-7 views", h.Screen, StringComparison.Ordinal);
         h.Press(Key.F3);
         foreach (var c in "holiday")
         {
