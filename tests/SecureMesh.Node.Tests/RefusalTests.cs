@@ -146,9 +146,16 @@ public sealed class RefusalTests
 
         await using var connector = new PeerConnector(bob.Node, time);
         connector.Start();
-        // The larger Peer ID waits half a second before its first dial.
-        time.Advance(TimeSpan.FromSeconds(1));
-        await Wait.UntilAsync(() => Refusals() == 1, Patience, "the first refusal");
+        // The larger Peer ID waits half a second before its first dial. The clock moves on in small steps until that dial
+        // is refused, so a loop that starts its timer after the first step is not left waiting for a tick that never comes.
+        var firstDeadline = DateTime.UtcNow + Patience;
+        while (Refusals() == 0)
+        {
+            Assert.True(DateTime.UtcNow < firstDeadline, "timed out waiting for the first refusal");
+            time.Advance(TimeSpan.FromMilliseconds(500));
+            await Task.Delay(200);
+        }
+        Assert.Equal(1, Refusals());
 
         // Refusal n is followed by 2^n seconds of quiet: the loop ticks every second, but the next dial (seen as the next
         // refusal, stamped with the fake clock) comes no sooner than the backoff, and soon after it.
