@@ -133,8 +133,8 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IGroupCont
         GetAsync<IReadOnlyList<ShareInfo>>("v1/shares", cancellationToken);
 
     // Indexing a large folder takes as long as hashing it.
-    public Task<ShareAddInfo> AddShareAsync(string path, string? with, CancellationToken cancellationToken) =>
-        SendAsync<ShareAddInfo>(HttpMethod.Post, "v1/shares", new ShareRequest(path, with), cancellationToken, TimeSpan.FromHours(6));
+    public Task<ShareAddInfo> AddShareAsync(string path, string? with, bool includeHidden, CancellationToken cancellationToken) =>
+        SendAsync<ShareAddInfo>(HttpMethod.Post, "v1/shares", new ShareRequest(path, with, includeHidden), cancellationToken, TimeSpan.FromHours(6));
 
     public Task<IReadOnlyList<GroupInfo>> ListGroupsAsync(CancellationToken cancellationToken) =>
         GetAsync<IReadOnlyList<GroupInfo>>("v1/groups", cancellationToken);

@@ -167,7 +167,7 @@ public sealed class MeshHost : IAsyncDisposable
         _background.Add(Task.Run(async () =>
         {
             var sessions = await Connector.ConnectAllAsync(TimeSpan.FromSeconds(10), stop).ConfigureAwait(false);
-            if (Db.Downloads.List().Count == 0)
+            if (Db.Downloads.ListResumable().Count == 0)
             {
                 return;
             }

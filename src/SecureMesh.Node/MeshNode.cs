@@ -80,6 +80,10 @@ public sealed class MeshNode : IAsyncDisposable
     /// <summary>The open sessions with trusted peers.</summary>
     public IReadOnlyCollection<PeerSession> Sessions => [.. _sessions.Values];
 
+    /// <summary>Connections closed before the handshake, and handshakes that failed (for tests and status).</summary>
+    internal (long Refused, long Failed, long Succeeded) HandshakeCounts =>
+        (_listener.RefusedConnections, _listener.FailedHandshakes, _listener.SucceededHandshakes);
+
     /// <summary>The database the node enforces.</summary>
     public SecureMeshDatabase Database => _db;
 
@@ -95,7 +99,7 @@ public sealed class MeshNode : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(identity);
         ArgumentNullException.ThrowIfNull(db);
         ArgumentNullException.ThrowIfNull(options);
-        var limiter = new AttemptLimiter(options.Time, options.FirstPenalty);
+        var limiter = new AttemptLimiter(options.Time, options.HandshakeBurst, options.HandshakeRefill);
         var failureLog = new LogThrottle(options.Time);
         var upgrader = new Upgrader(identity, new UpgraderOptions
         {
@@ -113,7 +117,7 @@ public sealed class MeshNode : IAsyncDisposable
             Time = options.Time,
             Logger = options.LoggerFactory.CreateLogger("SecureMesh.Network"),
             FailureLog = failureLog,
-            // Checked before a single byte is read: blocked ranges and penalised addresses get only a close.
+            // Checked before a single byte is read: blocked ranges, and addresses whose handshake budget is spent, get only a close.
             AddressFilter = address => node?.AdmitAddress(address) ?? true,
         });
         node = new MeshNode(identity, db, options, listener, upgrader, limiter);
@@ -343,11 +347,6 @@ public sealed class MeshNode : IAsyncDisposable
 
     private bool AdmitAddress(IPAddress address)
     {
-        if (!_limiter.IsAllowed(address))
-        {
-            NodeLog.RefusedAddress(_logger, address.ToString(), "rate-limited after a refusal");
-            return false;
-        }
         bool blocked;
         try
         {
@@ -360,9 +359,14 @@ public sealed class MeshNode : IAsyncDisposable
         }
         if (blocked)
         {
-            var penalty = _limiter.Penalize(address);
-            Audit("handshake.refused", null, $"address {address} is in a blocked range; next attempt in {penalty.TotalSeconds:0}s");
+            Audit("handshake.refused", null, $"address {address} is in a blocked range");
             NodeLog.RefusedAddress(_logger, address.ToString(), "blocked range");
+            return false;
+        }
+        // Every inbound handshake takes a token from its address's budget; a trusted key gives it back (TryOpenSession).
+        if (!_limiter.TryTakeHandshake(address, out var retry))
+        {
+            NodeLog.RefusedAddress(_logger, address.ToString(), $"too many handshakes without a session from this address; next in {retry.TotalSeconds:0.#}s");
             return false;
         }
         return true;
@@ -413,15 +417,21 @@ public sealed class MeshNode : IAsyncDisposable
         switch (decision)
         {
             case AuthorizationDecision.Trusted:
+                // Judged by its key: a trusted peer's handshake costs its address nothing, whatever others did from there.
+                if (direction == ConnectionDirection.Inbound)
+                {
+                    _limiter.RefundHandshake(address);
+                }
                 break;
             case AuthorizationDecision.Unknown:
             case AuthorizationDecision.Pending:
                 // Strangers may retry, but not fast enough to flood the trust store: the budget is checked before
-                // anything is stored, and an address over it is penalised instead of recorded.
+                // anything is stored, and a stranger over it is not recorded (its handshake already cost its address a
+                // token of the handshake budget, as every stranger's does).
                 if (!_limiter.TryTakeStrangerAttempt(address))
                 {
-                    var wait = _limiter.Penalize(address);
-                    Audit("handshake.refused", peer, $"stranger budget of this address spent: not recorded; remote {remote}; next attempt in {wait.TotalSeconds:0}s");
+                    var wait = _limiter.HandshakeRetryAfter(address);
+                    Audit("handshake.refused", peer, $"stranger budget of this address spent: not recorded; remote {remote}");
                     LogRefusal(address, peer.Text, remote?.ToString(), "stranger budget of this address spent", wait);
                     return null;
                 }
@@ -445,9 +455,11 @@ public sealed class MeshNode : IAsyncDisposable
                 }
                 return null;
             default:
-                var penalty = _limiter.Penalize(address);
+                // The refusal is this key's: its handshake cost its address a token, but no lockout of the address is
+                // kept, so another (trusted) key dialling from the same address is still judged by its own key.
+                var penalty = _limiter.HandshakeRetryAfter(address);
                 var reason = Describe(decision);
-                Audit("handshake.refused", peer, $"{reason}; remote {remote}; next attempt in {penalty.TotalSeconds:0}s");
+                Audit("handshake.refused", peer, $"{reason}; remote {remote}");
                 LogRefusal(address, peer.Text, remote?.ToString(), reason, penalty);
                 // A blocked peer is told so (and nothing more), so it stops redialling; a blocked range got no handshake at all.
                 refuse = decision == AuthorizationDecision.BlockedPeer;

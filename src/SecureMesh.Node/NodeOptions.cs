@@ -36,11 +36,21 @@ public sealed class NodeOptions
     /// <summary>Most handshakes in progress from one address.</summary>
     public int MaxPendingPerAddress { get; init; } = 16;
 
-    /// <summary>Largest application message accepted from a peer.</summary>
-    public int MaxMessageSize { get; init; } = 16 * 1024 * 1024;
+    /// <summary>
+    /// Largest application message accepted from or sent to a peer: the protocol's cap (the one announced in Hello),
+    /// so a chunk of the largest valid size (16 MiB) with its header and proof fits. The <c>chunk-size</c> setting is
+    /// checked against this (<see cref="NodeSettings"/>).
+    /// </summary>
+    public int MaxMessageSize { get; init; } = Core.Wire.WireLimits.DefaultMaxMessageSize;
 
-    /// <summary>First penalty for a refused address; doubles on each refusal.</summary>
-    public TimeSpan FirstPenalty { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>
+    /// Inbound handshakes one address may have cost without giving a session (failed, stranger, blocked peer) before
+    /// the refill rate applies; see <see cref="AttemptLimiter"/>.
+    /// </summary>
+    public int HandshakeBurst { get; init; } = 20;
+
+    /// <summary>Time for one such handshake to be allowed again: after the burst, an address gets this rate (2 a second).</summary>
+    public TimeSpan HandshakeRefill { get; init; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>How long one stream may take to negotiate its protocol, and identify to answer.</summary>
     public TimeSpan StreamTimeout { get; init; } = TimeSpan.FromSeconds(10);

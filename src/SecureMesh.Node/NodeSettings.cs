@@ -23,6 +23,8 @@ public sealed record SettingDefinition(string Key, string Default, string Descri
             NodeSettings.Discovery => ParseSwitch(trimmed) ? "on" : "off",
             NodeSettings.ChunkSize or NodeSettings.UploadLimit => ParseSize(trimmed).ToString(CultureInfo.InvariantCulture),
             NodeSettings.Listen => DialAddress.Parse(trimmed, allowPortZero: true).Text,
+            // Resolved once, when set, and shown resolved: a release never follows a link there later (it is refused).
+            NodeSettings.DownloadDir => Core.Content.ShareFileSystem.Resolve(Quarantine.QuarantineManager.ExpandHome(trimmed)),
             _ => trimmed,
         };
     }
@@ -83,7 +85,7 @@ public static class NodeSettings
         new(DownloadDir, "~/Downloads/SecureMesh", "folder released downloads are moved to", v => v.Length == 0 ? "must not be empty" : v.Contains('\0', StringComparison.Ordinal) ? "contains a NUL character" : null),
         new(Scanner, string.Empty, "virus scanner command, ClamAV convention: exit 0 clean, 1 infected; {} is replaced by the file (empty: none)", Quarantine.ScannerRunner.Validate),
         new(ScannerTimeout, "120", "seconds the scanner may run before the file is held", v => IntInRange(v, 1, 86_400)),
-        new(ChunkSize, "1048576", "chunk size for newly shared files (power of two, 16KiB..16MiB)", ValidateChunkSize),
+        new(ChunkSize, "1048576", "chunk size for newly shared files (power of two, 16KiB..16MiB; a chunk and its proof must fit in one message)", ValidateChunkSize),
         new(UploadLimit, "0", "per-peer upload limit in bytes per second, 0 for none (suffixes k, m, g)", v => SettingDefinition.ParseSize(v) < 0 ? "expected a size such as 0, 512k or 10m" : null),
         new(Discovery, "on", "LAN discovery beacons (on/off)", v => v.ToLowerInvariant() is "on" or "off" or "true" or "false" or "yes" or "no" or "1" or "0" ? null : "expected on or off"),
         new(MaxConnections, "256", "most authenticated connections at once", v => IntInRange(v, 1, 100_000)),
@@ -150,11 +152,27 @@ public static class NodeSettings
             ? null
             : $"expected a whole number from {min} to {max}";
 
+    /// <summary>
+    /// The largest chunk size a node may index with: a chunk, its header and its longest proof must fit in one message
+    /// under the node's message cap, or every file of at least one full chunk could never be served.
+    /// </summary>
+    public static int MaxChunkSize { get; } = Core.Wire.WireLimits.LargestChunkFor(new NodeOptions { Home = string.Empty }.MaxMessageSize);
+
+    /// <summary>The chunk size to index with for a stored <c>chunk-size</c> value; the default when unset or no longer valid.</summary>
+    public static int ChunkSizeOrDefault(string? stored) =>
+        stored is not null && int.TryParse(stored, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && ValidateChunkSize(stored) is null
+            ? n
+            : Core.Content.ChunkLayout.DefaultChunkSize;
+
     private static string? ValidateChunkSize(string v)
     {
         var n = SettingDefinition.ParseSize(v);
-        return n is >= 16 * 1024 and <= 16 * 1024 * 1024 && (n & (n - 1)) == 0
-            ? null
-            : "expected a power of two from 16KiB to 16MiB, such as 1m";
+        if (n is < Core.Content.ChunkLayout.MinChunkSize || (n & (n - 1)) != 0)
+        {
+            return $"expected a power of two from 16KiB to {MaxChunkSize >> 20}MiB, such as 1m";
+        }
+        return n > MaxChunkSize
+            ? $"{n} bytes is too large: a chunk with its header and proof must fit in one {new NodeOptions { Home = string.Empty }.MaxMessageSize}-byte message, so the largest chunk size is {MaxChunkSize >> 20}MiB"
+            : null;
     }
 }

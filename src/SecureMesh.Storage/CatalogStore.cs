@@ -16,6 +16,8 @@ namespace SecureMesh.Storage;
 /// <param name="IndexedAt">When it was indexed.</param>
 /// <param name="Leaves">The leaf hashes, 32 bytes per chunk; empty when not loaded.</param>
 /// <param name="Manifest">The signed manifest; empty when not loaded.</param>
+/// <param name="Device">The device of the file indexed (0: not recorded).</param>
+/// <param name="Inode">The inode of the file indexed (0: not recorded).</param>
 public sealed record CatalogEntry(
     string Path,
     string ShareRoot,
@@ -26,10 +28,15 @@ public sealed record CatalogEntry(
     int ChunkSize,
     DateTimeOffset IndexedAt,
     ReadOnlyMemory<byte> Leaves,
-    ReadOnlyMemory<byte> Manifest);
+    ReadOnlyMemory<byte> Manifest,
+    long Device = 0,
+    long Inode = 0);
 
-/// <summary>A shared path as the user added it.</summary>
-public sealed record ShareRecord(string Path, DateTimeOffset Added);
+/// <summary>A shared path as the user added it; hidden entries (names starting with '.') are shared only when <paramref name="IncludeHidden"/>.</summary>
+public sealed record ShareRecord(string Path, DateTimeOffset Added, bool IncludeHidden = false);
+
+/// <summary>An entry under a shared path that is not shared, and why (a link, a special file, hidden, excluded by <c>.smignore</c>).</summary>
+public sealed record SkippedEntry(string ShareRoot, string Path, string Reason);
 
 /// <summary>
 /// Shared paths and the catalog of indexed files: what the node serves, with the leaf hashes needed to prove every
@@ -38,27 +45,71 @@ public sealed record ShareRecord(string Path, DateTimeOffset Added);
 /// </summary>
 public sealed class CatalogStore
 {
-    private const string Columns = "path, share_root, name, size, mtime_ns, content_id, chunk_size, indexed_at";
+    private const string Columns = "path, share_root, name, size, mtime_ns, content_id, chunk_size, indexed_at, device, inode";
+
+    /// <summary>The most skipped entries kept per shared path.</summary>
+    public const int MaxSkippedPerShare = 10_000;
 
     private readonly SecureMeshDatabase _database;
 
     internal CatalogStore(SecureMeshDatabase database) => _database = database;
 
     /// <summary>Records a shared path (idempotent); audited as <c>share.added</c> the first time.</summary>
-    public bool AddShare(string path)
+    public bool AddShare(string path) => AddShare(path, includeHidden: false);
+
+    /// <summary>
+    /// Records a shared path and whether its hidden entries are shared (a second call updates that choice);
+    /// audited as <c>share.added</c> the first time.
+    /// </summary>
+    public bool AddShare(string path, bool includeHidden)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         return _database.Write(tx =>
         {
-            var added = SecureMeshDatabase.Execute(tx, "INSERT OR IGNORE INTO shares (path, added) VALUES ($p, $now)",
-                ("$p", path), ("$now", _database.NowMs())) == 1;
+            var added = SecureMeshDatabase.Execute(tx, "INSERT OR IGNORE INTO shares (path, added, include_hidden) VALUES ($p, $now, $h)",
+                ("$p", path), ("$now", _database.NowMs()), ("$h", includeHidden ? 1 : 0)) == 1;
             if (added)
             {
-                _database.Audit.AppendCore(tx, "share.added", null, $"path={path}");
+                _database.Audit.AppendCore(tx, "share.added", null, includeHidden ? $"path={path} hidden=included" : $"path={path}");
+            }
+            else if (SecureMeshDatabase.Execute(tx, "UPDATE shares SET include_hidden = $h WHERE path = $p AND include_hidden <> $h",
+                ("$p", path), ("$h", includeHidden ? 1 : 0)) == 1)
+            {
+                _database.Audit.AppendCore(tx, "share.changed", null, $"path={path} hidden={(includeHidden ? "included" : "excluded")}");
             }
             return added;
         });
     }
+
+    /// <summary>Replaces the skipped entries recorded for <paramref name="shareRoot"/> (at most <see cref="MaxSkippedPerShare"/>).</summary>
+    public void ReplaceSkipped(string shareRoot, IEnumerable<SkippedEntry> skipped)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(shareRoot);
+        ArgumentNullException.ThrowIfNull(skipped);
+        _database.Write(tx =>
+        {
+            SecureMeshDatabase.Execute(tx, "DELETE FROM share_skipped WHERE share_root = $r", ("$r", shareRoot));
+            foreach (var entry in skipped.Take(MaxSkippedPerShare))
+            {
+                SecureMeshDatabase.Execute(tx, "INSERT OR REPLACE INTO share_skipped (share_root, path, reason) VALUES ($r, $p, $why)",
+                    ("$r", shareRoot), ("$p", entry.Path), ("$why", entry.Reason));
+            }
+            return 0;
+        });
+    }
+
+    /// <summary>Every skipped entry, ordered by share and path.</summary>
+    public IReadOnlyList<SkippedEntry> ListSkipped() => _database.Read(connection =>
+    {
+        using var command = SecureMeshDatabase.Command(connection, "SELECT share_root, path, reason FROM share_skipped ORDER BY share_root, path");
+        using var reader = command.ExecuteReader();
+        var list = new List<SkippedEntry>();
+        while (reader.Read())
+        {
+            list.Add(new SkippedEntry(reader.GetString(0), reader.GetString(1), reader.GetString(2)));
+        }
+        return list;
+    });
 
     /// <summary>Forgets a shared path and every catalog entry found under it; false when it was not shared.</summary>
     public bool RemoveShare(string path)
@@ -68,6 +119,7 @@ public sealed class CatalogStore
         {
             var removed = SecureMeshDatabase.Execute(tx, "DELETE FROM shares WHERE path = $p", ("$p", path)) == 1;
             var entries = SecureMeshDatabase.Execute(tx, "DELETE FROM catalog WHERE share_root = $p", ("$p", path));
+            SecureMeshDatabase.Execute(tx, "DELETE FROM share_skipped WHERE share_root = $p", ("$p", path));
             if (removed)
             {
                 _database.Audit.AppendCore(tx, "share.removed", null, $"path={path} files={entries.ToString(CultureInfo.InvariantCulture)}");
@@ -79,12 +131,12 @@ public sealed class CatalogStore
     /// <summary>Every shared path, in the order added.</summary>
     public IReadOnlyList<ShareRecord> ListShares() => _database.Read(connection =>
     {
-        using var command = SecureMeshDatabase.Command(connection, "SELECT path, added FROM shares ORDER BY added, path");
+        using var command = SecureMeshDatabase.Command(connection, "SELECT path, added, include_hidden FROM shares ORDER BY added, path");
         using var reader = command.ExecuteReader();
         var list = new List<ShareRecord>();
         while (reader.Read())
         {
-            list.Add(new ShareRecord(reader.GetString(0), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1))));
+            list.Add(new ShareRecord(reader.GetString(0), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)), reader.GetInt64(2) != 0));
         }
         return list;
     });
@@ -96,16 +148,24 @@ public sealed class CatalogStore
         ContentIdFormat.Validate(entry.ContentId);
         _database.Write(tx => SecureMeshDatabase.Execute(tx,
             """
-            INSERT INTO catalog (path, share_root, name, size, mtime_ns, content_id, chunk_size, indexed_at, leaves, manifest)
-            VALUES ($path, $root, $name, $size, $mtime, $cid, $chunk, $at, $leaves, $manifest)
+            INSERT INTO catalog (path, share_root, name, size, mtime_ns, content_id, chunk_size, indexed_at, leaves, manifest, device, inode)
+            VALUES ($path, $root, $name, $size, $mtime, $cid, $chunk, $at, $leaves, $manifest, $dev, $ino)
             ON CONFLICT (path) DO UPDATE SET share_root = excluded.share_root, name = excluded.name, size = excluded.size,
                 mtime_ns = excluded.mtime_ns, content_id = excluded.content_id, chunk_size = excluded.chunk_size,
-                indexed_at = excluded.indexed_at, leaves = excluded.leaves, manifest = excluded.manifest
+                indexed_at = excluded.indexed_at, leaves = excluded.leaves, manifest = excluded.manifest,
+                device = excluded.device, inode = excluded.inode
             """,
+            ("$dev", entry.Device), ("$ino", entry.Inode),
             ("$path", entry.Path), ("$root", entry.ShareRoot), ("$name", entry.Name), ("$size", entry.Size),
             ("$mtime", entry.MtimeNs), ("$cid", entry.ContentId), ("$chunk", entry.ChunkSize),
             ("$at", entry.IndexedAt.ToUnixTimeMilliseconds()), ("$leaves", entry.Leaves.ToArray()), ("$manifest", entry.Manifest.ToArray())));
     }
+
+    /// <summary>Records which file (device, inode) an entry written before they were kept was indexed from; false when there is no such entry.</summary>
+    public bool SetFileIdentity(string path, long device, long inode) =>
+        _database.Write(tx => SecureMeshDatabase.Execute(tx,
+            "UPDATE catalog SET device = $dev, inode = $ino WHERE path = $p AND device = 0 AND inode = 0",
+            ("$p", path), ("$dev", device), ("$ino", inode)) == 1);
 
     /// <summary>Removes one file's entry; false when there was none.</summary>
     public bool Remove(string path) =>
@@ -128,14 +188,25 @@ public sealed class CatalogStore
     /// </summary>
     public IReadOnlyList<CatalogEntry> Search(string terms, int limit)
     {
+        var (sql, parameters) = SearchQuery(terms);
+        sql.Append(" GROUP BY content_id ORDER BY name, path LIMIT $limit");
+        parameters.Add(("$limit", Math.Max(0, limit)));
+        return Query(sql.ToString(), false, [.. parameters]);
+    }
+
+    /// <summary>
+    /// The catalog rows every term matches: in the file's name or in the path from the shared folder's own name down.
+    /// rtrim(root, every character but the separator) is the folder above the share (the usual SQLite dirname), so
+    /// what follows it in the file's path is "Share/sub/file"; a shared single file has no folders of its own, so only
+    /// its name is searched.
+    /// </summary>
+    private static (StringBuilder Sql, List<(string, object?)> Parameters) SearchQuery(string terms)
+    {
         ArgumentNullException.ThrowIfNull(terms);
         var words = terms.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var sql = new StringBuilder($"SELECT {Columns} FROM catalog WHERE 1 = 1");
         var parameters = new List<(string, object?)>();
-        // The path from the shared folder's own name down: rtrim(root, <every character but the separator>) is the
-        // folder above the share (the usual SQLite dirname), so what follows it in the file's path is "Share/sub/file".
-        // A shared single file has no folders of its own: only its name is searched.
-        const string Relative = RelativePath;
+        const string Relative = "CASE WHEN path = share_root THEN name ELSE substr(path, length(rtrim(share_root, replace(share_root, $sep, ''))) + 1) END";
         parameters.Add(("$sep", Path.DirectorySeparatorChar.ToString()));
         for (var i = 0; i < words.Length && i < 16; i++)
         {
@@ -143,9 +214,7 @@ public sealed class CatalogStore
             sql.Append(CultureInfo.InvariantCulture, $" AND (name LIKE {name} ESCAPE '\\' OR {Relative} LIKE {name} ESCAPE '\\')");
             parameters.Add((name, "%" + EscapeLike(words[i]) + "%"));
         }
-        sql.Append(" GROUP BY content_id ORDER BY name, path LIMIT $limit");
-        parameters.Add(("$limit", Math.Max(0, limit)));
-        return Query(sql.ToString(), false, [.. parameters]);
+        return (sql, parameters);
     }
 
     /// <summary>
@@ -155,19 +224,8 @@ public sealed class CatalogStore
     /// </summary>
     public IReadOnlyList<CatalogEntry> SearchWhere(string terms, int limit, Func<CatalogEntry, bool> include)
     {
-        ArgumentNullException.ThrowIfNull(terms);
         ArgumentNullException.ThrowIfNull(include);
-        var words = terms.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var sql = new StringBuilder($"SELECT {Columns} FROM catalog WHERE 1 = 1");
-        var parameters = new List<(string, object?)>();
-        // The same match as Search: the file's name or the folders from the shared folder's own name down.
-        parameters.Add(("$sep", Path.DirectorySeparatorChar.ToString()));
-        for (var i = 0; i < words.Length && i < 16; i++)
-        {
-            var name = "$t" + i.ToString(CultureInfo.InvariantCulture);
-            sql.Append(CultureInfo.InvariantCulture, $" AND (name LIKE {name} ESCAPE '\\' OR {RelativePath} LIKE {name} ESCAPE '\\')");
-            parameters.Add((name, "%" + EscapeLike(words[i]) + "%"));
-        }
+        var (sql, parameters) = SearchQuery(terms);
         sql.Append(" ORDER BY name, path");
         return _database.Read(connection =>
         {
@@ -191,13 +249,6 @@ public sealed class CatalogStore
         });
     }
 
-    /// <summary>
-    /// The path from the shared folder's own name down: rtrim(root, every character but the separator) is the folder
-    /// above the share (the usual SQLite dirname), so what follows it in the file's path is "Share/sub/file". A shared
-    /// single file has no folders of its own: only its name. Needs the parameter <c>$sep</c>.
-    /// </summary>
-    private const string RelativePath = "CASE WHEN path = share_root THEN name ELSE substr(path, length(rtrim(share_root, replace(share_root, $sep, ''))) + 1) END";
-
     private static string EscapeLike(string text) =>
         text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal);
 
@@ -211,8 +262,9 @@ public sealed class CatalogStore
             list.Add(new CatalogEntry(
                 reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3), reader.GetInt64(4),
                 reader.GetString(5), reader.GetInt32(6), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(7)),
-                withBlobs ? Blob(reader, 8) : ReadOnlyMemory<byte>.Empty,
-                withBlobs ? Blob(reader, 9) : ReadOnlyMemory<byte>.Empty));
+                withBlobs ? Blob(reader, 10) : ReadOnlyMemory<byte>.Empty,
+                withBlobs ? Blob(reader, 11) : ReadOnlyMemory<byte>.Empty,
+                reader.GetInt64(8), reader.GetInt64(9)));
         }
         return list;
     });

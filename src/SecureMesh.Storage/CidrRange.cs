@@ -9,7 +9,11 @@ namespace SecureMesh.Storage;
 
 /// <summary>
 /// An IPv4 or IPv6 address range in CIDR form (<c>10.0.0.0/8</c>, <c>2001:db8::/32</c>; a bare address is a /32 or /128).
-/// Host bits are cleared, so <c>10.1.2.3/8</c> is <c>10.0.0.0/8</c>. IPv4-mapped IPv6 addresses match IPv4 ranges.
+/// Host bits are cleared, so <c>10.1.2.3/8</c> is <c>10.0.0.0/8</c>.
+/// An IPv4 address has two spellings (<c>127.0.0.5</c> and the IPv4-mapped <c>::ffff:127.0.0.5</c>); a range is only
+/// ever kept in one: a mapped range of /96 or longer is stored as the IPv4 range it means (<c>::ffff:10.0.0.0/104</c> is
+/// <c>10.0.0.0/8</c>), on input and when read back, and an address is matched in both spellings (an IPv4 address
+/// also against IPv6 ranges that cover the mapped space, such as <c>::/0</c>).
 /// </summary>
 public readonly struct CidrRange : IEquatable<CidrRange>
 {
@@ -92,14 +96,27 @@ public readonly struct CidrRange : IEquatable<CidrRange>
                 return false;
             }
         }
-        range = new CidrRange(address.AddressFamily, ToNumber(address), prefix);
+        range = Canonical(address.AddressFamily, ToNumber(address), prefix);
         error = null;
         return true;
     }
 
-    /// <summary>Rebuilds a range from stored network bytes.</summary>
+    /// <summary>Rebuilds a range from stored network bytes (a mapped range stored by older code comes back as IPv4).</summary>
     internal static CidrRange FromStored(byte[] network, int prefixLength) =>
-        new(network.Length == 4 ? AddressFamily.InterNetwork : AddressFamily.InterNetworkV6, ToNumber(new IPAddress(network)), prefixLength);
+        Canonical(network.Length == 4 ? AddressFamily.InterNetwork : AddressFamily.InterNetworkV6, ToNumber(new IPAddress(network)), prefixLength);
+
+    /// <summary>The same range in its other spelling: an IPv4 range as the IPv4-mapped IPv6 range (null for IPv6 ranges).</summary>
+    internal CidrRange? MappedSpelling() =>
+        Family == AddressFamily.InterNetwork ? new CidrRange(AddressFamily.InterNetworkV6, MappedPrefix | _network, PrefixLength + 96) : null;
+
+    // ::ffff:0:0/96, the IPv4-mapped block.
+    private static readonly UInt128 MappedPrefix = (UInt128)0xFFFF << 32;
+    private static readonly UInt128 MappedMask = UInt128.MaxValue << 32;
+
+    private static CidrRange Canonical(AddressFamily family, UInt128 number, int prefix) =>
+        family == AddressFamily.InterNetworkV6 && prefix >= 96 && (number & MappedMask) == MappedPrefix
+            ? new CidrRange(AddressFamily.InterNetwork, number & uint.MaxValue, prefix - 96)
+            : new CidrRange(family, number, prefix);
 
     /// <summary>True when <paramref name="address"/> lies in this range.</summary>
     public bool Contains(IPAddress address)
@@ -109,10 +126,18 @@ public readonly struct CidrRange : IEquatable<CidrRange>
         {
             address = address.MapToIPv4();
         }
-        return address.AddressFamily == Family && (ToNumber(address) & _mask) == _network;
+        return Contains(address.AddressFamily, ToNumber(address));
     }
 
-    internal bool Contains(AddressFamily family, UInt128 number) => family == Family && (number & _mask) == _network;
+    /// <summary>Matches a normalised address (IPv4 as IPv4): an IPv4 address also lies in an IPv6 range holding its mapped form.</summary>
+    internal bool Contains(AddressFamily family, UInt128 number)
+    {
+        if (family == Family)
+        {
+            return (number & _mask) == _network;
+        }
+        return family == AddressFamily.InterNetwork && Family == AddressFamily.InterNetworkV6 && ((MappedPrefix | number) & _mask) == _network;
+    }
 
     internal static UInt128 ToNumber(IPAddress address)
     {

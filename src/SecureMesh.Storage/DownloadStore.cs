@@ -13,8 +13,9 @@ namespace SecureMesh.Storage;
 /// <param name="QuarantineId">The quarantine item the chunks are written into.</param>
 /// <param name="OutDir">Release folder override, if any.</param>
 /// <param name="Created">When it started.</param>
+/// <param name="Failed">Why it failed, when it did: such a download keeps its verified chunks for a `get` to resume, but is never resumed by itself.</param>
 public sealed record DownloadRecord(string ContentId, string? Name, long Size, int ChunkSize, ReadOnlyMemory<byte> Manifest,
-    long? QuarantineId, string? OutDir, DateTimeOffset Created);
+    long? QuarantineId, string? OutDir, DateTimeOffset Created, string? Failed = null);
 
 /// <summary>
 /// Download state: one row per download and one per verified chunk. The transfer engine only marks a chunk here after
@@ -44,7 +45,8 @@ public sealed class DownloadStore
                 INSERT INTO downloads (content_id, name, size, chunk_size, created, updated, manifest, quarantine_id, out_dir)
                 VALUES ($cid, $name, $size, $chunk, $now, $now, $manifest, $qid, $out)
                 ON CONFLICT (content_id) DO UPDATE SET name = excluded.name, size = excluded.size, chunk_size = excluded.chunk_size,
-                    updated = excluded.updated, manifest = excluded.manifest, quarantine_id = excluded.quarantine_id, out_dir = excluded.out_dir
+                    updated = excluded.updated, manifest = excluded.manifest, quarantine_id = excluded.quarantine_id, out_dir = excluded.out_dir,
+                    failed = NULL
                 """,
                 ("$cid", contentId), ("$name", name), ("$size", size), ("$chunk", chunkSize), ("$now", now),
                 ("$manifest", manifest.ToArray()), ("$qid", quarantineId), ("$out", outDir));
@@ -56,6 +58,18 @@ public sealed class DownloadStore
 
     /// <summary>Every download in progress, oldest first.</summary>
     public IReadOnlyList<DownloadRecord> List() => Query("ORDER BY created");
+
+    /// <summary>The downloads to resume after a restart: those that did not fail, oldest first.</summary>
+    public IReadOnlyList<DownloadRecord> ListResumable() => Query("WHERE failed IS NULL ORDER BY created");
+
+    /// <summary>Marks a download failed: its verified chunks stay for a `get` to resume, but it is not resumed by itself.</summary>
+    public bool MarkFailed(string contentId, string reason)
+    {
+        ArgumentNullException.ThrowIfNull(reason);
+        var stored = reason.Length > 512 ? reason[..512] : reason;
+        return _database.Write(tx => SecureMeshDatabase.Execute(tx, "UPDATE downloads SET failed = $why, updated = $now WHERE content_id = $cid",
+            ("$cid", contentId), ("$why", stored), ("$now", _database.NowMs())) == 1);
+    }
 
     /// <summary>Marks chunks verified (their data must already be durable on disk), in one transaction.</summary>
     public void MarkVerified(string contentId, IReadOnlyList<long> chunks)
@@ -100,7 +114,7 @@ public sealed class DownloadStore
 
     private List<DownloadRecord> Query(string where, params (string Name, object? Value)[] parameters) => _database.Read(connection =>
     {
-        var sql = new StringBuilder("SELECT content_id, name, size, chunk_size, manifest, quarantine_id, out_dir, created FROM downloads ").Append(where);
+        var sql = new StringBuilder("SELECT content_id, name, size, chunk_size, manifest, quarantine_id, out_dir, created, failed FROM downloads ").Append(where);
         using var command = SecureMeshDatabase.Command(connection, sql.ToString(), parameters);
         using var reader = command.ExecuteReader();
         var list = new List<DownloadRecord>();
@@ -114,7 +128,8 @@ public sealed class DownloadStore
                 reader.IsDBNull(4) ? ReadOnlyMemory<byte>.Empty : (byte[])reader.GetValue(4),
                 reader.IsDBNull(5) ? null : reader.GetInt64(5),
                 reader.IsDBNull(6) ? null : reader.GetString(6),
-                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(7))));
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(7)),
+                reader.IsDBNull(8) ? null : reader.GetString(8)));
         }
         return list;
     });

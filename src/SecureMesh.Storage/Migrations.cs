@@ -231,6 +231,35 @@ internal static class Migrations
         ALTER TABLE peers ADD COLUMN refused_at INTEGER;
         ALTER TABLE peers ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0 CHECK (refusals >= 0);
         """,
+
+        // Version 7 (issue 14, files): which file (device, inode) each catalog entry was indexed from, so a served
+        // handle is proven to be that file; whether a share includes hidden entries; what a scan skipped and why;
+        // a release recorded before its file moves (the destination), reconciled at start.
+        """
+        ALTER TABLE catalog ADD COLUMN device INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE catalog ADD COLUMN inode INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE shares ADD COLUMN include_hidden INTEGER NOT NULL DEFAULT 0 CHECK (include_hidden IN (0, 1));
+        CREATE TABLE share_skipped (
+            share_root TEXT NOT NULL,
+            path       TEXT NOT NULL,
+            reason     TEXT NOT NULL,
+            PRIMARY KEY (share_root, path)
+        ) WITHOUT ROWID;
+        ALTER TABLE quarantine ADD COLUMN release_pending TEXT;
+        ALTER TABLE quarantine ADD COLUMN release_manual INTEGER NOT NULL DEFAULT 0 CHECK (release_manual IN (0, 1));
+        """,
+
+        // Version 8 (issue 14, network): a download that failed is never resumed by itself (why it failed is kept; a new `get`
+        // clears it), and the count of chunks each peer sent that failed verification survives a restart, so a lying
+        // peer is banned after the same number of lies however often the node restarts.
+        """
+        ALTER TABLE downloads ADD COLUMN failed TEXT;
+        CREATE TABLE peer_strikes (
+            peer_id  TEXT PRIMARY KEY NOT NULL,
+            failures INTEGER NOT NULL CHECK (failures >= 0),
+            updated  INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """,
     ];
 
     /// <summary>The schema version this code writes.</summary>

@@ -43,6 +43,17 @@ public static class PeerAddressFormat
         return text;
     }
 
+    /// <summary>
+    /// The canonical text of an address without a port (<c>192.0.2.7</c>, <c>[2001:db8::7]</c>): where a connection
+    /// came from, when its source port means nothing (an inbound connection's is ephemeral). Not dialable.
+    /// </summary>
+    public static string HostOnly(IPAddress address)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        var a = address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
+        return a.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{new IPAddress(a.GetAddressBytes())}]" : a.ToString();
+    }
+
     /// <summary>The canonical text of an endpoint (IPv4-mapped IPv6 addresses are written as IPv4).</summary>
     public static string FromEndPoint(IPEndPoint endPoint)
     {

@@ -49,7 +49,9 @@ public sealed record QuarantineRecord(
     string? ReleasedPath,
     bool Verified,
     DateTimeOffset Created,
-    DateTimeOffset Updated)
+    DateTimeOffset Updated,
+    string? ReleasePending = null,
+    bool ReleaseManual = false)
 {
     /// <summary>The lowercase state name used in the database, the CLI and JSON.</summary>
     public string StateName => QuarantineStore.ToDb(State);
@@ -68,7 +70,7 @@ public sealed class QuarantineStore
     public const int MaxAnnouncedNameLength = 1024;
 
     private const string Columns =
-        "id, content_id, announced_name, safe_name, size, source_peers, publisher, state, reason, path, released_path, verified, created, updated";
+        "id, content_id, announced_name, safe_name, size, source_peers, publisher, state, reason, path, released_path, verified, created, updated, release_pending, release_manual";
 
     private readonly SecureMeshDatabase _database;
 
@@ -191,7 +193,7 @@ public sealed class QuarantineStore
         return Transition(id, from, "release", (tx, item) =>
         {
             SecureMeshDatabase.Execute(tx,
-                "UPDATE quarantine SET state = 'released', released_path = $to, path = NULL, verified = 1, updated = $now WHERE id = $id",
+                "UPDATE quarantine SET state = 'released', released_path = $to, path = NULL, verified = 1, release_pending = NULL, updated = $now WHERE id = $id",
                 ("$to", releasedPath), ("$now", _database.NowMs()), ("$id", id));
             var detail = $"id={Num(id)} content={item.ContentId} name={Quote(item.SafeName)} to={Quote(releasedPath)} mode={(manual ? "manual" : "auto")}";
             if (manual)
@@ -201,6 +203,31 @@ public sealed class QuarantineStore
             _database.Audit.AppendCore(tx, "quarantine.released", item.Publisher?.Text, Cut(detail, AuditLog.MaxDetailLength));
         });
     }
+
+    /// <summary>
+    /// Records, before the file moves, where a release of a verifying (automatic) or held (<paramref name="manual"/>)
+    /// item is about to put it (null: no release under way). Written first so a crash between the move and
+    /// <see cref="MarkReleased"/> can be settled at the next start. Not audited (the release itself is).
+    /// </summary>
+    public QuarantineRecord SetReleasePending(long id, string? destination, bool manual)
+    {
+        QuarantineState[] from = destination is null
+            ? [QuarantineState.Verifying, QuarantineState.Held]
+            : manual ? [QuarantineState.Held] : [QuarantineState.Verifying];
+        return Transition(id, from, "release", (tx, _) =>
+        {
+            SecureMeshDatabase.Execute(tx, "UPDATE quarantine SET release_pending = $to, release_manual = $manual WHERE id = $id",
+                ("$to", destination), ("$manual", manual ? 1 : 0), ("$id", id));
+        });
+    }
+
+    /// <summary>Items with a release recorded but not finished (a crash came between), oldest first.</summary>
+    public IReadOnlyList<QuarantineRecord> ListReleasePending() => _database.Read(connection =>
+    {
+        using var command = SecureMeshDatabase.Command(connection,
+            $"SELECT {Columns} FROM quarantine WHERE release_pending IS NOT NULL AND state IN ('verifying', 'held') ORDER BY id");
+        return ReadAll(command);
+    });
 
     /// <summary>Downloading, verifying or held → deleted. Audited as <c>quarantine.deleted</c> with <paramref name="why"/>.</summary>
     public QuarantineRecord MarkDeleted(long id, string why)
@@ -283,7 +310,9 @@ public sealed class QuarantineStore
         reader.IsDBNull(10) ? null : reader.GetString(10),
         reader.GetInt64(11) != 0,
         StateNames.FromMs(reader.GetInt64(12)),
-        StateNames.FromMs(reader.GetInt64(13)));
+        StateNames.FromMs(reader.GetInt64(13)),
+        reader.IsDBNull(14) ? null : reader.GetString(14),
+        reader.GetInt64(15) != 0);
 
     private static string JoinPeers(IEnumerable<PeerId>? peers) =>
         peers is null ? string.Empty : string.Join(',', peers.Select(p => p.Text).Distinct(StringComparer.Ordinal));

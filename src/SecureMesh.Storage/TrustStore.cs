@@ -18,7 +18,10 @@ public sealed class TrustStore
     /// <summary>Longest accepted block reason.</summary>
     public const int MaxReasonLength = 512;
 
-    /// <summary>How many strangers <see cref="RecordPending(PeerId, string)"/> keeps before forgetting the least recently seen.</summary>
+    /// <summary>
+    /// How many strangers <see cref="RecordPending(PeerId, string)"/> keeps before forgetting the least recently seen.
+    /// Each keeps at most <see cref="MaxSeenAddresses"/> seen addresses, so strangers hold at most 5 rows each.
+    /// </summary>
     public const int DefaultMaxPendingPeers = 10_000;
 
     private readonly SecureMeshDatabase _database;
@@ -77,6 +80,8 @@ public sealed class TrustStore
                 return false;
             }
             SetState(tx, peer, PeerState.Trusted, null);
+            // Trusting again is a fresh start: earlier bad chunks no longer count towards a ban.
+            SecureMeshDatabase.Execute(tx, "DELETE FROM peer_strikes WHERE peer_id = $id", ("$id", peer.Text));
             _database.Audit.AppendCore(tx, "peer.trusted", peer.Text, $"from={StateNames.ToDb(state)}");
             return true;
         });
@@ -104,6 +109,38 @@ public sealed class TrustStore
             }
             _database.Audit.AppendCore(tx, "peer.blocked", peer.Text, $"from={(state is null ? "unknown" : StateNames.ToDb(state.Value))} reason={reason ?? "-"}");
             return true;
+        });
+    }
+
+    /// <summary>
+    /// Counts one more chunk from <paramref name="peer"/> that failed verification and returns the new count. Stored, so
+    /// a lying peer is banned after the same number of lies however often the node restarts; cleared by <see cref="Trust"/>
+    /// (the user's fresh decision). Not audited here: the caller audits each rejected chunk with its evidence.
+    /// </summary>
+    public int AddStrike(PeerId peer)
+    {
+        ArgumentNullException.ThrowIfNull(peer);
+        return _database.Write(tx =>
+        {
+            SecureMeshDatabase.Execute(tx,
+                """
+                INSERT INTO peer_strikes (peer_id, failures, updated) VALUES ($id, 1, $now)
+                ON CONFLICT (peer_id) DO UPDATE SET failures = failures + 1, updated = excluded.updated
+                """,
+                ("$id", peer.Text), ("$now", _database.NowMs()));
+            return Convert.ToInt32(SecureMeshDatabase.Scalar(tx, "SELECT failures FROM peer_strikes WHERE peer_id = $id", ("$id", peer.Text)),
+                System.Globalization.CultureInfo.InvariantCulture);
+        });
+    }
+
+    /// <summary>How many chunks from <paramref name="peer"/> failed verification since it was last trusted.</summary>
+    public int Strikes(PeerId peer)
+    {
+        ArgumentNullException.ThrowIfNull(peer);
+        return _database.Read(connection =>
+        {
+            using var command = SecureMeshDatabase.Command(connection, "SELECT failures FROM peer_strikes WHERE peer_id = $id", ("$id", peer.Text));
+            return command.ExecuteScalar() is long n ? (int)n : 0;
         });
     }
 
@@ -180,14 +217,20 @@ public sealed class TrustStore
     public PeerState RecordPending(PeerId peer, IPEndPoint remote)
     {
         ArgumentNullException.ThrowIfNull(remote);
-        return RecordPending(peer, PeerAddressFormat.FromEndPoint(remote));
+        // The IP only: the source port of an inbound connection is ephemeral, useless to dial and different every
+        // time, so keeping it made a stranger's address list grow with every handshake.
+        return RecordPendingCore(peer, PeerAddressFormat.HostOnly(remote.Address));
     }
 
     /// <summary>As <see cref="RecordPending(PeerId, IPEndPoint)"/> with a <c>host:port</c> address.</summary>
-    public PeerState RecordPending(PeerId peer, string address)
+    public PeerState RecordPending(PeerId peer, string address) => RecordPendingCore(peer, PeerAddressFormat.Normalize(address));
+
+    /// <summary>Most addresses seen at a peer that are kept (the most recent); typed-in and discovered ones are not counted.</summary>
+    public const int MaxSeenAddresses = 4;
+
+    private PeerState RecordPendingCore(PeerId peer, string normalized)
     {
         ArgumentNullException.ThrowIfNull(peer);
-        var normalized = PeerAddressFormat.Normalize(address);
         return _database.Write(tx =>
         {
             var now = _database.NowMs();
@@ -197,12 +240,14 @@ public sealed class TrustStore
                 var evicted = EvictStrangerIfFull(tx);
                 InsertPeer(tx, peer, null, PeerState.Pending, null, now, firstSeen: now);
                 UpsertAddress(tx, peer, normalized, AddressSource.Seen, now);
+                TrimSeen(tx, peer);
                 _database.Audit.AppendCore(tx, "peer.pending", peer.Text,
                     evicted is null ? $"address={normalized}" : $"address={normalized} evicted={evicted}");
                 return PeerState.Pending;
             }
             Touch(tx, peer, now);
             UpsertAddress(tx, peer, normalized, AddressSource.Seen, now);
+            TrimSeen(tx, peer);
             return state.Value;
         });
     }
@@ -222,6 +267,7 @@ public sealed class TrustStore
             if (normalized is not null)
             {
                 UpsertAddress(tx, peer, normalized, AddressSource.Seen, now);
+                TrimSeen(tx, peer);
             }
             return true;
         });
@@ -288,8 +334,10 @@ public sealed class TrustStore
         return _database.Write(tx =>
         {
             var network = range.NetworkBytes();
-            if (SecureMeshDatabase.Scalar(tx, "SELECT 1 FROM blocked_addresses WHERE network = $net AND prefix_len = $len",
-                    ("$net", network), ("$len", range.PrefixLength)) is not null)
+            var (otherNet, otherLen) = OtherSpelling(range);
+            if (SecureMeshDatabase.Scalar(tx,
+                    "SELECT 1 FROM blocked_addresses WHERE (network = $net AND prefix_len = $len) OR (network = $net2 AND prefix_len = $len2)",
+                    ("$net", network), ("$len", range.PrefixLength), ("$net2", otherNet), ("$len2", otherLen)) is not null)
             {
                 throw new SecureMeshException(SecureMeshErrorKind.Conflict, $"address range {range} is already blocked");
             }
@@ -308,8 +356,11 @@ public sealed class TrustStore
         var range = CidrRange.Parse(cidr);
         _database.Write(tx =>
         {
-            if (SecureMeshDatabase.Execute(tx, "DELETE FROM blocked_addresses WHERE network = $net AND prefix_len = $len",
-                    ("$net", range.NetworkBytes()), ("$len", range.PrefixLength)) == 0)
+            // Also a row an older version stored in the IPv4-mapped spelling.
+            var (otherNet, otherLen) = OtherSpelling(range);
+            if (SecureMeshDatabase.Execute(tx,
+                    "DELETE FROM blocked_addresses WHERE (network = $net AND prefix_len = $len) OR (network = $net2 AND prefix_len = $len2)",
+                    ("$net", range.NetworkBytes()), ("$len", range.PrefixLength), ("$net2", otherNet), ("$len2", otherLen)) == 0)
             {
                 throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"address range {range} is not blocked");
             }
@@ -434,6 +485,10 @@ public sealed class TrustStore
         _contentBlocked?.Dispose();
     }
 
+    // The IPv4-mapped spelling of an IPv4 range (as older versions stored "::ffff:a.b.c.d" blocks); nothing for IPv6.
+    private static (byte[] Network, int PrefixLength) OtherSpelling(CidrRange range) =>
+        range.MappedSpelling() is { } mapped ? (mapped.NetworkBytes(), mapped.PrefixLength) : ([], -1);
+
     private static (AddressFamily Family, UInt128 Number) Normalize(IPAddress address)
     {
         if (address.IsIPv4MappedToIPv6)
@@ -529,6 +584,17 @@ public sealed class TrustStore
         SecureMeshDatabase.Execute(tx,
             "UPDATE peers SET last_seen = $now, first_seen = coalesce(first_seen, $now) WHERE peer_id = $id",
             ("$now", now), ("$id", peer.Text)) == 1;
+
+    // A peer keeps its MaxSeenAddresses most recently seen addresses, so with the cap on strangers the rows they can
+    // make are bounded too (at most 1 + MaxSeenAddresses each).
+    private static void TrimSeen(SqliteTransaction tx, PeerId peer) =>
+        SecureMeshDatabase.Execute(tx,
+            """
+            DELETE FROM peer_addresses WHERE peer_id = $id AND source = 'seen' AND address NOT IN (
+                SELECT address FROM peer_addresses WHERE peer_id = $id AND source = 'seen'
+                ORDER BY coalesce(last_seen, 0) DESC, address LIMIT $keep)
+            """,
+            ("$id", peer.Text), ("$keep", MaxSeenAddresses));
 
     private static void UpsertAddress(SqliteTransaction tx, PeerId peer, string address, AddressSource source, long? lastSeen) =>
         // A user-entered address keeps its source when the peer is later seen there.

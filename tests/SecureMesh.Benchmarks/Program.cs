@@ -59,6 +59,13 @@ if (args.Length > 0 && args[0] == "libp2p-handshakes")
     return;
 }
 
+// `hostile-manifest SIZE CHUNK_SIZE`: peak RSS of a real `securemesh get` fed a lying trusted peer's manifest (issue 14).
+if (args.Length > 2 && args[0] == "hostile-manifest")
+{
+    Environment.ExitCode = await SecureMesh.Benchmarks.HostileManifest.RunAsync(args[1], args[2]);
+    return;
+}
+
 // `idle-node [PEERS] [SECONDS]`: RSS and CPU of a real idle node process with PEERS trusted peers connected.
 if (args.Length > 0 && args[0] == "idle-node")
 {

@@ -29,6 +29,15 @@ public sealed partial class DemoCommandTests : IDisposable
         Assert.Contains("byte-for-byte comparison with the original: identical (3,145,728 bytes)", result.Out, StringComparison.Ordinal);
         Assert.Contains("demo finished in", result.Out, StringComparison.Ordinal);
         Assert.Contains("peer(s) in use", result.Err, StringComparison.Ordinal);
+
+        // The seeders' counts are explained and add up as printed; together they answered at least every chunk.
+        var served = Regex.Match(result.Out + result.Err, @"chunks fetched: (\d+); chunk requests answered: A (\d+) \+ B (\d+) = (\d+) \(C sent (\d+);");
+        Assert.True(served.Success, result.ToString());
+        var n = served.Groups.Values.Skip(1).Select(g => long.Parse(g.Value, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(12, n[0]); // 3 MiB in 256 KiB chunks
+        Assert.Equal(n[1] + n[2], n[3]);
+        Assert.True(n[3] >= n[0], result.ToString());
+        Assert.True(n[4] >= n[0], result.ToString());
     }
 
     [Fact]

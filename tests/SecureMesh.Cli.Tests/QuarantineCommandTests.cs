@@ -76,6 +76,47 @@ public sealed class QuarantineCommandTests : IDisposable
     }
 
     [Fact]
+    public void List_shows_sizes_as_share_list_does_and_the_reason_once()
+    {
+        SeedHeld(Cid, "big.bin", new string('x', 1_234_567));
+        var text = _cli.Home_("quarantine", "list");
+        Assert.True(text.ExitCode == 0, text.ToString());
+        Assert.Contains(" 1,234,567 ", text.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("1234567", text.Out, StringComparison.Ordinal);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(text.Out + text.Err, "Test.Sig FOUND"));
+        Assert.Contains("1,234,567", _cli.Home_("quarantine", "show", "1").Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Config_set_scanner_checks_that_the_program_exists_and_can_run()
+    {
+        _cli.Environment["PATH"] = "/usr/bin:/bin";
+        var missing = _cli.Home_("config", "set", "scanner", "no-such-scanner-xyz --no-summary {}");
+        Assert.True(missing.ExitCode == 1, missing.ToString());
+        Assert.Equal(["error: scanner program 'no-such-scanner-xyz' was not found on PATH (install it, or give its full path); the setting is unchanged"], missing.ErrLines);
+
+        var notExecutable = Path.Combine(_cli.Root, "scan.sh");
+        File.WriteAllText(notExecutable, "#!/bin/sh\nexit 0\n");
+        File.SetUnixFileMode(notExecutable, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var refused = _cli.Home_("config", "set", "scanner", $"{notExecutable} {{}}");
+        Assert.True(refused.ExitCode == 1, refused.ToString());
+        Assert.Contains("is not executable", refused.Err, StringComparison.Ordinal);
+        var directory = _cli.Home_("config", "set", "scanner", _cli.Root);
+        Assert.Contains("is a directory", directory.Err, StringComparison.Ordinal);
+        Assert.Equal(string.Empty, _cli.Home_("config", "get", "scanner").Out.Trim());
+
+        // A malformed command line is a usage error.
+        Assert.Equal(2, _cli.Home_("config", "set", "scanner", "'unclosed").ExitCode);
+
+        File.SetUnixFileMode(notExecutable, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Assert.Equal(0, _cli.Home_("config", "set", "scanner", $"{notExecutable} {{}}").ExitCode);
+        Assert.Equal(0, _cli.Home_("config", "set", "scanner", "sh -c 'exit 0'").ExitCode);
+        Assert.Equal("sh -c 'exit 0'", _cli.Home_("config", "get", "scanner").Out.Trim());
+        // Empty turns scanning off without any program to check.
+        Assert.Equal(0, _cli.Home_("config", "set", "scanner", "").ExitCode);
+    }
+
+    [Fact]
     public void Release_moves_the_file_and_a_second_release_is_a_clear_failure()
     {
         var id = SeedHeld(Cid, "report.txt", "contents").ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -102,12 +143,13 @@ public sealed class QuarantineCommandTests : IDisposable
     }
 
     [Fact]
-    public void Unknown_ids_fail_with_exit_1()
+    public void Unknown_ids_fail_with_exit_1_and_malformed_ones_with_exit_2()
     {
         foreach (var args in new[] { new[] { "show", "99" }, ["release", "99"], ["delete", "99"], ["show", "abc"] })
         {
             var result = _cli.Home_(["quarantine", .. args]);
-            Assert.True(result.ExitCode == 1, result.ToString());
+            // A malformed ID is a usage error (2); a well-formed one that names nothing is a failure (1).
+            Assert.True(result.ExitCode == (args[1] == "abc" ? 2 : 1), result.ToString());
             Assert.Single(result.ErrLines);
             Assert.Contains(args[1] == "abc" ? "invalid quarantine ID" : "no quarantine item 99", result.Err, StringComparison.Ordinal);
         }

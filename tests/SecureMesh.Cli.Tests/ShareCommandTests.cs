@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SecureMesh.Cli.Commands;
 
 namespace SecureMesh.Cli.Tests;
 
@@ -55,7 +56,7 @@ public sealed class ShareCommandTests : IDisposable
     {
         Assert.Equal(0, _cli.Home_("init").ExitCode);
         var r = _cli.Home_("get", "b3:nope");
-        Assert.Equal(1, r.ExitCode);
+        Assert.Equal(2, r.ExitCode);
         Assert.Contains("invalid content ID", r.Err, StringComparison.Ordinal);
     }
 
@@ -69,4 +70,35 @@ public sealed class ShareCommandTests : IDisposable
     }
 
     public void Dispose() => _cli.Dispose();
+}
+
+public sealed class ProgressLineTests
+{
+    [Fact]
+    public void On_a_narrow_terminal_the_line_is_cut_so_it_never_wraps_and_a_shorter_line_blanks_the_longer_one()
+    {
+        var err = new StringWriter();
+        var line = new ProgressLine(err, () => 40);
+        line.Update("indexing a file with a rather long name.mkv  12.0 / 700.0 MiB  1234 MB/s", force: true);
+        line.Update("indexing short  1.0 / 2.0 MiB  5 MB/s", force: true);
+        line.Done();
+        var frames = err.ToString().TrimEnd('\n').Split('\r', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, frames.Length);
+        // Never wider than the terminal minus one column: nothing wraps onto a row that \r cannot reach.
+        Assert.All(frames, f => Assert.True(f.Length <= 39, $"{f.Length}: '{f}'"));
+        Assert.EndsWith("…", frames[0], StringComparison.Ordinal);
+        // The second frame covers all of the first, so no tail of it (such as "/s") is left.
+        Assert.True(frames[1].Length >= frames[0].Length);
+        Assert.Equal("indexing short  1.0 / 2.0 MiB  5 MB/s", frames[1].TrimEnd());
+    }
+
+    [Fact]
+    public void Redirected_output_is_not_cut()
+    {
+        var err = new StringWriter();
+        var line = new ProgressLine(err, () => 0);
+        var text = new string('x', 300) + " MB/s";
+        line.Update(text, force: true);
+        Assert.Equal("\r" + text, err.ToString());
+    }
 }

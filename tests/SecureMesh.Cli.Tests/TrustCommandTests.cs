@@ -3,7 +3,7 @@ using SecureMesh.Core.Identity;
 
 namespace SecureMesh.Cli.Tests;
 
-/// <summary>The trust store from the command line: bad input is one clear line, exit 1, and nothing changes.</summary>
+/// <summary>The trust store from the command line: bad input is one clear line, exit 2 (malformed) or 1 (refused), and nothing changes.</summary>
 public sealed class TrustCommandTests : IDisposable
 {
     private readonly CliHarness _cli = new();
@@ -31,40 +31,67 @@ public sealed class TrustCommandTests : IDisposable
         return (peers.Out, blocklist.Out, doc.RootElement.GetArrayLength());
     }
 
-    public static TheoryData<string[]> BadCommands() => new()
+    /// <summary>Malformed arguments: usage errors, exit 2 (as README says).</summary>
+    public static TheoryData<string[]> MalformedCommands() => new()
     {
         new[] { "peers", "add", "12D3KooWnotAPeerId" },
         new[] { "peers", "add", "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N" },
         new[] { "peers", "trust", "not-a-peer-id" },
         new[] { "peers", "block", "" },
+        new[] { "peers", "unblock", "12D3KooW" },
+        new[] { "peers", "connect", "12D3KooWx" },
         new[] { "block", "addr", "10.0.0.0/33" },
         new[] { "block", "addr", "abc" },
         new[] { "block", "addr", "::/129" },
         new[] { "block", "addr", "1.2.3.4/-1" },
-        new[] { "unblock", "addr", "198.51.100.0/24" },
+        new[] { "block", "peer", "nope" },
+        new[] { "unblock", "peer", "nope" },
+        new[] { "unblock", "content", "b3:!!" },
         new[] { "block", "content", "sha256:abc" },
         new[] { "block", "content", "b3:" },
+        new[] { "peers", "add", "UNKNOWN", "--addr", "not-an-address" },
+        new[] { "peers", "add", "UNKNOWN", "--addr", "127.0.0.1:0" },
+        new[] { "peers", "rename", "KNOWN", "bad\u0007name" },
+        new[] { "peers", "rename", "KNOWN", "evil\u202Egnp.exe" },
+        new[] { "peers", "rename", "KNOWN", " " },
+        new[] { "peers", "block", "KNOWN", "--reason", "zero\u200Bwidth" },
+        new[] { "log", "--since", "yesterday-ish" },
+        new[] { "log", "--limit", "-1" },
+        new[] { "config", "set", "listen", "nowhere" },
+        new[] { "config", "set", "chunk-size", "3" },
+        new[] { "config", "get", "no-such-key" },
+        new[] { "quarantine", "show", "abc" },
+        new[] { "get", "b3:nope" },
+        new[] { "transfers", "cancel", "not-a-content-id" },
+    };
+
+    /// <summary>Well-formed requests the trust store refuses: failures, exit 1.</summary>
+    public static TheoryData<string[]> RefusedCommands() => new()
+    {
+        new[] { "unblock", "addr", "198.51.100.0/24" },
         new[] { "peers", "add", "KNOWN" },
         new[] { "block", "addr", "192.0.2.0/24" },
         new[] { "peers", "trust", "UNKNOWN" },
         new[] { "peers", "unblock", "UNKNOWN" },
         new[] { "peers", "rename", "UNKNOWN", "x" },
         new[] { "peers", "remove", "UNKNOWN" },
-        new[] { "peers", "rename", "KNOWN", "bad\u0007name" },
-        new[] { "peers", "rename", "KNOWN", "evil\u202Egnp.exe" },
-        new[] { "peers", "block", "KNOWN", "--reason", "zero\u200Bwidth" },
-        new[] { "log", "--since", "yesterday-ish" },
     };
 
     [Theory]
-    [MemberData(nameof(BadCommands))]
-    public void Bad_input_is_one_clear_line_exit_1_and_changes_nothing(string[] args)
+    [MemberData(nameof(MalformedCommands))]
+    public void Malformed_input_is_a_usage_error_exit_2_with_one_clear_line_and_changes_nothing(string[] args) => BadInput(args, 2);
+
+    [Theory]
+    [MemberData(nameof(RefusedCommands))]
+    public void A_refused_request_is_one_clear_line_exit_1_and_changes_nothing(string[] args) => BadInput(args, 1);
+
+    private void BadInput(string[] args, int exitCode)
     {
         using var stranger = NodeIdentity.Generate();
         var resolved = args.Select(a => a == "KNOWN" ? _known : a == "UNKNOWN" ? stranger.PeerId.Text : a).ToArray();
         var before = State();
         var result = _cli.Home_(resolved);
-        Assert.True(result.ExitCode == 1, result.ToString());
+        Assert.True(result.ExitCode == exitCode, result.ToString());
         Assert.Single(result.ErrLines);
         Assert.StartsWith("error: ", result.ErrLines[0], StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", result.Err, StringComparison.Ordinal);
@@ -146,6 +173,71 @@ public sealed class TrustCommandTests : IDisposable
         var run = _cli.Home_("run", "--listen", value);
         Assert.True(run.ExitCode == 2, run.ToString());
         Assert.StartsWith("error: --listen: invalid address", run.ErrLines[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Peers_add_with_the_right_fingerprint_adds_and_with_a_wrong_one_or_a_typo_in_the_peer_id_refuses()
+    {
+        using var carol = NodeIdentity.Generate();
+        var id = carol.PeerId;
+        // A Peer ID with one character changed still parses when the changed character keeps the multihash valid;
+        // find such a typo, so the test shows the fingerprint is what catches it.
+        string? typo = null;
+        for (var i = 12; i < id.Text.Length && typo is null; i++)
+        {
+            foreach (var c in "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
+            {
+                var candidate = string.Concat(id.Text.AsSpan(0, i), c.ToString(), id.Text.AsSpan(i + 1));
+                if (c != id.Text[i] && PeerId.TryParse(candidate, out _))
+                {
+                    typo = candidate;
+                    break;
+                }
+            }
+        }
+        Assert.NotNull(typo);
+        var before = State();
+        var wrong = _cli.Home_("peers", "add", typo!, "--fingerprint", id.Fingerprint, "--trust");
+        Assert.True(wrong.ExitCode == 1, wrong.ToString());
+        Assert.Single(wrong.ErrLines);
+        Assert.Contains("fingerprint mismatch", wrong.Err, StringComparison.Ordinal);
+        Assert.Contains(id.Fingerprint, wrong.Err, StringComparison.Ordinal);
+        Assert.Equal(before, State());
+
+        // Case and spacing aside, the right one is accepted.
+        var right = _cli.Home_("peers", "add", id.Text, "--fingerprint", " " + id.Fingerprint.ToUpperInvariant() + " ", "--trust", "--name", "carol");
+        Assert.True(right.ExitCode == 0, right.ToString());
+        Assert.Contains($"added {id} ({id.Fingerprint}) as trusted", right.Out, StringComparison.Ordinal);
+        using var doc = JsonDocument.Parse(_cli.Home_("peers", "list", "--json").Out);
+        Assert.Equal("trusted", doc.RootElement.EnumerateArray().Single(p => p.GetProperty("peerId").GetString() == id.Text).GetProperty("state").GetString());
+    }
+
+    [Fact]
+    public void Peers_unblock_says_the_peer_is_now_pending_and_with_trust_makes_it_trusted()
+    {
+        Assert.Equal(0, _cli.Home_("peers", "block", _known).ExitCode);
+        var unblocked = _cli.Home_("peers", "unblock", _known);
+        Assert.True(unblocked.ExitCode == 0, unblocked.ToString());
+        Assert.Contains("now pending, not trusted", unblocked.Out, StringComparison.Ordinal);
+        Assert.Contains($"securemesh peers trust {_known}", unblocked.Out, StringComparison.Ordinal);
+        Assert.Equal("pending", StateOf(_known));
+
+        Assert.Equal(0, _cli.Home_("peers", "block", _known).ExitCode);
+        var trusted = _cli.Home_("peers", "unblock", _known, "--trust", "--json");
+        Assert.True(trusted.ExitCode == 0, trusted.ToString());
+        Assert.Equal("trusted", JsonDocument.Parse(trusted.Out).RootElement.GetProperty("state").GetString());
+        Assert.Equal("trusted", StateOf(_known));
+
+        Assert.Equal(0, _cli.Home_("peers", "block", _known).ExitCode);
+        var viaUnblockPeer = _cli.Home_("unblock", "peer", _known, "--trust");
+        Assert.Contains("now trusted", viaUnblockPeer.Out, StringComparison.Ordinal);
+        Assert.Equal("trusted", StateOf(_known));
+    }
+
+    private string StateOf(string peerId)
+    {
+        using var doc = JsonDocument.Parse(_cli.Home_("peers", "list", "--json").Out);
+        return doc.RootElement.EnumerateArray().Single(p => p.GetProperty("peerId").GetString() == peerId).GetProperty("state").GetString()!;
     }
 
     [Fact]

@@ -10,7 +10,7 @@ namespace SecureMesh.IntegrationTests;
 /// into the host namespaces), so the subnet cannot clash with the machine's networks. The names carry the test
 /// process id; namespaces left by an earlier run whose process is gone are removed (and their processes killed)
 /// first. <see cref="Dispose"/> deletes every namespace; kill the processes running in them before.
-/// Needs root; every failure of <c>ip</c> is a test failure, never a skip.
+/// Needs root (its tests are [RootFact]: skipped for another user); every failure of <c>ip</c> is a test failure, never a skip.
 /// </summary>
 internal sealed partial class NamespaceLan : IDisposable
 {
@@ -142,13 +142,6 @@ internal sealed partial class NamespaceLan : IDisposable
     }
 
     /// <summary>Runs <c>ip ARGS</c>; returns its standard output. With <paramref name="check"/>, a failure fails the test.</summary>
-    /// <summary>Fails (never skips) the calling test unless it runs as root, which network namespaces need (CI runs as root).</summary>
-    internal static void RequireRoot(string test) =>
-        Assert.True(Environment.UserName == "root" || GetEuid() == 0, $"{test} needs root (CI runs as root): cannot create network namespaces");
-
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "geteuid")]
-    private static partial uint GetEuid();
-
     internal static string Ip(bool check, params string[] args)
     {
         var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true };

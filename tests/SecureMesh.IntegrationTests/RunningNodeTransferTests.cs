@@ -72,12 +72,17 @@ public sealed class RunningNodeTransferTests() : TempFolderTest("securemesh-api-
         await OkAsync(b, "config", "set", "scanner", "/bin/false");
         var held = await SecureMeshCli.RunAsync(b, "get", contentId, "--out", outDir, "--json");
         Assert.True(held.ExitCode == 3, held.ToString());
+        // The reason is said once: in the JSON, and one line on stderr beside it; without --json, one line.
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(held.Err, "held in quarantine"));
         var quarantine = await SecureMeshCli.RunAsync(b, "quarantine", "list", "--json");
         var item = JsonDocument.Parse(quarantine.Out).RootElement.EnumerateArray().Single(q => q.GetProperty("state").GetString() == "held");
         Assert.Contains("scanner", item.GetProperty("reason").GetString()!, StringComparison.OrdinalIgnoreCase);
         var release = await SecureMeshCli.RunAsync(b, "quarantine", "release", item.GetProperty("id").GetInt64().ToString(CultureInfo.InvariantCulture), "--to", outDir);
         Assert.True(release.ExitCode == 0, release.ToString());
         Assert.Equal(2, Directory.GetFiles(outDir).Length);
+        var heldText = await SecureMeshCli.RunAsync(b, "get", contentId, "--out", outDir);
+        Assert.True(heldText.ExitCode == 3, heldText.ToString());
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(heldText.Out + heldText.Err, "scanner '"));
 
         nodeA.Signal(15);
         nodeB.Signal(15);

@@ -75,7 +75,9 @@ internal sealed class TmuxSession : IDisposable
         var script = Path.Combine(directory, "run.sh");
         var exports = string.Concat((environment ?? new Dictionary<string, string>()).Select(kv => $"export {kv.Key}={Quote(kv.Value)}\n"));
         File.WriteAllText(script,
-            "#!/bin/sh\n" + exports + "export TERM=xterm-256color\n"
+            // The script catches SIGINT (a handler, not "ignore", so the program does not inherit it) and lives on
+            // after a Ctrl+C sent to the program, to record its exit code.
+            "#!/bin/sh\n" + exports + "export TERM=xterm-256color\ntrap ':' INT\n"
             + string.Join(' ', command.Select(Quote)) + "\n"
             + $"echo $? > {Quote(exitFile)}.tmp && mv {Quote(exitFile)}.tmp {Quote(exitFile)}\n"
             + "exec sleep 600\n");
@@ -88,6 +90,9 @@ internal sealed class TmuxSession : IDisposable
 
     /// <summary>The visible screen as plain text, one line per row.</summary>
     public string Capture() => Tmux("capture-pane", "-p", "-t", Name);
+
+    /// <summary>Everything the pane showed, scrolled-off history included, wrapped lines joined.</summary>
+    public string CaptureAll() => Tmux("capture-pane", "-p", "-J", "-S", "-", "-t", Name);
 
     /// <summary>Sends keys in tmux's notation: <c>"F1"</c>, <c>"C-q"</c>, <c>"Enter"</c>, <c>"Escape"</c>, or literal text with <paramref name="literal"/>.</summary>
     public void SendKeys(string keys, bool literal = false)

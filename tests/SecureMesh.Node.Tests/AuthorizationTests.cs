@@ -22,7 +22,7 @@ public sealed class AuthorizationTests
         var record = server.Db.Trust.GetPeer(stranger.PeerId);
         Assert.NotNull(record);
         Assert.Equal(PeerState.Pending, record.State);
-        Assert.Contains(record.Addresses, a => a.Address.StartsWith("127.0.0.1:", StringComparison.Ordinal));
+        Assert.Equal("127.0.0.1", Assert.Single(record.Addresses).Address);
         Assert.NotNull(record.LastSeen);
         Assert.Empty(server.Node.Sessions);
         var audit = server.Db.Audit.List();
@@ -69,7 +69,8 @@ public sealed class AuthorizationTests
     [Fact]
     public async Task A_blocked_peer_is_cut_after_the_handshake_and_its_next_attempts_are_refused_before_it()
     {
-        await using var server = TestNode.Start(firstPenalty: TimeSpan.FromSeconds(30));
+        // A handshake budget of one for this address, refilled only after 30 s.
+        await using var server = TestNode.Start(handshakeBurst: 1, handshakeRefill: TimeSpan.FromSeconds(30));
         using var enemy = NodeIdentity.Generate();
         server.Db.Trust.Block(enemy.PeerId, "spam");
 
@@ -79,7 +80,7 @@ public sealed class AuthorizationTests
         }
         Assert.Contains(server.Db.Audit.List(), e => e.Event == "handshake.refused" && e.PeerId == enemy.PeerId.Text);
 
-        // Rate-limited: the next attempt from that address gets no handshake at all.
+        // Rate-limited: with the address's budget spent, the next attempt from it gets no handshake at all.
         var retry = await Assert.ThrowsAsync<SecureMeshException>(() => Wait.DialAsync(enemy, server));
         Assert.NotNull(retry.Message);
         Assert.Empty(server.Node.Sessions);
@@ -102,7 +103,7 @@ public sealed class AuthorizationTests
     [Fact]
     public async Task A_pending_peer_trusted_later_gets_a_session_on_its_next_attempt()
     {
-        await using var server = TestNode.Start(firstPenalty: TimeSpan.FromMilliseconds(100));
+        await using var server = TestNode.Start();
         using var newcomer = NodeIdentity.Generate();
         await using (var first = await Wait.DialAsync(newcomer, server))
         {
@@ -152,25 +153,41 @@ public sealed class AuthorizationTests
     }
 
     [Fact]
-    public void The_attempt_limiter_doubles_penalties_and_forgets_after_clear()
+    public void The_handshake_budget_gives_a_burst_then_the_refill_rate_and_a_trusted_handshake_costs_nothing()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
-        var limiter = new AttemptLimiter(time, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(8));
+        var limiter = new AttemptLimiter(time, handshakeBurst: 3, handshakeRefill: TimeSpan.FromSeconds(1));
         var address = IPAddress.Parse("192.0.2.7");
-        Assert.True(limiter.IsAllowed(address));
-        Assert.Equal(TimeSpan.FromSeconds(1), limiter.Penalize(address));
-        Assert.False(limiter.IsAllowed(address));
-        Assert.Equal(TimeSpan.FromSeconds(2), limiter.Penalize(address));
-        Assert.Equal(TimeSpan.FromSeconds(4), limiter.Penalize(address));
-        Assert.Equal(TimeSpan.FromSeconds(8), limiter.Penalize(address));
-        Assert.Equal(TimeSpan.FromSeconds(8), limiter.Penalize(address));
-        time.Advance(TimeSpan.FromSeconds(7));
-        Assert.False(limiter.IsAllowed(address));
-        time.Advance(TimeSpan.FromSeconds(2));
-        Assert.True(limiter.IsAllowed(address));
-        limiter.Penalize(address);
-        limiter.Clear(address);
-        Assert.True(limiter.IsAllowed(address));
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True(limiter.TryTakeHandshake(address, out _));
+        }
+        Assert.False(limiter.TryTakeHandshake(address, out var retry));
+        Assert.Equal(TimeSpan.FromSeconds(1), retry);
+        // The same address in its mapped spelling, and another host of the same IPv6 /64, share a budget.
+        Assert.False(limiter.TryTakeHandshake(IPAddress.Parse("::ffff:192.0.2.7"), out _));
+        Assert.True(limiter.TryTakeHandshake(IPAddress.Parse("192.0.2.8"), out _));
+        time.Advance(TimeSpan.FromMilliseconds(999));
+        Assert.False(limiter.TryTakeHandshake(address, out _));
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.True(limiter.TryTakeHandshake(address, out _));
+        Assert.False(limiter.TryTakeHandshake(address, out _));
+        // A handshake that proved a trusted key gives its token back.
+        limiter.RefundHandshake(address);
+        Assert.True(limiter.TryTakeHandshake(address, out _));
+        // No lockout is kept: a quiet address has its whole burst again.
+        time.Advance(TimeSpan.FromSeconds(10));
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True(limiter.TryTakeHandshake(address, out _));
+        }
+        Assert.Equal(TimeSpan.Zero, limiter.HandshakeRetryAfter(IPAddress.Parse("2001:db8::1")));
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True(limiter.TryTakeHandshake(IPAddress.Parse($"2001:db8::{i + 1}"), out _));
+        }
+        Assert.False(limiter.TryTakeHandshake(IPAddress.Parse("2001:db8::ffff:1"), out _));
+        Assert.True(limiter.TryTakeHandshake(IPAddress.Parse("2001:db8:0:1::1"), out _));
     }
 }
 

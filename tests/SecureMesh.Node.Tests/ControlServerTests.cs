@@ -7,6 +7,7 @@ using SecureMesh.Core.Identity;
 using SecureMesh.Node.Control;
 using SecureMesh.Node.Discovery;
 using SecureMesh.Storage;
+using SecureMesh.TestSupport;
 
 namespace SecureMesh.Node.Tests;
 
@@ -200,11 +201,10 @@ public sealed class ControlServerTests
         Assert.NotNull(fixture.Node.Node.GetSession(friend.Identity.PeerId));
     }
 
-    [Fact]
+    [RootFact("connects to the socket as another uid with setpriv")]
     public async Task Another_user_is_refused_by_SO_PEERCRED_even_when_the_socket_mode_lets_them_in()
     {
         Assert.True(OperatingSystem.IsLinux(), "SO_PEERCRED is Linux-only");
-        Assert.True(PeerCredentials.EffectiveUid() == 0, "this test must run as root (as CI does) to connect as another uid with setpriv");
         Assert.True(File.Exists("/usr/bin/setpriv") && File.Exists("/usr/bin/curl"), "needs /usr/bin/setpriv and /usr/bin/curl (CI installs curl)");
         await using var fixture = await ControlFixture.StartAsync();
         // Open the door as wide as the file system allows, so only the uid check stands in the way.

@@ -13,8 +13,8 @@ public sealed class DiallerSasTests
     public async Task A_dialler_not_yet_trusted_by_the_other_side_keeps_the_same_words_in_status_and_logs_them_once()
     {
         var logs = new CapturedLogs();
-        await using var alice = TestNode.Start(firstPenalty: TimeSpan.Zero);
-        await using var bob = TestNode.Start(firstPenalty: TimeSpan.Zero, loggers: logs);
+        await using var alice = TestNode.Start();
+        await using var bob = TestNode.Start(loggers: logs);
         // Bob added and trusted Alice; Alice has not heard of Bob yet.
         bob.Db.Trust.AddPeer(alice.Identity.PeerId, "alice", [$"127.0.0.1:{alice.EndPoint.Port}"], trusted: true);
 
@@ -56,8 +56,8 @@ public sealed class DiallerSasTests
     public async Task A_known_peer_that_hangs_up_before_its_hello_gets_the_words_logged_once()
     {
         var logs = new CapturedLogs();
-        await using var alice = TestNode.Start(firstPenalty: TimeSpan.Zero);
-        await using var bob = TestNode.Start(firstPenalty: TimeSpan.Zero, loggers: logs);
+        await using var alice = TestNode.Start();
+        await using var bob = TestNode.Start(loggers: logs);
         bob.Db.Trust.AddPeer(alice.Identity.PeerId, "alice", trusted: true);
         bob.Db.Trust.TouchSeen(alice.Identity.PeerId);
         for (var i = 0; i < 2; i++)

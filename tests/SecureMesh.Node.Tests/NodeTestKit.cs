@@ -27,7 +27,7 @@ internal sealed class TestNode : IAsyncDisposable
 
     public IPEndPoint EndPoint => Node.LocalEndPoint;
 
-    public static TestNode Start(TimeSpan? firstPenalty = null, Func<PeerSession, CancellationToken, Task>? handler = null,
+    public static TestNode Start(int? handshakeBurst = null, Func<PeerSession, CancellationToken, Task>? handler = null, TimeSpan? handshakeRefill = null,
         TimeProvider? time = null, Microsoft.Extensions.Logging.ILoggerFactory? loggers = null, IProtocolPolicy? policy = null)
     {
         var home = Directory.CreateTempSubdirectory("securemesh-node-").FullName;
@@ -39,7 +39,8 @@ internal sealed class TestNode : IAsyncDisposable
             LoggerFactory = loggers ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance,
             Home = home,
             Listen = new IPEndPoint(IPAddress.Loopback, 0),
-            FirstPenalty = firstPenalty ?? TimeSpan.FromMilliseconds(200),
+            HandshakeBurst = handshakeBurst ?? 20,
+            HandshakeRefill = handshakeRefill ?? TimeSpan.FromMilliseconds(500),
             HandshakeTimeout = TimeSpan.FromSeconds(3),
             PollInterval = TimeSpan.FromMilliseconds(100),
             SessionHandler = handler,

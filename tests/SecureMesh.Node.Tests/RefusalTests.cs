@@ -45,7 +45,7 @@ public sealed class RefusalTests
     [Fact]
     public async Task A_blocked_peer_gets_one_empty_refusal_after_the_handshake_and_then_the_close()
     {
-        await using var alice = TestNode.Start(firstPenalty: TimeSpan.Zero);
+        await using var alice = TestNode.Start();
         using var bob = NodeIdentity.Generate();
         alice.Db.Trust.AddPeer(bob.PeerId, "bob", trusted: true);
         alice.Db.Trust.Block(bob.PeerId, "secret reason that must not leak");
@@ -68,7 +68,7 @@ public sealed class RefusalTests
     [Fact]
     public async Task A_stranger_is_told_nothing_not_even_refused()
     {
-        await using var alice = TestNode.Start(firstPenalty: TimeSpan.Zero);
+        await using var alice = TestNode.Start();
         using var stranger = NodeIdentity.Generate();
         await using var connection = await PeerLink.DialAsync(stranger, alice.EndPoint, alice.Identity.PeerId, Patience, Timeout());
         Assert.True(await connection.ClosedByRemoteAsync(Patience), "the node kept the stranger connected");
@@ -79,8 +79,8 @@ public sealed class RefusalTests
     [Fact]
     public async Task The_blocked_side_records_the_refusal_shows_it_and_a_working_session_clears_it()
     {
-        await using var alice = TransferNode.Start(firstPenalty: TimeSpan.Zero);
-        await using var bob = TransferNode.Start(firstPenalty: TimeSpan.Zero);
+        await using var alice = TransferNode.Start();
+        await using var bob = TransferNode.Start();
         bob.Trust(alice);
         alice.Trust(bob);
         alice.Db.Trust.Block(bob.PeerId, "do not tell");
@@ -120,8 +120,8 @@ public sealed class RefusalTests
     [Fact]
     public async Task A_session_cut_by_a_block_also_tells_the_peer()
     {
-        await using var alice = TransferNode.Start(firstPenalty: TimeSpan.Zero);
-        await using var bob = TransferNode.Start(firstPenalty: TimeSpan.Zero);
+        await using var alice = TransferNode.Start();
+        await using var bob = TransferNode.Start();
         await bob.ConnectAsync(alice);
         alice.Db.Trust.Block(bob.PeerId);
         alice.Node.ReevaluateSessions();
@@ -143,8 +143,8 @@ public sealed class RefusalTests
     public async Task The_connector_backs_off_exponentially_on_the_injected_clock_instead_of_redialling_every_second()
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        await using var alice = TestNode.Start(firstPenalty: TimeSpan.Zero);
-        await using var bob = TestNode.Start(firstPenalty: TimeSpan.Zero, time: time);
+        await using var alice = TestNode.Start();
+        await using var bob = TestNode.Start(time: time);
         alice.Db.Trust.AddPeer(bob.Identity.PeerId, "bob", trusted: true);
         alice.Db.Trust.Block(bob.Identity.PeerId);
         bob.Db.Trust.AddPeer(alice.Identity.PeerId, "alice", [$"127.0.0.1:{alice.EndPoint.Port}"], trusted: true);
@@ -152,17 +152,16 @@ public sealed class RefusalTests
 
         await using var connector = new PeerConnector(bob.Node, time);
         connector.Start();
-        // The larger Peer ID waits half a second before its first dial; the loop may only start after this line, so the
-        // clock keeps moving (a little at a time) until the first dial has been refused.
-        time.Advance(TimeSpan.FromSeconds(1));
-        await Wait.UntilAsync(() =>
+        // The larger Peer ID waits half a second before its first dial. The clock moves on in small steps until that dial
+        // is refused, so a loop that starts its timer after the first step is not left waiting for a tick that never comes.
+        var firstDeadline = DateTime.UtcNow + Patience;
+        while (Refusals() == 0)
         {
-            if (Refusals() == 0)
-            {
-                time.Advance(TimeSpan.FromMilliseconds(50));
-            }
-            return Refusals() == 1;
-        }, Patience, "the first refusal");
+            Assert.True(DateTime.UtcNow < firstDeadline, "timed out waiting for the first refusal");
+            time.Advance(TimeSpan.FromMilliseconds(500));
+            await Task.Delay(200);
+        }
+        Assert.Equal(1, Refusals());
 
         // Refusal n is followed by 2^n seconds of quiet: the loop ticks every second, but the next dial (seen as the next
         // refusal, stamped with the fake clock) comes no sooner than the backoff, and soon after it.
@@ -190,8 +189,8 @@ public sealed class RefusalTests
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var logs = new CapturedLogs();
-        await using var alice = TestNode.Start(firstPenalty: TimeSpan.Zero, time: time, loggers: logs);
-        await using var bob = TestNode.Start(firstPenalty: TimeSpan.Zero);
+        await using var alice = TestNode.Start(time: time, loggers: logs);
+        await using var bob = TestNode.Start();
         alice.Db.Trust.AddPeer(bob.Identity.PeerId, trusted: true);
         alice.Db.Trust.Block(bob.Identity.PeerId);
         bob.Db.Trust.AddPeer(alice.Identity.PeerId, trusted: true);

@@ -96,6 +96,12 @@ async function dialMode ([address, ...flags]) {
   const concurrent = Number(option('--concurrent-pings') ?? 0)
   const wantIdentify = flags.includes('--identify')
   const node = await start([])
+  // js-libp2p identifies every new connection by itself, and allows one outbound identify stream at a time: the explicit
+  // identify below waits (up to 2 s) for that automatic one to finish, or it fails with "too many outbound streams".
+  const autoIdentified = new Promise((resolve) => {
+    node.addEventListener('peer:identify', resolve, { once: true })
+    setTimeout(resolve, 2000)
+  })
   let failed = false
   try {
     const connection = await node.dial(multiaddr(address), { signal: AbortSignal.timeout(15000) })
@@ -109,6 +115,7 @@ async function dialMode ([address, ...flags]) {
       }
     }
     if (wantIdentify) {
+      await autoIdentified
       try {
         out('identify', describeIdentify(await node.services.identify.identify(connection, { signal: AbortSignal.timeout(10000) })))
       } catch (err) {

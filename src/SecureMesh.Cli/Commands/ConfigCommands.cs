@@ -1,6 +1,7 @@
 using System.CommandLine;
 using SecureMesh.Core;
 using SecureMesh.Node;
+using SecureMesh.Node.Quarantine;
 
 namespace SecureMesh.Cli.Commands;
 
@@ -30,7 +31,7 @@ internal static class ConfigCommands
         var get = new Command("get", "Print one setting") { key };
         get.SetAction((parse, cancellationToken) => TrustCommands.Run(parse, console, async (ctx, control, ct) =>
         {
-            var setting = NodeSettings.Get(parse.GetValue(key)!);
+            var setting = CliArgs.Check(() => NodeSettings.Get(parse.GetValue(key)!));
             var value = await control.GetConfigAsync(setting.Key, ct);
             if (ctx.Json)
             {
@@ -48,17 +49,14 @@ internal static class ConfigCommands
         var set = new Command("set", "Change a setting (a running node applies it at once where it can)") { key, value };
         set.SetAction((parse, cancellationToken) => TrustCommands.Run(parse, console, async (ctx, control, ct) =>
         {
-            var setting = NodeSettings.Get(parse.GetValue(key)!);
-            // Validated here too, so a bad value is the same error with or without a running node.
-            string normalized;
-            try
+            var setting = CliArgs.Check(() => NodeSettings.Get(parse.GetValue(key)!));
+            // Validated here too, so a bad value is the same error with or without a running node: a malformed value
+            // is a usage error (exit 2); a scanner program that is not there or cannot run is a failure (exit 1).
+            var normalized = CliArgs.Check(() => setting.Normalize(parse.GetValue(value)!));
+            if (setting.Key == NodeSettings.Scanner && normalized.Length > 0
+                && ScannerRunner.CheckProgram(normalized, ctx.Console.Environment("PATH")) is { } problem)
             {
-                normalized = setting.Normalize(parse.GetValue(value)!);
-            }
-            catch (SecureMeshException e) when (e.Kind == SecureMeshErrorKind.InvalidInput && setting.Key == NodeSettings.Listen)
-            {
-                // A malformed address is a usage error (exit 2), as for 'peers add --addr' and 'run --listen'.
-                throw CliApp.UsageError(e.Message);
+                throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"{problem}; the setting is unchanged");
             }
             var result = await control.SetConfigAsync(setting.Key, normalized, ct);
             if (ctx.Json)

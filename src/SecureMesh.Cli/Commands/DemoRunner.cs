@@ -171,7 +171,11 @@ internal static class DemoRunner
             var servedA = a.Transfer.ChunksServed;
             var servedB = b.Transfer.ChunksServed;
             Step(string.Create(CultureInfo.InvariantCulture,
-                $"transfer done: {Num(progress.BytesDone)} bytes in {downloadSeconds:0.00} s ({progress.BytesPerSecond / 1048576:0.0} MiB/s), up to {maxPeers} peer(s) in use; chunk requests served: A {servedA}, B {servedB}"));
+                $"transfer done: {Num(progress.BytesDone)} bytes in {downloadSeconds:0.00} s ({progress.BytesPerSecond / 1048576:0.0} MiB/s), up to {maxPeers} peer(s) in use"));
+            // What the seeders count is the requests they answered; near the end a chunk is asked of both seeders at
+            // once (and a slow answer is asked again elsewhere), so the answers may add up to more than the chunks.
+            Step(string.Create(CultureInfo.InvariantCulture,
+                $"chunks fetched: {Num(chunks)}; chunk requests answered: A {servedA} + B {servedB} = {servedA + servedB} (C sent {progress.ChunkRequests}; a chunk asked of both seeders near the end counts once per answer)"));
 
             if (outcome.State != DownloadState.Released || outcome.Path is null)
             {

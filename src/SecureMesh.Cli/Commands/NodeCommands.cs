@@ -39,7 +39,7 @@ internal static class NodeCommands
             using var identity = IdentityStore.Load(ctx.Home, ctx.PassphraseSource(parse.GetValue(passphraseStdin)));
             using var db = SecureMeshDatabase.Open(ctx.Home);
             var listenText = parse.GetValue(listen) ?? db.Config.Get(NodeSettings.Listen) ?? NodeSettings.DefaultListen;
-            var endPoint = NodeSettings.ParseEndPoint(listenText);
+            var endPoint = parse.GetValue(listen) is null ? NodeSettings.ParseEndPoint(listenText) : CliArgs.Check(() => NodeSettings.ParseEndPoint(listenText));
             using var loggerFactory = CreateLoggerFactory(ctx.Verbose);
             using var stop = StopSignals.Watch(ct);
             await using (var host = await MeshHost.StartAsync(identity, db, new MeshHostOptions

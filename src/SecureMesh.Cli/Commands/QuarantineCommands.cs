@@ -29,7 +29,7 @@ internal static class QuarantineCommands
                 return CliApp.Success;
             }
             Table.Write(ctx.Out, ["ID", "STATE", "SIZE", "NAME", "REASON"],
-                items.Select(i => new[] { Num(i.Id), i.StateName, Num(i.Size), i.SafeName, i.Reason ?? "-" }));
+                items.Select(i => new[] { Num(i.Id), i.StateName, Size(i.Size), i.SafeName, i.Reason ?? "-" }));
             return CliApp.Success;
         }));
         quarantine.Subcommands.Add(list);
@@ -52,7 +52,7 @@ internal static class QuarantineCommands
                 ["content", item.ContentId],
                 ["name", item.SafeName],
                 ["announced", item.AnnouncedName is null ? "-" : TerminalText.Escape(item.AnnouncedName)],
-                ["size", Num(item.Size)],
+                ["size", Size(item.Size)],
                 ["state", item.StateName],
                 ["reason", item.Reason ?? "-"],
                 ["verified", item.Verified ? "yes" : "no"],
@@ -106,7 +106,7 @@ internal static class QuarantineCommands
         if (!long.TryParse(trimmed, NumberStyles.None, CultureInfo.InvariantCulture, out var id) || id <= 0)
         {
             var shown = trimmed.Length > 40 ? trimmed[..40] + "…" : trimmed;
-            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"invalid quarantine ID '{shown}': expected a number as 'quarantine list' shows");
+            throw CliApp.UsageError($"invalid quarantine ID '{shown}': expected a number as 'quarantine list' shows");
         }
         return id;
     }
@@ -130,4 +130,7 @@ internal static class QuarantineCommands
     };
 
     private static string Num(long n) => n.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Bytes with thousands separators, as 'share list' and 'search' show them.</summary>
+    private static string Size(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
 }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using SecureMesh.Core;
+using SecureMesh.Core.Content;
 using SecureMesh.Core.Identity;
 using SecureMesh.Node;
 using SecureMesh.Node.Transfer;
@@ -9,7 +10,7 @@ using SecureMesh.Storage;
 
 namespace SecureMesh.Cli.Commands;
 
-/// <summary><c>share add PATH [--with …] | share set PATH --with … | share list | share remove PATH</c>.</summary>
+/// <summary><c>share add PATH [--with …] [--include-hidden] | share set PATH --with … | share list [--skipped] | share remove PATH</c>.</summary>
 internal static class ShareCommands
 {
     public static void Add(RootCommand root, CliConsole console)
@@ -23,7 +24,12 @@ internal static class ShareCommands
             Description = "Who may see it: 'all' (every trusted peer, the default for a new share), a group, or Peer IDs, separated by commas",
             HelpName = "all|GROUP|PEERID,...",
         };
-        var add = new Command("add", "Share a file or folder: index what is new or changed and sign a manifest per file") { pathArg, with, passphraseStdin };
+        var includeHidden = new Option<bool>("--include-hidden")
+        {
+            Description = "Also share hidden entries (names starting with '.'); kept for this share until it is added again without it",
+        };
+        var add = new Command("add", "Share a file or folder: index what is new or changed and sign a manifest per file. Symbolic links, "
+            + "special files, hidden entries and what a .smignore file excludes are skipped ('share list --skipped' names them)") { pathArg, with, passphraseStdin, includeHidden };
         add.SetAction((parse, cancellationToken) => CliApp.ExecuteAsync(parse, console, async (ctx, ct) =>
         {
             // Checked before anything is shared: a typo in the audience shares nothing.
@@ -36,8 +42,8 @@ internal static class ShareCommands
                 {
                     ctx.Err.WriteLine("indexing on the running node…");
                 }
-                var done = await client.AddShareAsync(Path.GetFullPath(parse.GetValue(pathArg)!), audience?.ToString(), ct);
-                return PrintShareResult(ctx, done.Path, done.Files, done.Indexed, done.Unchanged, done.Removed, done.BytesHashed, null, done.Failed);
+                var done = await client.AddShareAsync(Path.GetFullPath(parse.GetValue(pathArg)!), audience?.ToString(), parse.GetValue(includeHidden), ct);
+                return PrintShareResult(ctx, done.Path, done.Files, done.Indexed, done.Unchanged, done.Removed, done.BytesHashed, null, done.Failed, done.Skipped);
             }
             if (!IdentityStore.Exists(ctx.Home))
             {
@@ -48,10 +54,10 @@ internal static class ShareCommands
             await using var shares = new ShareService(db, identity);
             var progress = ctx.Json ? null : new ProgressLine(ctx.Err);
             var watch = Stopwatch.StartNew();
-            var result = await shares.AddAsync(parse.GetValue(pathArg)!, audience, progress is null ? null : p => progress.Update(
+            var result = await shares.AddAsync(parse.GetValue(pathArg)!, audience, parse.GetValue(includeHidden), progress is null ? null : p => progress.Update(
                 $"indexing {Path.GetFileName(p.File)}  {Mib(p.BytesDone)} / {Mib(p.BytesTotal)} MiB  {Rate(p.BytesDone, watch.Elapsed)} MB/s"), ct);
             progress?.Done();
-            return PrintShareResult(ctx, Path.GetFullPath(parse.GetValue(pathArg)!), result.Files, result.Indexed, result.Unchanged, result.Removed, result.BytesHashed, watch.Elapsed, result.Failed);
+            return PrintShareResult(ctx, ShareFileSystem.Resolve(parse.GetValue(pathArg)!), result.Files, result.Indexed, result.Unchanged, result.Removed, result.BytesHashed, watch.Elapsed, result.Failed, result.Skipped);
         }, cancellationToken));
         share.Subcommands.Add(add);
 
@@ -80,10 +86,15 @@ internal static class ShareCommands
         }, cancellationToken));
         share.Subcommands.Add(set);
 
-        var list = new Command("list", "List shared paths, who may see them, and the files indexed under them");
+        var skippedOption = new Option<bool>("--skipped") { Description = "List what is not shared under the shared paths, and why" };
+        var list = new Command("list", "List shared paths, who may see them, and the files indexed under them") { skippedOption };
         list.SetAction(parse => CliApp.Execute(parse, console, ctx =>
         {
             using var db = TrustCommands.OpenDatabase(ctx);
+            if (parse.GetValue(skippedOption))
+            {
+                return PrintSkipped(ctx, db.Catalog.ListSkipped());
+            }
             var roots = db.Catalog.ListShares();
             var files = db.Catalog.List();
             var audiences = db.Groups.ListAudiences();
@@ -95,6 +106,7 @@ internal static class ShareCommands
                     shares = roots.Select(r => r.Path),
                     audiences = roots.Select(r => new { path = r.Path, audience = AudienceOf(r.Path) }),
                     files = files.Select(f => new { path = f.Path, name = f.Name, size = f.Size, contentId = f.ContentId, share = f.ShareRoot, audience = AudienceOf(f.ShareRoot) }),
+                                        includeHidden = roots.Where(r => r.IncludeHidden).Select(r => r.Path),
                 });
                 return CliApp.Success;
             }
@@ -105,7 +117,7 @@ internal static class ShareCommands
             }
             foreach (var r in roots)
             {
-                ctx.Out.WriteLine($"shared: {r.Path}  (with {AudienceOf(r.Path)})");
+                ctx.Out.WriteLine(r.IncludeHidden ? $"shared: {r.Path}  (with {AudienceOf(r.Path)}; hidden entries included)" : $"shared: {r.Path}  (with {AudienceOf(r.Path)})");
             }
             Table.Write(ctx.Out, ["CONTENT ID", "SIZE", "PATH"],
                 files.Select(f => new[] { f.ContentId, f.Size.ToString("N0", CultureInfo.InvariantCulture), f.Path }));
@@ -125,7 +137,7 @@ internal static class ShareCommands
             else
             {
                 using var db = TrustCommands.OpenDatabase(ctx);
-                if (!db.Catalog.RemoveShare(full))
+                if (!db.Catalog.RemoveShare(full) && !db.Catalog.RemoveShare(ShareFileSystem.Resolve(full)))
                 {
                     throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"{full} is not shared ('securemesh share list' shows what is)");
                 }
@@ -144,17 +156,34 @@ internal static class ShareCommands
         root.Subcommands.Add(share);
     }
 
-    private static int PrintShareResult(CliContext ctx, string path, int files, int indexed, int unchanged, int removed, long bytesHashed, TimeSpan? elapsed, IReadOnlyList<string> failed)
+    private static int PrintSkipped(CliContext ctx, IReadOnlyList<SkippedEntry> skipped)
     {
         if (ctx.Json)
         {
-            ctx.WriteJson(new { path, files, indexed, unchanged, removed, bytesHashed, seconds = elapsed?.TotalSeconds, failed });
+            ctx.WriteJson(new { skipped = skipped.Select(s => new { path = s.Path, reason = s.Reason, share = s.ShareRoot }) });
+            return CliApp.Success;
+        }
+        if (skipped.Count == 0)
+        {
+            ctx.Out.WriteLine("nothing under the shared paths was skipped");
+            return CliApp.Success;
+        }
+        Table.Write(ctx.Out, ["PATH", "REASON"], skipped.Select(s => new[] { s.Path, s.Reason }));
+        return CliApp.Success;
+    }
+
+    private static int PrintShareResult(CliContext ctx, string path, int files, int indexed, int unchanged, int removed, long bytesHashed, TimeSpan? elapsed, IReadOnlyList<string> failed, int skipped)
+    {
+        if (ctx.Json)
+        {
+            ctx.WriteJson(new { path, files, indexed, unchanged, removed, bytesHashed, seconds = elapsed?.TotalSeconds, failed, skipped });
         }
         else
         {
             var timing = elapsed is { } e ? string.Create(CultureInfo.InvariantCulture, $" in {e.TotalSeconds:0.00}s, {Rate(bytesHashed, e)} MB/s") : string.Empty;
+            var left = skipped == 0 ? string.Empty : string.Create(CultureInfo.InvariantCulture, $", {skipped} skipped ('securemesh share list --skipped' says why)");
             ctx.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"shared {path}: {files} files, {indexed} indexed ({Mib(bytesHashed)} MiB{timing}), {unchanged} unchanged"));
+                $"shared {path}: {files} files, {indexed} indexed ({Mib(bytesHashed)} MiB{timing}), {unchanged} unchanged{left}"));
             foreach (var failure in failed)
             {
                 ctx.Err.WriteLine($"warning: {failure}");
@@ -169,9 +198,13 @@ internal static class ShareCommands
         elapsed.TotalSeconds > 0 ? (bytes / 1e6 / elapsed.TotalSeconds).ToString("0", CultureInfo.InvariantCulture) : "-";
 }
 
-/// <summary>One updating line on stderr, redrawn at most five times a second.</summary>
-internal sealed class ProgressLine(TextWriter err)
+/// <summary>
+/// One updating line on stderr, redrawn at most five times a second. On a terminal it is cut to the terminal's width, so
+/// it never wraps: a wrapped line cannot be rewritten with a carriage return and would leave pieces (" /s") behind.
+/// </summary>
+internal sealed class ProgressLine(TextWriter err, Func<int>? columns = null)
 {
+    private readonly Func<int> _columns = columns ?? TerminalColumns;
     private long _last;
     private int _width;
 
@@ -185,7 +218,14 @@ internal sealed class ProgressLine(TextWriter err)
         Interlocked.Exchange(ref _last, now);
         lock (this)
         {
-            err.Write('\r' + text.PadRight(_width));
+            // One column short of the edge: writing the last column makes some terminals wrap at once.
+            var room = _columns() - 1;
+            if (room > 0 && text.Length > room)
+            {
+                text = text[..Math.Max(0, room - 1)] + "…";
+            }
+            var pad = room > 0 ? Math.Min(_width, room) : _width;
+            err.Write('\r' + text.PadRight(pad));
             _width = Math.Max(_width, text.Length);
             err.Flush();
         }
@@ -199,6 +239,19 @@ internal sealed class ProgressLine(TextWriter err)
             {
                 err.WriteLine();
             }
+        }
+    }
+
+    /// <summary>The terminal's width when stderr is one; 0 (no limit) when it is redirected or unknown.</summary>
+    private static int TerminalColumns()
+    {
+        try
+        {
+            return Console.IsErrorRedirected ? 0 : Console.WindowWidth;
+        }
+        catch (IOException)
+        {
+            return 0;
         }
     }
 }

@@ -89,7 +89,11 @@ internal static class TrustCommands
                 }
                 return CliApp.Success;
             }
-            var from = ParseSince(parse.GetValue(since), TimeProvider.System);
+            var from = CliArgs.Check(() => ParseSince(parse.GetValue(since), TimeProvider.System));
+            if (parse.GetValue(limit) is < 0)
+            {
+                throw CliApp.UsageError("--limit must not be negative");
+            }
             var entries = await control.GetLogAsync(from, parse.GetValue(limit), ct);
             if (ctx.Json)
             {
@@ -119,13 +123,22 @@ internal static class TrustCommands
         var addr = new Option<string[]>("--addr") { Description = "Address of the peer: HOST:PORT (a name is resolved when dialled) or a multiaddr such as /dns4/nas.local/tcp/4747[/p2p/PEERID]; may be repeated", HelpName = "ADDR", AllowMultipleArgumentsPerToken = false };
         var name = new Option<string?>("--name") { Description = "A name to show for the peer", HelpName = "NAME" };
         var trust = new Option<bool>("--trust") { Description = "Trust the peer right away" };
-        var add = new Command("add", "Add a peer by Peer ID") { peerArg, addr, name, trust };
+        var fingerprint = new Option<string?>("--fingerprint")
+        {
+            Description = "The fingerprint the peer told you (xxxx-xxxx-…); the peer is refused unless it matches the Peer ID",
+            HelpName = "FP",
+        };
+        var add = new Command("add", "Add a peer by Peer ID") { peerArg, addr, name, trust, fingerprint };
         add.SetAction((parse, cancellationToken) => Run(parse, console, async (ctx, control, ct) =>
         {
             // Checked before the node is asked, so bad input is the same error with or without one.
-            var peer = PeerId.Parse(parse.GetValue(peerArg));
-            var addresses = (parse.GetValue(addr) ?? []).Select(a => UsageOnBadAddress(() => NodeControlService.NormalizeAddress(a, peer))).ToArray();
-            var displayName = NodeControlService.ValidateName(parse.GetValue(name));
+            var peer = CliArgs.Peer(parse.GetValue(peerArg));
+            var addresses = (parse.GetValue(addr) ?? []).Select(a => CliArgs.Check(() => NodeControlService.NormalizeAddress(a, peer))).ToArray();
+            var displayName = CliArgs.Name(parse.GetValue(name));
+            if (parse.GetValue(fingerprint) is { } expected)
+            {
+                CheckFingerprint(peer, expected);
+            }
             await control.AddPeerAsync(new AddPeerRequest(peer.Text, addresses, displayName, parse.GetValue(trust)), ct);
             ctx.Out.WriteLine($"added {peer} ({peer.Fingerprint}) as {(parse.GetValue(trust) ? "trusted" : "pending")}");
             return CliApp.Success;
@@ -135,15 +148,15 @@ internal static class TrustCommands
         peers.Subcommands.Add(PeerAction(console, "trust", "Trust a peer: it may connect, search and fetch", (c, p, _, ct) => c.TrustPeerAsync(p, ct), "trusted"));
         var reason = new Option<string?>("--reason") { Description = "Why (kept in the blocklist and the audit log)", HelpName = "TEXT" };
         peers.Subcommands.Add(PeerAction(console, "block", "Block a peer: it is disconnected at once and refused from now on", (c, p, r, ct) => c.BlockPeerAsync(p, r, ct), "blocked", reason));
-        peers.Subcommands.Add(PeerAction(console, "unblock", "Unblock a peer (it becomes pending, not trusted)", (c, p, _, ct) => c.UnblockPeerAsync(p, ct), "unblocked"));
+        peers.Subcommands.Add(UnblockPeerCommand(console, "unblock", "Unblock a peer: it becomes pending (not trusted) unless --trust is given"));
         peers.Subcommands.Add(PeerAction(console, "remove", "Forget a peer entirely", (c, p, _, ct) => c.RemovePeerAsync(p, ct), "removed"));
 
         var newName = new Argument<string>("NAME") { Description = "The new display name" };
         var rename = new Command("rename", "Change a peer's display name") { peerArg, newName };
         rename.SetAction((parse, cancellationToken) => Run(parse, console, async (ctx, control, ct) =>
         {
-            var peer = PeerId.Parse(parse.GetValue(peerArg));
-            var displayName = NodeControlService.ValidateName(parse.GetValue(newName)) ?? throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, "the name must not be empty");
+            var peer = CliArgs.Peer(parse.GetValue(peerArg));
+            var displayName = CliArgs.Name(parse.GetValue(newName)) ?? throw CliApp.UsageError("the name must not be empty");
             await control.RenamePeerAsync(peer.Text, displayName, ct);
             ctx.Out.WriteLine($"renamed {peer} to {displayName}");
             return CliApp.Success;
@@ -154,7 +167,7 @@ internal static class TrustCommands
         var connect = new Command("connect", "Ask the running node to dial a trusted peer at its stored addresses") { connectArg };
         connect.SetAction((parse, cancellationToken) => Run(parse, console, async (ctx, control, ct) =>
         {
-            var peer = PeerId.Parse(parse.GetValue(connectArg));
+            var peer = CliArgs.Peer(parse.GetValue(connectArg));
             var connection = await control.ConnectPeerAsync(peer.Text, ct);
             if (ctx.Json)
             {
@@ -178,8 +191,8 @@ internal static class TrustCommands
         }
         command.SetAction((parse, cancellationToken) => Run(parse, console, async (ctx, control, ct) =>
         {
-            var peer = PeerId.Parse(parse.GetValue(peerArg));
-            var why = reason is null ? null : NodeControlService.ValidateReason(parse.GetValue(reason));
+            var peer = CliArgs.Peer(parse.GetValue(peerArg));
+            var why = reason is null ? null : CliArgs.Reason(parse.GetValue(reason));
             var result = await action(control, peer.Text, why, ct);
             ctx.Out.WriteLine($"{done} {result.PeerId} ({result.Fingerprint})");
             return CliApp.Success;
@@ -196,9 +209,8 @@ internal static class TrustCommands
         var content = new Command("content", "Never request, serve or release this content") { hash, reason };
         content.SetAction((parse, cancellationToken) => Run(parse, console, async (ctx, control, ct) =>
         {
-            var id = parse.GetValue(hash)!.Trim();
-            ContentIdFormat.Validate(id);
-            await control.BlockContentAsync(id, NodeControlService.ValidateReason(parse.GetValue(reason)), ct);
+            var id = CliArgs.ContentText(parse.GetValue(hash));
+            await control.BlockContentAsync(id, CliArgs.Reason(parse.GetValue(reason)), ct);
             ctx.Out.WriteLine($"blocked content {id}");
             return CliApp.Success;
         }, cancellationToken));
@@ -208,8 +220,8 @@ internal static class TrustCommands
         var addr = new Command("addr", "Refuse connections from an address range") { cidr, reason };
         addr.SetAction((parse, cancellationToken) => Run(parse, console, async (ctx, control, ct) =>
         {
-            var range = CidrRange.Parse(parse.GetValue(cidr));
-            await control.BlockAddressAsync(range.ToString(), NodeControlService.ValidateReason(parse.GetValue(reason)), ct);
+            var range = CliArgs.Cidr(parse.GetValue(cidr));
+            await control.BlockAddressAsync(range.ToString(), CliArgs.Reason(parse.GetValue(reason)), ct);
             ctx.Out.WriteLine($"blocked addresses {range}");
             return CliApp.Success;
         }, cancellationToken));
@@ -219,8 +231,8 @@ internal static class TrustCommands
         var peer = new Command("peer", "Block a peer (same as 'peers block')") { peerArg, reason };
         peer.SetAction((parse, cancellationToken) => Run(parse, console, async (ctx, control, ct) =>
         {
-            var id = PeerId.Parse(parse.GetValue(peerArg));
-            await control.BlockPeerAsync(id.Text, NodeControlService.ValidateReason(parse.GetValue(reason)), ct);
+            var id = CliArgs.Peer(parse.GetValue(peerArg));
+            await control.BlockPeerAsync(id.Text, CliArgs.Reason(parse.GetValue(reason)), ct);
             ctx.Out.WriteLine($"blocked {id} ({id.Fingerprint})");
             return CliApp.Success;
         }, cancellationToken));
@@ -235,8 +247,7 @@ internal static class TrustCommands
         var content = new Command("content", "Unblock a content ID") { hash };
         content.SetAction((parse, cancellationToken) => Run(parse, console, async (ctx, control, ct) =>
         {
-            var id = parse.GetValue(hash)!.Trim();
-            ContentIdFormat.Validate(id);
+            var id = CliArgs.ContentText(parse.GetValue(hash));
             await control.UnblockContentAsync(id, ct);
             ctx.Out.WriteLine($"unblocked content {id}");
             return CliApp.Success;
@@ -247,24 +258,63 @@ internal static class TrustCommands
         var addr = new Command("addr", "Unblock an address range") { cidr };
         addr.SetAction((parse, cancellationToken) => Run(parse, console, async (ctx, control, ct) =>
         {
-            var range = CidrRange.Parse(parse.GetValue(cidr));
+            var range = CliArgs.Cidr(parse.GetValue(cidr));
             await control.UnblockAddressAsync(range.ToString(), ct);
             ctx.Out.WriteLine($"unblocked addresses {range}");
             return CliApp.Success;
         }, cancellationToken));
         unblock.Subcommands.Add(addr);
 
+        unblock.Subcommands.Add(UnblockPeerCommand(console, "peer", "Unblock a peer (same as 'peers unblock')"));
+        return unblock;
+    }
+
+    /// <summary><c>peers unblock PEERID [--trust]</c>: says what the peer becomes; with --trust it is trusted in the same step.</summary>
+    private static Command UnblockPeerCommand(CliConsole console, string verb, string description)
+    {
         var peerArg = new Argument<string>("PEERID") { Description = "A libp2p Peer ID (12D3KooW…)" };
-        var peer = new Command("peer", "Unblock a peer (same as 'peers unblock')") { peerArg };
-        peer.SetAction((parse, cancellationToken) => Run(parse, console, async (ctx, control, ct) =>
+        var trust = new Option<bool>("--trust") { Description = "Trust the peer as well (otherwise it becomes pending)" };
+        var command = new Command(verb, description) { peerArg, trust };
+        command.SetAction((parse, cancellationToken) => Run(parse, console, async (ctx, control, ct) =>
         {
-            var id = PeerId.Parse(parse.GetValue(peerArg));
-            await control.UnblockPeerAsync(id.Text, ct);
-            ctx.Out.WriteLine($"unblocked {id}");
+            var id = CliArgs.Peer(parse.GetValue(peerArg));
+            var result = await control.UnblockPeerAsync(id.Text, ct);
+            var state = "pending";
+            if (parse.GetValue(trust))
+            {
+                result = await control.TrustPeerAsync(id.Text, ct);
+                state = "trusted";
+            }
+            if (ctx.Json)
+            {
+                ctx.WriteJson(new { peerId = result.PeerId, fingerprint = result.Fingerprint, state });
+                return CliApp.Success;
+            }
+            ctx.Out.WriteLine(state == "trusted"
+                ? $"unblocked {result.PeerId} ({result.Fingerprint}): now trusted"
+                : $"unblocked {result.PeerId} ({result.Fingerprint}): now pending, not trusted; 'securemesh peers trust {result.PeerId}' trusts it");
             return CliApp.Success;
         }, cancellationToken));
-        unblock.Subcommands.Add(peer);
-        return unblock;
+        return command;
+    }
+
+    /// <summary>
+    /// Refuses unless <paramref name="expected"/> is the fingerprint of <paramref name="peer"/>'s key (case, spaces and
+    /// dashes aside): a Peer ID mistyped by one character still parses, but its fingerprint differs.
+    /// </summary>
+    internal static void CheckFingerprint(PeerId peer, string expected)
+    {
+        static string Canon(string text) => new([.. text.Where(char.IsAsciiLetterOrDigit).Select(char.ToLowerInvariant)]);
+        var given = Canon(expected);
+        if (given.Length == 0)
+        {
+            throw CliApp.UsageError("--fingerprint: give the fingerprint the peer told you (xxxx-xxxx-xxxx-xxxx-xxxx)");
+        }
+        if (!string.Equals(given, Canon(peer.Fingerprint), StringComparison.Ordinal))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput,
+                $"fingerprint mismatch: {peer} has fingerprint {peer.Fingerprint}, not {TerminalText.Safe(expected.Trim())}; check the Peer ID for a typo (nothing was added)");
+        }
     }
 
     private static async Task<int> ListPeersAsync(CliContext ctx, INodeControl control, string? state, CancellationToken cancellationToken)
@@ -371,16 +421,4 @@ internal static class TrustCommands
         }
     }
 
-    /// <summary>A malformed address (or one naming another peer) is a usage error: exit 2.</summary>
-    private static string UsageOnBadAddress(Func<string> normalize)
-    {
-        try
-        {
-            return normalize();
-        }
-        catch (SecureMeshException e) when (e.Kind == SecureMeshErrorKind.InvalidInput)
-        {
-            throw CliApp.UsageError(e.Message);
-        }
-    }
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using SecureMesh.Cli.Tui;
+using SecureMesh.Node;
 using Terminal.Gui.App;
 
 namespace SecureMesh.Cli.Commands;
@@ -13,6 +14,15 @@ internal static class TuiCommand
         tui.SetAction(parse => CliApp.Execute(parse, console, ctx =>
         {
             // Fails with a clear line (exit 1) before touching the terminal when no node service is wired in.
+            if (TuiHost.ClientFactory is not null)
+            {
+                // Starting a node (opening the database, binding the port, perhaps asking for the passphrase) takes a
+                // moment before the screen appears: say what is going on.
+                ctx.Err.WriteLine(NodeLock.IsHeld(ctx.Home)
+                    ? $"securemesh: connecting to the node running in {ctx.Home}…"
+                    : $"securemesh: starting the node in {ctx.Home}…");
+                ctx.Err.Flush();
+            }
             var client = TuiHost.CreateClient(ctx);
             try
             {

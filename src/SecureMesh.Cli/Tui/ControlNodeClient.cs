@@ -171,7 +171,7 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
         {
             try
             {
-                var result = await transfer.AddShareAsync(full, with, CancellationToken.None);
+                var result = await transfer.AddShareAsync(full, with, includeHidden: false, CancellationToken.None);
                 if (result.Failed.Count > 0)
                 {
                     _shareError = $"{result.Failed.Count} file(s) under {full} could not be indexed: {result.Failed[0]}";

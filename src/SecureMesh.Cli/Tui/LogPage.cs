@@ -47,7 +47,8 @@ internal sealed class LogPage : TuiPage
         }
         Tui.RunQuery("Checking the audit log", ct => Tui.Client.VerifyLogAsync(ct), result =>
         {
-            Verification.Text = Describe(result);
+            // The check is a snapshot: say when it was taken, since entries keep arriving below it.
+            Verification.Text = $"Checked {DateTimeOffset.Now.ToString("HH:mm:ss", CultureInfo.InvariantCulture)}: {Describe(result)}";
             Tui.ShowMessage("Audit log", Verification.Text, error: !result.Ok);
         });
         return true;

@@ -1,4 +1,6 @@
+using SecureMesh.Core;
 using SecureMesh.Core.Identity;
+using SecureMesh.Node.Control;
 using Terminal.Gui.Input;
 
 namespace SecureMesh.Cli.Tui;
@@ -89,27 +91,53 @@ internal sealed class PeersPage : TuiPage
 
     private void AddPeer()
     {
-        var values = Tui.Prompt("Add peer", "A Peer ID starts with 12D3KooW. Address (HOST:PORT) and name are optional.",
-            ("Peer ID", string.Empty), ("Address", string.Empty), ("Name", string.Empty));
+        // A typo is reported and the dialog comes back with what was typed.
+        var values = Tui.PromptValid("Add peer",
+            "A Peer ID starts with 12D3KooW. Address (HOST:PORT), name and the fingerprint the peer told you are optional.",
+            CheckNewPeer,
+            ("Peer ID", string.Empty), ("Address", string.Empty), ("Name", string.Empty), ("Fingerprint", string.Empty));
         if (values is null)
         {
             return;
         }
-        if (!PeerId.TryParse(values[0], out var id, out var error))
-        {
-            Tui.ShowMessage("Add peer", error, error: true);
-            return;
-        }
+        var id = PeerId.Parse(values[0]);
         var address = values[1].Length == 0 ? null : values[1];
         var name = values[2].Length == 0 ? null : values[2];
+        var compared = values[3].Length == 0 ? string.Empty : "\n(it matches the fingerprint you typed)";
         var answer = Terminal.Gui.Views.MessageBox.Query(Tui.App, "Add peer",
-            $"Peer ID {id.Text}\nFingerprint {id.Fingerprint}\n\nTrust it only if this fingerprint matches the one the peer reads out to you.",
+            $"Peer ID {id.Text}\nFingerprint {id.Fingerprint}{compared}\n\nTrust it only if this fingerprint matches the one the peer reads out to you.",
             "_Trust", "Add as _pending", "_Cancel");
         if (answer is not (0 or 1))
         {
             return;
         }
         Tui.RunAction("Add peer", ct => Tui.Client.AddPeerAsync(id.Text, address, name, trust: answer == 0, ct));
+    }
+
+    /// <summary>Null when the add dialog's values can be used, else what is wrong with them.</summary>
+    internal static string? CheckNewPeer(string[] values)
+    {
+        if (!PeerId.TryParse(values[0], out var id, out var error))
+        {
+            return error;
+        }
+        try
+        {
+            if (values[1].Length > 0)
+            {
+                NodeControlService.NormalizeAddress(values[1], id);
+            }
+            NodeControlService.ValidateName(values[2]);
+            if (values[3].Length > 0)
+            {
+                Commands.TrustCommands.CheckFingerprint(id, values[3]);
+            }
+        }
+        catch (SecureMeshException e)
+        {
+            return e.Message;
+        }
+        return null;
     }
 
     /// <summary>The confirmation text: everything the user must compare before trusting.</summary>
@@ -138,14 +166,9 @@ internal sealed class PeersPage : TuiPage
 
     private void Rename(PeerView peer)
     {
-        var values = Tui.Prompt("Rename peer", null, ("Name", peer.Name ?? string.Empty));
+        var values = Tui.PromptValid("Rename peer", null, v => v[0].Length == 0 ? "The name cannot be empty." : null, ("Name", peer.Name ?? string.Empty));
         if (values is null)
         {
-            return;
-        }
-        if (values[0].Length == 0)
-        {
-            Tui.ShowMessage("Rename peer", "The name cannot be empty.", error: true);
             return;
         }
         Tui.RunAction("Rename", ct => Tui.Client.RenameAsync(peer.PeerId, values[0], ct));

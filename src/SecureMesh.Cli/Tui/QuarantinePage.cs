@@ -71,21 +71,14 @@ internal sealed class QuarantinePage : TuiPage
 
     private void Release(QuarantineItemView item)
     {
-        var values = Tui.Prompt("Release", $"Release {item.Name}. Leave the folder empty for the configured download folder.", ("To folder", string.Empty));
+        var values = Tui.PromptValid("Release", $"Release {item.Name}. Leave the folder empty for the configured download folder.",
+            v => v[0].Length == 0 || Directory.Exists(Path.GetFullPath(SharesPage.ExpandHome(v[0]))) ? null : $"no such folder: {Path.GetFullPath(SharesPage.ExpandHome(v[0]))}",
+            ("To folder", string.Empty));
         if (values is null)
         {
             return;
         }
-        string? folder = null;
-        if (values[0].Length > 0)
-        {
-            folder = Path.GetFullPath(SharesPage.ExpandHome(values[0]));
-            if (!Directory.Exists(folder))
-            {
-                Tui.ShowMessage("Release", $"no such folder: {folder}", error: true);
-                return;
-            }
-        }
+        var folder = values[0].Length > 0 ? Path.GetFullPath(SharesPage.ExpandHome(values[0])) : null;
         Tui.RunAction("Release", ct => Tui.Client.ReleaseAsync(item.Id, folder, ct));
     }
 

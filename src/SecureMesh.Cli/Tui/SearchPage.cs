@@ -18,7 +18,7 @@ internal sealed class SearchPage : TuiPage
     private readonly Label _summary;
 
     public SearchPage(TuiApp tui)
-        : base(tui, "Search", "type terms, Enter searches  Tab to results  f/Enter fetch")
+        : base(tui, "Search", "type terms (digits too), Enter searches  Tab to results  f/Enter fetch")
     {
         Add(new Label { X = 0, Y = 0, Text = "Find:" });
         Query = new TextField { X = 6, Y = 0, Width = Dim.Fill(), Title = "words to look for" };
@@ -43,6 +43,8 @@ internal sealed class SearchPage : TuiPage
 
     public override void FocusDefault() => Query.SetFocus();
 
+    public override TextField? InputField => Query;
+
     public override bool HandleKey(Key key, bool typing)
     {
         if (typing || !_table.View.HasFocus)
@@ -66,9 +68,18 @@ internal sealed class SearchPage : TuiPage
             return;
         }
         _summary.Text = $"Searching for \"{TerminalText.Safe(terms)}\"…";
-        Tui.RunQuery("Search", ct => Tui.Client.SearchAsync(terms, ct), results =>
+        Tui.RunQuery("Search", async ct =>
         {
-            _summary.Text = results.Count == 0 ? $"Nothing found for \"{TerminalText.Safe(terms)}\"." : $"{results.Count} result(s) for \"{TerminalText.Safe(terms)}\".";
+            var found = await Tui.Client.SearchAsync(terms, ct).ConfigureAwait(false);
+            // Nothing found from nobody is not the same as nothing found: ask how many peers were there to ask.
+            var connected = found.Count > 0 ? -1 : (await Tui.Client.GetStatusAsync(ct).ConfigureAwait(false)).Connections;
+            return (found, connected);
+        }, answer =>
+        {
+            var (results, connected) = answer;
+            _summary.Text = results.Count > 0 ? $"{results.Count} result(s) for \"{TerminalText.Safe(terms)}\"."
+                : connected == 0 ? $"No trusted peer is connected, so nobody was asked for \"{TerminalText.Safe(terms)}\" (F1 Peers: add or trust one)."
+                : $"Nothing found for \"{TerminalText.Safe(terms)}\".";
             _table.SetRows(results);
             if (results.Count > 0)
             {

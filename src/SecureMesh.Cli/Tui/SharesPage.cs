@@ -71,7 +71,16 @@ internal sealed class SharesPage : TuiPage
 
     private void AddShare()
     {
-        var values = Tui.Prompt("Add share", "A file or folder on this machine to offer to trusted peers.\n" + AudienceHelp,
+        var values = Tui.PromptValid("Add share", "A file or folder on this machine to offer to trusted peers.\n" + AudienceHelp,
+            v =>
+            {
+                var path = ExpandHome(v[0]);
+                if (v[0].Length != 0 && !File.Exists(path) && !Directory.Exists(path))
+                {
+                    return $"no such file or folder: {path}";
+                }
+                return AudienceError(v[1]);
+            },
             ("Path", string.Empty), ("Shared with", "all"));
         if (values is null || values[0].Length == 0)
         {
@@ -81,13 +90,7 @@ internal sealed class SharesPage : TuiPage
         {
             return;
         }
-        var path = ExpandHome(values[0]);
-        if (!File.Exists(path) && !Directory.Exists(path))
-        {
-            Tui.ShowMessage("Add share", $"no such file or folder: {path}", error: true);
-            return;
-        }
-        var full = Path.GetFullPath(path);
+        var full = Path.GetFullPath(ExpandHome(values[0]));
         Tui.RunAction("Add share", ct => Tui.Client.AddShareAsync(full, audience, ct));
     }
 
@@ -99,6 +102,19 @@ internal sealed class SharesPage : TuiPage
         if (values is not null && TryAudience(values[0], "Shared with", out var audience))
         {
             Tui.RunAction("Shared with", ct => Tui.Client.SetShareAudienceAsync(share.Path, audience, ct));
+        }
+    }
+
+    private static string? AudienceError(string text)
+    {
+        try
+        {
+            Storage.ShareAudience.Parse(text);
+            return null;
+        }
+        catch (Core.SecureMeshException e)
+        {
+            return e.Message;
         }
     }
 

@@ -20,12 +20,13 @@ internal sealed record TuiOptions
 }
 
 /// <summary>
-/// The terminal UI: a top bar with this node's identity, one view per concern, reachable with F1..F7 (or 1..7) and by mouse.
+/// The terminal UI: a top bar with this node's identity, one view per concern, reachable with F1..F7 or Alt+1..7 (bare 1..7
+/// in views without a text field, where the digits are typed instead) and by mouse.
 /// The client is only ever called off the UI thread, with a timeout; results come back through <see cref="IApplication.Invoke(Action)"/>.
 /// </summary>
 internal sealed class TuiApp : IDisposable
 {
-    internal const string GlobalHelp = "F1-F7/1-7 views  Tab focus  Ctrl+Q quit";
+    internal const string GlobalHelp = "F1-F7/Alt+1-7 views  Tab focus  Ctrl+Q quit";
 
     private readonly IApplication _app;
     private readonly INodeClient _client;
@@ -51,7 +52,7 @@ internal sealed class TuiApp : IDisposable
         Options = options ?? new TuiOptions();
         Top = new Runnable { Width = Dim.Fill(), Height = Dim.Fill(), CanFocus = true };
 
-        _identityLine = new Label { X = 0, Y = 0, Width = Dim.Fill(), Text = "Peer ID …  (connecting to the node)" };
+        _identityLine = new Label { X = 0, Y = 0, Width = Dim.Fill(), Text = "Peer ID …  (starting node…)" };
         _addressLine = new Label { X = 0, Y = 1, Width = Dim.Fill(), Text = "Fingerprint …" };
         Peers = new PeersPage(this);
         Shares = new SharesPage(this);
@@ -211,10 +212,21 @@ internal sealed class TuiApp : IDisposable
         var typing = Top.MostFocused is TextField;
         for (var i = 0; i < fKeys.Length; i++)
         {
-            if (key == fKeys[i] || (!typing && key == digits[i]))
+            // A bare digit switches views only where there is no text field to type it into.
+            if (key == fKeys[i] || key == digits[i].WithAlt || (!typing && _current.InputField is null && key == digits[i]))
             {
                 key.Handled = true;
                 ShowPage(i);
+                return;
+            }
+            if (!typing && key == digits[i] && _current.InputField is { } field)
+            {
+                // Typed into the view's field (where it goes), never taken for a view switch.
+                key.Handled = true;
+                field.SetFocus();
+                // Appended at the end (focusing may select the field's text, which a typed key would replace).
+                field.Text += ((char)('1' + i)).ToString();
+                field.InsertionPoint = new System.Globalization.StringInfo(field.Text).LengthInTextElements;
                 return;
             }
         }
@@ -460,6 +472,28 @@ internal sealed class TuiApp : IDisposable
     /// <summary>Asks a question whose safe answer is the default: Enter or Esc cancels, only <paramref name="yes"/> proceeds.</summary>
     public bool Confirm(string title, string message, string yes) =>
         !_stopped && MessageBox.Query(_app, TerminalText.Safe(title), TerminalText.SafeLines(message), yes, "_Cancel") == 0;
+
+    /// <summary>
+    /// Like <see cref="Prompt"/>, but the values are checked by <paramref name="validate"/> (null: fine, else the error):
+    /// an error is shown and the dialog opens again with what was typed, until the values pass or the user cancels.
+    /// </summary>
+    public string[]? PromptValid(string title, string? intro, Func<string[], string?> validate, params (string Label, string Initial)[] fields)
+    {
+        while (true)
+        {
+            var values = Prompt(title, intro, fields);
+            if (values is null)
+            {
+                return null;
+            }
+            if (validate(values) is not { } error)
+            {
+                return values;
+            }
+            ShowMessage(title, error, error: true);
+            fields = [.. fields.Select((f, i) => (f.Label, values[i]))];
+        }
+    }
 
     /// <summary>A dialog with labelled text fields; null when cancelled, else the values (trimmed).</summary>
     public string[]? Prompt(string title, string? intro, params (string Label, string Initial)[] fields)

@@ -31,6 +31,9 @@ internal abstract class TuiPage : View
 
     /// <summary>Gives the focus to the view's main control.</summary>
     public abstract void FocusDefault();
+
+    /// <summary>The view's text field, if it has one: bare digits are typed into it instead of switching views.</summary>
+    public virtual TextField? InputField => null;
 }
 
 /// <summary>A table bound to a list of records that keeps the selected row across refreshes.</summary>

@@ -9,8 +9,11 @@ public class SecureChannelOptions
     /// <summary>The whole handshake (and the TCP connect when dialing) must finish within this time.</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Largest application message accepted or sent; a peer announcing more is disconnected before any allocation.</summary>
-    public int MaxMessageSize { get; init; } = 16 * 1024 * 1024;
+    /// <summary>
+    /// Largest application message accepted or sent; a peer announcing more is disconnected before any allocation.
+    /// The protocol's cap (the largest chunk with its header and proof), so a chunk of any valid size can travel.
+    /// </summary>
+    public int MaxMessageSize { get; init; } = Wire.WireLimits.DefaultMaxMessageSize;
 
     /// <summary>Source of time for deadlines (tests inject a fake one).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;

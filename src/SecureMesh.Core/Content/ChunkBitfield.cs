@@ -6,7 +6,7 @@ namespace SecureMesh.Core.Content;
 public sealed class ChunkBitfield
 {
     /// <summary>Most chunks a bitfield may describe.</summary>
-    public const long MaxChunkCount = 1L << 30; // 128 MiB of bits; far above any file the indexer accepts
+    public const long MaxChunkCount = ChunkLayout.MaxChunkCount; // 32 KiB of bits
 
     private readonly byte[] _bits;
 

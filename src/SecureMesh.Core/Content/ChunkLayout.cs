@@ -24,6 +24,22 @@ public static class ChunkLayout
     /// </summary>
     public const int DefaultChunkSize = 1024 * 1024;
 
+    /// <summary>
+    /// The most chunks a file may have: 2^18 = 262,144. A hard limit that the manifest decoder, the Have message, the
+    /// bitfields and the hash tree all enforce, so that no manifest, even from a trusted peer, can make a downloader
+    /// allocate more than its bookkeeping for this many chunks. That bookkeeping is at most about 100 bytes a chunk at
+    /// its peak (the leaf hash of each chunk written, 32 bytes; the check before release holds the leaves and the
+    /// upper levels of the tree, 64 bytes; the download order, 4 bytes; a few bits of chunk maps), so about 26 MB at
+    /// the cap, far below the 150 MB a download may cost. It still allows 4 GiB files at the smallest chunk size,
+    /// 256 GiB at the default 1 MiB and 4 TiB at the largest (16 MiB); a larger file needs a larger chunk size.
+    /// (The old implicit cap, 67,108,863 chunks, let one manifest cost gigabytes.)
+    /// </summary>
+    public const long MaxChunkCount = 1L << 18;
+
+    /// <summary>True when a file of <paramref name="fileSize"/> bytes in <paramref name="chunkSize"/>-byte chunks stays within <see cref="MaxChunkCount"/>.</summary>
+    public static bool IsWithinChunkCap(long fileSize, int chunkSize) =>
+        fileSize >= 0 && chunkSize > 0 && ChunkCount(fileSize, chunkSize) <= MaxChunkCount;
+
     /// <summary>True when <paramref name="chunkSize"/> is a power of two between 16 KiB and 16 MiB.</summary>
     public static bool IsValidChunkSize(int chunkSize) =>
         chunkSize >= MinChunkSize && chunkSize <= MaxChunkSize && (chunkSize & (chunkSize - 1)) == 0;

@@ -17,8 +17,8 @@ public static class FileIndexer
     // Each positional read covers at least this much file, so small chunk sizes do not cost a system call each.
     private const int MinBatchBytes = 4 * 1024 * 1024;
 
-    /// <summary>The most chunks a file may have to be indexed or verified (its leaf hashes are held in one array).</summary>
-    public const long MaxChunkCount = int.MaxValue / MerkleHash.HashLength;
+    /// <summary>The most chunks a file may have to be indexed or verified (<see cref="ChunkLayout.MaxChunkCount"/>).</summary>
+    public const long MaxChunkCount = ChunkLayout.MaxChunkCount;
 
     /// <summary>Indexes the file at <paramref name="path"/> on worker threads; <paramref name="progress"/> gets the bytes hashed so far.</summary>
     public static Task<MerkleTree> IndexAsync(string path, int chunkSize = ChunkLayout.DefaultChunkSize,

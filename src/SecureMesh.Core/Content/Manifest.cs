@@ -15,6 +15,8 @@ namespace SecureMesh.Core.Content;
 /// 32 publisher Ed25519 key | i64 created (Unix ms) | 64 signature</c>.
 /// The signature is Ed25519 by the publisher over <c>"securemesh-manifest-v1:" || every byte before the signature</c>.
 /// The name is only length-capped here; making it safe to use as a file name is the quarantine's job.
+/// A manifest describing more than <see cref="ChunkLayout.MaxChunkCount"/> chunks is malformed: it can be created (to
+/// test that others refuse it) but never decodes or verifies.
 /// </remarks>
 public sealed class Manifest
 {
@@ -161,6 +163,11 @@ public sealed class Manifest
         {
             throw Bad($"chunk size {chunkSize} is not a power of two between 16 KiB and 16 MiB");
         }
+        if (!ChunkLayout.IsWithinChunkCap((long)size, (int)chunkSize))
+        {
+            // Checked before anything is sized by it: no file this node could verify has this many chunks.
+            throw Bad($"it claims {ChunkLayout.ChunkCount((long)size, (int)chunkSize)} chunks, more than the {ChunkLayout.MaxChunkCount} a file may have");
+        }
         var id = ContentId.FromHash(encoded.Slice(pos, ContentId.HashLength));
         pos += ContentId.HashLength;
         var publisher = PeerId.FromPublicKey(encoded.Slice(pos, PeerId.PublicKeyLength));
@@ -177,7 +184,7 @@ public sealed class Manifest
     /// <summary>True when the signature is the publisher's over this exact encoding and the fields are in range.</summary>
     public bool Verify()
     {
-        if (Size < 0 || !ChunkLayout.IsValidChunkSize(ChunkSize) || _encoded.Length > MaxEncodedLength)
+        if (Size < 0 || !ChunkLayout.IsValidChunkSize(ChunkSize) || !ChunkLayout.IsWithinChunkCap(Size, ChunkSize) || _encoded.Length > MaxEncodedLength)
         {
             return false;
         }

@@ -91,6 +91,11 @@ public sealed class MerkleTree
             throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, "file size is negative");
         }
         var leafCount = ChunkLayout.ChunkCount(fileSize, chunkSize);
+        if (leafCount > ChunkLayout.MaxChunkCount)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput,
+                $"a file of {fileSize} bytes in {chunkSize}-byte chunks has {leafCount} chunks, more than the {ChunkLayout.MaxChunkCount} a file may have");
+        }
         if (leafBytes % HashLength != 0 || leafBytes / HashLength != leafCount)
         {
             throw new SecureMeshException(SecureMeshErrorKind.InvalidInput,

@@ -17,7 +17,7 @@ namespace SecureMesh.Core.Wire;
 // 0x04 ManifestRequest  cid
 // 0x05 ManifestResponse bytes manifest(≤ Manifest.MaxEncodedLength)
 // 0x06 HaveRequest      cid
-// 0x07 HaveResponse     u8 kind(0 bitfield, 1 all) | varint chunkCount(≤ 2^30) | kind 0: bytes bitfield(exactly ⌈chunkCount/8⌉)
+// 0x07 HaveResponse     u8 kind(0 bitfield, 1 all) | varint chunkCount(≤ 2^18, ChunkLayout.MaxChunkCount) | kind 0: bytes bitfield(exactly ⌈chunkCount/8⌉)
 // 0x08 ChunkRequest     cid | varint index(≤ 2^63-1)
 // 0x09 ChunkResponse    varint index(≤ 2^63-1) | bytes data(≤ 16 MiB) | varint count(≤ 64) | count × 32 proof hash
 // 0x0A Error            varint code(WireErrorCode) | string message(≤ 512)
@@ -36,6 +36,25 @@ public static class WireLimits
 
     /// <summary>Largest message accepted by default: the largest chunk plus room for the header and proof.</summary>
     public const int DefaultMaxMessageSize = ChunkLayout.MaxChunkSize + (64 * 1024);
+
+    /// <summary>
+    /// The most a ChunkResponse adds to its chunk's bytes: type, request id (5), index (10), data length (5), proof
+    /// count (1) and the longest proof. A chunk size is only usable when chunk plus this fits in one message.
+    /// </summary>
+    public const int MaxChunkResponseOverhead = 1 + 5 + 10 + 5 + 1 + (MaxProofHashes * 32);
+
+    /// <summary>The largest valid chunk size whose ChunkResponse fits in a <paramref name="maxMessageSize"/>-byte message; 0 when none does.</summary>
+    public static int LargestChunkFor(int maxMessageSize)
+    {
+        for (var size = ChunkLayout.MaxChunkSize; size >= ChunkLayout.MinChunkSize; size /= 2)
+        {
+            if ((long)size + MaxChunkResponseOverhead <= maxMessageSize)
+            {
+                return size;
+            }
+        }
+        return 0;
+    }
 
     /// <summary>Smallest max message size a peer may announce.</summary>
     public const int MinAnnouncedMessageSize = 64 * 1024;
@@ -64,8 +83,8 @@ public static class WireLimits
     /// <summary>Most sibling hashes in a chunk proof (a tree of 2^64 leaves has 64 levels).</summary>
     public const int MaxProofHashes = 64;
 
-    /// <summary>Most chunks a Have bitfield may describe.</summary>
-    public const long MaxHaveChunks = ChunkBitfield.MaxChunkCount;
+    /// <summary>Most chunks a Have bitfield may describe: the most a file may have (<see cref="ChunkLayout.MaxChunkCount"/>).</summary>
+    public const long MaxHaveChunks = ChunkLayout.MaxChunkCount;
 }
 
 /// <summary>Message type bytes.</summary>

@@ -11,7 +11,7 @@ namespace SecureMesh.Node.Control;
 internal sealed record ShareInfo(string Path, int Files, long Bytes, bool Indexing, long IndexedBytes, long TotalBytes, string Audience = "all");
 
 /// <summary>The outcome of sharing a path.</summary>
-internal sealed record ShareAddInfo(string Path, int Files, int Indexed, int Unchanged, int Removed, long BytesHashed, IReadOnlyList<string> Failed);
+internal sealed record ShareAddInfo(string Path, int Files, int Indexed, int Unchanged, int Removed, long BytesHashed, IReadOnlyList<string> Failed, int Skipped = 0);
 
 /// <summary>A search result merged by content ID.</summary>
 internal sealed record SearchHitInfo(string ContentId, string Name, long Size, IReadOnlyList<string> Peers);
@@ -49,7 +49,7 @@ internal sealed record QuarantineInfo(
     DateTimeOffset Updated);
 
 /// <summary>Body of <c>POST /v1/shares</c>.</summary>
-internal sealed record ShareRequest(string Path, string? With = null);
+internal sealed record ShareRequest(string Path, string? With = null, bool IncludeHidden = false);
 
 /// <summary>Body of <c>POST /v1/downloads</c>.</summary>
 internal sealed record DownloadRequest(string ContentId, string? OutDir);
@@ -62,8 +62,11 @@ internal interface ITransferControl
 {
     Task<IReadOnlyList<ShareInfo>> ListSharesAsync(CancellationToken cancellationToken);
 
-    /// <summary>Shares <paramref name="path"/> with <paramref name="with"/> (null: a new share is seen by every trusted peer).</summary>
-    Task<ShareAddInfo> AddShareAsync(string path, string? with, CancellationToken cancellationToken);
+    /// <summary>
+    /// Shares <paramref name="path"/> with <paramref name="with"/> (null: a new share is seen by every trusted peer, an
+    /// existing one keeps its audience); hidden entries only when <paramref name="includeHidden"/>.
+    /// </summary>
+    Task<ShareAddInfo> AddShareAsync(string path, string? with, bool includeHidden, CancellationToken cancellationToken);
 
     Task RemoveShareAsync(string path, CancellationToken cancellationToken);
 
@@ -112,21 +115,21 @@ internal sealed class TransferControlService : ITransferControl, ITransferStatus
         return Task.FromResult(shares);
     }
 
-    public async Task<ShareAddInfo> AddShareAsync(string path, string? with, CancellationToken cancellationToken)
+    public async Task<ShareAddInfo> AddShareAsync(string path, string? with, bool includeHidden, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(path))
         {
             throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, "a path to share is needed");
         }
-        var full = System.IO.Path.GetFullPath(path);
-        if (!File.Exists(full) && !Directory.Exists(full))
+        var full = ShareFileSystem.Resolve(path);
+        if (ShareFileSystem.Lstat(full) is null)
         {
             throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"{full} does not exist");
         }
         var audience = with is null ? null : ShareAudience.Parse(with);
-        var result = await _transfer.Shares.AddAsync(full, audience, null, cancellationToken);
+        var result = await _transfer.Shares.AddAsync(full, audience, includeHidden, null, cancellationToken);
         _transfer.RefreshAccess();
-        return new ShareAddInfo(full, result.Files, result.Indexed, result.Unchanged, result.Removed, result.BytesHashed, result.Failed);
+        return new ShareAddInfo(full, result.Files, result.Indexed, result.Unchanged, result.Removed, result.BytesHashed, result.Failed, result.Skipped);
     }
 
     public Task RemoveShareAsync(string path, CancellationToken cancellationToken)

@@ -10,7 +10,7 @@ internal static class TransferEndpoints
     public static void Map(IEndpointRouteBuilder v1)
     {
         v1.MapGet("/shares", (TransferControlService t, CancellationToken ct) => t.ListSharesAsync(ct));
-        v1.MapPost("/shares", (ShareRequest body, TransferControlService t, CancellationToken ct) => t.AddShareAsync(body.Path, body.With, ct));
+        v1.MapPost("/shares", (ShareRequest body, TransferControlService t, CancellationToken ct) => t.AddShareAsync(body.Path, body.With, body.IncludeHidden, ct));
         v1.MapDelete("/shares", async (string path, TransferControlService t, CancellationToken ct) =>
         {
             await t.RemoveShareAsync(path, ct);

@@ -75,6 +75,25 @@ internal static class BeaconCodec
         return datagram;
     }
 
+    /// <summary>
+    /// The checks that cost nothing (length, magic, version, a non-zero port, not our own key): only a datagram that
+    /// passes them is worth a signature check. Accepted here means "verify it"; never throws.
+    /// </summary>
+    public static BeaconVerdict Precheck(ReadOnlySpan<byte> datagram, PeerId? self = null)
+    {
+        if (datagram.Length != Length || !datagram[..4].SequenceEqual(Magic) || datagram[4] != Version
+            || BinaryPrimitives.ReadUInt16BigEndian(datagram[PortOffset..]) == 0)
+        {
+            return BeaconVerdict.Malformed;
+        }
+        return self is not null && datagram.Slice(KeyOffset, PeerId.PublicKeyLength).SequenceEqual(self.PublicKey)
+            ? BeaconVerdict.Own
+            : BeaconVerdict.Accepted;
+    }
+
+    /// <summary>The timestamp of a datagram that passed <see cref="Precheck"/> (unverified).</summary>
+    internal static long UnverifiedTimestamp(ReadOnlySpan<byte> datagram) => BinaryPrimitives.ReadInt64BigEndian(datagram[TimeOffset..]);
+
     /// <summary>Checks shape and signature; never throws on any input.</summary>
     public static BeaconVerdict TryDecode(ReadOnlySpan<byte> datagram, out Beacon beacon, PeerId? self = null)
     {
@@ -141,6 +160,23 @@ internal sealed class BeaconValidator
                 return _lastAccepted.Count;
             }
         }
+    }
+
+    /// <summary>
+    /// The cheap checks (shape, own key, and the time window on the still unverified timestamp): a datagram failing
+    /// them is dropped before any budget is charged or signature checked. Accepted means "worth verifying".
+    /// </summary>
+    public BeaconVerdict Precheck(ReadOnlySpan<byte> datagram)
+    {
+        var verdict = BeaconCodec.Precheck(datagram, _self);
+        if (verdict != BeaconVerdict.Accepted)
+        {
+            return verdict;
+        }
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var window = (long)_window.TotalMilliseconds;
+        var at = BeaconCodec.UnverifiedTimestamp(datagram);
+        return at < now - window || at > now + window ? BeaconVerdict.Stale : BeaconVerdict.Accepted;
     }
 
     public BeaconVerdict Check(ReadOnlySpan<byte> datagram, out Beacon beacon)

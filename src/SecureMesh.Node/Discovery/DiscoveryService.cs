@@ -36,6 +36,12 @@ internal sealed class DiscoveryOptions
     /// <summary>Most signature checks per second (a flood of forged beacons costs at most this much CPU).</summary>
     public int MaxVerificationsPerSecond { get; init; } = 200;
 
+    /// <summary>
+    /// Most signature checks per second for datagrams from one source address, so one LAN host sending well-formed
+    /// forgeries cannot spend the whole budget (a real node sends one beacon per <see cref="Interval"/>).
+    /// </summary>
+    public int MaxVerificationsPerSourcePerSecond { get; init; } = 10;
+
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
     public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
@@ -60,6 +66,8 @@ internal sealed class DiscoveryService : IAsyncDisposable
     private readonly CancellationTokenSource _disposing = new();
     private Runner? _runner;
     private volatile bool _unavailable;
+    private readonly Dictionary<IPAddress, int> _sourceBudget = [];
+    private long _sourceWindow;
     private long _verifyWindow;
     private int _verifyCount;
     private int _sent;
@@ -216,11 +224,19 @@ internal sealed class DiscoveryService : IAsyncDisposable
         }
     }
 
-    /// <summary>Checks one datagram and acts on it; never throws.</summary>
+    /// <summary>
+    /// Checks one datagram and acts on it; never throws. The cheap checks (length, magic, version, own key, time window)
+    /// come first and charge nothing: junk never spends the verification budget. What passes them is charged to its
+    /// source address's budget and then to the global one before its signature is checked.
+    /// </summary>
     internal BeaconVerdict HandleDatagram(ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
-        BeaconVerdict verdict;
-        if (!TakeVerificationBudget())
+        var verdict = _validator.Precheck(datagram);
+        if (verdict != BeaconVerdict.Accepted)
+        {
+            // Not counted as a verification: no work was done beyond looking at a few bytes.
+        }
+        else if (!TakeSourceBudget(remote.Address) || !TakeVerificationBudget())
         {
             verdict = BeaconVerdict.CacheFull;
         }
@@ -240,6 +256,31 @@ internal sealed class DiscoveryService : IAsyncDisposable
             DiscoveryLog.Ignored(_logger, remote.ToString(), verdict);
         }
         return verdict;
+    }
+
+    private bool TakeSourceBudget(IPAddress source)
+    {
+        source = source.IsIPv4MappedToIPv6 ? source.MapToIPv4() : source;
+        var second = Environment.TickCount64 / 1000;
+        lock (_sourceBudget)
+        {
+            if (_sourceWindow != second)
+            {
+                _sourceWindow = second;
+                _sourceBudget.Clear();
+            }
+            _sourceBudget.TryGetValue(source, out var used);
+            if (used >= _options.MaxVerificationsPerSourcePerSecond)
+            {
+                return false;
+            }
+            // Past this many sources in one second (spoofed addresses), only the global budget applies to newcomers.
+            if (used > 0 || _sourceBudget.Count < 4096)
+            {
+                _sourceBudget[source] = used + 1;
+            }
+            return true;
+        }
     }
 
     private bool TakeVerificationBudget()

@@ -1,7 +1,9 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Win32.SafeHandles;
 using SecureMesh.Core;
+using SecureMesh.Core.Content;
 using SecureMesh.Core.Identity;
 using SecureMesh.Storage;
 
@@ -52,6 +54,15 @@ public sealed partial class QuarantineManager
 
     /// <summary>The quarantine folder.</summary>
     public string Folder { get; }
+
+    /// <summary>
+    /// Tests: asked at each step of a release ("recorded", "copied", "named", "moved"); true stops the release there as a
+    /// crash would (a <see cref="SimulatedCrash"/> that no cleanup catches).
+    /// </summary>
+    internal Func<string, bool>? CrashAt { get; set; }
+
+    /// <summary>Tests: release by copying, as across file systems, even where a rename would do.</summary>
+    internal bool ForceCopy { get; set; }
 
     /// <summary>True when <paramref name="contentId"/> is blocked: never request it.</summary>
     public bool IsBlocked(string contentId) => _database.Trust.IsContentBlocked(contentId);
@@ -127,7 +138,7 @@ public sealed partial class QuarantineManager
             var part = PartPath(id);
             if (File.Exists(part))
             {
-                // Within the quarantine folder; the final name there helps the user and type-sniffing scanners.
+                // Within the quarantine folder, under a name the node made: the scanner never sees a peer's name.
                 File.Move(part, path, overwrite: true);
             }
             else if (!File.Exists(path))
@@ -207,8 +218,8 @@ public sealed partial class QuarantineManager
     /// </summary>
     public QuarantineRecord Release(long id, string? toDirectory = null) => ReleaseCore(id, toDirectory, manual: true);
 
-    /// <summary>Deletes an item's data (downloading, verifying or held); audited as <c>quarantine.deleted</c>.</summary>
-    public QuarantineRecord Delete(long id)
+    /// <summary>Deletes an item's data (downloading, verifying or held); audited as <c>quarantine.deleted</c> with <paramref name="reason"/>.</summary>
+    public QuarantineRecord Delete(long id, string reason = "deleted by the user")
     {
         lock (_gate)
         {
@@ -216,11 +227,11 @@ public sealed partial class QuarantineManager
             if (item.State is QuarantineState.Released or QuarantineState.Deleted)
             {
                 // Let the store word the conflict.
-                return _database.Quarantine.MarkDeleted(id, "deleted by the user");
+                return _database.Quarantine.MarkDeleted(id, reason);
             }
             RemoveData(item);
-            var deleted = _database.Quarantine.MarkDeleted(id, "deleted by the user");
-            LogDeleted(_logger, id, "deleted by the user");
+            var deleted = _database.Quarantine.MarkDeleted(id, reason);
+            LogDeleted(_logger, id, reason);
             return deleted;
         }
     }
@@ -254,10 +265,16 @@ public sealed partial class QuarantineManager
     }
 
     /// <summary>The download folder from the <c>download-dir</c> setting, with a leading <c>~</c> expanded.</summary>
+    /// <remarks>
+    /// A value set with <c>config set</c> was resolved then (no link is followed at release: one swapped in later is
+    /// refused); the default, never set, is resolved here.
+    /// </remarks>
     public string DownloadDirectory()
     {
-        var configured = _database.Config.Get(NodeSettings.DownloadDir) ?? NodeSettings.Get(NodeSettings.DownloadDir).Default;
-        return ExpandHome(configured);
+        var configured = _database.Config.Get(NodeSettings.DownloadDir);
+        return configured is null
+            ? ShareFileSystem.Resolve(ExpandHome(NodeSettings.Get(NodeSettings.DownloadDir).Default))
+            : ExpandHome(configured);
     }
 
     internal static string ExpandHome(string path)
@@ -276,7 +293,114 @@ public sealed partial class QuarantineManager
 
     internal string PartPath(long id) => Path.Combine(Folder, Num(id) + ".part");
 
-    internal string ItemPath(QuarantineRecord item) => Path.Combine(Folder, Num(item.Id) + "-" + item.SafeName);
+    /// <summary>Where a complete item lies in quarantine: <c>ID.data</c>, a name the node made (the peer's name is only used at release).</summary>
+    internal string ItemPath(QuarantineRecord item) => Path.Combine(Folder, Num(item.Id) + ".data");
+
+    /// <summary>The name a copy across file systems is written under in the destination folder before it takes its final name.</summary>
+    internal static string TempName(long id) => $".securemesh-release-{Num(id)}.tmp";
+
+    /// <summary>
+    /// Settles releases a crash interrupted (the destination is recorded before the file moves): a file that reached its
+    /// destination is marked released (a copy whose source still lies in quarantine is checked byte for byte first and
+    /// the source removed); otherwise the record is cleared and the item stays where it was. A half-written copy is
+    /// removed. Run at node start; returns how many items were marked released.
+    /// </summary>
+    public int ReconcileReleases()
+    {
+        var released = 0;
+        lock (_gate)
+        {
+            foreach (var item in _database.Quarantine.ListReleasePending())
+            {
+                try
+                {
+                    released += ReconcileOne(item) ? 1 : 0;
+                }
+                catch (Exception e) when (e is SecureMeshException or IOException or UnauthorizedAccessException)
+                {
+                    LogReconcileFailed(_logger, item.Id, e.Message);
+                }
+            }
+        }
+        return released;
+    }
+
+    private bool ReconcileOne(QuarantineRecord item)
+    {
+        var destination = item.ReleasePending!;
+        var directory = Path.GetDirectoryName(destination)!;
+        var source = item.Path ?? ItemPath(item);
+        var sourceThere = ShareFileSystem.Lstat(source) is { Kind: FileKind.Regular };
+        var destinationThere = ShareFileSystem.Lstat(destination) is { Kind: FileKind.Regular };
+        using (var target = TryOpenDirectory(directory))
+        {
+            if (target is not null)
+            {
+                // A copy cut short (or finished but not yet named): the source is still in quarantine.
+                ShareFileSystem.Unlink(target, directory, TempName(item.Id));
+            }
+        }
+        if (sourceThere && destinationThere && SameBytes(source, destination))
+        {
+            // Copied and named, but the quarantine copy was not removed yet.
+            File.Delete(source);
+            sourceThere = false;
+        }
+        if (!sourceThere && destinationThere)
+        {
+            _database.Quarantine.MarkReleased(item.Id, destination, item.ReleaseManual);
+            // The download that led here is finished: it must not be resumed into a second item.
+            if (_database.Downloads.Get(item.ContentId) is { } download && download.QuarantineId == item.Id)
+            {
+                _database.Downloads.Remove(item.ContentId);
+            }
+            LogReconciled(_logger, item.Id, destination);
+            return true;
+        }
+        _database.Quarantine.SetReleasePending(item.Id, null, item.ReleaseManual);
+        return false;
+    }
+
+    private static SafeFileHandle? TryOpenDirectory(string directory)
+    {
+        try
+        {
+            return ShareFileSystem.OpenDirectory(directory);
+        }
+        catch (SecureMeshException)
+        {
+            return null;
+        }
+    }
+
+    private static SafeFileHandle OpenNoFollow(string path, out FileIdentity identity)
+    {
+        var directory = ShareFileSystem.Resolve(Path.GetDirectoryName(path)!);
+        using var handle = ShareFileSystem.OpenDirectory(directory);
+        return ShareFileSystem.OpenFileBeneath(handle, directory, Path.GetFileName(path), out identity);
+    }
+
+    private static bool SameBytes(string a, string b)
+    {
+        using var first = OpenNoFollow(a, out var one);
+        using var second = OpenNoFollow(b, out var two);
+        if (one.Size != two.Size)
+        {
+            return false;
+        }
+        var x = new byte[1 << 16];
+        var y = new byte[1 << 16];
+        for (long offset = 0; offset < one.Size;)
+        {
+            var n = RandomAccess.Read(first, x, offset);
+            if (n == 0 || RandomAccess.Read(second, y.AsSpan(0, n), offset) != n || !x.AsSpan(0, n).SequenceEqual(y.AsSpan(0, n)))
+            {
+                return false;
+            }
+            offset += n;
+        }
+        return true;
+    }
 
     private QuarantineRecord ReleaseCore(long id, string? toDirectory, bool manual)
     {
@@ -305,71 +429,212 @@ public sealed partial class QuarantineManager
                     $"cannot release quarantine item {Num(id)}: it did not verify against content ID {item.ContentId} (delete it instead)");
             }
             var source = item.Path ?? ItemPath(item);
-            if (!File.Exists(source))
+            if (ShareFileSystem.Lstat(source) is not { Kind: FileKind.Regular }
+                || !string.Equals(Path.GetDirectoryName(source), Folder, StringComparison.Ordinal))
             {
                 throw new SecureMeshException(SecureMeshErrorKind.Storage, $"the data of quarantine item {Num(id)} is missing from {Folder}");
             }
-            var directory = toDirectory is null ? DownloadDirectory() : ExpandHome(toDirectory);
-            try
-            {
-                Directory.CreateDirectory(directory);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new SecureMeshException(SecureMeshErrorKind.Storage, $"cannot create the folder {directory}: {e.Message}", e);
-            }
+            // A folder given now (a manual release) is resolved now; the download-dir setting was resolved when it was
+            // set, and a download's own folder when the download started: neither is resolved again, so a link swapped
+            // in since is refused rather than followed.
+            var directory = toDirectory is null ? DownloadDirectory()
+                : manual ? ShareFileSystem.Resolve(ExpandHome(toDirectory)) : ExpandHome(toDirectory);
+            using var target = OpenReleaseFolder(directory);
+            // Our own folder: its path is resolved (a data directory under a linked home is fine), its files are not.
+            using var quarantine = ShareFileSystem.OpenDirectory(ShareFileSystem.Resolve(Folder));
             SetOwnerOnly(source);
-            var destination = MoveToFreeName(source, directory, item.SafeName);
+            var destination = Place(item, quarantine, Path.GetFileName(source), target, directory, manual);
+            Step("moved");
             try
             {
                 var released = _database.Quarantine.MarkReleased(id, destination, manual);
                 LogReleased(_logger, id, destination, manual);
                 return released;
             }
-            catch
+            catch (Exception e) when (e is not SimulatedCrash)
             {
                 // The record did not change, so the file goes back where the record says it is.
-                File.Move(destination, source, overwrite: false);
+                if (ShareFileSystem.RenameNoReplace(target, Path.GetFileName(destination), quarantine, Path.GetFileName(source)) == ShareFileSystem.RenameResult.Done)
+                {
+                    _database.Quarantine.SetReleasePending(id, null, manual);
+                }
                 throw;
             }
         }
     }
 
-    /// <summary>Moves into <paramref name="directory"/> under the first free name; the move itself refuses to overwrite, so a racing file is never replaced.</summary>
-    private static string MoveToFreeName(string source, string directory, string name)
+    /// <summary>
+    /// Opens the release folder (creating it when missing) with no symbolic link at any component: a download folder
+    /// swapped for a link after it was set is refused, and the item stays in quarantine with the reason.
+    /// </summary>
+    private static SafeFileHandle OpenReleaseFolder(string directory)
     {
+        try
+        {
+            var existing = ShareFileSystem.Lstat(directory);
+            if (existing is { Kind: not (FileKind.Directory or FileKind.SymbolicLink) } inTheWay)
+            {
+                throw new IOException($"{inTheWay.Describe()} of that name is in the way");
+            }
+            if (existing is null)
+            {
+                // Its parent must be reachable without a link before anything is created there.
+                var parent = Path.GetDirectoryName(directory);
+                if (parent is not null && ShareFileSystem.Lstat(parent) is not null)
+                {
+                    ShareFileSystem.OpenDirectory(parent).Dispose();
+                }
+                Directory.CreateDirectory(directory);
+            }
+            return ShareFileSystem.OpenDirectory(directory);
+        }
+        catch (SecureMeshException e)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Storage,
+                $"release refused, the file stays in quarantine: {e.Message} (the download folder is resolved when it is set; set it again to accept a new place)", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Storage, $"cannot create the folder {directory}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// Puts the quarantined file into the release folder under the first free name, never replacing anything and never
+    /// following a link: each attempt is recorded first, then made with <c>renameat2(RENAME_NOREPLACE)</c> between the
+    /// two folder handles; across file systems it is copied to a temporary name created <c>O_EXCL</c>, flushed, then
+    /// named the same way, and only then removed from quarantine.
+    /// </summary>
+    private string Place(QuarantineRecord item, SafeFileHandle quarantine, string sourceName, SafeFileHandle target, string directory, bool manual)
+    {
+        var name = item.SafeName;
         var extension = Path.GetExtension(name);
         var stem = name[..^extension.Length];
-        for (var n = 0; n < MaxNameAttempts; n++)
+        string? temp = null;
+        try
         {
-            var candidate = Path.Combine(directory, n == 0 ? name : $"{stem} ({Num(n)}){extension}");
-            if (Occupied(candidate))
+            for (var n = 0; n < MaxNameAttempts; n++)
             {
-                continue;
-            }
-            try
-            {
-                File.Move(source, candidate, overwrite: false);
-                SetOwnerOnly(candidate);
-                return candidate;
-            }
-            catch (IOException) when (Occupied(candidate))
-            {
-                // Taken between the look and the move: try the next name.
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new SecureMeshException(SecureMeshErrorKind.Storage, $"cannot move the file into {directory}: {e.Message}", e);
+                var candidate = n == 0 ? name : $"{stem} ({Num(n)}){extension}";
+                var destination = Path.Combine(directory, candidate);
+                if (ShareFileSystem.Lstat(destination) is not null)
+                {
+                    continue;
+                }
+                _database.Quarantine.SetReleasePending(item.Id, destination, manual);
+                Step("recorded");
+                if (temp is null)
+                {
+                    var moved = ForceCopy ? ShareFileSystem.RenameResult.Unsupported : ShareFileSystem.RenameNoReplace(quarantine, sourceName, target, candidate);
+                    if (moved == ShareFileSystem.RenameResult.Done)
+                    {
+                        return destination;
+                    }
+                    if (moved == ShareFileSystem.RenameResult.Exists)
+                    {
+                        continue;
+                    }
+                    temp = TempName(item.Id);
+                    CopyToTemp(quarantine, Folder, sourceName, target, directory, temp);
+                    Step("copied");
+                }
+                if (NameTemp(target, directory, temp, candidate))
+                {
+                    Step("named");
+                    ShareFileSystem.Unlink(quarantine, Folder, sourceName);
+                    temp = null;
+                    return destination;
+                }
             }
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Abandon(item.Id, target, directory, temp, manual);
+            throw new SecureMeshException(SecureMeshErrorKind.Storage, $"cannot move the file into {directory}: {e.Message}", e);
+        }
+        catch (Exception e) when (e is not SimulatedCrash)
+        {
+            Abandon(item.Id, target, directory, temp, manual);
+            throw;
+        }
+        Abandon(item.Id, target, directory, temp, manual);
         throw new SecureMeshException(SecureMeshErrorKind.Conflict, $"no free name for {name} in {directory}");
     }
 
-    /// <summary>True for any entry, including a dangling symbolic link.</summary>
-    private static bool Occupied(string path)
+    private void Step(string step)
     {
-        var info = new FileInfo(path);
-        return info.Exists || Directory.Exists(path) || info.LinkTarget is not null;
+        if (CrashAt?.Invoke(step) == true)
+        {
+            throw new SimulatedCrash(step);
+        }
+    }
+
+    /// <summary>Tests: a release stopped as if the process had died at <see cref="Step"/>.</summary>
+    internal sealed class SimulatedCrash(string step) : Exception($"simulated crash at '{step}'")
+    {
+        public string Step { get; } = step;
+    }
+
+    private void Abandon(long id, SafeFileHandle target, string directory, string? temp, bool manual)
+    {
+        try
+        {
+            if (temp is not null)
+            {
+                ShareFileSystem.Unlink(target, directory, temp);
+            }
+            _database.Quarantine.SetReleasePending(id, null, manual);
+        }
+        catch (Exception e) when (e is SecureMeshException or IOException)
+        {
+            // The next start settles it.
+        }
+    }
+
+    private static void CopyToTemp(SafeFileHandle quarantine, string folder, string sourceName, SafeFileHandle target, string directory, string temp)
+    {
+        // A leftover of an earlier attempt is ours (the name holds the item's ID) and incomplete.
+        ShareFileSystem.Unlink(target, directory, temp);
+        using var input = ShareFileSystem.OpenFileBeneath(quarantine, folder, sourceName, out var info);
+        using var output = ShareFileSystem.CreateExclusive(target, directory, temp);
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 20);
+        try
+        {
+            for (long offset = 0; offset < info.Size;)
+            {
+                var read = RandomAccess.Read(input, buffer, offset);
+                if (read == 0)
+                {
+                    throw new IOException("the quarantined file shrank while it was copied");
+                }
+                RandomAccess.Write(output, buffer.AsSpan(0, read), offset);
+                offset += read;
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+        ShareFileSystem.Flush(output);
+    }
+
+    /// <summary>Gives the finished copy its final name without replacing anything; false when the name is taken.</summary>
+    private static bool NameTemp(SafeFileHandle target, string directory, string temp, string candidate)
+    {
+        switch (ShareFileSystem.RenameNoReplace(target, temp, target, candidate))
+        {
+            case ShareFileSystem.RenameResult.Done:
+                return true;
+            case ShareFileSystem.RenameResult.Exists:
+                return false;
+            default:
+                if (!ShareFileSystem.LinkNoReplace(target, directory, temp, candidate))
+                {
+                    return false;
+                }
+                ShareFileSystem.Unlink(target, directory, temp);
+                return true;
+        }
     }
 
     private void RemoveData(QuarantineRecord item)
@@ -442,4 +707,10 @@ public sealed partial class QuarantineManager
 
     [LoggerMessage(EventId = 703, Level = LogLevel.Information, Message = "Quarantine item {Id} deleted: {Why}")]
     private static partial void LogDeleted(ILogger logger, long id, string why);
+
+    [LoggerMessage(EventId = 704, Level = LogLevel.Warning, Message = "Quarantine item {Id}: a release cut short by a crash had finished; marked released to {Path}")]
+    private static partial void LogReconciled(ILogger logger, long id, string path);
+
+    [LoggerMessage(EventId = 705, Level = LogLevel.Warning, Message = "Quarantine item {Id}: settling an interrupted release failed: {Reason}")]
+    private static partial void LogReconcileFailed(ILogger logger, long id, string reason);
 }

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text;
 using SecureMesh.Core;
 using SecureMesh.Storage;
@@ -29,12 +30,21 @@ public sealed record ScanResult(ScanVerdict Verdict, string? Reason)
 
 /// <summary>
 /// Runs the configured scanner in the ClamAV convention: the command line is split like a shell would (quotes,
-/// backslash escapes; no expansion), the file path replaces <c>{}</c> or is appended; exit 0 is clean, 1 infected,
-/// anything else (or a crash, a time-out, a missing program) holds the file. The whole process tree is killed at the limit.
+/// backslash escapes; no expansion), the file path replaces an argument that is exactly <c>{}</c> or is appended
+/// (a <c>{}</c> inside a larger argument is refused when the setting is made: a path spliced into, say, an
+/// <c>sh -c</c> script would be code); exit 0 is clean, 1 infected, anything else (or a crash, a time-out, a missing
+/// program) holds the file. The path given is one the node made (<c>quarantine/ID.data</c>), never a peer's name.
+/// The scanner runs in a session and process group of its own (through <c>setsid</c>), and the whole group is killed
+/// at the time limit and when the scanner exits, so a child that double-forked away from it dies with it.
 /// </summary>
-public sealed class ScannerRunner
+public sealed partial class ScannerRunner
 {
+    /// <summary>The placeholder for the file's path; only ever a whole argument.</summary>
+    public const string Placeholder = "{}";
+
     private const int MaxLineChars = 200;
+    private const int SigKill = 9;
+    private static readonly string? s_setsid = new[] { "/usr/bin/setsid", "/bin/setsid" }.FirstOrDefault(File.Exists);
     private static readonly TimeSpan DrainWait = TimeSpan.FromSeconds(2);
 
     private readonly string[] _arguments;
@@ -46,6 +56,10 @@ public sealed class ScannerRunner
         if (timeout <= TimeSpan.Zero)
         {
             throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, "the scanner time limit must be positive");
+        }
+        if (!string.IsNullOrWhiteSpace(commandLine) && Validate(commandLine) is { } error)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"the scanner command is invalid: {error}");
         }
         _arguments = string.IsNullOrWhiteSpace(commandLine) ? [] : SplitCommandLine(commandLine);
         Timeout = timeout;
@@ -91,12 +105,78 @@ public sealed class ScannerRunner
         try
         {
             var arguments = SplitCommandLine(commandLine);
-            return arguments.Length > 0 && arguments[0].Length == 0 ? "the program name is empty" : null;
+            if (arguments.Length > 0 && arguments[0].Length == 0)
+            {
+                return "the program name is empty";
+            }
+            if (arguments.Length > 0 && arguments[0].Contains(Placeholder, StringComparison.Ordinal))
+            {
+                return "the program name cannot contain {}";
+            }
+            if (arguments.Skip(1).FirstOrDefault(a => a != Placeholder && a.Contains(Placeholder, StringComparison.Ordinal)) is { } spliced)
+            {
+                return $"{{}} must be a whole argument on its own, not part of '{Clean(spliced)}' (the file's path is never spliced into a larger argument)";
+            }
+            return null;
         }
         catch (SecureMeshException e)
         {
             return e.Message;
         }
+    }
+
+    /// <summary>
+    /// Null when the scanner command's program can be run: an existing, executable regular file, found as given when the
+    /// name holds a '/', else on <paramref name="searchPath"/> (PATH) as a shell would. Otherwise what is wrong, in one line.
+    /// </summary>
+    public static string? CheckProgram(string commandLine, string? searchPath)
+    {
+        ArgumentNullException.ThrowIfNull(commandLine);
+        var arguments = SplitCommandLine(commandLine);
+        if (arguments.Length == 0)
+        {
+            return null;
+        }
+        var program = arguments[0];
+        var shown = Clean(program);
+        if (program.Contains('/', StringComparison.Ordinal))
+        {
+            return ExecutableProblem(Path.GetFullPath(program)) is { } problem ? $"scanner program {shown} {problem}" : null;
+        }
+        var directories = (searchPath ?? string.Empty).Split(':', StringSplitOptions.RemoveEmptyEntries);
+        string? found = null;
+        foreach (var dir in directories)
+        {
+            var candidate = Path.Combine(dir, program);
+            var problem = ExecutableProblem(candidate);
+            if (problem is null)
+            {
+                return null;
+            }
+            if (found is null && File.Exists(candidate))
+            {
+                found = $"scanner program {Clean(candidate)} {problem}";
+            }
+        }
+        return found ?? $"scanner program '{shown}' was not found on PATH (install it, or give its full path)";
+    }
+
+    private static string? ExecutableProblem(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            return "is a directory";
+        }
+        if (!File.Exists(path))
+        {
+            return "does not exist";
+        }
+        if (OperatingSystem.IsWindows())
+        {
+            return null;
+        }
+        const UnixFileMode anyExecute = UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+        return (File.GetUnixFileMode(path) & anyExecute) == 0 ? "is not executable" : null;
     }
 
     /// <summary>Scans <paramref name="path"/>; never throws for a scanner problem (that is a <see cref="ScanVerdict.Failed"/> result).</summary>
@@ -113,7 +193,17 @@ public sealed class ScannerRunner
         }
         // An absolute path can never be taken for an option by the scanner.
         path = Path.GetFullPath(path);
-        var start = new ProcessStartInfo(_arguments[0])
+        var program = FindProgram(_arguments[0]);
+        if (program is null)
+        {
+            return Failed($"scanner '{Name}' not found");
+        }
+        if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(program) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
+        {
+            return Failed($"scanner '{Name}' is not executable (permission denied)");
+        }
+        // setsid execs the scanner in place (same pid) as the leader of a new session and process group.
+        var start = new ProcessStartInfo(s_setsid ?? program)
         {
             UseShellExecute = false,
             RedirectStandardInput = true,
@@ -122,11 +212,18 @@ public sealed class ScannerRunner
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
         };
+        if (s_setsid is not null)
+        {
+            // --wait: should setsid ever have to fork (it does when already a group leader), it still reports the scanner's exit.
+            start.ArgumentList.Add("--wait");
+            start.ArgumentList.Add(program);
+        }
         var substituted = false;
         foreach (var argument in _arguments.AsSpan(1))
         {
-            substituted |= argument.Contains("{}", StringComparison.Ordinal);
-            start.ArgumentList.Add(argument.Replace("{}", path, StringComparison.Ordinal));
+            var whole = argument == Placeholder;
+            substituted |= whole;
+            start.ArgumentList.Add(whole ? path : argument);
         }
         if (!substituted)
         {
@@ -165,11 +262,13 @@ public sealed class ScannerRunner
         }
         catch (OperationCanceledException)
         {
-            KillTree(process);
+            KillGroup(process);
             await DrainAsync(stdout, stderr).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
             return Failed($"scanner '{Name}' timed out after {Timeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s");
         }
+        // Whatever it left behind in its group (a double-forked helper) ends with it.
+        KillGroup(process);
         await DrainAsync(stdout, stderr).ConfigureAwait(false);
         var outLine = stdout.IsCompletedSuccessfully ? stdout.Result : null;
         var errLine = stderr.IsCompletedSuccessfully ? stderr.Result : null;
@@ -279,11 +378,45 @@ public sealed class ScannerRunner
 
     private static ScanResult Failed(string reason) => new(ScanVerdict.Failed, reason);
 
-    private static void KillTree(Process process)
+    /// <summary>The program as a path: a name with a slash as given, otherwise the first match on PATH; null when none.</summary>
+    private static string? FindProgram(string name)
     {
+        if (name.Contains('/', StringComparison.Ordinal))
+        {
+            var full = Path.GetFullPath(name);
+            return File.Exists(full) ? full : null;
+        }
+        foreach (var directory in (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(directory, name);
+            if (Path.IsPathFullyQualified(candidate) && File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Kills the scanner's whole process group (its session, when started through setsid), then its tree.</summary>
+    private static void KillGroup(Process process)
+    {
+        if (s_setsid is not null && OperatingSystem.IsLinux())
+        {
+            try
+            {
+                // The group outlives its leader while any member lives, and its id is not reused meanwhile.
+                _ = Kill(-process.Id, SigKill);
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or InvalidOperationException)
+            {
+            }
+        }
         try
         {
-            process.Kill(entireProcessTree: true);
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
         }
         catch (InvalidOperationException)
         {
@@ -309,6 +442,9 @@ public sealed class ScannerRunner
         {
         }
     }
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
 
     /// <summary>Reads a stream to its end, keeping only the first non-blank line (cleaned), so output size never matters.</summary>
     private static async Task<string?> FirstLineAsync(StreamReader reader)

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using SecureMesh.Core;
+using SecureMesh.Core.Addressing;
 using SecureMesh.Core.Identity;
 using SecureMesh.Storage;
 
@@ -91,7 +92,9 @@ public sealed class PeerConnector : IAsyncDisposable
                 // It blocked us: back off instead of redialling every second or two.
                 continue;
             }
-            var address = peer.Addresses.OrderBy(a => a.Source).ThenByDescending(a => a.LastSeen).FirstOrDefault();
+            // An address recorded without a port (where an inbound connection came from) cannot be dialled.
+            var address = peer.Addresses.Where(a => DialAddress.TryParse(a.Address, out _, out _))
+                .OrderBy(a => a.Source).ThenByDescending(a => a.LastSeen).FirstOrDefault();
             if (address is not null)
             {
                 list.Add((peer.PeerId, address.Address));

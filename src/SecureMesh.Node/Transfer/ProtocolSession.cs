@@ -393,13 +393,18 @@ public sealed class ProtocolSession
         }
     }
 
-    /// <summary>Reads chunk <paramref name="index"/> and checks it against the index; false when the file is not what was indexed.</summary>
+    /// <summary>
+    /// Reads chunk <paramref name="index"/> and checks it against the index; false when the file is not what was indexed.
+    /// The file is opened below its shared root without following any link and without blocking, and the opened handle
+    /// must be the regular file (device, inode, size, time) that was indexed: a path swapped for a link, a FIFO or
+    /// another file is never read.
+    /// </summary>
     private static bool ReadChunk(SharedContent content, long index, Span<byte> destination)
     {
         try
         {
-            using var handle = File.OpenHandle(content.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            if (RandomAccess.GetLength(handle) != content.Size || ShareService.Stat(content.Path) != (content.Size, content.MtimeNs))
+            using var handle = ShareFileSystem.OpenShared(content.Root, content.Path, out var opened);
+            if (!content.IsSameFile(opened))
             {
                 return false;
             }
@@ -419,7 +424,7 @@ public sealed class ProtocolSession
         {
             return false;
         }
-        // Same size and time prove nothing: the bytes themselves must still hash to the indexed leaf.
+        // Same file, size and time prove nothing about its bytes: they must still hash to the indexed leaf.
         return content.Tree.VerifyLeaf(index, destination);
     }
 

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using SecureMesh.Core;
@@ -19,10 +18,20 @@ public readonly record struct IndexProgress(string File, long BytesDone, long By
 /// <param name="Removed">Catalog entries dropped because their file is gone.</param>
 /// <param name="BytesHashed">Bytes hashed.</param>
 /// <param name="Failed">Files that could not be indexed, with the reason.</param>
-public sealed record ShareResult(int Files, int Indexed, int Unchanged, int Removed, long BytesHashed, IReadOnlyList<string> Failed);
+/// <param name="Skipped">Entries left out: links, special files, hidden entries, what <c>.smignore</c> excludes (<c>share list --skipped</c> names them).</param>
+public sealed record ShareResult(int Files, int Indexed, int Unchanged, int Removed, long BytesHashed, IReadOnlyList<string> Failed, int Skipped = 0);
 
-/// <summary>A catalog file ready to serve: its tree (rebuilt from the stored leaves) and signed manifest.</summary>
-internal sealed record SharedContent(string Path, long Size, long MtimeNs, MerkleTree Tree, byte[] Manifest);
+/// <summary>
+/// A catalog file ready to serve: where it is (under which shared root), which file it was (device, inode, size,
+/// mtime), its tree (rebuilt from the stored leaves) and signed manifest.
+/// </summary>
+internal sealed record SharedContent(string Root, string Path, long Device, long Inode, long Size, long MtimeNs, MerkleTree Tree, byte[] Manifest)
+{
+    /// <summary>True when the opened handle's <paramref name="identity"/> is the very file that was indexed, unchanged.</summary>
+    public bool IsSameFile(FileIdentity identity) =>
+        identity.Kind == FileKind.Regular && identity.Size == Size && identity.MtimeNs == MtimeNs
+        && (!ShareFileSystem.IsNative || (identity.Device == Device && identity.Inode == Inode));
+}
 
 /// <summary>
 /// The shared folders and the catalog: indexes what changed (size or modification time), signs a manifest per file
@@ -59,60 +68,69 @@ public sealed class ShareService : IAsyncDisposable
     /// <summary>The chunk size for newly indexed files (the <c>chunk-size</c> setting).</summary>
     public int ChunkSize()
     {
-        var text = _db.Config.Get(NodeSettings.ChunkSize);
-        return text is not null && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && ChunkLayout.IsValidChunkSize(n)
-            ? n
-            : ChunkLayout.DefaultChunkSize;
+        // Checked again at use (a value stored by another version may no longer fit the message cap).
+        return NodeSettings.ChunkSizeOrDefault(_db.Config.Get(NodeSettings.ChunkSize));
     }
 
-    /// <summary>Shares a file or folder (recursively) and indexes what is new or changed under it.</summary>
-    public async Task<ShareResult> AddAsync(string path, Action<IndexProgress>? progress, CancellationToken cancellationToken)
-    {
-        var full = Path.GetFullPath(path);
-        if (!File.Exists(full) && !Directory.Exists(full))
-        {
-            throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"no such file or folder: {full}");
-        }
-        _db.Catalog.AddShare(full);
-        return await IndexShareAsync(full, progress, cancellationToken).ConfigureAwait(false);
-    }
+    /// <summary>Shares a file or folder (recursively) and indexes what is new or changed under it; hidden entries are left out.</summary>
+    public Task<ShareResult> AddAsync(string path, Action<IndexProgress>? progress, CancellationToken cancellationToken) =>
+        AddAsync(path, audience: null, includeHidden: false, progress, cancellationToken);
+
+    /// <summary>As <see cref="AddAsync(string, ShareAudience?, bool, Action{IndexProgress}?, CancellationToken)"/>, keeping the audience.</summary>
+    public Task<ShareResult> AddAsync(string path, bool includeHidden, Action<IndexProgress>? progress, CancellationToken cancellationToken) =>
+        AddAsync(path, audience: null, includeHidden, progress, cancellationToken);
+
+    /// <summary>As <see cref="AddAsync(string, ShareAudience?, bool, Action{IndexProgress}?, CancellationToken)"/>, hidden entries left out.</summary>
+    public Task<ShareResult> AddAsync(string path, ShareAudience? audience, Action<IndexProgress>? progress, CancellationToken cancellationToken) =>
+        AddAsync(path, audience, includeHidden: false, progress, cancellationToken);
 
     /// <summary>
-    /// Shares a file or folder with <paramref name="audience"/> (null: a new share is seen by every trusted peer, an
-    /// existing one keeps its audience). The audience is stored before anything under the path is indexed, so no file
-    /// of it is ever offered to more peers than asked; a bad audience (unknown group or peer) shares nothing.
+    /// Shares a file or folder (recursively) with <paramref name="audience"/> and indexes what is new or changed under
+    /// it. The path is resolved once, here (a symbolic link given by the user names its target); nothing below it is
+    /// ever followed. Hidden entries (names starting with '.') are shared only when <paramref name="includeHidden"/>;
+    /// the choice is kept. A null audience gives a new share every trusted peer and leaves an existing one's as it is;
+    /// the audience is stored before anything under the path is indexed, so no file of it is ever offered to more
+    /// peers than asked, and a bad audience (unknown group or peer) shares nothing.
     /// </summary>
-    public async Task<ShareResult> AddAsync(string path, ShareAudience? audience, Action<IndexProgress>? progress, CancellationToken cancellationToken)
+    public async Task<ShareResult> AddAsync(string path, ShareAudience? audience, bool includeHidden, Action<IndexProgress>? progress, CancellationToken cancellationToken)
     {
-        if (audience is null)
-        {
-            return await AddAsync(path, progress, cancellationToken).ConfigureAwait(false);
-        }
-        var full = Path.GetFullPath(path);
-        if (!File.Exists(full) && !Directory.Exists(full))
+        var full = ShareFileSystem.Resolve(path);
+        var kind = ShareFileSystem.Lstat(full)?.Kind;
+        if (kind is null)
         {
             throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"no such file or folder: {full}");
         }
-        _db.Groups.CheckAudience(audience);
-        var added = _db.Catalog.AddShare(full);
-        try
+        if (kind is not (FileKind.Regular or FileKind.Directory))
         {
-            _db.Groups.SetAudience(full, audience);
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"{full} is {new FileIdentity(kind.Value, 0, 0, 0, 0).Describe()}; only regular files and folders can be shared");
         }
-        catch (SecureMeshException)
+        if (audience is not null)
         {
-            // A group or peer went away meanwhile: take the new share back rather than leave it open to everyone.
-            if (added)
+            _db.Groups.CheckAudience(audience);
+        }
+        var added = _db.Catalog.AddShare(full, includeHidden);
+        if (audience is not null)
+        {
+            try
             {
-                _db.Catalog.RemoveShare(full);
+                _db.Groups.SetAudience(full, audience);
             }
-            throw;
+            catch (SecureMeshException)
+            {
+                // A group or peer went away meanwhile: take the new share back rather than leave it open to everyone.
+                if (added)
+                {
+                    _db.Catalog.RemoveShare(full);
+                }
+                throw;
+            }
         }
-        return await IndexShareAsync(full, progress, cancellationToken).ConfigureAwait(false);
+        return await IndexShareAsync(full, includeHidden, progress, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Stops sharing <paramref name="path"/> and drops its catalog entries; false when it was not shared.</summary>
-    public bool Remove(string path) => _db.Catalog.RemoveShare(Path.GetFullPath(path));
+    public bool Remove(string path) =>
+        _db.Catalog.RemoveShare(Path.GetFullPath(path)) || _db.Catalog.RemoveShare(ShareFileSystem.Resolve(path));
 
     /// <summary>Re-indexes every shared path (only what changed).</summary>
     public async Task<ShareResult> RescanAsync(Action<IndexProgress>? progress, CancellationToken cancellationToken)
@@ -120,9 +138,9 @@ public sealed class ShareService : IAsyncDisposable
         var total = new ShareResult(0, 0, 0, 0, 0, []);
         foreach (var share in _db.Catalog.ListShares())
         {
-            var r = await IndexShareAsync(share.Path, progress, cancellationToken).ConfigureAwait(false);
+            var r = await IndexShareAsync(share.Path, share.IncludeHidden, progress, cancellationToken).ConfigureAwait(false);
             total = new ShareResult(total.Files + r.Files, total.Indexed + r.Indexed, total.Unchanged + r.Unchanged,
-                total.Removed + r.Removed, total.BytesHashed + r.BytesHashed, [.. total.Failed, .. r.Failed]);
+                total.Removed + r.Removed, total.BytesHashed + r.BytesHashed, [.. total.Failed, .. r.Failed], total.Skipped + r.Skipped);
         }
         return total;
     }
@@ -133,25 +151,41 @@ public sealed class ShareService : IAsyncDisposable
     /// <summary>Catalog entries whose names contain every term.</summary>
     public IReadOnlyList<CatalogEntry> Search(string terms, int limit) => _db.Catalog.Search(terms, limit);
 
-    private async Task<ShareResult> IndexShareAsync(string root, Action<IndexProgress>? progress, CancellationToken cancellationToken)
+    private async Task<ShareResult> IndexShareAsync(string root, bool includeHidden, Action<IndexProgress>? progress, CancellationToken cancellationToken)
     {
         await _indexGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var files = Enumerate(root);
+            var scan = await Task.Run(() => ShareTree.Scan(root, includeHidden, cancellationToken), cancellationToken).ConfigureAwait(false);
+            _db.Catalog.ReplaceSkipped(root, scan.Skipped);
+            foreach (var skipped in scan.Skipped)
+            {
+                TransferLog.Skipped(_logger, skipped.Path, skipped.Reason);
+            }
+            var files = scan.Files.Select(f => f.Path).ToList();
             var chunkSize = ChunkSize();
             var known = _db.Catalog.List().Where(e => string.Equals(e.ShareRoot, root, StringComparison.Ordinal)).ToDictionary(e => e.Path, StringComparer.Ordinal);
             var todo = new List<(string Path, long Size, long Mtime)>();
             var unchanged = 0;
-            foreach (var file in files)
+            foreach (var (file, id) in scan.Files)
             {
-                var (size, mtime) = Stat(file);
-                if (known.TryGetValue(file, out var entry) && entry.Size == size && entry.MtimeNs == mtime && entry.ChunkSize == chunkSize)
+                if (known.TryGetValue(file, out var entry) && entry.Size == id.Size && entry.MtimeNs == id.MtimeNs && entry.ChunkSize == chunkSize)
                 {
-                    unchanged++;
-                    continue;
+                    if (entry.Device == id.Device && entry.Inode == id.Inode)
+                    {
+                        unchanged++;
+                        continue;
+                    }
+                    // An entry from before device and inode were kept: the walk has just lstat'ed a regular file there
+                    // with the same size and time, so it is recorded as that file instead of hashing it all again
+                    // (every served chunk is still checked against its leaf hash).
+                    if (entry.Device == 0 && entry.Inode == 0 && _db.Catalog.SetFileIdentity(file, id.Device, id.Inode))
+                    {
+                        unchanged++;
+                        continue;
+                    }
                 }
-                todo.Add((file, size, mtime));
+                todo.Add((file, id.Size, id.MtimeNs));
             }
             var removed = 0;
             var present = new HashSet<string>(files, StringComparer.Ordinal);
@@ -184,7 +218,7 @@ public sealed class ShareService : IAsyncDisposable
                 }
             }
             Invalidate();
-            return new ShareResult(files.Count, indexed, unchanged, removed, done, failed);
+            return new ShareResult(files.Count, indexed, unchanged, removed, done, failed, scan.Skipped.Count);
         }
         finally
         {
@@ -197,10 +231,17 @@ public sealed class ShareService : IAsyncDisposable
     {
         for (var attempt = 0; ; attempt++)
         {
-            var (size, mtime) = Stat(file);
-            var tree = await FileIndexer.IndexAsync(file, chunkSize, progress, cancellationToken).ConfigureAwait(false);
-            var (size2, mtime2) = Stat(file);
-            if (size2 != size || mtime2 != mtime || tree.FileSize != size)
+            // Opened without following any link below the shared root, never blocking, and only as a regular file;
+            // the handle is what gets hashed and what its device, inode, size and time are read from.
+            var (tree, before, after) = await Task.Run(() =>
+            {
+                using var handle = ShareFileSystem.OpenShared(root, file, out var opened);
+                var hashed = FileIndexer.Index(handle, chunkSize, progress, 0, cancellationToken);
+                return (hashed, opened, ShareFileSystem.Fstat(handle));
+            }, cancellationToken).ConfigureAwait(false);
+            var size = before.Size;
+            var mtime = before.MtimeNs;
+            if (after.Size != size || after.MtimeNs != mtime || tree.FileSize != size)
             {
                 // Written to while hashed: the hashes may describe no version of the file.
                 if (attempt < 2)
@@ -212,7 +253,7 @@ public sealed class ShareService : IAsyncDisposable
             var name = ManifestName(Path.GetFileName(file));
             var manifest = Manifest.Create(_identity, tree, name, _time.GetUtcNow());
             _db.Catalog.Upsert(new CatalogEntry(file, root, name, size, mtime, tree.ContentId.Text, chunkSize, _time.GetUtcNow(),
-                tree.LeafHashes, manifest.Encode()));
+                tree.LeafHashes, manifest.Encode(), before.Device, before.Inode));
             TransferLog.Indexed(_logger, file, tree.ContentId.Text);
             return size;
         }
@@ -230,42 +271,6 @@ public sealed class ShareService : IAsyncDisposable
             name = name[..^(char.IsLowSurrogate(name[^1]) ? 2 : 1)];
         }
         return name;
-    }
-
-    private static List<string> Enumerate(string root)
-    {
-        if (File.Exists(root))
-        {
-            return [root];
-        }
-        if (!Directory.Exists(root))
-        {
-            return [];
-        }
-        var options = new EnumerationOptions
-        {
-            RecurseSubdirectories = true,
-            IgnoreInaccessible = true,
-            // Symbolic links could lead out of the shared folder.
-            AttributesToSkip = FileAttributes.ReparsePoint | FileAttributes.Device,
-        };
-        var list = Directory.EnumerateFiles(root, "*", options).ToList();
-        list.Sort(StringComparer.Ordinal);
-        return list;
-    }
-
-    /// <summary>Size and modification time (ns since the Unix epoch) of <paramref name="path"/>, as stored in the catalog.</summary>
-    internal static (long Size, long MtimeNs) Stat(string path)
-    {
-        try
-        {
-            var info = new FileInfo(path);
-            return (info.Length, (info.LastWriteTimeUtc.Ticks - DateTime.UnixEpoch.Ticks) * 100);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new SecureMeshException(SecureMeshErrorKind.Storage, $"cannot read {path}: {e.Message}", e);
-        }
     }
 
     /// <summary>The content to serve for <paramref name="id"/>, or null when nothing in the catalog holds it.</summary>
@@ -320,7 +325,7 @@ public sealed class ShareService : IAsyncDisposable
                 }
                 if (tree.ContentId.Text == contentId)
                 {
-                    copies.Add(new SharedContent(entry.Path, entry.Size, entry.MtimeNs, tree, entry.Manifest.ToArray()));
+                    copies.Add(new SharedContent(entry.ShareRoot, entry.Path, entry.Device, entry.Inode, entry.Size, entry.MtimeNs, tree, entry.Manifest.ToArray()));
                 }
             }
             catch (SecureMeshException)
@@ -346,7 +351,7 @@ public sealed class ShareService : IAsyncDisposable
                 {
                     continue;
                 }
-                return new SharedContent(entry.Path, entry.Size, entry.MtimeNs, tree, entry.Manifest.ToArray());
+                return new SharedContent(entry.ShareRoot, entry.Path, entry.Device, entry.Inode, entry.Size, entry.MtimeNs, tree, entry.Manifest.ToArray());
             }
             catch (SecureMeshException)
             {
@@ -404,7 +409,7 @@ public sealed class ShareService : IAsyncDisposable
                     await _indexGate.WaitAsync(_stopping.Token).ConfigureAwait(false);
                     try
                     {
-                        if (File.Exists(content.Path))
+                        if (ShareFileSystem.Lstat(content.Path) is { Kind: FileKind.Regular })
                         {
                             await IndexFileAsync(entry.ShareRoot, content.Path, ChunkSize(), null, _stopping.Token).ConfigureAwait(false);
                         }

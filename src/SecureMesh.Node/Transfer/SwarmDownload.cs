@@ -31,7 +31,7 @@ internal sealed class SwarmDownload
     private ChunkBitfield _done = null!;
     // Leaf hashes of the chunks this download verified and wrote itself, for the check before release.
     private KnownLeaves _written = null!;
-    private long[] _order = [];
+    private int[] _order = [];
     private int _cursor;
     private readonly Queue<long> _retry = new();
     private readonly Dictionary<long, int> _inFlight = [];
@@ -40,6 +40,7 @@ internal sealed class SwarmDownload
     private volatile bool _blocked;
     private SecureMeshException? _fatal;
     private CancellationTokenSource? _lanesStop;
+    private SemaphoreSlim? _replyBudget;
 
     public SwarmDownload(TransferService service, DownloadHandle handle, TransferOptions options, ILogger logger)
     {
@@ -60,7 +61,65 @@ internal sealed class SwarmDownload
         public int Timeouts;
     }
 
+    /// <summary>
+    /// Runs the download. One that fails (or is refuted) with no verified chunk leaves nothing behind: its part file,
+    /// quarantine item and download record are deleted. One that fails with verified chunks keeps them for a `get` to
+    /// resume, but is marked failed, so a restart never resumes it by itself.
+    /// </summary>
     public async Task<DownloadResult> RunAsync()
+    {
+        var result = await RunCoreAsync().ConfigureAwait(false);
+        if (result.State == DownloadState.Failed)
+        {
+            CleanUpFailed(result);
+        }
+        return result;
+    }
+
+    private void CleanUpFailed(DownloadResult result)
+    {
+        var reason = result.Reason ?? "failed";
+        try
+        {
+            if (result.QuarantineId is not { } itemId)
+            {
+                // Failed before its part file was opened (no valid manifest, no disk space): an earlier run's record
+                // keeps its chunks for a `get`, but is not resumed by itself again.
+                if (_service.Database.Downloads.Get(Id.Text) is not null)
+                {
+                    _service.Database.Downloads.MarkFailed(Id.Text, reason);
+                }
+                return;
+            }
+            long verified;
+            lock (_gate)
+            {
+                verified = _done?.SetCount ?? 0;
+            }
+            if (verified == 0)
+            {
+                var record = _service.Database.Downloads.Get(Id.Text);
+                if (record is null || record.QuarantineId == itemId)
+                {
+                    _service.Database.Downloads.Remove(Id.Text);
+                }
+                if (_service.Quarantine.Get(itemId).State is Storage.QuarantineState.Downloading)
+                {
+                    _service.Quarantine.Delete(itemId, "download failed with nothing verified: " + reason);
+                }
+            }
+            else
+            {
+                _service.Database.Downloads.MarkFailed(Id.Text, reason);
+            }
+        }
+        catch (Exception e) when (e is SecureMeshException or IOException or UnauthorizedAccessException)
+        {
+            TransferLog.CleanUpFailed(_logger, Id.Text, e.Message);
+        }
+    }
+
+    private async Task<DownloadResult> RunCoreAsync()
     {
         var ct = _handle.Token;
         long? quarantineId = null;
@@ -77,6 +136,7 @@ internal sealed class SwarmDownload
             var manifests = offered.Select(o => o.Manifest).ToList();
             _manifest = manifests[0];
             _handle.Name = _manifest.Name;
+            EnsureDiskSpace();
             var item = _service.Quarantine.BeginDownload(Id.Text, _manifest.Name, _manifest.Size, _manifest.Publisher, peers.Select(p => p.PeerId));
             quarantineId = item.Id;
             db.Downloads.Begin(Id.Text, _manifest.Name, _manifest.Size, _manifest.ChunkSize, _manifest.Encode(), item.Id, _handle.OutDir);
@@ -111,6 +171,8 @@ internal sealed class SwarmDownload
                         return new DownloadResult(DownloadState.Failed, $"no connected peer has {Id}", null, item.Id);
                     }
                     BuildOrder(sources, count);
+                    using var replyBudget = new SemaphoreSlim((int)Math.Max(1, MaxInFlightBytes / _manifest.ChunkSize));
+                    _replyBudget = replyBudget;
                     _handle.SetPeers(sources.Count);
                     using var lanesStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     _lanesStop = lanesStop;
@@ -150,7 +212,8 @@ internal sealed class SwarmDownload
                     if (!_done.IsComplete)
                     {
                         return new DownloadResult(DownloadState.Failed,
-                            $"{count - _done.SetCount} of {count} chunks missing: no remaining peer could serve them (verified chunks are kept; run get again to resume)",
+                            $"{count - _done.SetCount} of {count} chunks missing: no remaining peer could serve them " +
+                            (_done.SetCount == 0 ? "(none verified, so nothing is kept)" : "(verified chunks are kept; run get again to resume)"),
                             null, item.Id);
                     }
                 }
@@ -175,6 +238,41 @@ internal sealed class SwarmDownload
             return new DownloadResult(DownloadState.Failed, e.Message, null, quarantineId);
         }
     }
+
+    /// <summary>Room kept free beyond the file itself (the database, logs, the scanner's own files).</summary>
+    internal const long DiskReserve = 64L * 1024 * 1024;
+
+    /// <summary>
+    /// Refuses, before a quarantine item or part file exists, a download whose file cannot fit in the quarantine
+    /// folder's file system (less what a resumed part already holds), so no sparse part file of a size the disk cannot
+    /// hold is ever created.
+    /// </summary>
+    private void EnsureDiskSpace()
+    {
+        var folder = _service.Quarantine.Folder;
+        var have = 0L;
+        if (_service.Database.Downloads.Get(Id.Text) is { } earlier && earlier.Size == _manifest.Size && earlier.ChunkSize == _manifest.ChunkSize)
+        {
+            have = Math.Min(_manifest.Size, _service.Database.Downloads.VerifiedChunks(Id.Text).Count * (long)_manifest.ChunkSize);
+        }
+        var need = _manifest.Size - have;
+        var free = _service.FreeSpace(folder);
+        if (need + DiskReserve > free)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Storage,
+                $"not enough disk space for {_manifest.Name} ({Bytes(_manifest.Size)}): {Bytes(need)} more is needed (and {Bytes(DiskReserve)} kept free), " +
+                $"{Bytes(Math.Max(0, free))} is free where quarantine is ({folder})");
+        }
+    }
+
+    private static string Bytes(long n) => n switch
+    {
+        >= 1L << 40 => $"{n / (double)(1L << 40):0.#} TiB",
+        >= 1L << 30 => $"{n / (double)(1L << 30):0.#} GiB",
+        >= 1L << 20 => $"{n / (double)(1L << 20):0.#} MiB",
+        >= 1L << 10 => $"{n / (double)(1L << 10):0.#} KiB",
+        _ => $"{n} bytes",
+    };
 
     private async Task<bool> VerifyWholeFileAsync(string path, CancellationToken ct)
     {
@@ -212,11 +310,7 @@ internal sealed class SwarmDownload
                 {
                     return Reject(peer.PeerId, $"manifest is for {manifest.ContentId}");
                 }
-                if (manifest.ChunkCount > FileIndexer.MaxChunkCount)
-                {
-                    // Its size cannot be checked before chunks arrive; this many chunks could never be verified here.
-                    return Reject(peer.PeerId, $"manifest claims {manifest.ChunkCount} chunks, more than the {FileIndexer.MaxChunkCount} a download can verify");
-                }
+                // Its chunk count is within ChunkLayout.MaxChunkCount: Manifest.Decode refuses more, before anything is sized by it.
                 return (Manifest: manifest, Error: (string?)null);
             }
             catch (Exception e) when (e is SecureMeshException or TimeoutException)
@@ -335,11 +429,20 @@ internal sealed class SwarmDownload
         return _service.IsBanned(peer);
     }
 
+    /// <summary>Chunk bytes one peer may have in flight: with large chunks, fewer requests per peer.</summary>
+    internal const long MaxInFlightBytesPerPeer = 8L * 1024 * 1024;
+
+    /// <summary>Chunk bytes the whole download may have in flight (each reply is held until verified and written).</summary>
+    internal const long MaxInFlightBytes = 48L * 1024 * 1024;
+
     private void StartLanes(Source source, List<Source> all, SafeFileHandle file, List<Task> lanes, CancellationToken ct)
     {
+        // Each lane holds at most one chunk reply, so memory for replies is lanes × chunk size: at 16 MiB chunks one lane
+        // a peer, and the download-wide budget (_replyBudget) bounds it over all peers.
+        var depth = (int)Math.Clamp(MaxInFlightBytesPerPeer / _manifest.ChunkSize, 1, Math.Max(1, _options.PipelineDepth));
         lock (lanes)
         {
-            for (var i = 0; i < _options.PipelineDepth; i++)
+            for (var i = 0; i < depth; i++)
             {
                 lanes.Add(LaneAsync(source, all, file, ct));
             }
@@ -411,27 +514,40 @@ internal sealed class SwarmDownload
 
     private void BuildOrder(List<Source> sources, long count)
     {
-        // Rarest first: chunks held by the fewest peers go first, ties in file order (sequential writes).
-        var missing = new List<long>();
-        var availability = new List<int>();
+        // Rarest first: chunks held by the fewest peers go first, ties in file order (sequential writes). A counting
+        // sort on how many peers hold each chunk: 4 bytes a missing chunk and one counter per possible holder count,
+        // nothing else that grows with the file (count is at most ChunkLayout.MaxChunkCount, so an int indexes it).
+        var holders = new int[sources.Count + 2];
         for (long i = 0; i < count; i++)
         {
-            if (_done.IsSet(i))
+            if (!_done.IsSet(i))
             {
-                continue;
+                holders[Holders(sources, i) + 1]++;
             }
-            var n = 0;
-            foreach (var s in sources)
-            {
-                n += s.Have.IsSet(i) ? 1 : 0;
-            }
-            missing.Add(i);
-            availability.Add(n);
         }
-        var order = missing.ToArray();
-        var keys = availability.Select((a, i) => ((long)a << 40) | (long)i).ToArray();
-        Array.Sort(keys, order);
+        for (var n = 1; n < holders.Length; n++)
+        {
+            holders[n] += holders[n - 1];
+        }
+        var order = new int[holders[^1]];
+        for (long i = 0; i < count; i++)
+        {
+            if (!_done.IsSet(i))
+            {
+                order[holders[Holders(sources, i)]++] = (int)i;
+            }
+        }
         _order = order;
+    }
+
+    private static int Holders(List<Source> sources, long index)
+    {
+        var n = 0;
+        foreach (var s in sources)
+        {
+            n += s.Have.IsSet(index) ? 1 : 0;
+        }
+        return n;
     }
 
     /// <summary>The next chunk <paramref name="source"/> should fetch; -1 to wait for a change, -2 when it has nothing left to do.</summary>
@@ -551,16 +667,48 @@ internal sealed class SwarmDownload
     {
         while (!ct.IsCancellationRequested)
         {
+            // A permit of the download-wide reply budget is held only while a request is out, not while waiting.
+            await _replyBudget!.WaitAsync(ct).ConfigureAwait(false);
+            LaneStep step;
+            try
+            {
+                step = await FetchOneAsync(source, all, file, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                _replyBudget.Release();
+            }
+            if (step == LaneStep.Done)
+            {
+                return;
+            }
+            if (step == LaneStep.Wait)
+            {
+                await _changed.WaitAsync(TimeSpan.FromMilliseconds(200), ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private enum LaneStep
+    {
+        Fetched,
+        Wait,
+        Done,
+    }
+
+    /// <summary>Fetches, verifies and writes one chunk for <paramref name="source"/>.</summary>
+    private async Task<LaneStep> FetchOneAsync(Source source, List<Source> all, SafeFileHandle file, CancellationToken ct)
+    {
+        {
             var index = Next(source, all);
             if (index == -2)
             {
                 _changed.Release();
-                return;
+                return LaneStep.Done;
             }
             if (index == -1)
             {
-                await _changed.WaitAsync(TimeSpan.FromMilliseconds(200), ct).ConfigureAwait(false);
-                continue;
+                return LaneStep.Wait;
             }
             var succeeded = false;
             try
@@ -571,7 +719,7 @@ internal sealed class SwarmDownload
                 if (reply.Index != index || !ContentVerifier.VerifyChunk(Id, _manifest.Size, _manifest.ChunkSize, index, reply.Data.Span, reply.Proof.Hashes.Span, leaf))
                 {
                     BadChunk(source, index, reply);
-                    continue;
+                    return LaneStep.Fetched;
                 }
                 bool fresh;
                 lock (_gate)
@@ -593,7 +741,7 @@ internal sealed class SwarmDownload
                         Interlocked.CompareExchange(ref _fatal, new SecureMeshException(SecureMeshErrorKind.Storage,
                             $"writing the quarantine part file failed: {e.Message}", e), null);
                         await _lanesStop!.CancelAsync().ConfigureAwait(false);
-                        return;
+                        return LaneStep.Done;
                     }
                     lock (_gate)
                     {
@@ -610,7 +758,7 @@ internal sealed class SwarmDownload
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
-                return;
+                return LaneStep.Done;
             }
             catch (TimeoutException)
             {
@@ -633,6 +781,7 @@ internal sealed class SwarmDownload
                 Release(source, index, succeeded);
             }
         }
+        return LaneStep.Fetched;
     }
 
     private void Drop(Source source, List<Source> all, string reason)

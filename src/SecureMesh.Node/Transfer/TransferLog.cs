@@ -22,6 +22,9 @@ internal static partial class TransferLog
     [LoggerMessage(EventId = 612, Level = LogLevel.Warning, Message = "indexing {Path} failed: {Reason}")]
     public static partial void IndexFailed(ILogger logger, string path, string reason);
 
+    [LoggerMessage(EventId = 603, Level = LogLevel.Information, Message = "not shared: {Path} ({Reason})")]
+    public static partial void Skipped(ILogger logger, string path, string reason);
+
     [LoggerMessage(EventId = 620, Level = LogLevel.Warning, Message = "chunk {Index} of {ContentId} from {PeerId} failed verification; peer dropped from this download")]
     public static partial void BadChunk(ILogger logger, long index, string contentId, string peerId);
 
@@ -39,6 +42,9 @@ internal static partial class TransferLog
 
     [LoggerMessage(EventId = 623, Level = LogLevel.Information, Message = "download {ContentId} finished: {Outcome}")]
     public static partial void DownloadFinished(ILogger logger, string contentId, string outcome);
+
+    [LoggerMessage(EventId = 627, Level = LogLevel.Warning, Message = "cleaning up failed download {ContentId} failed: {Reason}")]
+    public static partial void CleanUpFailed(ILogger logger, string contentId, string reason);
 
     [LoggerMessage(EventId = 630, Level = LogLevel.Debug, Message = "dialing {PeerId} at {Address} failed: {Reason}; next attempt in {Delay}")]
     public static partial void DialFailed(ILogger logger, string peerId, string address, string reason, TimeSpan delay);

@@ -51,6 +51,9 @@ public sealed class TransferOptions
     /// <summary>Test seam: corrupts chunk bytes after the seeder's own check, just before sending (a lying seeder).</summary>
     internal ChunkTamper? TamperOutgoingChunk { get; init; }
 
+    /// <summary>Test seam: the free bytes in the file system of a folder (default: statvfs through DriveInfo).</summary>
+    internal Func<string, long>? FreeSpace { get; init; }
+
     /// <summary>Test seam: called for every chunk request this node serves (peer, content ID text, index).</summary>
     internal Action<string, string, long>? ChunkServed { get; init; }
 }

@@ -29,6 +29,7 @@ public sealed class TransferService : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<PeerId, ProtocolSession> _sessions = new();
     private readonly ConcurrentDictionary<string, DownloadHandle> _downloads = new(StringComparer.Ordinal);
+    // This process's count of bad chunks per peer: only a fallback for when the stored count cannot be written.
     private readonly ConcurrentDictionary<PeerId, int> _failures = new();
     private readonly ConcurrentDictionary<PeerId, byte> _banned = new();
     private long _uploadLimit;
@@ -46,6 +47,8 @@ public sealed class TransferService : IAsyncDisposable
         _logger = _options.LoggerFactory.CreateLogger("SecureMesh.Transfer");
         Shares = new ShareService(db, identity, _options.Time, _logger);
         Quarantine = new QuarantineManager(db, home, null, null);
+        // A release a crash cut short (recorded, moved, not marked) is settled before anything else touches quarantine.
+        Quarantine.ReconcileReleases();
         Access = new ShareAuthorizer(db);
         _accessLoop = Task.Run(AccessLoopAsync);
     }
@@ -238,9 +241,20 @@ public sealed class TransferService : IAsyncDisposable
     /// Starts (or joins) a swarm download of <paramref name="id"/> from every connected peer that holds it; the handle
     /// reports progress and completes with the quarantine outcome. <paramref name="outDir"/> overrides the release folder.
     /// </summary>
-    public DownloadHandle StartDownload(ContentId id, string? outDir = null)
+    public DownloadHandle StartDownload(ContentId id, string? outDir = null) => StartDownload(id, outDir, resolved: false);
+
+    /// <summary>
+    /// As <see cref="StartDownload(ContentId, string?)"/>; a folder given now is resolved now (a link named is taken to its
+    /// target), one stored by an earlier run (<paramref name="resolved"/>) is used as stored, so a link swapped in since
+    /// is refused at release rather than followed.
+    /// </summary>
+    internal DownloadHandle StartDownload(ContentId id, string? outDir, bool resolved)
     {
         ArgumentNullException.ThrowIfNull(id);
+        if (outDir is not null && !resolved)
+        {
+            outDir = ShareFileSystem.Resolve(QuarantineManager.ExpandHome(outDir));
+        }
         while (true)
         {
             if (_downloads.TryGetValue(id.Text, out var running) && !running.Completion.IsCompleted)
@@ -279,15 +293,18 @@ public sealed class TransferService : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts every unfinished download recorded in the database (after a restart); returns their handles.</summary>
+    /// <summary>
+    /// Starts every unfinished download recorded in the database (after a restart); returns their handles. A download
+    /// that failed is not among them: it resumes only when the user asks for it again.
+    /// </summary>
     public IReadOnlyList<DownloadHandle> ResumeDownloads()
     {
         var handles = new List<DownloadHandle>();
-        foreach (var record in Database.Downloads.List())
+        foreach (var record in Database.Downloads.ListResumable())
         {
             if (ContentId.TryParse(record.ContentId, out var id))
             {
-                handles.Add(StartDownload(id, record.OutDir));
+                handles.Add(StartDownload(id, record.OutDir, resolved: true));
             }
         }
         return handles;
@@ -310,6 +327,31 @@ public sealed class TransferService : IAsyncDisposable
 
     internal bool IsBlocked(string contentId) => Database.Trust.IsContentBlocked(contentId);
 
+    /// <summary>
+    /// Bytes free to this user in the file system holding <paramref name="folder"/> (or its nearest existing parent):
+    /// statvfs's f_bavail × f_frsize through <see cref="DriveInfo"/>. long.MaxValue when it cannot be told.
+    /// </summary>
+    internal long FreeSpace(string folder)
+    {
+        if (_options.FreeSpace is { } seam)
+        {
+            return seam(folder);
+        }
+        var dir = Path.GetFullPath(folder);
+        while (!Directory.Exists(dir) && Path.GetDirectoryName(dir) is { } parent)
+        {
+            dir = parent;
+        }
+        try
+        {
+            return new DriveInfo(dir).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return long.MaxValue;
+        }
+    }
+
     internal bool IsBanned(PeerId peer) => _banned.ContainsKey(peer);
 
     /// <summary>The per-peer upload limit in bytes per second (0: none), re-read from the settings every second.</summary>
@@ -330,11 +372,24 @@ public sealed class TransferService : IAsyncDisposable
         return Interlocked.Read(ref _uploadLimit);
     }
 
-    /// <summary>Records a chunk that failed verification; bans the sender after repeated failures.</summary>
+    /// <summary>
+    /// Records a chunk that failed verification; bans the sender after repeated failures. The count is stored (it
+    /// survives restarts); should the database fail, this process's own count still bans.
+    /// </summary>
     internal void RecordBadChunk(ProtocolSession session, string evidence)
     {
         var peer = session.PeerId;
-        var failures = _failures.AddOrUpdate(peer, 1, (_, n) => n + 1);
+        var counted = _failures.AddOrUpdate(peer, 1, (_, n) => n + 1);
+        int failures;
+        try
+        {
+            failures = Database.Trust.AddStrike(peer);
+        }
+        catch (SecureMeshException e)
+        {
+            TransferLog.ServeFailed(_logger, peer.Text, e.Message);
+            failures = counted;
+        }
         AuditSafe("chunk.rejected", peer, $"{evidence} failures={failures}");
         if (failures >= _options.BanAfterFailures && _banned.TryAdd(peer, 0))
         {

@@ -35,7 +35,7 @@ public sealed class PeersRefusalViewTests
             homes.Add(home);
             var id = NodeIdentity.Generate();
             var db = SecureMeshDatabase.Open(home);
-            var node = MeshNode.Start(id, db, new NodeOptions { Home = home, Listen = new IPEndPoint(IPAddress.Loopback, 0), FirstPenalty = TimeSpan.Zero });
+            var node = MeshNode.Start(id, db, new NodeOptions { Home = home, Listen = new IPEndPoint(IPAddress.Loopback, 0) });
             return (node, db, id, home);
         }
         var alice = Start();

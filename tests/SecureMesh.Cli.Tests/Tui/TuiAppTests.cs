@@ -146,17 +146,59 @@ public sealed class TuiAppTests
     }
 
     [Fact]
-    public void Add_peer_with_a_bad_peer_id_shows_the_parse_error()
+    public void Add_peer_with_a_bad_peer_id_shows_the_parse_error_and_the_dialog_keeps_what_was_typed()
     {
         using var h = new TuiHarness();
         h.Dialogs.Enqueue(d =>
         {
             d.Fields[0].Text = "12D3KooWnot-a-peer-id";
+            d.Fields[1].Text = "192.0.2.55:4747";
+            d.Fields[2].Text = "carol";
             d.Press("OK");
+        });
+        h.Dialogs.Enqueue(d => d.Press("OK"));
+        string[]? reopened = null;
+        h.Dialogs.Enqueue(d =>
+        {
+            reopened = [.. d.Fields.Select(f => f.Text)];
+            d.Press("Cancel");
         });
         h.Press(Key.A);
         h.WaitForDialog("invalid Peer ID");
+        h.WaitFor(() => reopened is not null, "the add dialog to open again");
+        Assert.Equal(["12D3KooWnot-a-peer-id", "192.0.2.55:4747", "carol", string.Empty], reopened!);
         Assert.False(h.Client.Called("AddPeerAsync"));
+    }
+
+    [Fact]
+    public void Add_peer_refuses_a_fingerprint_that_does_not_match_and_accepts_the_right_one()
+    {
+        using var h = new TuiHarness();
+        var carol = FakeNodeClient.PeerIdOf(5);
+        var other = FakeNodeClient.PeerIdOf(6);
+        h.Dialogs.Enqueue(d =>
+        {
+            d.Fields[0].Text = carol.Text;
+            d.Fields[3].Text = other.Fingerprint;
+            d.Press("OK");
+        });
+        h.Dialogs.Enqueue(d => d.Press("OK"));
+        h.Dialogs.Enqueue(d =>
+        {
+            Assert.Equal(carol.Text, d.Fields[0].Text);
+            d.Fields[3].Text = carol.Fingerprint;
+            d.Press("OK");
+        });
+        h.Dialogs.Enqueue(d =>
+        {
+            Assert.Contains(carol.Fingerprint, d.Screen, StringComparison.Ordinal);
+            Assert.Contains("it matches the fingerprint you typed", d.Screen, StringComparison.Ordinal);
+            d.Press("Trust");
+        });
+        h.Press(Key.A);
+        h.WaitFor(() => h.Client.Called($"AddPeerAsync {carol.Text} null null True"), "AddPeerAsync");
+        Assert.Contains(h.SeenDialogs, d => d.Contains("fingerprint mismatch", StringComparison.Ordinal));
+        Assert.Equal(1, h.Client.Calls.Count(c => c.StartsWith("AddPeerAsync", StringComparison.Ordinal)));
     }
 
     [Fact]
@@ -330,6 +372,24 @@ public sealed class TuiAppTests
         h.Press(Key.C);
         h.WaitFor(() => h.Client.Called("CancelTransferAsync b3:1111aaaa"), "CancelTransferAsync");
         h.WaitForScreen("cancelled");
+        // The rate column shrank to "-": nothing of the old "2.5 MiB/s" stays behind.
+        Assert.DoesNotContain("/s", h.Screen, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Progress_rows_that_go_away_leave_nothing_behind()
+    {
+        using var h = new TuiHarness();
+        h.Client.Transfers.Add(new TransferView("b3:5555eeee", "second.iso", 1L << 20, 4L << 20, 3.5 * (1 << 20), 1, TimeSpan.FromSeconds(3), TransferViewState.Downloading));
+        h.Press(Key.F4);
+        h.WaitForScreen("second.iso");
+        Assert.Contains("3.5 MiB/s", h.Screen, StringComparison.Ordinal);
+        h.Client.Transfers.Clear();
+        h.Refresh(() => !h.Screen.Contains("holiday.mkv", StringComparison.Ordinal), "the rows to go");
+        var screen = h.Screen;
+        Assert.DoesNotContain("/s", screen, StringComparison.Ordinal);
+        Assert.DoesNotContain("second.iso", screen, StringComparison.Ordinal);
+        Assert.DoesNotContain("%", screen, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -401,6 +461,69 @@ public sealed class TuiAppTests
         Assert.Same(h.Tui.Search, h.Tui.CurrentPage);
         h.Press(Key.F2);
         Assert.Same(h.Tui.Shares, h.Tui.CurrentPage);
+    }
+
+    [Fact]
+    public void In_a_view_with_a_text_field_digits_go_to_the_field_even_from_the_results_and_alt_digits_switch_views()
+    {
+        using var h = new TuiHarness();
+        Assert.Contains("F1-F7/Alt+1-7 views", h.Screen, StringComparison.Ordinal);
+        h.Press(Key.F3);
+        foreach (var c in "holiday")
+        {
+            h.Press(new Key(c));
+        }
+        h.Press(Key.Enter);
+        h.WaitForScreen("2 result(s)");
+        Assert.False(h.Tui.Search.Query.HasFocus, "the results should have the focus after a search");
+
+        h.Press(Key.D2);
+        Assert.Same(h.Tui.Search, h.Tui.CurrentPage);
+        Assert.Equal("holiday2", h.Tui.Search.Query.Text);
+
+        h.Press(Key.D2.WithAlt);
+        Assert.Same(h.Tui.Shares, h.Tui.CurrentPage);
+        // A view without a text field still takes bare digits as view keys.
+        h.Press(Key.D6);
+        Assert.Same(h.Tui.Log, h.Tui.CurrentPage);
+        h.Press(Key.D3.WithAlt);
+        Assert.Same(h.Tui.Search, h.Tui.CurrentPage);
+    }
+
+    [Fact]
+    public void Log_view_shows_entries_added_while_it_is_open_and_says_when_the_chain_was_checked()
+    {
+        using var h = new TuiHarness();
+        h.Press(Key.F6);
+        h.WaitForScreen("quarantine.held");
+        h.Client.Log.Add(new LogEntryView(4, DateTimeOffset.UnixEpoch.AddMinutes(3), "peer.pending", FakeNodeClient.BobId, "a new visitor"));
+        h.Refresh(() => h.Screen.Contains("a new visitor", StringComparison.Ordinal), "the new entry");
+        var screen = h.Screen;
+        Assert.True(screen.IndexOf("a new visitor", StringComparison.Ordinal) < screen.IndexOf("quarantine.held", StringComparison.Ordinal));
+
+        h.Press(Key.V);
+        h.WaitForDialog("OK: 3 entries");
+        Assert.Matches("Checked [0-9]{2}:[0-9]{2}:[0-9]{2}: OK", h.Tui.Log.Verification.Text);
+    }
+
+    [Fact]
+    public void A_search_with_no_connected_peer_says_so_instead_of_nothing_found()
+    {
+        using var h = new TuiHarness();
+        h.Client.Status = h.Client.Status with { Connections = 0 };
+        h.Press(Key.F3);
+        foreach (var c in "holiday")
+        {
+            h.Press(new Key(c));
+        }
+        h.Client.SearchResults.Clear();
+        h.Press(Key.Enter);
+        h.WaitForScreen("No trusted peer is connected");
+        Assert.DoesNotContain("Nothing found", h.Screen, StringComparison.Ordinal);
+
+        h.Client.Status = h.Client.Status with { Connections = 1 };
+        h.Press(Key.Enter);
+        h.WaitForScreen("Nothing found for \"holiday\"");
     }
 
     [Fact]

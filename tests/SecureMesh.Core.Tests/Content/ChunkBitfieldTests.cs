@@ -48,7 +48,7 @@ public class ChunkBitfieldTests
     [InlineData(1)]
     [InlineData(8)]
     [InlineData(13)]
-    [InlineData(1L << 30)]
+    [InlineData(ChunkLayout.MaxChunkCount)]
     public void All_sets_every_chunk_and_no_spare_bit_even_at_the_largest_count(long count)
     {
         var all = ChunkBitfield.All(count);

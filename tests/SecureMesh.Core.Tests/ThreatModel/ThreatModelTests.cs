@@ -115,12 +115,14 @@ public sealed class ThreatModelTests
         Assert.NotNull(known.Problem("Commented_out"));
         Assert.NotNull(known.Problem("Block_commented_out"));
         Assert.Equal("is skipped", known.Problem("Skipped_test"));
+        Assert.Null(known.Problem("Root_only"));
         Assert.NotNull(known.Problem("OtherTests.Proves_it"));
     }
 
     // Built from pieces so this file's own text does not read as tests to the scanner.
     private const string F = "Fact";
     private const string T = "Theory";
+    private const string R = "RootFact";
 
     private static readonly string Source = $$"""
         namespace X;
@@ -142,6 +144,9 @@ public sealed class ThreatModelTests
 
             [{{F}}(Skip = "flaky")]
             public void Skipped_test() { }
+
+            [{{R}}("network namespaces")]
+            public void Root_only() { }
 
             // [{{F}}]
             // public void Commented_out() { }

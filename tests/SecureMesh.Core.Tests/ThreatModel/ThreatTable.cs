@@ -218,7 +218,8 @@ internal sealed partial class KnownTests
         return matching.All(f => f.Skipped) ? "is skipped" : null;
     }
 
-    [GeneratedRegex(@"\[\s*(?:Xunit\.)?(?:Fact|Theory)(?:Attribute)?\b(?<args>\s*\([^)]*\))?")]
+    // RootFact: a Fact that runs as root and is skipped (with its reason) for other users (tests/Shared/RootFactAttribute.cs).
+    [GeneratedRegex(@"\[\s*(?:Xunit\.)?(?:Fact|Theory|RootFact)(?:Attribute)?\b(?<args>\s*\([^)]*\))?")]
     private static partial Regex TestAttribute();
 
     [GeneratedRegex(@"\b(?:void|Task|ValueTask)\s+([A-Za-z_]\w*)\s*\(")]

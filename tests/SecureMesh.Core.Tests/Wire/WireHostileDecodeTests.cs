@@ -1,3 +1,4 @@
+using SecureMesh.Core.Content;
 using SecureMesh.Core.Wire;
 using static SecureMesh.Core.Tests.Wire.WireSamples;
 
@@ -88,7 +89,10 @@ public class WireHostileDecodeTests
         Rejected([0x09, 1, 0, 0, .. V(65)], "exceeds the cap");
         Rejected([0x09, 1, 0, 0, .. V(64), .. new byte[32]], "truncated");
         Rejected([0x07, 1, 0, .. V(1UL << 40), 0], "exceeds");
-        Rejected([0x07, 1, 0, .. V(1UL << 30), .. V(1 << 27)], "truncated");
+        // The Have count is capped at the most chunks a file may have (issue 14: 2^30 let one message size 128 MiB of bits).
+        Rejected([0x07, 1, 0, .. V((ulong)ChunkLayout.MaxChunkCount + 1), 0], "exceeds");
+        Rejected([0x07, 1, 0, .. V(1UL << 30), .. V(1 << 27)], "exceeds");
+        Rejected([0x07, 1, 0, .. V((ulong)ChunkLayout.MaxChunkCount), .. V((ulong)ChunkLayout.MaxChunkCount / 8)], "truncated");
     }
 
     [Fact]

@@ -43,6 +43,7 @@ internal static class ManifestTarget
     [
         SampleManifest(),
         Manifest.Create(FixedKeys.InitiatorIdentity, "ü", 0, ChunkLayout.MinChunkSize, Id(2), DateTimeOffset.UnixEpoch).Encode(),
-        Manifest.Create(FixedKeys.InitiatorIdentity, new string('n', Manifest.MaxNameBytes), long.MaxValue, ChunkLayout.MaxChunkSize, Id(3), Created).Encode(),
+        // The largest file a manifest may describe: MaxChunkCount chunks of the largest size (4 TiB).
+        Manifest.Create(FixedKeys.InitiatorIdentity, new string('n', Manifest.MaxNameBytes), ChunkLayout.MaxChunkCount * ChunkLayout.MaxChunkSize, ChunkLayout.MaxChunkSize, Id(3), Created).Encode(),
     ];
 }

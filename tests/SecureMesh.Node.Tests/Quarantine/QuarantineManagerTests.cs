@@ -106,7 +106,8 @@ public sealed class QuarantineManagerTests : IDisposable
         Assert.StartsWith("scanner 'scanner' flagged the file: ", outcome.Item.Reason, StringComparison.Ordinal);
         Assert.EndsWith("Win.Test.EICAR_HDB-1 FOUND", outcome.Item.Reason, StringComparison.Ordinal);
         var held = outcome.Item.Path!;
-        Assert.Equal(Path.Combine(manager.Folder, $"{item.Id}-invoice.exe"), held);
+        // A name the node made: the scanner never sees the peer's name (issue 14, finding 5).
+        Assert.Equal(Path.Combine(manager.Folder, $"{item.Id}.data"), held);
         Assert.Equal(OwnerRw, File.GetUnixFileMode(held));
         Assert.Equal((UnixFileMode)0, File.GetUnixFileMode(held) & AnyExecute);
         Assert.False(Directory.Exists(_downloads) && Directory.EnumerateFileSystemEntries(_downloads).Any());

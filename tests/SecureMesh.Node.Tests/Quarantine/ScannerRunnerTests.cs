@@ -27,12 +27,62 @@ public sealed class ScannerRunnerTests : IDisposable
     }
 
     [Fact]
-    public async Task Braces_are_replaced_by_the_path()
+    public async Task Braces_standing_alone_are_replaced_by_the_path()
     {
         var args = _dir.Combine("args");
         var script = _dir.Script("scan", $"for a in \"$@\"; do printf '%s\\n' \"$a\"; done > '{args}'; exit 0");
-        await new ScannerRunner($"\"{script}\" --file={{}} {{}} --last", Generous).ScanAsync(_file, CancellationToken.None);
-        Assert.Equal([$"--file={_file}", _file, "--last"], File.ReadAllLines(args));
+        await new ScannerRunner($"\"{script}\" --file {{}} --last", Generous).ScanAsync(_file, CancellationToken.None);
+        Assert.Equal(["--file", _file, "--last"], File.ReadAllLines(args));
+    }
+
+    [Theory]
+    [InlineData("scan --file={}")]
+    [InlineData("sh -c 'clamscan \"{}\"'")]
+    [InlineData("scan x{}y")]
+    [InlineData("{}scan")]
+    public void Braces_inside_a_larger_argument_are_refused_by_the_setting_and_hold_files(string line)
+    {
+        // Issue 14, finding 5: "sh -c '… \"{}\"'" once spliced a peer's name into a shell script.
+        Assert.NotNull(ScannerRunner.Validate(line));
+        Assert.Equal(SecureMeshErrorKind.InvalidInput, Assert.Throws<SecureMeshException>(() => new ScannerRunner(line, Generous)).Kind);
+        Assert.Null(ScannerRunner.Validate("sh -c 'clamscan \"$1\"' scan {}"));
+    }
+
+    [Fact]
+    public async Task A_scanner_that_double_forks_a_helper_loses_it_at_the_time_limit()
+    {
+        // Issue 14, finding 11: the helper is re-parented away from the scanner's tree (the subshell that started it
+        // exits), so only killing the scanner's process group reaches it.
+        var pids = _dir.Combine("pids");
+        var mark = _dir.Combine("PWNED");
+        var script = _dir.Script("fork", $"( sleep 3 && touch '{mark}' & echo $! > '{pids}' ) ; sleep 60");
+        var result = await new ScannerRunner(script, TimeSpan.FromSeconds(1)).ScanAsync(_file, CancellationToken.None);
+        Assert.Equal(ScanVerdict.Failed, result.Verdict);
+        await AssertHelperGoneAsync(pids, mark);
+    }
+
+    [Fact]
+    public async Task A_scanner_that_exits_at_once_leaves_no_helper_behind()
+    {
+        var pids = _dir.Combine("pids");
+        var mark = _dir.Combine("PWNED");
+        var script = _dir.Script("quick", $"( sleep 3 && touch '{mark}' & echo $! > '{pids}' ) ; exit 0");
+        var result = await new ScannerRunner(script, Generous).ScanAsync(_file, CancellationToken.None);
+        Assert.Equal(ScanVerdict.Clean, result.Verdict);
+        await AssertHelperGoneAsync(pids, mark);
+    }
+
+    private static async Task AssertHelperGoneAsync(string pids, string mark)
+    {
+        var helper = int.Parse(File.ReadAllText(pids).Trim(), CultureInfo.InvariantCulture);
+        for (var i = 0; i < 100 && IsAlive(helper); i++)
+        {
+            await Task.Delay(20);
+        }
+        Assert.False(IsAlive(helper), $"the helper {helper} outlived the scanner");
+        // Past the moment the helper would have written its file.
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        Assert.False(File.Exists(mark), "the helper ran after the scan ended");
     }
 
     [Fact]

@@ -265,8 +265,8 @@ public sealed class HostileProtocolTests
         Assert.Matches("chunk=[0-2] expected root [0-9a-f]{64}, got root [0-9a-f]{64} from leaf [0-9a-f]{64}", rejected.Detail);
         Assert.Contains(log, e => e.Event == "peer.banned" && e.PeerId == hostile.PeerId.Text);
         Assert.Equal(Storage.PeerState.Blocked, downloader.Db.Trust.GetPeer(hostile.PeerId)!.State);
-        // Nothing unverified was written or recorded.
-        Assert.All(File.ReadAllBytes(downloader.Transfer.Quarantine.PartPath(result.QuarantineId!.Value)), b => Assert.Equal(0, b));
+        // Nothing unverified was recorded, and a download with nothing verified leaves no part file behind (issue 14).
+        Assert.False(File.Exists(downloader.Transfer.Quarantine.PartPath(result.QuarantineId!.Value)));
         Assert.Empty(downloader.Db.Downloads.VerifiedChunks(tree.ContentId.Text));
     }
 
@@ -289,6 +289,9 @@ internal sealed class ScriptedSeeder : IAsyncDisposable
     private ScriptedSeeder(TestNode node) => _node = node;
 
     public PeerId PeerId => _node.Identity.PeerId;
+
+    /// <summary>Where the seeder listens (to reconnect to it after the downloader restarts).</summary>
+    public System.Net.IPEndPoint EndPoint => _node.EndPoint;
 
     /// <summary>The seeder's identity, to sign manifests it publishes.</summary>
     public NodeIdentity Identity => _node.Identity;

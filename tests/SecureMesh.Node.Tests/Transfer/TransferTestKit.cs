@@ -34,7 +34,7 @@ internal sealed class TransferNode : IAsyncDisposable
 
     public string Downloads => Path.Combine(Home, "downloads");
 
-    public static TransferNode Start(TransferOptions? options = null, string? home = null, NodeIdentity? identity = null, TimeSpan? firstPenalty = null)
+    public static TransferNode Start(TransferOptions? options = null, string? home = null, NodeIdentity? identity = null, int? handshakeBurst = null, TimeSpan? handshakeRefill = null)
     {
         home ??= Directory.CreateTempSubdirectory("securemesh-xfer-").FullName;
         identity ??= NodeIdentity.Generate();
@@ -46,7 +46,8 @@ internal sealed class TransferNode : IAsyncDisposable
         {
             Home = home,
             Listen = new IPEndPoint(IPAddress.Loopback, 0),
-            FirstPenalty = firstPenalty ?? TimeSpan.FromMilliseconds(100),
+            HandshakeBurst = handshakeBurst ?? 20,
+            HandshakeRefill = handshakeRefill ?? TimeSpan.FromMilliseconds(500),
             HandshakeTimeout = TimeSpan.FromSeconds(3),
             PollInterval = TimeSpan.FromMilliseconds(100),
             SessionHandler = transfer.HandleSessionAsync,
