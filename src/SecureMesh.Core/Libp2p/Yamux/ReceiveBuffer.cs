@@ -21,17 +21,24 @@ internal sealed class ReceiveBuffer
     {
         while (!data.IsEmpty)
         {
-            if (_count == 0 || _ring[(_head + _count - 1) % _ring.Length].End == SegmentSize)
+            if (_count == 0 || _ring[(_head + _count - 1) % _ring.Length].End == _ring[(_head + _count - 1) % _ring.Length].Array.Length)
             {
-                AddSegment();
+                AddSegment(ArrayPool<byte>.Shared.Rent(SegmentSize), 0);
             }
             ref var tail = ref _ring[(_head + _count - 1) % _ring.Length];
-            var n = Math.Min(SegmentSize - tail.End, data.Length);
+            var n = Math.Min(tail.Array.Length - tail.End, data.Length);
             data[..n].CopyTo(tail.Array.AsSpan(tail.End));
             tail.End += n;
             Length += n;
             data = data[n..];
         }
+    }
+
+    /// <summary>Takes <paramref name="array"/> (rented from the shared pool, its first <paramref name="length"/> bytes filled) as the next segment, without a copy.</summary>
+    public void AppendOwned(byte[] array, int length)
+    {
+        AddSegment(array, length);
+        Length += length;
     }
 
     /// <summary>Moves up to <paramref name="destination"/>'s length of bytes out; returns how many.</summary>
@@ -71,7 +78,7 @@ internal sealed class ReceiveBuffer
         Length = 0;
     }
 
-    private void AddSegment()
+    private void AddSegment(byte[] array, int filled)
     {
         if (_count == _ring.Length)
         {
@@ -83,7 +90,7 @@ internal sealed class ReceiveBuffer
             _ring = larger;
             _head = 0;
         }
-        _ring[(_head + _count) % _ring.Length] = new Segment { Array = ArrayPool<byte>.Shared.Rent(SegmentSize) };
+        _ring[(_head + _count) % _ring.Length] = new Segment { Array = array, End = filled };
         _count++;
     }
 

@@ -17,6 +17,9 @@ public sealed partial class YamuxSession
     /// <summary>The read buffer of a quiet connection (an idle session holds no large buffer).</summary>
     private const int IdleReadBufferSize = 512;
 
+    /// <summary>Payload left in a frame from which reads go straight into the stream's buffer.</summary>
+    private const int DirectReadThreshold = 16 * 1024;
+
     private readonly byte[] _idleReadBuffer = new byte[IdleReadBufferSize];
     private byte[]? _readBuffer;
     private int _readStart;
@@ -274,6 +277,25 @@ public sealed partial class YamuxSession
         var remaining = header.Length;
         while (remaining > 0)
         {
+            if (_readEnd == _readStart && deliver && remaining >= DirectReadThreshold)
+            {
+                // A large payload goes from the transport straight into a pooled segment of the stream: no copy.
+                var size = (int)Math.Min(remaining, (uint)ReceiveBuffer.SegmentSize);
+                var segment = ArrayPool<byte>.Shared.Rent(size);
+                try
+                {
+                    await _transport.ReadExactlyAsync(segment.AsMemory(0, size), token).ConfigureAwait(false);
+                }
+                catch
+                {
+                    ArrayPool<byte>.Shared.Return(segment);
+                    throw;
+                }
+                stream!.AppendOwned(segment, size);
+                remaining -= (uint)size;
+                _lastReadFilled = true;
+                continue;
+            }
             if (_readEnd == _readStart)
             {
                 await FillAsync(1, frameStart: false, token).ConfigureAwait(false);

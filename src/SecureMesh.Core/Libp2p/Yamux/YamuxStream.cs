@@ -467,6 +467,23 @@ public sealed class YamuxStream : Stream
         _readable.Set();
     }
 
+    /// <summary>Read loop: appends a pooled array read straight from the transport (returned to the pool when dropped).</summary>
+    internal void AppendOwned(byte[] array, int length)
+    {
+        lock (_lock)
+        {
+            if (_localReset || _remoteReset || _disposed)
+            {
+                _arriving = 0;
+                System.Buffers.ArrayPool<byte>.Shared.Return(array);
+                return;
+            }
+            _received.AppendOwned(array, length);
+            _arriving -= (uint)length;
+        }
+        _readable.Set();
+    }
+
     /// <summary>Read loop: the peer granted more window.</summary>
     internal bool AddSendWindow(uint delta)
     {
