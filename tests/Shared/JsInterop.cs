@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace SecureMesh.Tests.Shared;
 
 /// <summary>Where tests/interop (js-libp2p's Noise driven by noise-peer.mjs, a stock js-libp2p node in libp2p-node.mjs) is, for every test project that uses it.</summary>
@@ -17,5 +19,34 @@ internal static class JsInterop
             && System.IO.Directory.Exists(Path.Combine(interop, "node_modules", "libp2p")),
             "tests/interop/node_modules is missing or old: run `npm ci --prefix tests/interop` first");
         return interop;
+    }
+
+    /// <summary>
+    /// Starts <c>node SCRIPT ARGS…</c> in tests/interop with stdout and stderr redirected (and stdin when
+    /// <paramref name="withInput"/>); a missing Node.js is a clear failure.
+    /// </summary>
+    public static Process StartNode(string script, IEnumerable<string> args, bool withInput = false)
+    {
+        var start = new ProcessStartInfo("node")
+        {
+            WorkingDirectory = Directory(),
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = withInput,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(script);
+        foreach (var a in args)
+        {
+            start.ArgumentList.Add(a);
+        }
+        try
+        {
+            return Process.Start(start) ?? throw new InvalidOperationException("node did not start");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new InvalidOperationException("Node.js (`node`) is needed for the interop tests", e);
+        }
     }
 }

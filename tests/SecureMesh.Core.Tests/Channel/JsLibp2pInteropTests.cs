@@ -11,7 +11,6 @@ namespace SecureMesh.Core.Tests.Channel;
 /// </summary>
 public class JsLibp2pInteropTests
 {
-    private static string InteropDirectory() => SecureMesh.Tests.Shared.JsInterop.Directory();
 
     private sealed class NodePeer : IAsyncDisposable
     {
@@ -22,26 +21,7 @@ public class JsLibp2pInteropTests
 
         public NodePeer(params string[] args)
         {
-            var start = new ProcessStartInfo("node")
-            {
-                WorkingDirectory = InteropDirectory(),
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            start.ArgumentList.Add("noise-peer.mjs");
-            foreach (var a in args)
-            {
-                start.ArgumentList.Add(a);
-            }
-            try
-            {
-                _process = Process.Start(start) ?? throw new InvalidOperationException("node did not start");
-            }
-            catch (System.ComponentModel.Win32Exception e)
-            {
-                throw new InvalidOperationException("Node.js (`node`) is needed for the interop tests", e);
-            }
+            _process = SecureMesh.Tests.Shared.JsInterop.StartNode("noise-peer.mjs", args);
             _stdout = Task.Run(async () =>
             {
                 while (await _process.StandardOutput.ReadLineAsync() is { } line)

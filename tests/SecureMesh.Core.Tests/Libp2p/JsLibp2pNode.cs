@@ -17,27 +17,7 @@ internal sealed class JsLibp2pNode : IAsyncDisposable
 
     public JsLibp2pNode(params string[] args)
     {
-        var start = new ProcessStartInfo("node")
-        {
-            WorkingDirectory = SecureMesh.Tests.Shared.JsInterop.Directory(),
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add("libp2p-node.mjs");
-        foreach (var a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-        try
-        {
-            _process = Process.Start(start) ?? throw new InvalidOperationException("node did not start");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException("Node.js (`node`) is needed for the interop tests", e);
-        }
+        _process = SecureMesh.Tests.Shared.JsInterop.StartNode("libp2p-node.mjs", args, withInput: true);
         _stdout = Task.Run(async () =>
         {
             while (await _process.StandardOutput.ReadLineAsync() is { } line)

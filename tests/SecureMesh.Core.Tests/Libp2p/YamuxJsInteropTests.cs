@@ -116,19 +116,7 @@ public class YamuxJsInteropTests
 
         public NodeYamuxPeer(params string[] args)
         {
-            var start = new ProcessStartInfo("node")
-            {
-                WorkingDirectory = SecureMesh.Tests.Shared.JsInterop.Directory(),
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            start.ArgumentList.Add("yamux-peer.mjs");
-            foreach (var a in args)
-            {
-                start.ArgumentList.Add(a);
-            }
-            _process = Process.Start(start) ?? throw new InvalidOperationException("node did not start");
+            _process = SecureMesh.Tests.Shared.JsInterop.StartNode("yamux-peer.mjs", args);
             _stdout = Task.Run(async () =>
             {
                 while (await _process.StandardOutput.ReadLineAsync() is { } line)
