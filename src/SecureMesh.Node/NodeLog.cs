@@ -19,8 +19,24 @@ internal static partial class NodeLog
     [LoggerMessage(EventId = 120, Level = LogLevel.Warning, Message = "unknown peer {PeerId} from {Remote} recorded as pending and disconnected; SAS: {Sas}")]
     public static partial void PendingPeer(ILogger logger, string peerId, string? remote, string sas);
 
+    /// <summary>A refusal after the handshake; the wait before the address may try again is named only when there is one.</summary>
+    public static void Refused(ILogger logger, string peerId, string? remote, string reason, TimeSpan penalty)
+    {
+        if (penalty > TimeSpan.Zero)
+        {
+            RefusedWithWait(logger, peerId, remote, reason, penalty);
+        }
+        else
+        {
+            RefusedAtOnce(logger, peerId, remote, reason);
+        }
+    }
+
     [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "refused {PeerId} from {Remote}: {Reason}; next attempt allowed in {Penalty}")]
-    public static partial void Refused(ILogger logger, string peerId, string? remote, string reason, TimeSpan penalty);
+    private static partial void RefusedWithWait(ILogger logger, string peerId, string? remote, string reason, TimeSpan penalty);
+
+    [LoggerMessage(EventId = 126, Level = LogLevel.Warning, Message = "refused {PeerId} from {Remote}: {Reason}")]
+    private static partial void RefusedAtOnce(ILogger logger, string peerId, string? remote, string reason);
 
     [LoggerMessage(EventId = 122, Level = LogLevel.Debug, Message = "refused {Remote} before the handshake: {Reason}")]
     public static partial void RefusedAddress(ILogger logger, string remote, string reason);

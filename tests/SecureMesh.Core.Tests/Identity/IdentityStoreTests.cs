@@ -38,7 +38,7 @@ public class IdentityStoreTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Encrypted_round_trip_with_the_default_cost_unlocks_in_under_a_second()
+    public void Encrypted_round_trip_with_the_default_cost_asks_for_the_passphrase_once_and_unlocks()
     {
         using var dir = new TempDir();
         using var identity = NodeIdentity.Generate();
@@ -57,7 +57,7 @@ public class IdentityStoreTests(ITestOutputHelper output)
         output.WriteLine($"Argon2id {KdfParameters.Default} unlock: {watch.ElapsedMilliseconds} ms");
         Assert.Equal(1, calls);
         Assert.Equal(identity.PeerId, loaded.PeerId);
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"unlock took {watch.ElapsedMilliseconds} ms");
+        // The time is printed, not asserted: speed is measured in benchmarks, never in timed unit tests.
     }
 
     [Fact]
