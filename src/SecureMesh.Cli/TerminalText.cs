@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using SecureMesh.Core;
 
 namespace SecureMesh.Cli;
 
@@ -19,17 +20,14 @@ internal static class TerminalText
     /// C1 controls (0x80–0x9F), format characters (bidi embeddings, overrides and isolates, zero-width space and joiners,
     /// the byte order mark, the soft hyphen…) and the Unicode line and paragraph separators.
     /// </summary>
-    public static bool IsUnsafe(char c) =>
-        c < 0x20 || (c >= 0x7F && c <= 0x9F) || c is '\u2028' or '\u2029'
-        || (c >= 0xA0 && char.GetUnicodeCategory(c) == UnicodeCategory.Format);
+    public static bool IsUnsafe(char c) => !char.IsSurrogate(c) && UntrustedText.IsUnsafe(new Rune(c));
 
     /// <summary>
     /// True for a character that must never reach a terminal as it is, beyond the BMP too: a non-BMP format character
-    /// (the invisible tag characters U+E0000–U+E007F, say) is as unsafe as a BMP one.
+    /// (the invisible tag characters U+E0000–U+E007F, say) is as unsafe as a BMP one. The rule is Core's
+    /// <see cref="UntrustedText.IsUnsafe"/>, the one applied where peer text enters.
     /// </summary>
-    public static bool IsUnsafe(Rune rune) => rune.IsBmp
-        ? IsUnsafe((char)rune.Value)
-        : Rune.GetUnicodeCategory(rune) == UnicodeCategory.Format;
+    public static bool IsUnsafe(Rune rune) => UntrustedText.IsUnsafe(rune);
 
     /// <summary>
     /// Shows raw text exactly but inertly (a peer's announced name, say): every unsafe character becomes

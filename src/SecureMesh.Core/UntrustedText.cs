@@ -8,7 +8,7 @@ namespace SecureMesh.Core;
 /// Makes text a peer chose (an error message, say) safe to store, log and show: every character that could act on a
 /// terminal or a log reader (C0 and C1 controls, DEL, line and paragraph separators, bidi overrides and isolates,
 /// zero-width and other format characters, also beyond the BMP, and lone surrogates) becomes <c>?</c>, and the text is
-/// cut to a length. The same rules as the Cli's TerminalText, applied once where peer text enters, so nothing stored or
+/// cut to a length. The Cli's TerminalText uses the same rule; applied once where peer text enters, so nothing stored or
 /// logged downstream carries it raw.
 /// </summary>
 public static class UntrustedText
