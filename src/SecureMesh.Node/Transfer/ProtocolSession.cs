@@ -223,19 +223,11 @@ public sealed class ProtocolSession
         }
     }
 
-    private static uint PeekRequestId(ReadOnlySpan<byte> span)
-    {
-        uint value = 0;
-        for (var i = 1; i < span.Length && i <= 5; i++)
-        {
-            value |= (uint)(span[i] & 0x7F) << (7 * (i - 1));
-            if ((span[i] & 0x80) == 0)
-            {
-                return value;
-            }
-        }
-        return 0;
-    }
+    /// <summary>The request ID of a message that failed to decode, when it got that far, to answer it; 0 otherwise.</summary>
+    private static uint PeekRequestId(ReadOnlySpan<byte> span) =>
+        span.Length > 1 && Varint.Decode(span[1..], Varint.MaxLength, out var value, out _) == VarintStatus.Ok && value <= uint.MaxValue
+            ? (uint)value
+            : 0;
 
     private async Task ServeAsync(WireMessage request, CancellationToken sessionToken)
     {
@@ -348,17 +340,17 @@ public sealed class ProtocolSession
         var proofCount = tree.ProofLength(request.Index);
         // The response is built in place, the chunk read straight into it: the same bytes WireCodec.Encode writes for
         // a ChunkResponse (type | varint id | varint index | varint length | data | varint count | proof).
-        var header = 1 + VarLength(request.RequestId) + VarLength((ulong)request.Index) + VarLength((ulong)length);
-        var total = header + length + VarLength((ulong)proofCount) + (proofCount * MerkleTree.HashLength);
+        var header = 1 + Varint.Size(request.RequestId) + Varint.Size((ulong)request.Index) + Varint.Size((ulong)length);
+        var total = header + length + Varint.Size((ulong)proofCount) + (proofCount * MerkleTree.HashLength);
         var buffer = ArrayPool<byte>.Shared.Rent(total);
         try
         {
             var span = buffer.AsSpan(0, total);
             span[0] = (byte)WireMessageType.ChunkResponse;
             var pos = 1;
-            pos += WriteVar(span[pos..], request.RequestId);
-            pos += WriteVar(span[pos..], (ulong)request.Index);
-            pos += WriteVar(span[pos..], (ulong)length);
+            pos += Varint.Write(span[pos..], request.RequestId);
+            pos += Varint.Write(span[pos..], (ulong)request.Index);
+            pos += Varint.Write(span[pos..], (ulong)length);
             var data = span.Slice(pos, length);
             if (!ReadChunk(content, request.Index, data))
             {
@@ -368,7 +360,7 @@ public sealed class ProtocolSession
             }
             _options.TamperOutgoingChunk?.Invoke(request.Index, data);
             pos += length;
-            pos += WriteVar(span[pos..], (ulong)proofCount);
+            pos += Varint.Write(span[pos..], (ulong)proofCount);
             pos += tree.WriteProof(request.Index, span[pos..]);
             // While it waits for its turn under the upload limit, an audience change may cut it (see Reauthorize).
             _waiting[request.RequestId] = request.ContentId.Text;
@@ -426,29 +418,6 @@ public sealed class ProtocolSession
         }
         // Same file, size and time prove nothing about its bytes: they must still hash to the indexed leaf.
         return content.Tree.VerifyLeaf(index, destination);
-    }
-
-    private static int VarLength(ulong value)
-    {
-        var n = 1;
-        while (value >= 0x80)
-        {
-            value >>= 7;
-            n++;
-        }
-        return n;
-    }
-
-    private static int WriteVar(Span<byte> span, ulong value)
-    {
-        var n = 0;
-        while (value >= 0x80)
-        {
-            span[n++] = (byte)(value | 0x80);
-            value >>= 7;
-        }
-        span[n++] = (byte)value;
-        return n;
     }
 
     /// <summary>
