@@ -31,7 +31,7 @@ public sealed class ProtocolSession
 
     private readonly PeerSession _session;
     private readonly MessageStream _channel;
-    private readonly TransferService _service;
+    private readonly IServingHost _host;
     private readonly TransferOptions _options;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<uint, TaskCompletionSource<Reply>> _pending = new();
@@ -45,11 +45,11 @@ public sealed class ProtocolSession
     private readonly CancellationTokenSource _closed = new();
     private int _nextId;
 
-    internal ProtocolSession(PeerSession session, MessageStream channel, TransferService service, TransferOptions options, ILogger logger)
+    internal ProtocolSession(PeerSession session, MessageStream channel, IServingHost host, TransferOptions options, ILogger logger)
     {
         _session = session;
         _channel = channel;
-        _service = service;
+        _host = host;
         _options = options;
         _logger = logger;
         _serveSlots = new SemaphoreSlim(options.MaxConcurrentServes, options.MaxConcurrentServes);
@@ -240,11 +240,11 @@ public sealed class ProtocolSession
             {
                 case SearchRequest search:
                 {
-                    var hits = _service.Shares.Search(search.Query, search.Limit, path => _service.Access.CanSeePath(PeerId, path));
+                    var hits = _host.Search(PeerId, search.Query, search.Limit);
                     var results = new List<SearchResult>(hits.Count);
                     foreach (var hit in hits)
                     {
-                        if (!_service.IsBlocked(hit.ContentId))
+                        if (!_host.IsBlocked(hit.ContentId))
                         {
                             results.Add(new SearchResult(ContentId.Parse(hit.ContentId), hit.Name, hit.Size));
                         }
@@ -308,17 +308,17 @@ public sealed class ProtocolSession
     private async Task<SharedContent?> RefuseAsync(uint requestId, ContentId id, CancellationToken ct)
     {
         // Asked first: content outside the peer's audience gets the very reply unknown content gets, blocked or not.
-        if (!_service.Access.CanSee(PeerId, id.Text))
+        if (!_host.CanSee(PeerId, id.Text))
         {
             await TrySendErrorAsync(requestId, WireErrorCode.NotFound, NotShared, ct).ConfigureAwait(false);
             return null;
         }
-        if (_service.IsBlocked(id.Text))
+        if (_host.IsBlocked(id.Text))
         {
             await TrySendErrorAsync(requestId, WireErrorCode.Blocked, "content is blocked", ct).ConfigureAwait(false);
             return null;
         }
-        var content = _service.Shares.Find(id, path => _service.Access.CanSeePath(PeerId, path));
+        var content = _host.Find(PeerId, id);
         if (content is null)
         {
             await TrySendErrorAsync(requestId, WireErrorCode.NotFound, NotShared, ct).ConfigureAwait(false);
@@ -354,7 +354,7 @@ public sealed class ProtocolSession
             var data = span.Slice(pos, length);
             if (!ReadChunk(content, request.Index, data))
             {
-                _service.Shares.ScheduleReindex(content);
+                _host.ContentChanged(content);
                 await TrySendErrorAsync(request.RequestId, WireErrorCode.Changed, "the file changed since it was indexed; it is being re-indexed", ct).ConfigureAwait(false);
                 return;
             }
@@ -364,13 +364,13 @@ public sealed class ProtocolSession
             pos += tree.WriteProof(request.Index, span[pos..]);
             // While it waits for its turn under the upload limit, an audience change may cut it (see Reauthorize).
             _waiting[request.RequestId] = request.ContentId.Text;
-            await _upload.TakeAsync(total, _service.UploadLimit(), ct).ConfigureAwait(false);
+            await _upload.TakeAsync(total, _host.UploadLimit(), ct).ConfigureAwait(false);
             if (!_waiting.TryRemove(request.RequestId, out _))
             {
                 // Claimed by a cut just as its turn came: the cut's answer is sent by ServeAsync.
                 throw new OperationCanceledException();
             }
-            if (!_service.Access.CanSee(PeerId, request.ContentId.Text))
+            if (!_host.CanSee(PeerId, request.ContentId.Text))
             {
                 // The audience changed while this chunk waited for its turn: not one more byte of it.
                 await TrySendErrorAsync(request.RequestId, WireErrorCode.NotFound, NotShared, ct).ConfigureAwait(false);
@@ -426,12 +426,12 @@ public sealed class ProtocolSession
     /// every other request checks the audience itself before it sends anything, and a send is never cancelled part-way
     /// (that would break the whole connection). Returns the content IDs this peer was being served and lost, once each.
     /// </summary>
-    internal IReadOnlyList<string> Reauthorize(ShareAuthorizer access)
+    internal IReadOnlyList<string> Reauthorize()
     {
         var lost = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (requestId, contentId) in _waiting)
         {
-            if (access.CanSee(PeerId, contentId) || !_serving.TryGetValue(requestId, out var cts))
+            if (_host.CanSee(PeerId, contentId) || !_serving.TryGetValue(requestId, out var cts))
             {
                 continue;
             }
@@ -453,7 +453,7 @@ public sealed class ProtocolSession
         // Only content actually served counts as a cut: a request for something never visible (a guess) is no transfer.
         foreach (var contentId in _recentContent.Keys)
         {
-            if (!access.CanSee(PeerId, contentId) && _recentContent.TryRemove(contentId, out _))
+            if (!_host.CanSee(PeerId, contentId) && _recentContent.TryRemove(contentId, out _))
             {
                 lost.Add(contentId);
             }
@@ -503,9 +503,9 @@ public sealed class ProtocolSession
     /// Serves one <see cref="TransferProtocol.Search"/> stream: one search request, its answer (or an error), the end.
     /// The request is served by the same code as a search on the transfer stream.
     /// </summary>
-    internal static async Task ServeSearchStreamAsync(PeerSession session, MessageStream stream, TransferService service, TransferOptions options, ILogger logger, CancellationToken cancellationToken)
+    internal static async Task ServeSearchStreamAsync(PeerSession session, MessageStream stream, IServingHost host, TransferOptions options, ILogger logger, CancellationToken cancellationToken)
     {
-        var server = new ProtocolSession(session, stream, service, options, logger);
+        var server = new ProtocolSession(session, stream, host, options, logger);
         using var timer = new CancellationTokenSource(options.RequestTimeout, options.Time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, cancellationToken);
         var ct = linked.Token;
