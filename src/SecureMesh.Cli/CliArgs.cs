@@ -30,9 +30,9 @@ internal static class CliArgs
 
     public static CidrRange Cidr(string? text) => Check(() => CidrRange.Parse(text));
 
-    public static string? Name(string? text) => Check(() => NodeControlService.ValidateName(text));
+    public static string? Name(string? text) => Check(() => NodeControl.ValidateName(text));
 
-    public static string? Reason(string? text) => Check(() => NodeControlService.ValidateReason(text));
+    public static string? Reason(string? text) => Check(() => NodeControl.ValidateReason(text));
 
     /// <summary>Runs <paramref name="parse"/>; its InvalidInput error becomes a usage error with the same message.</summary>
     public static T Check<T>(Func<T> parse)

@@ -22,7 +22,7 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IGroupCont
     {
         _home = home;
         _timeout = timeout ?? TimeSpan.FromSeconds(10);
-        var socketPath = ControlServer.SocketPathFor(home);
+        var socketPath = NodeControl.SocketPathFor(home);
         var handler = new SocketsHttpHandler
         {
             ConnectTimeout = TimeSpan.FromSeconds(2),
@@ -194,7 +194,7 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IGroupCont
         using var request = new HttpRequestMessage(method, path);
         if (body is not null)
         {
-            request.Content = JsonContent.Create(body, body.GetType(), options: ControlServer.Json);
+            request.Content = JsonContent.Create(body, body.GetType(), options: NodeControl.Json);
         }
         try
         {
@@ -207,7 +207,7 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IGroupCont
             {
                 return default!;
             }
-            return await response.Content.ReadFromJsonAsync<T>(ControlServer.Json, deadline.Token)
+            return await response.Content.ReadFromJsonAsync<T>(NodeControl.Json, deadline.Token)
                 ?? throw new SecureMeshException(SecureMeshErrorKind.Protocol, $"the node at {_home} sent an empty answer");
         }
         catch (HttpRequestException e)
@@ -232,7 +232,7 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IGroupCont
         ErrorInfo? error = null;
         try
         {
-            error = await response.Content.ReadFromJsonAsync<ErrorInfo>(ControlServer.Json, cancellationToken);
+            error = await response.Content.ReadFromJsonAsync<ErrorInfo>(NodeControl.Json, cancellationToken);
         }
         catch (JsonException)
         {

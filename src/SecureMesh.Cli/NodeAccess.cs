@@ -37,7 +37,7 @@ internal sealed class NodeAccess : IDisposable
             return new NodeAccess(client, client, client, running: true);
         }
         SecureMeshDatabase db = TrustCommands.OpenDatabase(ctx);
-        return new NodeAccess(new NodeControlService(ctx.Home, db), new GroupControlService(db), db, running: false);
+        return new NodeAccess(NodeControl.Offline(ctx.Home, db), NodeControl.Groups(db), db, running: false);
     }
 
     public void Dispose() => _resource.Dispose();

@@ -23,7 +23,7 @@ namespace SecureMesh.Node;
 /// protocol router with identify and ping. The services (transfer, discovery, control) plug in through
 /// <see cref="NodeOptions"/>; <see cref="MeshHost"/> assembles them.
 /// </summary>
-public sealed class MeshNode : IAsyncDisposable
+public sealed partial class MeshNode : IAsyncDisposable
 {
     private readonly NodeIdentity _identity;
     private readonly SecureMeshDatabase _db;
@@ -548,28 +548,13 @@ public sealed class MeshNode : IAsyncDisposable
 
     /// <summary>Our identify message for <paramref name="session"/>'s peer: the protocols it may use, where it is seen from.</summary>
     private IdentifyMessage DescribeFor(PeerSession session) => IdentifyService.Describe(_identity,
-        [.. ListenAddresses.Expand(LocalEndPoint).Select(MultiaddrBytes.From)],
+        [.. ListenEndPoints().Select(MultiaddrBytes.From)],
         _router.ProtocolsFor(session),
         session.RemoteEndPoint is { } remote ? MultiaddrBytes.From(remote) : null);
 
     private async Task ServeIdentifyAsync(PeerSession session, Stream stream, CancellationToken cancellationToken)
     {
         await _identify.RespondAsync(stream, DescribeFor(session), cancellationToken).ConfigureAwait(false);
-    }
-
-    private async Task ReceiveIdentifyPushAsync(PeerSession session, Stream stream, CancellationToken cancellationToken)
-    {
-        var update = await _identify.ReceivePushAsync(stream, session.PeerId, cancellationToken).ConfigureAwait(false);
-        session.Identified = session.Identified is { } known
-            ? known with
-            {
-                ProtocolVersion = update.ProtocolVersion ?? known.ProtocolVersion,
-                AgentVersion = update.AgentVersion ?? known.AgentVersion,
-                ListenAddrs = update.ListenAddrs.Count > 0 ? update.ListenAddrs : known.ListenAddrs,
-                Protocols = update.Protocols.Count > 0 ? update.Protocols : known.Protocols,
-                ObservedAddr = update.ObservedAddr ?? known.ObservedAddr,
-            }
-            : update;
     }
 
     /// <summary>Asks the peer who it is (agent, protocols, addresses); a failure only leaves <see cref="PeerSession.Identified"/> empty.</summary>
@@ -587,24 +572,6 @@ public sealed class MeshNode : IAsyncDisposable
         catch (Exception e) when (e is SecureMeshException or IOException or ObjectDisposedException or OperationCanceledException)
         {
             NetworkLog.IdentifyFailed(_logger, session.PeerId.Text, e.Message);
-        }
-    }
-
-    /// <summary>Pushes our identify message to every session (after our addresses or protocols changed).</summary>
-    public async Task PushIdentifyAsync(CancellationToken cancellationToken)
-    {
-        foreach (var session in _sessions.Values)
-        {
-            try
-            {
-                await using var stream = await session.OpenStreamAsync(IdentifyService.PushProtocolId, cancellationToken).ConfigureAwait(false);
-                await _identify.PushAsync(stream, DescribeFor(session), cancellationToken).ConfigureAwait(false);
-                await StreamClosing.CloseAsync(stream, _options.StreamTimeout, _options.Time).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is SecureMeshException or IOException or ObjectDisposedException)
-            {
-                NetworkLog.IdentifyFailed(_logger, session.PeerId.Text, e.Message);
-            }
         }
     }
 
@@ -865,6 +832,7 @@ public sealed class MeshNode : IAsyncDisposable
                     stamp = now;
                     ReevaluateSessions();
                 }
+                AnnounceIfChanged();
             }
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)

@@ -36,7 +36,7 @@ public sealed record SettingDefinition(string Key, string Default, string Descri
     };
 
     /// <summary>Parses sizes like <c>1048576</c>, <c>256k</c>, <c>4MiB</c>, <c>1g</c>.</summary>
-    internal static long ParseSize(string value)
+    public static long ParseSize(string value)
     {
         var text = value.Trim().ToLowerInvariant().Replace("ib", string.Empty, StringComparison.Ordinal).TrimEnd('b');
         long multiplier = 1;

@@ -1,5 +1,8 @@
 // A stock js-libp2p 3.x node (TCP, Noise, yamux, identify, ping) for SecureMesh's interop tests.
-//   node libp2p-node.mjs listen [PORT]                       listen on 127.0.0.1 (PORT 0 or none: any), answer ping and identify
+//   node libp2p-node.mjs listen [PORT] [--handle-after-identify PROTO]
+//                                                            listen on 127.0.0.1 (PORT 0 or none: any), answer ping, identify and
+//                                                            identify push; with the flag, start serving PROTO once a peer has
+//                                                            identified (js then pushes its new protocols to that peer)
 //   node libp2p-node.mjs dial MULTIADDR [--ping N] [--identify] [--concurrent-pings N]
 //   node libp2p-node.mjs peerid                              print the Peer ID the node would have
 // With LIBP2P_SEED set (64 hex digits), the node's Ed25519 key derives from it, so a test can trust it beforehand.
@@ -21,7 +24,7 @@ const { createLibp2p } = await import('libp2p')
 const { tcp } = await import('@libp2p/tcp')
 const { noise } = await import('@chainsafe/libp2p-noise')
 const { yamux } = await import('@chainsafe/libp2p-yamux')
-const { identify } = await import('@libp2p/identify')
+const { identify, identifyPush } = await import('@libp2p/identify')
 const { ping } = await import('@libp2p/ping')
 const { multiaddr } = await import('@multiformats/multiaddr')
 const { generateKeyPairFromSeed } = await import('@libp2p/crypto/keys')
@@ -67,14 +70,23 @@ async function start (listen) {
     streamMuxers: [yamux()],
     services: {
       identify: identify({ timeout: 10000 }),
+      identifyPush: identifyPush({ timeout: 10000 }),
       ping: ping({ maxInboundStreams: streams, maxOutboundStreams: streams, timeout: 10000 })
     },
     connectionManager: { inboundConnectionThreshold: 1000 }
   })
 }
 
-async function listenMode ([port]) {
+async function listenMode ([port, ...flags]) {
   const node = await start([`/ip4/127.0.0.1/tcp/${Number(port ?? 0)}`])
+  const later = flags[flags.indexOf('--handle-after-identify') + 1]
+  if (flags.includes('--handle-after-identify')) {
+    node.addEventListener('peer:identify', () => {
+      if (!node.getProtocols().includes(later)) {
+        node.handle(later, () => {}).then(() => out('handling', { protocol: later }), (err) => out('error', { message: String(err) }))
+      }
+    })
+  }
   node.addEventListener('connection:open', (evt) => out('connection', describeConnection(evt.detail)))
   node.addEventListener('connection:close', (evt) => out('connection-closed', { peerId: evt.detail.remotePeer.toString() }))
   node.addEventListener('peer:identify', (evt) => out('identify', describeIdentify(evt.detail)))
@@ -153,7 +165,7 @@ try {
   } else if (mode === 'dial' && args.length >= 1) {
     process.exit(await dialMode(args))
   } else {
-    process.stderr.write('usage: listen [PORT] | dial MULTIADDR [--ping N] [--identify] [--concurrent-pings N]\n')
+    process.stderr.write('usage: listen [PORT] [--handle-after-identify PROTO] | dial MULTIADDR [--ping N] [--identify] [--concurrent-pings N]\n')
     process.exit(2)
   }
 } catch (err) {

@@ -308,14 +308,15 @@ internal static class DemoRunner
     /// <summary>One demo node: its own data directory, unencrypted identity, SQLite database, transfer engine and listener.</summary>
     private sealed class DemoPeer : IAsyncDisposable
     {
-        private DemoPeer(string name, string home, NodeIdentity identity, SecureMeshDatabase db, TransferService transfer, MeshNode node)
+        private readonly MeshHost _host;
+
+        private DemoPeer(string name, string home, NodeIdentity identity, SecureMeshDatabase db, MeshHost host)
         {
             Name = name;
             Home = home;
             Identity = identity;
             Db = db;
-            Transfer = transfer;
-            Node = node;
+            _host = host;
         }
 
         public string Name { get; }
@@ -328,9 +329,9 @@ internal static class DemoRunner
 
         public SecureMeshDatabase Db { get; }
 
-        public TransferService Transfer { get; }
+        public TransferService Transfer => _host.Transfer;
 
-        public MeshNode Node { get; }
+        public MeshNode Node => _host.Node;
 
         public string Address => string.Create(CultureInfo.InvariantCulture, $"127.0.0.1:{Node.LocalEndPoint.Port}");
 
@@ -348,7 +349,7 @@ internal static class DemoRunner
                 // Just the connections and the transfer engine: nothing to wait for, so this completes at once.
                 var host = MeshHost.StartAsync(identity, db, new MeshHostOptions { Home = home, Listen = new IPEndPoint(IPAddress.Loopback, 0), LoggerFactory = loggerFactory },
                     CancellationToken.None).GetAwaiter().GetResult();
-                return new DemoPeer(name, home, identity, db, host.Transfer, host.Node);
+                return new DemoPeer(name, home, identity, db, host);
             }
             catch
             {
@@ -362,19 +363,13 @@ internal static class DemoRunner
         {
             try
             {
-                await Transfer.DisposeAsync();
+                // The host's own stop order: connector, connections, transfer engine.
+                await _host.DisposeAsync();
             }
             finally
             {
-                try
-                {
-                    await Node.DisposeAsync();
-                }
-                finally
-                {
-                    Db.Dispose();
-                    Identity.Dispose();
-                }
+                Db.Dispose();
+                Identity.Dispose();
             }
         }
     }

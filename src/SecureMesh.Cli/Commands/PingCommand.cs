@@ -71,13 +71,13 @@ internal static class PingCommand
         using var identity = IdentityStore.Load(ctx.Home, ctx.PassphraseSource(passphraseStdin));
         using var db = SecureMeshDatabase.Open(ctx.Home);
         using var loggerFactory = NodeRuntime.QuietLoggerFactory(ctx.Verbose);
-        await using var node = MeshNode.Start(identity, db, new NodeOptions
+        await using var host = await MeshHost.StartAsync(identity, db, new MeshHostOptions
         {
             Home = ctx.Home,
             Listen = new IPEndPoint(IPAddress.Loopback, 0),
             LoggerFactory = loggerFactory,
-        });
-        var (peer, rtts) = await node.PingAddressAsync(address, count, ct);
+        }, ct);
+        var (peer, rtts) = await host.Node.PingAddressAsync(address, count, ct);
         return new PingResult(peer.Text, address, [.. rtts.Select(r => r.TotalMilliseconds)]);
     }
 }

@@ -60,7 +60,7 @@ internal static class TransferCommands
             }
             var handle = runtime.Transfer.StartDownload(id, outDir is null ? null : Path.GetFullPath(outDir));
             using var registration = ct.Register(handle.Cancel);
-            return await FollowAsync(ctx, id, TransferControlService.ToInfo(handle), _ => Task.FromResult(TransferControlService.ToInfo(handle)), handle.Completion, ct);
+            return await FollowAsync(ctx, id, NodeControl.Describe(handle), _ => Task.FromResult(NodeControl.Describe(handle)), handle.Completion, ct);
         }, cancellationToken));
         root.Subcommands.Add(get);
         root.Subcommands.Add(TransfersCommand(console));

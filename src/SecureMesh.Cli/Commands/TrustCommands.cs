@@ -133,7 +133,7 @@ internal static class TrustCommands
         {
             // Checked before the node is asked, so bad input is the same error with or without one.
             var peer = CliArgs.Peer(parse.GetValue(peerArg));
-            var addresses = (parse.GetValue(addr) ?? []).Select(a => CliArgs.Check(() => NodeControlService.NormalizeAddress(a, peer))).ToArray();
+            var addresses = (parse.GetValue(addr) ?? []).Select(a => CliArgs.Check(() => NodeControl.NormalizeAddress(a, peer))).ToArray();
             var displayName = CliArgs.Name(parse.GetValue(name));
             if (parse.GetValue(fingerprint) is { } expected)
             {

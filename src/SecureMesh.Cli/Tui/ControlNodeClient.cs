@@ -23,7 +23,7 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
     private Task? _sharing;
     private string? _shareError;
 
-    /// <summary>Test seam: a client over any control implementation (a <see cref="NodeControlService"/> on a test node).</summary>
+    /// <summary>Test seam: a client over any control implementation (the node's in-process implementation on a test node).</summary>
     internal static ControlNodeClient ForTest(INodeControl control, IGroupControl groups) => new(control, null, null, null, null, groups);
 
     private ControlNodeClient(INodeControl control, ITransferControl? transfer, IDisposable? offlineDb, NodeHostBundle? hosted, string? startupError, IGroupControl? groups = null)
@@ -68,8 +68,8 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
             catch (SecureMeshException e)
             {
                 // No node, but the trust store, log and quarantine still work; the UI shows why.
-                var offline = new NodeControlService(ctx.Home, db);
-                return new ControlNodeClient(offline, null, new Bundle(nodeLock, identity, db), null, $"the node could not start: {e.Message}", new GroupControlService(db));
+                var offline = NodeControl.Offline(ctx.Home, db);
+                return new ControlNodeClient(offline, null, new Bundle(nodeLock, identity, db), null, $"the node could not start: {e.Message}", NodeControl.Groups(db));
             }
             var client = new ControlClient(ctx.Home);
             return new ControlNodeClient(client, client, null, new NodeHostBundle(host, new Bundle(nodeLock, identity, db)), null);
@@ -128,7 +128,7 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
         string[]? addresses = null;
         if (!string.IsNullOrWhiteSpace(address))
         {
-            addresses = [NodeControlService.NormalizeAddress(address, id)];
+            addresses = [NodeControl.NormalizeAddress(address, id)];
         }
         await _control.AddPeerAsync(new AddPeerRequest(id.Text, addresses, string.IsNullOrWhiteSpace(name) ? null : name.Trim(), trust), cancellationToken);
     }

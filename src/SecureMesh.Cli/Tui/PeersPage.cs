@@ -125,9 +125,9 @@ internal sealed class PeersPage : TuiPage
         {
             if (values[1].Length > 0)
             {
-                NodeControlService.NormalizeAddress(values[1], id);
+                NodeControl.NormalizeAddress(values[1], id);
             }
-            NodeControlService.ValidateName(values[2]);
+            NodeControl.ValidateName(values[2]);
             if (values[3].Length > 0)
             {
                 Commands.TrustCommands.CheckFingerprint(id, values[3]);

@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using SecureMesh.Core.Identity;
+using SecureMesh.Core.Wire;
 
 namespace SecureMesh.Core.Addressing;
 
@@ -120,18 +121,18 @@ public sealed class Multiaddr : IEquatable<Multiaddr>
         var text = new StringBuilder();
         foreach (var c in components)
         {
-            length += UnsignedVarint.Length((ulong)c.Protocol) + c.Value.Length
-                + (SizeOf(c.Protocol) < 0 ? UnsignedVarint.Length((ulong)c.Value.Length) : 0);
+            length += Varint.Size((ulong)c.Protocol) + c.Value.Length
+                + (SizeOf(c.Protocol) < 0 ? Varint.Size((ulong)c.Value.Length) : 0);
             text.Append(c);
         }
         _bytes = new byte[length];
         var at = 0;
         foreach (var c in components)
         {
-            at += UnsignedVarint.Write((ulong)c.Protocol, _bytes.AsSpan(at));
+            at += Varint.Write(_bytes.AsSpan(at), (ulong)c.Protocol);
             if (SizeOf(c.Protocol) < 0)
             {
-                at += UnsignedVarint.Write((ulong)c.Value.Length, _bytes.AsSpan(at));
+                at += Varint.Write(_bytes.AsSpan(at), (ulong)c.Value.Length);
             }
             c.Value.CopyTo(_bytes.AsSpan(at));
             at += c.Value.Length;
@@ -300,7 +301,7 @@ public sealed class Multiaddr : IEquatable<Multiaddr>
                 error = $"invalid binary multiaddr: more than {MaxComponents} components";
                 return false;
             }
-            if (!UnsignedVarint.TryRead(bytes[at..], out var code, out var n, out var why))
+            if (!ReadVarint(bytes[at..], out var code, out var n, out var why))
             {
                 error = $"invalid binary multiaddr: protocol code at byte {at}: {why}";
                 return false;
@@ -320,7 +321,7 @@ public sealed class Multiaddr : IEquatable<Multiaddr>
             }
             else
             {
-                if (!UnsignedVarint.TryRead(bytes[at..], out var announced, out n, out why))
+                if (!ReadVarint(bytes[at..], out var announced, out n, out why))
                 {
                     error = $"invalid binary multiaddr: /{NameOf(protocol)} length at byte {at}: {why}";
                     return false;
@@ -567,15 +568,23 @@ public sealed class Multiaddr : IEquatable<Multiaddr>
         return true;
     }
 
+    /// <summary>One multiformats unsigned varint; false with the reason when truncated, longer than 9 bytes or not minimal.</summary>
+    private static bool ReadVarint(ReadOnlySpan<byte> input, out ulong value, out int length, out string error)
+    {
+        var status = Varint.Decode(input, Varint.MaxLength, out value, out length);
+        error = status == VarintStatus.Ok ? string.Empty : Varint.Describe(status, Varint.MaxLength);
+        return status == VarintStatus.Ok;
+    }
+
     /// <summary>A multihash: uvarint code, uvarint digest length, and exactly that many digest bytes.</summary>
     private static bool IsMultihash(ReadOnlySpan<byte> value, out string error)
     {
-        if (!UnsignedVarint.TryRead(value, out _, out var n, out var why))
+        if (!ReadVarint(value, out _, out var n, out var why))
         {
             error = $"multihash code: {why}";
             return false;
         }
-        if (!UnsignedVarint.TryRead(value[n..], out var digest, out var m, out why))
+        if (!ReadVarint(value[n..], out var digest, out var m, out why))
         {
             error = $"multihash length: {why}";
             return false;

@@ -17,7 +17,7 @@ internal static class LengthPrefixed
     /// </summary>
     public static async ValueTask<byte[]?> ReadAsync(Stream stream, int maxLength, string what, CancellationToken cancellationToken)
     {
-        var prefix = new byte[Varint.MaxLength64];
+        var prefix = new byte[Varint.MaxLength];
         var maxPrefix = Varint.Size((ulong)maxLength);
         var used = 0;
         ulong length;

@@ -61,7 +61,7 @@ internal ref struct ProtobufReader
         int consumed;
         try
         {
-            complete = Varint.TryRead(_data[_position..], out value, out consumed);
+            complete = Varint.TryRead64(_data[_position..], out value, out consumed);
         }
         catch (SecureMeshException e)
         {

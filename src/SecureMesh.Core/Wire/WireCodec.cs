@@ -281,26 +281,18 @@ internal ref struct WireReader
 
     public ulong ReadVarUInt64(string field)
     {
-        ulong value = 0;
-        for (var i = 0; i < 10; i++)
+        var status = Varint.Decode(_span[_position..], Varint.MaxLength64, out var value, out var consumed);
+        if (status == VarintStatus.Truncated)
         {
-            Need(1, field);
-            var b = _span[_position++];
-            if (i == 9 && b > 1)
-            {
-                throw WireCodec.Protocol($"{field}: varint overflows 64 bits");
-            }
-            value |= (ulong)(b & 0x7F) << (7 * i);
-            if ((b & 0x80) == 0)
-            {
-                if (b == 0 && i > 0)
-                {
-                    throw WireCodec.Protocol($"{field}: varint is not minimally encoded");
-                }
-                return value;
-            }
+            // As for any other field cut short: name what was missing.
+            Need(Math.Min(Remaining + 1, Varint.MaxLength64), field);
         }
-        throw WireCodec.Protocol($"{field}: varint is too long");
+        if (status != VarintStatus.Ok)
+        {
+            throw WireCodec.Protocol($"{field}: {Varint.Describe(status, Varint.MaxLength64)}");
+        }
+        _position += consumed;
+        return value;
     }
 
     public uint ReadVarUInt32(string field)
@@ -396,18 +388,7 @@ internal readonly ref struct WireWriter
         _output.Advance(1);
     }
 
-    public void WriteVarUInt(ulong value)
-    {
-        var span = _output.GetSpan(10);
-        var n = 0;
-        while (value >= 0x80)
-        {
-            span[n++] = (byte)(value | 0x80);
-            value >>= 7;
-        }
-        span[n++] = (byte)value;
-        _output.Advance(n);
-    }
+    public void WriteVarUInt(ulong value) => _output.Advance(Varint.Write(_output.GetSpan(Varint.MaxLength64), value));
 
     public void WriteRaw(ReadOnlySpan<byte> bytes)
     {

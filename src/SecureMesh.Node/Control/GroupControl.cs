@@ -8,28 +8,28 @@ using SecureMesh.Storage;
 namespace SecureMesh.Node.Control;
 
 /// <summary>A member of a group as <c>groups list</c> shows it.</summary>
-internal sealed record GroupMemberInfo(string PeerId, string? Name, string State, string Fingerprint);
+public sealed record GroupMemberInfo(string PeerId, string? Name, string State, string Fingerprint);
 
 /// <summary>A group and its members.</summary>
-internal sealed record GroupInfo(string Name, IReadOnlyList<GroupMemberInfo> Members, DateTimeOffset Created);
+public sealed record GroupInfo(string Name, IReadOnlyList<GroupMemberInfo> Members, DateTimeOffset Created);
 
 /// <summary>Body of <c>POST /v1/groups</c>.</summary>
-internal sealed record GroupCreateRequest(string Name);
+public sealed record GroupCreateRequest(string Name);
 
 /// <summary>Body of <c>POST /v1/groups/{name}/members</c> and <c>…/members/remove</c>.</summary>
-internal sealed record GroupMembersRequest(IReadOnlyList<string> PeerIds);
+public sealed record GroupMembersRequest(IReadOnlyList<string> PeerIds);
 
 /// <summary>What adding or removing members did: how many changed.</summary>
-internal sealed record GroupMembersResult(string Group, int Changed);
+public sealed record GroupMembersResult(string Group, int Changed);
 
 /// <summary>Body of <c>PUT /v1/shares/audience</c>: <c>with</c> is <c>all</c>, or group names and Peer IDs separated by commas.</summary>
-internal sealed record ShareAudienceRequest(string Path, string With);
+public sealed record ShareAudienceRequest(string Path, string With);
 
 /// <summary>A share's audience after <c>share set</c>.</summary>
-internal sealed record ShareAudienceInfo(string Path, string Audience, bool Changed);
+public sealed record ShareAudienceInfo(string Path, string Audience, bool Changed);
 
 /// <summary>Peer groups and share audiences: the same operations in-process and over the control socket.</summary>
-internal interface IGroupControl
+public interface IGroupControl
 {
     Task<IReadOnlyList<GroupInfo>> ListGroupsAsync(CancellationToken cancellationToken);
 

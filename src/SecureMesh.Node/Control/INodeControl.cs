@@ -5,7 +5,7 @@ namespace SecureMesh.Node.Control;
 /// running node, or against the database alone when no node runs); the CLI's <c>ControlClient</c> does it over the
 /// control socket. Failures are <see cref="Core.SecureMeshException"/>s in both.
 /// </summary>
-internal interface INodeControl
+public interface INodeControl
 {
     Task<NodeStatus> GetStatusAsync(CancellationToken cancellationToken);
 

@@ -8,16 +8,16 @@ using SecureMesh.Storage;
 namespace SecureMesh.Node.Control;
 
 /// <summary>A shared root with what is indexed under it.</summary>
-internal sealed record ShareInfo(string Path, int Files, long Bytes, bool Indexing, long IndexedBytes, long TotalBytes, string Audience = "all");
+public sealed record ShareInfo(string Path, int Files, long Bytes, bool Indexing, long IndexedBytes, long TotalBytes, string Audience = "all");
 
 /// <summary>The outcome of sharing a path.</summary>
-internal sealed record ShareAddInfo(string Path, int Files, int Indexed, int Unchanged, int Removed, long BytesHashed, IReadOnlyList<string> Failed, int Skipped = 0);
+public sealed record ShareAddInfo(string Path, int Files, int Indexed, int Unchanged, int Removed, long BytesHashed, IReadOnlyList<string> Failed, int Skipped = 0);
 
 /// <summary>A search result merged by content ID.</summary>
-internal sealed record SearchHitInfo(string ContentId, string Name, long Size, IReadOnlyList<string> Peers);
+public sealed record SearchHitInfo(string ContentId, string Name, long Size, IReadOnlyList<string> Peers);
 
 /// <summary>A download: progress while it runs, the quarantine outcome once it ends.</summary>
-internal sealed record DownloadInfo(
+public sealed record DownloadInfo(
     string ContentId,
     string? Name,
     string State,
@@ -33,7 +33,7 @@ internal sealed record DownloadInfo(
     long? QuarantineId);
 
 /// <summary>An item in quarantine.</summary>
-internal sealed record QuarantineInfo(
+public sealed record QuarantineInfo(
     long Id,
     string ContentId,
     string Name,
@@ -49,16 +49,16 @@ internal sealed record QuarantineInfo(
     DateTimeOffset Updated);
 
 /// <summary>Body of <c>POST /v1/shares</c>.</summary>
-internal sealed record ShareRequest(string Path, string? With = null, bool IncludeHidden = false);
+public sealed record ShareRequest(string Path, string? With = null, bool IncludeHidden = false);
 
 /// <summary>Body of <c>POST /v1/downloads</c>.</summary>
-internal sealed record DownloadRequest(string ContentId, string? OutDir);
+public sealed record DownloadRequest(string ContentId, string? OutDir);
 
 /// <summary>Body of <c>POST /v1/quarantine/{id}/release</c>.</summary>
-internal sealed record ReleaseRequest(string? To);
+public sealed record ReleaseRequest(string? To);
 
 /// <summary>Sharing, search, downloads and quarantine: the same operations in-process and over the control socket.</summary>
-internal interface ITransferControl
+public interface ITransferControl
 {
     Task<IReadOnlyList<ShareInfo>> ListSharesAsync(CancellationToken cancellationToken);
 

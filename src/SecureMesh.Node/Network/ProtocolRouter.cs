@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using SecureMesh.Core;
 using SecureMesh.Core.Libp2p.Multistream;
@@ -37,7 +38,7 @@ public sealed class TrustedPeersPolicy : IProtocolPolicy
 /// </summary>
 public sealed class ProtocolRouter
 {
-    private readonly Dictionary<string, StreamProtocol> _protocols = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, StreamProtocol> _protocols = new(StringComparer.Ordinal);
     private readonly IProtocolPolicy _policy;
     private readonly MultistreamOptions _negotiation;
     private readonly ILogger _logger;
@@ -56,6 +57,13 @@ public sealed class ProtocolRouter
         _policy = policy ?? TrustedPeersPolicy.Instance;
         _negotiation = new MultistreamOptions { Timeout = negotiationTimeout, TimeProvider = time };
         _logger = logger;
+    }
+
+    /// <summary>Serves <paramref name="protocol"/> from now on; false when a protocol with its ID is served already.</summary>
+    public bool TryAdd(StreamProtocol protocol)
+    {
+        ArgumentNullException.ThrowIfNull(protocol);
+        return _protocols.TryAdd(protocol.Id, protocol);
     }
 
     /// <summary>The protocols served, in a stable order (what identify announces).</summary>

@@ -31,7 +31,7 @@ public sealed class ProtocolSession
 
     private readonly PeerSession _session;
     private readonly MessageStream _channel;
-    private readonly TransferService _service;
+    private readonly IServingHost _host;
     private readonly TransferOptions _options;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<uint, TaskCompletionSource<Reply>> _pending = new();
@@ -45,11 +45,11 @@ public sealed class ProtocolSession
     private readonly CancellationTokenSource _closed = new();
     private int _nextId;
 
-    internal ProtocolSession(PeerSession session, MessageStream channel, TransferService service, TransferOptions options, ILogger logger)
+    internal ProtocolSession(PeerSession session, MessageStream channel, IServingHost host, TransferOptions options, ILogger logger)
     {
         _session = session;
         _channel = channel;
-        _service = service;
+        _host = host;
         _options = options;
         _logger = logger;
         _serveSlots = new SemaphoreSlim(options.MaxConcurrentServes, options.MaxConcurrentServes);
@@ -223,19 +223,11 @@ public sealed class ProtocolSession
         }
     }
 
-    private static uint PeekRequestId(ReadOnlySpan<byte> span)
-    {
-        uint value = 0;
-        for (var i = 1; i < span.Length && i <= 5; i++)
-        {
-            value |= (uint)(span[i] & 0x7F) << (7 * (i - 1));
-            if ((span[i] & 0x80) == 0)
-            {
-                return value;
-            }
-        }
-        return 0;
-    }
+    /// <summary>The request ID of a message that failed to decode, when it got that far, to answer it; 0 otherwise.</summary>
+    private static uint PeekRequestId(ReadOnlySpan<byte> span) =>
+        span.Length > 1 && Varint.Decode(span[1..], Varint.MaxLength, out var value, out _) == VarintStatus.Ok && value <= uint.MaxValue
+            ? (uint)value
+            : 0;
 
     private async Task ServeAsync(WireMessage request, CancellationToken sessionToken)
     {
@@ -248,11 +240,11 @@ public sealed class ProtocolSession
             {
                 case SearchRequest search:
                 {
-                    var hits = _service.Shares.Search(search.Query, search.Limit, path => _service.Access.CanSeePath(PeerId, path));
+                    var hits = _host.Search(PeerId, search.Query, search.Limit);
                     var results = new List<SearchResult>(hits.Count);
                     foreach (var hit in hits)
                     {
-                        if (!_service.IsBlocked(hit.ContentId))
+                        if (!_host.IsBlocked(hit.ContentId))
                         {
                             results.Add(new SearchResult(ContentId.Parse(hit.ContentId), hit.Name, hit.Size));
                         }
@@ -316,17 +308,17 @@ public sealed class ProtocolSession
     private async Task<SharedContent?> RefuseAsync(uint requestId, ContentId id, CancellationToken ct)
     {
         // Asked first: content outside the peer's audience gets the very reply unknown content gets, blocked or not.
-        if (!_service.Access.CanSee(PeerId, id.Text))
+        if (!_host.CanSee(PeerId, id.Text))
         {
             await TrySendErrorAsync(requestId, WireErrorCode.NotFound, NotShared, ct).ConfigureAwait(false);
             return null;
         }
-        if (_service.IsBlocked(id.Text))
+        if (_host.IsBlocked(id.Text))
         {
             await TrySendErrorAsync(requestId, WireErrorCode.Blocked, "content is blocked", ct).ConfigureAwait(false);
             return null;
         }
-        var content = _service.Shares.Find(id, path => _service.Access.CanSeePath(PeerId, path));
+        var content = _host.Find(PeerId, id);
         if (content is null)
         {
             await TrySendErrorAsync(requestId, WireErrorCode.NotFound, NotShared, ct).ConfigureAwait(false);
@@ -348,37 +340,37 @@ public sealed class ProtocolSession
         var proofCount = tree.ProofLength(request.Index);
         // The response is built in place, the chunk read straight into it: the same bytes WireCodec.Encode writes for
         // a ChunkResponse (type | varint id | varint index | varint length | data | varint count | proof).
-        var header = 1 + VarLength(request.RequestId) + VarLength((ulong)request.Index) + VarLength((ulong)length);
-        var total = header + length + VarLength((ulong)proofCount) + (proofCount * MerkleTree.HashLength);
+        var header = 1 + Varint.Size(request.RequestId) + Varint.Size((ulong)request.Index) + Varint.Size((ulong)length);
+        var total = header + length + Varint.Size((ulong)proofCount) + (proofCount * MerkleTree.HashLength);
         var buffer = ArrayPool<byte>.Shared.Rent(total);
         try
         {
             var span = buffer.AsSpan(0, total);
             span[0] = (byte)WireMessageType.ChunkResponse;
             var pos = 1;
-            pos += WriteVar(span[pos..], request.RequestId);
-            pos += WriteVar(span[pos..], (ulong)request.Index);
-            pos += WriteVar(span[pos..], (ulong)length);
+            pos += Varint.Write(span[pos..], request.RequestId);
+            pos += Varint.Write(span[pos..], (ulong)request.Index);
+            pos += Varint.Write(span[pos..], (ulong)length);
             var data = span.Slice(pos, length);
             if (!ReadChunk(content, request.Index, data))
             {
-                _service.Shares.ScheduleReindex(content);
+                _host.ContentChanged(content);
                 await TrySendErrorAsync(request.RequestId, WireErrorCode.Changed, "the file changed since it was indexed; it is being re-indexed", ct).ConfigureAwait(false);
                 return;
             }
             _options.TamperOutgoingChunk?.Invoke(request.Index, data);
             pos += length;
-            pos += WriteVar(span[pos..], (ulong)proofCount);
+            pos += Varint.Write(span[pos..], (ulong)proofCount);
             pos += tree.WriteProof(request.Index, span[pos..]);
             // While it waits for its turn under the upload limit, an audience change may cut it (see Reauthorize).
             _waiting[request.RequestId] = request.ContentId.Text;
-            await _upload.TakeAsync(total, _service.UploadLimit(), ct).ConfigureAwait(false);
+            await _upload.TakeAsync(total, _host.UploadLimit(), ct).ConfigureAwait(false);
             if (!_waiting.TryRemove(request.RequestId, out _))
             {
                 // Claimed by a cut just as its turn came: the cut's answer is sent by ServeAsync.
                 throw new OperationCanceledException();
             }
-            if (!_service.Access.CanSee(PeerId, request.ContentId.Text))
+            if (!_host.CanSee(PeerId, request.ContentId.Text))
             {
                 // The audience changed while this chunk waited for its turn: not one more byte of it.
                 await TrySendErrorAsync(request.RequestId, WireErrorCode.NotFound, NotShared, ct).ConfigureAwait(false);
@@ -428,41 +420,18 @@ public sealed class ProtocolSession
         return content.Tree.VerifyLeaf(index, destination);
     }
 
-    private static int VarLength(ulong value)
-    {
-        var n = 1;
-        while (value >= 0x80)
-        {
-            value >>= 7;
-            n++;
-        }
-        return n;
-    }
-
-    private static int WriteVar(Span<byte> span, ulong value)
-    {
-        var n = 0;
-        while (value >= 0x80)
-        {
-            span[n++] = (byte)(value | 0x80);
-            value >>= 7;
-        }
-        span[n++] = (byte)value;
-        return n;
-    }
-
     /// <summary>
     /// Applies a change of who may see what: chunks of content this peer may no longer see that wait for their turn
     /// under the upload limit are cut and answered "not found" at once (its download stops instead of timing out);
     /// every other request checks the audience itself before it sends anything, and a send is never cancelled part-way
     /// (that would break the whole connection). Returns the content IDs this peer was being served and lost, once each.
     /// </summary>
-    internal IReadOnlyList<string> Reauthorize(ShareAuthorizer access)
+    internal IReadOnlyList<string> Reauthorize()
     {
         var lost = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (requestId, contentId) in _waiting)
         {
-            if (access.CanSee(PeerId, contentId) || !_serving.TryGetValue(requestId, out var cts))
+            if (_host.CanSee(PeerId, contentId) || !_serving.TryGetValue(requestId, out var cts))
             {
                 continue;
             }
@@ -484,7 +453,7 @@ public sealed class ProtocolSession
         // Only content actually served counts as a cut: a request for something never visible (a guess) is no transfer.
         foreach (var contentId in _recentContent.Keys)
         {
-            if (!access.CanSee(PeerId, contentId) && _recentContent.TryRemove(contentId, out _))
+            if (!_host.CanSee(PeerId, contentId) && _recentContent.TryRemove(contentId, out _))
             {
                 lost.Add(contentId);
             }
@@ -534,9 +503,9 @@ public sealed class ProtocolSession
     /// Serves one <see cref="TransferProtocol.Search"/> stream: one search request, its answer (or an error), the end.
     /// The request is served by the same code as a search on the transfer stream.
     /// </summary>
-    internal static async Task ServeSearchStreamAsync(PeerSession session, MessageStream stream, TransferService service, TransferOptions options, ILogger logger, CancellationToken cancellationToken)
+    internal static async Task ServeSearchStreamAsync(PeerSession session, MessageStream stream, IServingHost host, TransferOptions options, ILogger logger, CancellationToken cancellationToken)
     {
-        var server = new ProtocolSession(session, stream, service, options, logger);
+        var server = new ProtocolSession(session, stream, host, options, logger);
         using var timer = new CancellationTokenSource(options.RequestTimeout, options.Time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, cancellationToken);
         var ct = linked.Token;

@@ -23,7 +23,7 @@ public sealed record SearchHit(string ContentId, string Name, long Size, IReadOn
 /// <see cref="HandleSessionAsync"/> as <see cref="NodeOptions.SessionHandler"/>; the CLI, the TUI and the control API
 /// use the public methods.
 /// </summary>
-public sealed class TransferService : IAsyncDisposable
+public sealed class TransferService : IAsyncDisposable, IServingHost
 {
     private readonly TransferOptions _options;
     private readonly ILogger _logger;
@@ -78,7 +78,7 @@ public sealed class TransferService : IAsyncDisposable
         }
         foreach (var session in _sessions.Values)
         {
-            foreach (var contentId in session.Reauthorize(Access))
+            foreach (var contentId in session.Reauthorize())
             {
                 AuditSafe("transfer.cut", session.PeerId, $"content={contentId} reason=no longer in a share this peer may see");
             }
@@ -326,6 +326,19 @@ public sealed class TransferService : IAsyncDisposable
     }
 
     internal bool IsBlocked(string contentId) => Database.Trust.IsContentBlocked(contentId);
+
+    bool IServingHost.IsBlocked(string contentId) => IsBlocked(contentId);
+
+    bool IServingHost.CanSee(PeerId peer, string contentId) => Access.CanSee(peer, contentId);
+
+    IReadOnlyList<CatalogEntry> IServingHost.Search(PeerId peer, string query, int limit) =>
+        Shares.Search(query, limit, path => Access.CanSeePath(peer, path));
+
+    SharedContent? IServingHost.Find(PeerId peer, ContentId id) => Shares.Find(id, path => Access.CanSeePath(peer, path));
+
+    void IServingHost.ContentChanged(SharedContent content) => Shares.ScheduleReindex(content);
+
+    long IServingHost.UploadLimit() => UploadLimit();
 
     /// <summary>
     /// Bytes free to this user in the file system holding <paramref name="folder"/> (or its nearest existing parent):

@@ -40,9 +40,9 @@ internal sealed class JsLibp2pNode : IAsyncDisposable
     }
 
     /// <summary>Starts a listener on 127.0.0.1 and waits for its address.</summary>
-    public static async Task<(JsLibp2pNode Node, string PeerId, string Multiaddr, int Port)> ListenAsync()
+    public static async Task<(JsLibp2pNode Node, string PeerId, string Multiaddr, int Port)> ListenAsync(params string[] flags)
     {
-        var node = new JsLibp2pNode("listen", "0");
+        var node = new JsLibp2pNode(["listen", "0", .. flags]);
         var listening = await node.WaitForEventAsync("listening");
         var address = listening.GetProperty("multiaddrs")[0].GetString()!;
         // "/ip4/127.0.0.1/tcp/PORT/p2p/ID": the test knows the shape it asked for.

@@ -16,11 +16,12 @@ namespace SecureMesh.Core.Tests.Libp2p;
 /// </summary>
 public sealed class JsLibp2pProtocolInteropTests : IDisposable
 {
-    private static readonly string[] Served = [IdentifyService.ProtocolId, PingService.ProtocolId];
+    private static readonly string[] Served = [IdentifyService.ProtocolId, IdentifyService.PushProtocolId, PingService.ProtocolId];
 
     private readonly NodeIdentity _me = NodeIdentity.Generate();
     private readonly IdentifyService _identify = new();
     private readonly PingService _ping = new();
+    private readonly System.Collections.Concurrent.ConcurrentQueue<IdentifyMessage> _pushed = new();
 
     private static CancellationToken Patience => new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token;
 
@@ -91,6 +92,45 @@ public sealed class JsLibp2pProtocolInteropTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Identify_push_travels_both_ways_between_a_js_node_and_us()
+    {
+        const string Theirs = "/securemesh-test/js-later/1.0.0";
+        const string Ours = "/securemesh-test/pushed/1.0.0";
+        var (js, peerId, _, port) = await JsLibp2pNode.ListenAsync("--handle-after-identify", Theirs);
+        await using (js)
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), Patience);
+            await using var connection = await new Upgrader(_me).UpgradeOutboundAsync(new NetworkStream(socket, ownsSocket: true), PeerId.Parse(peerId), Patience);
+            await using var session = new YamuxSession(connection.Stream, isClient: true);
+            _ = ServeAsync(session, connection.RemotePeerId);
+
+            // js identifies us (we list push), then starts serving one more protocol and pushes its new list to us.
+            await js.WaitForEventAsync("handling");
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            IdentifyMessage? pushed;
+            while ((pushed = _pushed.FirstOrDefault(m => m.Protocols.Contains(Theirs))) is null && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50);
+            }
+            Assert.True(pushed is not null, "js pushed no identify naming its new protocol:\n" + js.Output);
+            Assert.Contains(IdentifyService.PushProtocolId, pushed.Protocols);
+            Assert.NotEmpty(pushed.ListenAddrs);
+
+            // We push ours: js applies it as an identify of us that names the new protocol.
+            await using (var stream = await session.OpenStreamAsync(Patience))
+            {
+                Assert.Equal(IdentifyService.PushProtocolId, await MultistreamSelect.SelectAsync(stream, [IdentifyService.PushProtocolId], Patience));
+                await _identify.PushAsync(stream, IdentifyService.Describe(_me, [], [.. Served, Ours], null), Patience);
+                await stream.CloseWriteAsync(Patience);
+            }
+            var applied = await js.WaitForEventAsync("identify", e => e.GetProperty("peerId").GetString() == _me.PeerId.Text
+                && e.GetProperty("protocols").EnumerateArray().Any(p => p.GetString() == Ours));
+            Assert.StartsWith("securemesh/", applied.GetProperty("agentVersion").GetString(), StringComparison.Ordinal);
+        }
+    }
+
     private async Task<IdentifyMessage> IdentifyAsync(YamuxSession session, PeerId remote)
     {
         await using var stream = await session.OpenStreamAsync(Patience);
@@ -117,6 +157,10 @@ public sealed class JsLibp2pProtocolInteropTests : IDisposable
                         if (protocol == PingService.ProtocolId)
                         {
                             await _ping.ServeAsync(stream, Patience);
+                        }
+                        else if (protocol == IdentifyService.PushProtocolId)
+                        {
+                            _pushed.Enqueue(await _identify.ReceivePushAsync(stream, remote, Patience));
                         }
                         else
                         {

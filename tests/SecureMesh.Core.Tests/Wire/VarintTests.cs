@@ -16,6 +16,12 @@ public class VarintTests
         { 16384UL, "808001" },
         { uint.MaxValue, "ffffffff0f" },
         { (1UL << 63) - 1, "ffffffffffffffff7f" },
+    };
+
+    // Only protobuf's 64-bit varint holds these: the multiformats one stops at 9 bytes (63 bits).
+    public static TheoryData<ulong, string> Vectors64 => new()
+    {
+        { 1UL << 63, "80808080808080808001" },
         { ulong.MaxValue, "ffffffffffffffffff01" },
     };
 
@@ -33,18 +39,47 @@ public class VarintTests
         Assert.True(Varint.TryRead(buffer, out var read, out var consumed));
         Assert.Equal(value, read);
         Assert.Equal(expected.Length, consumed);
+        Assert.True(Varint.TryRead64(buffer, out read, out consumed));
+        Assert.Equal(value, read);
+        Assert.Equal(expected.Length, consumed);
+    }
+
+    [Theory]
+    [MemberData(nameof(Vectors64))]
+    public void Values_over_63_bits_are_protobuf_only(ulong value, string hex)
+    {
+        var expected = Convert.FromHexString(hex);
+        var buffer = new byte[Varint.MaxLength64];
+        Assert.Equal(expected.Length, Varint.Write(buffer, value));
+        Assert.Equal(expected, buffer);
+        Assert.True(Varint.TryRead64(buffer, out var read, out var consumed));
+        Assert.Equal((value, expected.Length), (read, consumed));
+
+        // multiformats/unsigned-varint: "the maximum length of a varint is 9 bytes".
+        var e = Assert.Throws<SecureMeshException>(() => Varint.TryRead(buffer, out _, out _));
+        Assert.Equal(SecureMeshErrorKind.Protocol, e.Kind);
+        Assert.Contains("longer than 9 bytes", e.Message, StringComparison.Ordinal);
+        Assert.Equal(VarintStatus.TooLong, Varint.Decode(buffer, Varint.MaxLength, out _, out _));
     }
 
     [Theory]
     [MemberData(nameof(Vectors))]
+    [MemberData(nameof(Vectors64))]
     public void Every_truncation_asks_for_more(ulong value, string hex)
     {
         var bytes = Convert.FromHexString(hex);
         _ = value;
         for (var length = 0; length < bytes.Length; length++)
         {
-            Assert.False(Varint.TryRead(bytes.AsSpan(0, length), out _, out var consumed));
-            Assert.Equal(0, consumed);
+            if (length < Varint.MaxLength)
+            {
+                Assert.False(Varint.TryRead(bytes.AsSpan(0, length), out _, out var consumed));
+                Assert.Equal(0, consumed);
+            }
+            Assert.False(Varint.TryRead64(bytes.AsSpan(0, length), out _, out var consumed64));
+            Assert.Equal(0, consumed64);
+            Assert.Equal(VarintStatus.Truncated, Varint.Decode(bytes.AsSpan(0, length), Varint.MaxLength64, out var value64, out _));
+            Assert.Equal(0UL, value64);
         }
     }
 
@@ -60,6 +95,44 @@ public class VarintTests
     {
         var e = Assert.Throws<SecureMeshException>(() => Varint.TryRead(Convert.FromHexString(hex), out _, out _));
         Assert.Equal(SecureMeshErrorKind.Protocol, e.Kind);
+        e = Assert.Throws<SecureMeshException>(() => Varint.TryRead64(Convert.FromHexString(hex), out _, out _));
+        Assert.Equal(SecureMeshErrorKind.Protocol, e.Kind);
+    }
+
+    // The non-throwing decoder (multiaddr, the wire codec) names each failure; value and length stay 0.
+    [Theory]
+    [InlineData("", 9, VarintStatus.Truncated)]
+    [InlineData("ff", 9, VarintStatus.Truncated)]
+    [InlineData("8480", 9, VarintStatus.Truncated)]
+    [InlineData("8000", 9, VarintStatus.NotMinimal)]
+    [InlineData("848000", 9, VarintStatus.NotMinimal)]
+    [InlineData("ffffffffffffffff", 9, VarintStatus.Truncated)]
+    [InlineData("ffffffffffffffff80", 9, VarintStatus.TooLong)] // a ninth byte that announces a tenth
+    [InlineData("ffffffffffffffff8001", 9, VarintStatus.TooLong)]
+    [InlineData("ffffffffffffffffff02", 10, VarintStatus.TooLong)]
+    [InlineData("80808080808080808000", 10, VarintStatus.NotMinimal)]
+    [InlineData("ffffffffffffffffff80", 10, VarintStatus.TooLong)]
+    [InlineData("a503", 9, VarintStatus.Ok)]
+    public void Decode_names_the_failure(string hex, int maxLength, VarintStatus expected)
+    {
+        var status = Varint.Decode(Convert.FromHexString(hex), maxLength, out var value, out var consumed);
+        Assert.Equal(expected, status);
+        if (expected == VarintStatus.Ok)
+        {
+            Assert.Equal((421UL, 2), (value, consumed));
+        }
+        else
+        {
+            Assert.Equal((0UL, 0), (value, consumed));
+            Assert.NotEqual(Varint.Describe(VarintStatus.Ok, maxLength), Varint.Describe(status, maxLength));
+        }
+    }
+
+    [Fact]
+    public void Only_the_two_spec_limits_are_accepted()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => Varint.Decode([0x01], 5, out _, out _));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Varint.Decode([0x01], 11, out _, out _));
     }
 
     [Fact]
@@ -79,7 +152,7 @@ public class VarintTests
             {
                 var written = Varint.Write(buffer, value);
                 Assert.Equal(written, Varint.Size(value));
-                Assert.True(Varint.TryRead(buffer[..written], out var read, out var consumed));
+                Assert.True(Varint.TryRead64(buffer[..written], out var read, out var consumed));
                 Assert.Equal(value, read);
                 Assert.Equal(written, consumed);
             }

@@ -1,0 +1,368 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Win32.SafeHandles;
+using SecureMesh.Core;
+using SecureMesh.Core.Content;
+using SecureMesh.Core.Identity;
+
+namespace SecureMesh.Node.Transfer;
+
+/// <summary>
+/// The request pipelines of a swarm download: per source peer, up to <see cref="TransferOptions.PipelineDepth"/> lanes,
+/// each keeping one chunk request in flight, asking the <see cref="ChunkPicker"/> what to fetch. Every reply is verified
+/// against the content ID before it is written at its offset in the part file. A chunk that fails verification is
+/// audited (<see cref="TransferService.RecordBadChunk"/>), its sender dropped and never a source again in this download;
+/// a timeout, an error reply or a closed session hands the chunk back, and repeated timeouts drop the peer. A trusted
+/// peer that connects while the download runs and holds chunks joins as a source.
+/// </summary>
+internal sealed class DownloadLanes
+{
+    private readonly TransferService _service;
+    private readonly DownloadHandle _handle;
+    private readonly Manifest _manifest;
+    private readonly ChunkPicker _picker;
+    private readonly TransferOptions _options;
+    private readonly ILogger _logger;
+    private readonly Action<long, byte[], int> _written;
+    private readonly Lock _gate = new();
+    private readonly Lock _writeGate = new();
+    private readonly SemaphoreSlim _changed = new(0);
+    private readonly HashSet<PeerId> _liars;
+    private readonly List<Source> _sources = [];
+    private readonly List<Task> _lanes = [];
+    private CancellationTokenSource? _stop;
+    private SemaphoreSlim? _replyBudget;
+    private SecureMeshException? _fatal;
+
+    /// <param name="service">The engine: open sessions, bans, bad-chunk records.</param>
+    /// <param name="handle">Progress is reported on it.</param>
+    /// <param name="manifest">The verified manifest (layout of the file).</param>
+    /// <param name="picker">Decides what each lane fetches.</param>
+    /// <param name="refuted">Peers already known to lie about this content: never sources.</param>
+    /// <param name="options">Timeouts, depth, join interval.</param>
+    /// <param name="logger">Logger.</param>
+    /// <param name="written">Called once per chunk newly verified and written: index, leaf hash of the bytes written, length.</param>
+    public DownloadLanes(TransferService service, DownloadHandle handle, Manifest manifest, ChunkPicker picker, IEnumerable<PeerId> refuted,
+        TransferOptions options, ILogger logger, Action<long, byte[], int> written)
+    {
+        _service = service;
+        _handle = handle;
+        _manifest = manifest;
+        _picker = picker;
+        _liars = [.. refuted];
+        _options = options;
+        _logger = logger;
+        _written = written;
+    }
+
+    private ContentId Id => _handle.ContentId;
+
+    /// <summary>Chunk bytes one peer may have in flight: with large chunks, fewer requests per peer.</summary>
+    internal const long MaxInFlightBytesPerPeer = 8L * 1024 * 1024;
+
+    /// <summary>Chunk bytes the whole download may have in flight (each reply is held until verified and written).</summary>
+    internal const long MaxInFlightBytes = 48L * 1024 * 1024;
+
+    /// <summary>A local disk failure that stopped every lane (verified chunks are kept); null otherwise.</summary>
+    public SecureMeshException? Fatal => _fatal;
+
+    /// <summary>A peer holding chunks of the content, as the lanes fetch from it.</summary>
+    public sealed class Source(ProtocolSession session, ChunkBitfield have)
+    {
+        /// <summary>The peer's session.</summary>
+        public ProtocolSession Session { get; } = session;
+
+        /// <summary>The chunks it holds.</summary>
+        public ChunkBitfield Have { get; } = have;
+
+        internal ChunkPicker.Peer Picker { get; set; } = null!;
+
+        internal int Timeouts;
+    }
+
+    /// <summary>Asks each of <paramref name="peers"/> which chunks it holds; those with any that are not excluded are sources.</summary>
+    public async Task<List<Source>> GatherSourcesAsync(IReadOnlyList<ProtocolSession> peers, CancellationToken ct)
+    {
+        var tasks = peers.Select(async p =>
+        {
+            try
+            {
+                var have = await p.GetHaveAsync(Id, _manifest.ChunkCount, ct).ConfigureAwait(false);
+                return have.SetCount > 0 ? new Source(p, have) : null;
+            }
+            catch (Exception e) when (e is SecureMeshException or TimeoutException)
+            {
+                return null;
+            }
+        }).ToList();
+        var results = await Task.WhenAll(tasks).ConfigureAwait(false);
+        return [.. results.Where(s => s is not null && !Excluded(s.Session.PeerId)).Select(s => s!)];
+    }
+
+    /// <summary>
+    /// Plans the picker over <paramref name="sources"/>, runs their lanes (and those of peers that join) into
+    /// <paramref name="file"/> until every lane has ended: all chunks verified, no live peer left that could serve the
+    /// rest, a local write failure (<see cref="Fatal"/>), or <paramref name="stop"/>.
+    /// </summary>
+    public async Task RunAsync(List<Source> sources, SafeFileHandle file, CancellationToken stop)
+    {
+        var planned = _picker.Plan([.. sources.Select(s => s.Have)]);
+        for (var i = 0; i < sources.Count; i++)
+        {
+            sources[i].Picker = planned[i];
+        }
+        using var replyBudget = new SemaphoreSlim((int)Math.Max(1, MaxInFlightBytes / _manifest.ChunkSize));
+        _replyBudget = replyBudget;
+        using var lanesStop = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        _stop = lanesStop;
+        lock (_gate)
+        {
+            _sources.AddRange(sources);
+        }
+        _handle.SetPeers(sources.Count);
+        foreach (var source in sources)
+        {
+            StartLanes(source, file, lanesStop.Token);
+        }
+        using var joinStop = CancellationTokenSource.CreateLinkedTokenSource(lanesStop.Token);
+        var joiner = JoinLateSourcesAsync(file, joinStop.Token);
+        await AllLanesAsync().ConfigureAwait(false);
+        await joinStop.CancelAsync().ConfigureAwait(false);
+        await joiner.ConfigureAwait(false);
+        // A peer that joined while the last lanes were ending has lanes of its own to finish.
+        await AllLanesAsync().ConfigureAwait(false);
+    }
+
+    private void StartLanes(Source source, SafeFileHandle file, CancellationToken ct)
+    {
+        // Each lane holds at most one chunk reply, so memory for replies is lanes × chunk size: at 16 MiB chunks one lane
+        // a peer, and the download-wide budget (_replyBudget) bounds it over all peers.
+        var depth = (int)Math.Clamp(MaxInFlightBytesPerPeer / _manifest.ChunkSize, 1, Math.Max(1, _options.PipelineDepth));
+        lock (_lanes)
+        {
+            for (var i = 0; i < depth; i++)
+            {
+                _lanes.Add(LaneAsync(source, file, ct));
+            }
+        }
+    }
+
+    private async Task AllLanesAsync()
+    {
+        while (true)
+        {
+            Task[] running;
+            lock (_lanes)
+            {
+                running = [.. _lanes];
+            }
+            await Task.WhenAll(running).ConfigureAwait(false);
+            lock (_lanes)
+            {
+                if (_lanes.Count == running.Length)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// While the download runs, a trusted peer that connects (or reconnects) and holds chunks becomes a source too: a
+    /// seeder that was slow to connect, or that came back after a drop, is not left out until the next download.
+    /// </summary>
+    private async Task JoinLateSourcesAsync(SafeFileHandle file, CancellationToken ct)
+    {
+        // Each session is asked once: one that does not hold the content is not asked again every interval.
+        HashSet<ProtocolSession> asked;
+        lock (_gate)
+        {
+            asked = [.. _sources.Select(s => s.Session)];
+        }
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(_options.JoinInterval, _options.Time, ct).ConfigureAwait(false);
+                if (_picker.IsComplete)
+                {
+                    return;
+                }
+                var fresh = _service.OpenSessions().Where(p => !asked.Contains(p) && !Excluded(p.PeerId)).ToList();
+                asked.UnionWith(fresh);
+                if (fresh.Count == 0)
+                {
+                    continue;
+                }
+                foreach (var source in await GatherSourcesAsync(fresh, ct).ConfigureAwait(false))
+                {
+                    source.Picker = _picker.Join(source.Have);
+                    lock (_gate)
+                    {
+                        _sources.Add(source);
+                    }
+                    _handle.SetPeers(_picker.LivePeers);
+                    TransferLog.PeerJoined(_logger, source.Session.PeerId.Text, Id.Text);
+                    StartLanes(source, file, _stop!.Token);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>A banned peer, or one that lied in this download (a bad chunk, a manifest refuted): never a source again, even after reconnecting.</summary>
+    private bool Excluded(PeerId peer)
+    {
+        lock (_gate)
+        {
+            if (_liars.Contains(peer))
+            {
+                return true;
+            }
+        }
+        return _service.IsBanned(peer);
+    }
+
+    private async Task LaneAsync(Source source, SafeFileHandle file, CancellationToken ct)
+    {
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                // A permit of the download-wide reply budget is held only while a request is out, not while waiting.
+                await _replyBudget!.WaitAsync(ct).ConfigureAwait(false);
+                LaneStep step;
+                try
+                {
+                    step = await FetchOneAsync(source, file, ct).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _replyBudget.Release();
+                }
+                if (step == LaneStep.Done)
+                {
+                    return;
+                }
+                if (step == LaneStep.Wait)
+                {
+                    await _changed.WaitAsync(TimeSpan.FromMilliseconds(200), ct).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    private enum LaneStep
+    {
+        Fetched,
+        Wait,
+        Done,
+    }
+
+    /// <summary>Fetches, verifies and writes one chunk for <paramref name="source"/>.</summary>
+    private async Task<LaneStep> FetchOneAsync(Source source, SafeFileHandle file, CancellationToken ct)
+    {
+        var index = _picker.Next(source.Picker);
+        if (index == ChunkPicker.Finished)
+        {
+            _changed.Release();
+            return LaneStep.Done;
+        }
+        if (index == ChunkPicker.Wait)
+        {
+            return LaneStep.Wait;
+        }
+        var succeeded = false;
+        try
+        {
+            _handle.CountRequest();
+            using var reply = await source.Session.GetChunkAsync(Id, index, ct).ConfigureAwait(false);
+            var leaf = new byte[MerkleTree.HashLength];
+            if (reply.Index != index || !ContentVerifier.VerifyChunk(Id, _manifest.Size, _manifest.ChunkSize, index, reply.Data.Span, reply.Proof.Hashes.Span, leaf))
+            {
+                BadChunk(source, index, reply);
+                return LaneStep.Fetched;
+            }
+            if (!_picker.IsDone(index))
+            {
+                try
+                {
+                    lock (_writeGate)
+                    {
+                        RandomAccess.Write(file, reply.Data.Span, ChunkLayout.ChunkOffset(_manifest.ChunkSize, index));
+                    }
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // A local disk problem is no peer's fault: stop the whole download (verified chunks are kept).
+                    Interlocked.CompareExchange(ref _fatal, new SecureMeshException(SecureMeshErrorKind.Storage,
+                        $"writing the quarantine part file failed: {e.Message}", e), null);
+                    await _stop!.CancelAsync().ConfigureAwait(false);
+                    return LaneStep.Done;
+                }
+                if (_picker.MarkDone(index))
+                {
+                    _written(index, leaf, reply.Data.Length);
+                }
+            }
+            succeeded = true;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return LaneStep.Done;
+        }
+        catch (TimeoutException)
+        {
+            if (Interlocked.Increment(ref source.Timeouts) >= _options.MaxTimeoutsPerPeer)
+            {
+                Drop(source, "too slow (repeated timeouts)");
+            }
+        }
+        catch (PeerRequestException e) when (e.Code == Core.Wire.WireErrorCode.Busy)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(100), _options.Time, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SecureMeshException or IOException or ObjectDisposedException)
+        {
+            // Not found, changed on disk, blocked there, or the session closed: this peer cannot serve it now.
+            Drop(source, e.Message);
+        }
+        finally
+        {
+            _picker.Release(source.Picker, index, succeeded);
+            _changed.Release();
+        }
+        return LaneStep.Fetched;
+    }
+
+    private void Drop(Source source, string reason)
+    {
+        if (!_picker.Drop(source.Picker))
+        {
+            return;
+        }
+        _handle.SetPeers(_picker.LivePeers);
+        TransferLog.PeerDropped(_logger, source.Session.PeerId.Text, Id.Text, reason);
+    }
+
+    private void BadChunk(Source source, long index, ChunkReply reply)
+    {
+        Span<byte> root = stackalloc byte[32];
+        Span<byte> leaf = stackalloc byte[32];
+        var got = ContentVerifier.TryComputeRoot(_manifest.Size, _manifest.ChunkSize, index, reply.Data.Span, reply.Proof.Hashes.Span, root, leaf, out _)
+            ? $"got root {Convert.ToHexStringLower(root)} from leaf {Convert.ToHexStringLower(leaf)}"
+            : $"got a malformed reply (index {reply.Index}, {reply.Data.Length} bytes, {reply.Proof.Count} proof hashes)";
+        var evidence = $"content={Id} chunk={index} expected root {Convert.ToHexStringLower(Id.Hash)}, {got}";
+        TransferLog.BadChunk(_logger, index, Id.Text, source.Session.PeerId.Text);
+        _service.RecordBadChunk(source.Session, evidence);
+        lock (_gate)
+        {
+            _liars.Add(source.Session.PeerId);
+        }
+        _picker.Drop(source.Picker);
+    }
+}
