@@ -3,6 +3,7 @@ using SecureMesh.Core;
 using SecureMesh.Core.Identity;
 using SecureMesh.Node;
 using SecureMesh.Node.Control;
+using SecureMesh.Node.Network;
 using SecureMesh.Storage;
 
 namespace SecureMesh.Cli.Tui;
@@ -101,7 +102,7 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
     {
         var peers = await _control.ListPeersAsync(null, cancellationToken);
         var status = await _control.GetStatusAsync(cancellationToken);
-        var online = status.Connections.ToDictionary(c => c.PeerId, c => c.Sas, StringComparer.Ordinal);
+        var online = status.Connections.ToDictionary(c => c.PeerId, StringComparer.Ordinal);
         // A peer that hung up right after the handshake (it may not trust us yet) still shows the words to compare.
         var lastSas = (status.Handshakes ?? []).GroupBy(h => h.PeerId, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Sas, StringComparer.Ordinal);
         return [.. peers.Select(p => new PeerView(
@@ -116,10 +117,11 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
             },
             online.ContainsKey(p.PeerId),
             p.Fingerprint,
-            online.GetValueOrDefault(p.PeerId) ?? lastSas.GetValueOrDefault(p.PeerId),
+            online.GetValueOrDefault(p.PeerId)?.Sas ?? lastSas.GetValueOrDefault(p.PeerId),
             p.Addresses,
             p.BlockReason,
-            p.RefusingUs))];
+            p.RefusingUs,
+            online.GetValueOrDefault(p.PeerId) is { } c ? ConnectionPaths.Describe(c.Path, c.Relay is null ? null : Fmt.ShortId(c.Relay)) : null))];
     }
 
     public async Task AddPeerAsync(string peerId, string? address, string? name, bool trust, CancellationToken cancellationToken)

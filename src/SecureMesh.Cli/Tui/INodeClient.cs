@@ -111,6 +111,7 @@ internal enum PeerViewState
 /// <summary>A peer as the Peers view shows it.</summary>
 /// <param name="Sas">Short authentication string of the live session, or of the last handshake when the peer hung up (it may not trust us yet), to compare aloud; null when there was none.</param>
 /// <param name="RefusingUs">The peer's node refuses this one (it has blocked us).</param>
+/// <param name="Path">How the live connection reaches the peer (<c>direct</c>, <c>holepunched</c>, <c>relayed via PEER</c>); null when offline.</param>
 internal sealed record PeerView(
     string PeerId,
     string? Name,
@@ -120,7 +121,8 @@ internal sealed record PeerView(
     string? Sas,
     IReadOnlyList<string> Addresses,
     string? BlockReason = null,
-    bool RefusingUs = false);
+    bool RefusingUs = false,
+    string? Path = null);
 
 /// <summary>A shared path and how far its indexing has got.</summary>
 /// <param name="IndexedBytes">Bytes hashed so far.</param>

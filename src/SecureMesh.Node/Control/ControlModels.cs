@@ -3,8 +3,12 @@ namespace SecureMesh.Node.Control;
 // The control API's JSON shapes (camelCase on the wire). The CLI prints these same records whether it asked the running
 // node or read the database itself, so the two paths cannot drift apart.
 
-/// <summary>An open session, as <c>GET /v1/status</c> lists it.</summary>
-internal sealed record ConnectionInfo(string PeerId, string? Name, string Direction, DateTimeOffset Since, long BytesSent, long BytesReceived, string Sas, string? Remote);
+/// <summary>
+/// An open session, as <c>GET /v1/status</c> lists it. <paramref name="Path"/> is <c>direct</c>, <c>relayed</c> or
+/// <c>holepunched</c>; <paramref name="Relay"/> is the relay's Peer ID when relayed, else null.
+/// </summary>
+internal sealed record ConnectionInfo(string PeerId, string? Name, string Direction, DateTimeOffset Since, long BytesSent, long BytesReceived, string Sas, string? Remote,
+    string Path = "direct", string? Relay = null);
 
 /// <summary>A libp2p ping of a peer: <c>POST /v1/ping</c>.</summary>
 internal sealed record PingRequest(string Address, int Count);

@@ -3,6 +3,7 @@ using SecureMesh.Core;
 using SecureMesh.Core.Addressing;
 using SecureMesh.Core.Identity;
 using SecureMesh.Node.Discovery;
+using SecureMesh.Node.Network;
 using SecureMesh.Storage;
 
 namespace SecureMesh.Node.Control;
@@ -338,7 +339,9 @@ internal sealed class NodeControlService : INodeControl
         s.BytesSent,
         s.BytesReceived,
         s.ShortAuthString,
-        s.RemoteEndPoint?.ToString());
+        s.RemoteEndPoint?.ToString(),
+        ConnectionPaths.Name(s.Path),
+        s.Path == ConnectionPath.Relayed ? s.Relay?.Text : null);
 
     internal static PeerId ParsePeer(string? text) => PeerId.Parse(text);
 
