@@ -34,6 +34,9 @@ public sealed class MeshHostOptions
 
     /// <summary>The transfer engine's settings; null: the defaults with <see cref="LoggerFactory"/>.</summary>
     public TransferOptions? Transfer { get; init; }
+
+    /// <summary>Test seam: the port mapping's gateway and waits (a serving node maps its port when <c>port-mapping</c> is on).</summary>
+    internal PortMapping.PortMappingOptions? PortMapping { get; init; }
 }
 
 /// <summary>
@@ -80,6 +83,9 @@ public sealed class MeshHost : IAsyncDisposable
 
     /// <summary>LAN discovery's state ("on", "off", …), or "off" when it does not run.</summary>
     public string DiscoveryState => Discovery?.State ?? "off";
+
+    /// <summary>The router port mapping, when <c>port-mapping</c> is on (a serving node only).</summary>
+    internal PortMapping.PortMappingService? PortMapping { get; private set; }
 
     /// <summary>Called with each download resumed after a restart.</summary>
     public event Action<DownloadHandle>? Resumed;
@@ -133,6 +139,7 @@ public sealed class MeshHost : IAsyncDisposable
                 Transfer = transfer,
             }, cancellationToken).ConfigureAwait(false);
             var host = new MeshHost(db, transfer, node, connector, discovery, control);
+            host.StartPortMapping(options, loggerFactory);
             connector.Start();
             host.StartBackgroundWork();
             return host;
@@ -157,6 +164,29 @@ public sealed class MeshHost : IAsyncDisposable
 
     private static int SettingInt(SecureMeshDatabase db, string key, int fallback) =>
         db.Config.Get(key) is { } text ? int.Parse(text, CultureInfo.InvariantCulture) : fallback;
+
+    private void StartPortMapping(MeshHostOptions options, ILoggerFactory loggerFactory)
+    {
+        if (!SettingDefinition.ParseSwitch(Db.Config.Get(NodeSettings.PortMapping) ?? "on") || IPAddress.IsLoopback(Node.LocalEndPoint.Address))
+        {
+            return;
+        }
+        // New addresses reach the peers at once (identify push), so they need not wait for a reconnect.
+        Node.Reach.AddressesChanged += () => _ = PushAddressesAsync();
+        PortMapping = new PortMapping.PortMappingService(Node.Reach, Node.LocalEndPoint.Port, options.PortMapping ?? new(), loggerFactory.CreateLogger("SecureMesh.PortMapping"));
+        PortMapping.Start();
+    }
+
+    private async Task PushAddressesAsync()
+    {
+        try
+        {
+            await Node.PushIdentifyAsync(_stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or Core.SecureMeshException)
+        {
+        }
+    }
 
     private void StartBackgroundWork()
     {
@@ -191,6 +221,11 @@ public sealed class MeshHost : IAsyncDisposable
         {
         }
         await Connector.DisposeAsync().ConfigureAwait(false);
+        if (PortMapping is not null)
+        {
+            // The mapping is deleted while the node can still say so; a SIGTERM ends here too.
+            await PortMapping.DisposeAsync().ConfigureAwait(false);
+        }
         if (Control is not null)
         {
             await Control.DisposeAsync().ConfigureAwait(false);

@@ -71,6 +71,9 @@ public sealed class MeshNode : IAsyncDisposable
     /// <summary>The bound listen address.</summary>
     public IPEndPoint LocalEndPoint => _listener.LocalEndPoint;
 
+    /// <summary>What the node knows of its own reach: external addresses (mapped, observed), their reachability, the port mapping.</summary>
+    public NodeReach Reach { get; } = new();
+
     /// <summary>The protocols served on streams (what identify announces to a trusted peer).</summary>
     public IReadOnlyList<string> Protocols => _router.Protocols;
 
@@ -548,7 +551,7 @@ public sealed class MeshNode : IAsyncDisposable
 
     /// <summary>Our identify message for <paramref name="session"/>'s peer: the protocols it may use, where it is seen from.</summary>
     private IdentifyMessage DescribeFor(PeerSession session) => IdentifyService.Describe(_identity,
-        [.. ListenAddresses.Expand(LocalEndPoint).Select(MultiaddrBytes.From)],
+        [.. ListenAddresses.Expand(LocalEndPoint).Concat(Reach.Advertised.Select(a => a.EndPoint)).Distinct().Select(MultiaddrBytes.From)],
         _router.ProtocolsFor(session),
         session.RemoteEndPoint is { } remote ? MultiaddrBytes.From(remote) : null);
 
@@ -580,6 +583,12 @@ public sealed class MeshNode : IAsyncDisposable
             await using var stream = await session.OpenStreamAsync(IdentifyService.ProtocolId, cancellationToken).ConfigureAwait(false);
             var info = await _identify.RequestAsync(stream, session.PeerId, cancellationToken).ConfigureAwait(false);
             session.Identified = info;
+            if (info.ObservedAddr is { } observed && Multiaddr.TryFromBytes(observed, out var seen, out _) && NodeReach.TcpEndPoint(seen) is { } seenAt)
+            {
+                // A candidate for AutoNAT to confirm, advertised only once confirmed: the IP the peer sees with our
+                // listen port (an outbound connection's observed port is an ephemeral one).
+                Reach.AddObserved(new IPEndPoint(seenAt.Address, LocalEndPoint.Port));
+            }
             // The peer answered: it accepts this node.
             session.MarkEstablished();
             NetworkLog.Identified(_logger, session.PeerId.Text, info.AgentVersion, info.Protocols.Count);

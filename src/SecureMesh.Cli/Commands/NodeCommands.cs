@@ -101,6 +101,11 @@ internal static class NodeCommands
         {
             return;
         }
+        ctx.Out.WriteLine($"port mapping: {TerminalText.Safe(state.PortMapping ?? "off")}");
+        foreach (var r in state.Reachability ?? [])
+        {
+            ctx.Out.WriteLine($"address {r.Address} ({r.Source}{(r.Advertised ? ", advertised" : string.Empty)}): {r.State}");
+        }
         ctx.Out.WriteLine($"connections: {state.Connections.Count}");
         if (state.Connections.Count > 0)
         {

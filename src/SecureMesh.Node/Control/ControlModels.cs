@@ -29,7 +29,16 @@ internal sealed record NodeStatus(
     IReadOnlyList<ConnectionInfo> Connections,
     IReadOnlyList<TransferInfo> Transfers,
     IReadOnlyList<HandshakeInfo>? Handshakes = null,
-    IReadOnlyList<RefusalInfo>? RefusingUs = null);
+    IReadOnlyList<RefusalInfo>? RefusingUs = null,
+    IReadOnlyList<ReachabilityInfo>? Reachability = null,
+    string? PortMapping = null);
+
+/// <summary>
+/// One of this node's addresses and whether trusted peers could dial it (AutoNAT): <c>state</c> is <c>reachable</c>,
+/// <c>unreachable</c> or <c>unknown</c>; <c>source</c> is <c>listen</c>, <c>mapped</c> or <c>observed</c>;
+/// <c>advertised</c> says whether identify and <c>id</c> give it out.
+/// </summary>
+internal sealed record ReachabilityInfo(string Address, string State, string Source, bool Advertised, DateTimeOffset? Checked);
 
 /// <summary>
 /// The last handshake with a known peer that has no live session (it hung up, perhaps because it does not trust this
