@@ -35,6 +35,9 @@ public sealed class MeshHostOptions
     /// <summary>The transfer engine's settings; null: the defaults with <see cref="LoggerFactory"/>.</summary>
     public TransferOptions? Transfer { get; init; }
 
+    /// <summary>Test seam: AutoNAT's limits and waits (private addresses allowed on loopback).</summary>
+    internal AutoNat.AutoNatOptions? AutoNat { get; init; }
+
     /// <summary>Test seam: the port mapping's gateway and waits (a serving node maps its port when <c>port-mapping</c> is on).</summary>
     internal PortMapping.PortMappingOptions? PortMapping { get; init; }
 }
@@ -50,8 +53,9 @@ public sealed class MeshHost : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _background = [];
 
-    private MeshHost(SecureMeshDatabase db, TransferService transfer, MeshNode node, PeerConnector connector, DiscoveryService? discovery, ControlServer? control)
+    private MeshHost(SecureMeshDatabase db, TransferService transfer, MeshNode node, PeerConnector connector, DiscoveryService? discovery, ControlServer? control, AutoNat.AutoNatService autoNat)
     {
+        AutoNat = autoNat;
         Db = db;
         Transfer = transfer;
         Node = node;
@@ -84,6 +88,9 @@ public sealed class MeshHost : IAsyncDisposable
     /// <summary>LAN discovery's state ("on", "off", …), or "off" when it does not run.</summary>
     public string DiscoveryState => Discovery?.State ?? "off";
 
+    /// <summary>AutoNAT v2: the server for trusted peers, and (for a serving node) the checks of our own addresses.</summary>
+    internal AutoNat.AutoNatService AutoNat { get; }
+
     /// <summary>The router port mapping, when <c>port-mapping</c> is on (a serving node only).</summary>
     internal PortMapping.PortMappingService? PortMapping { get; private set; }
 
@@ -100,6 +107,7 @@ public sealed class MeshHost : IAsyncDisposable
         var transfer = new TransferService(db, identity, options.Home, options.Transfer ?? new TransferOptions { LoggerFactory = loggerFactory });
         MeshNode? node = null;
         DiscoveryService? discovery = null;
+        var autoNat = new AutoNat.AutoNatService(options.AutoNat ?? new(), loggerFactory);
         try
         {
             var defaults = new NodeOptions { Home = options.Home };
@@ -109,14 +117,16 @@ public sealed class MeshHost : IAsyncDisposable
                 Listen = options.Listen,
                 LoggerFactory = loggerFactory,
                 SessionHandler = transfer.HandleSessionAsync,
-                Protocols = transfer.StreamProtocols,
+                Protocols = [.. transfer.StreamProtocols, autoNat.Server.Protocol],
+                SideConnections = autoNat.Client,
                 HandshakeTimeout = options.Serve ? SettingSeconds(db, NodeSettings.HandshakeTimeout, defaults.HandshakeTimeout) : defaults.HandshakeTimeout,
                 MaxSessions = options.Serve ? SettingInt(db, NodeSettings.MaxConnections, defaults.MaxSessions) : defaults.MaxSessions,
             });
+            autoNat.Attach(node);
             var connector = new PeerConnector(node, null, loggerFactory);
             if (!options.Serve)
             {
-                return new MeshHost(db, transfer, node, connector, null, null);
+                return new MeshHost(db, transfer, node, connector, null, null, autoNat);
             }
             var discovered = new DiscoveredPeers();
             var listen = options.Listen;
@@ -138,8 +148,9 @@ public sealed class MeshHost : IAsyncDisposable
                 Discovered = discovered,
                 Transfer = transfer,
             }, cancellationToken).ConfigureAwait(false);
-            var host = new MeshHost(db, transfer, node, connector, discovery, control);
+            var host = new MeshHost(db, transfer, node, connector, discovery, control, autoNat);
             host.StartPortMapping(options, loggerFactory);
+            autoNat.Start();
             connector.Start();
             host.StartBackgroundWork();
             return host;
@@ -221,6 +232,7 @@ public sealed class MeshHost : IAsyncDisposable
         {
         }
         await Connector.DisposeAsync().ConfigureAwait(false);
+        await AutoNat.DisposeAsync().ConfigureAwait(false);
         if (PortMapping is not null)
         {
             // The mapping is deleted while the node can still say so; a SIGTERM ends here too.

@@ -85,4 +85,20 @@ public sealed class ConnectionPathStatusTests
         Assert.Contains("relayed via", tui.Screen.Split('\n').Single(l => l.Contains("dave", StringComparison.Ordinal)), StringComparison.Ordinal);
         Assert.Contains("direct", tui.Screen.Split('\n').Single(l => l.Contains("amber", StringComparison.Ordinal)), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void The_top_bar_says_whether_the_node_is_reachable_and_how_it_is_mapped()
+    {
+        var status = new NodeStatus(true, "p", "f", [], "off", [], [],
+            Reachability: [new ReachabilityInfo("/ip4/192.168.1.5/tcp/4747", "unknown", "listen", true, null), new ReachabilityInfo("/ip4/198.51.100.7/tcp/40001", "reachable", "mapped", true, DateTimeOffset.UnixEpoch)],
+            PortMapping: "198.51.100.7:40001 by PCP from 192.168.1.1");
+        Assert.Equal("reachable at /ip4/198.51.100.7/tcp/40001; mapping 198.51.100.7:40001 by PCP from 192.168.1.1", ControlNodeClient.DescribeReach(status));
+        Assert.Equal("unreachable", ControlNodeClient.DescribeReach(status with { Reachability = [new ReachabilityInfo("/ip4/1.2.3.4/tcp/1", "unreachable", "observed", false, null)], PortMapping = "off" }));
+        Assert.Equal("unknown", ControlNodeClient.DescribeReach(status with { Reachability = [], PortMapping = null }));
+
+        var fake = new FakeNodeClient();
+        fake.Status = fake.Status with { Reach = "reachable at /ip4/198.51.100.7/tcp/40001" };
+        using var tui = new TuiHarness(fake, width: 200, height: 40);
+        tui.WaitForScreen("Reach reachable at /ip4/198.51.100.7/tcp/40001");
+    }
 }

@@ -95,7 +95,18 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
             throw new SecureMeshException(SecureMeshErrorKind.Network, error);
         }
         var status = await _control.GetStatusAsync(cancellationToken);
-        return new NodeStatusView(status.PeerId ?? "(no identity)", status.Fingerprint ?? "-", status.Listen, status.Connections.Count, status.Running);
+        return new NodeStatusView(status.PeerId ?? "(no identity)", status.Fingerprint ?? "-", status.Listen, status.Connections.Count, status.Running,
+            status.Running ? DescribeReach(status) : null);
+    }
+
+    /// <summary>"reachable at ADDR", "unreachable" or "unknown" (AutoNAT), with the port mapping when one is held or refused.</summary>
+    internal static string DescribeReach(NodeStatus status)
+    {
+        var addresses = status.Reachability ?? [];
+        var reachable = addresses.FirstOrDefault(r => r.State == "reachable");
+        var verdict = reachable is not null ? $"reachable at {reachable.Address}"
+            : addresses.Any(r => r.State == "unreachable") ? "unreachable" : "unknown";
+        return status.PortMapping is null or "off" ? verdict : $"{verdict}; mapping {status.PortMapping}";
     }
 
     public async Task<IReadOnlyList<PeerView>> ListPeersAsync(CancellationToken cancellationToken)

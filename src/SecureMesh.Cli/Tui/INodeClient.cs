@@ -93,7 +93,8 @@ internal interface INodeClient
 /// <param name="ListenAddresses">HOST:PORT the node listens on; empty when not listening.</param>
 /// <param name="Connections">Authenticated connections open now.</param>
 /// <param name="Running">False when the client is attached to nothing that runs (the node stopped).</param>
-internal sealed record NodeStatusView(string PeerId, string Fingerprint, IReadOnlyList<string> ListenAddresses, int Connections, bool Running);
+/// <param name="Reach">AutoNAT's verdict and the port mapping in a few words; null when the node says nothing of it.</param>
+internal sealed record NodeStatusView(string PeerId, string Fingerprint, IReadOnlyList<string> ListenAddresses, int Connections, bool Running, string? Reach = null);
 
 /// <summary>A peer's standing with this node.</summary>
 internal enum PeerViewState

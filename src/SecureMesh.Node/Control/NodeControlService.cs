@@ -322,7 +322,8 @@ internal sealed class NodeControlService : INodeControl
         var advertised = reach.Advertised.Select(a => a.EndPoint).ToHashSet();
         var sources = reach.External.ToDictionary(a => a.EndPoint, a => a.Source);
         var states = reach.States.ToDictionary(s => s.Address);
-        var all = ListenAddresses.Expand(node.LocalEndPoint).Where(e => !IPAddress.IsLoopback(e.Address)).Concat(reach.External.Select(a => a.EndPoint)).Distinct();
+        var all = ListenAddresses.Expand(node.LocalEndPoint).Where(e => !IPAddress.IsLoopback(e.Address))
+            .Concat(reach.External.Select(a => a.EndPoint)).Concat(states.Keys).Distinct();
         return
         [
             .. all.Select(e => new ReachabilityInfo(
