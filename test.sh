@@ -3,7 +3,9 @@
 #   clamav (a real scanner verdict; the test makes its own signature with sigtool, no download),
 #   nodejs + npm and the pinned js-libp2p packages in tests/interop (Noise interop),
 #   tmux (the terminal UI in a real terminal), openssh-client (ssh-keygen key interop),
-#   iproute2 (network namespaces), curl and util-linux (setpriv: the control socket refuses another uid).
+#   iproute2 (network namespaces), curl and util-linux (setpriv: the control socket refuses another uid),
+#   nftables and miniupnpd-nftables (a home router with PCP/NAT-PMP in a namespace; the backend package alone carries
+#   no service and no debconf question, so nothing starts on this machine).
 # Then it runs `dotnet test SecureMesh.sln` (extra arguments are passed on, e.g. --filter) and prints one summary line.
 # Tests that need root (network namespaces, another uid) are reported as skipped for a non-root user.
 set -euo pipefail
@@ -19,6 +21,8 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v ip >/dev/null || need+=(iproute2)
 command -v curl >/dev/null || need+=(curl)
 command -v setpriv >/dev/null || need+=(util-linux)
+command -v nft >/dev/null || need+=(nftables)
+[[ -x /usr/sbin/miniupnpd ]] || need+=(miniupnpd-nftables)
 if ((${#need[@]})); then
   if ! command -v apt-get >/dev/null; then
     echo "test.sh: missing ${need[*]} and no apt-get to install them; install them by hand" >&2

@@ -20,6 +20,7 @@ internal static class ListenAddress
     public static IReadOnlyList<string> Multiaddrs(string home, PeerId peer)
     {
         IPEndPoint? endPoint = null;
+        var learned = new List<string>();
         if (NodeLock.IsHeld(home))
         {
             try
@@ -30,6 +31,8 @@ internal static class ListenAddress
                 {
                     endPoint = bound;
                 }
+                // What the node learned and gives out: the router's mapping, observed addresses AutoNAT confirmed.
+                learned.AddRange((status.Reachability ?? []).Where(r => r.Advertised && r.Source != "listen").Select(r => r.Address + "/p2p/" + peer.Text));
             }
             catch (Core.SecureMeshException)
             {
@@ -40,6 +43,6 @@ internal static class ListenAddress
         {
             return [];
         }
-        return ListenAddresses.Multiaddrs(endPoint, peer);
+        return [.. ListenAddresses.Multiaddrs(endPoint, peer).Concat(learned).Distinct(StringComparer.Ordinal)];
     }
 }

@@ -34,6 +34,12 @@ public sealed class MeshHostOptions
 
     /// <summary>The transfer engine's settings; null: the defaults with <see cref="LoggerFactory"/>.</summary>
     public TransferOptions? Transfer { get; init; }
+
+    /// <summary>Test seam: AutoNAT's limits and waits (private addresses allowed on loopback).</summary>
+    internal AutoNat.AutoNatOptions? AutoNat { get; init; }
+
+    /// <summary>Test seam: the port mapping's gateway and waits (a serving node maps its port when <c>port-mapping</c> is on).</summary>
+    internal PortMapping.PortMappingOptions? PortMapping { get; init; }
 }
 
 /// <summary>
@@ -47,8 +53,9 @@ public sealed class MeshHost : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _background = [];
 
-    private MeshHost(SecureMeshDatabase db, TransferService transfer, MeshNode node, PeerConnector connector, DiscoveryService? discovery, ControlServer? control)
+    private MeshHost(SecureMeshDatabase db, TransferService transfer, MeshNode node, PeerConnector connector, DiscoveryService? discovery, ControlServer? control, AutoNat.AutoNatService autoNat)
     {
+        AutoNat = autoNat;
         Db = db;
         Transfer = transfer;
         Node = node;
@@ -81,6 +88,12 @@ public sealed class MeshHost : IAsyncDisposable
     /// <summary>LAN discovery's state ("on", "off", …), or "off" when it does not run.</summary>
     public string DiscoveryState => Discovery?.State ?? "off";
 
+    /// <summary>AutoNAT v2: the server for trusted peers, and (for a serving node) the checks of our own addresses.</summary>
+    internal AutoNat.AutoNatService AutoNat { get; }
+
+    /// <summary>The router port mapping, when <c>port-mapping</c> is on (a serving node only).</summary>
+    internal PortMapping.PortMappingService? PortMapping { get; private set; }
+
     /// <summary>Called with each download resumed after a restart.</summary>
     public event Action<DownloadHandle>? Resumed;
 
@@ -94,6 +107,7 @@ public sealed class MeshHost : IAsyncDisposable
         var transfer = new TransferService(db, identity, options.Home, options.Transfer ?? new TransferOptions { LoggerFactory = loggerFactory });
         MeshNode? node = null;
         DiscoveryService? discovery = null;
+        var autoNat = new AutoNat.AutoNatService(options.AutoNat ?? new(), loggerFactory);
         try
         {
             var defaults = new NodeOptions { Home = options.Home };
@@ -103,14 +117,16 @@ public sealed class MeshHost : IAsyncDisposable
                 Listen = options.Listen,
                 LoggerFactory = loggerFactory,
                 SessionHandler = transfer.HandleSessionAsync,
-                Protocols = transfer.StreamProtocols,
+                Protocols = [.. transfer.StreamProtocols, autoNat.Server.Protocol],
+                SideConnections = autoNat.Client,
                 HandshakeTimeout = options.Serve ? SettingSeconds(db, NodeSettings.HandshakeTimeout, defaults.HandshakeTimeout) : defaults.HandshakeTimeout,
                 MaxSessions = options.Serve ? SettingInt(db, NodeSettings.MaxConnections, defaults.MaxSessions) : defaults.MaxSessions,
             });
+            autoNat.Attach(node);
             var connector = new PeerConnector(node, null, loggerFactory);
             if (!options.Serve)
             {
-                return new MeshHost(db, transfer, node, connector, null, null);
+                return new MeshHost(db, transfer, node, connector, null, null, autoNat);
             }
             var discovered = new DiscoveredPeers();
             var listen = options.Listen;
@@ -132,7 +148,9 @@ public sealed class MeshHost : IAsyncDisposable
                 Discovered = discovered,
                 Transfer = transfer,
             }, cancellationToken).ConfigureAwait(false);
-            var host = new MeshHost(db, transfer, node, connector, discovery, control);
+            var host = new MeshHost(db, transfer, node, connector, discovery, control, autoNat);
+            host.StartPortMapping(options, loggerFactory);
+            autoNat.Start();
             connector.Start();
             host.StartBackgroundWork();
             return host;
@@ -157,6 +175,29 @@ public sealed class MeshHost : IAsyncDisposable
 
     private static int SettingInt(SecureMeshDatabase db, string key, int fallback) =>
         db.Config.Get(key) is { } text ? int.Parse(text, CultureInfo.InvariantCulture) : fallback;
+
+    private void StartPortMapping(MeshHostOptions options, ILoggerFactory loggerFactory)
+    {
+        if (!SettingDefinition.ParseSwitch(Db.Config.Get(NodeSettings.PortMapping) ?? "on") || IPAddress.IsLoopback(Node.LocalEndPoint.Address))
+        {
+            return;
+        }
+        // New addresses reach the peers at once (identify push), so they need not wait for a reconnect.
+        Node.Reach.AddressesChanged += () => _ = PushAddressesAsync();
+        PortMapping = new PortMapping.PortMappingService(Node.Reach, Node.LocalEndPoint.Port, options.PortMapping ?? new(), loggerFactory.CreateLogger("SecureMesh.PortMapping"));
+        PortMapping.Start();
+    }
+
+    private async Task PushAddressesAsync()
+    {
+        try
+        {
+            await Node.PushIdentifyAsync(_stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or Core.SecureMeshException)
+        {
+        }
+    }
 
     private void StartBackgroundWork()
     {
@@ -191,6 +232,12 @@ public sealed class MeshHost : IAsyncDisposable
         {
         }
         await Connector.DisposeAsync().ConfigureAwait(false);
+        await AutoNat.DisposeAsync().ConfigureAwait(false);
+        if (PortMapping is not null)
+        {
+            // The mapping is deleted while the node can still say so; a SIGTERM ends here too.
+            await PortMapping.DisposeAsync().ConfigureAwait(false);
+        }
         if (Control is not null)
         {
             await Control.DisposeAsync().ConfigureAwait(false);

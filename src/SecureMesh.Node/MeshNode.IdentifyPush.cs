@@ -26,7 +26,8 @@ public sealed partial class MeshNode
     internal Func<IReadOnlyList<IPEndPoint>>? ListenEndPointsOverride { get; set; }
 
     /// <summary>The endpoints identify announces: the listen endpoint, the unspecified address expanded to the interfaces' addresses.</summary>
-    private IReadOnlyList<IPEndPoint> ListenEndPoints() => ListenEndPointsOverride?.Invoke() ?? ListenAddresses.Expand(LocalEndPoint);
+    private IReadOnlyList<IPEndPoint> ListenEndPoints() => ListenEndPointsOverride?.Invoke()
+        ?? [.. ListenAddresses.Expand(LocalEndPoint).Concat(Reach.Advertised.Select(a => a.EndPoint)).Distinct()];
 
     /// <summary>
     /// Serves <paramref name="protocol"/> from now on on every connection, and tells the connected peers (identify push,

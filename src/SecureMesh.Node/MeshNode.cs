@@ -71,6 +71,9 @@ public sealed partial class MeshNode : IAsyncDisposable
     /// <summary>The bound listen address.</summary>
     public IPEndPoint LocalEndPoint => _listener.LocalEndPoint;
 
+    /// <summary>What the node knows of its own reach: external addresses (mapped, observed), their reachability, the port mapping.</summary>
+    public NodeReach Reach { get; } = new();
+
     /// <summary>The protocols served on streams (what identify announces to a trusted peer).</summary>
     public IReadOnlyList<string> Protocols => _router.Protocols;
 
@@ -188,6 +191,20 @@ public sealed partial class MeshNode : IAsyncDisposable
         throw new SecureMeshException(SecureMeshErrorKind.Network,
             endPoints.Count == 1 ? $"cannot reach {target.Text}: {failures[0]}" : $"cannot reach {target.Text} at any of its {endPoints.Count} addresses: {string.Join("; ", failures)}");
     }
+
+    /// <summary>
+    /// Dials and upgrades a connection that is no session (an AutoNAT dial-back): the caller owns it and its
+    /// multiplexer (<see cref="OpenMuxer"/>). Only <paramref name="expected"/>'s key completes the handshake.
+    /// </summary>
+    internal Task<UpgradedConnection> DialSideConnectionAsync(PeerId expected, IPEndPoint endPoint, CancellationToken cancellationToken) =>
+        TcpTransport.DialAsync(_upgrader, endPoint, expected, _options.HandshakeTimeout, _options.Time, cancellationToken);
+
+    /// <summary>A multiplexer for a side connection, with the node's limits.</summary>
+    internal YamuxSession OpenMuxer(UpgradedConnection connection) =>
+        new(connection.Stream, connection.IsInitiator, _options.Yamux, _options.Time);
+
+    /// <summary>How streams negotiate their protocol on this node (timeouts).</summary>
+    internal MultistreamOptions Negotiation => _negotiation;
 
     /// <summary>Test seam: stands in for DNS, so a test can hand out several addresses for one name.</summary>
     internal Func<DialAddress, CancellationToken, Task<IReadOnlyList<IPEndPoint>>>? ResolveForTest { get; set; }
@@ -378,6 +395,11 @@ public sealed partial class MeshNode : IAsyncDisposable
         {
             await foreach (var inbound in _listener.Connections.ReadAllAsync(_stopping.Token).ConfigureAwait(false))
             {
+                if (_options.SideConnections?.TryTake(this, inbound.Connection, inbound.Remote) == true)
+                {
+                    // An AutoNAT dial-back this node asked for: served on its own, never a session.
+                    continue;
+                }
                 if (TryOpenSession(inbound.Connection, ConnectionDirection.Inbound, inbound.Remote, out var refuse) is null)
                 {
                     if (refuse)
@@ -565,6 +587,16 @@ public sealed partial class MeshNode : IAsyncDisposable
             await using var stream = await session.OpenStreamAsync(IdentifyService.ProtocolId, cancellationToken).ConfigureAwait(false);
             var info = await _identify.RequestAsync(stream, session.PeerId, cancellationToken).ConfigureAwait(false);
             session.Identified = info;
+            if (info.ObservedAddr is { } observed && Multiaddr.TryFromBytes(observed, out var seen, out _) && NodeReach.TcpEndPoint(seen) is { } seenAt)
+            {
+                // A candidate for AutoNAT to confirm, advertised only once confirmed: the IP the peer sees with our
+                // listen port (an outbound connection's observed port is an ephemeral one).
+                var candidate = new IPEndPoint(seenAt.Address, LocalEndPoint.Port);
+                if (!ListenAddresses.Expand(LocalEndPoint).Contains(candidate))
+                {
+                    Reach.AddObserved(candidate);
+                }
+            }
             // The peer answered: it accepts this node.
             session.MarkEstablished();
             NetworkLog.Identified(_logger, session.PeerId.Text, info.AgentVersion, info.Protocols.Count);

@@ -74,4 +74,7 @@ public sealed class NodeOptions
 
     /// <summary>Which protocols a peer may use; null: every protocol for the trusted peers that keep a connection.</summary>
     public IProtocolPolicy? Policy { get; init; }
+
+    /// <summary>Takes inbound connections that are no session (AutoNAT dial-backs this node asked for) before authorization.</summary>
+    internal ISideConnections? SideConnections { get; init; }
 }

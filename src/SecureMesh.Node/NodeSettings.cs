@@ -20,7 +20,7 @@ public sealed record SettingDefinition(string Key, string Default, string Descri
         }
         return Key switch
         {
-            NodeSettings.Discovery => ParseSwitch(trimmed) ? "on" : "off",
+            NodeSettings.Discovery or NodeSettings.PortMapping => ParseSwitch(trimmed) ? "on" : "off",
             NodeSettings.ChunkSize or NodeSettings.UploadLimit => ParseSize(trimmed).ToString(CultureInfo.InvariantCulture),
             NodeSettings.Listen => DialAddress.Parse(trimmed, allowPortZero: true).Text,
             // Resolved once, when set, and shown resolved: a release never follows a link there later (it is refused).
@@ -75,6 +75,9 @@ public static class NodeSettings
     /// <summary>Seconds a handshake may take.</summary>
     public const string HandshakeTimeout = "handshake-timeout";
 
+    /// <summary>Ask the home router for a port mapping (PCP, NAT-PMP) on or off.</summary>
+    public const string PortMapping = "port-mapping";
+
     /// <summary>The default listen address.</summary>
     public const string DefaultListen = "0.0.0.0:4747";
 
@@ -87,10 +90,14 @@ public static class NodeSettings
         new(ScannerTimeout, "120", "seconds the scanner may run before the file is held", v => IntInRange(v, 1, 86_400)),
         new(ChunkSize, "1048576", "chunk size for newly shared files (power of two, 16KiB..16MiB; a chunk and its proof must fit in one message)", ValidateChunkSize),
         new(UploadLimit, "0", "per-peer upload limit in bytes per second, 0 for none (suffixes k, m, g)", v => SettingDefinition.ParseSize(v) < 0 ? "expected a size such as 0, 512k or 10m" : null),
-        new(Discovery, "on", "LAN discovery beacons (on/off)", v => v.ToLowerInvariant() is "on" or "off" or "true" or "false" or "yes" or "no" or "1" or "0" ? null : "expected on or off"),
+        new(Discovery, "on", "LAN discovery beacons (on/off)", ValidateSwitch),
         new(MaxConnections, "256", "most authenticated connections at once", v => IntInRange(v, 1, 100_000)),
         new(HandshakeTimeout, "5", "seconds a peer has to finish the handshake", v => IntInRange(v, 1, 120)),
+        new(PortMapping, "on", "ask the home router to forward the listen port (PCP, else NAT-PMP) and advertise the mapped address (on/off)", ValidateSwitch),
     ];
+
+    private static string? ValidateSwitch(string v) =>
+        v.ToLowerInvariant() is "on" or "off" or "true" or "false" or "yes" or "no" or "1" or "0" ? null : "expected on or off";
 
     /// <summary>Looks up a setting; an unknown key is a clear error.</summary>
     public static SettingDefinition Get(string key) =>

@@ -57,6 +57,12 @@ public sealed class PeerSession
     /// <summary>The remote TCP endpoint.</summary>
     public IPEndPoint? RemoteEndPoint { get; }
 
+    /// <summary>How the connection reaches the peer (every TCP connection dialled or accepted today is direct).</summary>
+    public ConnectionPath Path { get; init; } = ConnectionPath.Direct;
+
+    /// <summary>The relay carrying the connection when <see cref="Path"/> is <see cref="ConnectionPath.Relayed"/>.</summary>
+    public PeerId? Relay { get; init; }
+
     /// <summary>Bytes written to the network, handshake included.</summary>
     public long BytesSent => Connection.Stream.BytesSent;
 

@@ -98,7 +98,7 @@ public sealed class NodeApiCommandTests
         await Task.CompletedTask;
     }
 
-    private static async Task UntilAsync(Func<bool> condition, string what)
+    internal static async Task UntilAsync(Func<bool> condition, string what)
     {
         var deadline = DateTime.UtcNow.AddSeconds(5);
         while (!condition())
@@ -109,7 +109,7 @@ public sealed class NodeApiCommandTests
     }
 
     /// <summary>A node in this process that holds the home's lock and serves its control socket, as <c>run</c> does.</summary>
-    private sealed class InProcessNode : IAsyncDisposable
+    internal sealed class InProcessNode : IAsyncDisposable
     {
         private readonly NodeLock _lock;
         private readonly SecureMeshDatabase _db;

@@ -101,13 +101,18 @@ internal static class NodeCommands
         {
             return;
         }
+        ctx.Out.WriteLine($"port mapping: {TerminalText.Safe(state.PortMapping ?? "off")}");
+        foreach (var r in state.Reachability ?? [])
+        {
+            ctx.Out.WriteLine($"address {r.Address} ({r.Source}{(r.Advertised ? ", advertised" : string.Empty)}): {r.State}");
+        }
         ctx.Out.WriteLine($"connections: {state.Connections.Count}");
         if (state.Connections.Count > 0)
         {
-            Table.Write(ctx.Out, ["PEER ID", "NAME", "DIRECTION", "SINCE", "SENT", "RECEIVED", "SAS"],
+            Table.Write(ctx.Out, ["PEER ID", "NAME", "PATH", "DIRECTION", "SINCE", "SENT", "RECEIVED", "SAS"],
                 state.Connections.Select(c => new[]
                 {
-                    c.PeerId, c.Name ?? "-", c.Direction, TrustCommands.Time(c.Since),
+                    c.PeerId, c.Name ?? "-", Node.Network.ConnectionPaths.Describe(c.Path, c.Relay), c.Direction, TrustCommands.Time(c.Since),
                     c.BytesSent.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     c.BytesReceived.ToString(System.Globalization.CultureInfo.InvariantCulture), c.Sas,
                 }));

@@ -3,6 +3,7 @@ using SecureMesh.Core;
 using SecureMesh.Core.Identity;
 using SecureMesh.Node;
 using SecureMesh.Node.Control;
+using SecureMesh.Node.Network;
 using SecureMesh.Storage;
 
 namespace SecureMesh.Cli.Tui;
@@ -94,14 +95,25 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
             throw new SecureMeshException(SecureMeshErrorKind.Network, error);
         }
         var status = await _control.GetStatusAsync(cancellationToken);
-        return new NodeStatusView(status.PeerId ?? "(no identity)", status.Fingerprint ?? "-", status.Listen, status.Connections.Count, status.Running);
+        return new NodeStatusView(status.PeerId ?? "(no identity)", status.Fingerprint ?? "-", status.Listen, status.Connections.Count, status.Running,
+            status.Running ? DescribeReach(status) : null);
+    }
+
+    /// <summary>"reachable at ADDR", "unreachable" or "unknown" (AutoNAT), with the port mapping when one is held or refused.</summary>
+    internal static string DescribeReach(NodeStatus status)
+    {
+        var addresses = status.Reachability ?? [];
+        var reachable = addresses.FirstOrDefault(r => r.State == "reachable");
+        var verdict = reachable is not null ? $"reachable at {reachable.Address}"
+            : addresses.Any(r => r.State == "unreachable") ? "unreachable" : "unknown";
+        return status.PortMapping is null or "off" ? verdict : $"{verdict}; mapping {status.PortMapping}";
     }
 
     public async Task<IReadOnlyList<PeerView>> ListPeersAsync(CancellationToken cancellationToken)
     {
         var peers = await _control.ListPeersAsync(null, cancellationToken);
         var status = await _control.GetStatusAsync(cancellationToken);
-        var online = status.Connections.ToDictionary(c => c.PeerId, c => c.Sas, StringComparer.Ordinal);
+        var online = status.Connections.ToDictionary(c => c.PeerId, StringComparer.Ordinal);
         // A peer that hung up right after the handshake (it may not trust us yet) still shows the words to compare.
         var lastSas = (status.Handshakes ?? []).GroupBy(h => h.PeerId, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Sas, StringComparer.Ordinal);
         return [.. peers.Select(p => new PeerView(
@@ -116,10 +128,11 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
             },
             online.ContainsKey(p.PeerId),
             p.Fingerprint,
-            online.GetValueOrDefault(p.PeerId) ?? lastSas.GetValueOrDefault(p.PeerId),
+            online.GetValueOrDefault(p.PeerId)?.Sas ?? lastSas.GetValueOrDefault(p.PeerId),
             p.Addresses,
             p.BlockReason,
-            p.RefusingUs))];
+            p.RefusingUs,
+            online.GetValueOrDefault(p.PeerId) is { } c ? ConnectionPaths.Describe(c.Path, c.Relay is null ? null : Fmt.ShortId(c.Relay)) : null))];
     }
 
     public async Task AddPeerAsync(string peerId, string? address, string? name, bool trust, CancellationToken cancellationToken)

@@ -93,7 +93,8 @@ internal interface INodeClient
 /// <param name="ListenAddresses">HOST:PORT the node listens on; empty when not listening.</param>
 /// <param name="Connections">Authenticated connections open now.</param>
 /// <param name="Running">False when the client is attached to nothing that runs (the node stopped).</param>
-internal sealed record NodeStatusView(string PeerId, string Fingerprint, IReadOnlyList<string> ListenAddresses, int Connections, bool Running);
+/// <param name="Reach">AutoNAT's verdict and the port mapping in a few words; null when the node says nothing of it.</param>
+internal sealed record NodeStatusView(string PeerId, string Fingerprint, IReadOnlyList<string> ListenAddresses, int Connections, bool Running, string? Reach = null);
 
 /// <summary>A peer's standing with this node.</summary>
 internal enum PeerViewState
@@ -111,6 +112,7 @@ internal enum PeerViewState
 /// <summary>A peer as the Peers view shows it.</summary>
 /// <param name="Sas">Short authentication string of the live session, or of the last handshake when the peer hung up (it may not trust us yet), to compare aloud; null when there was none.</param>
 /// <param name="RefusingUs">The peer's node refuses this one (it has blocked us).</param>
+/// <param name="Path">How the live connection reaches the peer (<c>direct</c>, <c>holepunched</c>, <c>relayed via PEER</c>); null when offline.</param>
 internal sealed record PeerView(
     string PeerId,
     string? Name,
@@ -120,7 +122,8 @@ internal sealed record PeerView(
     string? Sas,
     IReadOnlyList<string> Addresses,
     string? BlockReason = null,
-    bool RefusingUs = false);
+    bool RefusingUs = false,
+    string? Path = null);
 
 /// <summary>A shared path and how far its indexing has got.</summary>
 /// <param name="IndexedBytes">Bytes hashed so far.</param>

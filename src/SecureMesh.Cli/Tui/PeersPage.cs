@@ -13,7 +13,7 @@ internal sealed class PeersPage : TuiPage
         ["Name"] = p => p.Name ?? "-",
         ["Peer ID"] = p => Fmt.ShortId(p.PeerId),
         ["State"] = p => p.RefusingUs ? Fmt.State(p.State) + ", refusing us" : Fmt.State(p.State),
-        ["On"] = p => p.Online ? "yes" : "no",
+        ["On"] = p => p.Online ? p.Path ?? "yes" : "no",
         ["Fingerprint"] = p => p.Fingerprint,
         ["SAS"] = p => p.Sas ?? "-",
     });

@@ -376,7 +376,8 @@ internal sealed class TuiApp : IDisposable
         Status = status;
         _identityLine.Text = TerminalText.Safe($"Peer ID {status.PeerId}  {(status.Running ? "node running" : "node stopped")}");
         var listen = status.ListenAddresses.Count == 0 ? "not listening" : string.Join(", ", status.ListenAddresses);
-        _addressLine.Text = TerminalText.Safe($"Fingerprint {status.Fingerprint}  Listen {listen}  Connections {status.Connections}");
+        var reach = status.Reach is null ? string.Empty : $"  Reach {status.Reach}";
+        _addressLine.Text = TerminalText.Safe($"Fingerprint {status.Fingerprint}  Listen {listen}  Connections {status.Connections}{reach}");
     }
 
     private void ReportPollOutcome(Exception? error)

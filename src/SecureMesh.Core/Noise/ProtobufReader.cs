@@ -76,6 +76,18 @@ internal ref struct ProtobufReader
         return value;
     }
 
+    /// <summary>A fixed64 field's value (8 bytes, little-endian).</summary>
+    public ulong ReadFixed64()
+    {
+        if (_data.Length - _position < 8)
+        {
+            throw Fail("field runs past the end");
+        }
+        var value = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(_data.Slice(_position, 8));
+        _position += 8;
+        return value;
+    }
+
     public ReadOnlySpan<byte> ReadBytes()
     {
         var length = ReadVarint();

@@ -3,8 +3,12 @@ namespace SecureMesh.Node.Control;
 // The control API's JSON shapes (camelCase on the wire). The CLI prints these same records whether it asked the running
 // node or read the database itself, so the two paths cannot drift apart.
 
-/// <summary>An open session, as <c>GET /v1/status</c> lists it.</summary>
-public sealed record ConnectionInfo(string PeerId, string? Name, string Direction, DateTimeOffset Since, long BytesSent, long BytesReceived, string Sas, string? Remote);
+/// <summary>
+/// An open session, as <c>GET /v1/status</c> lists it. <paramref name="Path"/> is <c>direct</c>, <c>relayed</c> or
+/// <c>holepunched</c>; <paramref name="Relay"/> is the relay's Peer ID when relayed, else null.
+/// </summary>
+public sealed record ConnectionInfo(string PeerId, string? Name, string Direction, DateTimeOffset Since, long BytesSent, long BytesReceived, string Sas, string? Remote,
+    string Path = "direct", string? Relay = null);
 
 /// <summary>A libp2p ping of a peer: <c>POST /v1/ping</c>.</summary>
 public sealed record PingRequest(string Address, int Count);
@@ -25,7 +29,16 @@ public sealed record NodeStatus(
     IReadOnlyList<ConnectionInfo> Connections,
     IReadOnlyList<TransferInfo> Transfers,
     IReadOnlyList<HandshakeInfo>? Handshakes = null,
-    IReadOnlyList<RefusalInfo>? RefusingUs = null);
+    IReadOnlyList<RefusalInfo>? RefusingUs = null,
+    IReadOnlyList<ReachabilityInfo>? Reachability = null,
+    string? PortMapping = null);
+
+/// <summary>
+/// One of this node's addresses and whether trusted peers could dial it (AutoNAT): <c>state</c> is <c>reachable</c>,
+/// <c>unreachable</c> or <c>unknown</c>; <c>source</c> is <c>listen</c>, <c>mapped</c> or <c>observed</c>;
+/// <c>advertised</c> says whether identify and <c>id</c> give it out.
+/// </summary>
+public sealed record ReachabilityInfo(string Address, string State, string Source, bool Advertised, DateTimeOffset? Checked);
 
 /// <summary>
 /// The last handshake with a known peer that has no live session (it hung up, perhaps because it does not trust this

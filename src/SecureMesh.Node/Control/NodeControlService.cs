@@ -1,8 +1,10 @@
+using System.Net;
 using System.Net.Sockets;
 using SecureMesh.Core;
 using SecureMesh.Core.Addressing;
 using SecureMesh.Core.Identity;
 using SecureMesh.Node.Discovery;
+using SecureMesh.Node.Network;
 using SecureMesh.Storage;
 
 namespace SecureMesh.Node.Control;
@@ -68,7 +70,9 @@ internal sealed class NodeControlService : INodeControl
             connections,
             Transfers?.GetTransfers() ?? [],
             handshakes,
-            RefusingUs(trusted)));
+            RefusingUs(trusted),
+            ReachabilityOf(_node),
+            _node.Reach.PortMapping));
     }
 
     public Task<IReadOnlyList<PeerInfo>> ListPeersAsync(string? state, CancellationToken cancellationToken)
@@ -279,7 +283,7 @@ internal sealed class NodeControlService : INodeControl
                 var on = normalized == "on";
                 await Discovery.SetEnabledAsync(on, cancellationToken);
                 return new ConfigSetResult(setting.Key, normalized, "now", on ? $"discovery is {Discovery.State}" : "discovery stopped");
-            case NodeSettings.Listen or NodeSettings.MaxConnections or NodeSettings.HandshakeTimeout:
+            case NodeSettings.Listen or NodeSettings.MaxConnections or NodeSettings.HandshakeTimeout or NodeSettings.PortMapping:
                 return new ConfigSetResult(setting.Key, normalized, "restart", "takes effect on restart");
             default:
                 return new ConfigSetResult(setting.Key, normalized, "now", null);
@@ -311,6 +315,26 @@ internal sealed class NodeControlService : INodeControl
         return Task.FromResult(new PeerActionResult(peer.Text, peer.Fingerprint, changed));
     }
 
+    /// <summary>The listen addresses, then the learned ones, each with its reachability.</summary>
+    private static List<ReachabilityInfo> ReachabilityOf(MeshNode node)
+    {
+        var reach = node.Reach;
+        var advertised = reach.Advertised.Select(a => a.EndPoint).ToHashSet();
+        var sources = reach.External.ToDictionary(a => a.EndPoint, a => a.Source);
+        var states = reach.States.ToDictionary(s => s.Address);
+        var all = ListenAddresses.Expand(node.LocalEndPoint).Where(e => !IPAddress.IsLoopback(e.Address))
+            .Concat(reach.External.Select(a => a.EndPoint)).Concat(states.Keys).Distinct();
+        return
+        [
+            .. all.Select(e => new ReachabilityInfo(
+                MultiaddrBytes.Text(e),
+                NodeReach.Name(reach.StateOf(e)),
+                sources.GetValueOrDefault(e) ?? "listen",
+                advertised.Contains(e) || !sources.ContainsKey(e),
+                states.TryGetValue(e, out var s) ? s.At : null)),
+        ];
+    }
+
     private static List<RefusalInfo> RefusingUs(IEnumerable<PeerRecord> peers) =>
     [
         .. peers.Where(p => p.RefusingUs && p.RefusedAt is not null)
@@ -338,7 +362,9 @@ internal sealed class NodeControlService : INodeControl
         s.BytesSent,
         s.BytesReceived,
         s.ShortAuthString,
-        s.RemoteEndPoint?.ToString());
+        s.RemoteEndPoint?.ToString(),
+        ConnectionPaths.Name(s.Path),
+        s.Path == ConnectionPath.Relayed ? s.Relay?.Text : null);
 
     internal static PeerId ParsePeer(string? text) => PeerId.Parse(text);
 
