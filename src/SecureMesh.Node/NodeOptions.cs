@@ -74,4 +74,7 @@ public sealed class NodeOptions
 
     /// <summary>Which protocols a peer may use; null: every protocol for the trusted peers that keep a connection.</summary>
     public IProtocolPolicy? Policy { get; init; }
+
+    /// <summary>Circuit relay limits and timing (the <c>relay-*</c> settings override the limits).</summary>
+    public Relay.RelayOptions Relay { get; init; } = new();
 }
