@@ -93,4 +93,20 @@ public sealed partial class MeshNode
         }
         return session;
     }
+
+    /// <summary>Keeps a direct connection made by hole punching with <paramref name="expected"/>; null when it is not kept.</summary>
+    internal PeerSession? AdoptHolePunched(Core.Libp2p.UpgradedConnection connection, PeerId expected, ConnectionDirection direction, System.Net.IPEndPoint remote)
+    {
+        if (!connection.RemotePeerId.Equals(expected))
+        {
+            _ = connection.DisposeAsync().AsTask();
+            throw new SecureMeshException(SecureMeshErrorKind.Unauthorized, $"the hole-punched connection authenticated {connection.RemotePeerId}, not {expected}");
+        }
+        var session = TryOpenSession(connection, direction, remote, out _, ConnectionPath.HolePunched);
+        if (session is null)
+        {
+            _ = connection.DisposeAsync().AsTask();
+        }
+        return session;
+    }
 }

@@ -37,6 +37,7 @@ public sealed partial class MeshNode : IAsyncDisposable
     private readonly PingService _ping;
     private readonly Relay.RelayClient _relayClient;
     private readonly Relay.RelayService _relayService;
+    private readonly HolePunch.HolePunchService _holePunch;
     private readonly MultistreamOptions _negotiation;
     private readonly Lock _sessionsGate = new();
     private readonly ConcurrentDictionary<PeerId, PeerSession> _sessions = new();
@@ -63,6 +64,7 @@ public sealed partial class MeshNode : IAsyncDisposable
         var relayLogger = options.LoggerFactory.CreateLogger("SecureMesh.Relay");
         _relayClient = new Relay.RelayClient(this, db, options.Relay, options.StreamTimeout, options.Time, relayLogger);
         _relayService = new Relay.RelayService(this, db, options.Relay, options.StreamTimeout, options.Time, relayLogger, () => _relayClient.Settings);
+        _holePunch = new HolePunch.HolePunchService(this, upgrader, options.StreamTimeout, options.Time, relayLogger);
         _router = new ProtocolRouter(BuiltInProtocols().Concat(options.Protocols), new Relay.RelayPolicy(options.Policy, () => _relayClient.Settings),
             options.StreamTimeout, options.Time, options.LoggerFactory.CreateLogger("SecureMesh.Network"));
         _acceptLoop = Task.Run(AcceptLoopAsync);
@@ -413,6 +415,11 @@ public sealed partial class MeshNode : IAsyncDisposable
     {
         refuse = false;
         var peer = connection.RemotePeerId;
+        if (path == ConnectionPath.Direct && direction == ConnectionDirection.Inbound && _holePunch.IsPunching(peer))
+        {
+            // The peer's hole-punching SYN reached our listener.
+            path = ConnectionPath.HolePunched;
+        }
         var address = remote?.Address ?? IPAddress.None;
         var sas = Core.Channel.ShortAuthString.From(connection.HandshakeHash);
         AuthorizationDecision decision;
@@ -537,6 +544,7 @@ public sealed partial class MeshNode : IAsyncDisposable
             NodeLog.CompareSas(_logger, peer.Text, sas);
         }
         session.Completion = Task.Run(() => RunSessionAsync(session));
+        _holePunch.OnSessionOpened(session);
         SessionOpened?.Invoke(session);
         return session;
     }
@@ -577,6 +585,7 @@ public sealed partial class MeshNode : IAsyncDisposable
         // Each circuit holds its hop (at the relay) and stop (at the target) stream open while it lasts.
         yield return new StreamProtocol(Core.Libp2p.Relay.CircuitRelay.HopProtocolId, _relayService.ServeHopAsync, 64);
         yield return new StreamProtocol(Core.Libp2p.Relay.CircuitRelay.StopProtocolId, _relayClient.ServeStopAsync, 64);
+        yield return new StreamProtocol(Core.Libp2p.HolePunch.HolePunchMessage.ProtocolId, _holePunch.ServeAsync, 1);
         if (_options.SessionHandler is not null)
         {
             yield return new StreamProtocol(_options.SessionProtocol, AcceptSessionStreamAsync, 1);
