@@ -1,5 +1,6 @@
 using SecureMesh.Core;
 using SecureMesh.Core.Identity;
+using SecureMesh.Core.Libp2p.HolePunch;
 using SecureMesh.Core.Libp2p.Relay;
 using SecureMesh.Node.Network;
 using SecureMesh.Node.Relay;
@@ -246,8 +247,41 @@ public sealed class RelayTests : IAsyncLifetime
         Assert.Equal(RelayStatus.PermissionDenied, answer.Status);
     }
 
-    /// <summary>The peer answers (at most a status) and ends or resets the stream within a few seconds.</summary>
-    private static async Task AssertEndsAsync(Stream stream)
+
+    [Fact]
+    public async Task Dcutr_on_a_direct_connection_is_refused()
+    {
+        var session = await _b.Node.ConnectAsync(_a.Identity.PeerId, _a.EndPoint, CancellationToken.None);
+        await using var stream = await session.OpenStreamAsync(HolePunchMessage.ProtocolId, CancellationToken.None);
+        await new HolePunchMessage(HolePunchType.Connect, [Core.Addressing.Multiaddr.Parse("/ip4/10.255.255.1/tcp/9").ToBytes()]).WriteAsync(stream, CancellationToken.None);
+        // No CONNECT comes back (the peer would dial us then): the stream just ends.
+        await AssertEndsAsync(stream, expectNothing: true);
+        Assert.Same(session, _b.Node.GetSession(_a.Identity.PeerId));
+        Assert.Equal(ConnectionPath.Direct, session.Path);
+    }
+
+    [Fact]
+    public async Task Garbage_on_the_dcutr_stream_ends_it_and_the_relayed_connection_stays()
+    {
+        await ReserveAsync(_a);
+        await _b.Node.ConnectAsync(_r.Identity.PeerId, _r.EndPoint, CancellationToken.None);
+        var session = await _b.Node.ConnectAsync(_a.Identity.PeerId, Circuit(_a), CancellationToken.None);
+        await Wait.UntilAsync(() => _a.Node.GetSession(_b.Identity.PeerId) is { Path: ConnectionPath.Relayed }, Patience, "A's side of the circuit");
+        var fromA = _a.Node.GetSession(_b.Identity.PeerId)!;
+        // A's own hole punch finds nothing to dial on loopback and gives up; then A sends garbage on a new DCUtR stream.
+        await Task.Delay(1000);
+        await using (var stream = await fromA.OpenStreamAsync(HolePunchMessage.ProtocolId, CancellationToken.None))
+        {
+            await stream.WriteAsync(new byte[] { 0x80, 0x80, 0x80, 0x80, 0x01 });
+            await AssertEndsAsync(stream);
+        }
+        Assert.Same(session, _b.Node.GetSession(_a.Identity.PeerId));
+        Assert.Equal(ConnectionPath.Relayed, session.Path);
+        Assert.Equal(3, (await _b.Node.PingAsync(session, 3, TimeSpan.FromMilliseconds(10), CancellationToken.None)).Count);
+    }
+
+    /// <summary>The peer answers (at most a status; nothing at all with <paramref name="expectNothing"/>) and ends or resets the stream within a few seconds.</summary>
+    private static async Task AssertEndsAsync(Stream stream, bool expectNothing = false)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         var buffer = new byte[8192];
@@ -259,6 +293,7 @@ public sealed class RelayTests : IAsyncLifetime
             {
                 total += n;
                 Assert.True(total < 8192, "the peer kept sending");
+                Assert.False(expectNothing, "the peer answered");
             }
         }
         catch (Exception e) when (e is SecureMeshException or IOException)
