@@ -3,9 +3,9 @@
 #   clamav (a real scanner verdict; the test makes its own signature with sigtool, no download),
 #   nodejs + npm and the pinned js-libp2p packages in tests/interop (Noise interop),
 #   tmux (the terminal UI in a real terminal), openssh-client (ssh-keygen key interop),
-#   iproute2 (network namespaces), curl and util-linux (setpriv: the control socket refuses another uid),
-#   nftables and miniupnpd-nftables (a home router with PCP/NAT-PMP in a namespace; the backend package alone carries
-#   no service and no debconf question, so nothing starts on this machine).
+#   iproute2 (network namespaces), nftables (the NAT lab's home routers), curl and util-linux (setpriv: the control
+#   socket refuses another uid), miniupnpd-nftables (a home router with PCP/NAT-PMP in a namespace; the backend
+#   package alone carries no service and no debconf question, so nothing starts on this machine).
 # Then it runs `dotnet test SecureMesh.sln` (extra arguments are passed on, e.g. --filter) and prints one summary line.
 # Tests that need root (network namespaces, another uid) are reported as skipped for a non-root user.
 set -euo pipefail
@@ -19,9 +19,9 @@ command -v npm >/dev/null || need+=(npm)
 command -v tmux >/dev/null || need+=(tmux)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)
 command -v curl >/dev/null || need+=(curl)
 command -v setpriv >/dev/null || need+=(util-linux)
-command -v nft >/dev/null || need+=(nftables)
 [[ -x /usr/sbin/miniupnpd ]] || need+=(miniupnpd-nftables)
 if ((${#need[@]})); then
   if ! command -v apt-get >/dev/null; then

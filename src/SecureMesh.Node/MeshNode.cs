@@ -35,6 +35,9 @@ public sealed partial class MeshNode : IAsyncDisposable
     private readonly ProtocolRouter _router;
     private readonly IdentifyService _identify;
     private readonly PingService _ping;
+    private readonly Relay.RelayClient _relayClient;
+    private readonly Relay.RelayService _relayService;
+    private readonly HolePunch.HolePunchService _holePunch;
     private readonly MultistreamOptions _negotiation;
     private readonly Lock _sessionsGate = new();
     private readonly ConcurrentDictionary<PeerId, PeerSession> _sessions = new();
@@ -58,10 +61,15 @@ public sealed partial class MeshNode : IAsyncDisposable
         _identify = new IdentifyService(options.StreamTimeout, options.Time);
         _ping = new PingService(new PingServiceOptions { TimeProvider = options.Time });
         _negotiation = new MultistreamOptions { Timeout = options.StreamTimeout, TimeProvider = options.Time };
-        _router = new ProtocolRouter(BuiltInProtocols().Concat(options.Protocols), options.Policy, options.StreamTimeout, options.Time,
-            options.LoggerFactory.CreateLogger("SecureMesh.Network"));
+        var relayLogger = options.LoggerFactory.CreateLogger("SecureMesh.Relay");
+        _relayClient = new Relay.RelayClient(this, db, options.Relay, options.StreamTimeout, options.Time, relayLogger);
+        _relayService = new Relay.RelayService(this, db, options.Relay, options.StreamTimeout, options.Time, relayLogger, () => _relayClient.Settings);
+        _holePunch = new HolePunch.HolePunchService(this, upgrader, options.StreamTimeout, options.Time, relayLogger);
+        _router = new ProtocolRouter(BuiltInProtocols().Concat(options.Protocols), new Relay.RelayPolicy(options.Policy, () => _relayClient.Settings),
+            options.StreamTimeout, options.Time, options.LoggerFactory.CreateLogger("SecureMesh.Network"));
         _acceptLoop = Task.Run(AcceptLoopAsync);
         _pollLoop = Task.Run(PollLoopAsync);
+        _relayClient.Start();
         NodeLog.Started(_logger, identity.PeerId.Text, listener.LocalEndPoint.ToString());
     }
 
@@ -160,6 +168,10 @@ public sealed partial class MeshNode : IAsyncDisposable
     public async Task<PeerSession> ConnectAsync(PeerId expected, string address, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(expected);
+        if (Relay.CircuitAddress.TryParse(address, out var circuit))
+        {
+            return await ConnectThroughRelayAsync(expected, circuit, cancellationToken).ConfigureAwait(false);
+        }
         var target = DialAddress.Parse(address);
         if (target.PeerId is { } named && !named.Equals(expected))
         {
@@ -420,10 +432,16 @@ public sealed partial class MeshNode : IAsyncDisposable
     }
 
     /// <summary>Authorizes an authenticated connection; returns the session, or null when the caller must close it (and <paramref name="refuse"/> says whether to tell the peer "refused" first).</summary>
-    private PeerSession? TryOpenSession(UpgradedConnection connection, ConnectionDirection direction, IPEndPoint? remote, out bool refuse)
+    private PeerSession? TryOpenSession(UpgradedConnection connection, ConnectionDirection direction, IPEndPoint? remote, out bool refuse,
+        ConnectionPath path = ConnectionPath.Direct, PeerId? relay = null)
     {
         refuse = false;
         var peer = connection.RemotePeerId;
+        if (path == ConnectionPath.Direct && direction == ConnectionDirection.Inbound && _holePunch.IsPunching(peer))
+        {
+            // The peer's hole-punching SYN reached our listener.
+            path = ConnectionPath.HolePunched;
+        }
         var address = remote?.Address ?? IPAddress.None;
         var sas = Core.Channel.ShortAuthString.From(connection.HandshakeHash);
         AuthorizationDecision decision;
@@ -493,7 +511,7 @@ public sealed partial class MeshNode : IAsyncDisposable
         lock (_sessionsGate)
         {
             _sessions.TryGetValue(peer, out var existing);
-            if (existing is not null && !KeepsNewConnection(_identity.PeerId, peer, existing.Direction, direction))
+            if (existing is not null && !KeepsNewConnection(_identity.PeerId, peer, existing, direction, path))
             {
                 // One connection per peer: keep the one already working (or the one the tie-break picks).
                 return null;
@@ -506,11 +524,22 @@ public sealed partial class MeshNode : IAsyncDisposable
             // Authorized: only now is the multiplexer started, so nothing but the handshake was read from the peer before.
             var muxer = new YamuxSession(connection.Stream, connection.IsInitiator, _options.Yamux, _options.Time,
                 _options.LoggerFactory.CreateLogger("SecureMesh.Yamux"));
-            session = new PeerSession(connection, muxer, direction, remote, _options.Time.GetUtcNow(), sas, _negotiation) { OnEstablished = SessionEstablished };
+            session = new PeerSession(connection, muxer, direction, remote, _options.Time.GetUtcNow(), sas, _negotiation)
+            {
+                OnEstablished = SessionEstablished,
+                Path = path,
+                RelayPeerId = path == ConnectionPath.Relayed ? relay : null,
+            };
             replaced = existing;
             _sessions[peer] = session;
         }
-        if (replaced is not null)
+        if (replaced is not null && replaced.Path == ConnectionPath.Relayed && path != ConnectionPath.Relayed)
+        {
+            // A direct connection takes over from a relayed one; streams in flight on the relayed one get a moment to finish.
+            NetworkLog.ConnectionReplaced(_logger, peer.Text, $"a {path.ToString().ToLowerInvariant()} connection replaces the relayed one");
+            _ = Task.Delay(_options.Relay.ReplacedGrace, _options.Time).ContinueWith(_ => replaced.RequestClose("replaced by a direct connection"), TaskScheduler.Default);
+        }
+        else if (replaced is not null)
         {
             NetworkLog.ConnectionReplaced(_logger, peer.Text, "both sides dialled at once; the connection dialled by the smaller Peer ID stays");
             replaced.RequestClose("replaced by the connection both sides keep");
@@ -529,13 +558,15 @@ public sealed partial class MeshNode : IAsyncDisposable
         {
             _handshakes[peer] = new HandshakeNote(peer, sas, session.Since, direction, remote?.ToString(), null);
         }
-        NodeLog.SessionOpened(_logger, peer.Text, direction.ToString().ToLowerInvariant(), remote?.ToString(), session.ShortAuthString);
+        NodeLog.SessionOpened(_logger, peer.Text, direction.ToString().ToLowerInvariant(),
+            path == ConnectionPath.Relayed ? $"relayed via {relay}" : path == ConnectionPath.HolePunched ? $"{remote}, hole-punched" : remote?.ToString(), session.ShortAuthString);
         if (firstEver && _sasShown.TryAdd(peer, 0))
         {
             // The first session ever with this peer: both people should compare the words now.
             NodeLog.CompareSas(_logger, peer.Text, sas);
         }
         session.Completion = Task.Run(() => RunSessionAsync(session));
+        _holePunch.OnSessionOpened(session);
         SessionOpened?.Invoke(session);
         return session;
     }
@@ -544,6 +575,17 @@ public sealed partial class MeshNode : IAsyncDisposable
     /// The simultaneous-dial tie-break, the same on both sides: of two connections dialled by different sides, the one
     /// dialled by the peer with the smaller Peer ID stays. Two dialled by the same side: the one already there stays.
     /// </summary>
+    internal static bool KeepsNewConnection(PeerId us, PeerId peer, PeerSession existing, ConnectionDirection incoming, ConnectionPath path)
+    {
+        // A direct (or hole-punched) connection beats a relayed one, whoever dialled.
+        if ((existing.Path == ConnectionPath.Relayed) != (path == ConnectionPath.Relayed))
+        {
+            return path != ConnectionPath.Relayed;
+        }
+        return KeepsNewConnection(us, peer, existing.Direction, incoming);
+    }
+
+    /// <summary>The tie-break between two connections of the same kind (both direct or both relayed).</summary>
     internal static bool KeepsNewConnection(PeerId us, PeerId peer, ConnectionDirection existing, ConnectionDirection incoming)
     {
         if (existing == incoming)
@@ -562,6 +604,10 @@ public sealed partial class MeshNode : IAsyncDisposable
         // A stock libp2p node may ping on many streams at once (the interop test opens 100).
         yield return new StreamProtocol(PingService.ProtocolId, (_, stream, ct) => _ping.ServeAsync(stream, ct), 128);
         yield return new StreamProtocol(RefusedProtocol, ReceiveRefusalAsync, 1);
+        // Each circuit holds its hop (at the relay) and stop (at the target) stream open while it lasts.
+        yield return new StreamProtocol(Core.Libp2p.Relay.CircuitRelay.HopProtocolId, _relayService.ServeHopAsync, 64);
+        yield return new StreamProtocol(Core.Libp2p.Relay.CircuitRelay.StopProtocolId, _relayClient.ServeStopAsync, 64);
+        yield return new StreamProtocol(Core.Libp2p.HolePunch.HolePunchMessage.ProtocolId, _holePunch.ServeAsync, 1);
         if (_options.SessionHandler is not null)
         {
             yield return new StreamProtocol(_options.SessionProtocol, AcceptSessionStreamAsync, 1);
@@ -570,7 +616,7 @@ public sealed partial class MeshNode : IAsyncDisposable
 
     /// <summary>Our identify message for <paramref name="session"/>'s peer: the protocols it may use, where it is seen from.</summary>
     private IdentifyMessage DescribeFor(PeerSession session) => IdentifyService.Describe(_identity,
-        [.. ListenEndPoints().Select(MultiaddrBytes.From)],
+        [.. ListenEndPoints().Select(MultiaddrBytes.From), .. _relayClient.CircuitAddresses],
         _router.ProtocolsFor(session),
         session.RemoteEndPoint is { } remote ? MultiaddrBytes.From(remote) : null);
 
@@ -633,8 +679,9 @@ public sealed partial class MeshNode : IAsyncDisposable
     /// </summary>
     public async Task<(PeerId Peer, IReadOnlyList<TimeSpan> Rtts)> PingAddressAsync(string address, int count, CancellationToken cancellationToken)
     {
-        var target = DialAddress.Parse(address);
-        var peer = target.PeerId ?? throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"{target.Text} names no peer: end it with /p2p/PEERID");
+        var peer = Relay.CircuitAddress.TryParse(address, out var circuit)
+            ? circuit.Target ?? throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"{address.Trim()} names no peer: end it with /p2p/PEERID")
+            : DialAddress.Parse(address).PeerId ?? throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, $"{DialAddress.Parse(address).Text} names no peer: end it with /p2p/PEERID");
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         var session = GetSession(peer) ?? await ConnectAsync(peer, address, cancellationToken).ConfigureAwait(false);
         try
@@ -908,6 +955,7 @@ public sealed partial class MeshNode : IAsyncDisposable
             return;
         }
         await _stopping.CancelAsync();
+        await _relayClient.DisposeAsync();
         await _listener.DisposeAsync();
         foreach (var session in _sessions.Values)
         {

@@ -77,4 +77,7 @@ public sealed class NodeOptions
 
     /// <summary>Takes inbound connections that are no session (AutoNAT dial-backs this node asked for) before authorization.</summary>
     internal ISideConnections? SideConnections { get; init; }
+
+    /// <summary>Circuit relay limits and timing (the <c>relay-*</c> settings override the limits).</summary>
+    public Relay.RelayOptions Relay { get; init; } = new();
 }

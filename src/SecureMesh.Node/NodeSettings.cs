@@ -21,7 +21,9 @@ public sealed record SettingDefinition(string Key, string Default, string Descri
         return Key switch
         {
             NodeSettings.Discovery or NodeSettings.PortMapping => ParseSwitch(trimmed) ? "on" : "off",
-            NodeSettings.ChunkSize or NodeSettings.UploadLimit => ParseSize(trimmed).ToString(CultureInfo.InvariantCulture),
+            NodeSettings.ChunkSize or NodeSettings.UploadLimit or NodeSettings.RelayCircuitData => ParseSize(trimmed).ToString(CultureInfo.InvariantCulture),
+            NodeSettings.RelayService => trimmed.ToLowerInvariant(),
+            NodeSettings.Relays => string.Join(",", Relay.RelaySettings.ParseRelays(trimmed, out _)),
             NodeSettings.Listen => DialAddress.Parse(trimmed, allowPortZero: true).Text,
             // Resolved once, when set, and shown resolved: a release never follows a link there later (it is refused).
             NodeSettings.DownloadDir => Core.Content.ShareFileSystem.Resolve(Quarantine.QuarantineManager.ExpandHome(trimmed)),
@@ -81,6 +83,21 @@ public static class NodeSettings
     /// <summary>The default listen address.</summary>
     public const string DefaultListen = "0.0.0.0:4747";
 
+    /// <summary>Relay service for others: off or trusted.</summary>
+    public const string RelayService = "relay-service";
+
+    /// <summary>Relays to reserve a slot on (comma-separated multiaddrs).</summary>
+    public const string Relays = "relays";
+
+    /// <summary>Bytes per direction a relayed circuit may carry (0: no limit).</summary>
+    public const string RelayCircuitData = "relay-circuit-data";
+
+    /// <summary>Seconds a relayed circuit may last (0: no limit).</summary>
+    public const string RelayCircuitDuration = "relay-circuit-duration";
+
+    /// <summary>Circuits one peer may have through this relay at once.</summary>
+    public const string RelayCircuitsPerPeer = "relay-circuits-per-peer";
+
     /// <summary>Every known setting, in display order.</summary>
     public static IReadOnlyList<SettingDefinition> All { get; } =
     [
@@ -94,6 +111,11 @@ public static class NodeSettings
         new(MaxConnections, "256", "most authenticated connections at once", v => IntInRange(v, 1, 100_000)),
         new(HandshakeTimeout, "5", "seconds a peer has to finish the handshake", v => IntInRange(v, 1, 120)),
         new(PortMapping, "on", "ask the home router to forward the listen port (PCP, else NAT-PMP) and advertise the mapped address (on/off)", ValidateSwitch),
+        new(RelayService, "trusted", "relay service for others: trusted (reservations and circuits for peers this node trusts) or off", v => v.ToLowerInvariant() is "off" or "trusted" ? null : "expected off or trusted"),
+        new(Relays, string.Empty, "relays to reserve a slot on, comma-separated multiaddrs ending in /p2p/PEERID (trusted peers offering relay service are used too)", v => { Relay.RelaySettings.ParseRelays(v, out var e); return e; }),
+        new(RelayCircuitData, "0", "bytes a relayed circuit may carry each way through this node's relay service, 0 for no limit (suffixes k, m, g)", v => SettingDefinition.ParseSize(v) < 0 ? "expected a size such as 0, 512k or 10m" : null),
+        new(RelayCircuitDuration, "0", "seconds a relayed circuit through this node's relay service may last, 0 for no limit", v => IntInRange(v, 0, 604_800)),
+        new(RelayCircuitsPerPeer, "8", "circuits one peer may have through this node's relay service at once", v => IntInRange(v, 1, 1024)),
     ];
 
     private static string? ValidateSwitch(string v) =>

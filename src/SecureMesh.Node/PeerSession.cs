@@ -57,11 +57,11 @@ public sealed class PeerSession
     /// <summary>The remote TCP endpoint.</summary>
     public IPEndPoint? RemoteEndPoint { get; }
 
-    /// <summary>How the connection reaches the peer (every TCP connection dialled or accepted today is direct).</summary>
-    public ConnectionPath Path { get; init; } = ConnectionPath.Direct;
+    /// <summary>How the connection reaches the peer: direct, through a relay, or hole-punched.</summary>
+    public ConnectionPath Path { get; internal init; }
 
-    /// <summary>The relay carrying the connection when <see cref="Path"/> is <see cref="ConnectionPath.Relayed"/>.</summary>
-    public PeerId? Relay { get; init; }
+    /// <summary>The relay a relayed connection runs through; null otherwise.</summary>
+    public PeerId? RelayPeerId { get; internal init; }
 
     /// <summary>Bytes written to the network, handshake included.</summary>
     public long BytesSent => Connection.Stream.BytesSent;
@@ -198,5 +198,5 @@ public sealed class PeerSession
     }
 
     /// <inheritdoc/>
-    public override string ToString() => $"PeerSession({PeerId}, {Direction}, {RemoteEndPoint})";
+    public override string ToString() => $"PeerSession({PeerId}, {Direction}, {(Path == ConnectionPath.Relayed ? "via " + RelayPeerId : RemoteEndPoint)})";
 }

@@ -28,7 +28,8 @@ internal sealed class TestNode : IAsyncDisposable
     public IPEndPoint EndPoint => Node.LocalEndPoint;
 
     public static TestNode Start(int? handshakeBurst = null, Func<PeerSession, CancellationToken, Task>? handler = null, TimeSpan? handshakeRefill = null,
-        TimeProvider? time = null, Microsoft.Extensions.Logging.ILoggerFactory? loggers = null, IProtocolPolicy? policy = null)
+        TimeProvider? time = null, Microsoft.Extensions.Logging.ILoggerFactory? loggers = null, IProtocolPolicy? policy = null,
+        IReadOnlyList<StreamProtocol>? protocols = null, SecureMesh.Node.Relay.RelayOptions? relay = null)
     {
         var home = Directory.CreateTempSubdirectory("securemesh-node-").FullName;
         var identity = NodeIdentity.Generate();
@@ -45,6 +46,8 @@ internal sealed class TestNode : IAsyncDisposable
             PollInterval = TimeSpan.FromMilliseconds(100),
             SessionHandler = handler,
             Policy = policy,
+            Protocols = protocols ?? [],
+            Relay = relay ?? new SecureMesh.Node.Relay.RelayOptions(),
         });
         return new TestNode(home, identity, db, node);
     }

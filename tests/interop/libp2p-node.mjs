@@ -5,6 +5,9 @@
 //                                                            identified (js then pushes its new protocols to that peer)
 //   node libp2p-node.mjs dial MULTIADDR [--ping N] [--identify] [--concurrent-pings N]
 //   node libp2p-node.mjs peerid                              print the Peer ID the node would have
+//   node libp2p-node.mjs relay [PORT]                        listen on 127.0.0.1 as a circuit relay v2 server (@libp2p/circuit-relay-v2)
+//   node libp2p-node.mjs reserve RELAY_MULTIADDR              reserve a slot on the relay, print the circuit addresses, answer ping
+// Every node can dial /p2p-circuit addresses (circuitRelayTransport).
 // With LIBP2P_SEED set (64 hex digits), the node's Ed25519 key derives from it, so a test can trust it beforehand.
 // With LIBP2P_UNTIL_SIGNAL set, a listener ignores its stdin and runs until SIGTERM.
 // Prints one JSON object per line on stdout: {"event":"listening",...}, {"event":"connected",...}, {"event":"ping","rtt":MS},
@@ -26,6 +29,7 @@ const { noise } = await import('@chainsafe/libp2p-noise')
 const { yamux } = await import('@chainsafe/libp2p-yamux')
 const { identify, identifyPush } = await import('@libp2p/identify')
 const { ping } = await import('@libp2p/ping')
+const { circuitRelayServer, circuitRelayTransport } = await import('@libp2p/circuit-relay-v2')
 const { multiaddr } = await import('@multiformats/multiaddr')
 const { generateKeyPairFromSeed } = await import('@libp2p/crypto/keys')
 const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
@@ -60,21 +64,61 @@ function describeIdentify (result) {
   }
 }
 
-async function start (listen) {
+async function start (listen, extraServices = {}) {
   const streams = 256
   return createLibp2p({
     privateKey: await fixedKey(),
     addresses: { listen },
-    transports: [tcp()],
+    transports: [tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     services: {
       identify: identify({ timeout: 10000 }),
       identifyPush: identifyPush({ timeout: 10000 }),
-      ping: ping({ maxInboundStreams: streams, maxOutboundStreams: streams, timeout: 10000 })
+      ping: ping({ maxInboundStreams: streams, maxOutboundStreams: streams, timeout: 10000 }),
+      ...extraServices
     },
     connectionManager: { inboundConnectionThreshold: 1000 }
   })
+}
+
+async function untilStopped () {
+  await new Promise((resolve) => {
+    if (!process.env.LIBP2P_UNTIL_SIGNAL) {
+      process.stdin.on('end', resolve)
+      process.stdin.on('close', resolve)
+      process.stdin.resume()
+    }
+    process.on('SIGTERM', resolve)
+  })
+}
+
+// A relay server with js-libp2p's default limits (2 minutes, 128 KiB per circuit): prints "listening", then
+// "connection" events, and "reservation"/"circuit" as its relay service serves them.
+async function relayMode ([port]) {
+  const node = await start([`/ip4/127.0.0.1/tcp/${Number(port ?? 0)}`], { relay: circuitRelayServer() })
+  node.addEventListener('connection:open', (evt) => out('connection', describeConnection(evt.detail)))
+  node.addEventListener('relay:reservation', (evt) => out('reservation', { peerId: evt.detail?.peer?.toString?.() ?? null }))
+  node.addEventListener('relay:advert:success', () => out('advert'))
+  out('listening', { peerId: node.peerId.toString(), multiaddrs: node.getMultiaddrs().map(String) })
+  await untilStopped()
+  await node.stop()
+}
+
+// A node behind a relay: listens on RELAY/p2p-circuit (a reservation), prints "reserved" with its circuit addresses
+// once it holds one, then "connection" events (relayed ones have a /p2p-circuit remote address); answers ping.
+async function reserveMode ([relay]) {
+  const node = await start([`${relay}/p2p-circuit`])
+  node.addEventListener('connection:open', (evt) => out('connection', { ...describeConnection(evt.detail), limited: evt.detail.limits != null }))
+  const reserved = () => node.getMultiaddrs().map(String).filter(a => a.includes('/p2p-circuit'))
+  const deadline = Date.now() + 20000
+  while (reserved().length === 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  if (reserved().length === 0) throw new Error('no reservation on ' + relay)
+  out('reserved', { peerId: node.peerId.toString(), multiaddrs: reserved() })
+  await untilStopped()
+  await node.stop()
 }
 
 async function listenMode ([port, ...flags]) {
@@ -91,14 +135,7 @@ async function listenMode ([port, ...flags]) {
   node.addEventListener('connection:close', (evt) => out('connection-closed', { peerId: evt.detail.remotePeer.toString() }))
   node.addEventListener('peer:identify', (evt) => out('identify', describeIdentify(evt.detail)))
   out('listening', { peerId: node.peerId.toString(), multiaddrs: node.getMultiaddrs().map(String) })
-  await new Promise((resolve) => {
-    if (!process.env.LIBP2P_UNTIL_SIGNAL) {
-      process.stdin.on('end', resolve)
-      process.stdin.on('close', resolve)
-      process.stdin.resume()
-    }
-    process.on('SIGTERM', resolve)
-  })
+  await untilStopped()
   await node.stop()
 }
 
@@ -162,10 +199,16 @@ try {
   } else if (mode === 'listen') {
     await listenMode(args)
     process.exit(0)
+  } else if (mode === 'relay') {
+    await relayMode(args)
+    process.exit(0)
+  } else if (mode === 'reserve' && args.length === 1) {
+    await reserveMode(args)
+    process.exit(0)
   } else if (mode === 'dial' && args.length >= 1) {
     process.exit(await dialMode(args))
   } else {
-    process.stderr.write('usage: listen [PORT] [--handle-after-identify PROTO] | dial MULTIADDR [--ping N] [--identify] [--concurrent-pings N]\n')
+    process.stderr.write('usage: listen [PORT] [--handle-after-identify PROTO] | relay [PORT] | reserve RELAY_MULTIADDR | dial MULTIADDR [--ping N] [--identify] [--concurrent-pings N]\n')
     process.exit(2)
   }
 } catch (err) {

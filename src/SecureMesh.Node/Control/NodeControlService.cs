@@ -364,7 +364,7 @@ internal sealed class NodeControlService : INodeControl
         s.ShortAuthString,
         s.RemoteEndPoint?.ToString(),
         ConnectionPaths.Name(s.Path),
-        s.Path == ConnectionPath.Relayed ? s.Relay?.Text : null);
+        s.Path == ConnectionPath.Relayed ? s.RelayPeerId?.Text : null);
 
     internal static PeerId ParsePeer(string? text) => PeerId.Parse(text);
 

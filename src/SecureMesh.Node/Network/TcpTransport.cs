@@ -80,7 +80,9 @@ internal sealed class TcpTransport : IAsyncDisposable
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            socket.Bind(endPoint);
+            // Hole punching dials out from the listen port, which takes SO_REUSEPORT on the listener too (a probe first
+            // keeps a port that another program holds a clear error).
+            socket.Bind(HolePunch.ReusePort.ProbeAndEnable(socket, endPoint));
             socket.Listen(options.Backlog);
         }
         catch (SocketException e)

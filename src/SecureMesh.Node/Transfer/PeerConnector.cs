@@ -95,9 +95,11 @@ public sealed class PeerConnector : IAsyncDisposable
             // An address recorded without a port (where an inbound connection came from) cannot be dialled.
             var address = peer.Addresses.Where(a => DialAddress.TryParse(a.Address, out _, out _))
                 .OrderBy(a => a.Source).ThenByDescending(a => a.LastSeen).FirstOrDefault();
-            if (address is not null)
+            // No address, or the last attempt failed: through a relay, when one is connected (circuit relay v2).
+            var circuit = address is null || _state.ContainsKey(peer.PeerId) ? _node.CircuitAddressesFor(peer.PeerId).FirstOrDefault() : null;
+            if (circuit is not null || address is not null)
             {
-                list.Add((peer.PeerId, address.Address));
+                list.Add((peer.PeerId, circuit ?? address!.Address));
             }
         }
         return list;

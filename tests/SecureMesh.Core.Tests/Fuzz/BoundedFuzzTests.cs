@@ -44,6 +44,9 @@ public class BoundedFuzzTests(ITestOutputHelper output)
     [Fact]
     public void Yamux_session_survives_bounded_fuzzing() => Fuzz(YamuxTarget.Target);
 
+    [Fact]
+    public void Relay_and_hole_punch_parsers_survive_bounded_fuzzing() => Fuzz(RelayTarget.Target);
+
     /// <summary>The seeds must get past the first checks, or the fuzzing never reaches the parsers' depths.</summary>
     [Fact]
     public void Every_seed_is_accepted_by_its_target()

@@ -27,6 +27,7 @@ internal static class FuzzTargets
         ManifestTarget.Target,
         MultiaddrTarget.Target,
         YamuxTarget.Target,
+        RelayTarget.Target,
     ];
 
     public static FuzzTarget? Find(string name) =>
