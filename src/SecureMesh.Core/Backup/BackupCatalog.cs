@@ -134,6 +134,10 @@ public sealed class TrustExport
     public byte[] Seal(BackupKeys keys) =>
         BackupCipher.Seal(keys, BlobKind.Trust, JsonSerializer.SerializeToUtf8Bytes(this, BackupJsonContext.Default.TrustExport));
 
+    /// <summary>A hash of the export's content (to tell whether it changed since the last one was sealed).</summary>
+    public string PlaintextHash() =>
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(this, BackupJsonContext.Default.TrustExport)));
+
     /// <summary>Opens a sealed export; a Protocol <see cref="SecureMeshException"/> when it does not decrypt or parse.</summary>
     public static TrustExport Open(BackupKeys keys, ReadOnlySpan<byte> sealedExport)
     {

@@ -17,10 +17,13 @@ public sealed record ProofChallenge(byte[] Nonce, int Offset, int Length, byte[]
     /// <summary>Bytes one challenge takes when packed.</summary>
     public const int PackedLength = HashLength + 4 + 4 + HashLength;
 
-    /// <summary>Largest range asked for.</summary>
-    public const int MaxRange = 64 * 1024;
+    /// <summary>
+    /// Largest range asked for: a whole sealed chunk, so a proof covers every byte of a chunk blob (any damage fails it);
+    /// a larger blob (a big trust-store export) is challenged on a random window of this size.
+    /// </summary>
+    public const int MaxRange = ChunkPadding.MaxSealedChunk;
 
-    /// <summary>Makes a challenge over a random range of <paramref name="blob"/>.</summary>
+    /// <summary>Makes a challenge over all of <paramref name="blob"/>, or a random window of <see cref="MaxRange"/> bytes of a larger one.</summary>
     public static ProofChallenge Create(ReadOnlySpan<byte> blob)
     {
         if (blob.IsEmpty)
