@@ -90,6 +90,7 @@ public static class NodeSettings
         new(Discovery, "on", "LAN discovery beacons (on/off)", v => v.ToLowerInvariant() is "on" or "off" or "true" or "false" or "yes" or "no" or "1" or "0" ? null : "expected on or off"),
         new(MaxConnections, "256", "most authenticated connections at once", v => IntInRange(v, 1, 100_000)),
         new(HandshakeTimeout, "5", "seconds a peer has to finish the handshake", v => IntInRange(v, 1, 120)),
+        new(Backup.BackupService.CheckIntervalKey, "86400", "seconds between proof-of-storage rounds against backup holders", v => IntInRange(v, 10, 31_536_000)),
     ];
 
     /// <summary>Looks up a setting; an unknown key is a clear error.</summary>
