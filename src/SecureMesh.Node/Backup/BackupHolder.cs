@@ -28,7 +28,9 @@ internal sealed class BackupHolder(SecureMeshDatabase db, HeldBlobStore store, T
     public async Task ServeAsync(PeerSession session, Stream stream, CancellationToken cancellationToken)
     {
         var owner = session.PeerId;
-        await using var messages = new MessageStream(stream, BackupWire.MaxMessage);
+        // Not disposed here: the router closes the stream politely after the last answer (a dispose would reset it and
+        // could drop that answer unread).
+        var messages = new MessageStream(stream, BackupWire.MaxMessage);
         while (true)
         {
             using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

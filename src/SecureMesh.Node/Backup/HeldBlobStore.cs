@@ -81,7 +81,14 @@ internal sealed class HeldBlobStore
     public bool Exists(PeerId owner, string name) => File.Exists(Path.Combine(OwnerFolder(owner, create: false), CheckName(name)));
 
     /// <summary>Deletes a blob (absent is fine).</summary>
-    public void Delete(PeerId owner, string name) => File.Delete(Path.Combine(OwnerFolder(owner, create: false), CheckName(name)));
+    public void Delete(PeerId owner, string name)
+    {
+        var path = Path.Combine(OwnerFolder(owner, create: false), CheckName(name));
+        if (File.Exists(path))
+        {
+            File.Delete(path);
+        }
+    }
 
     /// <summary>Deletes everything held for <paramref name="owner"/>.</summary>
     public void DeleteOwner(PeerId owner)
