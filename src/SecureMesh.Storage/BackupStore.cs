@@ -348,6 +348,22 @@ public sealed class BackupStore
             : SecureMeshDatabase.Execute(tx, "DELETE FROM backup_placements WHERE blob_id = $id AND holder = $holder", ("$id", blobId), ("$holder", holder.Text)));
     }
 
+    /// <summary>Records that <paramref name="holder"/> stores every one of <paramref name="blobIds"/>, in one transaction.</summary>
+    public void SetPlaced(IEnumerable<string> blobIds, PeerId holder)
+    {
+        ArgumentNullException.ThrowIfNull(blobIds);
+        ArgumentNullException.ThrowIfNull(holder);
+        _database.Write(tx =>
+        {
+            foreach (var id in blobIds)
+            {
+                SecureMeshDatabase.Execute(tx, "INSERT OR REPLACE INTO backup_placements (blob_id, holder, stored) VALUES ($id, $holder, $now)",
+                    ("$id", id), ("$holder", holder.Text), ("$now", _database.NowMs()));
+            }
+            return 0;
+        });
+    }
+
     /// <summary>The blobs <paramref name="holder"/> is recorded to store.</summary>
     public IReadOnlySet<string> ListPlaced(PeerId holder)
     {

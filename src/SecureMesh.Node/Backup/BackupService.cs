@@ -72,7 +72,7 @@ public sealed class BackupService : IAsyncDisposable
     internal BackupHolder Holder { get; }
 
     /// <summary>The protocol this node serves as a holder.</summary>
-    public IReadOnlyList<StreamProtocol> StreamProtocols => [new(BackupWire.ProtocolId, Holder.ServeAsync, 2)];
+    public IReadOnlyList<StreamProtocol> StreamProtocols => [new(BackupWire.ProtocolId, Holder.ServeAsync, 4)];
 
     /// <summary>The protocol policy: backup only for trusted peers with an offer, the rest per <paramref name="inner"/>.</summary>
     public IProtocolPolicy Policy(IProtocolPolicy? inner = null) => new BackupPolicy(Holder, inner);
@@ -342,27 +342,8 @@ public sealed class BackupService : IAsyncDisposable
             while (true)
             {
                 var missing = NeededBlobs(holder).Where(id => !held.ContainsKey(id)).Order(StringComparer.Ordinal).ToList();
-                var quotaFull = false;
-                foreach (var id in missing)
-                {
-                    var blob = await SourceAsync(id, holder, cancellationToken).ConfigureAwait(false);
-                    if (blob is null)
-                    {
-                        continue;
-                    }
-                    try
-                    {
-                        await connection.PutAsync(BlobId.Parse(id), blob, cancellationToken).ConfigureAwait(false);
-                    }
-                    catch (SecureMeshException e) when (e.Kind == SecureMeshErrorKind.Conflict)
-                    {
-                        quotaFull = true;
-                        break;
-                    }
-                    held[id] = blob.Length;
-                    _db.Backup.SetPlaced(id, holder, true);
-                    uploaded++;
-                }
+                var (sent, quotaFull) = await UploadAsync(connection, holder, missing, held, cancellationToken).ConfigureAwait(false);
+                uploaded += sent;
                 if (!quotaFull)
                 {
                     break;
@@ -399,6 +380,64 @@ public sealed class BackupService : IAsyncDisposable
             BackupLog.HolderFailed(_logger, holder.Text, e.Message);
             return new HolderOutcome(holder, uploaded, deleted, e.Message);
         }
+    }
+
+    /// <summary>Streams used at once to upload to one holder: the holder's disk flushes overlap.</summary>
+    private const int UploadStreams = 3;
+
+    /// <summary>
+    /// Uploads <paramref name="missing"/> over <see cref="UploadStreams"/> streams; records what arrived (in
+    /// <paramref name="held"/> and, in one transaction, in the database). Stops early when the holder's quota is full.
+    /// </summary>
+    private async Task<(int Sent, bool QuotaFull)> UploadAsync(BackupConnection first, PeerId holder, List<string> missing, Dictionary<string, long> held,
+        CancellationToken cancellationToken)
+    {
+        var queue = new System.Collections.Concurrent.ConcurrentQueue<string>(missing);
+        var arrived = new System.Collections.Concurrent.ConcurrentQueue<(string Id, long Size)>();
+        var quotaFull = 0;
+        var extra = new List<BackupConnection>();
+        try
+        {
+            for (var i = 1; i < UploadStreams && missing.Count > i; i++)
+            {
+                extra.Add(await ConnectAsync(holder, cancellationToken).ConfigureAwait(false));
+            }
+            async Task WorkAsync(BackupConnection connection)
+            {
+                while (Volatile.Read(ref quotaFull) == 0 && queue.TryDequeue(out var id))
+                {
+                    var blob = await SourceAsync(id, holder, cancellationToken).ConfigureAwait(false);
+                    if (blob is null)
+                    {
+                        continue;
+                    }
+                    try
+                    {
+                        await connection.PutAsync(BlobId.Parse(id), blob, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (SecureMeshException e) when (e.Kind == SecureMeshErrorKind.Conflict)
+                    {
+                        Volatile.Write(ref quotaFull, 1);
+                        return;
+                    }
+                    arrived.Enqueue((id, blob.Length));
+                }
+            }
+            await Task.WhenAll([WorkAsync(first), .. extra.Select(WorkAsync)]).ConfigureAwait(false);
+        }
+        finally
+        {
+            foreach (var connection in extra)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+            foreach (var (id, size) in arrived)
+            {
+                held[id] = size;
+            }
+            _db.Backup.SetPlaced(arrived.Select(a => a.Id), holder);
+        }
+        return (arrived.Count, quotaFull != 0);
     }
 
     /// <summary>A sealed blob to upload: from the outbox, else from another holder that has it (checked against its ID).</summary>

@@ -211,4 +211,54 @@ public sealed class BackupEndToEndTests : IAsyncLifetime
         Assert.False(Directory.Exists(Path.Combine(bob.Home, "backup-held", alice.PeerId.Text)));
         Assert.Contains(bob.Db.Audit.List(), e => e.Event == "backup.revoke" && e.PeerId == alice.PeerId.Text);
     }
+
+    [Fact]
+    public async Task A_holder_that_hands_back_an_older_catalog_is_outvoted_by_the_newest()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var ct = timeout.Token;
+        var alice = await StartAsync();
+        var bob = await StartAsync();
+        var carol = await StartAsync();
+        foreach (var holder in new[] { bob, carol })
+        {
+            alice.Trust(holder);
+            holder.Trust(alice);
+            holder.Db.Backup.Offer(alice.PeerId, 16L << 20);
+        }
+        var folder = TempDir();
+        var file = Path.Combine(folder, "ledger.txt");
+        await File.WriteAllTextAsync(file, "old balance", ct);
+        alice.Db.Backup.AddSet(folder, [bob.PeerId, carol.PeerId], 2, "forever");
+        Assert.All(await alice.Host.Backup.RunAsync(null, ct), o => Assert.Null(o.Error));
+        var bobRoot = Path.Combine(bob.Home, "backup-held", alice.PeerId.Text, "root");
+        var oldRoot = await File.ReadAllBytesAsync(bobRoot, ct);
+        await File.WriteAllTextAsync(file, "new balance", ct);
+        File.SetLastWriteTimeUtc(file, DateTime.UtcNow.AddMinutes(1));
+        Assert.All(await alice.Host.Backup.RunAsync(null, ct), o => Assert.Null(o.Error));
+        // Bob rolls back to the catalog before the change.
+        await File.WriteAllBytesAsync(bobRoot, oldRoot, ct);
+
+        var target = TempDir();
+        var result = await BackupRestore.RestoreAsync(alice.Host, [new RestoreSource(bob.PeerId, bob.Address), new RestoreSource(carol.PeerId, carol.Address)],
+            target, null, _ => { }, ct);
+        Assert.Equal(alice.Db.Backup.GetHolder(carol.PeerId).RootSequence, result.CatalogSequence);
+        Assert.Equal("new balance", await File.ReadAllTextAsync(Path.Combine(target, Path.GetFileName(folder), "ledger.txt"), ct));
+    }
+
+    [Theory]
+    [InlineData("../escape.txt")]
+    [InlineData("a/../../escape.txt")]
+    [InlineData("/etc/passwd")]
+    [InlineData("a//b")]
+    [InlineData("a/./b")]
+    [InlineData("a\\..\\b")]
+    public void A_catalog_path_that_leaves_its_folder_is_refused(string path)
+    {
+        var file = new CatalogFile { Set = "/home/alice/docs", Path = path };
+        var e = Assert.Throws<SecureMeshException>(() => BackupRestore.TargetPath(file, "/tmp/restore"));
+        Assert.Equal(SecureMeshErrorKind.Protocol, e.Kind);
+        Assert.Equal("/tmp/restore/docs/a/b.txt", BackupRestore.TargetPath(new CatalogFile { Set = "/home/alice/docs", Path = "a/b.txt" }, "/tmp/restore"));
+        Assert.Equal("/home/alice/docs/a/b.txt", BackupRestore.TargetPath(new CatalogFile { Set = "/home/alice/docs", Path = "a/b.txt" }, null));
+    }
 }
