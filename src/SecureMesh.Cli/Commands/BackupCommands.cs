@@ -32,7 +32,7 @@ internal static class BackupCommands
             using var db = TrustCommands.OpenDatabase(ctx);
             RequireTrusted(db, id);
             db.Backup.Offer(id, size);
-            return Task.FromResult(Done(ctx, new { peerId = id.Text, quota = size }, $"offered {Bytes(size)} to {id}"));
+            return Task.FromResult(Done(ctx, new { peerId = id.Text, quota = size }, $"offered {Tui.Fmt.Size(size)} to {id}"));
         }, cancellationToken));
         backup.Subcommands.Add(offer);
 
@@ -52,7 +52,7 @@ internal static class BackupCommands
                 return Task.FromResult(CliApp.Success);
             }
             Table.Write(ctx.Out, ["PEER", "NAME", "QUOTA", "USED"],
-                all.Select(o => new[] { o.PeerId.Text, db.Trust.GetPeer(o.PeerId)?.Name ?? "-", Bytes(o.Quota), Bytes(o.Used) }));
+                all.Select(o => new[] { o.PeerId.Text, db.Trust.GetPeer(o.PeerId)?.Name ?? "-", Tui.Fmt.Size(o.Quota), Tui.Fmt.Size(o.Used) }));
             return Task.FromResult(CliApp.Success);
         }, cancellationToken));
         backup.Subcommands.Add(offers);
@@ -140,7 +140,7 @@ internal static class BackupCommands
                 return Task.FromResult(CliApp.Success);
             }
             Table.Write(ctx.Out, ["PATH", "FILES", "SIZE", "COPIES", "KEEP", "HOLDERS"],
-                status.Select(s => new[] { s.Path, Num(s.Files), Bytes(s.Bytes), Num(s.Copies), s.Keep, string.Join(", ", s.Holders.Select(h => Name(db, h.PeerId))) }));
+                status.Select(s => new[] { s.Path, Num(s.Files), Tui.Fmt.Size(s.Bytes), Num(s.Copies), s.Keep, string.Join(", ", s.Holders.Select(h => Name(db, h.PeerId))) }));
             return Task.FromResult(CliApp.Success);
         }, cancellationToken));
         backup.Subcommands.Add(list);
@@ -179,10 +179,10 @@ internal static class BackupCommands
             }
             foreach (var s in all)
             {
-                ctx.Out.WriteLine($"{s.Path}: {Num(s.Files)} file(s), {Bytes(s.Bytes)}, {Num(s.Versions)} version(s), {s.Keep}, {Num(s.Copies)} cop{(s.Copies == 1 ? "y" : "ies")}{(s.UnderReplicated ? " — UNDER-REPLICATED" : "")}");
+                ctx.Out.WriteLine($"{s.Path}: {Num(s.Files)} file(s), {Tui.Fmt.Size(s.Bytes)}, {Num(s.Versions)} version(s), {s.Keep}, {Num(s.Copies)} cop{(s.Copies == 1 ? "y" : "ies")}{(s.UnderReplicated ? " — UNDER-REPLICATED" : "")}");
                 Table.Write(ctx.Out, ["  HOLDER", "STATE", "STORED", "MISSING", "LAST PROOF", "REASON"], s.Holders.Select(h => new[]
                 {
-                    "  " + Name(db, h.PeerId), h.State, Bytes(h.Bytes), Num(h.Missing), h.LastProof is { } t ? TrustCommands.Time(t) : "never", h.Reason ?? "",
+                    "  " + Name(db, h.PeerId), h.State, Tui.Fmt.Size(h.Bytes), Num(h.Missing), h.LastProof is { } t ? TrustCommands.Time(t) : "never", h.Reason ?? "",
                 }));
             }
             return Task.FromResult(CliApp.Success);
@@ -206,7 +206,7 @@ internal static class BackupCommands
             }
             Table.Write(ctx.Out, ["TIME (UTC)", "SIZE", "PATH"], all.Select(v => new[]
             {
-                v.Time.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture), v.Deleted ? "deleted" : Bytes(v.Size), v.Path,
+                v.Time.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture), v.Deleted ? "deleted" : Tui.Fmt.Size(v.Size), v.Path,
             }));
             return Task.FromResult(CliApp.Success);
         }, cancellationToken));
@@ -288,7 +288,7 @@ internal static class BackupCommands
             }
             else
             {
-                ctx.Out.WriteLine($"restored {Num(result.Files)} file(s), {Bytes(result.Bytes)} ({Num(result.AlreadyThere)} already there), {Num(result.PeersRestored)} peer(s)");
+                ctx.Out.WriteLine($"restored {Num(result.Files)} file(s), {Tui.Fmt.Size(result.Bytes)} ({Num(result.AlreadyThere)} already there), {Num(result.PeersRestored)} peer(s)");
             }
             if (result.Problems.Count > 0)
             {
@@ -327,7 +327,7 @@ internal static class BackupCommands
         }
         else
         {
-            ctx.Out.WriteLine($"{path}: {Num(status.Files)} file(s), {Bytes(status.Bytes)}; {complete} of {status.Holders.Count} holder(s) have everything");
+            ctx.Out.WriteLine($"{path}: {Num(status.Files)} file(s), {Tui.Fmt.Size(status.Bytes)}; {complete} of {status.Holders.Count} holder(s) have everything");
         }
         if (complete >= status.Copies && errors.Count == 0)
         {
@@ -352,29 +352,10 @@ internal static class BackupCommands
         return size >= 0 ? size : throw CliApp.UsageError($"not a size: '{text}' (use bytes or a whole number with k, m or g, e.g. 50g)");
     }
 
-    private static int Done(CliContext ctx, object json, string text)
-    {
-        if (ctx.Json)
-        {
-            ctx.WriteJson(json);
-        }
-        else
-        {
-            ctx.Out.WriteLine(text);
-        }
-        return CliApp.Success;
-    }
+    private static int Done(CliContext ctx, object json, string text) => GroupCommands.Done(ctx, json, text);
 
     private static string Name(SecureMeshDatabase db, string peerId) =>
         PeerId.TryParse(peerId, out var id, out _) && db.Trust.GetPeer(id)?.Name is { } name ? $"{name} ({peerId})" : peerId;
 
     private static string Num(long n) => n.ToString(CultureInfo.InvariantCulture);
-
-    private static string Bytes(long n) => n switch
-    {
-        >= 1L << 30 => (n / (double)(1L << 30)).ToString("0.0", CultureInfo.InvariantCulture) + " GiB",
-        >= 1L << 20 => (n / (double)(1L << 20)).ToString("0.0", CultureInfo.InvariantCulture) + " MiB",
-        >= 1L << 10 => (n / 1024.0).ToString("0.0", CultureInfo.InvariantCulture) + " KiB",
-        _ => n.ToString(CultureInfo.InvariantCulture) + " B",
-    };
 }
