@@ -76,6 +76,7 @@ internal static class CliApp
         QuarantineCommands.Add(root, console);
         ShareCommands.Add(root, console);
         TransferCommands.Add(root, console);
+        BackupCommands.Add(root, console);
         TuiCommand.Add(root, console);
         DemoCommand.Add(root, console);
         return root;

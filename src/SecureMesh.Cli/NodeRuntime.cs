@@ -42,6 +42,10 @@ internal sealed class NodeRuntime : IAsyncDisposable
 
     public PeerConnector Connector => _host.Connector;
 
+    public MeshHost Host => _host;
+
+    public Node.Backup.BackupService Backup => _host.Backup;
+
     public static async Task<NodeRuntime> StartAsync(CliContext ctx, bool passphraseStdin, CancellationToken cancellationToken)
     {
         if (!IdentityStore.Exists(ctx.Home))

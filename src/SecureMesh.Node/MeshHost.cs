@@ -3,6 +3,7 @@ using System.Net;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using SecureMesh.Core.Identity;
+using SecureMesh.Node.Backup;
 using SecureMesh.Node.Control;
 using SecureMesh.Node.Discovery;
 using SecureMesh.Node.Transfer;
@@ -73,6 +74,9 @@ public sealed class MeshHost : IAsyncDisposable
     /// <summary>The connections.</summary>
     public MeshNode Node { get; }
 
+    /// <summary>Backup to trusted peers: the holder's protocol and the owner's rounds.</summary>
+    public BackupService Backup { get; private init; } = null!;
+
     /// <summary>Dials trusted peers (started in the background for a serving node; a one-off command calls it).</summary>
     public PeerConnector Connector { get; }
 
@@ -105,6 +109,7 @@ public sealed class MeshHost : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         var loggerFactory = options.LoggerFactory;
         var transfer = new TransferService(db, identity, options.Home, options.Transfer ?? new TransferOptions { LoggerFactory = loggerFactory });
+        var backup = new BackupService(identity, db, options.Home, new BackupOptions { LoggerFactory = loggerFactory });
         MeshNode? node = null;
         DiscoveryService? discovery = null;
         var autoNat = new AutoNat.AutoNatService(options.AutoNat ?? new(), loggerFactory);
@@ -117,16 +122,18 @@ public sealed class MeshHost : IAsyncDisposable
                 Listen = options.Listen,
                 LoggerFactory = loggerFactory,
                 SessionHandler = transfer.HandleSessionAsync,
-                Protocols = [.. transfer.StreamProtocols, autoNat.Server.Protocol],
+                Protocols = [.. transfer.StreamProtocols, autoNat.Server.Protocol, .. backup.StreamProtocols],
+                Policy = backup.Policy(),
                 SideConnections = autoNat.Client,
                 HandshakeTimeout = options.Serve ? SettingSeconds(db, NodeSettings.HandshakeTimeout, defaults.HandshakeTimeout) : defaults.HandshakeTimeout,
                 MaxSessions = options.Serve ? SettingInt(db, NodeSettings.MaxConnections, defaults.MaxSessions) : defaults.MaxSessions,
             });
             autoNat.Attach(node);
+            backup.Attach(node);
             var connector = new PeerConnector(node, null, loggerFactory);
             if (!options.Serve)
             {
-                return new MeshHost(db, transfer, node, connector, null, null, autoNat);
+                return new MeshHost(db, transfer, node, connector, null, null, autoNat) { Backup = backup };
             }
             var discovered = new DiscoveredPeers();
             var listen = options.Listen;
@@ -148,7 +155,7 @@ public sealed class MeshHost : IAsyncDisposable
                 Discovered = discovered,
                 Transfer = transfer,
             }, cancellationToken).ConfigureAwait(false);
-            var host = new MeshHost(db, transfer, node, connector, discovery, control, autoNat);
+            var host = new MeshHost(db, transfer, node, connector, discovery, control, autoNat) { Backup = backup };
             host.StartPortMapping(options, loggerFactory);
             autoNat.Start();
             connector.Start();
@@ -166,6 +173,7 @@ public sealed class MeshHost : IAsyncDisposable
                 await node.DisposeAsync().ConfigureAwait(false);
             }
             await transfer.DisposeAsync().ConfigureAwait(false);
+            await backup.DisposeAsync().ConfigureAwait(false);
             throw;
         }
     }
@@ -204,6 +212,8 @@ public sealed class MeshHost : IAsyncDisposable
         var stop = _stopping.Token;
         // Files changed while the node was down are re-indexed before they are served as anything.
         _background.Add(Transfer.Shares.RescanAsync(null, stop));
+        // Backed-up paths are scanned when they change and hourly; holders are challenged every backup-check-interval.
+        _background.Add(Backup.RunBackgroundAsync(TimeSpan.FromHours(1), stop));
         // Unfinished downloads carry on once the peers had a chance to connect.
         _background.Add(Task.Run(async () =>
         {
@@ -248,6 +258,7 @@ public sealed class MeshHost : IAsyncDisposable
         }
         await Node.DisposeAsync().ConfigureAwait(false);
         await Transfer.DisposeAsync().ConfigureAwait(false);
+        await Backup.DisposeAsync().ConfigureAwait(false);
         _stopping.Dispose();
     }
 }

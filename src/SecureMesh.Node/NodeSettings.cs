@@ -116,6 +116,7 @@ public static class NodeSettings
         new(RelayCircuitData, "0", "bytes a relayed circuit may carry each way through this node's relay service, 0 for no limit (suffixes k, m, g)", v => SettingDefinition.ParseSize(v) < 0 ? "expected a size such as 0, 512k or 10m" : null),
         new(RelayCircuitDuration, "0", "seconds a relayed circuit through this node's relay service may last, 0 for no limit", v => IntInRange(v, 0, 604_800)),
         new(RelayCircuitsPerPeer, "8", "circuits one peer may have through this node's relay service at once", v => IntInRange(v, 1, 1024)),
+        new(Backup.BackupService.CheckIntervalKey, "86400", "seconds between proof-of-storage rounds against backup holders", v => IntInRange(v, 10, 31_536_000)),
     ];
 
     private static string? ValidateSwitch(string v) =>

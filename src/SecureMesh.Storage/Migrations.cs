@@ -260,6 +260,67 @@ internal static class Migrations
             updated  INTEGER NOT NULL
         ) WITHOUT ROWID;
         """,
+
+        // Version 9 (issue 19): backup. Holder side: the offers made to owners and the blobs held for each (the files live
+        // under backup-held/ in the data directory). Owner side: the backed-up paths, every kept version of every file with
+        // its sealed chunks, each sealed blob with its unused proof challenges, which holder has which blob, each holder's
+        // proof state, and the catalog's sequence number.
+        """
+        CREATE TABLE backup_offers (
+            peer_id   TEXT PRIMARY KEY NOT NULL,
+            quota     INTEGER NOT NULL CHECK (quota >= 0),
+            root_size INTEGER NOT NULL DEFAULT 0 CHECK (root_size >= 0),
+            created   INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE backup_held (
+            owner   TEXT NOT NULL,
+            blob_id TEXT NOT NULL,
+            size    INTEGER NOT NULL CHECK (size > 0),
+            stored  INTEGER NOT NULL,
+            PRIMARY KEY (owner, blob_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE backup_sets (
+            path    TEXT PRIMARY KEY NOT NULL,
+            holders TEXT NOT NULL,
+            copies  INTEGER NOT NULL CHECK (copies >= 1),
+            keep    TEXT NOT NULL,
+            added   INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE backup_versions (
+            set_path   TEXT NOT NULL,
+            rel_path   TEXT NOT NULL,
+            time       INTEGER NOT NULL,
+            size       INTEGER NOT NULL CHECK (size >= 0),
+            mtime_ns   INTEGER NOT NULL,
+            content_id TEXT NOT NULL,
+            deleted    INTEGER NOT NULL CHECK (deleted IN (0, 1)),
+            blobs      TEXT NOT NULL,
+            PRIMARY KEY (set_path, rel_path, time)
+        ) WITHOUT ROWID;
+        CREATE TABLE backup_blobs (
+            blob_id    TEXT PRIMARY KEY NOT NULL,
+            size       INTEGER NOT NULL CHECK (size > 0),
+            challenges BLOB NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE backup_placements (
+            blob_id TEXT NOT NULL,
+            holder  TEXT NOT NULL,
+            stored  INTEGER NOT NULL,
+            PRIMARY KEY (blob_id, holder)
+        ) WITHOUT ROWID;
+        CREATE INDEX backup_placements_holder ON backup_placements (holder);
+        CREATE TABLE backup_holders (
+            holder     TEXT PRIMARY KEY NOT NULL,
+            last_proof INTEGER,
+            failing    TEXT,
+            upload_error TEXT,
+            root_seq   INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID;
+        CREATE TABLE backup_state (
+            key   TEXT PRIMARY KEY NOT NULL,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """,
     ];
 
     /// <summary>The schema version this code writes.</summary>

@@ -42,6 +42,7 @@ public sealed class SecureMeshDatabase : IDisposable
         Catalog = new CatalogStore(this);
         Downloads = new DownloadStore(this);
         Groups = new GroupStore(this);
+        Backup = new BackupStore(this);
     }
 
     /// <summary>Full path of the database file.</summary>
@@ -67,6 +68,9 @@ public sealed class SecureMeshDatabase : IDisposable
 
     /// <summary>Peer groups and who may see each share.</summary>
     public GroupStore Groups { get; }
+
+    /// <summary>Backup: offers and blobs held for owners; this node's backed-up paths, versions, blobs and holders.</summary>
+    public BackupStore Backup { get; }
 
     /// <summary>The schema version this code creates and understands.</summary>
     public static int SupportedSchemaVersion => Migrations.LatestVersion;

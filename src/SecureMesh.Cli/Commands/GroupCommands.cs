@@ -84,7 +84,7 @@ internal static class GroupCommands
         // Checked before the node is asked, so a typo is the same clear error with or without one.
         [.. (parse.GetValue(argument) ?? []).Select(p => PeerId.Parse(p.Trim()).Text)];
 
-    private static int Done(CliContext ctx, object json, string text)
+    internal static int Done(CliContext ctx, object json, string text)
     {
         if (ctx.Json)
         {

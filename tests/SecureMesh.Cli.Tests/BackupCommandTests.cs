@@ -1,0 +1,123 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text.Json;
+using SecureMesh.Core.Identity;
+using SecureMesh.Node;
+using SecureMesh.Storage;
+
+namespace SecureMesh.Cli.Tests;
+
+/// <summary>The backup commands end to end: the owner through the CLI (which runs its own node), a real holder node on 127.0.0.1.</summary>
+public sealed class BackupCommandTests : IAsyncLifetime
+{
+    private readonly CliHarness _cli = new();
+    private MeshHost? _holder;
+    private SecureMeshDatabase? _holderDb;
+    private NodeIdentity? _holderId;
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        if (_holder is not null)
+        {
+            await _holder.DisposeAsync();
+        }
+        _holderDb?.Dispose();
+        _holderId?.Dispose();
+        _cli.Dispose();
+    }
+
+    private async Task<string> StartHolderAsync()
+    {
+        var home = Path.Combine(_cli.Root, "holder");
+        _holderId = NodeIdentity.Generate();
+        _holderDb = SecureMeshDatabase.Open(home);
+        _holder = await MeshHost.StartAsync(_holderId, _holderDb, new MeshHostOptions { Home = home, Listen = new IPEndPoint(IPAddress.Loopback, 0) }, CancellationToken.None);
+        return $"127.0.0.1:{_holder.Node.LocalEndPoint.Port}";
+    }
+
+    [Fact]
+    public async Task Add_wait_status_check_and_restore_from_an_exported_key()
+    {
+        Assert.Equal(0, _cli.Home_("init").ExitCode);
+        using var id = JsonDocument.Parse(_cli.Home_("id", "--json").Out);
+        var owner = PeerId.Parse(id.RootElement.GetProperty("peerId").GetString());
+        var address = await StartHolderAsync();
+        var holder = _holderId!.PeerId.Text;
+        _holderDb!.Trust.AddPeer(owner, "owner", trusted: true);
+        _holderDb.Backup.Offer(owner, 32L << 20);
+        Assert.Equal(0, _cli.Home_("peers", "add", holder, "--addr", address, "--trust", "--name", "bob").ExitCode);
+
+        var folder = Path.Combine(_cli.Root, "documents");
+        Directory.CreateDirectory(folder);
+        var data = RandomNumberGenerator.GetBytes(1_500_000);
+        await File.WriteAllBytesAsync(Path.Combine(folder, "thesis.pdf"), data);
+
+        // Usage errors are exit 2 and record nothing.
+        Assert.Equal(2, _cli.Home_("backup", "add", folder, "--to", holder, "--copies", "2").ExitCode);
+        Assert.Equal(2, _cli.Home_("backup", "add", folder, "--to", holder, "--keep", "sometimes").ExitCode);
+        var untrusted = _cli.Home_("backup", "add", folder, "--to", NodeIdentity.Generate().PeerId.Text);
+        Assert.Equal(1, untrusted.ExitCode);
+        Assert.Contains("not a trusted peer", untrusted.Err, StringComparison.Ordinal);
+        Assert.Contains("nothing is backed up", _cli.Home_("backup", "list").Out, StringComparison.Ordinal);
+
+        var add = _cli.Home_("backup", "add", folder, "--to", holder, "--keep", "3", "--wait");
+        Assert.True(add.ExitCode == 0, add.ToString());
+        using (var status = JsonDocument.Parse(_cli.Home_("backup", "status", "--json").Out))
+        {
+            var share = Assert.Single(status.RootElement.EnumerateArray().ToList());
+            Assert.Equal(folder, share.GetProperty("path").GetString());
+            var h = Assert.Single(share.GetProperty("holders").EnumerateArray().ToList());
+            Assert.Equal(holder, h.GetProperty("peerId").GetString());
+            Assert.Equal("complete", h.GetProperty("state").GetString());
+            Assert.True(h.GetProperty("bytes").GetInt64() >= data.Length);
+            Assert.Equal(JsonValueKind.Null, h.GetProperty("lastProof").ValueKind);
+        }
+        var check = _cli.Home_("backup", "check");
+        Assert.True(check.ExitCode == 0, check.ToString());
+        using (var status = JsonDocument.Parse(_cli.Home_("backup", "status", "--json").Out))
+        {
+            Assert.Equal(JsonValueKind.String, status.RootElement[0].GetProperty("holders")[0].GetProperty("lastProof").ValueKind);
+        }
+        Assert.Single(JsonDocument.Parse(_cli.Home_("backup", "versions", Path.Combine(folder, "thesis.pdf"), "--json").Out).RootElement.EnumerateArray());
+
+        // A new machine with only the exported key.
+        var keyFile = Path.Combine(_cli.Root, "owner.key");
+        Assert.Equal(0, _cli.Home_("keys", "export", "--format", "pkcs8", "--out", keyFile).ExitCode);
+        var newHome = Path.Combine(_cli.Root, "new-home");
+        Assert.Equal(0, _cli.Run("--home", newHome, "keys", "import", keyFile).ExitCode);
+        var target = Path.Combine(_cli.Root, "restored");
+        var restore = _cli.Run("--home", newHome, "restore", "--from", holder, "--addr", address, "--to", target, "--json");
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Equal(1, JsonDocument.Parse(restore.Out).RootElement.GetProperty("files").GetInt32());
+        Assert.Contains("thesis.pdf", restore.Err, StringComparison.Ordinal);
+        Assert.Equal(data, await File.ReadAllBytesAsync(Path.Combine(target, "documents", "thesis.pdf")));
+        using var peers = JsonDocument.Parse(_cli.Run("--home", newHome, "peers", "list", "--json").Out);
+        Assert.Contains(peers.RootElement.EnumerateArray(), p => p.GetProperty("peerId").GetString() == holder && p.GetProperty("state").GetString() == "trusted");
+    }
+
+    [Fact]
+    public void Offers_are_made_listed_and_revoked_from_the_command_line()
+    {
+        Assert.Equal(0, _cli.Home_("init").ExitCode);
+        using var friend = NodeIdentity.Generate();
+        Assert.Equal(1, _cli.Home_("backup", "offer", friend.PeerId.Text, "--quota", "10g").ExitCode);
+        Assert.Equal(0, _cli.Home_("peers", "add", friend.PeerId.Text, "--trust", "--name", "friend").ExitCode);
+        Assert.Equal(2, _cli.Home_("backup", "offer", friend.PeerId.Text, "--quota", "lots").ExitCode);
+        Assert.Equal(0, _cli.Home_("backup", "offer", friend.PeerId.Text, "--quota", "10g").ExitCode);
+        using (var offers = JsonDocument.Parse(_cli.Home_("backup", "offers", "--json").Out))
+        {
+            var offer = Assert.Single(offers.RootElement.EnumerateArray().ToList());
+            Assert.Equal(10L << 30, offer.GetProperty("quota").GetInt64());
+            Assert.Equal(0, offer.GetProperty("used").GetInt64());
+        }
+        Assert.Equal(0, _cli.Home_("backup", "revoke", friend.PeerId.Text).ExitCode);
+        Assert.Equal(1, _cli.Home_("backup", "revoke", friend.PeerId.Text).ExitCode);
+        Assert.Contains("no offers", _cli.Home_("backup", "offers").Out, StringComparison.Ordinal);
+        using var log = JsonDocument.Parse(_cli.Home_("log", "--json").Out);
+        var events = log.RootElement.EnumerateArray().Select(e => e.GetProperty("event").GetString()).ToList();
+        Assert.Contains("backup.offer", events);
+        Assert.Contains("backup.revoke", events);
+    }
+}
