@@ -1,8 +1,6 @@
 using Microsoft.Extensions.Logging;
 using SecureMesh.Core;
 using SecureMesh.Core.Content;
-using SecureMesh.Core.Identity;
-using SecureMesh.Node.Quarantine;
 
 namespace SecureMesh.Node.Transfer;
 

@@ -66,11 +66,9 @@ public sealed class JsLibp2pProtocolInteropTests : IDisposable
         var (js, peerId, _, port) = await JsLibp2pNode.ListenAsync();
         await using (js)
         {
-            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), Patience);
-            await using var connection = await new Upgrader(_me).UpgradeOutboundAsync(new NetworkStream(socket, ownsSocket: true), PeerId.Parse(peerId), Patience);
-            await using var session = new YamuxSession(connection.Stream, isClient: true);
-            _ = ServeAsync(session, connection.RemotePeerId);
+            var (connection, session) = await DialAsync(port, peerId);
+            await using var _ = connection;
+            await using var __ = session;
 
             await using (var stream = await session.OpenStreamAsync(Patience))
             {
@@ -100,11 +98,9 @@ public sealed class JsLibp2pProtocolInteropTests : IDisposable
         var (js, peerId, _, port) = await JsLibp2pNode.ListenAsync("--handle-after-identify", Theirs);
         await using (js)
         {
-            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), Patience);
-            await using var connection = await new Upgrader(_me).UpgradeOutboundAsync(new NetworkStream(socket, ownsSocket: true), PeerId.Parse(peerId), Patience);
-            await using var session = new YamuxSession(connection.Stream, isClient: true);
-            _ = ServeAsync(session, connection.RemotePeerId);
+            var (connection, session) = await DialAsync(port, peerId);
+            await using var _ = connection;
+            await using var __ = session;
 
             // js identifies us (we list push), then starts serving one more protocol and pushes its new list to us.
             await js.WaitForEventAsync("handling");
@@ -129,6 +125,17 @@ public sealed class JsLibp2pProtocolInteropTests : IDisposable
                 && e.GetProperty("protocols").EnumerateArray().Any(p => p.GetString() == Ours));
             Assert.StartsWith("securemesh/", applied.GetProperty("agentVersion").GetString(), StringComparison.Ordinal);
         }
+    }
+
+    /// <summary>Dials the js node, upgrades, starts yamux and serves its streams.</summary>
+    private async Task<(UpgradedConnection Connection, YamuxSession Session)> DialAsync(int port, string peerId)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), Patience);
+        var connection = await new Upgrader(_me).UpgradeOutboundAsync(new NetworkStream(socket, ownsSocket: true), PeerId.Parse(peerId), Patience);
+        var session = new YamuxSession(connection.Stream, isClient: true);
+        _ = ServeAsync(session, connection.RemotePeerId);
+        return (connection, session);
     }
 
     private async Task<IdentifyMessage> IdentifyAsync(YamuxSession session, PeerId remote)
