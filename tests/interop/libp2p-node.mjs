@@ -123,14 +123,7 @@ async function listenMode ([port]) {
   node.addEventListener('connection:close', (evt) => out('connection-closed', { peerId: evt.detail.remotePeer.toString() }))
   node.addEventListener('peer:identify', (evt) => out('identify', describeIdentify(evt.detail)))
   out('listening', { peerId: node.peerId.toString(), multiaddrs: node.getMultiaddrs().map(String) })
-  await new Promise((resolve) => {
-    if (!process.env.LIBP2P_UNTIL_SIGNAL) {
-      process.stdin.on('end', resolve)
-      process.stdin.on('close', resolve)
-      process.stdin.resume()
-    }
-    process.on('SIGTERM', resolve)
-  })
+  await untilStopped()
   await node.stop()
 }
 
