@@ -262,19 +262,19 @@ public sealed partial class MultiHostTests(ITestOutputHelper output) : IDisposab
     /// <summary>Runs the <c>securemesh</c> program (outside the namespaces: it reaches the node through its control socket); killed after <paramref name="timeout"/>.</summary>
     private static Task<CommandResult> RunAsync(string home, TimeSpan timeout, params string[] args) => SecureMeshCli.RunAsync(home, timeout, args);
 
-    private static void Ok(string home, params string[] args)
+    internal static void Ok(string home, params string[] args)
     {
         var (code, _, err) = Cli.Run(["--home", home, .. args]);
         Assert.True(code == 0, $"securemesh {string.Join(' ', args)}: exit {code}: {err}");
     }
 
-    private static string Identity(string home)
+    internal static string Identity(string home)
     {
         Ok(home, "init");
         return Cli.Json("--home", home, "id").GetProperty("peerId").GetString()!;
     }
 
-    private static HashSet<string> Connected(string home) =>
+    internal static HashSet<string> Connected(string home) =>
         Cli.Json("--home", home, "status").GetProperty("connections").EnumerateArray().Select(c => c.GetProperty("peerId").GetString()!).ToHashSet();
 
     private static async Task UntilAsync(Func<bool> condition, string what, List<NodeProcess> nodes)

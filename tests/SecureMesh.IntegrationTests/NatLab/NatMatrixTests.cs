@@ -7,6 +7,10 @@ using Xunit.Abstractions;
 
 namespace SecureMesh.IntegrationTests.NatLab;
 
+/// <summary>The NAT lab's cases run alone, after the parallel tests: their times to connect are figures, and a loaded machine distorts them.</summary>
+[CollectionDefinition(nameof(NatLabCollection), DisableParallelization = true)]
+public sealed class NatLabCollection;
+
 /// <summary>
 /// Issue 17's NAT matrix (<see cref="NatTopology"/>): a public relay R and two homes behind NAT, each with a real
 /// <c>securemesh run</c>. A and B are told only R's address (and trust it); once each holds a reservation on R, they are
@@ -15,6 +19,7 @@ namespace SecureMesh.IntegrationTests.NatLab;
 /// stays where one is symmetric; a 64 MiB <c>get</c> then completes byte-identical either way. Each case prints its
 /// path, time to connect (from <c>peers add</c>) and the get's throughput.
 /// </summary>
+[Collection(nameof(NatLabCollection))]
 public sealed class NatMatrixTests(ITestOutputHelper output) : IDisposable
 {
     private const int FileSize = 64 << 20;
@@ -131,20 +136,11 @@ public sealed class NatMatrixTests(ITestOutputHelper output) : IDisposable
         }
     }
 
-    private static void Ok(string home, params string[] args)
-    {
-        var (code, _, err) = Cli.Run(["--home", home, .. args]);
-        Assert.True(code == 0, $"securemesh {string.Join(' ', args)}: exit {code}: {err}");
-    }
+    private static void Ok(string home, params string[] args) => MultiHostTests.Ok(home, args);
 
-    private static string Identity(string home)
-    {
-        Ok(home, "init");
-        return Cli.Json("--home", home, "id").GetProperty("peerId").GetString()!;
-    }
+    private static string Identity(string home) => MultiHostTests.Identity(home);
 
-    private static HashSet<string> Connected(string home) =>
-        Cli.Json("--home", home, "status").GetProperty("connections").EnumerateArray().Select(c => c.GetProperty("peerId").GetString()!).ToHashSet();
+    private static HashSet<string> Connected(string home) => MultiHostTests.Connected(home);
 
     private static async Task UntilAsync(Func<bool> condition, string what, List<NodeProcess> nodes)
     {

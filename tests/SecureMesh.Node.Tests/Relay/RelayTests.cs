@@ -96,6 +96,29 @@ public sealed class RelayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_reservation_is_renewed_before_it_expires_and_dropped_when_its_connection_ends()
+    {
+        // A relay granting 40 s: with less than 30 s (or a quarter) left the client renews at its next round.
+        await using var shortRelay = TestNode.Start(relay: new SecureMesh.Node.Relay.RelayOptions { ReservationTtl = TimeSpan.FromSeconds(40) });
+        shortRelay.Db.Trust.AddPeer(_a.Identity.PeerId, trusted: true);
+        _a.Db.Trust.AddPeer(shortRelay.Identity.PeerId, trusted: true);
+        var session = await _a.Node.ConnectAsync(shortRelay.Identity.PeerId, shortRelay.EndPoint, CancellationToken.None);
+        await Wait.UntilAsync(() => session.Identified is not null, Patience, "identify of the relay");
+        await _a.Node.RelayTickAsync(CancellationToken.None);
+        var first = Assert.Single(_a.Node.RelayReservations).Expire;
+        await Task.Delay(1100);
+        await _a.Node.RelayTickAsync(CancellationToken.None);
+        var renewed = Assert.Single(_a.Node.RelayReservations).Expire;
+        Assert.True(renewed > first, $"not renewed: {first:O} then {renewed:O}");
+        Assert.True(shortRelay.Node.HoldsReservationHere(_a.Identity.PeerId));
+
+        await shortRelay.DisposeAsync();
+        await Wait.UntilAsync(() => _a.Node.GetSession(session.PeerId) is null, Patience, "the relay's connection to end");
+        await _a.Node.RelayTickAsync(CancellationToken.None);
+        Assert.Empty(_a.Node.RelayReservations);
+    }
+
+    [Fact]
     public async Task A_relay_that_connects_you_to_another_peer_is_caught_by_the_handshake()
     {
         // C also holds a reservation and would take B's circuit; the relay hands B's circuit for A to C.

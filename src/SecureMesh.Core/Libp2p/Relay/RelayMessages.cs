@@ -82,70 +82,13 @@ public sealed record HopMessage(HopType Type)
     public RelayStatus? Status { get; init; }
 
     /// <summary>The canonical encoding (fields in number order).</summary>
-    public byte[] Encode()
-    {
-        var w = new ProtobufWriter().Varint(1, (ulong)Type);
-        if (Peer is { } peer)
-        {
-            w.Bytes(2, RelayCodec.EncodePeer(peer));
-        }
-        if (Reservation is { } reservation)
-        {
-            w.Bytes(3, RelayCodec.EncodeReservation(reservation));
-        }
-        if (Limit is { IsUnlimited: false } limit)
-        {
-            w.Bytes(4, RelayCodec.EncodeLimit(limit));
-        }
-        if (Status is { } status)
-        {
-            w.Varint(5, (ulong)status);
-        }
-        return RelayCodec.Checked(w);
-    }
+    public byte[] Encode() => RelayCodec.Encode((int)Type, Peer, Reservation, Limit, Status, RelayCodec.HopFields);
 
     /// <summary>Parses a message from a peer; throws only <see cref="SecureMeshException"/> (Protocol).</summary>
     public static HopMessage Decode(ReadOnlySpan<byte> data)
     {
-        RelayCodec.CheckSize(data, "hop message");
-        var reader = new ProtobufReader(data, "hop message");
-        HopType? type = null;
-        RelayPeer? peer = null;
-        RelayReservation? reservation = null;
-        RelayLimit? limit = null;
-        RelayStatus? status = null;
-        while (reader.TryReadTag(out var field, out var wire))
-        {
-            switch (field, wire)
-            {
-                case (1, ProtobufReader.WireTypeVarint):
-                    var raw = reader.ReadVarint();
-                    type = raw <= (ulong)HopType.Status ? (HopType)raw : throw ProtobufReader.Malformed("hop message", $"unknown type {raw}");
-                    break;
-                case (2, ProtobufReader.WireTypeLengthDelimited):
-                    peer = RelayCodec.DecodePeer(reader.ReadBytes());
-                    break;
-                case (3, ProtobufReader.WireTypeLengthDelimited):
-                    reservation = RelayCodec.DecodeReservation(reader.ReadBytes());
-                    break;
-                case (4, ProtobufReader.WireTypeLengthDelimited):
-                    limit = RelayCodec.DecodeLimit(reader.ReadBytes());
-                    break;
-                case (5, ProtobufReader.WireTypeVarint):
-                    status = RelayCodec.ToStatus(reader.ReadVarint());
-                    break;
-                default:
-                    reader.SkipField(wire);
-                    break;
-            }
-        }
-        return new HopMessage(type ?? throw ProtobufReader.Malformed("hop message", "no type"))
-        {
-            Peer = peer,
-            Reservation = reservation,
-            Limit = limit,
-            Status = status,
-        };
+        var f = RelayCodec.Decode(data, "hop message", (int)HopType.Status, RelayCodec.HopFields);
+        return new HopMessage((HopType)f.Type) { Peer = f.Peer, Reservation = f.Reservation, Limit = f.Limit, Status = f.Status };
     }
 }
 
@@ -162,61 +105,13 @@ public sealed record StopMessage(StopType Type)
     public RelayStatus? Status { get; init; }
 
     /// <summary>The canonical encoding (fields in number order).</summary>
-    public byte[] Encode()
-    {
-        var w = new ProtobufWriter().Varint(1, (ulong)Type);
-        if (Peer is { } peer)
-        {
-            w.Bytes(2, RelayCodec.EncodePeer(peer));
-        }
-        if (Limit is { IsUnlimited: false } limit)
-        {
-            w.Bytes(3, RelayCodec.EncodeLimit(limit));
-        }
-        if (Status is { } status)
-        {
-            w.Varint(4, (ulong)status);
-        }
-        return RelayCodec.Checked(w);
-    }
+    public byte[] Encode() => RelayCodec.Encode((int)Type, Peer, null, Limit, Status, RelayCodec.StopFields);
 
     /// <summary>Parses a message from a peer; throws only <see cref="SecureMeshException"/> (Protocol).</summary>
     public static StopMessage Decode(ReadOnlySpan<byte> data)
     {
-        RelayCodec.CheckSize(data, "stop message");
-        var reader = new ProtobufReader(data, "stop message");
-        StopType? type = null;
-        RelayPeer? peer = null;
-        RelayLimit? limit = null;
-        RelayStatus? status = null;
-        while (reader.TryReadTag(out var field, out var wire))
-        {
-            switch (field, wire)
-            {
-                case (1, ProtobufReader.WireTypeVarint):
-                    var raw = reader.ReadVarint();
-                    type = raw <= (ulong)StopType.Status ? (StopType)raw : throw ProtobufReader.Malformed("stop message", $"unknown type {raw}");
-                    break;
-                case (2, ProtobufReader.WireTypeLengthDelimited):
-                    peer = RelayCodec.DecodePeer(reader.ReadBytes());
-                    break;
-                case (3, ProtobufReader.WireTypeLengthDelimited):
-                    limit = RelayCodec.DecodeLimit(reader.ReadBytes());
-                    break;
-                case (4, ProtobufReader.WireTypeVarint):
-                    status = RelayCodec.ToStatus(reader.ReadVarint());
-                    break;
-                default:
-                    reader.SkipField(wire);
-                    break;
-            }
-        }
-        return new StopMessage(type ?? throw ProtobufReader.Malformed("stop message", "no type"))
-        {
-            Peer = peer,
-            Limit = limit,
-            Status = status,
-        };
+        var f = RelayCodec.Decode(data, "stop message", (int)StopType.Status, RelayCodec.StopFields);
+        return new StopMessage((StopType)f.Type) { Peer = f.Peer, Limit = f.Limit, Status = f.Status };
     }
 }
 
@@ -225,6 +120,79 @@ internal static class RelayCodec
 {
     /// <summary>Addresses kept from one peer or reservation.</summary>
     public const int MaxAddrs = 32;
+
+    /// <summary>Where hop and stop put their fields (0: the message has no such field); the type is field 1 in both.</summary>
+    internal readonly record struct FieldNumbers(int Peer, int Reservation, int Limit, int Status);
+
+    internal readonly record struct Fields(int Type, RelayPeer? Peer, RelayReservation? Reservation, RelayLimit? Limit, RelayStatus? Status);
+
+    public static FieldNumbers HopFields { get; } = new(2, 3, 4, 5);
+
+    public static FieldNumbers StopFields { get; } = new(2, 0, 3, 4);
+
+    /// <summary>The canonical encoding of a hop or stop message; an absent or zero limit is left out (no limit).</summary>
+    public static byte[] Encode(int type, RelayPeer? peer, RelayReservation? reservation, RelayLimit? limit, RelayStatus? status, FieldNumbers at)
+    {
+        var w = new ProtobufWriter().Varint(1, (ulong)type);
+        if (peer is not null)
+        {
+            w.Bytes(at.Peer, EncodePeer(peer));
+        }
+        if (reservation is not null && at.Reservation != 0)
+        {
+            w.Bytes(at.Reservation, EncodeReservation(reservation));
+        }
+        if (limit is { IsUnlimited: false })
+        {
+            w.Bytes(at.Limit, EncodeLimit(limit));
+        }
+        if (status is { } s)
+        {
+            w.Varint(at.Status, (ulong)s);
+        }
+        return Checked(w);
+    }
+
+    /// <summary>Parses a hop or stop message: the caps, a known type (at most <paramref name="maxType"/>), nested messages checked.</summary>
+    public static Fields Decode(ReadOnlySpan<byte> data, string what, int maxType, FieldNumbers at)
+    {
+        CheckSize(data, what);
+        var reader = new ProtobufReader(data, what);
+        int? type = null;
+        RelayPeer? peer = null;
+        RelayReservation? reservation = null;
+        RelayLimit? limit = null;
+        RelayStatus? status = null;
+        while (reader.TryReadTag(out var field, out var wire))
+        {
+            if (field == 1 && wire == ProtobufReader.WireTypeVarint)
+            {
+                var raw = reader.ReadVarint();
+                type = raw <= (ulong)maxType ? (int)raw : throw ProtobufReader.Malformed(what, $"unknown type {raw}");
+            }
+            else if (field == at.Peer && wire == ProtobufReader.WireTypeLengthDelimited)
+            {
+                peer = DecodePeer(reader.ReadBytes());
+            }
+            else if (field == at.Reservation && wire == ProtobufReader.WireTypeLengthDelimited)
+            {
+                reservation = DecodeReservation(reader.ReadBytes());
+            }
+            else if (field == at.Limit && wire == ProtobufReader.WireTypeLengthDelimited)
+            {
+                limit = DecodeLimit(reader.ReadBytes());
+            }
+            else if (field == at.Status && wire == ProtobufReader.WireTypeVarint)
+            {
+                status = ToStatus(reader.ReadVarint());
+            }
+            else
+            {
+                reader.SkipField(wire);
+            }
+        }
+        return new Fields(type ?? throw ProtobufReader.Malformed(what, "no type"), peer, reservation, limit, status);
+    }
 
     public static void CheckSize(ReadOnlySpan<byte> data, string what)
     {
