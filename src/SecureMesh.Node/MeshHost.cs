@@ -108,6 +108,7 @@ public sealed class MeshHost : IAsyncDisposable
         MeshNode? node = null;
         DiscoveryService? discovery = null;
         var autoNat = new AutoNat.AutoNatService(options.AutoNat ?? new(), loggerFactory);
+        var addressBook = new Addresses.AddressBook(db, loggerFactory.CreateLogger("SecureMesh.Addresses"));
         try
         {
             var defaults = new NodeOptions { Home = options.Home };
@@ -117,13 +118,14 @@ public sealed class MeshHost : IAsyncDisposable
                 Listen = options.Listen,
                 LoggerFactory = loggerFactory,
                 SessionHandler = transfer.HandleSessionAsync,
-                Protocols = [.. transfer.StreamProtocols, autoNat.Server.Protocol],
+                Protocols = [.. transfer.StreamProtocols, autoNat.Server.Protocol, addressBook.Protocol],
                 SideConnections = autoNat.Client,
                 HandshakeTimeout = options.Serve ? SettingSeconds(db, NodeSettings.HandshakeTimeout, defaults.HandshakeTimeout) : defaults.HandshakeTimeout,
                 MaxSessions = options.Serve ? SettingInt(db, NodeSettings.MaxConnections, defaults.MaxSessions) : defaults.MaxSessions,
             });
             autoNat.Attach(node);
-            var connector = new PeerConnector(node, null, loggerFactory);
+            addressBook.Attach(node);
+            var connector = new PeerConnector(node, null, loggerFactory) { FindElsewhere = addressBook.AskAsync };
             if (!options.Serve)
             {
                 return new MeshHost(db, transfer, node, connector, null, null, autoNat);

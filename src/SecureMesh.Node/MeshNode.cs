@@ -93,6 +93,9 @@ public sealed class MeshNode : IAsyncDisposable
     /// <summary>Raised (on a pool thread) when a session with a trusted peer opens.</summary>
     public event Action<PeerSession>? SessionOpened;
 
+    /// <summary>Raised (on a pool thread) when a peer told who it is (identify, or an identify push).</summary>
+    public event Action<PeerSession>? PeerIdentified;
+
     /// <summary>Raised (on a pool thread) when a session closes.</summary>
     public event Action<PeerSession>? SessionClosed;
 
@@ -592,6 +595,7 @@ public sealed class MeshNode : IAsyncDisposable
                 ObservedAddr = update.ObservedAddr ?? known.ObservedAddr,
             }
             : update;
+        PeerIdentified?.Invoke(session);
     }
 
     /// <summary>Asks the peer who it is (agent, protocols, addresses); a failure only leaves <see cref="PeerSession.Identified"/> empty.</summary>
@@ -614,6 +618,7 @@ public sealed class MeshNode : IAsyncDisposable
             }
             // The peer answered: it accepts this node.
             session.MarkEstablished();
+            PeerIdentified?.Invoke(session);
             NetworkLog.Identified(_logger, session.PeerId.Text, info.AgentVersion, info.Protocols.Count);
         }
         catch (Exception e) when (e is SecureMeshException or IOException or ObjectDisposedException or OperationCanceledException)

@@ -42,6 +42,7 @@ public sealed class SecureMeshDatabase : IDisposable
         Catalog = new CatalogStore(this);
         Downloads = new DownloadStore(this);
         Groups = new GroupStore(this);
+        LearnedAddresses = new LearnedAddressStore(this);
     }
 
     /// <summary>Full path of the database file.</summary>
@@ -67,6 +68,9 @@ public sealed class SecureMeshDatabase : IDisposable
 
     /// <summary>Peer groups and who may see each share.</summary>
     public GroupStore Groups { get; }
+
+    /// <summary>Addresses of trusted peers learned from identify and from other trusted peers (issue 17).</summary>
+    public LearnedAddressStore LearnedAddresses { get; }
 
     /// <summary>The schema version this code creates and understands.</summary>
     public static int SupportedSchemaVersion => Migrations.LatestVersion;
