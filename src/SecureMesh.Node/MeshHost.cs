@@ -151,6 +151,8 @@ public sealed class MeshHost : IAsyncDisposable
                 Transfer = transfer,
             }, cancellationToken).ConfigureAwait(false);
             var host = new MeshHost(db, transfer, node, connector, discovery, control, autoNat);
+            // New addresses (mapped, or observed and confirmed) reach the peers at once by identify push.
+            node.Reach.AddressesChanged += () => _ = host.PushAddressesAsync();
             host.StartPortMapping(options, loggerFactory);
             autoNat.Start();
             connector.Start();
@@ -184,8 +186,6 @@ public sealed class MeshHost : IAsyncDisposable
         {
             return;
         }
-        // New addresses reach the peers at once (identify push), so they need not wait for a reconnect.
-        Node.Reach.AddressesChanged += () => _ = PushAddressesAsync();
         PortMapping = new PortMapping.PortMappingService(Node.Reach, Node.LocalEndPoint.Port, options.PortMapping ?? new(), loggerFactory.CreateLogger("SecureMesh.PortMapping"));
         PortMapping.Start();
     }

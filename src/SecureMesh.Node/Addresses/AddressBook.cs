@@ -41,9 +41,7 @@ internal sealed class AddressBook
     /// <summary>Stores what a trusted peer says its addresses are (TCP ones; at most the store's cap).</summary>
     private void Remember(PeerSession session)
     {
-        var addresses = (session.Identified?.ListenAddrs ?? [])
-            .Select(bytes => Multiaddr.TryFromBytes(bytes, out var m, out _) ? NodeReach.TcpEndPoint(m) : null)
-            .OfType<IPEndPoint>()
+        var addresses = NodeReach.TcpEndPoints(session.Identified?.ListenAddrs ?? [])
             .Where(e => !e.Address.Equals(IPAddress.Any) && !e.Address.Equals(IPAddress.IPv6Any) && e.Port != 0)
             .Select(PeerAddressFormat.FromEndPoint)
             .ToList();
@@ -81,10 +79,7 @@ internal sealed class AddressBook
         var found = new List<IPEndPoint>();
         if (_node?.GetSession(peer) is { } live)
         {
-            var advertised = (live.Identified?.ListenAddrs ?? [])
-                .Select(bytes => Multiaddr.TryFromBytes(bytes, out var m, out _) ? NodeReach.TcpEndPoint(m) : null)
-                .OfType<IPEndPoint>()
-                .ToList();
+            var advertised = NodeReach.TcpEndPoints(live.Identified?.ListenAddrs ?? []).ToList();
             found.AddRange(advertised);
             if (live.RemoteEndPoint is { } remote)
             {
@@ -129,11 +124,7 @@ internal sealed class AddressBook
                 stream = await session.OpenStreamAsync(AddressExchangeMessages.ProtocolId, timeout.Token).ConfigureAwait(false);
                 await AddressExchangeMessages.WriteRequestAsync(stream, peer, timeout.Token).ConfigureAwait(false);
                 var answer = await AddressExchangeMessages.ReadAnswerAsync(stream, timeout.Token).ConfigureAwait(false);
-                var addresses = answer
-                    .Select(bytes => Multiaddr.TryFromBytes(bytes, out var m, out _) ? NodeReach.TcpEndPoint(m) : null)
-                    .OfType<IPEndPoint>()
-                    .Select(PeerAddressFormat.FromEndPoint)
-                    .ToList();
+                var addresses = NodeReach.TcpEndPoints(answer).Select(PeerAddressFormat.FromEndPoint).ToList();
                 _db.LearnedAddresses.Learn(peer, addresses, "exchange");
                 AddressLog.Learned(_logger, peer.Text, session.PeerId.Text, addresses.Count);
                 learned.AddRange(addresses);
