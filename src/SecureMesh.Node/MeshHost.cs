@@ -113,6 +113,7 @@ public sealed class MeshHost : IAsyncDisposable
         MeshNode? node = null;
         DiscoveryService? discovery = null;
         var autoNat = new AutoNat.AutoNatService(options.AutoNat ?? new(), loggerFactory);
+        var addressBook = new Addresses.AddressBook(db, loggerFactory.CreateLogger("SecureMesh.Addresses"));
         try
         {
             var defaults = new NodeOptions { Home = options.Home };
@@ -122,7 +123,7 @@ public sealed class MeshHost : IAsyncDisposable
                 Listen = options.Listen,
                 LoggerFactory = loggerFactory,
                 SessionHandler = transfer.HandleSessionAsync,
-                Protocols = [.. transfer.StreamProtocols, autoNat.Server.Protocol, .. backup.StreamProtocols],
+                Protocols = [.. transfer.StreamProtocols, autoNat.Server.Protocol, addressBook.Protocol, .. backup.StreamProtocols],
                 Policy = backup.Policy(),
                 SideConnections = autoNat.Client,
                 HandshakeTimeout = options.Serve ? SettingSeconds(db, NodeSettings.HandshakeTimeout, defaults.HandshakeTimeout) : defaults.HandshakeTimeout,
@@ -130,7 +131,8 @@ public sealed class MeshHost : IAsyncDisposable
             });
             autoNat.Attach(node);
             backup.Attach(node);
-            var connector = new PeerConnector(node, null, loggerFactory);
+            addressBook.Attach(node);
+            var connector = new PeerConnector(node, null, loggerFactory) { FindElsewhere = addressBook.AskAsync };
             if (!options.Serve)
             {
                 return new MeshHost(db, transfer, node, connector, null, null, autoNat) { Backup = backup };
@@ -156,6 +158,8 @@ public sealed class MeshHost : IAsyncDisposable
                 Transfer = transfer,
             }, cancellationToken).ConfigureAwait(false);
             var host = new MeshHost(db, transfer, node, connector, discovery, control, autoNat) { Backup = backup };
+            // New addresses (mapped, or observed and confirmed) reach the peers at once by identify push.
+            node.Reach.AddressesChanged += () => _ = host.PushAddressesAsync();
             host.StartPortMapping(options, loggerFactory);
             autoNat.Start();
             connector.Start();
@@ -190,8 +194,6 @@ public sealed class MeshHost : IAsyncDisposable
         {
             return;
         }
-        // New addresses reach the peers at once (identify push), so they need not wait for a reconnect.
-        Node.Reach.AddressesChanged += () => _ = PushAddressesAsync();
         PortMapping = new PortMapping.PortMappingService(Node.Reach, Node.LocalEndPoint.Port, options.PortMapping ?? new(), loggerFactory.CreateLogger("SecureMesh.PortMapping"));
         PortMapping.Start();
     }

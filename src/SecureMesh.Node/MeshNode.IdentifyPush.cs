@@ -136,6 +136,7 @@ public sealed partial class MeshNode
             }
             : update;
         IdentifyPushReceived(_logger, session.PeerId.Text, update.ListenAddrs.Count, update.Protocols.Count);
+        PeerIdentified?.Invoke(session);
     }
 
     [LoggerMessage(EventId = 149, Level = LogLevel.Debug, Message = "our addresses or protocols changed: pushing identify to {Sessions} sessions")]

@@ -101,6 +101,9 @@ public sealed partial class MeshNode : IAsyncDisposable
     /// <summary>Raised (on a pool thread) when a session with a trusted peer opens.</summary>
     public event Action<PeerSession>? SessionOpened;
 
+    /// <summary>Raised (on a pool thread) when a peer told who it is (identify, or an identify push).</summary>
+    public event Action<PeerSession>? PeerIdentified;
+
     /// <summary>Raised (on a pool thread) when a session closes.</summary>
     public event Action<PeerSession>? SessionClosed;
 
@@ -645,6 +648,7 @@ public sealed partial class MeshNode : IAsyncDisposable
             }
             // The peer answered: it accepts this node.
             session.MarkEstablished();
+            PeerIdentified?.Invoke(session);
             NetworkLog.Identified(_logger, session.PeerId.Text, info.AgentVersion, info.Protocols.Count);
         }
         catch (Exception e) when (e is SecureMeshException or IOException or ObjectDisposedException or OperationCanceledException)

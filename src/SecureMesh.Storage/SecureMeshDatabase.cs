@@ -43,6 +43,7 @@ public sealed class SecureMeshDatabase : IDisposable
         Downloads = new DownloadStore(this);
         Groups = new GroupStore(this);
         Backup = new BackupStore(this);
+        LearnedAddresses = new LearnedAddressStore(this);
     }
 
     /// <summary>Full path of the database file.</summary>
@@ -71,6 +72,8 @@ public sealed class SecureMeshDatabase : IDisposable
 
     /// <summary>Backup: offers and blobs held for owners; this node's backed-up paths, versions, blobs and holders.</summary>
     public BackupStore Backup { get; }
+    /// <summary>Addresses of trusted peers learned from identify and from other trusted peers (issue 17).</summary>
+    public LearnedAddressStore LearnedAddresses { get; }
 
     /// <summary>The schema version this code creates and understands.</summary>
     public static int SupportedSchemaVersion => Migrations.LatestVersion;

@@ -101,4 +101,18 @@ public sealed class ConnectionPathStatusTests
         using var tui = new TuiHarness(fake, width: 200, height: 40);
         tui.WaitForScreen("Reach reachable at /ip4/198.51.100.7/tcp/40001");
     }
+
+    [Fact]
+    public void Port_mapping_is_on_by_default_and_set_with_config()
+    {
+        using var h = new CliHarness();
+        Assert.Equal(0, h.Home_("init").ExitCode);
+        Assert.Equal("on", h.Home_("config", "get", "port-mapping").Out.Trim());
+        Assert.Equal(0, h.Home_("config", "set", "port-mapping", "no").ExitCode);
+        Assert.Equal("off", h.Home_("config", "get", "port-mapping").Out.Trim());
+        var bad = h.Home_("config", "set", "port-mapping", "maybe");
+        Assert.NotEqual(0, bad.ExitCode);
+        Assert.Contains("expected on or off", bad.Err, StringComparison.Ordinal);
+        Assert.Equal("off", h.Home_("config", "get", "port-mapping").Out.Trim());
+    }
 }

@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Security.Cryptography;
 using SecureMesh.TestSupport;
 
 namespace SecureMesh.IntegrationTests;
@@ -15,21 +13,18 @@ namespace SecureMesh.IntegrationTests;
 public sealed class PortMappingNamespaceTests : IDisposable
 {
     private const string Miniupnpd = "/usr/sbin/miniupnpd";
-    private readonly string _tag = "h17n" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(2));
     private readonly string _root = Directory.CreateTempSubdirectory("securemesh-h17n-").FullName;
-
-    private string Inet => _tag[..4] + "-" + _tag[4..] + "-inet";
-
-    private string Router => _tag[..4] + "-" + _tag[4..] + "-rtr";
-
-    private string Home => _tag[..4] + "-" + _tag[4..] + "-home";
+    private readonly ReachNamespaces _namespaces = new();
+    private string _inet = string.Empty;
+    private string _router = string.Empty;
+    private string _home = string.Empty;
 
     [RootFact("network namespaces, nftables, miniupnpd")]
     public async Task A_node_behind_miniupnpd_maps_its_port_is_reached_from_the_internet_and_unmaps_on_sigterm()
     {
         Assert.True(File.Exists(Miniupnpd), "miniupnpd is not installed (./test.sh installs miniupnpd-nftables)");
         BuildTopology();
-        using var upnp = NodeProcess.StartCommand(Router, [Miniupnpd, "-f", WriteMiniupnpdConfig(), "-d", "-P", Path.Combine(_root, "miniupnpd.pid")]);
+        using var upnp = NodeProcess.StartCommand(_router, [Miniupnpd, "-f", WriteMiniupnpdConfig(), "-d", "-P", Path.Combine(_root, "miniupnpd.pid")]);
         await upnp.WaitForLineAsync("Listening for NAT-PMP/PCP traffic", TimeSpan.FromSeconds(20));
 
         var homeA = Path.Combine(_root, "a");
@@ -40,7 +35,7 @@ public sealed class PortMappingNamespaceTests : IDisposable
         Assert.Equal(0, Cli.Run("--home", homeI, "peers", "add", a, "--trust", "--name", "home").ExitCode);
         Assert.Equal(0, Cli.Run("--home", homeA, "config", "set", "discovery", "off").ExitCode);
 
-        using var node = NodeProcess.Start(homeA, Home, "--verbose", "run", "--listen", "0.0.0.0:4747");
+        using var node = NodeProcess.Start(homeA, _home, "--verbose", "run", "--listen", "0.0.0.0:4747");
         await node.WaitForLineAsync("control socket", TimeSpan.FromSeconds(60));
         await node.WaitForLineAsync("port mapping: 11.17.0.1:", TimeSpan.FromSeconds(30));
 
@@ -66,29 +61,26 @@ public sealed class PortMappingNamespaceTests : IDisposable
 
     private async Task<int> PingFromInternetAsync(string home, string peer)
     {
-        using var ping = NodeProcess.Start(home, Inet, "ping", $"/ip4/11.17.0.1/tcp/4747/p2p/{peer}", "--count", "1");
+        using var ping = NodeProcess.Start(home, _inet, "ping", $"/ip4/11.17.0.1/tcp/4747/p2p/{peer}", "--count", "1");
         var code = await ping.WaitForExitAsync(TimeSpan.FromSeconds(60));
         return code;
     }
 
-    private string Nft() => Run("ip", "netns", "exec", Router, "nft", "list", "table", "inet", "miniupnpd");
+    private string Nft() => ReachNamespaces.Run(_router, "nft", "list", "table", "inet", "miniupnpd");
 
     private void BuildTopology()
     {
-        foreach (var ns in new[] { Inet, Router, Home })
-        {
-            Ip("netns", "add", ns);
-            Ip("-n", ns, "link", "set", "lo", "up");
-        }
-        // veth names are global until moved: the random tag keeps parallel runs apart.
-        Link(_tag + "w", Router, "wan0", _tag + "i", Inet, "eth0");
-        Link(_tag + "l", Router, "lan0", _tag + "h", Home, "eth0");
-        Ip("-n", Inet, "addr", "add", "11.17.0.100/24", "dev", "eth0");
-        Ip("-n", Router, "addr", "add", "11.17.0.1/24", "dev", "wan0");
-        Ip("-n", Router, "addr", "add", "192.168.171.1/24", "dev", "lan0");
-        Ip("-n", Home, "addr", "add", "192.168.171.2/24", "dev", "eth0");
-        Ip("-n", Home, "route", "add", "default", "via", "192.168.171.1");
-        Run("ip", "netns", "exec", Router, "sysctl", "-qw", "net.ipv4.ip_forward=1");
+        _inet = _namespaces.Add("inet");
+        _router = _namespaces.Add("rtr");
+        _home = _namespaces.Add("home");
+        _namespaces.Link(_router, "wan0", _inet, "eth0");
+        _namespaces.Link(_router, "lan0", _home, "eth0");
+        ReachNamespaces.Address(_inet, "11.17.0.100/24", "eth0");
+        ReachNamespaces.Address(_router, "11.17.0.1/24", "wan0");
+        ReachNamespaces.Address(_router, "192.168.171.1/24", "lan0");
+        ReachNamespaces.Address(_home, "192.168.171.2/24", "eth0");
+        NamespaceLan.Ip(check: true, "-n", _home, "route", "add", "default", "via", "192.168.171.1");
+        ReachNamespaces.Run(_router, "sysctl", "-qw", "net.ipv4.ip_forward=1");
         // A home router: the LAN goes out masqueraded; nothing comes in but answers and what miniupnpd forwards.
         var rules = Path.Combine(_root, "router.nft");
         File.WriteAllText(rules, """
@@ -113,7 +105,7 @@ public sealed class PortMappingNamespaceTests : IDisposable
               chain postrouting_miniupnpd { }
             }
             """);
-        Run("ip", "netns", "exec", Router, "nft", "-f", rules);
+        ReachNamespaces.Run(_router, "nft", "-f", rules);
     }
 
     private string WriteMiniupnpdConfig()
@@ -140,17 +132,6 @@ public sealed class PortMappingNamespaceTests : IDisposable
         return path;
     }
 
-    private static void Link(string a, string nsA, string nameA, string b, string nsB, string nameB)
-    {
-        Ip("link", "add", a, "type", "veth", "peer", "name", b);
-        Ip("link", "set", a, "netns", nsA);
-        Ip("link", "set", b, "netns", nsB);
-        Ip("-n", nsA, "link", "set", a, "name", nameA);
-        Ip("-n", nsB, "link", "set", b, "name", nameB);
-        Ip("-n", nsA, "link", "set", nameA, "up");
-        Ip("-n", nsB, "link", "set", nameB, "up");
-    }
-
     private static string Identity(string home)
     {
         var (code, _, err) = Cli.Run("--home", home, "init");
@@ -158,29 +139,9 @@ public sealed class PortMappingNamespaceTests : IDisposable
         return Cli.Json("--home", home, "id").GetProperty("peerId").GetString()!;
     }
 
-    private static void Ip(params string[] args) => NamespaceLan.Ip(check: true, args);
-
-    private static string Run(string program, params string[] args)
-    {
-        var start = new System.Diagnostics.ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-        using var process = System.Diagnostics.Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEnd();
-        var error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        Assert.True(process.ExitCode == 0, $"{program} {string.Join(' ', args)}: exit {process.ExitCode.ToString(CultureInfo.InvariantCulture)}: {error}");
-        return output;
-    }
-
     public void Dispose()
     {
-        foreach (var ns in new[] { Home, Router, Inet })
-        {
-            NamespaceLan.Ip(check: false, "netns", "del", ns);
-        }
+        _namespaces.Dispose();
         try
         {
             Directory.Delete(_root, recursive: true);

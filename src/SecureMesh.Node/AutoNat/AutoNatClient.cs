@@ -156,35 +156,81 @@ internal sealed class AutoNatClient : ISideConnections
             var muxer = node.OpenMuxer(connection);
             await using (muxer.ConfigureAwait(false))
             {
+                // A libp2p node opens its own streams on any new connection (js-libp2p identifies first): each is
+                // answered "na" while the dial-back stream is awaited, a few at most.
+                var streams = new List<Task<bool>>();
+                Task<YamuxStream>? accept = null;
                 try
                 {
-                    var stream = await muxer.AcceptStreamAsync(timeout.Token).ConfigureAwait(false);
-                    await using (stream.ConfigureAwait(false))
+                    accept = muxer.AcceptStreamAsync(timeout.Token).AsTask();
+                    while (true)
                     {
-                        await MultistreamSelect.NegotiateAsync(stream, id => id == AutoNatMessages.DialBackProtocol, [AutoNatMessages.DialBackProtocol],
-                            node.Negotiation, timeout.Token).ConfigureAwait(false);
-                        var nonce = await AutoNatMessages.ReadDialBackAsync(stream, timeout.Token).ConfigureAwait(false);
-                        if (nonce is { } n && _pending.TryGetValue(n, out var pending) && pending.Server.Equals(peer))
+                        var finished = await Task.WhenAny([accept, .. streams]).ConfigureAwait(false);
+                        if (finished == accept)
                         {
-                            pending.Arrived = true;
-                            await AutoNatMessages.WriteDialBackResponseAsync(stream, timeout.Token).ConfigureAwait(false);
-                            await stream.CloseWriteAsync(timeout.Token).ConfigureAwait(false);
-                            // Wait for the server to hang up, so our answer is not cut off by our own close.
-                            var drain = new byte[16];
-                            while (await stream.ReadAsync(drain, timeout.Token).ConfigureAwait(false) > 0)
+                            var stream = await accept.ConfigureAwait(false);
+                            if (streams.Count >= MaxStreamsPerDialBack)
                             {
+                                stream.Reset();
+                                break;
                             }
+                            streams.Add(ServeDialBackStreamAsync(node, stream, peer, timeout.Token));
+                            accept = muxer.AcceptStreamAsync(timeout.Token).AsTask();
+                        }
+                        else if (await ((Task<bool>)finished).ConfigureAwait(false))
+                        {
+                            break;
                         }
                         else
                         {
-                            AutoNatLog.ProtocolError(_logger, peer.Text, "a dial back with a nonce this node did not send");
-                            stream.Reset();
+                            streams.Remove((Task<bool>)finished);
                         }
                     }
                 }
                 catch (Exception e) when (e is SecureMeshException or IOException or ObjectDisposedException or OperationCanceledException)
                 {
+                    AutoNatLog.DialBackFailed(_logger, peer.Text, e.Message);
                 }
+                finally
+                {
+                    // Observed, so its end (the muxer's disposal) is no unobserved exception.
+                    _ = accept?.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                }
+            }
+        }
+    }
+
+    private const int MaxStreamsPerDialBack = 4;
+
+    /// <summary>True when this stream was the dial back (with a nonce of ours, answered OK); other protocols get "na".</summary>
+    private async Task<bool> ServeDialBackStreamAsync(MeshNode node, YamuxStream stream, PeerId peer, CancellationToken cancellationToken)
+    {
+        await using (stream.ConfigureAwait(false))
+        {
+            try
+            {
+                await MultistreamSelect.NegotiateAsync(stream, id => id == AutoNatMessages.DialBackProtocol, [AutoNatMessages.DialBackProtocol],
+                    node.Negotiation, cancellationToken).ConfigureAwait(false);
+                var nonce = await AutoNatMessages.ReadDialBackAsync(stream, cancellationToken).ConfigureAwait(false);
+                if (nonce is not { } n || !_pending.TryGetValue(n, out var pending) || !pending.Server.Equals(peer))
+                {
+                    AutoNatLog.ProtocolError(_logger, peer.Text, "a dial back with a nonce this node did not send");
+                    stream.Reset();
+                    return false;
+                }
+                pending.Arrived = true;
+                await AutoNatMessages.WriteDialBackResponseAsync(stream, cancellationToken).ConfigureAwait(false);
+                await stream.CloseWriteAsync(cancellationToken).ConfigureAwait(false);
+                // Wait for the server to hang up, so our answer is not cut off by our own close.
+                var drain = new byte[16];
+                while (await stream.ReadAsync(drain, cancellationToken).ConfigureAwait(false) > 0)
+                {
+                }
+                return true;
+            }
+            catch (Exception e) when (e is SecureMeshException or IOException or ObjectDisposedException or OperationCanceledException)
+            {
+                return false;
             }
         }
     }

@@ -21,4 +21,7 @@ internal static partial class AutoNatLog
 
     [LoggerMessage(EventId = 1755, Level = LogLevel.Warning, Message = "AutoNAT: {Peer} reported a successful dial back of {Address} but no dial back with our nonce arrived; ignored")]
     public static partial void Unproven(ILogger logger, string peer, string address);
+
+    [LoggerMessage(EventId = 1756, Level = LogLevel.Debug, Message = "AutoNAT: the dial back from {Peer} failed: {Reason}")]
+    public static partial void DialBackFailed(ILogger logger, string peer, string reason);
 }

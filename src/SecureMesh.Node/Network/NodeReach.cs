@@ -114,6 +114,10 @@ public sealed class NodeReach
         };
     }
 
+    /// <summary>The TCP endpoints among binary multiaddrs from a peer (identify's listen addresses, an exchange answer); the rest is skipped.</summary>
+    public static IEnumerable<IPEndPoint> TcpEndPoints(IEnumerable<byte[]> multiaddrs) =>
+        multiaddrs.Select(bytes => Multiaddr.TryFromBytes(bytes, out var m, out _) ? TcpEndPoint(m) : null).OfType<IPEndPoint>();
+
     /// <summary>The name of a state in <c>status --json</c>.</summary>
     public static string Name(Reachability state) => state switch
     {

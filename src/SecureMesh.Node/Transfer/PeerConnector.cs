@@ -48,7 +48,7 @@ public sealed class PeerConnector : IAsyncDisposable
     {
         using var cts = new CancellationTokenSource(timeout, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cts.Token, cancellationToken);
-        var dials = Targets().Select(t => DialAsync(t.Peer, t.Address, linked.Token));
+        var dials = Targets().Select(t => DialAsync(t.Peer, t.Addresses, linked.Token));
         await Task.WhenAll(dials).ConfigureAwait(false);
         return _node.Sessions.Count;
     }
@@ -77,9 +77,18 @@ public sealed class PeerConnector : IAsyncDisposable
     private static readonly TimeSpan FirstRefusalBackoff = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan MaxRefusalBackoff = TimeSpan.FromHours(1);
 
-    private List<(PeerId Peer, string Address)> Targets()
+    /// <summary>
+    /// Issue 17: asks connected trusted peers where a peer is when none of its known addresses works (the address
+    /// book's exchange); the answers are tried in turn. Null: only stored addresses are dialled.
+    /// </summary>
+    internal Func<PeerId, CancellationToken, Task<IReadOnlyList<string>>>? FindElsewhere { get; set; }
+
+    /// <summary>Most stored addresses tried for one peer in one round.</summary>
+    private const int MaxAddressesPerDial = 8;
+
+    private List<(PeerId Peer, IReadOnlyList<string> Addresses)> Targets()
     {
-        var list = new List<(PeerId, string)>();
+        var list = new List<(PeerId, IReadOnlyList<string>)>();
         var now = _time.GetUtcNow();
         foreach (var peer in _db.Trust.ListPeers(PeerState.Trusted))
         {
@@ -92,20 +101,33 @@ public sealed class PeerConnector : IAsyncDisposable
                 // It blocked us: back off instead of redialling every second or two.
                 continue;
             }
-            // An address recorded without a port (where an inbound connection came from) cannot be dialled.
-            var address = peer.Addresses.Where(a => DialAddress.TryParse(a.Address, out _, out _))
-                .OrderBy(a => a.Source).ThenByDescending(a => a.LastSeen).FirstOrDefault();
-            // No address, or the last attempt failed: through a relay, when one is connected (circuit relay v2).
-            var circuit = address is null || _state.ContainsKey(peer.PeerId) ? _node.CircuitAddressesFor(peer.PeerId).FirstOrDefault() : null;
-            if (circuit is not null || address is not null)
+            var addresses = DialOrder(peer, _db.LearnedAddresses.List(peer.PeerId));
+            // No address, or the last attempt failed: through a relay first, when one is connected (circuit relay v2).
+            if ((addresses.Count == 0 || _state.ContainsKey(peer.PeerId)) && _node.CircuitAddressesFor(peer.PeerId).FirstOrDefault() is { } circuit)
             {
-                list.Add((peer.PeerId, circuit ?? address!.Address));
+                addresses = [circuit, .. addresses];
+            }
+            if (addresses.Count > 0 || FindElsewhere is not null)
+            {
+                list.Add((peer.PeerId, addresses));
             }
         }
         return list;
     }
 
-    private async Task DialAsync(PeerId peer, string address, CancellationToken cancellationToken)
+    /// <summary>
+    /// The addresses to dial, the one that last worked first (typed, seen and learned alike), then typed before seen
+    /// before learned. An address recorded without a port (where an inbound connection came from) cannot be dialled.
+    /// </summary>
+    internal static IReadOnlyList<string> DialOrder(PeerRecord peer, IReadOnlyList<LearnedAddress> learned) =>
+    [
+        .. peer.Addresses.Where(a => DialAddress.TryParse(a.Address, out _, out _)).Select(a => (a.Address, Worked: a.LastSeen, Rank: (int)a.Source))
+            .Concat(learned.Where(a => DialAddress.TryParse(a.Address, out _, out _)).Select(a => (a.Address, Worked: a.LastSuccess, Rank: 3)))
+            .OrderByDescending(a => a.Worked ?? DateTimeOffset.MinValue).ThenBy(a => a.Rank)
+            .Select(a => a.Address).Distinct(StringComparer.Ordinal).Take(MaxAddressesPerDial),
+    ];
+
+    private async Task DialAsync(PeerId peer, IReadOnlyList<string> addresses, CancellationToken cancellationToken)
     {
         if (!_dialing.TryAdd(peer, 0))
         {
@@ -113,15 +135,23 @@ public sealed class PeerConnector : IAsyncDisposable
         }
         try
         {
-            await _node.ConnectAsync(peer, address, cancellationToken).ConfigureAwait(false);
-            _state.TryRemove(peer, out _);
-        }
-        catch (Exception e) when (e is SecureMeshException or OperationCanceledException or IOException or System.Net.Sockets.SocketException)
-        {
+            var (connected, failure) = await TryEachAsync(peer, addresses, cancellationToken).ConfigureAwait(false);
+            if (!connected && FindElsewhere is { } find && !cancellationToken.IsCancellationRequested)
+            {
+                // None of what we know works (a changed home IP, a new port): ask the trusted peers that are connected.
+                var more = (await find(peer, cancellationToken).ConfigureAwait(false)).Except(addresses, StringComparer.Ordinal).ToList();
+                (connected, var again) = await TryEachAsync(peer, more, cancellationToken).ConfigureAwait(false);
+                failure = again ?? failure;
+            }
+            if (connected)
+            {
+                _state.TryRemove(peer, out _);
+                return;
+            }
             var backoff = _state.TryGetValue(peer, out var s) ? TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, s.Backoff.Ticks * 2)) : MinBackoff;
             var jittered = backoff * (0.8 + (Random.Shared.NextDouble() * 0.4));
             _state[peer] = (_time.GetTimestamp() + (long)(jittered.TotalSeconds * _time.TimestampFrequency), backoff);
-            TransferLog.DialFailed(_logger, peer.Text, address, e.Message, jittered);
+            TransferLog.DialFailed(_logger, peer.Text, addresses.Count == 0 ? "(no address)" : string.Join(", ", addresses), failure ?? "no address known", jittered);
         }
         finally
         {
@@ -129,11 +159,35 @@ public sealed class PeerConnector : IAsyncDisposable
         }
     }
 
-    private async Task DialWithTimeoutAsync(PeerId peer, string address, CancellationToken cancellationToken)
+    /// <summary>Dials the addresses in turn until one gives a session; a learned address that worked is marked so.</summary>
+    private async Task<(bool Connected, string? Failure)> TryEachAsync(PeerId peer, IReadOnlyList<string> addresses, CancellationToken cancellationToken)
+    {
+        string? failure = null;
+        foreach (var address in addresses)
+        {
+            try
+            {
+                await _node.ConnectAsync(peer, address, cancellationToken).ConfigureAwait(false);
+                _db.LearnedAddresses.MarkSuccess(peer, address);
+                return (true, null);
+            }
+            catch (Exception e) when (e is SecureMeshException or OperationCanceledException or IOException or System.Net.Sockets.SocketException)
+            {
+                failure = e.Message;
+                if (cancellationToken.IsCancellationRequested || e is SecureMeshException { Kind: SecureMeshErrorKind.Unauthorized })
+                {
+                    break;
+                }
+            }
+        }
+        return (false, failure);
+    }
+
+    private async Task DialWithTimeoutAsync(PeerId peer, IReadOnlyList<string> addresses, CancellationToken cancellationToken)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10), _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
-        await DialAsync(peer, address, linked.Token).ConfigureAwait(false);
+        await DialAsync(peer, addresses, linked.Token).ConfigureAwait(false);
     }
 
     private async Task LoopAsync()
@@ -145,7 +199,7 @@ public sealed class PeerConnector : IAsyncDisposable
             var first = true;
             do
             {
-                List<(PeerId Peer, string Address)> targets;
+                List<(PeerId Peer, IReadOnlyList<string> Addresses)> targets;
                 try
                 {
                     targets = Targets();
@@ -155,7 +209,7 @@ public sealed class PeerConnector : IAsyncDisposable
                     continue;
                 }
                 var now = _time.GetTimestamp();
-                foreach (var (peer, address) in targets)
+                foreach (var (peer, addresses) in targets)
                 {
                     if (first && string.CompareOrdinal(_node.PeerId.Text, peer.Text) > 0)
                     {
@@ -166,7 +220,7 @@ public sealed class PeerConnector : IAsyncDisposable
                     {
                         continue;
                     }
-                    _ = DialWithTimeoutAsync(peer, address, token);
+                    _ = DialWithTimeoutAsync(peer, addresses, token);
                 }
                 first = false;
             }

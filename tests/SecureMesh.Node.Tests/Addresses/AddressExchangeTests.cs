@@ -1,0 +1,171 @@
+using System.Net;
+using SecureMesh.Core.Identity;
+using SecureMesh.Core.Libp2p;
+using SecureMesh.Node.Network;
+using SecureMesh.Node.Transfer;
+using SecureMesh.Storage;
+
+namespace SecureMesh.Node.Tests.Addresses;
+
+/// <summary>
+/// Issue 17, item 5: addresses learned, not typed. B moves to a new address and port; A, whose only typed address for
+/// B is the old one, finds B again by asking C, a peer both trust; the learned address is stored with its success and
+/// tried first next time. C tells nothing about a peer it does not trust.
+/// </summary>
+public sealed class AddressExchangeTests : IAsyncLifetime
+{
+    private readonly List<string> _homes = [];
+    private readonly List<IAsyncDisposable> _running = [];
+    private readonly List<IDisposable> _owned = [];
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    private sealed record Peer(NodeIdentity Id, SecureMeshDatabase Db, string Home);
+
+    private Peer NewPeer()
+    {
+        var home = Directory.CreateTempSubdirectory("securemesh-addrs-").FullName;
+        _homes.Add(home);
+        var id = NodeIdentity.Generate();
+        var db = SecureMeshDatabase.Open(home);
+        _owned.Add(db);
+        _owned.Add(id);
+        return new Peer(id, db, home);
+    }
+
+    private async Task<MeshHost> StartAsync(Peer peer, string address = "127.0.0.1")
+    {
+        var host = await MeshHost.StartAsync(peer.Id, peer.Db, new MeshHostOptions { Home = peer.Home, Listen = new IPEndPoint(IPAddress.Parse(address), 0) }, CancellationToken.None);
+        _running.Add(host);
+        return host;
+    }
+
+    private static async Task IdentifiedAsync(MeshHost host, PeerId peer) =>
+        await Wait.UntilAsync(() => host.Node.GetSession(peer)?.Identified is not null, TimeSpan.FromSeconds(10), $"identify of {peer}");
+
+    [Fact]
+    public async Task A_peer_that_moved_is_found_again_through_a_peer_both_trust()
+    {
+        var a = NewPeer();
+        var b = NewPeer();
+        var c = NewPeer();
+        foreach (var (x, y) in new[] { (a, b), (a, c), (b, a), (b, c), (c, a), (c, b) })
+        {
+            x.Db.Trust.AddPeer(y.Id.PeerId, null, trusted: true);
+        }
+        var hostA = await StartAsync(a);
+        var hostC = await StartAsync(c);
+        var hostB = await StartAsync(b);
+        var oldB = hostB.Node.LocalEndPoint;
+        // A knows B only at the address typed in once.
+        a.Db.Trust.AddAddress(b.Id.PeerId, PeerAddressFormat.FromEndPoint(oldB));
+        await hostA.Node.ConnectAsync(c.Id.PeerId, hostC.Node.LocalEndPoint, CancellationToken.None);
+        await hostB.Node.ConnectAsync(c.Id.PeerId, hostC.Node.LocalEndPoint, CancellationToken.None);
+        await IdentifiedAsync(hostA, c.Id.PeerId);
+        await IdentifiedAsync(hostC, b.Id.PeerId);
+
+        // B's home address changes: it comes back on another IP and port, and reconnects to C by itself.
+        await hostB.DisposeAsync();
+        _running.Remove(hostB);
+        hostB = await StartAsync(b, "127.0.0.2");
+        var newB = hostB.Node.LocalEndPoint;
+        Assert.NotEqual(oldB, newB);
+        await hostB.Node.ConnectAsync(c.Id.PeerId, hostC.Node.LocalEndPoint, CancellationToken.None);
+        await IdentifiedAsync(hostC, b.Id.PeerId);
+
+        // Nobody types anything: A's connector fails at the old address, asks C, and reaches B at the new one.
+        Assert.Null(hostA.Node.GetSession(b.Id.PeerId));
+        await hostA.Connector.ConnectAllAsync(TimeSpan.FromSeconds(20), CancellationToken.None);
+        var session = hostA.Node.GetSession(b.Id.PeerId);
+        Assert.NotNull(session);
+        Assert.Equal(newB, session.RemoteEndPoint);
+
+        var learned = a.Db.LearnedAddresses.List(b.Id.PeerId);
+        var worked = Assert.Single(learned, l => l.LastSuccess is not null);
+        Assert.Equal(PeerAddressFormat.FromEndPoint(newB), worked.Address);
+        // Next time the address that worked comes first.
+        var order = PeerConnector.DialOrder(a.Db.Trust.GetPeer(b.Id.PeerId)!, learned);
+        Assert.Equal(PeerAddressFormat.FromEndPoint(newB), order[0]);
+        // The typed address is still what the user typed.
+        Assert.Contains(a.Db.Trust.GetPeer(b.Id.PeerId)!.Addresses, x => x.Address == PeerAddressFormat.FromEndPoint(oldB) && x.Source == AddressSource.User);
+    }
+
+    [Fact]
+    public async Task Nothing_is_told_about_a_peer_the_answerer_does_not_trust_nor_to_a_stranger()
+    {
+        var a = NewPeer();
+        var c = NewPeer();
+        var d = NewPeer();
+        a.Db.Trust.AddPeer(c.Id.PeerId, null, trusted: true);
+        c.Db.Trust.AddPeer(a.Id.PeerId, null, trusted: true);
+        a.Db.Trust.AddPeer(d.Id.PeerId, null, trusted: true);
+        // C knows D, with an address, but does not trust it.
+        c.Db.Trust.AddPeer(d.Id.PeerId, null, addresses: ["127.0.0.1:4999"]);
+        var hostA = await StartAsync(a);
+        var hostC = await StartAsync(c);
+        await hostA.Node.ConnectAsync(c.Id.PeerId, hostC.Node.LocalEndPoint, CancellationToken.None);
+        await IdentifiedAsync(hostA, c.Id.PeerId);
+
+        var session = hostA.Node.GetSession(c.Id.PeerId)!;
+        await using (var stream = await session.OpenStreamAsync(AddressExchangeMessages.ProtocolId, CancellationToken.None))
+        {
+            await AddressExchangeMessages.WriteRequestAsync(stream, d.Id.PeerId, CancellationToken.None);
+            Assert.Empty(await AddressExchangeMessages.ReadAnswerAsync(stream, CancellationToken.None));
+        }
+        Assert.Empty(a.Db.LearnedAddresses.List(d.Id.PeerId));
+
+        // A stranger never gets a session, so never a stream of the protocol.
+        using var stranger = NodeIdentity.Generate();
+        await using var link = await PeerLink.DialAsync(stranger, hostC.Node.LocalEndPoint, c.Id.PeerId, TimeSpan.FromSeconds(5), CancellationToken.None);
+        await Assert.ThrowsAnyAsync<Exception>(async () =>
+        {
+            await using var stream = await link.OpenStreamAsync(AddressExchangeMessages.ProtocolId, CancellationToken.None);
+            await AddressExchangeMessages.WriteRequestAsync(stream, a.Id.PeerId, CancellationToken.None);
+            await AddressExchangeMessages.ReadAnswerAsync(stream, CancellationToken.None);
+        });
+    }
+
+    [Fact]
+    public void Learned_addresses_are_kept_only_for_trusted_peers_and_capped()
+    {
+        var a = NewPeer();
+        using var trusted = NodeIdentity.Generate();
+        using var pending = NodeIdentity.Generate();
+        a.Db.Trust.AddPeer(trusted.PeerId, null, trusted: true);
+        a.Db.Trust.AddPeer(pending.PeerId, null, trusted: false);
+        Assert.Equal(0, a.Db.LearnedAddresses.Learn(pending.PeerId, ["10.0.0.1:4747"], "exchange"));
+        Assert.Empty(a.Db.LearnedAddresses.List(pending.PeerId));
+        var many = Enumerable.Range(1, 40).Select(i => $"10.0.0.{i}:4747").ToList();
+        a.Db.LearnedAddresses.Learn(trusted.PeerId, many[..16], "identify");
+        Assert.True(a.Db.LearnedAddresses.MarkSuccess(trusted.PeerId, "10.0.0.3:4747"));
+        a.Db.LearnedAddresses.Learn(trusted.PeerId, many[16..32], "exchange");
+        var kept = a.Db.LearnedAddresses.List(trusted.PeerId);
+        Assert.Equal(LearnedAddressStore.MaxPerPeer, kept.Count);
+        // The one that worked survives the flood and comes first.
+        Assert.Equal("10.0.0.3:4747", kept[0].Address);
+        // Another peer's /p2p is never learned for this one.
+        Assert.Equal(0, a.Db.LearnedAddresses.Learn(trusted.PeerId, [$"/ip4/10.0.0.99/tcp/1/p2p/{pending.PeerId}"], "exchange"));
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var host in _running)
+        {
+            await host.DisposeAsync();
+        }
+        foreach (var owned in _owned)
+        {
+            owned.Dispose();
+        }
+        foreach (var home in _homes)
+        {
+            try
+            {
+                Directory.Delete(home, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+}
