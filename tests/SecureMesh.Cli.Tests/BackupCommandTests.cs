@@ -37,17 +37,25 @@ public sealed class BackupCommandTests : IAsyncLifetime
         return $"127.0.0.1:{_holder.Node.LocalEndPoint.Port}";
     }
 
-    [Fact]
-    public async Task Add_wait_status_check_and_restore_from_an_exported_key()
+    /// <summary>The CLI's home as the owner (discovery off), a holder node that trusts it and offers 32 MiB, trusted back with its address.</summary>
+    private async Task<(PeerId Owner, string Holder, string Address)> OwnerWithHolderAsync()
     {
         Assert.Equal(0, _cli.Home_("init").ExitCode);
+        Assert.Equal(0, _cli.Home_("config", "set", "discovery", "off").ExitCode);
         using var id = JsonDocument.Parse(_cli.Home_("id", "--json").Out);
         var owner = PeerId.Parse(id.RootElement.GetProperty("peerId").GetString());
         var address = await StartHolderAsync();
-        var holder = _holderId!.PeerId.Text;
         _holderDb!.Trust.AddPeer(owner, "owner", trusted: true);
         _holderDb.Backup.Offer(owner, 32L << 20);
+        var holder = _holderId!.PeerId.Text;
         Assert.Equal(0, _cli.Home_("peers", "add", holder, "--addr", address, "--trust", "--name", "bob").ExitCode);
+        return (owner, holder, address);
+    }
+
+    [Fact]
+    public async Task Add_wait_status_check_and_restore_from_an_exported_key()
+    {
+        var (owner, holder, address) = await OwnerWithHolderAsync();
 
         var folder = Path.Combine(_cli.Root, "documents");
         Directory.CreateDirectory(folder);
@@ -119,5 +127,28 @@ public sealed class BackupCommandTests : IAsyncLifetime
         var events = log.RootElement.EnumerateArray().Select(e => e.GetProperty("event").GetString()).ToList();
         Assert.Contains("backup.offer", events);
         Assert.Contains("backup.revoke", events);
+    }
+
+    [Fact]
+    public async Task With_a_running_node_add_wait_and_check_go_through_it()
+    {
+        var (owner, holder, address) = await OwnerWithHolderAsync();
+        var folder = Path.Combine(_cli.Root, "music");
+        Directory.CreateDirectory(folder);
+        await File.WriteAllBytesAsync(Path.Combine(folder, "song.flac"), RandomNumberGenerator.GetBytes(300_000));
+
+        // The owner's node runs (as `securemesh run` would: it holds the lock and serves).
+        using var nodeLock = NodeLock.Acquire(_cli.Home);
+        using var identity = IdentityStore.Load(_cli.Home, () => null);
+        using var db = SecureMeshDatabase.Open(_cli.Home);
+        await using var node = await MeshHost.StartAsync(identity, db, new MeshHostOptions { Home = _cli.Home, Listen = new IPEndPoint(IPAddress.Loopback, 0), Serve = true },
+            CancellationToken.None);
+        var add = _cli.Home_("backup", "add", folder, "--to", holder, "--wait");
+        Assert.True(add.ExitCode == 0, add.ToString());
+        Assert.Contains("1 of 1 holder(s) have everything", add.Out, StringComparison.Ordinal);
+        var check = _cli.Home_("backup", "check", "--json");
+        Assert.True(check.ExitCode == 0, check.ToString());
+        Assert.True(JsonDocument.Parse(check.Out).RootElement[0].GetProperty("ok").GetBoolean());
+        Assert.NotNull(db.Backup.GetHolder(_holderId!.PeerId).LastProof);
     }
 }

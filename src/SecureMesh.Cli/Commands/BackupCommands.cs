@@ -217,8 +217,7 @@ internal static class BackupCommands
         {
             if (NodeLock.IsHeld(ctx.Home))
             {
-                throw new SecureMeshException(SecureMeshErrorKind.Conflict,
-                    "a node is running here: it checks every backup-check-interval; set it lower with 'securemesh config set backup-check-interval SECONDS'");
+                return await CheckThroughNodeAsync(ctx, ct);
             }
             await using var runtime = await NodeRuntime.StartAsync(ctx, parse.GetValue(passphraseStdin), ct);
             var outcomes = await runtime.Backup.ProveAsync(ct);
@@ -298,6 +297,37 @@ internal static class BackupCommands
             return CliApp.Success;
         }, cancellationToken));
         return restore;
+    }
+
+    /// <summary>Asks the running node for a proof round now (through the database it watches) and waits for its outcome.</summary>
+    private static async Task<int> CheckThroughNodeAsync(CliContext ctx, CancellationToken ct)
+    {
+        var asked = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        using (var db = TrustCommands.OpenDatabase(ctx))
+        {
+            db.Backup.SetState(BackupService.CheckRequestedKey, asked.ToString(CultureInfo.InvariantCulture));
+        }
+        while (true)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1), ct);
+            using var db = TrustCommands.OpenDatabase(ctx);
+            if (long.TryParse(db.Backup.GetState(BackupService.LastCheckKey), NumberStyles.None, CultureInfo.InvariantCulture, out var done) && done >= asked)
+            {
+                var holders = BackupStatusReport.Compute(db).SelectMany(s => s.Holders).DistinctBy(h => h.PeerId).ToList();
+                if (ctx.Json)
+                {
+                    ctx.WriteJson(holders.Select(h => new { peerId = h.PeerId, ok = h.State != "failing", reason = h.Reason }));
+                }
+                else
+                {
+                    foreach (var h in holders)
+                    {
+                        ctx.Out.WriteLine(h.State == "failing" ? $"{Name(db, h.PeerId)}: FAILED: {h.Reason}" : $"{Name(db, h.PeerId)}: every proof passed");
+                    }
+                }
+                return holders.All(h => h.State != "failing") ? CliApp.Success : CliApp.Failure;
+            }
+        }
     }
 
     /// <summary>A running node uploads: waits until every holder of the path is complete, or one fails.</summary>

@@ -582,7 +582,7 @@ public sealed class BackupService : IAsyncDisposable
                 anyLost |= lost > 0;
                 outcomes.Add(new HolderOutcome(holder, 0, 0, failure));
             }
-            _db.Backup.SetState("last-check", _options.Time.GetUtcNow().ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
+            _db.Backup.SetState(LastCheckKey, _options.Time.GetUtcNow().ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
         }
         finally
         {
@@ -681,13 +681,19 @@ public sealed class BackupService : IAsyncDisposable
                     lastRun = now;
                     await RunAsync(null, cancellationToken).ConfigureAwait(false);
                 }
-                var last = long.TryParse(_db.Backup.GetState("last-check"), NumberStyles.None, CultureInfo.InvariantCulture, out var ms) ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : (DateTimeOffset?)null;
-                if (sets.Length > 0 && (last is null || now - last >= CheckInterval(_db)))
+                var last = long.TryParse(_db.Backup.GetState(LastCheckKey), NumberStyles.None, CultureInfo.InvariantCulture, out var ms) ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : (DateTimeOffset?)null;
+                var requested = long.TryParse(_db.Backup.GetState(CheckRequestedKey), NumberStyles.None, CultureInfo.InvariantCulture, out var r) ? r : 0;
+                if (sets.Length > 0 && requested > (last?.ToUnixTimeMilliseconds() ?? 0))
+                {
+                    // `backup check` asked the running node for a round now.
+                    await ProveAsync(cancellationToken).ConfigureAwait(false);
+                }
+                else if (sets.Length > 0 && (last is null || now - last >= CheckInterval(_db)))
                 {
                     if (last is null)
                     {
                         // The first round waits one interval: fresh uploads need no proof.
-                        _db.Backup.SetState("last-check", now.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
+                        _db.Backup.SetState(LastCheckKey, now.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
                     }
                     else
                     {
@@ -705,6 +711,12 @@ public sealed class BackupService : IAsyncDisposable
 
     private bool AnyMissing() => _db.Backup.ListSets().SelectMany(s => s.Holders).Distinct()
         .Any(h => NeededBlobs(h).Except(_db.Backup.ListPlaced(h)).Any());
+
+    /// <summary>The backup-state key a <c>backup check</c> sets (ms since the epoch) to ask a running node for a proof round now.</summary>
+    public const string CheckRequestedKey = "check-requested";
+
+    /// <summary>The backup-state key holding when the last proof round ended (ms since the epoch).</summary>
+    public const string LastCheckKey = "last-check";
 
     /// <summary>The config key of the proof interval.</summary>
     public const string CheckIntervalKey = "backup-check-interval";
