@@ -217,9 +217,9 @@ public sealed class YamuxStream : Stream
     }
 
     /// <summary>
-    /// Sends <paramref name="buffer"/>: copies it into frames for the session's send loop, waiting while the peer's
-    /// window is full or this stream already has <see cref="YamuxSession.MaxQueuedPerStream"/> bytes waiting to be
-    /// written. Cancelling a wait leaves the stream usable; what was queued before is still sent.
+    /// Sends <paramref name="buffer"/> in data frames written straight from it to the transport (no copy), waiting while
+    /// the peer's window is full or the transport is busy with another stream's frame. Cancelling a wait leaves the
+    /// stream usable; what was written before is sent.
     /// </summary>
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -248,9 +248,24 @@ public sealed class YamuxStream : Stream
                     await _writable.WaitAsync(cancellationToken).ConfigureAwait(false);
                     continue;
                 }
-                if (!_session.QueueData(this, buffer.Span[..chunk]))
+                bool written;
+                try
                 {
+                    written = await _session.WriteDataAsync(this, buffer[..chunk], cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Cancelled while waiting for the transport: nothing of this chunk was sent, its window is ours again.
+                    lock (_lock)
+                    {
+                        _sendWindow += chunk;
+                    }
                     OnDataWritten(chunk);
+                    throw;
+                }
+                OnDataWritten(chunk);
+                if (!written)
+                {
                     lock (_lock)
                     {
                         ThrowIfCannotWrite();
