@@ -24,8 +24,6 @@ public sealed class NoiseStream : Stream, IGatheringStream
     private readonly TransportState _transport;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly SemaphoreSlim _readLock = new(1, 1);
-    private byte[]? _sendBuffer;
-    private int _sendHighWater;
     private Memory<byte> _plain;
     private long _bytesSent;
     private volatile string? _closedReason;
@@ -158,10 +156,12 @@ public sealed class NoiseStream : Stream, IGatheringStream
     private async ValueTask WriteFramesAsync(ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second, CancellationToken cancellationToken)
     {
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        byte[]? send = null;
         try
         {
             ThrowIfClosed();
-            var send = _sendBuffer ??= ArrayPool<byte>.Shared.Rent(SendBufferSize);
+            // Rented for this write only (it holds ciphertext, nothing to wipe): an idle connection holds no send buffer.
+            send = ArrayPool<byte>.Shared.Rent((int)Math.Min(SendBufferSize, SealedLength(first.Length) + SealedLength(second.Length)));
             var used = 0;
             for (var part = 0; part < 2; part++)
             {
@@ -172,7 +172,7 @@ public sealed class NoiseStream : Stream, IGatheringStream
                     var chunk = Math.Min(SecureConnection.MaxFramePlaintext, buffer.Length - done);
                     if (used + 2 + chunk + CipherState.TagLength > send.Length)
                     {
-                        await WriteInnerAsync(used, cancellationToken).ConfigureAwait(false);
+                        await WriteInnerAsync(send, used, cancellationToken).ConfigureAwait(false);
                         used = 0;
                     }
                     var length = _transport.Encrypt(buffer.Span.Slice(done, chunk), send.AsSpan(used + 2, chunk + CipherState.TagLength));
@@ -181,7 +181,7 @@ public sealed class NoiseStream : Stream, IGatheringStream
                     done += chunk;
                 }
             }
-            await WriteInnerAsync(used, cancellationToken).ConfigureAwait(false);
+            await WriteInnerAsync(send, used, cancellationToken).ConfigureAwait(false);
         }
         catch (SecureMeshException e) when (_closedReason is null)
         {
@@ -194,9 +194,17 @@ public sealed class NoiseStream : Stream, IGatheringStream
         }
         finally
         {
+            if (send is not null)
+            {
+                ArrayPool<byte>.Shared.Return(send);
+            }
             _writeLock.Release();
         }
     }
+
+    /// <summary>Bytes on the wire for <paramref name="plaintext"/> bytes: each frame adds its length and tag.</summary>
+    private static long SealedLength(int plaintext) =>
+        plaintext + ((long)(plaintext + SecureConnection.MaxFramePlaintext - 1) / SecureConnection.MaxFramePlaintext * (2 + CipherState.TagLength));
 
     /// <inheritdoc/>
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
@@ -240,14 +248,13 @@ public sealed class NoiseStream : Stream, IGatheringStream
         }
     }
 
-    private async ValueTask WriteInnerAsync(int count, CancellationToken cancellationToken)
+    private async ValueTask WriteInnerAsync(byte[] send, int count, CancellationToken cancellationToken)
     {
         if (count == 0)
         {
             return;
         }
-        _sendHighWater = Math.Max(_sendHighWater, count);
-        await _inner.WriteAsync(_sendBuffer.AsMemory(0, count), cancellationToken).ConfigureAwait(false);
+        await _inner.WriteAsync(send.AsMemory(0, count), cancellationToken).ConfigureAwait(false);
         Interlocked.Add(ref _bytesSent, count);
     }
 
@@ -307,13 +314,6 @@ public sealed class NoiseStream : Stream, IGatheringStream
         }
         _transport.Dispose();
         _reader.Dispose();
-        var buffer = _sendBuffer;
-        _sendBuffer = null;
-        if (buffer is not null)
-        {
-            buffer.AsSpan(0, _sendHighWater).Clear();
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
         _plain = default;
         _readLock.Release();
         _writeLock.Release();
