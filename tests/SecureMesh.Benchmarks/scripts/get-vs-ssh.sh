@@ -68,7 +68,8 @@ run_get() {
   rm -rf "$WORK/out"
   s0=$(cpu_of "$SEEDER_PID"); n0=$(cpu_of "$NODE_PID")
   w=$(timed /usr/bin/time -o "$WORK/cpu" -f "%U %S" "${GET[@]}")
-  python3 -c "print(f'$w:{$(cpu_of "$SEEDER_PID") - $s0 + $(cpu_of "$NODE_PID") - $n0 + sum(map(float, open('$WORK/cpu').read().split()[-2:]))}')"
+  awk -v w="$w" -v s0="$s0" -v s1="$(cpu_of "$SEEDER_PID")" -v n0="$n0" -v n1="$(cpu_of "$NODE_PID")" \
+    'END { print w ":" (s1 - s0 + n1 - n0 + $1 + $2) }' "$WORK/cpu"
 }
 run_ssh() { rm -f "$WORK/received.bin"; timed "${SSH[@]}" "cat > $WORK/received.bin" < "$WORK/payload.bin"; }
 
