@@ -10,14 +10,20 @@ namespace SecureMesh.Core.Tests.Libp2p;
 /// </summary>
 public class YamuxBatchedReadTests
 {
+    /// <summary>Our session, a raw peer, and the stream 1 the peer opened.</summary>
+    private static async Task<(YamuxSession Session, RawPeer Peer, YamuxStream Stream)> StreamFromRawPeerAsync()
+    {
+        var (session, peer) = await AgainstRawClientAsync();
+        await peer.SendAsync(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, 1, 0);
+        return (session, peer, await session.AcceptStreamAsync().AsTask().WaitAsync(Patience));
+    }
+
     [Fact]
     public async Task A_reader_waiting_for_a_known_length_gets_it_in_one_read_though_it_arrives_in_many_frames()
     {
-        var (session, peer) = await AgainstRawClientAsync();
+        var (session, peer, stream) = await StreamFromRawPeerAsync();
         await using var owned1 = session;
         await using var owned2 = peer;
-        await peer.SendAsync(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, 1, 0);
-        var stream = await session.AcceptStreamAsync().AsTask().WaitAsync(Patience);
         var buffer = new byte[100_000];
         var read = stream.ReadAsync(buffer, buffer.Length).AsTask();
 
@@ -36,11 +42,9 @@ public class YamuxBatchedReadTests
     [Fact]
     public async Task A_reader_waiting_for_more_than_the_window_allows_is_woken_at_half_the_window()
     {
-        var (session, peer) = await AgainstRawClientAsync();
+        var (session, peer, stream) = await StreamFromRawPeerAsync();
         await using var owned1 = session;
         await using var owned2 = peer;
-        await peer.SendAsync(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, 1, 0);
-        var stream = await session.AcceptStreamAsync().AsTask().WaitAsync(Patience);
         var buffer = new byte[4 * 1024 * 1024];
         var read = stream.ReadAsync(buffer, buffer.Length).AsTask();
 
@@ -59,11 +63,9 @@ public class YamuxBatchedReadTests
     [Fact]
     public async Task A_reader_waiting_for_more_gets_what_is_left_when_the_peer_half_closes()
     {
-        var (session, peer) = await AgainstRawClientAsync();
+        var (session, peer, stream) = await StreamFromRawPeerAsync();
         await using var owned1 = session;
         await using var owned2 = peer;
-        await peer.SendAsync(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, 1, 0);
-        var stream = await session.AcceptStreamAsync().AsTask().WaitAsync(Patience);
         var buffer = new byte[1000];
         var read = stream.ReadAsync(buffer, buffer.Length).AsTask();
 
