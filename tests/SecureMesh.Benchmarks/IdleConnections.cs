@@ -42,7 +42,16 @@ internal static class IdleConnections
         }
         using var host = Process.Start(start)!;
         var port = int.Parse(await host.StandardOutput.ReadLineAsync() ?? "0", CultureInfo.InvariantCulture);
-        Console.WriteLine($"node pid {host.Id} on 127.0.0.1:{port}; RSS before connections: {Rss(host.Id) / 1024.0 / 1024:0.0} MB");
+        var lastReport = "";
+        _ = Task.Run(async () =>
+        {
+            while (await host.StandardOutput.ReadLineAsync() is { } line)
+            {
+                lastReport = line;
+            }
+        });
+        await Task.Delay(1500);
+        Console.WriteLine($"node pid {host.Id} on 127.0.0.1:{port}; RSS before connections: {Rss(host.Id) / 1024.0 / 1024:0.0} MB ({lastReport})");
 
         var connections = new PeerLink[count];
         var stopwatch = Stopwatch.StartNew();
@@ -73,6 +82,7 @@ internal static class IdleConnections
             peak = Math.Max(peak, last);
         }
         Console.WriteLine($"node RSS with {count} idle sessions: {last / 1024.0 / 1024:0.0} MB (peak {peak / 1024.0 / 1024:0.0} MB over {seconds} s)");
+        Console.WriteLine("node: " + lastReport);
         foreach (var c in connections)
         {
             await c.DisposeAsync();
@@ -98,7 +108,16 @@ internal static class IdleConnections
             MaxSessions = maxSessions + 16,
         });
         Console.WriteLine(node.LocalEndPoint.Port.ToString(CultureInfo.InvariantCulture));
-        await Task.Delay(Timeout.Infinite);
+        // Where the memory is, for the parent to print: the managed heap against the whole resident set.
+        while (true)
+        {
+            await Task.Delay(1000);
+            var gc = GC.GetGCMemoryInfo();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"managed heap {GC.GetTotalMemory(false) / 1048576.0:0.0} MB in use (gen0-2 {Enumerable.Range(0, 3).Sum(g => gc.GenerationInfo[g].SizeAfterBytes) / 1048576.0:0.0} MB, " +
+                $"large objects {gc.GenerationInfo[3].SizeAfterBytes / 1048576.0:0.0} MB, pinned {gc.GenerationInfo[4].SizeAfterBytes / 1048576.0:0.0} MB), " +
+                $"{gc.TotalCommittedBytes / 1048576.0:0.0} MB committed; {ThreadPool.ThreadCount} pool threads"));
+        }
     }
 
     internal static long Rss(int pid)

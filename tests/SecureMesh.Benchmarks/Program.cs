@@ -97,4 +97,12 @@ if (args.Length > 3 && args[0] == "yamux-source")
     return;
 }
 
+// `delay-forwarder LISTEN_PORT TARGET_HOST TARGET_PORT DELAY_MS QUEUE_MB`: a TCP forwarder adding DELAY_MS each way (scripts/yamux-netem.sh).
+if (args.Length > 5 && args[0] == "delay-forwarder")
+{
+    await SecureMesh.Benchmarks.DelayForwarder.RunAsync(int.Parse(args[1], CultureInfo.InvariantCulture), args[2],
+        int.Parse(args[3], CultureInfo.InvariantCulture), int.Parse(args[4], CultureInfo.InvariantCulture), int.Parse(args[5], CultureInfo.InvariantCulture));
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(SecureMesh.Benchmarks.HandshakeBenchmarks).Assembly).Run(args);

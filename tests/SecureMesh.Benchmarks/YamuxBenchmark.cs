@@ -1,10 +1,10 @@
-using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using SecureMesh.Core.Channel;
 using SecureMesh.Core.Identity;
+using SecureMesh.Core.Libp2p;
 using SecureMesh.Core.Libp2p.Yamux;
 
 namespace SecureMesh.Benchmarks;
@@ -12,8 +12,8 @@ namespace SecureMesh.Benchmarks;
 /// <summary>
 /// <c>yamux [SECONDS] [ROUNDS]</c>: one yamux stream against the bare connection it runs over, on loopback, in
 /// interleaved rounds (bare, yamux, bare, yamux ...) so that the machine's load drifts over both alike; prints each
-/// round and the medians. Two carriers: the Noise secure channel (yamux over a byte-stream view of its messages, each
-/// send loop write one channel message) and plain TCP.
+/// round and the medians. Two carriers: the Noise secure channel (the bare channel's messages against yamux over the
+/// node's libp2p connection: multistream, Noise, <see cref="NoiseStream"/>) and plain TCP.
 /// </summary>
 internal static class YamuxBenchmark
 {
@@ -29,12 +29,14 @@ internal static class YamuxBenchmark
         await using var secureSender = await dial;
         await using var secureReceiver = await accept;
 
-        // Separate connections for each carrier, so that no run shares a socket with another.
+        // Separate connections for each carrier, so that no run shares a socket with another. Yamux runs over the
+        // node's own stack: the libp2p upgrade (multistream /noise, Noise XX, yamux chosen in the handshake) and its
+        // NoiseStream, as every node connection does.
         var (y1, y2) = await PairAsync();
-        var dial2 = SecureChannel.DialAsync(y1, a, b.PeerId, SecureChannelOptions.Default, CancellationToken.None);
-        var accept2 = SecureChannel.AcceptAsync(y2, b, SecureChannelOptions.Default, CancellationToken.None);
-        var yamuxOverSecureClient = new YamuxSession(new SecureConnectionStream(await dial2), isClient: true);
-        var yamuxOverSecureServer = new YamuxSession(new SecureConnectionStream(await accept2), isClient: false);
+        var upgradeOut = new Upgrader(a).UpgradeOutboundAsync(y1, b.PeerId, CancellationToken.None);
+        var upgradeIn = new Upgrader(b).UpgradeInboundAsync(y2, CancellationToken.None);
+        var yamuxOverSecureClient = new YamuxSession((await upgradeOut).Stream, isClient: true);
+        var yamuxOverSecureServer = new YamuxSession((await upgradeIn).Stream, isClient: false);
 
         var (rawSender, rawReceiver) = await PairAsync();
         var (t1, t2) = await PairAsync();
@@ -47,6 +49,19 @@ internal static class YamuxBenchmark
         var message = new byte[Chunk];
         Random.Shared.NextBytes(message);
         var sink = new byte[Chunk];
+
+        if (Environment.GetEnvironmentVariable("YAMUX_PROFILE") is { } only)
+        {
+            // For a profiler (perf record): one carrier only, for SECONDS x ROUNDS.
+            Func<long, Task> chosen = only switch
+            {
+                "bare" => bytes => BareSecureAsync(secureSender, secureReceiver, message, bytes),
+                _ => bytes => StreamPairAsync(secureStream.Writer, secureStream.Reader, message, sink, bytes),
+            };
+            var (rate, cpuPerGb) = await MeasureAsync(chosen, seconds * rounds);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{only}: {rate:N0} MB/s, {cpuPerGb:N2} CPU s/GB"));
+            return;
+        }
 
         Task Bare(long bytes) => BareSecureAsync(secureSender, secureReceiver, message, bytes);
         Task Raw(long bytes) => StreamPairAsync(rawSender, rawReceiver, message, sink, bytes);
@@ -222,73 +237,5 @@ internal static class YamuxBenchmark
         server.NoDelay = true;
         await connect;
         return (new NetworkStream(client, true), new NetworkStream(server, true));
-    }
-
-    /// <summary>
-    /// The secure channel as a byte stream, for the benchmark only: each write is one channel message (the yamux send
-    /// loop writes up to 128 KiB at a time), reads hand out the received messages' bytes in order.
-    /// </summary>
-    private sealed class SecureConnectionStream(SecureConnection connection) : Stream
-    {
-        private IMemoryOwner<byte>? _current;
-        private int _offset;
-
-        public override bool CanRead => true;
-
-        public override bool CanWrite => true;
-
-        public override bool CanSeek => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
-
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            while (_current is null || _offset == _current.Memory.Length)
-            {
-                _current?.Dispose();
-                _current = null;
-                try
-                {
-                    _current = await connection.ReceivePooledAsync(cancellationToken);
-                }
-                catch (SecureMesh.Core.SecureMeshException) when (connection.ClosedReason is not null)
-                {
-                    return 0;
-                }
-                _offset = 0;
-            }
-            var n = Math.Min(buffer.Length, _current.Memory.Length - _offset);
-            _current.Memory.Span.Slice(_offset, n).CopyTo(buffer.Span);
-            _offset += n;
-            return n;
-        }
-
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
-            connection.SendAsync(buffer, cancellationToken);
-
-        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override async ValueTask DisposeAsync()
-        {
-            _current?.Dispose();
-            await connection.DisposeAsync();
-            await base.DisposeAsync();
-        }
     }
 }

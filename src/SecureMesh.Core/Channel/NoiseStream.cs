@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using SecureMesh.Core.Identity;
+using SecureMesh.Core.Libp2p;
 using SecureMesh.Core.Noise;
 
 namespace SecureMesh.Core.Channel;
@@ -13,7 +14,7 @@ namespace SecureMesh.Core.Channel;
 /// may work at once. A frame that fails decryption, a frame cut short or a write cancelled part-way ends the stream for
 /// good; a clean end of the connection between frames reads as the end of the stream.
 /// </summary>
-public sealed class NoiseStream : Stream
+public sealed class NoiseStream : Stream, IGatheringStream
 {
     private const int SendBufferSize = 4 * (FrameReader.MaxFrameLength + 2);
     private static readonly TimeSpan DisposeWait = TimeSpan.FromSeconds(5);
@@ -23,8 +24,6 @@ public sealed class NoiseStream : Stream
     private readonly TransportState _transport;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly SemaphoreSlim _readLock = new(1, 1);
-    private byte[]? _sendBuffer;
-    private int _sendHighWater;
     private Memory<byte> _plain;
     private long _bytesSent;
     private volatile string? _closedReason;
@@ -143,33 +142,46 @@ public sealed class NoiseStream : Stream
         ReadAsync(buffer.AsMemory(offset, count), CancellationToken.None).AsTask().GetAwaiter().GetResult();
 
     /// <inheritdoc/>
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+        buffer.IsEmpty ? ValueTask.CompletedTask : WriteFramesAsync(buffer, default, cancellationToken);
+
+    /// <summary>
+    /// Seals <paramref name="first"/> and then <paramref name="second"/>, each cut into its own transport frames, and
+    /// sends them in one write (as far as the send buffer holds them): a muxer's header and a payload taken straight
+    /// from its writer, with the payload's frames starting at a frame boundary for the reader.
+    /// </summary>
+    ValueTask IGatheringStream.WriteAsync(ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second, CancellationToken cancellationToken) =>
+        WriteFramesAsync(first, second, cancellationToken);
+
+    private async ValueTask WriteFramesAsync(ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second, CancellationToken cancellationToken)
     {
-        if (buffer.IsEmpty)
-        {
-            return;
-        }
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        byte[]? send = null;
         try
         {
             ThrowIfClosed();
-            var send = _sendBuffer ??= ArrayPool<byte>.Shared.Rent(SendBufferSize);
+            // Rented for this write only (it holds ciphertext, nothing to wipe): an idle connection holds no send buffer.
+            send = ArrayPool<byte>.Shared.Rent((int)Math.Min(SendBufferSize, SealedLength(first.Length) + SealedLength(second.Length)));
             var used = 0;
-            var done = 0;
-            while (done < buffer.Length)
+            for (var part = 0; part < 2; part++)
             {
-                var chunk = Math.Min(SecureConnection.MaxFramePlaintext, buffer.Length - done);
-                if (used + 2 + chunk + CipherState.TagLength > send.Length)
+                var buffer = part == 0 ? first : second;
+                var done = 0;
+                while (done < buffer.Length)
                 {
-                    await WriteInnerAsync(used, cancellationToken).ConfigureAwait(false);
-                    used = 0;
+                    var chunk = Math.Min(SecureConnection.MaxFramePlaintext, buffer.Length - done);
+                    if (used + 2 + chunk + CipherState.TagLength > send.Length)
+                    {
+                        await WriteInnerAsync(send, used, cancellationToken).ConfigureAwait(false);
+                        used = 0;
+                    }
+                    var length = _transport.Encrypt(buffer.Span.Slice(done, chunk), send.AsSpan(used + 2, chunk + CipherState.TagLength));
+                    BinaryPrimitives.WriteUInt16BigEndian(send.AsSpan(used), (ushort)length);
+                    used += 2 + length;
+                    done += chunk;
                 }
-                var length = _transport.Encrypt(buffer.Span.Slice(done, chunk), send.AsSpan(used + 2, chunk + CipherState.TagLength));
-                BinaryPrimitives.WriteUInt16BigEndian(send.AsSpan(used), (ushort)length);
-                used += 2 + length;
-                done += chunk;
             }
-            await WriteInnerAsync(used, cancellationToken).ConfigureAwait(false);
+            await WriteInnerAsync(send, used, cancellationToken).ConfigureAwait(false);
         }
         catch (SecureMeshException e) when (_closedReason is null)
         {
@@ -182,9 +194,17 @@ public sealed class NoiseStream : Stream
         }
         finally
         {
+            if (send is not null)
+            {
+                ArrayPool<byte>.Shared.Return(send);
+            }
             _writeLock.Release();
         }
     }
+
+    /// <summary>Bytes on the wire for <paramref name="plaintext"/> bytes: each frame adds its length and tag.</summary>
+    private static long SealedLength(int plaintext) =>
+        plaintext + ((long)(plaintext + SecureConnection.MaxFramePlaintext - 1) / SecureConnection.MaxFramePlaintext * (2 + CipherState.TagLength));
 
     /// <inheritdoc/>
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
@@ -228,14 +248,13 @@ public sealed class NoiseStream : Stream
         }
     }
 
-    private async ValueTask WriteInnerAsync(int count, CancellationToken cancellationToken)
+    private async ValueTask WriteInnerAsync(byte[] send, int count, CancellationToken cancellationToken)
     {
         if (count == 0)
         {
             return;
         }
-        _sendHighWater = Math.Max(_sendHighWater, count);
-        await _inner.WriteAsync(_sendBuffer.AsMemory(0, count), cancellationToken).ConfigureAwait(false);
+        await _inner.WriteAsync(send.AsMemory(0, count), cancellationToken).ConfigureAwait(false);
         Interlocked.Add(ref _bytesSent, count);
     }
 
@@ -295,13 +314,6 @@ public sealed class NoiseStream : Stream
         }
         _transport.Dispose();
         _reader.Dispose();
-        var buffer = _sendBuffer;
-        _sendBuffer = null;
-        if (buffer is not null)
-        {
-            buffer.AsSpan(0, _sendHighWater).Clear();
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
         _plain = default;
         _readLock.Release();
         _writeLock.Release();

@@ -129,7 +129,10 @@ public sealed class MessageStream : IAsyncDisposable
             var done = 0;
             while (done < memory.Length)
             {
-                var n = await _stream.ReadAsync(memory[done..], cancellationToken).ConfigureAwait(false);
+                // On a yamux stream the reader is woken once much of the message is there, not for every frame.
+                var n = _stream is YamuxStream yamux
+                    ? await yamux.ReadAsync(memory[done..], memory.Length - done, cancellationToken).ConfigureAwait(false)
+                    : await _stream.ReadAsync(memory[done..], cancellationToken).ConfigureAwait(false);
                 if (n == 0)
                 {
                     throw Fail("the peer closed the stream inside a message", null, SecureMeshErrorKind.Protocol);

@@ -3,7 +3,9 @@
 # `ssh -c chacha20-poly1305@openssh.com 127.0.0.1 "cat > FILE" < FILE`, RUNS times each in turn (get, ssh, get, ...),
 # after one warm-up of each. Each timed run is a whole command (a fresh `get` process: start, connect, transfer,
 # whole-file check, release; a fresh ssh session: key exchange, transfer), both writing through the page cache and
-# both deleting the previous output first. Prints each side's median and the median of the pairwise ratios.
+# both deleting the previous output first. Prints each side's median and the median of the pairwise ratios, and the CPU
+# seconds per GiB of the get (the get process, the seeder and, with MODE=node, the downloading node: steadier than the
+# wall time on a shared machine).
 #
 #   get-vs-ssh.sh [RUNS] [SIZE_MIB]          NO_FSYNC=1 runs `get` under eatmydata (its periodic fsync a no-op)
 #   MODE=node get-vs-ssh.sh ...               the downloader is a running node too (`securemesh run`, connected to the
@@ -58,7 +60,17 @@ else
 fi
 # Seconds one command takes, output thrown away.
 timed() { local s e; s=$(date +%s.%N); "$@" > /dev/null; e=$(date +%s.%N); python3 -c "print($e-$s)"; }
-run_get() { rm -rf "$WORK/out"; timed "${GET[@]}"; }
+# CPU seconds (user + system) a running process has used so far.
+cpu_of() { if [ -n "$1" ]; then awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"; else echo 0; fi; }
+# "WALL:CPU" of one get: its wall time, and the CPU seconds of the get process, the seeder and (MODE=node) the node.
+run_get() {
+  local s0 n0 w
+  rm -rf "$WORK/out"
+  s0=$(cpu_of "$SEEDER_PID"); n0=$(cpu_of "$NODE_PID")
+  w=$(timed /usr/bin/time -o "$WORK/cpu" -f "%U %S" "${GET[@]}")
+  awk -v w="$w" -v s0="$s0" -v s1="$(cpu_of "$SEEDER_PID")" -v n0="$n0" -v n1="$(cpu_of "$NODE_PID")" \
+    'END { print w ":" (s1 - s0 + n1 - n0 + $1 + $2) }' "$WORK/cpu"
+}
 run_ssh() { rm -f "$WORK/received.bin"; timed "${SSH[@]}" "cat > $WORK/received.bin" < "$WORK/payload.bin"; }
 
 run_get > /dev/null; run_ssh > /dev/null
@@ -69,7 +81,8 @@ for _ in $(seq 1 "$RUNS"); do gets+=("$(run_get)"); sshs+=("$(run_ssh)"); done
 python3 - "$SIZE" "${NO_FSYNC:-0}" "${gets[*]}" "${sshs[*]}" "${MODE:-}" <<'PY'
 import statistics, sys
 size, nofsync, mode = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[5]
-g = [float(x) for x in sys.argv[3].split()]; s = [float(x) for x in sys.argv[4].split()]
+g = [float(x.split(":")[0]) for x in sys.argv[3].split()]; c = [float(x.split(":")[1]) for x in sys.argv[3].split()]
+s = [float(x) for x in sys.argv[4].split()]
 mb = size * 1048576 / 1e6
 gm, sm = statistics.median(g), statistics.median(s)
 ratio = statistics.median(b / a for a, b in zip(g, s))
@@ -78,4 +91,5 @@ print(f"{len(g)} pairs, {size} MiB, {'get through a running node' if mode == 'no
 print(f"get: median {gm:.2f} s = {mb / gm:.0f} MB/s (min {min(g):.2f}, max {max(g):.2f})")
 print(f"ssh: median {sm:.2f} s = {mb / sm:.0f} MB/s (min {min(s):.2f}, max {max(s):.2f})")
 print(f"get speed / ssh speed, median of pairs: {ratio:.2f}x")
+print(f"get CPU (get process + seeder{' + node' if mode == 'node' else ''}): median {statistics.median(c) / (size / 1024):.2f} s per GiB")
 PY

@@ -5,10 +5,10 @@ namespace SecureMesh.Core.Libp2p.Yamux;
 
 public sealed partial class YamuxSession
 {
-    /// <summary>Bytes the send loop gathers (control frames and small data frames) before writing to the transport.</summary>
+    /// <summary>Bytes gathered (control frames and a small data frame) before writing to the transport.</summary>
     private const int SendBufferSize = 64 * 1024;
 
-    /// <summary>Data frames up to this size are gathered; larger ones are written from their own buffer.</summary>
+    /// <summary>Data frames up to this size are copied in with the queued control frames; larger ones are written from the writer's buffer.</summary>
     private const int SmallFrame = 8 * 1024;
 
     /// <summary>The read buffer while frames arrive back to back; returned to the pool when the connection goes quiet.</summary>
@@ -26,99 +26,38 @@ public sealed partial class YamuxSession
     private int _readEnd;
     private bool _lastReadFilled;
 
-    // ---- Send loop: the one writer of the transport ----
+    // ---- Sending: control frames through the send loop, data frames written by their writer ----
 
+    /// <summary>
+    /// Writes the queued control frames (SYN, ACK, FIN, RST, pings, window updates) whenever there are some. Data does
+    /// not pass through here: a stream's writer writes its frames itself under the transport lock (see
+    /// <see cref="WriteDataAsync"/>), so a payload goes from the writer's buffer straight into the Noise frames, with no
+    /// copy and no hand-over to another thread. Whoever holds the lock first writes what is queued, so the order of
+    /// frames is the order in which they were queued or written.
+    /// </summary>
     private async Task SendLoopAsync()
     {
         var reader = _sendQueue.Reader;
         var token = _shutdown.Token;
-        byte[]? buffer = null;
-        var used = 0;
         try
         {
             while (await reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
             {
-                buffer ??= ArrayPool<byte>.Shared.Rent(SendBufferSize);
-                while (reader.TryRead(out var frame))
+                await _transportLock.WaitAsync(token).ConfigureAwait(false);
+                var buffer = ArrayPool<byte>.Shared.Rent(SendBufferSize);
+                try
                 {
-                    if (Volatile.Read(ref _abortSend))
+                    var used = await DrainQueueAsync(buffer, token).ConfigureAwait(false);
+                    if (used > 0)
                     {
-                        Drop(frame);
-                        continue;
-                    }
-                    switch (frame.Kind)
-                    {
-                        case OutKind.Control:
-                            CountOut(frame);
-                            if (buffer.Length - used < YamuxHeader.Size)
-                            {
-                                await WriteTransportAsync(buffer, used, token).ConfigureAwait(false);
-                                used = 0;
-                            }
-                            new YamuxHeader(frame.Type, frame.Flags, frame.StreamId, frame.Value).Write(buffer.AsSpan(used));
-                            used += YamuxHeader.Size;
-                            break;
-                        case OutKind.WindowUpdate:
-                            var credit = frame.Stream!.TakeCredit();
-                            if (credit == 0)
-                            {
-                                break;
-                            }
-                            if (buffer.Length - used < YamuxHeader.Size)
-                            {
-                                await WriteTransportAsync(buffer, used, token).ConfigureAwait(false);
-                                used = 0;
-                            }
-                            new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.None, frame.StreamId, credit).Write(buffer.AsSpan(used));
-                            used += YamuxHeader.Size;
-                            break;
-                        case OutKind.Data:
-                            var frameLength = YamuxHeader.Size + (int)frame.Value;
-                            try
-                            {
-                                if (frame.Stream!.IsReset)
-                                {
-                                    // Reset meanwhile: the peer drops data for a reset stream anyway.
-                                }
-                                else if (frameLength <= SmallFrame)
-                                {
-                                    // Small frames are gathered, so many small writes do not cost a transport write each.
-                                    if (buffer.Length - used < frameLength)
-                                    {
-                                        await WriteTransportAsync(buffer, used, token).ConfigureAwait(false);
-                                        used = 0;
-                                    }
-                                    frame.Buffer.AsSpan(0, frameLength).CopyTo(buffer.AsSpan(used));
-                                    used += frameLength;
-                                }
-                                else
-                                {
-                                    if (used > 0)
-                                    {
-                                        await WriteTransportAsync(buffer, used, token).ConfigureAwait(false);
-                                        used = 0;
-                                    }
-                                    await WriteTransportAsync(frame.Buffer!, frameLength, token).ConfigureAwait(false);
-                                }
-                            }
-                            finally
-                            {
-                                ArrayPool<byte>.Shared.Return(frame.Buffer!);
-                                frame.Stream!.OnDataWritten((int)frame.Value);
-                            }
-                            break;
+                        await WriteTransportAsync(buffer, used, token).ConfigureAwait(false);
                     }
                 }
-                if (used > 0)
-                {
-                    await WriteTransportAsync(buffer, used, token).ConfigureAwait(false);
-                    used = 0;
-                }
-                if (!reader.TryPeek(out _))
+                finally
                 {
                     // Quiet: hold no send buffer while idle.
                     ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = null;
+                    _transportLock.Release();
                 }
             }
             // Closed: the go-away goes last.
@@ -129,9 +68,17 @@ public sealed partial class YamuxSession
             }
             if (goAway is { } code)
             {
-                buffer ??= ArrayPool<byte>.Shared.Rent(SendBufferSize);
-                new YamuxHeader(YamuxFrameType.GoAway, YamuxFlags.None, 0, (uint)code).Write(buffer);
-                await WriteTransportAsync(buffer, YamuxHeader.Size, token).ConfigureAwait(false);
+                await _transportLock.WaitAsync(token).ConfigureAwait(false);
+                try
+                {
+                    var frame = new byte[YamuxHeader.Size];
+                    new YamuxHeader(YamuxFrameType.GoAway, YamuxFlags.None, 0, (uint)code).Write(frame);
+                    await WriteTransportAsync(frame, YamuxHeader.Size, token).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _transportLock.Release();
+                }
             }
         }
         catch (Exception e) when (IsTransportFailure(e))
@@ -144,17 +91,130 @@ public sealed partial class YamuxSession
         }
         finally
         {
+            // Nothing more will be sent: count out what is still queued.
+            _sendQueue.Writer.TryComplete();
+            while (reader.TryRead(out var frame))
+            {
+                CountOut(frame);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes one data frame of <paramref name="stream"/> to the transport, after the frames queued before it. The
+    /// caller's token only cancels the wait for the transport: once the frame is started it is written whole.
+    /// False when the session has ended (nothing was written).
+    /// </summary>
+    internal async ValueTask<bool> WriteDataAsync(YamuxStream stream, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        await _transportLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        byte[]? buffer = null;
+        try
+        {
+            if (Volatile.Read(ref _closed))
+            {
+                return false;
+            }
+            var token = _shutdown.Token;
+            buffer = ArrayPool<byte>.Shared.Rent(SendBufferSize);
+            var used = await DrainQueueAsync(buffer, token).ConfigureAwait(false);
+            if (stream.IsReset)
+            {
+                // Reset meanwhile: the peer drops data for a reset stream anyway.
+            }
+            else if (data.Length <= SmallFrame)
+            {
+                // A small frame goes out with the queued ones in one transport write.
+                if (buffer.Length - used < YamuxHeader.Size + data.Length)
+                {
+                    await WriteTransportAsync(buffer, used, token).ConfigureAwait(false);
+                    used = 0;
+                }
+                new YamuxHeader(YamuxFrameType.Data, YamuxFlags.None, stream.Id, (uint)data.Length).Write(buffer.AsSpan(used));
+                data.Span.CopyTo(buffer.AsSpan(used + YamuxHeader.Size));
+                used += YamuxHeader.Size + data.Length;
+            }
+            else
+            {
+                if (buffer.Length - used < YamuxHeader.Size)
+                {
+                    await WriteTransportAsync(buffer, used, token).ConfigureAwait(false);
+                    used = 0;
+                }
+                new YamuxHeader(YamuxFrameType.Data, YamuxFlags.None, stream.Id, (uint)data.Length).Write(buffer.AsSpan(used));
+                used += YamuxHeader.Size;
+                if (_transport is IGatheringStream gathering)
+                {
+                    // The Noise stream seals the headers and the payload as separate frames in one socket write: the
+                    // payload is encrypted straight from the writer's buffer, and the peer can decrypt it straight
+                    // into its stream's buffer.
+                    await gathering.WriteAsync(buffer.AsMemory(0, used), data, token).ConfigureAwait(false);
+                }
+                else
+                {
+                    await _transport.WriteAsync(buffer.AsMemory(0, used), token).ConfigureAwait(false);
+                    await _transport.WriteAsync(data, token).ConfigureAwait(false);
+                }
+                used = 0;
+                await _transport.FlushAsync(token).ConfigureAwait(false);
+            }
+            if (used > 0)
+            {
+                await WriteTransportAsync(buffer, used, token).ConfigureAwait(false);
+            }
+            return true;
+        }
+        catch (Exception e) when (IsTransportFailure(e))
+        {
+            Close(new SecureMeshException(SecureMeshErrorKind.Network, "the connection broke while sending", e), null, graceful: false, "the connection broke while sending");
+            return false;
+        }
+        finally
+        {
             if (buffer is not null)
             {
                 ArrayPool<byte>.Shared.Return(buffer);
             }
-            // Nothing more will be sent: release every writer still queued.
-            _sendQueue.Writer.TryComplete();
-            while (reader.TryRead(out var frame))
-            {
-                Drop(frame);
-            }
+            _transportLock.Release();
         }
+    }
+
+    /// <summary>Under the transport lock: puts the queued control frames into <paramref name="buffer"/> (writing it out when full); returns the bytes left in it.</summary>
+    private async ValueTask<int> DrainQueueAsync(byte[] buffer, CancellationToken token)
+    {
+        var reader = _sendQueue.Reader;
+        var used = 0;
+        while (reader.TryRead(out var frame))
+        {
+            if (Volatile.Read(ref _abortSend))
+            {
+                CountOut(frame);
+                continue;
+            }
+            YamuxHeader header;
+            if (frame.Kind == OutKind.Control)
+            {
+                CountOut(frame);
+                header = new YamuxHeader(frame.Type, frame.Flags, frame.StreamId, frame.Value);
+            }
+            else
+            {
+                var credit = frame.Stream!.TakeCredit();
+                if (credit == 0)
+                {
+                    continue;
+                }
+                header = new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.None, frame.StreamId, credit);
+            }
+            if (buffer.Length - used < YamuxHeader.Size)
+            {
+                await WriteTransportAsync(buffer, used, token).ConfigureAwait(false);
+                used = 0;
+            }
+            header.Write(buffer.AsSpan(used));
+            used += YamuxHeader.Size;
+        }
+        return used;
     }
 
     private async ValueTask WriteTransportAsync(byte[] buffer, int count, CancellationToken token)
@@ -172,19 +232,6 @@ public sealed partial class YamuxSession
         else if (frame.Type == YamuxFrameType.WindowUpdate && frame.Stream is null && frame.Flags == YamuxFlags.Rst && frame.Value == RefusalMarker)
         {
             Interlocked.Decrement(ref _queuedRefusals);
-        }
-    }
-
-    private void Drop(in OutFrame frame)
-    {
-        if (frame.Kind == OutKind.Data)
-        {
-            ArrayPool<byte>.Shared.Return(frame.Buffer!);
-            frame.Stream!.OnDataWritten((int)frame.Value);
-        }
-        else if (frame.Kind == OutKind.Control)
-        {
-            CountOut(frame);
         }
     }
 
@@ -279,20 +326,37 @@ public sealed partial class YamuxSession
         {
             if (_readEnd == _readStart && deliver && remaining >= DirectReadThreshold)
             {
-                // A large payload goes from the transport straight into a pooled segment of the stream: no copy.
+                // A large payload goes from the transport straight into a pooled segment of the stream: no copy (the
+                // Noise stream decrypts a whole frame into it when the frame fits). One read, not "read exactly": a
+                // segment ends where the transport's frame ends, so the next frame can be decrypted in place too.
                 var size = (int)Math.Min(remaining, (uint)ReceiveBuffer.SegmentSize);
                 var segment = ArrayPool<byte>.Shared.Rent(size);
+                int got;
                 try
                 {
-                    await _transport.ReadExactlyAsync(segment.AsMemory(0, size), token).ConfigureAwait(false);
+                    got = await _transport.ReadAsync(segment.AsMemory(0, size), token).ConfigureAwait(false);
                 }
                 catch
                 {
                     ArrayPool<byte>.Shared.Return(segment);
                     throw;
                 }
-                stream!.AppendOwned(segment, size);
-                remaining -= (uint)size;
+                if (got == 0)
+                {
+                    ArrayPool<byte>.Shared.Return(segment);
+                    throw new EndOfStreamException("the connection ended inside a yamux frame");
+                }
+                if (got >= DirectReadThreshold)
+                {
+                    stream!.AppendOwned(segment, got);
+                }
+                else
+                {
+                    // A short read is copied, so a peer's tiny transport frames never pin a segment each.
+                    stream!.Append(segment.AsSpan(0, got));
+                    ArrayPool<byte>.Shared.Return(segment);
+                }
+                remaining -= (uint)got;
                 _lastReadFilled = true;
                 continue;
             }

@@ -19,7 +19,7 @@ public sealed partial class YamuxSession : IAsyncDisposable
     /// <summary>Largest data frame we send (receivers accept any size within the window); streams take turns frame by frame.</summary>
     internal const int MaxDataFramePayload = 256 * 1024;
 
-    /// <summary>Bytes one stream may have queued for the send loop; a writer beyond it waits, so our own memory stays bounded too.</summary>
+    /// <summary>Bytes of one stream being written at most (its writer writes a frame at a time, from its own buffer); a writer beyond it waits.</summary>
     internal const int MaxQueuedPerStream = 512 * 1024;
 
     /// <summary>Answers to the peer's pings queued at most; further pings go unanswered until the queue drains.</summary>
@@ -33,6 +33,7 @@ public sealed partial class YamuxSession : IAsyncDisposable
     private readonly Channel<OutFrame> _sendQueue = System.Threading.Channels.Channel.CreateUnbounded<OutFrame>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Channel<YamuxStream> _acceptQueue = System.Threading.Channels.Channel.CreateUnbounded<YamuxStream>(new UnboundedChannelOptions { SingleReader = false });
     private readonly SemaphoreSlim _ackBacklog;
+    private readonly SemaphoreSlim _transportLock = new(1, 1);
     private readonly Dictionary<uint, (TaskCompletionSource<TimeSpan> Answer, long SentAt)> _pings = [];
     private readonly CancellationTokenSource _shutdown = new();
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -226,20 +227,6 @@ public sealed partial class YamuxSession : IAsyncDisposable
     internal void QueueWindowUpdate(YamuxStream stream) =>
         Enqueue(new OutFrame(OutKind.WindowUpdate, YamuxFrameType.WindowUpdate, YamuxFlags.None, stream.Id, 0, stream));
 
-    /// <summary>Copies <paramref name="data"/> into a pooled data frame and queues it; false when the session has ended.</summary>
-    internal bool QueueData(YamuxStream stream, ReadOnlySpan<byte> data)
-    {
-        var frame = System.Buffers.ArrayPool<byte>.Shared.Rent(YamuxHeader.Size + data.Length);
-        new YamuxHeader(YamuxFrameType.Data, YamuxFlags.None, stream.Id, (uint)data.Length).Write(frame);
-        data.CopyTo(frame.AsSpan(YamuxHeader.Size));
-        if (_sendQueue.Writer.TryWrite(new OutFrame(OutKind.Data, YamuxFrameType.Data, YamuxFlags.None, stream.Id, (uint)data.Length, stream, frame)))
-        {
-            return true;
-        }
-        System.Buffers.ArrayPool<byte>.Shared.Return(frame);
-        return false;
-    }
-
     /// <summary>Takes up to <paramref name="wanted"/> bytes of window growth from the connection budget; returns what was granted.</summary>
     internal long ReserveWindowGrowth(long wanted)
     {
@@ -398,9 +385,7 @@ public sealed partial class YamuxSession : IAsyncDisposable
         Control,
         /// <summary>The stream's pending credit, taken when the frame is written (so updates coalesce).</summary>
         WindowUpdate,
-        /// <summary>A whole data frame in a pooled buffer (Value is the payload length), returned once written.</summary>
-        Data,
     }
 
-    private readonly record struct OutFrame(OutKind Kind, YamuxFrameType Type, YamuxFlags Flags, uint StreamId, uint Value, YamuxStream? Stream, byte[]? Buffer = null);
+    private readonly record struct OutFrame(OutKind Kind, YamuxFrameType Type, YamuxFlags Flags, uint StreamId, uint Value, YamuxStream? Stream);
 }

@@ -24,6 +24,7 @@ public sealed class YamuxStream : Stream
     private uint _creditToSend;
     private bool _windowUpdateQueued;
     private uint _arriving; // of the data frame being read: taken from the window, not appended yet
+    private int _wakeAt = 1; // buffered bytes at which the waiting reader is woken
 
     // Send side (under _lock). _queued: bytes copied into frames the send loop has not written yet.
     private long _sendWindow = YamuxOptions.InitialWindow;
@@ -165,7 +166,16 @@ public sealed class YamuxStream : Stream
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     /// <summary>Reads what has arrived (waiting for at least one byte); 0 once the peer has half-closed and everything was read.</summary>
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        ReadAsync(buffer, 1, cancellationToken);
+
+    /// <summary>
+    /// Like <see cref="ReadAsync(Memory{byte}, CancellationToken)"/>, but while waiting, waits for <paramref name="waitFor"/>
+    /// bytes (at most the buffer's length, and at most half of what the window lets the peer send before we read, so
+    /// the peer is never held up by it) instead of waking up for every frame: for a reader that knows how much is coming
+    /// (a message of known length). Returns less at the end of the stream.
+    /// </summary>
+    public async ValueTask<int> ReadAsync(Memory<byte> buffer, int waitFor, CancellationToken cancellationToken = default)
     {
         while (true)
         {
@@ -178,7 +188,9 @@ public sealed class YamuxStream : Stream
                 {
                     throw new SecureMeshException(SecureMeshErrorKind.Network, $"yamux stream {Id} was reset");
                 }
-                if (_received.Length > 0 && !buffer.IsEmpty)
+                var reachable = (long)_received.Length + _arriving + _receiveWindow;
+                var want = (int)Math.Max(1, Math.Min(Math.Min(waitFor, buffer.Length), reachable / 2));
+                if (_received.Length > 0 && !buffer.IsEmpty && (_received.Length >= want || _remoteFin || _remoteReset || _sessionError is not null))
                 {
                     read = _received.Read(buffer.Span);
                     credit = ComputeWindowUpdate();
@@ -198,6 +210,7 @@ public sealed class YamuxStream : Stream
                 else
                 {
                     read = -1;
+                    _wakeAt = want;
                 }
             }
             if (read >= 0)
@@ -217,9 +230,9 @@ public sealed class YamuxStream : Stream
     }
 
     /// <summary>
-    /// Sends <paramref name="buffer"/>: copies it into frames for the session's send loop, waiting while the peer's
-    /// window is full or this stream already has <see cref="YamuxSession.MaxQueuedPerStream"/> bytes waiting to be
-    /// written. Cancelling a wait leaves the stream usable; what was queued before is still sent.
+    /// Sends <paramref name="buffer"/> in data frames written straight from it to the transport (no copy), waiting while
+    /// the peer's window is full or the transport is busy with another stream's frame. Cancelling a wait leaves the
+    /// stream usable; what was written before is sent.
     /// </summary>
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -248,9 +261,24 @@ public sealed class YamuxStream : Stream
                     await _writable.WaitAsync(cancellationToken).ConfigureAwait(false);
                     continue;
                 }
-                if (!_session.QueueData(this, buffer.Span[..chunk]))
+                bool written;
+                try
                 {
+                    written = await _session.WriteDataAsync(this, buffer[..chunk], cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Cancelled while waiting for the transport: nothing of this chunk was sent, its window is ours again.
+                    lock (_lock)
+                    {
+                        _sendWindow += chunk;
+                    }
                     OnDataWritten(chunk);
+                    throw;
+                }
+                OnDataWritten(chunk);
+                if (!written)
+                {
                     lock (_lock)
                     {
                         ThrowIfCannotWrite();
@@ -454,6 +482,7 @@ public sealed class YamuxStream : Stream
     /// <summary>Read loop: appends payload bytes (dropped when the stream was reset or disposed meanwhile).</summary>
     internal void Append(ReadOnlySpan<byte> data)
     {
+        bool wake;
         lock (_lock)
         {
             if (_localReset || _remoteReset || _disposed)
@@ -463,13 +492,18 @@ public sealed class YamuxStream : Stream
             }
             _received.Append(data);
             _arriving -= (uint)data.Length;
+            wake = _received.Length >= _wakeAt;
         }
-        _readable.Set();
+        if (wake)
+        {
+            _readable.Set();
+        }
     }
 
     /// <summary>Read loop: appends a pooled array read straight from the transport (returned to the pool when dropped).</summary>
     internal void AppendOwned(byte[] array, int length)
     {
+        bool wake;
         lock (_lock)
         {
             if (_localReset || _remoteReset || _disposed)
@@ -480,8 +514,12 @@ public sealed class YamuxStream : Stream
             }
             _received.AppendOwned(array, length);
             _arriving -= (uint)length;
+            wake = _received.Length >= _wakeAt;
         }
-        _readable.Set();
+        if (wake)
+        {
+            _readable.Set();
+        }
     }
 
     /// <summary>Read loop: the peer granted more window.</summary>
