@@ -147,6 +147,91 @@ public sealed class AddressExchangeTests : IAsyncLifetime
         Assert.Equal(0, a.Db.LearnedAddresses.Learn(trusted.PeerId, [$"/ip4/10.0.0.99/tcp/1/p2p/{pending.PeerId}"], "exchange"));
     }
 
+    [Fact]
+    public void Circuit_addresses_are_learned_only_through_a_trusted_relay_and_dialled_in_order_of_success()
+    {
+        var a = NewPeer();
+        using var peer = NodeIdentity.Generate();
+        using var relay = NodeIdentity.Generate();
+        using var stranger = NodeIdentity.Generate();
+        a.Db.Trust.AddPeer(peer.PeerId, null, trusted: true, addresses: ["10.0.0.1:4747"]);
+        a.Db.Trust.AddPeer(relay.PeerId, null, trusted: true);
+        var good = $"/ip4/192.0.2.9/tcp/4001/p2p/{relay.PeerId}/p2p-circuit/p2p/{peer.PeerId}";
+        var learned = a.Db.LearnedAddresses.Learn(peer.PeerId,
+        [
+            good,
+            $"/p2p/{stranger.PeerId}/p2p-circuit/p2p/{peer.PeerId}",          // through a relay not trusted here
+            $"/p2p/{relay.PeerId}/p2p-circuit/p2p/{stranger.PeerId}",         // another peer's circuit
+            $"/p2p/{peer.PeerId}/p2p-circuit/p2p/{peer.PeerId}",              // through itself
+            $"/ip4/192.0.2.9/udp/4001/p2p/{relay.PeerId}/p2p-circuit/p2p/{peer.PeerId}", // no TCP to the relay
+            "10.0.0.2:4747",                                                   // not a circuit
+        ], "relay");
+        Assert.Equal(1, learned);
+        var row = Assert.Single(a.Db.LearnedAddresses.List(peer.PeerId));
+        Assert.Equal(("relay", good), (row.Source, row.Address));
+
+        bool Trusted(PeerId p) => a.Db.Trust.GetPeer(p)?.State == PeerState.Trusted;
+        var record = a.Db.Trust.GetPeer(peer.PeerId)!;
+        // Never worked: after the typed address; without the relay check, not at all.
+        Assert.Equal(["10.0.0.1:4747", good], PeerConnector.DialOrder(record, a.Db.LearnedAddresses.List(peer.PeerId), Trusted));
+        Assert.Equal(["10.0.0.1:4747"], PeerConnector.DialOrder(record, a.Db.LearnedAddresses.List(peer.PeerId)));
+        // It worked (marked under the text the connector dialled): first next time.
+        Assert.True(a.Db.LearnedAddresses.MarkSuccess(peer.PeerId, good));
+        Assert.Equal([good, "10.0.0.1:4747"], PeerConnector.DialOrder(record, a.Db.LearnedAddresses.List(peer.PeerId), Trusted));
+        // The relay is no longer trusted: its circuit is skipped.
+        a.Db.Trust.Block(relay.PeerId);
+        Assert.Equal(["10.0.0.1:4747"], PeerConnector.DialOrder(record, a.Db.LearnedAddresses.List(peer.PeerId), Trusted));
+    }
+
+    [Fact]
+    public async Task A_peer_whose_direct_address_stopped_working_is_reached_through_its_learned_circuit_address()
+    {
+        var a = NewPeer();
+        var b = NewPeer();
+        var r = NewPeer();
+        foreach (var (x, y) in new[] { (a, b), (a, r), (b, a), (b, r), (r, a), (r, b) })
+        {
+            x.Db.Trust.AddPeer(y.Id.PeerId, null, trusted: true);
+        }
+        var hostR = await StartAsync(r);
+        var hostB = await StartAsync(b);
+        var hostA = await StartAsync(a);
+        async Task ReserveAsync(MeshHost host)
+        {
+            await host.Node.ConnectAsync(r.Id.PeerId, hostR.Node.LocalEndPoint, CancellationToken.None);
+            await IdentifiedAsync(host, r.Id.PeerId);
+            await host.Node.RelayTickAsync(CancellationToken.None);
+            await Wait.UntilAsync(() => host.Node.RelayReservations.Count == 1, TimeSpan.FromSeconds(20), "B's reservation on R");
+        }
+        await ReserveAsync(hostB);
+        var oldB = hostB.Node.LocalEndPoint;
+        a.Db.Trust.AddAddress(b.Id.PeerId, PeerAddressFormat.FromEndPoint(oldB));
+        await hostA.Node.ConnectAsync(b.Id.PeerId, oldB, CancellationToken.None);
+        // A learns B's circuit address from B's identify; A has no address for R and no session with it.
+        await Wait.UntilAsync(() => a.Db.LearnedAddresses.List(b.Id.PeerId).Any(l => l.Source == "relay"), TimeSpan.FromSeconds(20), "the learned circuit address");
+        var circuit = Assert.Single(a.Db.LearnedAddresses.List(b.Id.PeerId), l => l.Source == "relay").Address;
+        Assert.EndsWith($"/p2p/{r.Id.PeerId}/p2p-circuit/p2p/{b.Id.PeerId}", circuit);
+        Assert.Null(hostA.Node.GetSession(r.Id.PeerId));
+
+        // B comes back listening elsewhere without telling A, and reserves on R again.
+        await hostB.DisposeAsync();
+        _running.Remove(hostB);
+        await Wait.UntilAsync(() => hostA.Node.GetSession(b.Id.PeerId) is null, TimeSpan.FromSeconds(20), "A's session with B to end");
+        hostB = await StartAsync(b);
+        Assert.NotEqual(oldB, hostB.Node.LocalEndPoint);
+        await ReserveAsync(hostB);
+
+        await hostA.Connector.ConnectAllAsync(TimeSpan.FromSeconds(20), CancellationToken.None);
+        var session = hostA.Node.GetSession(b.Id.PeerId);
+        Assert.NotNull(session);
+        Assert.Equal(ConnectionPath.Relayed, session.Path);
+        Assert.Equal(r.Id.PeerId, session.RelayPeerId);
+        // It was the learned circuit address that worked: it is tried first next time.
+        Assert.NotNull(Assert.Single(a.Db.LearnedAddresses.List(b.Id.PeerId), l => l.Address == circuit).LastSuccess);
+        var order = PeerConnector.DialOrder(a.Db.Trust.GetPeer(b.Id.PeerId)!, a.Db.LearnedAddresses.List(b.Id.PeerId), p => a.Db.Trust.GetPeer(p)?.State == PeerState.Trusted);
+        Assert.Equal(circuit, order[0]);
+    }
+
     public async Task DisposeAsync()
     {
         foreach (var host in _running)
