@@ -232,6 +232,47 @@ public sealed class AddressExchangeTests : IAsyncLifetime
         Assert.Equal(circuit, order[0]);
     }
 
+    [Fact]
+    public async Task A_peer_both_trust_passes_on_the_circuit_address_and_it_is_kept_only_through_a_trusted_relay()
+    {
+        var a = NewPeer();
+        var b = NewPeer();
+        var c = NewPeer();
+        var r = NewPeer();
+        foreach (var (x, y) in new[] { (a, c), (a, b), (c, a), (c, b), (b, c), (b, r), (r, b) })
+        {
+            x.Db.Trust.AddPeer(y.Id.PeerId, null, trusted: true);
+        }
+        var hostR = await StartAsync(r);
+        var hostB = await StartAsync(b);
+        var hostC = await StartAsync(c);
+        var hostA = await StartAsync(a);
+        await hostB.Node.ConnectAsync(r.Id.PeerId, hostR.Node.LocalEndPoint, CancellationToken.None);
+        await IdentifiedAsync(hostB, r.Id.PeerId);
+        await hostB.Node.RelayTickAsync(CancellationToken.None);
+        await Wait.UntilAsync(() => hostB.Node.RelayReservations.Count == 1, TimeSpan.FromSeconds(20), "B's reservation on R");
+        await hostB.Node.ConnectAsync(c.Id.PeerId, hostC.Node.LocalEndPoint, CancellationToken.None);
+        await Wait.UntilAsync(() => hostC.Node.GetSession(b.Id.PeerId)?.Identified?.ListenAddrs.Any(IsCircuit) == true, TimeSpan.FromSeconds(20), "B's circuit address at C");
+        await hostA.Node.ConnectAsync(c.Id.PeerId, hostC.Node.LocalEndPoint, CancellationToken.None);
+        await IdentifiedAsync(hostA, c.Id.PeerId);
+
+        IReadOnlyList<byte[]> answer;
+        await using (var stream = await hostA.Node.GetSession(c.Id.PeerId)!.OpenStreamAsync(AddressExchangeMessages.ProtocolId, CancellationToken.None))
+        {
+            await AddressExchangeMessages.WriteRequestAsync(stream, b.Id.PeerId, CancellationToken.None);
+            answer = await AddressExchangeMessages.ReadAnswerAsync(stream, CancellationToken.None);
+        }
+        var circuit = Core.Addressing.Multiaddr.FromBytes(Assert.Single(answer, IsCircuit)).ToString();
+        Assert.EndsWith($"/p2p/{r.Id.PeerId}/p2p-circuit/p2p/{b.Id.PeerId}", circuit);
+        // A does not trust R: the circuit cannot work for A and is not kept; once A trusts R, it is.
+        Assert.Equal(0, a.Db.LearnedAddresses.Learn(b.Id.PeerId, [circuit], "relay"));
+        a.Db.Trust.AddPeer(r.Id.PeerId, null, trusted: true);
+        Assert.Equal(1, a.Db.LearnedAddresses.Learn(b.Id.PeerId, [circuit], "relay"));
+    }
+
+    private static bool IsCircuit(byte[] multiaddr) =>
+        Core.Addressing.Multiaddr.TryFromBytes(multiaddr, out var m, out _) && m.ToString().Contains("/p2p-circuit", StringComparison.Ordinal);
+
     public async Task DisposeAsync()
     {
         foreach (var host in _running)
