@@ -43,16 +43,33 @@ public sealed class AddressExchangeTests : IAsyncLifetime
     private static async Task IdentifiedAsync(MeshHost host, PeerId peer) =>
         await Wait.UntilAsync(() => host.Node.GetSession(peer)?.Identified is not null, TimeSpan.FromSeconds(10), $"identify of {peer}");
 
+    private static void TrustEachOther(params Peer[] peers)
+    {
+        foreach (var x in peers)
+        {
+            foreach (var y in peers.Where(y => y != x))
+            {
+                x.Db.Trust.AddPeer(y.Id.PeerId, null, trusted: true);
+            }
+        }
+    }
+
+    /// <summary>Connects <paramref name="host"/> to <paramref name="relay"/> and waits for its reservation there.</summary>
+    private static async Task ReserveAsync(MeshHost host, MeshHost relay)
+    {
+        await host.Node.ConnectAsync(relay.Node.PeerId, relay.Node.LocalEndPoint, CancellationToken.None);
+        await IdentifiedAsync(host, relay.Node.PeerId);
+        await host.Node.RelayTickAsync(CancellationToken.None);
+        await Wait.UntilAsync(() => host.Node.RelayReservations.Any(x => x.Relay.Equals(relay.Node.PeerId)), TimeSpan.FromSeconds(20), "the reservation on the relay");
+    }
+
     [Fact]
     public async Task A_peer_that_moved_is_found_again_through_a_peer_both_trust()
     {
         var a = NewPeer();
         var b = NewPeer();
         var c = NewPeer();
-        foreach (var (x, y) in new[] { (a, b), (a, c), (b, a), (b, c), (c, a), (c, b) })
-        {
-            x.Db.Trust.AddPeer(y.Id.PeerId, null, trusted: true);
-        }
+        TrustEachOther(a, b, c);
         var hostA = await StartAsync(a);
         var hostC = await StartAsync(c);
         var hostB = await StartAsync(b);
@@ -189,21 +206,11 @@ public sealed class AddressExchangeTests : IAsyncLifetime
         var a = NewPeer();
         var b = NewPeer();
         var r = NewPeer();
-        foreach (var (x, y) in new[] { (a, b), (a, r), (b, a), (b, r), (r, a), (r, b) })
-        {
-            x.Db.Trust.AddPeer(y.Id.PeerId, null, trusted: true);
-        }
+        TrustEachOther(a, b, r);
         var hostR = await StartAsync(r);
         var hostB = await StartAsync(b);
         var hostA = await StartAsync(a);
-        async Task ReserveAsync(MeshHost host)
-        {
-            await host.Node.ConnectAsync(r.Id.PeerId, hostR.Node.LocalEndPoint, CancellationToken.None);
-            await IdentifiedAsync(host, r.Id.PeerId);
-            await host.Node.RelayTickAsync(CancellationToken.None);
-            await Wait.UntilAsync(() => host.Node.RelayReservations.Count == 1, TimeSpan.FromSeconds(20), "B's reservation on R");
-        }
-        await ReserveAsync(hostB);
+        await ReserveAsync(hostB, hostR);
         var oldB = hostB.Node.LocalEndPoint;
         a.Db.Trust.AddAddress(b.Id.PeerId, PeerAddressFormat.FromEndPoint(oldB));
         await hostA.Node.ConnectAsync(b.Id.PeerId, oldB, CancellationToken.None);
@@ -219,7 +226,7 @@ public sealed class AddressExchangeTests : IAsyncLifetime
         await Wait.UntilAsync(() => hostA.Node.GetSession(b.Id.PeerId) is null, TimeSpan.FromSeconds(20), "A's session with B to end");
         hostB = await StartAsync(b);
         Assert.NotEqual(oldB, hostB.Node.LocalEndPoint);
-        await ReserveAsync(hostB);
+        await ReserveAsync(hostB, hostR);
 
         await hostA.Connector.ConnectAllAsync(TimeSpan.FromSeconds(20), CancellationToken.None);
         var session = hostA.Node.GetSession(b.Id.PeerId);
@@ -247,10 +254,7 @@ public sealed class AddressExchangeTests : IAsyncLifetime
         var hostB = await StartAsync(b);
         var hostC = await StartAsync(c);
         var hostA = await StartAsync(a);
-        await hostB.Node.ConnectAsync(r.Id.PeerId, hostR.Node.LocalEndPoint, CancellationToken.None);
-        await IdentifiedAsync(hostB, r.Id.PeerId);
-        await hostB.Node.RelayTickAsync(CancellationToken.None);
-        await Wait.UntilAsync(() => hostB.Node.RelayReservations.Count == 1, TimeSpan.FromSeconds(20), "B's reservation on R");
+        await ReserveAsync(hostB, hostR);
         await hostB.Node.ConnectAsync(c.Id.PeerId, hostC.Node.LocalEndPoint, CancellationToken.None);
         await Wait.UntilAsync(() => hostC.Node.GetSession(b.Id.PeerId)?.Identified?.ListenAddrs.Any(IsCircuit) == true, TimeSpan.FromSeconds(20), "B's circuit address at C");
         await hostA.Node.ConnectAsync(c.Id.PeerId, hostC.Node.LocalEndPoint, CancellationToken.None);
