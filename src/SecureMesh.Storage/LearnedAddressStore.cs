@@ -8,8 +8,9 @@ public sealed record LearnedAddress(string Address, string Source, DateTimeOffse
 
 /// <summary>
 /// Addresses of trusted peers that nobody typed: what a peer advertised about itself in identify (<c>identify</c>) and
-/// what another trusted peer said about it (<c>exchange</c>). Only trusted peers get rows; each keeps at most
-/// <see cref="MaxPerPeer"/>, the ones that never worked and are oldest going first.
+/// what another trusted peer said about it (<c>exchange</c>), and its relayed (circuit) addresses from either (<c>relay</c>).
+/// Only trusted peers get rows; each keeps at most <see cref="MaxPerPeer"/>, the ones that never worked and are oldest
+/// going first. A circuit address is kept only when its relay is trusted here too: through any other relay it cannot work.
 /// </summary>
 public sealed class LearnedAddressStore
 {
@@ -21,23 +22,34 @@ public sealed class LearnedAddressStore
     internal LearnedAddressStore(SecureMeshDatabase database) => _database = database;
 
     /// <summary>
-    /// Records <paramref name="addresses"/> (HOST:PORT or TCP multiaddrs, normalized here) for a trusted
-    /// <paramref name="peer"/>; returns how many were new. An untrusted or unknown peer gets nothing (0).
+    /// Records <paramref name="addresses"/> (HOST:PORT or TCP multiaddrs, normalized here; circuit addresses for the
+    /// source <c>relay</c>) for a trusted <paramref name="peer"/>; returns how many were new. An untrusted or unknown
+    /// peer gets nothing (0), nor does a circuit address through a relay that is not trusted.
     /// </summary>
     public int Learn(PeerId peer, IEnumerable<string> addresses, string source)
     {
         ArgumentNullException.ThrowIfNull(peer);
         ArgumentNullException.ThrowIfNull(addresses);
-        if (source is not ("identify" or "exchange"))
+        if (source is not ("identify" or "exchange" or "relay"))
         {
-            throw new ArgumentException("source is identify or exchange", nameof(source));
+            throw new ArgumentException("source is identify, exchange or relay", nameof(source));
         }
         var normalized = new List<string>();
+        var relays = new Dictionary<string, PeerId>(StringComparer.Ordinal);
         foreach (var address in addresses.Take(MaxPerPeer))
         {
             try
             {
-                normalized.Add(PeerAddressFormat.Normalize(address, peer));
+                if (source == "relay")
+                {
+                    var circuit = PeerAddressFormat.NormalizeCircuit(address, peer, out var relay);
+                    relays[circuit] = relay;
+                    normalized.Add(circuit);
+                }
+                else
+                {
+                    normalized.Add(PeerAddressFormat.Normalize(address, peer));
+                }
             }
             catch (SecureMeshException)
             {
@@ -59,6 +71,11 @@ public sealed class LearnedAddressStore
             var added = 0;
             foreach (var address in normalized.Distinct(StringComparer.Ordinal))
             {
+                if (relays.TryGetValue(address, out var relay)
+                    && SecureMeshDatabase.Scalar(tx, "SELECT state FROM peers WHERE peer_id = $id", ("$id", relay.Text)) as string != "trusted")
+                {
+                    continue;
+                }
                 added += SecureMeshDatabase.Execute(tx,
                     "INSERT INTO learned_addresses (peer_id, address, source, learned) VALUES ($id, $address, $source, $now) ON CONFLICT (peer_id, address) DO NOTHING",
                     ("$id", peer.Text), ("$address", address), ("$source", source), ("$now", now));
@@ -82,7 +99,9 @@ public sealed class LearnedAddressStore
         string normalized;
         try
         {
-            normalized = PeerAddressFormat.Normalize(address, peer);
+            normalized = address.Contains("/p2p-circuit", StringComparison.Ordinal)
+                ? PeerAddressFormat.NormalizeCircuit(address, peer, out _)
+                : PeerAddressFormat.Normalize(address, peer);
         }
         catch (SecureMeshException)
         {

@@ -324,11 +324,12 @@ internal static class Migrations
         // Version 10 (issue 17): addresses learned for trusted peers, never typed: what the peer itself advertised in
         // identify (its mapped and confirmed addresses), and what another trusted peer told us; when each was learned
         // and when a dial to it last worked, so dials try the last working one first and a moved peer is found again.
+        // 'relay': a circuit address (/p2p/RELAY/p2p-circuit/p2p/PEER) the peer advertised or another peer passed on.
         """
         CREATE TABLE learned_addresses (
             peer_id      TEXT NOT NULL REFERENCES peers (peer_id) ON DELETE CASCADE,
             address      TEXT NOT NULL,
-            source       TEXT NOT NULL CHECK (source IN ('identify', 'exchange')),
+            source       TEXT NOT NULL CHECK (source IN ('identify', 'exchange', 'relay')),
             learned      INTEGER NOT NULL,
             last_success INTEGER,
             PRIMARY KEY (peer_id, address)

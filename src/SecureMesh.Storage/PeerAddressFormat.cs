@@ -44,6 +44,37 @@ public static class PeerAddressFormat
     }
 
     /// <summary>
+    /// The canonical text of a relayed address of <paramref name="peer"/>:
+    /// <c>[/ip4|ip6|dns|dns4|dns6/HOST/tcp/PORT]/p2p/RELAY/p2p-circuit/p2p/PEER</c>, with <paramref name="relay"/> the
+    /// relay it goes through (a third peer). Anything else throws <see cref="SecureMeshException"/> (InvalidInput).
+    /// </summary>
+    public static string NormalizeCircuit(string? address, PeerId peer, out PeerId relay)
+    {
+        ArgumentNullException.ThrowIfNull(peer);
+        if (!Multiaddr.TryParse(address?.Trim(), out var ma, out var error))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput, error);
+        }
+        var c = ma.Components;
+        var at = c.Count - 2;
+        var shape = at is 1 or 3 && c[at].Protocol == MultiaddrProtocol.P2pCircuit && c[at - 1].Protocol == MultiaddrProtocol.P2p
+            && c[at + 1].Protocol == MultiaddrProtocol.P2p
+            && (at == 1 || (c[1].Protocol == MultiaddrProtocol.Tcp && DialAddress.TryParse(string.Concat(c.Take(2).Select(x => x.ToString())), out _, out _)));
+        if (!shape || !PeerId.TryParse(c[at - 1].Text, out var via, out _) || !PeerId.TryParse(c[at + 1].Text, out var target, out _))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput,
+                "invalid relayed address: expected [/ip4|ip6|dns/HOST/tcp/PORT]/p2p/RELAY/p2p-circuit/p2p/PEERID");
+        }
+        if (!target.Equals(peer) || via.Equals(peer))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.InvalidInput,
+                $"invalid relayed address for {peer.Text}: it must end in /p2p/{peer.Text} and go through a third peer");
+        }
+        relay = via;
+        return ma.ToString();
+    }
+
+    /// <summary>
     /// The canonical text of an address without a port (<c>192.0.2.7</c>, <c>[2001:db8::7]</c>): where a connection
     /// came from, when its source port means nothing (an inbound connection's is ephemeral). Not dialable.
     /// </summary>

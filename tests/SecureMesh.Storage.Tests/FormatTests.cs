@@ -93,4 +93,30 @@ public sealed class FormatTests
     [InlineData("[::ffff:192.0.2.1]:80", "192.0.2.1:80")]
     [InlineData("Node-1.Example.org:4001", "node-1.example.org:4001")]
     public void Peer_address_normalizes(string text, string expected) => Assert.Equal(expected, PeerAddressFormat.Normalize(text));
+
+    [Fact]
+    public void A_circuit_address_normalizes_with_its_relay_and_anything_else_is_refused()
+    {
+        using var peer = Core.Identity.NodeIdentity.Generate();
+        using var relay = Core.Identity.NodeIdentity.Generate();
+        var text = $" /ip4/192.0.2.9/tcp/4001/p2p/{relay.PeerId}/p2p-circuit/p2p/{peer.PeerId} ";
+        Assert.Equal(text.Trim(), PeerAddressFormat.NormalizeCircuit(text, peer.PeerId, out var via));
+        Assert.Equal(relay.PeerId, via);
+        Assert.Equal($"/p2p/{relay.PeerId}/p2p-circuit/p2p/{peer.PeerId}",
+            PeerAddressFormat.NormalizeCircuit($"/p2p/{relay.PeerId}/p2p-circuit/p2p/{peer.PeerId}", peer.PeerId, out _));
+        foreach (var bad in new[]
+        {
+            $"/ip4/192.0.2.9/tcp/4001/p2p/{relay.PeerId}/p2p-circuit",                                 // no target
+            $"/ip4/192.0.2.9/tcp/4001/p2p/{relay.PeerId}/p2p-circuit/p2p/{relay.PeerId}",              // another peer's
+            $"/p2p/{peer.PeerId}/p2p-circuit/p2p/{peer.PeerId}",                                       // through itself
+            $"/ip4/192.0.2.9/udp/4001/p2p/{relay.PeerId}/p2p-circuit/p2p/{peer.PeerId}",               // no TCP to the relay
+            $"/ip4/192.0.2.9/tcp/0/p2p/{relay.PeerId}/p2p-circuit/p2p/{peer.PeerId}",                  // port 0
+            $"/p2p/{relay.PeerId}/p2p-circuit/p2p/{relay.PeerId}/p2p-circuit/p2p/{peer.PeerId}",       // two hops
+            "192.0.2.1:4001",
+            "/p2p-circuit",
+        })
+        {
+            Assert.Equal(SecureMeshErrorKind.InvalidInput, Assert.Throws<SecureMeshException>(() => PeerAddressFormat.NormalizeCircuit(bad, peer.PeerId, out _)).Kind);
+        }
+    }
 }

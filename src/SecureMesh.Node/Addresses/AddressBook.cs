@@ -48,12 +48,18 @@ internal sealed class AddressBook
         try
         {
             _db.LearnedAddresses.Learn(session.PeerId, addresses, "identify");
+            _db.LearnedAddresses.Learn(session.PeerId, Circuits(session.Identified?.ListenAddrs ?? []), "relay");
         }
         catch (SecureMeshException e)
         {
             AddressLog.StoreFailed(_logger, e.Message);
         }
     }
+
+    /// <summary>The relayed (<c>/p2p-circuit</c>) addresses among binary multiaddrs, as text; the store checks their shape.</summary>
+    private static List<string> Circuits(IEnumerable<byte[]> multiaddrs) =>
+        [.. multiaddrs.Select(bytes => Multiaddr.TryFromBytes(bytes, out var m, out _) ? m : null)
+            .Where(m => m is not null && m.Components.Any(c => c.Protocol == MultiaddrProtocol.P2pCircuit)).Select(m => m!.ToString())];
 
     /// <summary>Answers "where is X?" from the asker's session: nothing unless X is trusted here.</summary>
     private async Task ServeAsync(PeerSession asker, Stream stream, CancellationToken cancellationToken)
@@ -77,8 +83,10 @@ internal sealed class AddressBook
     internal List<byte[]> WhereIs(PeerId peer)
     {
         var found = new List<IPEndPoint>();
+        var circuits = new List<string>();
         if (_node?.GetSession(peer) is { } live)
         {
+            circuits.AddRange(Circuits(live.Identified?.ListenAddrs ?? []));
             var advertised = NodeReach.TcpEndPoints(live.Identified?.ListenAddrs ?? []).ToList();
             found.AddRange(advertised);
             if (live.RemoteEndPoint is { } remote)
@@ -100,8 +108,12 @@ internal sealed class AddressBook
                 found.Add(fromMultiaddr);
             }
         }
+        // Its relayed addresses too (what it advertises now, else what worked here), after the direct ones.
+        circuits.AddRange(_db.LearnedAddresses.List(peer).Where(a => a.Source == "relay" && a.LastSuccess is not null).Select(a => a.Address));
         return [.. found.Where(e => e.Port != 0 && !e.Address.Equals(IPAddress.Any) && !e.Address.Equals(IPAddress.IPv6Any))
-            .Distinct().Take(AddressExchangeMessages.MaxAddrs).Select(MultiaddrBytes.From)];
+            .Distinct().Select(MultiaddrBytes.From)
+            .Concat(circuits.Distinct(StringComparer.Ordinal).Select(c => Multiaddr.Parse(c).ToBytes()))
+            .Take(AddressExchangeMessages.MaxAddrs)];
     }
 
     /// <summary>Asks every connected trusted peer that speaks the protocol where <paramref name="peer"/> is; stores and returns the new addresses.</summary>
@@ -126,6 +138,11 @@ internal sealed class AddressBook
                 var answer = await AddressExchangeMessages.ReadAnswerAsync(stream, timeout.Token).ConfigureAwait(false);
                 var addresses = NodeReach.TcpEndPoints(answer).Select(PeerAddressFormat.FromEndPoint).ToList();
                 _db.LearnedAddresses.Learn(peer, addresses, "exchange");
+                // Relayed addresses are kept only through a relay trusted here (the store checks), and tried after the direct ones.
+                var circuits = Circuits(answer);
+                _db.LearnedAddresses.Learn(peer, circuits, "relay");
+                var kept = _db.LearnedAddresses.List(peer).Select(a => a.Address).ToHashSet(StringComparer.Ordinal);
+                addresses.AddRange(circuits.Where(kept.Contains));
                 AddressLog.Learned(_logger, peer.Text, session.PeerId.Text, addresses.Count);
                 learned.AddRange(addresses);
             }

@@ -14,7 +14,8 @@ public sealed record RelayReservationInfo(PeerId Relay, DateTimeOffset Expire, I
 
 /// <summary>
 /// The client's side of circuit relay v2: keeps a reservation on every relay this node uses (those of the <c>relays</c>
-/// setting, dialled when not connected, and every trusted peer connected directly that offers the hop protocol),
+/// setting, dialled when not connected, and every trusted peer connected directly that offers the hop protocol and is
+/// known to be reachable, see <see cref="KnownReachable"/>),
 /// renews each before it expires, and advertises the circuit addresses in identify; dials peers through a relay (hop
 /// CONNECT) and takes circuits a relay brings (stop). Either way the circuit then runs the ordinary upgrade — Noise
 /// authenticates the peer end to end, so a relay that connects us to anyone else is caught — and the connection is
@@ -165,7 +166,33 @@ internal sealed class RelayClient : IAsyncDisposable
     }
 
     private static bool UsableRelay(PeerSession session) =>
-        session.Path == ConnectionPath.Direct && session.Direction == ConnectionDirection.Outbound && OffersHop(session);
+        OffersHop(session) && KnownReachable(session.Path, session.Direction, session.RemoteEndPoint, NodeReach.TcpEndPoints(session.Identified?.ListenAddrs ?? []));
+
+    /// <summary>
+    /// Whether a peer is reachable enough to be a default relay, from what this node knows of it: a direct connection
+    /// (never relayed or hole-punched) that this node dialled itself (reached where it listens; the fallback, and all a
+    /// private network can show), or one it dialled in from a public IP at which it also advertises a TCP address in
+    /// identify (a public listen address, its router's mapping or an address AutoNAT confirmed: it says it is reachable
+    /// where we see it, so others can dial it there).
+    /// </summary>
+    internal static bool KnownReachable(ConnectionPath path, ConnectionDirection direction, System.Net.IPEndPoint? remote, IEnumerable<System.Net.IPEndPoint> advertised)
+    {
+        if (path != ConnectionPath.Direct)
+        {
+            return false;
+        }
+        if (direction == ConnectionDirection.Outbound)
+        {
+            return true;
+        }
+        if (remote is null)
+        {
+            return false;
+        }
+        var seen = remote.Address.IsIPv4MappedToIPv6 ? remote.Address.MapToIPv4() : remote.Address;
+        return !AutoNat.AutoNatOptions.IsPrivate(seen)
+            && advertised.Any(a => a.Port != 0 && (a.Address.IsIPv4MappedToIPv6 ? a.Address.MapToIPv4() : a.Address).Equals(seen));
+    }
 
     private static bool OffersHop(PeerSession session) =>
         session.Identified?.Protocols.Contains(CircuitRelay.HopProtocolId, StringComparer.Ordinal) == true;
@@ -222,8 +249,7 @@ internal sealed class RelayClient : IAsyncDisposable
         }
         foreach (var session in _node.Sessions)
         {
-            // A peer we dialled directly is reachable (a peer that dialled us may not be): such a trusted peer that offers
-            // relay service is used as a relay too.
+            // A trusted peer that offers relay service and is known reachable (KnownReachable) is used as a relay too.
             if (UsableRelay(session))
             {
                 wanted.TryAdd(session.PeerId, null);

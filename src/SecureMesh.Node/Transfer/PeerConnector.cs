@@ -101,7 +101,7 @@ public sealed class PeerConnector : IAsyncDisposable
                 // It blocked us: back off instead of redialling every second or two.
                 continue;
             }
-            var addresses = DialOrder(peer, _db.LearnedAddresses.List(peer.PeerId));
+            var addresses = DialOrder(peer, _db.LearnedAddresses.List(peer.PeerId), relay => _db.Trust.GetPeer(relay)?.State == PeerState.Trusted);
             // No address, or the last attempt failed: through a relay first, when one is connected (circuit relay v2).
             if ((addresses.Count == 0 || _state.ContainsKey(peer.PeerId)) && _node.CircuitAddressesFor(peer.PeerId).FirstOrDefault() is { } circuit)
             {
@@ -117,15 +117,33 @@ public sealed class PeerConnector : IAsyncDisposable
 
     /// <summary>
     /// The addresses to dial, the one that last worked first (typed, seen and learned alike), then typed before seen
-    /// before learned. An address recorded without a port (where an inbound connection came from) cannot be dialled.
+    /// before learned, learned relayed ones last. An address recorded without a port (where an inbound connection came
+    /// from) cannot be dialled; a learned circuit address is tried only when <paramref name="relayTrusted"/> says its
+    /// relay is trusted (none when it is null): through any other relay it cannot work.
     /// </summary>
-    internal static IReadOnlyList<string> DialOrder(PeerRecord peer, IReadOnlyList<LearnedAddress> learned) =>
+    internal static IReadOnlyList<string> DialOrder(PeerRecord peer, IReadOnlyList<LearnedAddress> learned, Func<PeerId, bool>? relayTrusted = null) =>
     [
         .. peer.Addresses.Where(a => DialAddress.TryParse(a.Address, out _, out _)).Select(a => (a.Address, Worked: a.LastSeen, Rank: (int)a.Source))
             .Concat(learned.Where(a => DialAddress.TryParse(a.Address, out _, out _)).Select(a => (a.Address, Worked: a.LastSuccess, Rank: 3)))
+            .Concat(learned.Where(a => relayTrusted is not null && a.Source == "relay" && ThroughRelay(peer.PeerId, a.Address) is { } relay && relayTrusted(relay))
+                .Select(a => (a.Address, Worked: a.LastSuccess, Rank: 4)))
             .OrderByDescending(a => a.Worked ?? DateTimeOffset.MinValue).ThenBy(a => a.Rank)
             .Select(a => a.Address).Distinct(StringComparer.Ordinal).Take(MaxAddressesPerDial),
     ];
+
+    /// <summary>The relay of a circuit address of <paramref name="peer"/>; null when it is none.</summary>
+    private static PeerId? ThroughRelay(PeerId peer, string address)
+    {
+        try
+        {
+            PeerAddressFormat.NormalizeCircuit(address, peer, out var relay);
+            return relay;
+        }
+        catch (SecureMeshException)
+        {
+            return null;
+        }
+    }
 
     private async Task DialAsync(PeerId peer, IReadOnlyList<string> addresses, CancellationToken cancellationToken)
     {

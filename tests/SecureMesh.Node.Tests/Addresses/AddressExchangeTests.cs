@@ -43,16 +43,33 @@ public sealed class AddressExchangeTests : IAsyncLifetime
     private static async Task IdentifiedAsync(MeshHost host, PeerId peer) =>
         await Wait.UntilAsync(() => host.Node.GetSession(peer)?.Identified is not null, TimeSpan.FromSeconds(10), $"identify of {peer}");
 
+    private static void TrustEachOther(params Peer[] peers)
+    {
+        foreach (var x in peers)
+        {
+            foreach (var y in peers.Where(y => y != x))
+            {
+                x.Db.Trust.AddPeer(y.Id.PeerId, null, trusted: true);
+            }
+        }
+    }
+
+    /// <summary>Connects <paramref name="host"/> to <paramref name="relay"/> and waits for its reservation there.</summary>
+    private static async Task ReserveAsync(MeshHost host, MeshHost relay)
+    {
+        await host.Node.ConnectAsync(relay.Node.PeerId, relay.Node.LocalEndPoint, CancellationToken.None);
+        await IdentifiedAsync(host, relay.Node.PeerId);
+        await host.Node.RelayTickAsync(CancellationToken.None);
+        await Wait.UntilAsync(() => host.Node.RelayReservations.Any(x => x.Relay.Equals(relay.Node.PeerId)), TimeSpan.FromSeconds(20), "the reservation on the relay");
+    }
+
     [Fact]
     public async Task A_peer_that_moved_is_found_again_through_a_peer_both_trust()
     {
         var a = NewPeer();
         var b = NewPeer();
         var c = NewPeer();
-        foreach (var (x, y) in new[] { (a, b), (a, c), (b, a), (b, c), (c, a), (c, b) })
-        {
-            x.Db.Trust.AddPeer(y.Id.PeerId, null, trusted: true);
-        }
+        TrustEachOther(a, b, c);
         var hostA = await StartAsync(a);
         var hostC = await StartAsync(c);
         var hostB = await StartAsync(b);
@@ -146,6 +163,119 @@ public sealed class AddressExchangeTests : IAsyncLifetime
         // Another peer's /p2p is never learned for this one.
         Assert.Equal(0, a.Db.LearnedAddresses.Learn(trusted.PeerId, [$"/ip4/10.0.0.99/tcp/1/p2p/{pending.PeerId}"], "exchange"));
     }
+
+    [Fact]
+    public void Circuit_addresses_are_learned_only_through_a_trusted_relay_and_dialled_in_order_of_success()
+    {
+        var a = NewPeer();
+        using var peer = NodeIdentity.Generate();
+        using var relay = NodeIdentity.Generate();
+        using var stranger = NodeIdentity.Generate();
+        a.Db.Trust.AddPeer(peer.PeerId, null, trusted: true, addresses: ["10.0.0.1:4747"]);
+        a.Db.Trust.AddPeer(relay.PeerId, null, trusted: true);
+        var good = $"/ip4/192.0.2.9/tcp/4001/p2p/{relay.PeerId}/p2p-circuit/p2p/{peer.PeerId}";
+        var learned = a.Db.LearnedAddresses.Learn(peer.PeerId,
+        [
+            good,
+            $"/p2p/{stranger.PeerId}/p2p-circuit/p2p/{peer.PeerId}",          // through a relay not trusted here
+            $"/p2p/{relay.PeerId}/p2p-circuit/p2p/{stranger.PeerId}",         // another peer's circuit
+            $"/p2p/{peer.PeerId}/p2p-circuit/p2p/{peer.PeerId}",              // through itself
+            $"/ip4/192.0.2.9/udp/4001/p2p/{relay.PeerId}/p2p-circuit/p2p/{peer.PeerId}", // no TCP to the relay
+            "10.0.0.2:4747",                                                   // not a circuit
+        ], "relay");
+        Assert.Equal(1, learned);
+        var row = Assert.Single(a.Db.LearnedAddresses.List(peer.PeerId));
+        Assert.Equal(("relay", good), (row.Source, row.Address));
+
+        bool Trusted(PeerId p) => a.Db.Trust.GetPeer(p)?.State == PeerState.Trusted;
+        var record = a.Db.Trust.GetPeer(peer.PeerId)!;
+        // Never worked: after the typed address; without the relay check, not at all.
+        Assert.Equal(["10.0.0.1:4747", good], PeerConnector.DialOrder(record, a.Db.LearnedAddresses.List(peer.PeerId), Trusted));
+        Assert.Equal(["10.0.0.1:4747"], PeerConnector.DialOrder(record, a.Db.LearnedAddresses.List(peer.PeerId)));
+        // It worked (marked under the text the connector dialled): first next time.
+        Assert.True(a.Db.LearnedAddresses.MarkSuccess(peer.PeerId, good));
+        Assert.Equal([good, "10.0.0.1:4747"], PeerConnector.DialOrder(record, a.Db.LearnedAddresses.List(peer.PeerId), Trusted));
+        // The relay is no longer trusted: its circuit is skipped.
+        a.Db.Trust.Block(relay.PeerId);
+        Assert.Equal(["10.0.0.1:4747"], PeerConnector.DialOrder(record, a.Db.LearnedAddresses.List(peer.PeerId), Trusted));
+    }
+
+    [Fact]
+    public async Task A_peer_whose_direct_address_stopped_working_is_reached_through_its_learned_circuit_address()
+    {
+        var a = NewPeer();
+        var b = NewPeer();
+        var r = NewPeer();
+        TrustEachOther(a, b, r);
+        var hostR = await StartAsync(r);
+        var hostB = await StartAsync(b);
+        var hostA = await StartAsync(a);
+        await ReserveAsync(hostB, hostR);
+        var oldB = hostB.Node.LocalEndPoint;
+        a.Db.Trust.AddAddress(b.Id.PeerId, PeerAddressFormat.FromEndPoint(oldB));
+        await hostA.Node.ConnectAsync(b.Id.PeerId, oldB, CancellationToken.None);
+        // A learns B's circuit address from B's identify; A has no address for R and no session with it.
+        await Wait.UntilAsync(() => a.Db.LearnedAddresses.List(b.Id.PeerId).Any(l => l.Source == "relay"), TimeSpan.FromSeconds(20), "the learned circuit address");
+        var circuit = Assert.Single(a.Db.LearnedAddresses.List(b.Id.PeerId), l => l.Source == "relay").Address;
+        Assert.EndsWith($"/p2p/{r.Id.PeerId}/p2p-circuit/p2p/{b.Id.PeerId}", circuit);
+        Assert.Null(hostA.Node.GetSession(r.Id.PeerId));
+
+        // B comes back listening elsewhere without telling A, and reserves on R again.
+        await hostB.DisposeAsync();
+        _running.Remove(hostB);
+        await Wait.UntilAsync(() => hostA.Node.GetSession(b.Id.PeerId) is null, TimeSpan.FromSeconds(20), "A's session with B to end");
+        hostB = await StartAsync(b);
+        Assert.NotEqual(oldB, hostB.Node.LocalEndPoint);
+        await ReserveAsync(hostB, hostR);
+
+        await hostA.Connector.ConnectAllAsync(TimeSpan.FromSeconds(20), CancellationToken.None);
+        var session = hostA.Node.GetSession(b.Id.PeerId);
+        Assert.NotNull(session);
+        Assert.Equal(ConnectionPath.Relayed, session.Path);
+        Assert.Equal(r.Id.PeerId, session.RelayPeerId);
+        // It was the learned circuit address that worked: it is tried first next time.
+        Assert.NotNull(Assert.Single(a.Db.LearnedAddresses.List(b.Id.PeerId), l => l.Address == circuit).LastSuccess);
+        var order = PeerConnector.DialOrder(a.Db.Trust.GetPeer(b.Id.PeerId)!, a.Db.LearnedAddresses.List(b.Id.PeerId), p => a.Db.Trust.GetPeer(p)?.State == PeerState.Trusted);
+        Assert.Equal(circuit, order[0]);
+    }
+
+    [Fact]
+    public async Task A_peer_both_trust_passes_on_the_circuit_address_and_it_is_kept_only_through_a_trusted_relay()
+    {
+        var a = NewPeer();
+        var b = NewPeer();
+        var c = NewPeer();
+        var r = NewPeer();
+        foreach (var (x, y) in new[] { (a, c), (a, b), (c, a), (c, b), (b, c), (b, r), (r, b) })
+        {
+            x.Db.Trust.AddPeer(y.Id.PeerId, null, trusted: true);
+        }
+        var hostR = await StartAsync(r);
+        var hostB = await StartAsync(b);
+        var hostC = await StartAsync(c);
+        var hostA = await StartAsync(a);
+        await ReserveAsync(hostB, hostR);
+        await hostB.Node.ConnectAsync(c.Id.PeerId, hostC.Node.LocalEndPoint, CancellationToken.None);
+        await Wait.UntilAsync(() => hostC.Node.GetSession(b.Id.PeerId)?.Identified?.ListenAddrs.Any(IsCircuit) == true, TimeSpan.FromSeconds(20), "B's circuit address at C");
+        await hostA.Node.ConnectAsync(c.Id.PeerId, hostC.Node.LocalEndPoint, CancellationToken.None);
+        await IdentifiedAsync(hostA, c.Id.PeerId);
+
+        IReadOnlyList<byte[]> answer;
+        await using (var stream = await hostA.Node.GetSession(c.Id.PeerId)!.OpenStreamAsync(AddressExchangeMessages.ProtocolId, CancellationToken.None))
+        {
+            await AddressExchangeMessages.WriteRequestAsync(stream, b.Id.PeerId, CancellationToken.None);
+            answer = await AddressExchangeMessages.ReadAnswerAsync(stream, CancellationToken.None);
+        }
+        var circuit = Core.Addressing.Multiaddr.FromBytes(Assert.Single(answer, IsCircuit)).ToString();
+        Assert.EndsWith($"/p2p/{r.Id.PeerId}/p2p-circuit/p2p/{b.Id.PeerId}", circuit);
+        // A does not trust R: the circuit cannot work for A and is not kept; once A trusts R, it is.
+        Assert.Equal(0, a.Db.LearnedAddresses.Learn(b.Id.PeerId, [circuit], "relay"));
+        a.Db.Trust.AddPeer(r.Id.PeerId, null, trusted: true);
+        Assert.Equal(1, a.Db.LearnedAddresses.Learn(b.Id.PeerId, [circuit], "relay"));
+    }
+
+    private static bool IsCircuit(byte[] multiaddr) =>
+        Core.Addressing.Multiaddr.TryFromBytes(multiaddr, out var m, out _) && m.ToString().Contains("/p2p-circuit", StringComparison.Ordinal);
 
     public async Task DisposeAsync()
     {

@@ -325,4 +325,33 @@ public sealed class RelayTests : IAsyncLifetime
         }
         Assert.False(timeout.IsCancellationRequested, "the stream was neither ended nor reset");
     }
+
+    [Theory]
+    [InlineData(ConnectionPath.Direct, ConnectionDirection.Outbound, "127.0.0.1:50000", "", true)]            // we dialled it: the fallback
+    [InlineData(ConnectionPath.Relayed, ConnectionDirection.Outbound, null, "203.0.113.7:4001", false)]
+    [InlineData(ConnectionPath.HolePunched, ConnectionDirection.Outbound, "203.0.113.7:4001", "203.0.113.7:4001", false)]
+    [InlineData(ConnectionPath.Direct, ConnectionDirection.Inbound, "203.0.113.7:50000", "203.0.113.7:4001", true)]  // public, advertised where seen
+    [InlineData(ConnectionPath.Direct, ConnectionDirection.Inbound, "[::ffff:203.0.113.7]:50000", "203.0.113.7:4001", true)]
+    [InlineData(ConnectionPath.Direct, ConnectionDirection.Inbound, "203.0.113.7:50000", "192.168.1.5:4001", false)] // behind a NAT, nothing confirmed
+    [InlineData(ConnectionPath.Direct, ConnectionDirection.Inbound, "203.0.113.7:50000", "198.51.100.1:4001", false)] // claims an address elsewhere
+    [InlineData(ConnectionPath.Direct, ConnectionDirection.Inbound, "10.0.0.5:50000", "10.0.0.5:4001", false)]       // a private network shows nothing
+    [InlineData(ConnectionPath.Direct, ConnectionDirection.Inbound, "127.0.0.1:50000", "127.0.0.1:4001", false)]
+    [InlineData(ConnectionPath.Direct, ConnectionDirection.Inbound, null, "203.0.113.7:4001", false)]
+    public void A_default_relay_is_a_peer_known_reachable(ConnectionPath path, ConnectionDirection direction, string? remote, string advertised, bool expected)
+    {
+        var listen = advertised.Length == 0 ? [] : new[] { System.Net.IPEndPoint.Parse(advertised) };
+        Assert.Equal(expected, RelayClient.KnownReachable(path, direction, remote is null ? null : System.Net.IPEndPoint.Parse(remote), listen));
+    }
+
+    [Fact]
+    public async Task A_peer_that_dialled_us_from_a_private_address_is_not_used_as_a_default_relay()
+    {
+        // R dials A (loopback: nothing shows R is reachable by others), so A does not reserve on it.
+        var session = await _r.Node.ConnectAsync(_a.Identity.PeerId, _a.EndPoint, CancellationToken.None);
+        await Wait.UntilAsync(() => _a.Node.GetSession(_r.Identity.PeerId)?.Identified is not null, Patience, "identify of the relay");
+        await _a.Node.RelayTickAsync(CancellationToken.None);
+        Assert.Empty(_a.Node.RelayReservations);
+        Assert.False(_r.Node.HoldsReservationHere(_a.Identity.PeerId));
+        Assert.Equal(ConnectionDirection.Outbound, session.Direction);
+    }
 }
