@@ -18,8 +18,12 @@ internal sealed class FrameReader : IDisposable
     private int _start;
     private int _end;
     private int _highWater;
+    private volatile bool _disposed;
 
     public FrameReader(Stream stream) => _stream = stream;
+
+    /// <summary>False while an idle connection waits for data without a buffer.</summary>
+    internal bool HoldsBuffer => Volatile.Read(ref _buffer) is not null;
 
     /// <summary>Bytes read from the stream so far.</summary>
     public long BytesRead { get; private set; }
@@ -30,7 +34,7 @@ internal sealed class FrameReader : IDisposable
     /// </summary>
     public async ValueTask<Memory<byte>?> ReadFrameAsync(CancellationToken cancellationToken)
     {
-        var buffer = _buffer ?? throw new ObjectDisposedException(nameof(FrameReader));
+        ObjectDisposedException.ThrowIf(_buffer is null, this);
         if (!await FillAsync(2, cancellationToken))
         {
             if (_end == _start)
@@ -39,12 +43,13 @@ internal sealed class FrameReader : IDisposable
             }
             throw new SecureMeshException(SecureMeshErrorKind.Protocol, "connection ended inside a frame length");
         }
-        int length = BinaryPrimitives.ReadUInt16BigEndian(buffer.AsSpan(_start, 2));
+        // FillAsync may have swapped the buffer (an idle wait): always read _buffer after it.
+        int length = BinaryPrimitives.ReadUInt16BigEndian(_buffer!.AsSpan(_start, 2));
         if (!await FillAsync(2 + length, cancellationToken))
         {
             throw new SecureMeshException(SecureMeshErrorKind.Protocol, "connection ended inside a frame (truncated frame)");
         }
-        var frame = buffer.AsMemory(_start + 2, length);
+        var frame = _buffer!.AsMemory(_start + 2, length);
         _start += 2 + length;
         return frame;
     }
@@ -60,6 +65,12 @@ internal sealed class FrameReader : IDisposable
         if (_start == _end)
         {
             _start = _end = 0;
+            if (_stream is System.Net.Sockets.NetworkStream { DataAvailable: false })
+            {
+                // Nothing is waiting: an idle connection should not hold 256 KiB. The buffer goes back to the pool
+                // while a zero-byte read waits for the next bytes, and another is rented when they come.
+                buffer = await WaitIdleAsync(cancellationToken);
+            }
         }
         else if (buffer.Length - _start < MaxFrameLength + 2)
         {
@@ -82,15 +93,44 @@ internal sealed class FrameReader : IDisposable
         return true;
     }
 
-    public void Dispose()
+    /// <summary>Returns the (empty) buffer to the pool, waits for data without one, and rents a buffer again.</summary>
+    private async ValueTask<byte[]> WaitIdleAsync(CancellationToken cancellationToken)
+    {
+        Release();
+        try
+        {
+            // A zero-byte read completes when data is there (or the stream ends), without taking any.
+#pragma warning disable CA2022 // nothing is read: the byte count of a zero-byte read carries no information
+            await _stream.ReadAsync(Memory<byte>.Empty, cancellationToken);
+#pragma warning restore CA2022
+        }
+        finally
+        {
+            // Also after a cancelled wait: the reader stays usable (nothing was consumed), unless it was disposed.
+            if (!_disposed)
+            {
+                _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+            }
+        }
+        return _buffer ?? throw new ObjectDisposedException(nameof(FrameReader));
+    }
+
+    /// <summary>Clears what the buffer held (decrypted plaintext) and returns it to the pool.</summary>
+    private void Release()
     {
         var buffer = _buffer;
         _buffer = null;
         if (buffer is not null)
         {
-            // It held decrypted plaintext: clear what was used before it goes back to the pool.
             System.Security.Cryptography.CryptographicOperations.ZeroMemory(buffer.AsSpan(0, _highWater));
+            _highWater = 0;
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    public void Dispose()
+    {
+        _disposed = true;
+        Release();
     }
 }
