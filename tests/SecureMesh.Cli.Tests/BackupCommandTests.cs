@@ -11,9 +11,7 @@ namespace SecureMesh.Cli.Tests;
 public sealed class BackupCommandTests : IAsyncLifetime
 {
     private readonly CliHarness _cli = new();
-    private MeshHost? _holder;
-    private SecureMeshDatabase? _holderDb;
-    private NodeIdentity? _holderId;
+    private BackupHolderNode? _holder;
 
     public Task InitializeAsync() => Task.CompletedTask;
 
@@ -23,33 +21,14 @@ public sealed class BackupCommandTests : IAsyncLifetime
         {
             await _holder.DisposeAsync();
         }
-        _holderDb?.Dispose();
-        _holderId?.Dispose();
         _cli.Dispose();
     }
 
-    private async Task<string> StartHolderAsync()
-    {
-        var home = Path.Combine(_cli.Root, "holder");
-        _holderId = NodeIdentity.Generate();
-        _holderDb = SecureMeshDatabase.Open(home);
-        _holder = await MeshHost.StartAsync(_holderId, _holderDb, new MeshHostOptions { Home = home, Listen = new IPEndPoint(IPAddress.Loopback, 0) }, CancellationToken.None);
-        return $"127.0.0.1:{_holder.Node.LocalEndPoint.Port}";
-    }
-
-    /// <summary>The CLI's home as the owner (discovery off), a holder node that trusts it and offers 32 MiB, trusted back with its address.</summary>
+    /// <summary>The CLI's home as the owner, a holder node that trusts it and offers 32 MiB, trusted back with its address.</summary>
     private async Task<(PeerId Owner, string Holder, string Address)> OwnerWithHolderAsync()
     {
-        Assert.Equal(0, _cli.Home_("init").ExitCode);
-        Assert.Equal(0, _cli.Home_("config", "set", "discovery", "off").ExitCode);
-        using var id = JsonDocument.Parse(_cli.Home_("id", "--json").Out);
-        var owner = PeerId.Parse(id.RootElement.GetProperty("peerId").GetString());
-        var address = await StartHolderAsync();
-        _holderDb!.Trust.AddPeer(owner, "owner", trusted: true);
-        _holderDb.Backup.Offer(owner, 32L << 20);
-        var holder = _holderId!.PeerId.Text;
-        Assert.Equal(0, _cli.Home_("peers", "add", holder, "--addr", address, "--trust", "--name", "bob").ExitCode);
-        return (owner, holder, address);
+        _holder = await BackupHolderNode.StartAsync(_cli);
+        return (_holder.Owner, _holder.PeerId, _holder.Address);
     }
 
     [Fact]
@@ -149,6 +128,6 @@ public sealed class BackupCommandTests : IAsyncLifetime
         var check = _cli.Home_("backup", "check", "--json");
         Assert.True(check.ExitCode == 0, check.ToString());
         Assert.True(JsonDocument.Parse(check.Out).RootElement[0].GetProperty("ok").GetBoolean());
-        Assert.NotNull(db.Backup.GetHolder(_holderId!.PeerId).LastProof);
+        Assert.NotNull(db.Backup.GetHolder(_holder!.Identity.PeerId).LastProof);
     }
 }
