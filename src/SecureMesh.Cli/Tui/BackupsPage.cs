@@ -15,15 +15,18 @@ internal sealed record BackupRow(BackupShareStatus Share, BackupHolderStatus Hol
 /// </summary>
 internal sealed class BackupsPage : TuiPage
 {
+    private const int PathWidth = 18;
+
     private readonly RecordTable<BackupRow> _table = new(new()
     {
-        ["Path"] = r => r.First ? r.Share.Path : string.Empty,
+        // The end of a path tells backed-up folders apart better than its start.
+        ["Path"] = r => !r.First ? string.Empty : r.Share.Path.Length <= PathWidth ? r.Share.Path : "…" + r.Share.Path[^(PathWidth - 1)..],
         ["Holder"] = r => r.HolderName ?? Fmt.ShortId(r.Holder.PeerId),
         ["State"] = r => r.Holder.State,
         ["Stored"] = r => Fmt.Size(r.Holder.Bytes),
         ["Proof"] = r => r.Holder.LastProof is { } t ? t.ToLocalTime().ToString("MM-dd HH:mm", CultureInfo.InvariantCulture) : "never",
         ["Vers"] = r => r.Share.Versions,
-        ["Copies"] = r => r.Share.UnderReplicated ? "UNDER" : "ok",
+        ["Copies"] = r => $"{r.Share.Holders.Count(h => h.State == "complete")}/{r.Share.Copies}{(r.Share.UnderReplicated ? " UNDER" : string.Empty)}",
     });
 
     private readonly RecordTable<BackupOfferView> _offers = new(new()
@@ -39,7 +42,7 @@ internal sealed class BackupsPage : TuiPage
         : base(tui, "Backups", "a add  c check now  x remove  i details")
     {
         TabTitle = "Bkup";
-        _table.MaxWidth(0, 18);
+        _table.MaxWidth(0, PathWidth);
         _table.MaxWidth(1, 14);
         _table.View.Height = Dim.Fill(7);
         _offers.View.Y = Pos.AnchorEnd(7);

@@ -66,14 +66,14 @@ public sealed class TuiBackupTests : IAsyncLifetime
         var set = Assert.Single(db.Backup.ListSets());
         Assert.Equal(2, set.Copies);
 
-        RefreshUntil(h, () => h.Tui.Backups.Rows.Any(r => r.HolderName == "bob" && r.Holder.State == "complete"), "bob complete");
+        RefreshUntil(h, () => h.Tui.Backups.Rows.Any(r => r.HolderName == "bob" && r.Holder.State == "complete")
+            && h.Tui.Backups.Rows.Any(r => r.HolderName == "carol" && r.Holder.State == "failing"), "bob complete, carol failing");
         var rows = h.Tui.Backups.Rows;
         Assert.Equal(2, rows.Count);
         Assert.All(rows, r => Assert.Equal(folder, r.Share.Path));
-        Assert.NotEqual("complete", rows.Single(r => r.HolderName == "carol").Holder.State);
         Assert.True(rows[0].Share.UnderReplicated);
         var screen = h.Screen;
-        foreach (var text in new[] { "complete", "carol", "UNDER", "never", "Offered to", "Quota", "Used" })
+        foreach (var text in new[] { "complete", "failing", "1/2 UNDER", "… long folder name", "never", "Offered to", "Quota", "Used" })
         {
             Assert.Contains(text, screen, StringComparison.Ordinal);
         }
