@@ -57,3 +57,45 @@ internal sealed class BackupHolderNode : IAsyncDisposable
         Identity.Dispose();
     }
 }
+
+/// <summary>A test class with the CLI's home as a backup owner and, once started, a <see cref="BackupHolderNode"/>; both are cleaned up after each test.</summary>
+public abstract class BackupTestBase : IAsyncLifetime
+{
+    private protected CliHarness Cli { get; } = new();
+
+    private (IDisposable Lock, NodeIdentity Identity, SecureMeshDatabase Db, MeshHost Host)? _owner;
+
+    private protected BackupHolderNode? Holder { get; private set; }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        if (_owner is { } owner)
+        {
+            await owner.Host.DisposeAsync();
+            owner.Db.Dispose();
+            owner.Identity.Dispose();
+            owner.Lock.Dispose();
+        }
+        if (Holder is not null)
+        {
+            await Holder.DisposeAsync();
+        }
+        Cli.Dispose();
+    }
+
+    /// <summary>Runs the owner's node as `securemesh run` would (it holds the lock and serves); its database.</summary>
+    private protected async Task<SecureMeshDatabase> StartOwnerNodeAsync()
+    {
+        var nodeLock = NodeLock.Acquire(Cli.Home);
+        var identity = IdentityStore.Load(Cli.Home, () => null);
+        var db = SecureMeshDatabase.Open(Cli.Home);
+        var host = await MeshHost.StartAsync(identity, db, new MeshHostOptions { Home = Cli.Home, Listen = new IPEndPoint(IPAddress.Loopback, 0), Serve = true },
+            CancellationToken.None);
+        _owner = (nodeLock, identity, db, host);
+        return db;
+    }
+
+    private protected async Task<BackupHolderNode> StartHolderAsync() => Holder = await BackupHolderNode.StartAsync(Cli);
+}

@@ -1,52 +1,31 @@
-using System.Net;
 using System.Security.Cryptography;
 using SecureMesh.Cli.Tui;
 using SecureMesh.Core.Identity;
-using SecureMesh.Node;
-using SecureMesh.Storage;
 using Terminal.Gui.Input;
 
 namespace SecureMesh.Cli.Tests.Tui;
 
 /// <summary>The Backups view on real stores: the owner's running node and a real holder node on 127.0.0.1.</summary>
 [Collection(TuiCollection.Name)]
-public sealed class TuiBackupTests : IAsyncLifetime
+public sealed class TuiBackupTests : BackupTestBase
 {
-    private readonly CliHarness _cli = new();
-    private BackupHolderNode? _holder;
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync()
-    {
-        if (_holder is not null)
-        {
-            await _holder.DisposeAsync();
-        }
-        _cli.Dispose();
-    }
-
     [Fact]
     public async Task Backups_view_adds_a_path_lists_its_holders_states_and_offers_checks_now_and_removes_after_asking()
     {
-        _holder = await BackupHolderNode.StartAsync(_cli);
-        var bob = _holder.PeerId;
+        var holder = await StartHolderAsync();
+        var bob = holder.PeerId;
         // A second holder that is nowhere to be reached: it cannot become complete, so the path is under-replicated.
         using var carol = NodeIdentity.Generate();
-        Assert.Equal(0, _cli.Home_("peers", "add", carol.PeerId.Text, "--addr", "127.0.0.1:1", "--trust", "--name", "carol").ExitCode);
-        Assert.Equal(0, _cli.Home_("backup", "offer", bob, "--quota", "1g").ExitCode);
-        var folder = Path.Combine(_cli.Root, "documents with a rather long folder name");
+        Assert.Equal(0, Cli.Home_("peers", "add", carol.PeerId.Text, "--addr", "127.0.0.1:1", "--trust", "--name", "carol").ExitCode);
+        Assert.Equal(0, Cli.Home_("backup", "offer", bob, "--quota", "1g").ExitCode);
+        var folder = Path.Combine(Cli.Root, "documents with a rather long folder name");
         Directory.CreateDirectory(folder);
         await File.WriteAllBytesAsync(Path.Combine(folder, "thesis.pdf"), RandomNumberGenerator.GetBytes(200_000));
 
         // The owner's node runs (as the TUI's own node or `securemesh run` would) and watches the database.
-        using var nodeLock = NodeLock.Acquire(_cli.Home);
-        using var identity = IdentityStore.Load(_cli.Home, () => null);
-        using var db = SecureMeshDatabase.Open(_cli.Home);
-        await using var node = await MeshHost.StartAsync(identity, db, new MeshHostOptions { Home = _cli.Home, Listen = new IPEndPoint(IPAddress.Loopback, 0), Serve = true },
-            CancellationToken.None);
+        var db = await StartOwnerNodeAsync();
 
-        using var h = new TuiHarness(new FakeNodeClient { Backups = new HomeBackups(_cli.Home) }, callTimeout: TimeSpan.FromSeconds(30));
+        using var h = new TuiHarness(new FakeNodeClient { Backups = new HomeBackups(Cli.Home) }, callTimeout: TimeSpan.FromSeconds(30));
         h.Press(Key.F8);
         Assert.Same(h.Tui.Backups, h.Tui.CurrentPage);
         RefreshUntil(h, () => h.Tui.Backups.Offers.Count == 1, "the offer to bob");
@@ -84,7 +63,7 @@ public sealed class TuiBackupTests : IAsyncLifetime
         h.WaitForDialog("Proof round asked for");
         Assert.True(h.Client.Called("CheckBackupsAsync"));
         RefreshUntil(h, () => h.Tui.Backups.Rows.Any(r => r.HolderName == "bob" && r.Holder.LastProof is not null), "bob's proof");
-        Assert.NotNull(db.Backup.GetHolder(_holder.Identity.PeerId).LastProof);
+        Assert.NotNull(db.Backup.GetHolder(holder.Identity.PeerId).LastProof);
 
         // Remove asks first; Cancel keeps the path.
         h.Dialogs.Enqueue(d => d.Press("Cancel"));
