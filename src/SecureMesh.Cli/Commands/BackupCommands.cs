@@ -78,38 +78,15 @@ internal static class BackupCommands
         var add = new Command("add", "Back up a folder or file to trusted peers (encrypted with keys from this identity)") { path, to, copies, keep, wait, passphraseStdin };
         add.SetAction((parse, cancellationToken) => CliApp.ExecuteAsync(parse, console, async (ctx, ct) =>
         {
-            var full = Path.GetFullPath(parse.GetValue(path)!);
-            if (!File.Exists(full) && !Directory.Exists(full))
-            {
-                throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"{full} does not exist");
-            }
-            var holders = (parse.GetValue(to) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(CliArgs.Peer).Distinct().ToList();
-            if (holders.Count == 0)
-            {
-                throw CliApp.UsageError("--to needs at least one peer ID");
-            }
-            var copyCount = parse.GetValue(copies) ?? holders.Count;
-            if (copyCount < 1 || copyCount > holders.Count)
-            {
-                throw CliApp.UsageError($"--copies must be between 1 and the {holders.Count} holder(s) given");
-            }
+            var holders = (parse.GetValue(to) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(CliArgs.Peer).ToList();
+            string full;
+            int copyCount;
             string policy;
-            try
-            {
-                policy = BackupKeepPolicy.Parse(parse.GetValue(keep));
-            }
-            catch (SecureMeshException e)
-            {
-                throw CliApp.UsageError(e.Message);
-            }
             using (var db = TrustCommands.OpenDatabase(ctx))
             {
-                foreach (var holder in holders)
-                {
-                    RequireTrusted(db, holder);
-                }
-                db.Backup.AddSet(full, holders, copyCount, policy);
+                (full, copyCount, policy) = AddSet(db, parse.GetValue(path)!, holders, parse.GetValue(copies), parse.GetValue(keep));
             }
+            holders = [.. holders.Distinct()];
             if (NodeLock.IsHeld(ctx.Home))
             {
                 if (!parse.GetValue(wait))
@@ -148,12 +125,8 @@ internal static class BackupCommands
         var remove = new Command("remove", "Stop backing up a path; its blobs are deleted from the holders at the next round") { path };
         remove.SetAction((parse, cancellationToken) => CliApp.ExecuteAsync(parse, console, (ctx, ct) =>
         {
-            var full = Path.GetFullPath(parse.GetValue(path)!);
             using var db = TrustCommands.OpenDatabase(ctx);
-            if (!db.Backup.RemoveSet(full))
-            {
-                throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"{full} is not backed up");
-            }
+            var full = RemoveSet(db, parse.GetValue(path)!);
             return Task.FromResult(Done(ctx, new { path = full, removed = true }, $"no longer backing up {full}"));
         }, cancellationToken));
         backup.Subcommands.Add(remove);
@@ -302,10 +275,10 @@ internal static class BackupCommands
     /// <summary>Asks the running node for a proof round now (through the database it watches) and waits for its outcome.</summary>
     private static async Task<int> CheckThroughNodeAsync(CliContext ctx, CancellationToken ct)
     {
-        var asked = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        long asked;
         using (var db = TrustCommands.OpenDatabase(ctx))
         {
-            db.Backup.SetState(BackupService.CheckRequestedKey, asked.ToString(CultureInfo.InvariantCulture));
+            asked = RequestCheck(db);
         }
         while (true)
         {
@@ -365,6 +338,63 @@ internal static class BackupCommands
         }
         ctx.Err.WriteLine($"error: {(errors.Count > 0 ? TerminalText.Safe(errors[0]) : $"only {complete} of {status.Copies} copies are complete")}");
         return CliApp.Failure;
+    }
+
+    /// <summary>
+    /// Records a path to back up (what <c>backup add</c> does before it uploads; the terminal UI too): the path must exist,
+    /// every holder be trusted, <paramref name="copies"/> (default: all holders) between 1 and the holders given.
+    /// </summary>
+    internal static (string Path, int Copies, string Keep) AddSet(SecureMeshDatabase db, string path, IReadOnlyList<PeerId> holders, int? copies, string? keep)
+    {
+        var full = Path.GetFullPath(path);
+        if (!File.Exists(full) && !Directory.Exists(full))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"{full} does not exist");
+        }
+        var distinct = holders.Distinct().ToList();
+        if (distinct.Count == 0)
+        {
+            throw CliApp.UsageError("--to needs at least one peer ID");
+        }
+        var copyCount = copies ?? distinct.Count;
+        if (copyCount < 1 || copyCount > distinct.Count)
+        {
+            throw CliApp.UsageError($"--copies must be between 1 and the {distinct.Count} holder(s) given");
+        }
+        string policy;
+        try
+        {
+            policy = BackupKeepPolicy.Parse(keep);
+        }
+        catch (SecureMeshException e)
+        {
+            throw CliApp.UsageError(e.Message);
+        }
+        foreach (var holder in distinct)
+        {
+            RequireTrusted(db, holder);
+        }
+        db.Backup.AddSet(full, distinct, copyCount, policy);
+        return (full, copyCount, policy);
+    }
+
+    /// <summary>Stops backing up a path (what <c>backup remove</c> does); its full path.</summary>
+    internal static string RemoveSet(SecureMeshDatabase db, string path)
+    {
+        var full = Path.GetFullPath(path);
+        if (!db.Backup.RemoveSet(full))
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"{full} is not backed up");
+        }
+        return full;
+    }
+
+    /// <summary>Asks the running node for a proof round now, through the database it watches; the time asked (Unix ms).</summary>
+    internal static long RequestCheck(SecureMeshDatabase db)
+    {
+        var asked = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        db.Backup.SetState(BackupService.CheckRequestedKey, asked.ToString(CultureInfo.InvariantCulture));
+        return asked;
     }
 
     private static void RequireTrusted(SecureMeshDatabase db, PeerId peer)

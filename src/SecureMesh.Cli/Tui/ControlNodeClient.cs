@@ -20,15 +20,19 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
     private readonly IGroupControl _groups;
     private readonly IDisposable? _offlineDb;
     private readonly NodeHostBundle? _hosted;
+    private readonly HomeBackups? _backups;
     private string? _startupError;
     private Task? _sharing;
     private string? _shareError;
 
     /// <summary>Test seam: a client over any control implementation (the node's in-process implementation on a test node).</summary>
-    internal static ControlNodeClient ForTest(INodeControl control, IGroupControl groups) => new(control, null, null, null, null, groups);
+    internal static ControlNodeClient ForTest(INodeControl control, IGroupControl groups, string? home = null) =>
+        new(control, null, null, null, null, home is null ? null : new HomeBackups(home), groups);
 
-    private ControlNodeClient(INodeControl control, ITransferControl? transfer, IDisposable? offlineDb, NodeHostBundle? hosted, string? startupError, IGroupControl? groups = null)
+    private ControlNodeClient(INodeControl control, ITransferControl? transfer, IDisposable? offlineDb, NodeHostBundle? hosted, string? startupError, HomeBackups? backups,
+        IGroupControl? groups = null)
     {
+        _backups = backups;
         _control = control;
         _groups = groups ?? control as IGroupControl ?? throw new ArgumentException("no way to the groups", nameof(groups));
         _transfer = transfer;
@@ -45,7 +49,7 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
         if (NodeLock.IsHeld(ctx.Home))
         {
             var client = new ControlClient(ctx.Home);
-            return new ControlNodeClient(client, client, null, null, null);
+            return new ControlNodeClient(client, client, null, null, null, new HomeBackups(ctx.Home));
         }
         IdentityStore.EnsureDataDirectory(ctx.Home);
         if (!IdentityStore.Exists(ctx.Home))
@@ -70,10 +74,10 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
             {
                 // No node, but the trust store, log and quarantine still work; the UI shows why.
                 var offline = NodeControl.Offline(ctx.Home, db);
-                return new ControlNodeClient(offline, null, new Bundle(nodeLock, identity, db), null, $"the node could not start: {e.Message}", NodeControl.Groups(db));
+                return new ControlNodeClient(offline, null, new Bundle(nodeLock, identity, db), null, $"the node could not start: {e.Message}", new HomeBackups(ctx.Home), NodeControl.Groups(db));
             }
             var client = new ControlClient(ctx.Home);
-            return new ControlNodeClient(client, client, null, new NodeHostBundle(host, new Bundle(nodeLock, identity, db)), null);
+            return new ControlNodeClient(client, client, null, new NodeHostBundle(host, new Bundle(nodeLock, identity, db)), null, new HomeBackups(ctx.Home));
         }
         catch
         {
@@ -83,6 +87,17 @@ internal sealed class ControlNodeClient : INodeClient, IAsyncDisposable
             throw;
         }
     }
+
+    private HomeBackups Backups => _backups ?? throw new SecureMeshException(SecureMeshErrorKind.NotFound, "backups are not available through this client");
+
+    public Task<BackupsView> GetBackupsAsync(CancellationToken cancellationToken) => Backups.GetAsync(cancellationToken);
+
+    public Task AddBackupAsync(string path, IReadOnlyList<string> holders, int? copies, string? keep, CancellationToken cancellationToken) =>
+        Backups.AddAsync(path, holders, copies, keep, cancellationToken);
+
+    public Task RemoveBackupAsync(string path, CancellationToken cancellationToken) => Backups.RemoveAsync(path, cancellationToken);
+
+    public Task CheckBackupsAsync(CancellationToken cancellationToken) => Backups.CheckAsync(cancellationToken);
 
     private ITransferControl Transfer => _transfer
         ?? throw new SecureMeshException(SecureMeshErrorKind.Network, _startupError ?? "the node is not running");

@@ -1,4 +1,3 @@
-using SecureMesh.Core.Identity;
 using Terminal.Gui.Input;
 
 namespace SecureMesh.Cli.Tui;
@@ -102,22 +101,11 @@ internal sealed class GroupsPage : TuiPage
         {
             return;
         }
-        var ids = new List<string>();
-        foreach (var item in values[0].Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        var pool = add ? _peers.Select(p => (p.PeerId, p.Name)) : group.Members.Select(m => (m.PeerId, m.Name));
+        if (!PeerNames.TryResolve(values[0], pool, out var ids, out var error))
         {
-            if (PeerId.TryParse(item, out var id))
-            {
-                ids.Add(id.Text);
-                continue;
-            }
-            var pool = add ? _peers.Select(p => (p.PeerId, p.Name)) : group.Members.Select(m => (m.PeerId, m.Name));
-            var named = pool.Where(p => string.Equals(p.Name, item, StringComparison.OrdinalIgnoreCase)).ToList();
-            if (named.Count != 1)
-            {
-                Tui.ShowMessage(title, named.Count == 0 ? $"no peer named '{item}'" : $"several peers are named '{item}': give the Peer ID", error: true);
-                return;
-            }
-            ids.Add(named[0].PeerId);
+            Tui.ShowMessage(title, error, error: true);
+            return;
         }
         Tui.RunAction(title, ct => add ? Tui.Client.AddGroupMembersAsync(group.Name, ids, ct) : Tui.Client.RemoveGroupMembersAsync(group.Name, ids, ct));
     }

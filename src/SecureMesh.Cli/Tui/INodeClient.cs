@@ -1,3 +1,5 @@
+using SecureMesh.Node.Backup;
+
 namespace SecureMesh.Cli.Tui;
 
 /// <summary>
@@ -85,7 +87,25 @@ internal interface INodeClient
 
     /// <summary>Checks the audit log's hash chain.</summary>
     Task<LogVerificationView> VerifyLogAsync(CancellationToken cancellationToken);
+
+    /// <summary>The backed-up paths with their holders (what <c>backup status</c> shows) and the space this node offers to others.</summary>
+    Task<BackupsView> GetBackupsAsync(CancellationToken cancellationToken);
+
+    /// <summary>Backs up a path to trusted holders (Peer IDs); <paramref name="copies"/> null means all of them, <paramref name="keep"/> null the default policy. The node uploads it in the background.</summary>
+    Task AddBackupAsync(string path, IReadOnlyList<string> holders, int? copies, string? keep, CancellationToken cancellationToken);
+
+    /// <summary>Stops backing up a path; its blobs are deleted from the holders at the next round.</summary>
+    Task RemoveBackupAsync(string path, CancellationToken cancellationToken);
+
+    /// <summary>Asks the node for a proof-of-storage round against every holder now; the outcome shows in <see cref="GetBackupsAsync"/>.</summary>
+    Task CheckBackupsAsync(CancellationToken cancellationToken);
 }
+
+/// <summary>What the Backups view shows.</summary>
+internal sealed record BackupsView(IReadOnlyList<BackupShareStatus> Paths, IReadOnlyList<BackupOfferView> Offers, IReadOnlyDictionary<string, string> PeerNames);
+
+/// <summary>Space this node offers to a peer for its backups.</summary>
+internal sealed record BackupOfferView(string PeerId, string? Name, long Quota, long Used);
 
 /// <summary>This node as the top bar shows it.</summary>
 /// <param name="PeerId">This node's Peer ID text.</param>

@@ -20,6 +20,7 @@ internal sealed class SearchPage : TuiPage
     public SearchPage(TuiApp tui)
         : base(tui, "Search", "type terms (digits too), Enter searches  Tab to results  f/Enter fetch")
     {
+        TabTitle = "Find";
         Add(new Label { X = 0, Y = 0, Text = "Find:" });
         Query = new TextField { X = 6, Y = 0, Width = Dim.Fill(), Title = "words to look for" };
         Query.Accepting += (_, e) =>

@@ -22,6 +22,7 @@ internal sealed class TransfersPage : TuiPage
     public TransfersPage(TuiApp tui)
         : base(tui, "Transfers", "c cancel the selected download")
     {
+        TabTitle = "Xfers";
         _overall = new Label { X = 0, Y = 0, Text = "All downloads" };
         Overall = new ProgressBar { X = 14, Y = 0, Width = Dim.Fill(), Height = 1, Fraction = 0 };
         _table.MaxWidth(0, 24);

@@ -20,13 +20,17 @@ internal sealed record TuiOptions
 }
 
 /// <summary>
-/// The terminal UI: a top bar with this node's identity, one view per concern, reachable with F1..F7 or Alt+1..7 (bare 1..7
+/// The terminal UI: a top bar with this node's identity, one view per concern, reachable with F1..F8 or Alt+1..8 (bare 1..8
 /// in views without a text field, where the digits are typed instead) and by mouse.
 /// The client is only ever called off the UI thread, with a timeout; results come back through <see cref="IApplication.Invoke(Action)"/>.
 /// </summary>
 internal sealed class TuiApp : IDisposable
 {
-    internal const string GlobalHelp = "F1-F7/Alt+1-7 views  Tab focus  Ctrl+Q quit";
+    // 47 columns: with "  | node: the node is not running" the status line still fits in 80. F8 (and Alt+8, 8) is the eighth view.
+    internal const string GlobalHelp = "F1-F7/Alt+1-7 views, F8  Tab focus  Ctrl+Q quit";
+
+    private static readonly Key[] FunctionKeys = [Key.F1, Key.F2, Key.F3, Key.F4, Key.F5, Key.F6, Key.F7, Key.F8];
+    private static readonly Key[] Digits = [Key.D1, Key.D2, Key.D3, Key.D4, Key.D5, Key.D6, Key.D7, Key.D8];
 
     private readonly IApplication _app;
     private readonly INodeClient _client;
@@ -61,7 +65,8 @@ internal sealed class TuiApp : IDisposable
         Quarantine = new QuarantinePage(this);
         Log = new LogPage(this);
         Groups = new GroupsPage(this);
-        _pages = [Peers, Shares, Search, Transfers, Quarantine, Log, Groups];
+        Backups = new BackupsPage(this);
+        _pages = [Peers, Shares, Search, Transfers, Quarantine, Log, Groups, Backups];
         _tabs = new Button[_pages.Length];
         View? previous = null;
         for (var i = 0; i < _pages.Length; i++)
@@ -69,8 +74,8 @@ internal sealed class TuiApp : IDisposable
             var index = i;
             var tab = new Button
             {
-                // No gap: the padding inside each tab separates them, and seven fit in 80 columns.
-                X = previous is null ? 0 : Pos.Right(previous),
+                // One column between tabs; the active one is bracketed. See TabText for how eight fit in 80 columns.
+                X = previous is null ? 0 : Pos.Right(previous) + 1,
                 Y = 2,
                 NoDecorations = true,
                 NoPadding = true,
@@ -125,6 +130,8 @@ internal sealed class TuiApp : IDisposable
     public LogPage Log { get; }
 
     public GroupsPage Groups { get; }
+
+    public BackupsPage Backups { get; }
 
     public TuiPage CurrentPage => _current;
 
@@ -183,10 +190,20 @@ internal sealed class TuiApp : IDisposable
         RequestRefresh();
     }
 
+    /// <summary>
+    /// <c>[F1 Peers]</c> for the active tab, <c>F2 Shares</c> for the others. Eight full names and their gaps take 85
+    /// columns; on a narrower screen the inactive tabs use their short names (Find, Xfers, Bkup), so the row fits in 80.
+    /// </summary>
     private string TabText(int index, bool active)
     {
-        var label = $"F{index + 1} {_pages[index].Title}";
-        return active ? $"[{label}]" : $" {label} ";
+        var page = _pages[index];
+        if (active)
+        {
+            return $"[F{index + 1} {page.Title}]";
+        }
+        var full = _pages.Select((p, i) => $"F{i + 1} {p.Title}".Length).Sum() + _pages.Length + 1;
+        var title = page.TabTitle.Length > 0 && (_app.Driver?.Cols ?? 80) < full ? page.TabTitle : page.Title;
+        return $"F{index + 1} {title}";
     }
 
     private void OnKeyDown(object? sender, Key key)
@@ -207,19 +224,17 @@ internal sealed class TuiApp : IDisposable
             key.Handled = true;
             return;
         }
-        var fKeys = new[] { Key.F1, Key.F2, Key.F3, Key.F4, Key.F5, Key.F6, Key.F7 };
-        var digits = new[] { Key.D1, Key.D2, Key.D3, Key.D4, Key.D5, Key.D6, Key.D7 };
         var typing = Top.MostFocused is TextField;
-        for (var i = 0; i < fKeys.Length; i++)
+        for (var i = 0; i < FunctionKeys.Length; i++)
         {
             // A bare digit switches views only where there is no text field to type it into.
-            if (key == fKeys[i] || key == digits[i].WithAlt || (!typing && _current.InputField is null && key == digits[i]))
+            if (key == FunctionKeys[i] || key == Digits[i].WithAlt || (!typing && _current.InputField is null && key == Digits[i]))
             {
                 key.Handled = true;
                 ShowPage(i);
                 return;
             }
-            if (!typing && key == digits[i] && _current.InputField is { } field)
+            if (!typing && key == Digits[i] && _current.InputField is { } field)
             {
                 // Typed into the view's field (where it goes), never taken for a view switch.
                 key.Handled = true;

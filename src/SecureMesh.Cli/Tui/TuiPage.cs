@@ -1,4 +1,6 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
+using SecureMesh.Core.Identity;
 using Terminal.Gui.Input;
 using Terminal.Gui.ViewBase;
 using Terminal.Gui.Views;
@@ -19,6 +21,9 @@ internal abstract class TuiPage : View
     }
 
     protected TuiApp Tui { get; }
+
+    /// <summary>The view's name on an inactive tab when the full names do not fit the screen's width.</summary>
+    public string TabTitle { get; protected init; } = string.Empty;
 
     /// <summary>The keys of this view, shown above the status line.</summary>
     public string HelpText { get; }
@@ -144,4 +149,32 @@ internal static class Fmt
     public static string State(PeerViewState state) => state.ToString().ToLowerInvariant();
 
     public static string State(TransferViewState state) => state.ToString().ToLowerInvariant();
+}
+
+/// <summary>Peers typed into a dialog: names or Peer IDs, separated by commas.</summary>
+internal static class PeerNames
+{
+    /// <summary>Peer IDs as they are; a name must match exactly one peer of <paramref name="pool"/> (case-insensitive).</summary>
+    public static bool TryResolve(string text, IEnumerable<(string PeerId, string? Name)> pool, out List<string> ids, [NotNullWhen(false)] out string? error)
+    {
+        ids = [];
+        error = null;
+        var known = pool.ToList();
+        foreach (var item in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (PeerId.TryParse(item, out var id))
+            {
+                ids.Add(id.Text);
+                continue;
+            }
+            var named = known.Where(p => string.Equals(p.Name, item, StringComparison.OrdinalIgnoreCase)).ToList();
+            if (named.Count != 1)
+            {
+                error = named.Count == 0 ? $"no peer named '{item}'" : $"several peers are named '{item}': give the Peer ID";
+                return false;
+            }
+            ids.Add(named[0].PeerId);
+        }
+        return true;
+    }
 }

@@ -208,6 +208,23 @@ internal sealed class FakeNodeClient : INodeClient
     public Task<LogVerificationView> VerifyLogAsync(CancellationToken cancellationToken) =>
         Call(nameof(VerifyLogAsync), () => Verification, cancellationToken);
 
+    /// <summary>The backup part on a real data directory (the real stores), or null: nothing is backed up, and changes fail.</summary>
+    public HomeBackups? Backups { get; init; }
+
+    private HomeBackups RealBackups => Backups ?? throw new SecureMeshException(SecureMeshErrorKind.NotFound, "no backups in this fake");
+
+    public Task<BackupsView> GetBackupsAsync(CancellationToken cancellationToken) =>
+        Call(nameof(GetBackupsAsync), () => Backups?.GetAsync(cancellationToken).GetAwaiter().GetResult() ?? new BackupsView([], [], new Dictionary<string, string>()), cancellationToken);
+
+    public Task AddBackupAsync(string path, IReadOnlyList<string> holders, int? copies, string? keep, CancellationToken cancellationToken) =>
+        Do(nameof(AddBackupAsync), () => RealBackups.AddAsync(path, holders, copies, keep, cancellationToken).GetAwaiter().GetResult(), cancellationToken, path, string.Join(",", holders), copies, keep);
+
+    public Task RemoveBackupAsync(string path, CancellationToken cancellationToken) =>
+        Do(nameof(RemoveBackupAsync), () => RealBackups.RemoveAsync(path, cancellationToken).GetAwaiter().GetResult(), cancellationToken, path);
+
+    public Task CheckBackupsAsync(CancellationToken cancellationToken) =>
+        Do(nameof(CheckBackupsAsync), () => RealBackups.CheckAsync(cancellationToken).GetAwaiter().GetResult(), cancellationToken);
+
     private void Update(string peerId, Func<PeerView, PeerView> change)
     {
         var i = Peers.FindIndex(p => p.PeerId == peerId);
