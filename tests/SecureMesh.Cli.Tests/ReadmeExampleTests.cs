@@ -38,7 +38,7 @@ public sealed partial class ReadmeExampleTests
         Assert.Equal("exec ./test.sh", ci[^1]);
         var script = File.ReadAllText(Path.Combine(root, "test.sh"));
         Assert.Contains("dotnet test SecureMesh.sln", script, StringComparison.Ordinal);
-        foreach (var package in new[] { "clamav", "nodejs", "npm", "tmux", "openssh-client", "iproute2", "curl", "util-linux" })
+        foreach (var package in new[] { "clamav", "nodejs", "npm", "tmux", "openssh-client", "iproute2", "nftables", "miniupnpd-nftables", "curl", "util-linux" })
         {
             Assert.Contains($"need+=({package})", script, StringComparison.Ordinal);
             Assert.Contains($"`{package}`", readme, StringComparison.Ordinal);
