@@ -45,7 +45,7 @@ public class YamuxSendPathTests
     }
 
     [Fact]
-    public async Task A_small_write_is_copied_into_one_plain_write_with_the_queued_frames()
+    public async Task A_small_write_is_copied_into_one_plain_write_after_the_queued_frames()
     {
         var transport = new RecordingTransport();
         var session = new YamuxSession(transport, isClient: true, Quiet());
@@ -54,8 +54,13 @@ public class YamuxSendPathTests
         await stream.WriteAsync("hello"u8.ToArray()).AsTask().WaitAsync(Patience);
 
         Assert.Empty(transport.Gathered);
-        var write = Assert.Single(transport.Plain);
-        Assert.Equal([.. RawPeer.Frame(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, 1, 0), .. RawPeer.Frame(YamuxFrameType.Data, YamuxFlags.None, 1, 5, "hello"u8)], write);
+        // The SYN queued by the open goes in the same plain write, unless the send loop flushed it on its own first;
+        // either way the bytes on the wire are the SYN, then the data frame, and the data frame is one copied write.
+        byte[] syn = RawPeer.Frame(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, 1, 0);
+        byte[] data = RawPeer.Frame(YamuxFrameType.Data, YamuxFlags.None, 1, 5, "hello"u8);
+        Assert.InRange(transport.Plain.Count, 1, 2);
+        Assert.Equal([.. syn, .. data], transport.Plain.SelectMany(w => w).ToArray());
+        Assert.Equal(data, transport.Plain[^1][^data.Length..]);
         await session.DisposeAsync();
     }
 
