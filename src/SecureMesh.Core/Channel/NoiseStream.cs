@@ -226,6 +226,9 @@ public sealed class NoiseStream : Stream, IGatheringStream
     /// <inheritdoc/>
     public override void SetLength(long value) => throw new NotSupportedException();
 
+    /// <summary>Test seam: the transport keys, to check nonce handling.</summary>
+    internal TransportState TransportForTest => _transport;
+
     /// <summary>Test seam: sends one transport frame sealed over arbitrary plaintext, or raw bytes on the connection.</summary>
     internal async Task SendRawForTestAsync(ReadOnlyMemory<byte> bytes, bool seal, CancellationToken cancellationToken)
     {
