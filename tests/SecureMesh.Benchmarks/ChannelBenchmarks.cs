@@ -4,10 +4,16 @@ using System.Net.Sockets;
 using BenchmarkDotNet.Attributes;
 using SecureMesh.Core.Channel;
 using SecureMesh.Core.Identity;
+using SecureMesh.Core.Libp2p;
+using SecureMesh.Node.Network;
 
 namespace SecureMesh.Benchmarks;
 
-/// <summary>Full Noise XX handshakes over loopback TCP (connect, three messages, both signatures checked).</summary>
+/// <summary>
+/// Connection upgrades over loopback TCP through the node's transport (connect, multistream-select /noise, Noise XX with
+/// both signatures checked, yamux chosen in the handshake); no yamux session and no authorization (for the whole node's
+/// figure see <see cref="Libp2pHandshakes"/>).
+/// </summary>
 [MemoryDiagnoser]
 public class HandshakeBenchmarks
 {
@@ -15,7 +21,7 @@ public class HandshakeBenchmarks
 
     private NodeIdentity _server = null!;
     private NodeIdentity _client = null!;
-    private SecureListener _listener = null!;
+    private TcpTransport _listener = null!;
     private Task _drain = null!;
     private CancellationTokenSource _stop = null!;
 
@@ -28,22 +34,29 @@ public class HandshakeBenchmarks
     {
         _server = NodeIdentity.Generate();
         _client = NodeIdentity.Generate();
-        _listener = SecureListener.Start(new IPEndPoint(IPAddress.Loopback, 0), _server, new SecureListenerOptions { MaxPendingPerAddress = 256, Backlog = 1024 });
+        _listener = Listen(_server);
         _stop = new CancellationTokenSource();
-        _drain = Task.Run(async () =>
-        {
-            try
-            {
-                await foreach (var c in _listener.Connections.ReadAllAsync(_stop.Token))
-                {
-                    await c.DisposeAsync();
-                }
-            }
-            catch (OperationCanceledException)
-            {
-            }
-        });
+        _drain = DrainAsync(_listener, _stop.Token);
     }
+
+    /// <summary>A transport that takes up to 256 upgrades at once from one address (every client here dials from 127.0.0.1).</summary>
+    internal static TcpTransport Listen(NodeIdentity server) =>
+        TcpTransport.Listen(new IPEndPoint(IPAddress.Loopback, 0), new Upgrader(server), new TcpTransportOptions { MaxPendingPerAddress = 256, Backlog = 1024 });
+
+    /// <summary>Closes every connection the transport hands out, until stopped.</summary>
+    internal static Task DrainAsync(TcpTransport transport, CancellationToken stop) => Task.Run(async () =>
+    {
+        try
+        {
+            await foreach (var c in transport.Connections.ReadAllAsync(stop))
+            {
+                await c.Connection.DisposeAsync();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    });
 
     [Benchmark(OperationsPerInvoke = Handshakes)]
     public Task Handshake() => RunAsync(_client, _listener.LocalEndPoint, _server.PeerId, Handshakes, Concurrency);
@@ -51,11 +64,12 @@ public class HandshakeBenchmarks
     public static async Task RunAsync(NodeIdentity client, IPEndPoint endPoint, PeerId expected, int count, int concurrency)
     {
         var next = 0;
+        var upgrader = new Upgrader(client);
         var workers = Enumerable.Range(0, concurrency).Select(_ => Task.Run(async () =>
         {
             while (Interlocked.Increment(ref next) <= count)
             {
-                await using var c = await SecureChannel.DialAsync(client, endPoint, expected, SecureChannelOptions.Default, CancellationToken.None);
+                await using var c = await TcpTransport.DialAsync(upgrader, endPoint, expected, UpgraderOptions.Default.HandshakeTimeout, TimeProvider.System, CancellationToken.None);
             }
         }));
         await Task.WhenAll(workers);
@@ -73,7 +87,7 @@ public class HandshakeBenchmarks
     }
 }
 
-/// <summary>One-way transfer of 64 KiB messages over loopback: through the secure channel, and raw TCP in the same run.</summary>
+/// <summary>One-way transfer of 64 KiB writes over loopback: through the Noise stream (after the upgrade), and raw TCP in the same run.</summary>
 public class ThroughputBenchmarks
 {
     public const int MessageSize = 64 * 1024;
@@ -88,7 +102,7 @@ public class ThroughputBenchmarks
     public Task RawTcp() => _rig.RawAsync(Messages);
 
     [Benchmark(OperationsPerInvoke = Messages)]
-    public Task SecureChannel64KiB() => _rig.SecureAsync(Messages);
+    public Task NoiseStream64KiB() => _rig.SecureAsync(Messages);
 
     [GlobalCleanup]
     public void Cleanup() => _rig.DisposeAsync().AsTask().GetAwaiter().GetResult();
@@ -100,8 +114,9 @@ internal sealed class ThroughputRig : IAsyncDisposable
     private readonly byte[] _rawReceive = new byte[ThroughputBenchmarks.MessageSize];
     private NodeIdentity _a = null!;
     private NodeIdentity _b = null!;
-    private SecureConnection _sender = null!;
-    private SecureConnection _receiver = null!;
+    private readonly byte[] _secureReceive = new byte[ThroughputBenchmarks.MessageSize];
+    private UpgradedConnection _sender = null!;
+    private UpgradedConnection _receiver = null!;
     private NetworkStream _rawSender = null!;
     private NetworkStream _rawReceiver = null!;
 
@@ -112,9 +127,8 @@ internal sealed class ThroughputRig : IAsyncDisposable
         rig._a = NodeIdentity.Generate();
         rig._b = NodeIdentity.Generate();
         var (s1, s2) = await PairAsync();
-        var dial = SecureChannel.DialAsync(s1, rig._a, rig._b.PeerId, SecureChannelOptions.Default, CancellationToken.None);
-        var accept = SecureChannel.AcceptAsync(s2, rig._b, SecureChannelOptions.Default, CancellationToken.None);
-        rig._sender = await dial;
+        var accept = new Upgrader(rig._b).UpgradeInboundAsync(s2, CancellationToken.None);
+        rig._sender = await new Upgrader(rig._a).UpgradeOutboundAsync(s1, rig._b.PeerId, CancellationToken.None);
         rig._receiver = await accept;
         (rig._rawSender, rig._rawReceiver) = await PairAsync();
         return rig;
@@ -126,12 +140,12 @@ internal sealed class ThroughputRig : IAsyncDisposable
         {
             for (var i = 0; i < count; i++)
             {
-                using var m = await _receiver.ReceivePooledAsync(CancellationToken.None);
+                await _receiver.Stream.ReadExactlyAsync(_secureReceive, CancellationToken.None);
             }
         });
         for (var i = 0; i < count; i++)
         {
-            await _sender.SendAsync(_message, CancellationToken.None);
+            await _sender.Stream.WriteAsync(_message, CancellationToken.None);
         }
         await receive;
     }
@@ -195,22 +209,10 @@ internal static class QuickBenchmark
     {
         using var server = NodeIdentity.Generate();
         using var client = NodeIdentity.Generate();
-        await using (var listener = SecureListener.Start(new IPEndPoint(IPAddress.Loopback, 0), server, new SecureListenerOptions { MaxPendingPerAddress = 256, Backlog = 1024 }))
+        await using (var listener = HandshakeBenchmarks.Listen(server))
         {
             using var stop = new CancellationTokenSource();
-            var drain = Task.Run(async () =>
-            {
-                try
-                {
-                    await foreach (var c in listener.Connections.ReadAllAsync(stop.Token))
-                    {
-                        await c.DisposeAsync();
-                    }
-                }
-                catch (OperationCanceledException)
-                {
-                }
-            });
+            var drain = HandshakeBenchmarks.DrainAsync(listener, stop.Token);
             await HandshakeBenchmarks.RunAsync(client, listener.LocalEndPoint, server.PeerId, 200, 4); // warm-up
             foreach (var concurrency in new[] { 1, 4, 8 })
             {
@@ -221,7 +223,7 @@ internal static class QuickBenchmark
                     await HandshakeBenchmarks.RunAsync(client, listener.LocalEndPoint, server.PeerId, 200, concurrency);
                     count += 200;
                 }
-                Console.WriteLine($"handshakes/s (loopback, full XX, concurrency {concurrency}): {count / sw.Elapsed.TotalSeconds:N0}");
+                Console.WriteLine($"upgrades/s (loopback, multistream + full XX + muxer choice, concurrency {concurrency}): {count / sw.Elapsed.TotalSeconds:N0}");
                 var process = System.Diagnostics.Process.GetCurrentProcess();
                 process.Refresh();
                 var cpuBefore = process.TotalProcessorTime;
@@ -234,12 +236,12 @@ internal static class QuickBenchmark
         }
     }
 
-    /// <summary>Only the secure channel, for profiling with external tools.</summary>
+    /// <summary>Only the Noise stream, for profiling with external tools.</summary>
     public static async Task RunSecureOnlyAsync(double seconds)
     {
         await using var rig = await ThroughputRig.CreateAsync();
         var secure = await MeasureAsync(rig.SecureAsync, seconds);
-        Console.WriteLine($"64 KiB messages: secure channel {secure:N0} MB/s");
+        Console.WriteLine($"64 KiB writes: Noise stream {secure:N0} MB/s");
     }
 
     private static async Task RunThroughputAsync(double seconds)
@@ -251,7 +253,7 @@ internal static class QuickBenchmark
         {
             var (raw, rawCpu) = await MeasureWithCpuAsync(rig.RawAsync, seconds);
             var (secure, secureCpu) = await MeasureWithCpuAsync(rig.SecureAsync, seconds);
-            Console.WriteLine($"64 KiB messages: raw TCP {raw:N0} MB/s, secure channel {secure:N0} MB/s ({100 * secure / raw:N0}% of raw); " +
+            Console.WriteLine($"64 KiB writes: raw TCP {raw:N0} MB/s, Noise stream {secure:N0} MB/s ({100 * secure / raw:N0}% of raw); " +
                 $"CPU per GB (both ends, user+kernel): raw {rawCpu:N2} s, secure {secureCpu:N2} s");
         }
     }
@@ -281,6 +283,8 @@ internal static class QuickBenchmark
 /// <summary>Where handshake time goes: the crypto alone, without sockets.</summary>
 internal static class HandshakeCpuProbe
 {
+    private static readonly string[] Muxers = [Upgrader.YamuxProtocolId];
+
     public static void Run()
     {
         using var a = NodeIdentity.Generate();
@@ -295,12 +299,12 @@ internal static class HandshakeCpuProbe
             using var r = new Core.Noise.HandshakeState(false, lb.Key);
             var n = i.WriteMessage(default, m);
             r.TryReadMessage(m.AsSpan(0, n), p, out _);
-            n = r.WriteMessage(lb.Payload, m);
+            n = r.WriteMessage(lb.PayloadWith(Muxers), m);
             i.TryReadMessage(m.AsSpan(0, n), p, out var len);
-            Core.Channel.SecureChannel.VerifyPayload(p.AsSpan(0, len), i.RemoteStaticPublicKey);
-            n = i.WriteMessage(la.Payload, m);
+            Core.Channel.NoiseHandshake.VerifyPayload(p.AsSpan(0, len), i.RemoteStaticPublicKey);
+            n = i.WriteMessage(la.PayloadWith(Muxers), m);
             r.TryReadMessage(m.AsSpan(0, n), p, out len);
-            Core.Channel.SecureChannel.VerifyPayload(p.AsSpan(0, len), r.RemoteStaticPublicKey);
+            Core.Channel.NoiseHandshake.VerifyPayload(p.AsSpan(0, len), r.RemoteStaticPublicKey);
             i.Split().Dispose();
             r.Split().Dispose();
         }

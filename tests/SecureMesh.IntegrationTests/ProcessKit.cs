@@ -189,13 +189,10 @@ internal static class SecureMeshCli
     }
 }
 
-/// <summary>js-libp2p's own Noise code, driven by tests/interop/noise-peer.mjs.</summary>
+/// <summary>Where the js-libp2p scripts are (tests/interop).</summary>
 internal static class JsPeer
 {
     public static string InteropDirectory() => SecureMesh.Tests.Shared.JsInterop.Directory();
-
-    public static ChildProcess Start(params string[] args) =>
-        ChildProcess.Start("node", ["noise-peer.mjs", .. args], InteropDirectory());
 }
 
 /// <summary>A stock js-libp2p 3.x node (TCP, Noise, yamux, identify, ping), driven by tests/interop/libp2p-node.mjs; one JSON event a line.</summary>

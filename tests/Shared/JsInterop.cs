@@ -2,7 +2,7 @@ using System.Diagnostics;
 
 namespace SecureMesh.Tests.Shared;
 
-/// <summary>Where tests/interop (js-libp2p's Noise driven by noise-peer.mjs, a stock js-libp2p node in libp2p-node.mjs) is, for every test project that uses it.</summary>
+/// <summary>Where tests/interop (a stock js-libp2p node in libp2p-node.mjs, js yamux in yamux-peer.mjs) is, for every test project that uses it.</summary>
 internal static class JsInterop
 {
     /// <summary>The tests/interop folder; fails the test (never skips) when it or its node_modules is missing.</summary>

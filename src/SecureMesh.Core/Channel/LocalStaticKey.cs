@@ -17,17 +17,13 @@ internal sealed class LocalStaticKey : IDisposable
     private readonly NoiseHandshakePayload? _signed;
     private readonly ConcurrentDictionary<string, byte[]> _payloads = new(StringComparer.Ordinal);
 
-    private LocalStaticKey(X25519KeyPair key, byte[] payload, NoiseHandshakePayload? signed)
+    private LocalStaticKey(X25519KeyPair key, NoiseHandshakePayload? signed)
     {
         Key = key;
-        Payload = payload;
         _signed = signed;
     }
 
     public X25519KeyPair Key { get; }
-
-    /// <summary>The encoded <c>NoiseHandshakePayload</c> the SecureMesh channel sends (extensions: <c>/securemesh/1</c>).</summary>
-    public byte[] Payload { get; }
 
     /// <summary>
     /// The encoded payload with <paramref name="streamMuxers"/> as its <c>extensions.stream_muxers</c> (early muxer
@@ -49,12 +45,11 @@ internal sealed class LocalStaticKey : IDisposable
     private static LocalStaticKey Create(NodeIdentity identity)
     {
         var key = X25519KeyPair.Generate();
-        var signed = NoiseHandshakePayload.Create(identity, key.PublicKey, [SecureChannel.ProtocolId]);
-        return new LocalStaticKey(key, signed.Encode(), signed);
+        return new LocalStaticKey(key, NoiseHandshakePayload.Create(identity, key.PublicKey, []));
     }
 
-    /// <summary>Test seam: a static key with an arbitrary (e.g. badly signed) payload.</summary>
-    internal static LocalStaticKey CreateForTest(X25519KeyPair key, byte[] payload) => new(key, payload, null);
+    /// <summary>Test seam: a static key with no signed payload of its own (the test sends an arbitrary, e.g. badly signed, one).</summary>
+    internal static LocalStaticKey CreateForTest(X25519KeyPair key) => new(key, null);
 
     public void Dispose() => Key.Dispose();
 }

@@ -17,6 +17,7 @@ namespace SecureMesh.Core.Channel;
 public sealed class NoiseStream : Stream, IGatheringStream
 {
     private const int SendBufferSize = 4 * (FrameReader.MaxFrameLength + 2);
+    private const int MaxFramePlaintext = FrameReader.MaxFrameLength - CipherState.TagLength;
     private static readonly TimeSpan DisposeWait = TimeSpan.FromSeconds(5);
 
     private readonly Stream _inner;
@@ -29,7 +30,7 @@ public sealed class NoiseStream : Stream, IGatheringStream
     private volatile string? _closedReason;
     private int _disposed;
 
-    internal NoiseStream(Stream inner, SecureChannel.HandshakeOutcome handshake)
+    internal NoiseStream(Stream inner, NoiseHandshake.HandshakeOutcome handshake)
     {
         _inner = inner;
         _reader = handshake.Reader;
@@ -169,7 +170,7 @@ public sealed class NoiseStream : Stream, IGatheringStream
                 var done = 0;
                 while (done < buffer.Length)
                 {
-                    var chunk = Math.Min(SecureConnection.MaxFramePlaintext, buffer.Length - done);
+                    var chunk = Math.Min(MaxFramePlaintext, buffer.Length - done);
                     if (used + 2 + chunk + CipherState.TagLength > send.Length)
                     {
                         await WriteInnerAsync(send, used, cancellationToken).ConfigureAwait(false);
@@ -204,7 +205,7 @@ public sealed class NoiseStream : Stream, IGatheringStream
 
     /// <summary>Bytes on the wire for <paramref name="plaintext"/> bytes: each frame adds its length and tag.</summary>
     private static long SealedLength(int plaintext) =>
-        plaintext + ((long)(plaintext + SecureConnection.MaxFramePlaintext - 1) / SecureConnection.MaxFramePlaintext * (2 + CipherState.TagLength));
+        plaintext + ((long)(plaintext + MaxFramePlaintext - 1) / MaxFramePlaintext * (2 + CipherState.TagLength));
 
     /// <inheritdoc/>
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>

@@ -23,7 +23,6 @@ public sealed class Upgrader
 
     private readonly NodeIdentity _identity;
     private readonly UpgraderOptions _options;
-    private readonly SecureChannelOptions _channelOptions;
     private readonly byte[] _payload;
 
     /// <summary>An upgrader for connections of <paramref name="identity"/>.</summary>
@@ -34,13 +33,6 @@ public sealed class Upgrader
         options.Validate();
         _identity = identity;
         _options = options;
-        _channelOptions = new SecureChannelOptions
-        {
-            HandshakeTimeout = options.HandshakeTimeout,
-            TimeProvider = options.TimeProvider,
-            Logger = options.Logger,
-            FailureLog = options.FailureLog,
-        };
         _payload = LocalStaticKey.For(identity).PayloadWith(options.StreamMuxers);
     }
 
@@ -113,8 +105,8 @@ public sealed class Upgrader
         }
 
         // The handshake logs its own failures, closes the stream and throws SecureMeshException (or the caller's cancellation).
-        var handshake = await SecureChannel.RunHandshakeAsync(stream, initiator, LocalStaticKey.For(_identity), _payload, expected, remote,
-            _channelOptions, deadline, cancellationToken).ConfigureAwait(false);
+        var handshake = await NoiseHandshake.RunHandshakeAsync(stream, initiator, LocalStaticKey.For(_identity), _payload, expected, remote,
+            _options.Logger, _options.FailureLog, deadline, cancellationToken).ConfigureAwait(false);
         var secured = new NoiseStream(stream, handshake);
         try
         {

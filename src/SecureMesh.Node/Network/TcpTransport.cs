@@ -41,8 +41,7 @@ internal sealed class TcpTransportOptions
 /// <summary>
 /// The TCP transport: one listening socket whose connections are upgraded (multistream-select, Noise, muxer choice)
 /// under a deadline, with caps on upgrades in progress in total and per address and an address filter checked before a
-/// byte is read (as <see cref="Core.Channel.SecureListener"/> does for the bare channel); and the dialler. Only
-/// authenticated connections come out.
+/// byte is read; and the dialler. Only authenticated connections come out.
 /// </summary>
 internal sealed class TcpTransport : IAsyncDisposable
 {

@@ -95,8 +95,8 @@ public sealed class UpgraderTests : IDisposable
         Assert.Equal("/noise", await MultistreamSelect.SelectAsync(pair.A, ["/noise"], Patience));
         var local = LocalStaticKey.For(_dialer);
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        var handshake = await SecureChannel.RunHandshakeAsync(pair.A, true, local, local.PayloadWith([]), _listener.PeerId, null,
-            SecureChannelOptions.Default, deadline, Patience);
+        var handshake = await NoiseHandshake.RunHandshakeAsync(pair.A, true, local, local.PayloadWith([]), _listener.PeerId, null,
+            null, new LogThrottle(), deadline, Patience);
         await using var secured = new NoiseStream(pair.A, handshake);
         Assert.Equal([Upgrader.YamuxProtocolId], secured.RemoteStreamMuxers);
         Assert.Equal(Upgrader.YamuxProtocolId, await MultistreamSelect.SelectAsync(secured, ["/mplex/6.7.0", Upgrader.YamuxProtocolId], Patience));
@@ -209,18 +209,22 @@ public sealed class UpgraderTests : IDisposable
     private static async Task<int> ReadSomeAsync(Stream stream) => await stream.ReadAtLeastAsync(new byte[64], 1, throwOnEndOfStream: false, Patience);
 
     [Fact]
-    public async Task The_old_securemesh_channel_keeps_its_own_extension()
+    public async Task The_handshake_payload_announces_the_stream_muxers_and_nothing_of_the_old_channel()
     {
-        // Until the integrator drops it, the message channel still announces /securemesh/1 and the upgrader /yamux/1.0.0.
-        var old = Core.Noise.NoiseHandshakePayload.Decode(LocalStaticKey.For(_dialer).Payload);
+        // The pre-libp2p channel announced /securemesh/1 in the payload's stream_muxers; only real muxers go there now,
+        // each list with the same signature (it covers only the static key).
+        var plain = Core.Noise.NoiseHandshakePayload.Decode(LocalStaticKey.For(_dialer).PayloadWith([]));
         var upgraded = Core.Noise.NoiseHandshakePayload.Decode(LocalStaticKey.For(_dialer).PayloadWith([Upgrader.YamuxProtocolId]));
-        Assert.Equal([SecureChannel.ProtocolId], old.StreamMuxers);
+        Assert.Empty(plain.StreamMuxers);
         Assert.Equal([Upgrader.YamuxProtocolId], upgraded.StreamMuxers);
-        Assert.Equal(old.IdentitySignature, upgraded.IdentitySignature);
+        Assert.Equal(plain.IdentitySignature, upgraded.IdentitySignature);
+
         await using var pair = await StreamPair.OpenAsync();
-        var accept = SecureChannel.AcceptAsync(pair.B, _listener, SecureChannelOptions.Default, Patience);
-        await using var connection = await SecureChannel.DialAsync(pair.A, _dialer, _listener.PeerId, SecureChannelOptions.Default, Patience);
-        await using var accepted = await accept;
-        Assert.Equal([SecureChannel.ProtocolId], accepted.RemoteProtocols);
+        var inbound = new Upgrader(_listener).UpgradeInboundAsync(pair.B, Patience);
+        await using var outbound = await new Upgrader(_dialer).UpgradeOutboundAsync(pair.A, _listener.PeerId, Patience);
+        await using var accepted = await inbound;
+        Assert.Equal([Upgrader.YamuxProtocolId], accepted.Stream.RemoteStreamMuxers);
+        Assert.Equal([Upgrader.YamuxProtocolId], outbound.Stream.RemoteStreamMuxers);
+        Assert.DoesNotContain("/securemesh/1", accepted.Stream.RemoteStreamMuxers);
     }
 }

@@ -113,12 +113,12 @@ public class NoiseUnitTests
     {
         using var id = NodeIdentity.Generate();
         using var key = X25519KeyPair.Generate();
-        var bytes = NoiseHandshakePayload.Create(id, key.PublicKey, ["/securemesh/1", "/other/2"]).Encode();
-        var (peer, protocols) = SecureChannel.VerifyPayload(bytes, key.PublicKey);
+        var bytes = NoiseHandshakePayload.Create(id, key.PublicKey, ["/yamux/1.0.0", "/other/2"]).Encode();
+        var (peer, protocols) = NoiseHandshake.VerifyPayload(bytes, key.PublicKey);
         Assert.Equal(id.PeerId, peer);
-        Assert.Equal(["/securemesh/1", "/other/2"], protocols);
+        Assert.Equal(["/yamux/1.0.0", "/other/2"], protocols);
         using var other = X25519KeyPair.Generate();
-        var e = Assert.Throws<SecureMeshException>(() => SecureChannel.VerifyPayload(bytes, other.PublicKey));
+        var e = Assert.Throws<SecureMeshException>(() => NoiseHandshake.VerifyPayload(bytes, other.PublicKey));
         Assert.Equal(SecureMeshErrorKind.Protocol, e.Kind);
     }
 
@@ -160,7 +160,7 @@ public class NoiseUnitTests
     {
         using var id = NodeIdentity.Generate();
         using var key = X25519KeyPair.Generate();
-        var valid = NoiseHandshakePayload.Create(id, key.PublicKey, ["/securemesh/1"]).Encode();
+        var valid = NoiseHandshakePayload.Create(id, key.PublicKey, ["/yamux/1.0.0"]).Encode();
         var random = new Random(12345);
         for (var i = 0; i < 20000; i++)
         {
@@ -181,7 +181,7 @@ public class NoiseUnitTests
             }
             try
             {
-                SecureChannel.VerifyPayload(input, key.PublicKey);
+                NoiseHandshake.VerifyPayload(input, key.PublicKey);
             }
             catch (SecureMeshException e)
             {

@@ -133,7 +133,7 @@ internal static class HandshakeTarget
     {
         try
         {
-            SecureChannel.VerifyPayload(payload, remoteStatic);
+            NoiseHandshake.VerifyPayload(payload, remoteStatic);
             return true;
         }
         catch (SecureMeshException e) when (Expected.IsProtocolError(e))
@@ -196,17 +196,17 @@ internal static class HandshakeTarget
 internal static class FixedPayloads
 {
     public static byte[] Initiator { get; } =
-        NoiseHandshakePayload.Create(FixedKeys.InitiatorIdentity, FixedKeys.InitiatorStatic.PublicKey, [SecureChannel.ProtocolId]).Encode();
+        NoiseHandshakePayload.Create(FixedKeys.InitiatorIdentity, FixedKeys.InitiatorStatic.PublicKey, [Core.Libp2p.Upgrader.YamuxProtocolId]).Encode();
 
     public static byte[] Responder { get; } =
-        NoiseHandshakePayload.Create(FixedKeys.ResponderIdentity, FixedKeys.ResponderStatic.PublicKey, [SecureChannel.ProtocolId]).Encode();
+        NoiseHandshakePayload.Create(FixedKeys.ResponderIdentity, FixedKeys.ResponderStatic.PublicKey, [Core.Libp2p.Upgrader.YamuxProtocolId]).Encode();
 
     /// <summary>The responder's payload with every extension field used: certificate hashes and several protocols.</summary>
     public static byte[] WithExtensions { get; } = new NoiseHandshakePayload
     {
         IdentityKey = Core.Identity.PeerId.EncodeProtobufPublicKey(FixedKeys.ResponderIdentity.PublicKey),
         IdentitySignature = FixedKeys.ResponderIdentity.Sign(NoiseHandshakePayload.SignedData(FixedKeys.ResponderStatic.PublicKey)),
-        StreamMuxers = [SecureChannel.ProtocolId, "/yamux/1.0.0", "/mplex/6.7.0"],
+        StreamMuxers = ["/yamux/1.0.0", "/mplex/6.7.0", "/other/1"],
         WebTransportCertHashes = [new byte[34], [0x12, 0x20, .. new byte[32]]],
     }.Encode();
 }

@@ -38,7 +38,7 @@ internal static class PayloadTarget
         }
         try
         {
-            SecureChannel.VerifyPayload(data, FixedKeys.ResponderStatic.PublicKey);
+            NoiseHandshake.VerifyPayload(data, FixedKeys.ResponderStatic.PublicKey);
             return true;
         }
         catch (SecureMeshException e) when (Expected.IsProtocolError(e))

@@ -25,7 +25,7 @@ public sealed class TransportBindingAndDowngradeTests : TransportTestBase
         // The victim's payload is what it sends every peer it meets: its identity key and a valid signature, but over
         // the victim's own static key. Mallory presents it with a static key whose private half he holds.
         var victimPayload = LocalStaticKey.For(_client).PayloadWith(Muxers);
-        using var mallory = LocalStaticKey.CreateForTest(X25519KeyPair.Generate(), victimPayload);
+        using var mallory = LocalStaticKey.CreateForTest(X25519KeyPair.Generate());
         var socket = await ConnectRawAsync(Transport.LocalEndPoint);
         await using (var secured = await HandshakeByHandAsync(new NetworkStream(socket, true), true, mallory, victimPayload, _server.PeerId))
         {
@@ -44,7 +44,7 @@ public sealed class TransportBindingAndDowngradeTests : TransportTestBase
     public async Task A_responder_presenting_the_dialled_peers_genuine_payload_over_its_own_static_key_is_refused()
     {
         var serverPayload = LocalStaticKey.For(_server).PayloadWith(Muxers);
-        using var mallory = LocalStaticKey.CreateForTest(X25519KeyPair.Generate(), serverPayload);
+        using var mallory = LocalStaticKey.CreateForTest(X25519KeyPair.Generate());
         var (dialling, accepted) = await ConnectedPairAsync();
         var responder = HandshakeByHandAsync(accepted, false, mallory, serverPayload, null);
         var e = await Assert.ThrowsAsync<SecureMeshException>(() => new Upgrader(_client).UpgradeOutboundAsync(dialling, _server.PeerId, Timeout()));
@@ -126,7 +126,7 @@ public sealed class TransportBindingAndDowngradeTests : TransportTestBase
         await AssertServesGoodClientAsync(Transport, _server);
     }
 
-    private static PeerId VerifyPayload(ReadOnlySpan<byte> payload, ReadOnlySpan<byte> remoteStatic) => SecureChannel.VerifyPayload(payload, remoteStatic).Peer;
+    private static PeerId VerifyPayload(ReadOnlySpan<byte> payload, ReadOnlySpan<byte> remoteStatic) => NoiseHandshake.VerifyPayload(payload, remoteStatic).Peer;
 
     private static async Task<byte[]> ReadFrameAsync(Stream stream)
     {

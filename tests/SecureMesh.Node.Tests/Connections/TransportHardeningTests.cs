@@ -171,7 +171,7 @@ public sealed class TransportHardeningTests : TransportTestBase
         var key = X25519KeyPair.Generate();
         var payload = NoiseHandshakePayload.Create(_client, key.PublicKey, [Core.Libp2p.Upgrader.YamuxProtocolId]);
         payload.IdentitySignature[10] ^= 1;
-        using var local = LocalStaticKey.CreateForTest(key, payload.Encode());
+        using var local = LocalStaticKey.CreateForTest(key);
         await DialWithAsync(local, payload.Encode());
         await AssertRejectedAndStillServingAsync();
     }
@@ -188,7 +188,7 @@ public sealed class TransportHardeningTests : TransportTestBase
             IdentitySignature = other.Sign(NoiseHandshakePayload.SignedData(key.PublicKey)),
             StreamMuxers = [Core.Libp2p.Upgrader.YamuxProtocolId],
         }.Encode();
-        using var local = LocalStaticKey.CreateForTest(key, forged);
+        using var local = LocalStaticKey.CreateForTest(key);
         await DialWithAsync(local, forged);
         await AssertRejectedAndStillServingAsync();
     }
@@ -199,7 +199,7 @@ public sealed class TransportHardeningTests : TransportTestBase
         var key = X25519KeyPair.Generate();
         var payload = NoiseHandshakePayload.Create(_server, key.PublicKey, [Core.Libp2p.Upgrader.YamuxProtocolId]);
         payload.IdentitySignature[0] ^= 1;
-        using var local = LocalStaticKey.CreateForTest(key, payload.Encode());
+        using var local = LocalStaticKey.CreateForTest(key);
         var (dialling, accepted) = await ConnectedPairAsync();
         var responder = HandshakeByHandAsync(accepted, false, local, payload.Encode(), null);
         var e = await Assert.ThrowsAsync<SecureMeshException>(() =>

@@ -195,7 +195,7 @@ internal static class TransportKit
             await MultistreamSelect.NegotiateAsync(stream, [Upgrader.NoiseProtocolId], Timeout());
         }
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-        var handshake = await SecureChannel.RunHandshakeAsync(stream, initiator, local, payload, expected, null, SecureChannelOptions.Default, deadline, Timeout());
+        var handshake = await NoiseHandshake.RunHandshakeAsync(stream, initiator, local, payload, expected, null, null, new LogThrottle(), deadline, Timeout());
         return new NoiseStream(stream, handshake);
     }
 

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using SecureMesh.Core.Identity;
@@ -9,70 +8,12 @@ using SecureMesh.Core.Noise;
 namespace SecureMesh.Core.Channel;
 
 /// <summary>
-/// Opens libp2p Noise secure channels (<c>Noise_XX_25519_ChaChaPoly_SHA256</c>, 2-byte big-endian framing,
-/// <c>NoiseHandshakePayload</c> signed by the Ed25519 identity).
+/// The libp2p Noise handshake (<c>Noise_XX_25519_ChaChaPoly_SHA256</c>, 2-byte big-endian framing,
+/// <c>NoiseHandshakePayload</c> signed by the Ed25519 identity), as the <see cref="Libp2p.Upgrader"/> runs it after
+/// multistream-select has chosen <c>/noise</c>; <see cref="NoiseStream"/> carries the connection from then on.
 /// </summary>
-public static class SecureChannel
+internal static class NoiseHandshake
 {
-    /// <summary>Our protocol identifier, sent in the payload's <c>extensions.stream_muxers</c>.</summary>
-    public const string ProtocolId = "/securemesh/1";
-
-    /// <summary>Connects over TCP and runs the handshake as initiator; the remote must be <paramref name="expected"/> when given.</summary>
-    public static async Task<SecureConnection> DialAsync(NodeIdentity me, IPEndPoint remote, PeerId? expected, SecureChannelOptions options, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(me);
-        ArgumentNullException.ThrowIfNull(remote);
-        ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
-        using var deadline = new CancellationTokenSource(options.HandshakeTimeout, options.TimeProvider);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
-        var socket = new Socket(remote.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        try
-        {
-            await socket.ConnectAsync(remote, linked.Token);
-        }
-        catch (Exception e) when (e is SocketException or OperationCanceledException)
-        {
-            socket.Dispose();
-            cancellationToken.ThrowIfCancellationRequested();
-            var reason = e is OperationCanceledException ? "connect timed out" : "connect failed: " + ((SocketException)e).SocketErrorCode;
-            throw new SecureMeshException(SecureMeshErrorKind.Network, $"cannot reach {remote}: {reason}", e);
-        }
-        var stream = new NetworkStream(socket, ownsSocket: true);
-        return await HandshakeAsync(stream, true, me, LocalStaticKey.For(me), expected, remote, options, deadline, cancellationToken);
-    }
-
-    /// <summary>Runs the handshake as initiator over a connected stream, which the channel owns from then on.</summary>
-    public static async Task<SecureConnection> DialAsync(Stream stream, NodeIdentity me, PeerId? expected, SecureChannelOptions options, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(stream);
-        ArgumentNullException.ThrowIfNull(me);
-        ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
-        using var deadline = new CancellationTokenSource(options.HandshakeTimeout, options.TimeProvider);
-        return await HandshakeAsync(stream, true, me, LocalStaticKey.For(me), expected, null, options, deadline, cancellationToken);
-    }
-
-    /// <summary>Runs the handshake as responder over an accepted stream, which the channel owns from then on.</summary>
-    public static async Task<SecureConnection> AcceptAsync(Stream stream, NodeIdentity me, SecureChannelOptions options, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(stream);
-        ArgumentNullException.ThrowIfNull(me);
-        ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
-        using var deadline = new CancellationTokenSource(options.HandshakeTimeout, options.TimeProvider);
-        return await HandshakeAsync(stream, false, me, LocalStaticKey.For(me), null, null, options, deadline, cancellationToken);
-    }
-
-    /// <summary>The handshake with SecureMesh's own payload, then the message channel on top.</summary>
-    internal static async Task<SecureConnection> HandshakeAsync(
-        Stream stream, bool initiator, NodeIdentity me, LocalStaticKey local, PeerId? expected, IPEndPoint? remoteEndPoint,
-        SecureChannelOptions options, CancellationTokenSource deadline, CancellationToken cancellationToken)
-    {
-        var outcome = await RunHandshakeAsync(stream, initiator, local, local.Payload, expected, remoteEndPoint?.ToString(), options, deadline, cancellationToken);
-        return new SecureConnection(stream, outcome.Reader, outcome.Transport, outcome.RemotePeer, outcome.RemoteProtocols, remoteEndPoint, options, outcome.BytesWritten);
-    }
-
     /// <summary>What a finished handshake hands over: the frame reader (it may hold bytes already read), the keys and the peer.</summary>
     internal readonly record struct HandshakeOutcome(FrameReader Reader, TransportState Transport, PeerId RemotePeer, IReadOnlyList<string> RemoteProtocols, long BytesWritten);
 
@@ -83,7 +24,7 @@ public static class SecureChannel
     /// </summary>
     internal static async Task<HandshakeOutcome> RunHandshakeAsync(
         Stream stream, bool initiator, LocalStaticKey local, ReadOnlyMemory<byte> localPayload, PeerId? expected, string? remoteText,
-        SecureChannelOptions options, CancellationTokenSource deadline, CancellationToken cancellationToken)
+        ILogger? logger, LogThrottle failureLog, CancellationTokenSource deadline, CancellationToken cancellationToken)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
         var ct = linked.Token;
@@ -130,7 +71,7 @@ public static class SecureChannel
                 (remotePeer, remoteProtocols) = VerifyPayload(payload.AsSpan(0, length), handshake.RemoteStaticPublicKey);
             }
             transport = handshake.Split();
-            if (options.Logger is { } logger)
+            if (logger is not null)
             {
                 ChannelLog.HandshakeSucceeded(logger, remotePeer.Text, remoteText, initiator ? "initiator" : "responder");
             }
@@ -143,9 +84,9 @@ public static class SecureChannel
             reader.Dispose();
             await stream.DisposeAsync();
             var error = Translate(e, deadline, cancellationToken);
-            if (options.Logger is { } logger)
+            if (logger is not null)
             {
-                ChannelLog.HandshakeFailed(logger, options.FailureLog, remoteText, error?.Message ?? "cancelled");
+                ChannelLog.HandshakeFailed(logger, failureLog, remoteText, error?.Message ?? "cancelled");
             }
             if (error is null)
             {
