@@ -13,8 +13,9 @@ namespace SecureMesh.Cli;
 
 /// <summary>
 /// A node run by a command for as long as it needs one (<c>get</c>, <c>search</c> when no node is running): it holds
-/// the node lock, listens on an ephemeral loopback port only (nothing is exposed), dials every trusted peer with a
-/// stored address and waits for their protocol sessions.
+/// the node lock, listens on an ephemeral loopback port only (nothing is exposed); the host dials every trusted peer
+/// with a stored address and waits for their protocol sessions before it is handed over
+/// (<see cref="MeshHostOptions.ConnectPeersFirst"/>).
 /// </summary>
 internal sealed class NodeRuntime : IAsyncDisposable
 {
@@ -68,12 +69,9 @@ internal sealed class NodeRuntime : IAsyncDisposable
                 Home = ctx.Home,
                 Listen = new IPEndPoint(IPAddress.Loopback, 0),
                 LoggerFactory = loggerFactory,
+                ConnectPeersFirst = true,
             }, cancellationToken).ConfigureAwait(false);
-            var runtime = new NodeRuntime(nodeLock, identity, db, host, loggerFactory);
-            var sessions = await host.Connector.ConnectAllAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
-            await host.Transfer.WaitForPeersAsync(sessions, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
-            host.Connector.Start();
-            return runtime;
+            return new NodeRuntime(nodeLock, identity, db, host, loggerFactory);
         }
         catch
         {

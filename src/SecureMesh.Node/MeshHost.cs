@@ -30,6 +30,20 @@ public sealed class MeshHostOptions
     /// </summary>
     public bool Serve { get; init; }
 
+    /// <summary>
+    /// A one-off command's start (<c>get</c>, <c>search</c> without a running node; not with <see cref="Serve"/>, which
+    /// connects in the background): before <see cref="MeshHost.StartAsync"/> returns, every trusted peer with a known
+    /// address is dialled (for at most <see cref="PeerDialTimeout"/>) and their transfer sessions are waited for (at most
+    /// <see cref="PeerSessionTimeout"/>), then the connector keeps redialling the others. False: nothing is dialled.
+    /// </summary>
+    public bool ConnectPeersFirst { get; init; }
+
+    /// <summary>How long <see cref="ConnectPeersFirst"/> dials.</summary>
+    public TimeSpan PeerDialTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long <see cref="ConnectPeersFirst"/> then waits for the connected peers' transfer sessions.</summary>
+    public TimeSpan PeerSessionTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Discovery beacons this often (tests shorten it); null: every 5 s.</summary>
     public TimeSpan? BeaconInterval { get; init; }
 
@@ -101,12 +115,32 @@ public sealed class MeshHost : IAsyncDisposable
     /// <summary>Called with each download resumed after a restart.</summary>
     public event Action<DownloadHandle>? Resumed;
 
-    /// <summary>Starts everything; nothing is left running when it throws.</summary>
+    /// <summary>Starts everything (and, for <see cref="MeshHostOptions.ConnectPeersFirst"/>, connects the peers); nothing is left running when it throws.</summary>
     public static async Task<MeshHost> StartAsync(NodeIdentity identity, SecureMeshDatabase db, MeshHostOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(identity);
         ArgumentNullException.ThrowIfNull(db);
         ArgumentNullException.ThrowIfNull(options);
+        var host = await StartServicesAsync(identity, db, options, cancellationToken).ConfigureAwait(false);
+        if (options.ConnectPeersFirst && !options.Serve)
+        {
+            try
+            {
+                var sessions = await host.Connector.ConnectAllAsync(options.PeerDialTimeout, cancellationToken).ConfigureAwait(false);
+                await host.Transfer.WaitForPeersAsync(sessions, options.PeerSessionTimeout, cancellationToken).ConfigureAwait(false);
+                host.Connector.Start();
+            }
+            catch
+            {
+                await host.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+        return host;
+    }
+
+    private static async Task<MeshHost> StartServicesAsync(NodeIdentity identity, SecureMeshDatabase db, MeshHostOptions options, CancellationToken cancellationToken)
+    {
         var loggerFactory = options.LoggerFactory;
         var transfer = new TransferService(db, identity, options.Home, options.Transfer ?? new TransferOptions { LoggerFactory = loggerFactory });
         var backup = new BackupService(identity, db, options.Home, new BackupOptions { LoggerFactory = loggerFactory });

@@ -1,0 +1,61 @@
+using System.Net;
+using SecureMesh.Core.Identity;
+using SecureMesh.Node.Tests.Backup;
+using SecureMesh.Storage;
+
+namespace SecureMesh.Node.Tests;
+
+/// <summary>Issue 16, item 6: a one-off command's host (<c>get</c>, <c>search</c>) connects its peers itself before it is handed over.</summary>
+public sealed class OneOffHostTests : IDisposable
+{
+    private readonly string _home = Directory.CreateTempSubdirectory("securemesh-oneoff-").FullName;
+
+    public void Dispose() => Directory.Delete(_home, recursive: true);
+
+    [Fact]
+    public async Task A_host_asked_to_connect_its_peers_first_is_handed_over_with_their_sessions_ready_and_otherwise_dials_nobody()
+    {
+        await using var peer = await BackupNode.StartAsync();
+        using var identity = NodeIdentity.Generate();
+        using var db = SecureMeshDatabase.Open(_home);
+        db.Trust.AddPeer(peer.PeerId, "peer", [peer.Address], trusted: true);
+        peer.Db.Trust.AddPeer(identity.PeerId, "one-off", trusted: true);
+
+        // Without the option nothing is dialled: a host for the demo's peers or a test connects on its own.
+        await using (var quiet = await MeshHost.StartAsync(identity, db, Options(connectFirst: false), CancellationToken.None))
+        {
+            await Task.Delay(300);
+            Assert.Null(quiet.Node.GetSession(peer.PeerId));
+            Assert.Empty(quiet.Transfer.OpenSessions());
+        }
+
+        // With it, the trusted peer's transfer session is ready the moment the host is handed over.
+        await using var host = await MeshHost.StartAsync(identity, db, Options(connectFirst: true), CancellationToken.None);
+        Assert.NotNull(host.Node.GetSession(peer.PeerId));
+        Assert.Contains(host.Transfer.OpenSessions(), s => s.PeerId == peer.PeerId);
+    }
+
+    [Fact]
+    public async Task After_the_handover_the_connector_keeps_dialling_trusted_peers()
+    {
+        await using var peer = await BackupNode.StartAsync();
+        using var identity = NodeIdentity.Generate();
+        using var db = SecureMeshDatabase.Open(_home);
+        peer.Db.Trust.AddPeer(identity.PeerId, "one-off", trusted: true);
+        await using var host = await MeshHost.StartAsync(identity, db, Options(connectFirst: true), CancellationToken.None);
+        Assert.Empty(host.Transfer.OpenSessions());
+
+        // A peer trusted (with its address) after the start is dialled by the connector the host started.
+        db.Trust.AddPeer(peer.PeerId, "late", [peer.Address], trusted: true);
+        await Wait.UntilAsync(() => host.Node.GetSession(peer.PeerId) is not null, TimeSpan.FromSeconds(30), "the connector to dial the peer trusted after the start");
+    }
+
+    private MeshHostOptions Options(bool connectFirst) => new()
+    {
+        Home = _home,
+        Listen = new IPEndPoint(IPAddress.Loopback, 0),
+        ConnectPeersFirst = connectFirst,
+        PeerDialTimeout = TimeSpan.FromSeconds(20),
+        PeerSessionTimeout = TimeSpan.FromSeconds(20),
+    };
+}
