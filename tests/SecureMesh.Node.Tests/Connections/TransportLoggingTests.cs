@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 using SecureMesh.Core;
 using SecureMesh.Core.Identity;
+using SecureMesh.Node.Network;
 using static SecureMesh.Node.Tests.Connections.TransportKit;
 
 namespace SecureMesh.Node.Tests.Connections;
@@ -88,25 +89,26 @@ public sealed class TransportLoggingTests
     [Fact]
     public async Task A_clean_close_by_the_peer_is_logged_at_information_not_as_a_warning()
     {
-        var logs = new CapturedLogs();
-        await using var server = TestNode.Start(loggers: logs);
-        using var client = NodeIdentity.Generate();
-        server.Db.Trust.AddPeer(client.PeerId, "client", trusted: true);
-        await using (var link = await Wait.DialAsync(client, server))
-        {
-            await Wait.UntilAsync(() => server.Node.GetSession(client.PeerId) is not null, Patience, "the session");
-        }
-        await Wait.UntilAsync(() => logs.Count(SessionClosedId) == 1, Patience, "the session to be logged as closed");
-
-        var closed = Assert.Single(logs.Entries, e => e.Id == SessionClosedId);
+        var (logs, closed, client) = await SessionClosedLineAsync(_ => Task.CompletedTask);
         Assert.Equal(LogLevel.Information, closed.Level);
-        Assert.Contains(client.PeerId.Text, closed.Message, StringComparison.Ordinal);
+        Assert.Contains(client.Text, closed.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("broke", closed.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain(logs.Entries, e => e.Level >= LogLevel.Warning);
+        Assert.DoesNotContain(logs, e => e.Level >= LogLevel.Warning);
     }
 
     [Fact]
     public async Task A_connection_cut_inside_a_frame_is_logged_as_broken()
+    {
+        // A frame header promising 256 bytes, two of them, then the close: the frame is cut part-way.
+        var (_, closed, client) = await SessionClosedLineAsync(link => link.Connection.Stream.SendRawForTestAsync(new byte[] { 0x01, 0x00, 1, 2 }, seal: false, Timeout()));
+
+        // Unlike a clean close, the line says the connection broke.
+        Assert.Contains(client.Text, closed.Message, StringComparison.Ordinal);
+        Assert.Contains("the connection broke while receiving", closed.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A trusted client's session with a node: <paramref name="beforeClose"/> runs on its link, then the client hangs up; the node's "session closed" line.</summary>
+    private static async Task<((LogLevel Level, int Id, string Message)[] Logs, (LogLevel Level, int Id, string Message) Closed, PeerId Client)> SessionClosedLineAsync(Func<PeerLink, Task> beforeClose)
     {
         var logs = new CapturedLogs();
         await using var server = TestNode.Start(loggers: logs);
@@ -115,15 +117,11 @@ public sealed class TransportLoggingTests
         await using (var link = await Wait.DialAsync(client, server))
         {
             await Wait.UntilAsync(() => server.Node.GetSession(client.PeerId) is not null, Patience, "the session");
-            // A frame header promising 256 bytes, two of them, then the close: the frame is cut part-way.
-            await link.Connection.Stream.SendRawForTestAsync(new byte[] { 0x01, 0x00, 1, 2 }, seal: false, Timeout());
+            await beforeClose(link);
         }
         await Wait.UntilAsync(() => logs.Count(SessionClosedId) == 1, Patience, "the session to be logged as closed");
-
-        // Unlike a clean close, the line says the connection broke.
-        var closed = Assert.Single(logs.Entries, e => e.Id == SessionClosedId);
-        Assert.Contains(client.PeerId.Text, closed.Message, StringComparison.Ordinal);
-        Assert.Contains("the connection broke while receiving", closed.Message, StringComparison.Ordinal);
-
+        // Taken before the node stops.
+        var lines = logs.Entries.ToArray();
+        return (lines, Assert.Single(lines, e => e.Id == SessionClosedId), client.PeerId);
     }
 }
