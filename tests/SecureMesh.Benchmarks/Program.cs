@@ -50,12 +50,13 @@ if (args.Length > 0 && args[0] == "idle-node-host")
     return;
 }
 
-// `libp2p-handshakes [SECONDS] [PARALLEL]`: libp2p connections per second into a node (multistream, Noise, yamux).
+// `libp2p-handshakes [SECONDS] [PARALLEL] [WARMUP]`: libp2p connections per second into a node (multistream, Noise, yamux).
 if (args.Length > 0 && args[0] == "libp2p-handshakes")
 {
     await SecureMesh.Benchmarks.Libp2pHandshakes.RunAsync(
         args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10,
-        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 8);
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 8,
+        args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 20);
     return;
 }
 
