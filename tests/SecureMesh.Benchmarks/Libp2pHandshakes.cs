@@ -51,6 +51,8 @@ internal static class Libp2pHandshakes
             var failed = 0L;
             using var process = Process.GetCurrentProcess();
             var cpuBefore = process.TotalProcessorTime;
+            var allocatedBefore = GC.GetTotalAllocatedBytes();
+            var gcsBefore = GC.CollectionCount(0);
             var stop = Stopwatch.StartNew();
             var until = TimeSpan.FromSeconds(warmUp ? warmUpSeconds : seconds);
             await Task.WhenAll(Enumerable.Range(0, parallel).Select(worker => Task.Run(async () =>
@@ -89,7 +91,8 @@ internal static class Libp2pHandshakes
             var cpu = (process.TotalProcessorTime - cpuBefore).TotalMilliseconds;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"libp2p connections{(withPing ? " with a ping" : string.Empty)}: {done / elapsed:0} per second ({done} in {elapsed:0.0} s, {parallel} in parallel, {failed} failed); " +
-                $"CPU {cpu / Math.Max(1, done):0.00} ms per connection (both ends; {cpu / 1000 / elapsed:0.00} of {Environment.ProcessorCount} cores busy in this process)"));
+                $"CPU {cpu / Math.Max(1, done):0.00} ms per connection (both ends; {cpu / 1000 / elapsed:0.00} of {Environment.ProcessorCount} cores busy in this process); " +
+                $"{(GC.GetTotalAllocatedBytes() - allocatedBefore) / 1024.0 / Math.Max(1, done):0.0} KB allocated per connection, {GC.CollectionCount(0) - gcsBefore} GCs"));
         }
         clients.ForEach(c => c.Dispose());
     }

@@ -37,10 +37,11 @@ if (args.Length > 0 && args[0] == "audience-latency")
     return;
 }
 
-// `idle-connections N [SECONDS]`: the node's resident memory with N idle authenticated sessions.
+// `idle-connections N [SECONDS] [run|host]`: the resident memory of a `securemesh run` node (or a bare MeshNode) with N idle authenticated sessions.
 if (args.Length > 0 && args[0] == "idle-connections")
 {
-    await IdleConnections.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1000, args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 10);
+    await IdleConnections.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1000, args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 10,
+        realNode: args.Length <= 3 || args[3] != "host");
     return;
 }
 
