@@ -1,4 +1,5 @@
 using SecureMesh.Core.Channel;
+using SecureMesh.Fuzz.Targets;
 
 namespace SecureMesh.Core.Tests.Channel;
 
@@ -12,7 +13,7 @@ public sealed class FrameReaderBufferTests
     public async Task Small_frames_read_a_few_at_a_time_keep_the_small_buffer()
     {
         var frames = Enumerable.Range(1, 50).Select(i => Body(i * 7 % 300 + 1, i)).ToList();
-        using var reader = new FrameReader(new TrickleStream(Encode(frames), maxRead: 512));
+        using var reader = new FrameReader(new FrameTarget.TrickleStream(Encode(frames), perRead: 512));
         foreach (var expected in frames)
         {
             Assert.Equal(expected, (await reader.ReadFrameAsync(CancellationToken.None))!.Value.ToArray());
@@ -25,7 +26,7 @@ public sealed class FrameReaderBufferTests
     public async Task A_read_that_fills_the_small_buffer_moves_to_the_large_one()
     {
         var frames = Enumerable.Range(1, 100).Select(i => Body(1000, i)).ToList();
-        using var reader = new FrameReader(new TrickleStream(Encode(frames), maxRead: int.MaxValue));
+        using var reader = new FrameReader(new FrameTarget.TrickleStream(Encode(frames), perRead: int.MaxValue));
         foreach (var expected in frames)
         {
             Assert.Equal(expected, (await reader.ReadFrameAsync(CancellationToken.None))!.Value.ToArray());
@@ -37,7 +38,7 @@ public sealed class FrameReaderBufferTests
     public async Task A_frame_larger_than_the_small_buffer_comes_out_whole_from_the_large_one()
     {
         List<byte[]> frames = [Body(10, 1), Body(FrameReader.MaxFrameLength, 2), Body(3, 3), Body(FrameReader.SmallBufferSize - 1, 4)];
-        using var reader = new FrameReader(new TrickleStream(Encode(frames), maxRead: 1000));
+        using var reader = new FrameReader(new FrameTarget.TrickleStream(Encode(frames), perRead: 1000));
         Assert.Equal(frames[0], (await reader.ReadFrameAsync(CancellationToken.None))!.Value.ToArray());
         Assert.Equal(FrameReader.SmallBufferSize, reader.BufferLength);
         foreach (var expected in frames.Skip(1))
@@ -56,7 +57,7 @@ public sealed class FrameReaderBufferTests
     {
         var random = new Random(16);
         var frames = Enumerable.Range(0, 400).Select(i => Body(random.Next(0, i % 10 == 0 ? FrameReader.MaxFrameLength + 1 : 5000), i)).ToList();
-        using var reader = new FrameReader(new TrickleStream(Encode(frames), maxRead));
+        using var reader = new FrameReader(new FrameTarget.TrickleStream(Encode(frames), maxRead));
         foreach (var expected in frames)
         {
             Assert.Equal(expected, (await reader.ReadFrameAsync(CancellationToken.None))!.Value.ToArray());
@@ -68,7 +69,7 @@ public sealed class FrameReaderBufferTests
     public async Task A_stream_ending_inside_a_frame_in_the_small_buffer_is_a_protocol_error()
     {
         var bytes = Encode([Body(100, 1)]);
-        using var reader = new FrameReader(new TrickleStream(bytes[..^1], maxRead: 64));
+        using var reader = new FrameReader(new FrameTarget.TrickleStream(bytes[..^1], perRead: 64));
         var error = await Assert.ThrowsAsync<SecureMeshException>(async () => await reader.ReadFrameAsync(CancellationToken.None));
         Assert.Equal(SecureMeshErrorKind.Protocol, error.Kind);
     }
@@ -85,43 +86,5 @@ public sealed class FrameReaderBufferTests
             output.Write(frame);
         }
         return output.ToArray();
-    }
-
-    /// <summary>A read-only stream that hands out at most <c>maxRead</c> bytes per read.</summary>
-    private sealed class TrickleStream(byte[] data, int maxRead) : Stream
-    {
-        private int _position;
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => data.Length;
-
-        public override long Position { get => _position; set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> buffer)
-        {
-            var n = Math.Min(Math.Min(buffer.Length, maxRead), data.Length - _position);
-            data.AsSpan(_position, n).CopyTo(buffer);
-            _position += n;
-            return n;
-        }
-
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => ValueTask.FromResult(Read(buffer.Span));
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
