@@ -43,6 +43,7 @@ public sealed partial class MeshNode : IAsyncDisposable
     private readonly ConcurrentDictionary<PeerId, PeerSession> _sessions = new();
     private readonly ConcurrentDictionary<PeerId, HandshakeNote> _handshakes = new();
     private readonly ConcurrentDictionary<PeerId, byte> _sasShown = new();
+    private readonly SeenPeers _seen;
     private readonly ConcurrentDictionary<IPAddress, LogThrottle> _refusalLog = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _acceptLoop;
@@ -58,6 +59,7 @@ public sealed partial class MeshNode : IAsyncDisposable
         _listener = listener;
         _upgrader = upgrader;
         _limiter = limiter;
+        _seen = new SeenPeers(db);
         _identify = new IdentifyService(options.StreamTimeout, options.Time);
         _ping = new PingService(new PingServiceOptions { TimeProvider = options.Time });
         _negotiation = new MultistreamOptions { Timeout = options.StreamTimeout, TimeProvider = options.Time };
@@ -550,8 +552,7 @@ public sealed partial class MeshNode : IAsyncDisposable
         var firstEver = false;
         try
         {
-            firstEver = _db.Trust.GetPeer(peer)?.LastSeen is null;
-            _db.Trust.TouchSeen(peer, direction == ConnectionDirection.Outbound && remote is not null ? PeerAddressFormat.FromEndPoint(remote) : null);
+            firstEver = _seen.Note(peer, direction == ConnectionDirection.Outbound && remote is not null ? PeerAddressFormat.FromEndPoint(remote) : null);
         }
         catch (SecureMeshException e)
         {
@@ -915,11 +916,25 @@ public sealed partial class MeshNode : IAsyncDisposable
                     stamp = now;
                     ReevaluateSessions();
                 }
+                FlushSeen();
                 AnnounceIfChanged();
             }
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
+        }
+    }
+
+    private void FlushSeen()
+    {
+        try
+        {
+            _seen.Flush();
+        }
+        catch (Exception e) when (e is SecureMeshException or ObjectDisposedException)
+        {
+            // Only last-seen times are lost; a database closed before the node is the caller's choice.
+            NodeLog.StoreFailed(_logger, e.Message);
         }
     }
 
@@ -972,6 +987,7 @@ public sealed partial class MeshNode : IAsyncDisposable
         catch (TimeoutException)
         {
         }
+        FlushSeen();
         NodeLog.Stopped(_logger);
         _stopping.Dispose();
     }

@@ -256,20 +256,39 @@ public sealed class TrustStore
     public bool TouchSeen(PeerId peer, string? address = null)
     {
         ArgumentNullException.ThrowIfNull(peer);
-        var normalized = address is null ? null : PeerAddressFormat.Normalize(address);
+        return TouchSeen([new KeyValuePair<PeerId, string?>(peer, address)]) == 1;
+    }
+
+    /// <summary>
+    /// <see cref="TouchSeen(PeerId, string?)"/> for several peers in one transaction (one commit, one sync), all at the
+    /// time of the call; unknown peers are skipped. Returns how many were known.
+    /// </summary>
+    public int TouchSeen(IReadOnlyCollection<KeyValuePair<PeerId, string?>> seen)
+    {
+        ArgumentNullException.ThrowIfNull(seen);
+        if (seen.Count == 0)
+        {
+            return 0;
+        }
+        var normalized = seen.Select(s => (s.Key, Address: s.Value is null ? null : PeerAddressFormat.Normalize(s.Value))).ToList();
         return _database.Write(tx =>
         {
             var now = _database.NowMs();
-            if (!Touch(tx, peer, now))
+            var known = 0;
+            foreach (var (peer, address) in normalized)
             {
-                return false;
+                if (!Touch(tx, peer, now))
+                {
+                    continue;
+                }
+                known++;
+                if (address is not null)
+                {
+                    UpsertAddress(tx, peer, address, AddressSource.Seen, now);
+                    TrimSeen(tx, peer);
+                }
             }
-            if (normalized is not null)
-            {
-                UpsertAddress(tx, peer, normalized, AddressSource.Seen, now);
-                TrimSeen(tx, peer);
-            }
-            return true;
+            return known;
         });
     }
 

@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using SecureMesh.Core.Identity;
+using SecureMesh.Core.Libp2p.Identify;
+using SecureMesh.Core.Libp2p.Ping;
 using SecureMesh.Node;
 using SecureMesh.Node.Network;
 using SecureMesh.Storage;
@@ -9,14 +11,16 @@ using SecureMesh.Storage;
 namespace SecureMesh.Benchmarks;
 
 /// <summary>
-/// <c>idle-connections N [SECONDS]</c>: the node's memory with N idle authenticated sessions (libp2p connections:
-/// multistream-select, Noise, yamux; each client pings once so the node's side of every session is fully set up). The node runs in a
-/// child process (this program in <c>idle-node-host</c> mode) so its resident set is measured alone; this process
-/// holds the N trusted client connections.
+/// <c>idle-connections N [SECONDS] [HOST]</c>: the node's memory with N idle authenticated sessions (libp2p connections:
+/// multistream-select, Noise, yamux; each client pings once so the node's side of every session is fully set up). By
+/// default (HOST <c>run</c>) the node is the real <c>securemesh run</c> process (<c>$SECUREMESH_DLL</c>, e.g. the
+/// published, precompiled build the README installs, else the securemesh.dll beside this program; with its own runtime
+/// settings, control API and discovery, <c>max-connections</c> set to N + 16), i.e. what a user's node holds; HOST <c>host</c> runs a bare <see cref="MeshNode"/> in a child of this program instead, which prints
+/// where its managed memory is. This process holds the N trusted client connections.
 /// </summary>
 internal static class IdleConnections
 {
-    public static async Task RunAsync(int count, int seconds)
+    public static async Task RunAsync(int count, int seconds, bool realNode)
     {
         var home = Directory.CreateTempSubdirectory("securemesh-idle-").FullName;
         var clients = new List<NodeIdentity>(count);
@@ -32,28 +36,58 @@ internal static class IdleConnections
                 clients.Add(client);
                 db.Trust.AddPeer(client.PeerId, trusted: true);
             }
+            db.Config.Set(NodeSettings.MaxConnections, (count + 16).ToString(CultureInfo.InvariantCulture));
         }
         var serverId = IdentityStore.LoadPeerId(home);
-        var self = typeof(IdleConnections).Assembly.Location;
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var arg in new[] { self, "idle-node-host", home, count.ToString(CultureInfo.InvariantCulture) })
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } dotnet ? dotnet : "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = realNode,
+            UseShellExecute = false,
+        };
+        var port = realNode ? FreePort() : 0;
+        string[] arguments = realNode
+            ? [Environment.GetEnvironmentVariable("SECUREMESH_DLL") is { Length: > 0 } dll ? dll : Path.Combine(AppContext.BaseDirectory, "securemesh.dll"),
+                "--home", home, "run", "--listen", $"127.0.0.1:{port}"]
+            : [typeof(IdleConnections).Assembly.Location, "idle-node-host", home, count.ToString(CultureInfo.InvariantCulture)];
+        foreach (var arg in arguments)
         {
             start.ArgumentList.Add(arg);
         }
         using var host = Process.Start(start)!;
-        var port = int.Parse(await host.StandardOutput.ReadLineAsync() ?? "0", CultureInfo.InvariantCulture);
         var lastReport = "";
-        _ = Task.Run(async () =>
+        if (realNode)
         {
-            while (await host.StandardOutput.ReadLineAsync() is { } line)
+            var started = new TaskCompletionSource();
+            host.OutputDataReceived += (_, e) =>
             {
-                lastReport = line;
-            }
-        });
+                if (e.Data?.Contains("control socket", StringComparison.Ordinal) == true)
+                {
+                    started.TrySetResult();
+                }
+            };
+            host.ErrorDataReceived += (_, _) => { };
+            host.BeginOutputReadLine();
+            host.BeginErrorReadLine();
+            await started.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            lastReport = "securemesh run";
+        }
+        else
+        {
+            port = int.Parse(await host.StandardOutput.ReadLineAsync() ?? "0", CultureInfo.InvariantCulture);
+            _ = Task.Run(async () =>
+            {
+                while (await host.StandardOutput.ReadLineAsync() is { } line)
+                {
+                    lastReport = line;
+                }
+            });
+        }
         await Task.Delay(1500);
         Console.WriteLine($"node pid {host.Id} on 127.0.0.1:{port}; RSS before connections: {Rss(host.Id) / 1024.0 / 1024:0.0} MB ({lastReport})");
 
         var connections = new PeerLink[count];
+        var answers = new Task<bool>[count];
         var stopwatch = Stopwatch.StartNew();
         // Eight at a time: the node caps handshakes in progress per address at 16.
         using var gate = new SemaphoreSlim(8);
@@ -63,15 +97,18 @@ internal static class IdleConnections
             try
             {
                 connections[i] = await PeerLink.DialAsync(clients[i], new IPEndPoint(IPAddress.Loopback, port), serverId, TimeSpan.FromSeconds(30), CancellationToken.None);
-                await using var ping = await connections[i].OpenStreamAsync(Core.Libp2p.Ping.PingService.ProtocolId, CancellationToken.None);
-                await new Core.Libp2p.Ping.PingService().PingAsync(ping, CancellationToken.None);
+                answers[i] = AnswerIdentifyAsync(connections[i], clients[i]);
+                await using var ping = await connections[i].OpenStreamAsync(PingService.ProtocolId, CancellationToken.None);
+                await new PingService().PingAsync(ping, CancellationToken.None);
             }
             finally
             {
                 gate.Release();
             }
         }));
-        Console.WriteLine($"{count} authenticated sessions in {stopwatch.Elapsed.TotalSeconds:0.0} s");
+        // As any libp2p peer does, each client answers the node's identify; a session is idle once that is done.
+        var identified = (await Task.WhenAll(answers).WaitAsync(TimeSpan.FromSeconds(60))).Count(a => a);
+        Console.WriteLine($"{count} authenticated sessions in {stopwatch.Elapsed.TotalSeconds:0.0} s ({identified} identified by the node)");
 
         long peak = 0;
         long last = 0;
@@ -96,6 +133,24 @@ internal static class IdleConnections
         Directory.Delete(home, recursive: true);
     }
 
+    /// <summary>Answers the node's identify request on <paramref name="link"/> (what every libp2p peer does after connecting).</summary>
+    private static async Task<bool> AnswerIdentifyAsync(PeerLink link, NodeIdentity me)
+    {
+        try
+        {
+            var (_, stream) = await link.AcceptStreamAsync([IdentifyService.ProtocolId], CancellationToken.None);
+            await using (stream)
+            {
+                await new IdentifyService().RespondAsync(stream, IdentifyService.Describe(me, [], [PingService.ProtocolId], null), CancellationToken.None);
+            }
+            return true;
+        }
+        catch (Exception e) when (e is Core.SecureMeshException or IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>The child: a node on 127.0.0.1:0 that prints its port and runs until killed.</summary>
     public static async Task HostAsync(string home, int maxSessions)
     {
@@ -118,6 +173,13 @@ internal static class IdleConnections
                 $"large objects {gc.GenerationInfo[3].SizeAfterBytes / 1048576.0:0.0} MB, pinned {gc.GenerationInfo[4].SizeAfterBytes / 1048576.0:0.0} MB), " +
                 $"{gc.TotalCommittedBytes / 1048576.0:0.0} MB committed; {ThreadPool.ThreadCount} pool threads"));
         }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     internal static long Rss(int pid)

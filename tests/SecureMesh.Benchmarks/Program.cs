@@ -37,10 +37,11 @@ if (args.Length > 0 && args[0] == "audience-latency")
     return;
 }
 
-// `idle-connections N [SECONDS]`: the node's resident memory with N idle authenticated sessions.
+// `idle-connections N [SECONDS] [run|host]`: the resident memory of a `securemesh run` node (or a bare MeshNode) with N idle authenticated sessions.
 if (args.Length > 0 && args[0] == "idle-connections")
 {
-    await IdleConnections.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1000, args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 10);
+    await IdleConnections.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1000, args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 10,
+        realNode: args.Length <= 3 || args[3] != "host");
     return;
 }
 
@@ -50,12 +51,13 @@ if (args.Length > 0 && args[0] == "idle-node-host")
     return;
 }
 
-// `libp2p-handshakes [SECONDS] [PARALLEL]`: libp2p connections per second into a node (multistream, Noise, yamux).
+// `libp2p-handshakes [SECONDS] [PARALLEL] [WARMUP]`: libp2p connections per second into a node (multistream, Noise, yamux).
 if (args.Length > 0 && args[0] == "libp2p-handshakes")
 {
     await SecureMesh.Benchmarks.Libp2pHandshakes.RunAsync(
         args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10,
-        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 8);
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 8,
+        args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 20);
     return;
 }
 

@@ -4,17 +4,20 @@ using System.Buffers.Binary;
 namespace SecureMesh.Core.Channel;
 
 /// <summary>
-/// Reads frames prefixed by a 2-byte big-endian length from a stream. The buffer is fixed (pooled) and larger than
-/// the biggest possible frame, so no length read from the wire ever causes an allocation. Several frames are
-/// read per system call when they are available. A returned frame stays valid until the next read.
+/// Reads frames prefixed by a 2-byte big-endian length from a stream. Buffers are pooled and sized from the pool's
+/// fixed sizes, never from a length read from the wire: a small one (<see cref="SmallBufferSize"/>) for a connection
+/// that only exchanges small frames (handshakes, pings, control), and a large one, bigger than the biggest possible
+/// frame, taken as soon as a frame does not fit in the small one or a read fills it (data is streaming), so several
+/// frames are read per system call. A returned frame stays valid until the next read.
 /// </summary>
 internal sealed class FrameReader : IDisposable
 {
     public const int MaxFrameLength = 65535;
-    private const int BufferSize = 256 * 1024;
+    internal const int SmallBufferSize = 4 * 1024;
+    internal const int LargeBufferSize = 256 * 1024;
 
     private readonly Stream _stream;
-    private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+    private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(SmallBufferSize);
     private int _start;
     private int _end;
     private int _highWater;
@@ -24,6 +27,9 @@ internal sealed class FrameReader : IDisposable
 
     /// <summary>False while an idle connection waits for data without a buffer.</summary>
     internal bool HoldsBuffer => Volatile.Read(ref _buffer) is not null;
+
+    /// <summary>The size of the buffer held now (0 while idle).</summary>
+    internal int BufferLength => Volatile.Read(ref _buffer)?.Length ?? 0;
 
     /// <summary>Bytes read from the stream so far.</summary>
     public long BytesRead { get; private set; }
@@ -67,20 +73,27 @@ internal sealed class FrameReader : IDisposable
             _start = _end = 0;
             if (_stream is System.Net.Sockets.NetworkStream { DataAvailable: false })
             {
-                // Nothing is waiting: an idle connection should not hold 256 KiB. The buffer goes back to the pool
-                // while a zero-byte read waits for the next bytes, and another is rented when they come.
+                // Nothing is waiting: an idle connection should hold no buffer. It goes back to the pool while a
+                // zero-byte read waits for the next bytes, and a small one is rented when they come.
                 buffer = await WaitIdleAsync(cancellationToken);
             }
         }
-        else if (buffer.Length - _start < MaxFrameLength + 2)
+        if (buffer.Length < count)
         {
-            // Move the partial frame to the front, so every read has room for at least a whole frame.
+            // A frame larger than the small buffer: the large one holds any frame.
+            buffer = Grow();
+        }
+        else if (buffer.Length - _start < (buffer.Length >= LargeBufferSize ? MaxFrameLength + 2 : count))
+        {
+            // Move the partial frame to the front, so every read has room for at least a whole frame (the large
+            // buffer) or for the frame being read (the small one).
             Buffer.BlockCopy(buffer, _start, buffer, 0, _end - _start);
             _end -= _start;
             _start = 0;
         }
         while (_end - _start < count)
         {
+            var room = buffer.Length - _end;
             var read = await _stream.ReadAsync(buffer.AsMemory(_end), cancellationToken);
             if (read == 0)
             {
@@ -89,8 +102,29 @@ internal sealed class FrameReader : IDisposable
             _end += read;
             _highWater = Math.Max(_highWater, _end);
             BytesRead += read;
+            if (read == room && room >= SmallBufferSize / 2 && buffer.Length < LargeBufferSize)
+            {
+                // The read filled half the small buffer or more: data is streaming, so read it in large pieces from now on.
+                buffer = Grow();
+            }
         }
         return true;
+    }
+
+    /// <summary>Moves what is buffered to the front of a large buffer and gives the small one back (wiped).</summary>
+    private byte[] Grow()
+    {
+        var small = _buffer!;
+        var large = ArrayPool<byte>.Shared.Rent(LargeBufferSize);
+        var held = _end - _start;
+        Buffer.BlockCopy(small, _start, large, 0, held);
+        _buffer = large;
+        System.Security.Cryptography.CryptographicOperations.ZeroMemory(small.AsSpan(0, _highWater));
+        ArrayPool<byte>.Shared.Return(small);
+        _start = 0;
+        _end = held;
+        _highWater = held;
+        return large;
     }
 
     /// <summary>Returns the (empty) buffer to the pool, waits for data without one, and rents a buffer again.</summary>
@@ -109,7 +143,7 @@ internal sealed class FrameReader : IDisposable
             // Also after a cancelled wait: the reader stays usable (nothing was consumed), unless it was disposed.
             if (!_disposed)
             {
-                _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+                _buffer = ArrayPool<byte>.Shared.Rent(SmallBufferSize);
             }
         }
         return _buffer ?? throw new ObjectDisposedException(nameof(FrameReader));

@@ -92,7 +92,7 @@ internal static class FrameTarget
     }
 
     /// <summary>A read-only stream over a byte array that hands out at most a fixed number of bytes per read.</summary>
-    private sealed class TrickleStream(byte[] data, int perRead) : Stream
+    internal sealed class TrickleStream(byte[] data, int perRead) : Stream
     {
         private int _position;
 
