@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using SecureMesh.Core.Channel;
 using SecureMesh.Core.Identity;
 using SecureMesh.Core.Libp2p;
 using SecureMesh.Core.Libp2p.Yamux;
@@ -12,8 +11,9 @@ namespace SecureMesh.Benchmarks;
 /// <summary>
 /// <c>yamux [SECONDS] [ROUNDS]</c>: one yamux stream against the bare connection it runs over, on loopback, in
 /// interleaved rounds (bare, yamux, bare, yamux ...) so that the machine's load drifts over both alike; prints each
-/// round and the medians. Two carriers: the Noise secure channel (the bare channel's messages against yamux over the
-/// node's libp2p connection: multistream, Noise, <see cref="NoiseStream"/>) and plain TCP.
+/// round and the medians. Two carriers: the bare encrypted channel (the libp2p Noise transport, <see cref="UpgradedConnection.Stream"/>,
+/// after the node's upgrade: multistream, Noise XX) against one yamux stream over another such connection; and plain TCP.
+/// Every carrier is sent the same 64 KiB application messages and read into a 64 KiB buffer.
 /// </summary>
 internal static class YamuxBenchmark
 {
@@ -23,20 +23,14 @@ internal static class YamuxBenchmark
     {
         using var a = NodeIdentity.Generate();
         using var b = NodeIdentity.Generate();
-        var (s1, s2) = await PairAsync();
-        var dial = SecureChannel.DialAsync(s1, a, b.PeerId, SecureChannelOptions.Default, CancellationToken.None);
-        var accept = SecureChannel.AcceptAsync(s2, b, SecureChannelOptions.Default, CancellationToken.None);
-        await using var secureSender = await dial;
-        await using var secureReceiver = await accept;
 
-        // Separate connections for each carrier, so that no run shares a socket with another. Yamux runs over the
-        // node's own stack: the libp2p upgrade (multistream /noise, Noise XX, yamux chosen in the handshake) and its
-        // NoiseStream, as every node connection does.
-        var (y1, y2) = await PairAsync();
-        var upgradeOut = new Upgrader(a).UpgradeOutboundAsync(y1, b.PeerId, CancellationToken.None);
-        var upgradeIn = new Upgrader(b).UpgradeInboundAsync(y2, CancellationToken.None);
-        var yamuxOverSecureClient = new YamuxSession((await upgradeOut).Stream, isClient: true);
-        var yamuxOverSecureServer = new YamuxSession((await upgradeIn).Stream, isClient: false);
+        // The bare encrypted channel: the libp2p Noise transport itself (multistream /noise, Noise XX, the NoiseStream
+        // every node connection runs on), with no muxer on it. Yamux runs over a second connection upgraded the same
+        // way, as every node connection is. Separate connections for each carrier, so that no run shares a socket.
+        var (bareSender, bareReceiver) = await UpgradedPairAsync(a, b);
+        var (y1, y2) = await UpgradedPairAsync(a, b);
+        var yamuxOverSecureClient = new YamuxSession(y1, isClient: true);
+        var yamuxOverSecureServer = new YamuxSession(y2, isClient: false);
 
         var (rawSender, rawReceiver) = await PairAsync();
         var (t1, t2) = await PairAsync();
@@ -55,7 +49,7 @@ internal static class YamuxBenchmark
             // For a profiler (perf record): one carrier only, for SECONDS x ROUNDS.
             Func<long, Task> chosen = only switch
             {
-                "bare" => bytes => BareSecureAsync(secureSender, secureReceiver, message, bytes),
+                "bare" => bytes => StreamPairAsync(bareSender, bareReceiver, message, sink, bytes),
                 _ => bytes => StreamPairAsync(secureStream.Writer, secureStream.Reader, message, sink, bytes),
             };
             var (rate, cpuPerGb) = await MeasureAsync(chosen, seconds * rounds);
@@ -63,7 +57,7 @@ internal static class YamuxBenchmark
             return;
         }
 
-        Task Bare(long bytes) => BareSecureAsync(secureSender, secureReceiver, message, bytes);
+        Task Bare(long bytes) => StreamPairAsync(bareSender, bareReceiver, message, sink, bytes);
         Task Raw(long bytes) => StreamPairAsync(rawSender, rawReceiver, message, sink, bytes);
         Task OverSecure(long bytes) => StreamPairAsync(secureStream.Writer, secureStream.Reader, message, sink, bytes);
         Task OverTcp(long bytes) => StreamPairAsync(tcpStream.Writer, tcpStream.Reader, message, sink, bytes);
@@ -85,7 +79,7 @@ internal static class YamuxBenchmark
             results.Add((bare, yamux, raw, yamuxTcp));
             cpu.Add((bareCpu, yamuxCpu, rawCpu, yamuxTcpCpu));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"round {round}: secure channel {bare:N0} MB/s, one yamux stream over it {yamux:N0} MB/s ({100 * yamux / bare:N1}%); " +
+                $"round {round}: bare Noise channel {bare:N0} MB/s, one yamux stream over it {yamux:N0} MB/s ({100 * yamux / bare:N1}%); " +
                 $"raw TCP {raw:N0} MB/s, one yamux stream over TCP {yamuxTcp:N0} MB/s ({100 * yamuxTcp / raw:N1}%); " +
                 $"CPU s/GB (both ends): {bareCpu:N2} / {yamuxCpu:N2} / {rawCpu:N2} / {yamuxTcpCpu:N2}; " +
                 $"receive window {secureStream.Reader.ReceiveWindow / 1024} KiB / {tcpStream.Reader.ReceiveWindow / 1024} KiB"));
@@ -102,16 +96,18 @@ internal static class YamuxBenchmark
         var ratio = Median(results.Select(r => r.Yamux / r.Bare));
         var ratioTcp = Median(results.Select(r => r.YamuxTcp / r.Raw));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"median of {rounds} rounds of {seconds:0.#} s: secure channel {mb:N0} MB/s, yamux over it {my:N0} MB/s, median ratio {100 * ratio:N1}%; " +
+            $"median of {rounds} rounds of {seconds:0.#} s: bare Noise channel {mb:N0} MB/s, yamux over it {my:N0} MB/s, median ratio {100 * ratio:N1}%; " +
             $"raw TCP {mr:N0} MB/s, yamux over TCP {mt:N0} MB/s, median ratio {100 * ratioTcp:N1}%"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"median CPU seconds per GB (process, both ends): secure channel {Median(cpu.Select(c => c.Bare)):N2}, yamux over it {Median(cpu.Select(c => c.Yamux)):N2}; " +
+            $"median CPU seconds per GB (process, both ends): bare Noise channel {Median(cpu.Select(c => c.Bare)):N2}, yamux over it {Median(cpu.Select(c => c.Yamux)):N2}; " +
             $"raw TCP {Median(cpu.Select(c => c.Raw)):N2}, yamux over TCP {Median(cpu.Select(c => c.YamuxTcp)):N2}"));
 
         await yamuxOverSecureClient.DisposeAsync();
         await yamuxOverSecureServer.DisposeAsync();
         await yamuxOverTcpClient.DisposeAsync();
         await yamuxOverTcpServer.DisposeAsync();
+        await bareSender.DisposeAsync();
+        await bareReceiver.DisposeAsync();
         await rawSender.DisposeAsync();
         await rawReceiver.DisposeAsync();
     }
@@ -169,23 +165,6 @@ internal static class YamuxBenchmark
         return (writer, reader);
     }
 
-    private static async Task BareSecureAsync(SecureConnection sender, SecureConnection receiver, byte[] message, long bytes)
-    {
-        var count = bytes / message.Length;
-        var receive = Task.Run(async () =>
-        {
-            for (var i = 0; i < count; i++)
-            {
-                using var m = await receiver.ReceivePooledAsync(CancellationToken.None);
-            }
-        });
-        for (var i = 0; i < count; i++)
-        {
-            await sender.SendAsync(message, CancellationToken.None);
-        }
-        await receive;
-    }
-
     private static async Task StreamPairAsync(Stream writer, Stream reader, byte[] message, byte[] sink, long bytes)
     {
         var receive = Task.Run(async () =>
@@ -224,6 +203,15 @@ internal static class YamuxBenchmark
         var elapsed = sw.Elapsed.TotalSeconds;
         process.Refresh();
         return (bytes / elapsed / 1e6, (process.TotalProcessorTime - cpuBefore).TotalSeconds / (bytes / 1e9));
+    }
+
+    /// <summary>A loopback TCP connection upgraded as the node upgrades every connection; the two ends' secured streams.</summary>
+    private static async Task<(Stream Dialer, Stream Listener)> UpgradedPairAsync(NodeIdentity dialer, NodeIdentity listener)
+    {
+        var (s1, s2) = await PairAsync();
+        var upgradeOut = new Upgrader(dialer).UpgradeOutboundAsync(s1, listener.PeerId, CancellationToken.None);
+        var upgradeIn = new Upgrader(listener).UpgradeInboundAsync(s2, CancellationToken.None);
+        return ((await upgradeOut).Stream, (await upgradeIn).Stream);
     }
 
     private static async Task<(NetworkStream, NetworkStream)> PairAsync()
