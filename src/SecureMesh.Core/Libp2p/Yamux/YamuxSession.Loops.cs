@@ -324,6 +324,13 @@ public sealed partial class YamuxSession
         var remaining = header.Length;
         while (remaining > 0)
         {
+            if (_readEnd == _readStart && deliver && remaining >= DirectReadThreshold && _transport is IImmediateReadStream immediate
+                && await ReceiveIntoReaderAsync(stream!, immediate, remaining, token).ConfigureAwait(false) is var direct and > 0)
+            {
+                remaining -= (uint)direct;
+                _lastReadFilled = true;
+                continue;
+            }
             if (_readEnd == _readStart && deliver && remaining >= DirectReadThreshold)
             {
                 // A large payload goes from the transport straight into a pooled segment of the stream: no copy (the
@@ -376,6 +383,23 @@ public sealed partial class YamuxSession
         {
             ApplyFlags(stream, header.Flags);
         }
+    }
+
+    /// <summary>
+    /// While the stream's reader waits with room in its buffer, waits for the transport's next bytes and puts them
+    /// straight into that buffer (for the Noise stream: a whole frame decrypted into it), with no copy on the way and
+    /// no pooled segment; 0 when the reader is not waiting or left meanwhile (the caller then reads into a segment).
+    /// </summary>
+    private static async ValueTask<int> ReceiveIntoReaderAsync(YamuxStream stream, IImmediateReadStream transport, uint remaining, CancellationToken token)
+    {
+        var max = (int)Math.Min(remaining, int.MaxValue);
+        var got = stream.ReceiveImmediately(transport, max);
+        if (got > 0 || !stream.HasParkedReader)
+        {
+            return got;
+        }
+        await transport.WaitReadableAsync(token).ConfigureAwait(false);
+        return stream.ReceiveImmediately(transport, max);
     }
 
     private void OnWindowUpdate(YamuxHeader header)
