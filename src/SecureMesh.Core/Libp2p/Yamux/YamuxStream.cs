@@ -12,6 +12,9 @@ public sealed class YamuxStream : Stream
     /// <summary>A waiting reader's buffer at least this large may be filled by the read loop directly (no copy through our buffer).</summary>
     internal const int MinParkedBuffer = 16 * 1024;
 
+    /// <summary>Bytes waiting for a reader at most before it is woken, while the read loop still has frames to read without waiting.</summary>
+    private const int MaxDeferredWake = 256 * 1024;
+
     private readonly YamuxSession _session;
     private readonly Lock _lock = new();
     private readonly ReceiveBuffer _received = new();
@@ -544,6 +547,7 @@ public sealed class YamuxStream : Stream
     internal void Append(ReadOnlySpan<byte> data)
     {
         bool wake;
+        bool urgent;
         lock (_lock)
         {
             if (_localReset || _remoteReset || _disposed)
@@ -565,10 +569,11 @@ public sealed class YamuxStream : Stream
                 _received.Append(data);
             }
             wake = ShouldWake();
+            urgent = WakeIsUrgent();
         }
         if (wake)
         {
-            _readable.Set();
+            _session.WakeReader(this, urgent);
         }
     }
 
@@ -576,6 +581,7 @@ public sealed class YamuxStream : Stream
     internal void AppendOwned(byte[] array, int length)
     {
         bool wake;
+        bool urgent;
         lock (_lock)
         {
             if (_localReset || _remoteReset || _disposed)
@@ -587,10 +593,11 @@ public sealed class YamuxStream : Stream
             _received.AppendOwned(array, length);
             _arriving -= (uint)length;
             wake = ShouldWake();
+            urgent = WakeIsUrgent();
         }
         if (wake)
         {
-            _readable.Set();
+            _session.WakeReader(this, urgent);
         }
     }
 
@@ -606,6 +613,15 @@ public sealed class YamuxStream : Stream
     }
 
     /// <summary>
+    /// Whether the reader must be woken now rather than when the read loop next waits for the network: once a
+    /// quarter of the window (at most 256 KiB) is waiting, so that the peer never runs out of window meanwhile. Under _lock.
+    /// </summary>
+    private bool WakeIsUrgent() => _delivered + _received.Length >= Math.Min(MaxDeferredWake, _maxReceiveWindow / 4);
+
+    /// <summary>Wakes the waiting reader (the session's read loop calls it, now or deferred).</summary>
+    internal void SignalReadable() => _readable.Set();
+
+    /// <summary>
     /// Read loop: reads up to <paramref name="max"/> bytes of the data frame being received from
     /// <paramref name="transport"/> straight into the waiting reader's buffer, if the reader waits with nothing buffered,
     /// has room for a large read, and the bytes are there without waiting (the lock is held throughout, so the reader
@@ -614,6 +630,7 @@ public sealed class YamuxStream : Stream
     internal int ReceiveImmediately(IImmediateReadStream transport, int max)
     {
         bool wake;
+        bool urgent;
         int n;
         lock (_lock)
         {
@@ -630,10 +647,11 @@ public sealed class YamuxStream : Stream
             _deliveredTotal += n;
             _arriving -= (uint)n;
             wake = ShouldWake();
+            urgent = WakeIsUrgent();
         }
         if (wake)
         {
-            _readable.Set();
+            _session.WakeReader(this, urgent);
         }
         return n;
     }
