@@ -16,14 +16,12 @@ namespace SecureMesh.Core.Channel;
 /// </summary>
 public sealed class NoiseStream : Stream, IGatheringStream, IImmediateReadStream
 {
-    /// <summary>Largest plaintext in one transport frame: the 65535-byte frame minus the tag.</summary>
-    internal const int MaxFramePlaintext = FrameReader.MaxFrameLength - CipherState.TagLength;
+    private const int SendBufferSize = 4 * (FrameReader.MaxFrameLength + 2);
+    private const int MaxFramePlaintext = FrameReader.MaxFrameLength - CipherState.TagLength;
+    private static readonly TimeSpan DisposeWait = TimeSpan.FromSeconds(5);
 
     /// <summary>Bytes of a payload copied at most to seal them in one frame with a muxer header (see <see cref="MergedHead"/>).</summary>
     private const int MaxMergedCopy = 16 * 1024;
-
-    private const int SendBufferSize = 4 * (FrameReader.MaxFrameLength + 2);
-    private static readonly TimeSpan DisposeWait = TimeSpan.FromSeconds(5);
 
     private readonly Stream _inner;
     private readonly FrameReader _reader;
