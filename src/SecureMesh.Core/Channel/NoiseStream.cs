@@ -267,6 +267,21 @@ public sealed class NoiseStream : Stream, IGatheringStream, IImmediateReadStream
     ValueTask IGatheringStream.WriteAsync(ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second, CancellationToken cancellationToken) =>
         WriteFramesAsync(first, second, cancellationToken);
 
+    /// <summary>
+    /// How many bytes of <c>second</c> go into one frame with <c>first</c> so that the rest of it is whole frames: its
+    /// length beyond a multiple of the frame size, when that fits beside <c>first</c> and is short enough to copy;
+    /// -1 to seal the two apart (nothing to put together, or too much to copy).
+    /// </summary>
+    internal static int MergedHead(int first, int second)
+    {
+        if (first == 0 || second == 0)
+        {
+            return -1;
+        }
+        var head = second % MaxFramePlaintext;
+        return head <= MaxMergedCopy && first + head <= MaxFramePlaintext ? head : -1;
+    }
+
     private async ValueTask WriteFramesAsync(ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second, CancellationToken cancellationToken)
     {
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -334,21 +349,6 @@ public sealed class NoiseStream : Stream, IGatheringStream, IImmediateReadStream
     /// <summary>Bytes on the wire for <paramref name="plaintext"/> bytes: each frame adds its length and tag.</summary>
     private static long SealedLength(int plaintext) =>
         plaintext + ((long)(plaintext + MaxFramePlaintext - 1) / MaxFramePlaintext * (2 + CipherState.TagLength));
-
-    /// <summary>
-    /// How many bytes of <c>second</c> go into one frame with <c>first</c> so that the rest of it is whole frames: its
-    /// length beyond a multiple of the frame size, when that fits beside <c>first</c> and is short enough to copy;
-    /// -1 to seal the two apart (nothing to put together, or too much to copy).
-    /// </summary>
-    internal static int MergedHead(int first, int second)
-    {
-        if (first == 0 || second == 0)
-        {
-            return -1;
-        }
-        var head = second % MaxFramePlaintext;
-        return head <= MaxMergedCopy && first + head <= MaxFramePlaintext ? head : -1;
-    }
 
     /// <inheritdoc/>
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
