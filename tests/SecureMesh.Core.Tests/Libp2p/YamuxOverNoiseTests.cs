@@ -137,6 +137,27 @@ public sealed class YamuxOverNoiseTests : IDisposable
     }
 
     [Fact]
+    public async Task A_tampered_frame_meant_for_a_waiting_readers_buffer_ends_the_session_and_leaves_no_plaintext_there()
+    {
+        var (dialer, listener) = await UpgradedAsync();
+        await using var client = new YamuxSession(dialer.Stream, isClient: true, Quiet());
+        await using var server = new YamuxSession(listener.Stream, isClient: false, Quiet());
+        var (_, reader) = await OpenAsync(client, server);
+        var buffer = new byte[65_536];
+        var read = reader.ReadAsync(buffer).AsTask();
+
+        // A genuine data header for 65,519 bytes, then a Noise frame of that size whose ciphertext is garbage.
+        await dialer.Stream.SendRawForTestAsync(RawPeer.Frame(YamuxFrameType.Data, YamuxFlags.None, 1, 65_519), seal: true, CancellationToken.None);
+        byte[] forged = [0xFF, 0xFF, .. RandomBytes(65_535, 9)];
+        await dialer.Stream.SendRawForTestAsync(forged, seal: false, CancellationToken.None);
+
+        await Assert.ThrowsAsync<SecureMeshException>(() => read.WaitAsync(Patience));
+        await server.Completion.WaitAsync(Patience);
+        Assert.All(buffer, b => Assert.Equal(0, b));
+        Assert.Equal(0, reader.BytesDeliveredDirectly);
+    }
+
+    [Fact]
     public async Task Many_writes_of_odd_sizes_arrive_in_order_through_direct_and_buffered_reads()
     {
         var (dialer, listener) = await UpgradedAsync();
