@@ -93,10 +93,8 @@ public sealed class YamuxOverNoiseTests : IDisposable
     [Fact]
     public async Task A_64_KiB_write_reaches_a_waiting_readers_buffer_directly_in_one_read()
     {
-        var (dialer, listener) = await UpgradedAsync();
-        await using var client = new YamuxSession(dialer.Stream, isClient: true, Quiet());
-        await using var server = new YamuxSession(listener.Stream, isClient: false, Quiet());
-        var (writer, reader) = await OpenAsync(client, server);
+        await using var sessions = await SessionsOverNoiseAsync();
+        var (writer, reader) = (sessions.Writer, sessions.Reader);
 
         var buffer = new byte[65_536];
         var read = reader.ReadAsync(buffer).AsTask();
@@ -113,10 +111,8 @@ public sealed class YamuxOverNoiseTests : IDisposable
     [Fact]
     public async Task A_reader_that_gave_up_waiting_never_gets_bytes_written_into_its_buffer()
     {
-        var (dialer, listener) = await UpgradedAsync();
-        await using var client = new YamuxSession(dialer.Stream, isClient: true, Quiet());
-        await using var server = new YamuxSession(listener.Stream, isClient: false, Quiet());
-        var (writer, reader) = await OpenAsync(client, server);
+        await using var sessions = await SessionsOverNoiseAsync();
+        var (writer, reader) = (sessions.Writer, sessions.Reader);
 
         var abandoned = new byte[65_536];
         using (var cts = new CancellationTokenSource())
@@ -139,10 +135,8 @@ public sealed class YamuxOverNoiseTests : IDisposable
     [Fact]
     public async Task A_tampered_frame_meant_for_a_waiting_readers_buffer_ends_the_session_and_leaves_no_plaintext_there()
     {
-        var (dialer, listener) = await UpgradedAsync();
-        await using var client = new YamuxSession(dialer.Stream, isClient: true, Quiet());
-        await using var server = new YamuxSession(listener.Stream, isClient: false, Quiet());
-        var (_, reader) = await OpenAsync(client, server);
+        await using var sessions = await SessionsOverNoiseAsync();
+        var (dialer, reader, server) = (sessions.Dialer, sessions.Reader, sessions.Server);
         var buffer = new byte[65_536];
         var read = reader.ReadAsync(buffer).AsTask();
 
@@ -160,10 +154,8 @@ public sealed class YamuxOverNoiseTests : IDisposable
     [Fact]
     public async Task Many_writes_of_odd_sizes_arrive_in_order_through_direct_and_buffered_reads()
     {
-        var (dialer, listener) = await UpgradedAsync();
-        await using var client = new YamuxSession(dialer.Stream, isClient: true, Quiet());
-        await using var server = new YamuxSession(listener.Stream, isClient: false, Quiet());
-        var (writer, reader) = await OpenAsync(client, server);
+        await using var sessions = await SessionsOverNoiseAsync();
+        var (writer, reader) = (sessions.Writer, sessions.Reader);
         var payload = RandomBytes(6_000_000, 5);
 
         var send = Task.Run(async () =>
@@ -235,5 +227,24 @@ public sealed class YamuxOverNoiseTests : IDisposable
         var reader = await server.AcceptStreamAsync().AsTask().WaitAsync(Patience);
         await ReadExactlyAsync(reader, new byte[1]);
         return (writer, reader);
+    }
+
+    /// <summary>Yamux sessions on an upgraded connection (as a node runs them), and one stream open from client to server.</summary>
+    private async Task<Sessions> SessionsOverNoiseAsync()
+    {
+        var (dialer, listener) = await UpgradedAsync();
+        var client = new YamuxSession(dialer.Stream, isClient: true, Quiet());
+        var server = new YamuxSession(listener.Stream, isClient: false, Quiet());
+        var (writer, reader) = await OpenAsync(client, server);
+        return new Sessions(dialer, client, server, writer, reader);
+    }
+
+    private sealed record Sessions(UpgradedConnection Dialer, YamuxSession Client, YamuxSession Server, YamuxStream Writer, YamuxStream Reader) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Client.DisposeAsync();
+            await Server.DisposeAsync();
+        }
     }
 }
