@@ -14,11 +14,14 @@ namespace SecureMesh.Core.Channel;
 /// may work at once. A frame that fails decryption, a frame cut short or a write cancelled part-way ends the stream for
 /// good; a clean end of the connection between frames reads as the end of the stream.
 /// </summary>
-public sealed class NoiseStream : Stream, IGatheringStream
+public sealed class NoiseStream : Stream, IGatheringStream, IImmediateReadStream
 {
     private const int SendBufferSize = 4 * (FrameReader.MaxFrameLength + 2);
     private const int MaxFramePlaintext = FrameReader.MaxFrameLength - CipherState.TagLength;
     private static readonly TimeSpan DisposeWait = TimeSpan.FromSeconds(5);
+
+    /// <summary>Bytes of a payload copied at most to seal them in one frame with a muxer header (see <see cref="MergedHead"/>).</summary>
+    private const int MaxMergedCopy = 16 * 1024;
 
     private readonly Stream _inner;
     private readonly FrameReader _reader;
@@ -26,6 +29,7 @@ public sealed class NoiseStream : Stream, IGatheringStream
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly SemaphoreSlim _readLock = new(1, 1);
     private Memory<byte> _plain;
+    private Task<Memory<byte>?>? _pendingFrame; // a frame read started by TryReadImmediately that had to wait
     private long _bytesSent;
     private volatile string? _closedReason;
     private int _disposed;
@@ -94,7 +98,15 @@ public sealed class NoiseStream : Stream, IGatheringStream
                 try
                 {
                     // A read cancelled here consumed nothing: the frame reader keeps what it has for the next read.
-                    frame = await _reader.ReadFrameAsync(cancellationToken).ConfigureAwait(false);
+                    if (_pendingFrame is { } pending)
+                    {
+                        frame = await pending.WaitAsync(cancellationToken).ConfigureAwait(false);
+                        _pendingFrame = null;
+                    }
+                    else
+                    {
+                        frame = await _reader.ReadFrameAsync(cancellationToken).ConfigureAwait(false);
+                    }
                 }
                 catch (SecureMeshException e)
                 {
@@ -108,30 +120,130 @@ public sealed class NoiseStream : Stream, IGatheringStream
                 {
                     return 0;
                 }
-                var direct = ciphertext.Length >= CipherState.TagLength && ciphertext.Length - CipherState.TagLength <= buffer.Length;
-                if (!_transport.TryDecrypt(ciphertext.Span, direct ? buffer.Span : ciphertext.Span, out var written))
+                var written = Decrypt(ciphertext, buffer.Span);
+                if (written > 0)
                 {
-                    throw Fail("a transport frame failed decryption");
+                    return written;
                 }
-                if (direct)
-                {
-                    if (written > 0)
-                    {
-                        return written;
-                    }
-                    continue;
-                }
-                _plain = ciphertext[..written];
             }
-            var n = Math.Min(_plain.Length, buffer.Length);
-            _plain[..n].CopyTo(buffer);
-            _plain = _plain[n..];
-            return n;
+            return TakePlain(buffer.Span);
         }
         finally
         {
             _readLock.Release();
         }
+    }
+
+    /// <summary>
+    /// Reads like <see cref="ReadAsync(Memory{byte}, CancellationToken)"/> when that needs no waiting: what is left of
+    /// the last frame, or the next frame when it has been received whole (decrypted straight into <paramref name="buffer"/>
+    /// when it fits). False when the bytes are not there yet (or the stream ended or failed: the next read says so).
+    /// </summary>
+    bool IImmediateReadStream.TryReadImmediately(Span<byte> buffer, out int read)
+    {
+        read = 0;
+        if (buffer.IsEmpty || !_readLock.Wait(0))
+        {
+            return false;
+        }
+        try
+        {
+            if (_closedReason is not null)
+            {
+                return false;
+            }
+            while (_plain.IsEmpty)
+            {
+                Memory<byte>? frame;
+                if (_pendingFrame is { } pending)
+                {
+                    if (!pending.IsCompletedSuccessfully)
+                    {
+                        return false;
+                    }
+                    frame = pending.Result;
+                    _pendingFrame = null;
+                }
+                else
+                {
+                    var next = _reader.ReadFrameAsync(CancellationToken.None);
+                    if (!next.IsCompletedSuccessfully)
+                    {
+                        // It waits for the network: the next ReadAsync takes it over (failures surface there).
+                        _pendingFrame = next.AsTask();
+                        return false;
+                    }
+                    frame = next.Result;
+                }
+                if (frame is not { } ciphertext)
+                {
+                    // The end of the stream: kept for the next ReadAsync, which returns 0.
+                    _pendingFrame = Task.FromResult(frame);
+                    return false;
+                }
+                read = Decrypt(ciphertext, buffer);
+                if (read > 0)
+                {
+                    return true;
+                }
+            }
+            read = TakePlain(buffer);
+            return true;
+        }
+        finally
+        {
+            _readLock.Release();
+        }
+    }
+
+    /// <summary>Completes when <see cref="IImmediateReadStream.TryReadImmediately"/> has something to read (or the next read fails or ends).</summary>
+    Task IImmediateReadStream.WaitReadableAsync(CancellationToken cancellationToken)
+    {
+        if (!_readLock.Wait(0))
+        {
+            return Task.CompletedTask;
+        }
+        try
+        {
+            if (!_plain.IsEmpty || _closedReason is not null)
+            {
+                return Task.CompletedTask;
+            }
+            _pendingFrame ??= _reader.ReadFrameAsync(CancellationToken.None).AsTask();
+            return _pendingFrame.WaitAsync(cancellationToken);
+        }
+        finally
+        {
+            _readLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Decrypts a frame straight into <paramref name="buffer"/> when it fits (returns its length), else in place,
+    /// keeping it as <c>_plain</c> (returns 0, as for an empty frame). Under the read lock.
+    /// </summary>
+    private int Decrypt(Memory<byte> ciphertext, Span<byte> buffer)
+    {
+        var direct = ciphertext.Length >= CipherState.TagLength && ciphertext.Length - CipherState.TagLength <= buffer.Length;
+        if (!_transport.TryDecrypt(ciphertext.Span, direct ? buffer : ciphertext.Span, out var written))
+        {
+            throw Fail("a transport frame failed decryption");
+        }
+        if (direct)
+        {
+            return written;
+        }
+        _plain = ciphertext[..written];
+        return 0;
+    }
+
+    /// <summary>Moves what is left of the last frame into <paramref name="buffer"/>. Under the read lock.</summary>
+    private int TakePlain(Span<byte> buffer)
+    {
+        var n = Math.Min(_plain.Length, buffer.Length);
+        _plain.Span[..n].CopyTo(buffer);
+        _plain = _plain[n..];
+        return n;
     }
 
     /// <inheritdoc/>
@@ -147,12 +259,28 @@ public sealed class NoiseStream : Stream, IGatheringStream
         buffer.IsEmpty ? ValueTask.CompletedTask : WriteFramesAsync(buffer, default, cancellationToken);
 
     /// <summary>
-    /// Seals <paramref name="first"/> and then <paramref name="second"/>, each cut into its own transport frames, and
-    /// sends them in one write (as far as the send buffer holds them): a muxer's header and a payload taken straight
-    /// from its writer, with the payload's frames starting at a frame boundary for the reader.
+    /// Seals <paramref name="first"/> and then <paramref name="second"/> and sends them in one write (as far as the send
+    /// buffer holds them): a muxer's header and a payload taken straight from its writer. The header shares its frame
+    /// with the payload's first bytes, so that the payload's other frames are full ones, sealed from the writer's
+    /// buffer and decrypted by the reader straight into its own.
     /// </summary>
     ValueTask IGatheringStream.WriteAsync(ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second, CancellationToken cancellationToken) =>
         WriteFramesAsync(first, second, cancellationToken);
+
+    /// <summary>
+    /// How many bytes of <c>second</c> go into one frame with <c>first</c> so that the rest of it is whole frames: its
+    /// length beyond a multiple of the frame size, when that fits beside <c>first</c> and is short enough to copy;
+    /// -1 to seal the two apart (nothing to put together, or too much to copy).
+    /// </summary>
+    internal static int MergedHead(int first, int second)
+    {
+        if (first == 0 || second == 0)
+        {
+            return -1;
+        }
+        var head = second % MaxFramePlaintext;
+        return head <= MaxMergedCopy && first + head <= MaxFramePlaintext ? head : -1;
+    }
 
     private async ValueTask WriteFramesAsync(ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second, CancellationToken cancellationToken)
     {
@@ -164,6 +292,21 @@ public sealed class NoiseStream : Stream, IGatheringStream
             // Rented for this write only (it holds ciphertext, nothing to wipe): an idle connection holds no send buffer.
             send = ArrayPool<byte>.Shared.Rent((int)Math.Min(SendBufferSize, SealedLength(first.Length) + SealedLength(second.Length)));
             var used = 0;
+            var head = MergedHead(first.Length, second.Length);
+            if (head >= 0)
+            {
+                // One frame for the muxer's header and the first bytes of the payload (copied in), so that the rest of
+                // the payload fills whole frames sealed straight from the caller's buffer: 64 KiB behind a yamux
+                // header is two frames, as 64 KiB alone is, not three.
+                var plain = send.AsSpan(2, first.Length + head);
+                first.Span.CopyTo(plain);
+                second.Span[..head].CopyTo(plain[first.Length..]);
+                var length = _transport.Encrypt(plain, send.AsSpan(2, plain.Length + CipherState.TagLength));
+                BinaryPrimitives.WriteUInt16BigEndian(send, (ushort)length);
+                used = 2 + length;
+                first = default;
+                second = second[head..];
+            }
             for (var part = 0; part < 2; part++)
             {
                 var buffer = part == 0 ? first : second;
@@ -315,6 +458,17 @@ public sealed class NoiseStream : Stream, IGatheringStream
         {
             _writeLock.Release();
             return;
+        }
+        if (_pendingFrame is { } pending)
+        {
+            // A frame read left running by TryReadImmediately still uses the frame reader's buffer: let it fail first.
+            await ((Task)pending).WaitAsync(DisposeWait).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (!pending.IsCompleted)
+            {
+                _readLock.Release();
+                _writeLock.Release();
+                return;
+            }
         }
         _transport.Dispose();
         _reader.Dispose();

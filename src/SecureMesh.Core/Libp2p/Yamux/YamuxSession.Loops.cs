@@ -21,6 +21,7 @@ public sealed partial class YamuxSession
     private const int DirectReadThreshold = 16 * 1024;
 
     private readonly byte[] _idleReadBuffer = new byte[IdleReadBufferSize];
+    private readonly List<YamuxStream> _deferredWakes = []; // read loop only
     private byte[]? _readBuffer;
     private int _readStart;
     private int _readEnd;
@@ -297,6 +298,7 @@ public sealed partial class YamuxSession
         }
         finally
         {
+            FlushWakes();
             if (_readBuffer is not null && !ReferenceEquals(_readBuffer, _idleReadBuffer))
             {
                 ArrayPool<byte>.Shared.Return(_readBuffer);
@@ -324,6 +326,13 @@ public sealed partial class YamuxSession
         var remaining = header.Length;
         while (remaining > 0)
         {
+            if (_readEnd == _readStart && deliver && remaining >= DirectReadThreshold && _transport is IImmediateReadStream immediate
+                && await ReceiveIntoReaderAsync(stream!, immediate, remaining, token).ConfigureAwait(false) is var direct and > 0)
+            {
+                remaining -= (uint)direct;
+                _lastReadFilled = true;
+                continue;
+            }
             if (_readEnd == _readStart && deliver && remaining >= DirectReadThreshold)
             {
                 // A large payload goes from the transport straight into a pooled segment of the stream: no copy (the
@@ -334,7 +343,7 @@ public sealed partial class YamuxSession
                 int got;
                 try
                 {
-                    got = await _transport.ReadAsync(segment.AsMemory(0, size), token).ConfigureAwait(false);
+                    got = await ReadTransportAsync(segment.AsMemory(0, size), token).ConfigureAwait(false);
                 }
                 catch
                 {
@@ -376,6 +385,65 @@ public sealed partial class YamuxSession
         {
             ApplyFlags(stream, header.Flags);
         }
+    }
+
+    /// <summary>
+    /// While the stream's reader waits with room in its buffer, waits for the transport's next bytes and puts them
+    /// straight into that buffer (for the Noise stream: a whole frame decrypted into it), with no copy on the way and
+    /// no pooled segment; 0 when the reader is not waiting or left meanwhile (the caller then reads into a segment).
+    /// </summary>
+    private async ValueTask<int> ReceiveIntoReaderAsync(YamuxStream stream, IImmediateReadStream transport, uint remaining, CancellationToken token)
+    {
+        var max = (int)Math.Min(remaining, int.MaxValue);
+        var got = stream.ReceiveImmediately(transport, max);
+        if (got > 0 || !stream.HasParkedReader)
+        {
+            return got;
+        }
+        var readable = transport.WaitReadableAsync(token);
+        if (!readable.IsCompleted)
+        {
+            FlushWakes();
+        }
+        await readable.ConfigureAwait(false);
+        return stream.ReceiveImmediately(transport, max);
+    }
+
+    /// <summary>
+    /// Read loop: a stream's reader has what it waits for. Woken at once when much is waiting; otherwise when the read
+    /// loop next has to wait for the network, so that frames that came together wake it once, not once each (a wake-up
+    /// is a thread hop, dearer than the frames' copying).
+    /// </summary>
+    internal void WakeReader(YamuxStream stream, bool urgent)
+    {
+        if (urgent)
+        {
+            stream.SignalReadable();
+        }
+        else if (!_deferredWakes.Contains(stream))
+        {
+            _deferredWakes.Add(stream);
+        }
+    }
+
+    private void FlushWakes()
+    {
+        foreach (var stream in _deferredWakes)
+        {
+            stream.SignalReadable();
+        }
+        _deferredWakes.Clear();
+    }
+
+    /// <summary>Read loop: a transport read; readers with deferred wake-ups are woken first when it has to wait.</summary>
+    private ValueTask<int> ReadTransportAsync(Memory<byte> buffer, CancellationToken token)
+    {
+        var read = _transport.ReadAsync(buffer, token);
+        if (!read.IsCompleted)
+        {
+            FlushWakes();
+        }
+        return read;
     }
 
     private void OnWindowUpdate(YamuxHeader header)
@@ -587,7 +655,7 @@ public sealed partial class YamuxSession
                 _readEnd = have;
             }
             var free = _readBuffer!.Length - _readEnd;
-            var n = await _transport.ReadAsync(_readBuffer.AsMemory(_readEnd, free), token).ConfigureAwait(false);
+            var n = await ReadTransportAsync(_readBuffer.AsMemory(_readEnd, free), token).ConfigureAwait(false);
             if (n == 0)
             {
                 if (frameStart && have == 0)

@@ -9,6 +9,12 @@ namespace SecureMesh.Core.Libp2p.Yamux;
 /// </summary>
 public sealed class YamuxStream : Stream
 {
+    /// <summary>A waiting reader's buffer at least this large may be filled by the read loop directly (no copy through our buffer).</summary>
+    internal const int MinParkedBuffer = 16 * 1024;
+
+    /// <summary>Bytes waiting for a reader at most before it is woken, while the read loop still has frames to read without waiting.</summary>
+    private const int MaxDeferredWake = 256 * 1024;
+
     private readonly YamuxSession _session;
     private readonly Lock _lock = new();
     private readonly ReceiveBuffer _received = new();
@@ -25,11 +31,16 @@ public sealed class YamuxStream : Stream
     private bool _windowUpdateQueued;
     private uint _arriving; // of the data frame being read: taken from the window, not appended yet
     private int _wakeAt = 1; // buffered bytes at which the waiting reader is woken
+    private int _wakeFull = 1; // ... and, while the rest of a data frame is arriving, at which its buffer is full
+    private Memory<byte> _parked; // the waiting reader's buffer, which the read loop may fill directly (never after the reader left)
+    private int _delivered; // bytes the read loop put into _parked; they come before those in _received
+    private long _deliveredTotal;
 
     // Send side (under _lock). _queued: bytes copied into frames the send loop has not written yet.
     private long _sendWindow = YamuxOptions.InitialWindow;
     private int _queued;
     private int _writing;
+    private int _reading;
 
     // State (under _lock).
     private bool _remoteFin;
@@ -73,7 +84,7 @@ public sealed class YamuxStream : Stream
         {
             lock (_lock)
             {
-                return _received.Length;
+                return _delivered + _received.Length;
             }
         }
     }
@@ -177,55 +188,105 @@ public sealed class YamuxStream : Stream
     /// </summary>
     public async ValueTask<int> ReadAsync(Memory<byte> buffer, int waitFor, CancellationToken cancellationToken = default)
     {
-        while (true)
+        // One reader at a time: the read loop may be filling this reader's buffer.
+        if (Interlocked.Exchange(ref _reading, 1) != 0)
         {
-            var credit = false;
-            int read;
-            lock (_lock)
+            throw new InvalidOperationException("yamux streams allow one read at a time");
+        }
+        try
+        {
+            while (true)
             {
-                ObjectDisposedException.ThrowIf(_disposed, this);
-                if (_localReset)
+                var credit = false;
+                int read;
+                lock (_lock)
                 {
-                    throw new SecureMeshException(SecureMeshErrorKind.Network, $"yamux stream {Id} was reset");
+                    // Whatever happens next, the read loop may no longer write into the buffer, unless it is parked again.
+                    var delivered = _delivered;
+                    _parked = default;
+                    _delivered = 0;
+                    ObjectDisposedException.ThrowIf(_disposed, this);
+                    if (_localReset)
+                    {
+                        throw new SecureMeshException(SecureMeshErrorKind.Network, $"yamux stream {Id} was reset");
+                    }
+                    var have = delivered + _received.Length;
+                    var reachable = (long)have + _arriving + _receiveWindow;
+                    var want = (int)Math.Max(1, Math.Min(Math.Min(waitFor, buffer.Length), reachable / 2));
+                    if (have > 0 && !buffer.IsEmpty && (have >= want || _remoteFin || _remoteReset || _sessionError is not null))
+                    {
+                        read = delivered + _received.Read(buffer.Span[delivered..]);
+                        credit = ComputeWindowUpdate();
+                    }
+                    else if (_remoteReset)
+                    {
+                        throw new SecureMeshException(SecureMeshErrorKind.Network, $"yamux stream {Id} was reset by the peer");
+                    }
+                    else if (_remoteFin || buffer.IsEmpty)
+                    {
+                        read = 0;
+                    }
+                    else if (_sessionError is not null)
+                    {
+                        throw _sessionError;
+                    }
+                    else
+                    {
+                        read = -1;
+                        _wakeAt = want;
+                        _wakeFull = Math.Max(want, buffer.Length);
+                        if (delivered > 0 || (_received.Length == 0 && buffer.Length >= MinParkedBuffer))
+                        {
+                            // Nothing is buffered before: the read loop may put what comes next straight into the caller's buffer.
+                            _parked = buffer;
+                            _delivered = delivered;
+                        }
+                    }
                 }
-                var reachable = (long)_received.Length + _arriving + _receiveWindow;
-                var want = (int)Math.Max(1, Math.Min(Math.Min(waitFor, buffer.Length), reachable / 2));
-                if (_received.Length > 0 && !buffer.IsEmpty && (_received.Length >= want || _remoteFin || _remoteReset || _sessionError is not null))
+                if (read >= 0)
                 {
-                    read = _received.Read(buffer.Span);
-                    credit = ComputeWindowUpdate();
+                    if (credit)
+                    {
+                        _session.QueueWindowUpdate(this);
+                    }
+                    if (read == 0 || _remoteFin)
+                    {
+                        _session.TryRetire(this);
+                    }
+                    return read;
                 }
-                else if (_remoteReset)
+                try
                 {
-                    throw new SecureMeshException(SecureMeshErrorKind.Network, $"yamux stream {Id} was reset by the peer");
+                    await _readable.WaitAsync(cancellationToken).ConfigureAwait(false);
                 }
-                else if (_remoteFin || buffer.IsEmpty)
+                catch (Exception e)
                 {
-                    read = 0;
-                }
-                else if (_sessionError is not null)
-                {
-                    throw _sessionError;
-                }
-                else
-                {
-                    read = -1;
-                    _wakeAt = want;
+                    lock (_lock)
+                    {
+                        // Bytes the read loop already put into the buffer are the caller's: a cancellation that came too late.
+                        read = _delivered;
+                        _parked = default;
+                        _delivered = 0;
+                        if (read > 0)
+                        {
+                            credit = ComputeWindowUpdate();
+                        }
+                    }
+                    if (read == 0 || e is not OperationCanceledException)
+                    {
+                        throw;
+                    }
+                    if (credit)
+                    {
+                        _session.QueueWindowUpdate(this);
+                    }
+                    return read;
                 }
             }
-            if (read >= 0)
-            {
-                if (credit)
-                {
-                    _session.QueueWindowUpdate(this);
-                }
-                if (read == 0 || _remoteFin)
-                {
-                    _session.TryRetire(this);
-                }
-                return read;
-            }
-            await _readable.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Volatile.Write(ref _reading, 0);
         }
     }
 
@@ -329,7 +390,7 @@ public sealed class YamuxStream : Stream
             // A stream closed both ways needs no RST; it is already gone on the peer's side.
             send = !(_localFin && _remoteFin);
             _localReset = true;
-            _received.Clear();
+            DropReceived();
         }
         _readable.Set();
         _writable.Set();
@@ -373,7 +434,7 @@ public sealed class YamuxStream : Stream
             lock (_lock)
             {
                 _disposed = true;
-                _received.Clear();
+                DropReceived();
             }
             _readable.Set();
             _session.TryRetire(this);
@@ -479,10 +540,14 @@ public sealed class YamuxStream : Stream
         }
     }
 
-    /// <summary>Read loop: appends payload bytes (dropped when the stream was reset or disposed meanwhile).</summary>
+    /// <summary>
+    /// Read loop: appends payload bytes (dropped when the stream was reset or disposed meanwhile), into the waiting
+    /// reader's buffer as far as it has room and nothing is buffered before them.
+    /// </summary>
     internal void Append(ReadOnlySpan<byte> data)
     {
         bool wake;
+        bool urgent;
         lock (_lock)
         {
             if (_localReset || _remoteReset || _disposed)
@@ -490,13 +555,25 @@ public sealed class YamuxStream : Stream
                 _arriving = 0;
                 return;
             }
-            _received.Append(data);
             _arriving -= (uint)data.Length;
-            wake = _received.Length >= _wakeAt;
+            if (_received.Length == 0 && !_parked.IsEmpty)
+            {
+                var n = Math.Min(data.Length, _parked.Length - _delivered);
+                data[..n].CopyTo(_parked.Span[_delivered..]);
+                _delivered += n;
+                _deliveredTotal += n;
+                data = data[n..];
+            }
+            if (!data.IsEmpty)
+            {
+                _received.Append(data);
+            }
+            wake = ShouldWake();
+            urgent = WakeIsUrgent();
         }
         if (wake)
         {
-            _readable.Set();
+            _session.WakeReader(this, urgent);
         }
     }
 
@@ -504,6 +581,7 @@ public sealed class YamuxStream : Stream
     internal void AppendOwned(byte[] array, int length)
     {
         bool wake;
+        bool urgent;
         lock (_lock)
         {
             if (_localReset || _remoteReset || _disposed)
@@ -514,12 +592,100 @@ public sealed class YamuxStream : Stream
             }
             _received.AppendOwned(array, length);
             _arriving -= (uint)length;
-            wake = _received.Length >= _wakeAt;
+            wake = ShouldWake();
+            urgent = WakeIsUrgent();
         }
         if (wake)
         {
-            _readable.Set();
+            _session.WakeReader(this, urgent);
         }
+    }
+
+    /// <summary>
+    /// Whether the waiting reader has enough: what it waits for, and either the whole data frame (no more of it is
+    /// arriving) or a full buffer. The rest of a frame follows at once, so the reader is woken once per frame, not once
+    /// per transport read. Under _lock.
+    /// </summary>
+    private bool ShouldWake()
+    {
+        var have = _delivered + _received.Length;
+        return have >= _wakeAt && (_arriving == 0 || have >= _wakeFull);
+    }
+
+    /// <summary>
+    /// Whether the reader must be woken now rather than when the read loop next waits for the network: once a
+    /// quarter of the window (at most 256 KiB) is waiting, so that the peer never runs out of window meanwhile. Under _lock.
+    /// </summary>
+    private bool WakeIsUrgent() => _delivered + _received.Length >= Math.Min(MaxDeferredWake, _maxReceiveWindow / 4);
+
+    /// <summary>Wakes the waiting reader (the session's read loop calls it, now or deferred).</summary>
+    internal void SignalReadable() => _readable.Set();
+
+    /// <summary>
+    /// Read loop: reads up to <paramref name="max"/> bytes of the data frame being received from
+    /// <paramref name="transport"/> straight into the waiting reader's buffer, if the reader waits with nothing buffered,
+    /// has room for a large read, and the bytes are there without waiting (the lock is held throughout, so the reader
+    /// cannot leave meanwhile). Returns the bytes read, 0 when it could not.
+    /// </summary>
+    internal int ReceiveImmediately(IImmediateReadStream transport, int max)
+    {
+        bool wake;
+        bool urgent;
+        int n;
+        lock (_lock)
+        {
+            var room = _parked.Length - _delivered;
+            if (_parked.IsEmpty || _received.Length > 0 || room < Math.Min(max, MinParkedBuffer) || _localReset || _remoteReset || _disposed)
+            {
+                return 0;
+            }
+            if (!transport.TryReadImmediately(_parked.Span.Slice(_delivered, Math.Min(room, max)), out n) || n == 0)
+            {
+                return 0;
+            }
+            _delivered += n;
+            _deliveredTotal += n;
+            _arriving -= (uint)n;
+            wake = ShouldWake();
+            urgent = WakeIsUrgent();
+        }
+        if (wake)
+        {
+            _session.WakeReader(this, urgent);
+        }
+        return n;
+    }
+
+    /// <summary>Bytes the read loop put straight into a waiting reader's buffer, not through our buffer (for tests).</summary>
+    internal long BytesDeliveredDirectly
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _deliveredTotal;
+            }
+        }
+    }
+
+    /// <summary>True while a reader waits with a buffer the read loop may fill directly.</summary>
+    internal bool HasParkedReader
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return !_parked.IsEmpty && _received.Length == 0 && _parked.Length - _delivered >= MinParkedBuffer;
+            }
+        }
+    }
+
+    /// <summary>Drops what was received and not read (reset or disposed). Under _lock.</summary>
+    private void DropReceived()
+    {
+        _received.Clear();
+        _parked = default;
+        _delivered = 0;
     }
 
     /// <summary>Read loop: the peer granted more window.</summary>
@@ -559,7 +725,7 @@ public sealed class YamuxStream : Stream
                 return;
             }
             _remoteReset = true;
-            _received.Clear();
+            DropReceived();
         }
         _readable.Set();
         _writable.Set();
