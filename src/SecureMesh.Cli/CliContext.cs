@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.CommandLine;
+using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -17,9 +19,14 @@ internal sealed class CliContext
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
-        // Records listed in CliJsonContext need no serializer built by reflection (tens of ms at the end of a command);
-        // the anonymous shapes of other commands still go through reflection.
-        TypeInfoResolver = JsonTypeInfoResolver.Combine(CliJsonContext.Default, new DefaultJsonTypeInfoResolver()),
+        TypeInfoResolver = new DefaultJsonTypeInfoResolver(),
+    };
+
+    /// <summary>How <see cref="JsonOptions"/> lays out its output, for JSON written by hand.</summary>
+    private static readonly JsonWriterOptions WriterOptions = new()
+    {
+        Indented = true,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
     public CliContext(CliConsole console, string home, bool json, bool verbose)
@@ -65,6 +72,21 @@ internal sealed class CliContext
     public void WriteJson<T>(T value) => Out.WriteLine(TerminalText.EscapeJson(JsonSerializer.Serialize(value, JsonOptions)));
 
     /// <summary>
+    /// Writes JSON that <paramref name="write"/> builds, laid out and escaped as <see cref="WriteJson{T}"/> does. For
+    /// the output of one-off commands: the serializer's first use costs tens of ms of JIT at the end of a command.
+    /// </summary>
+    public void WriteJson(Action<Utf8JsonWriter> write)
+    {
+        ArgumentNullException.ThrowIfNull(write);
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer, WriterOptions))
+        {
+            write(writer);
+        }
+        Out.WriteLine(TerminalText.EscapeJson(Encoding.UTF8.GetString(buffer.WrittenSpan)));
+    }
+
+    /// <summary>
     /// Gets the passphrase from stdin (when asked), $SECUREMESH_PASSPHRASE, or the terminal; null when none is available.
     /// </summary>
     public string? ReadPassphrase(bool fromStdin, bool confirm)
@@ -105,9 +127,30 @@ internal sealed class CliContext
 
 /// <summary><c>get --json</c>: the download's outcome.</summary>
 internal sealed record GetOutput(string ContentId, string? Name, long Size, string State, string? Path, string? Reason,
-    long? QuarantineId, long ChunkRequests, long ResumedChunks, double BytesPerSecond);
-
-/// <summary>JSON code generated at build time for the CLI's own output records.</summary>
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
-[JsonSerializable(typeof(GetOutput))]
-internal sealed partial class CliJsonContext : JsonSerializerContext;
+    long? QuarantineId, long ChunkRequests, long ResumedChunks, double BytesPerSecond)
+{
+    /// <summary>The same object <see cref="CliContext.WriteJson{T}"/> would write, written by hand (see <see cref="CliContext.WriteJson(Action{Utf8JsonWriter})"/>).</summary>
+    public void WriteTo(Utf8JsonWriter writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        writer.WriteStartObject();
+        writer.WriteString("contentId", ContentId);
+        writer.WriteString("name", Name);
+        writer.WriteNumber("size", Size);
+        writer.WriteString("state", State);
+        writer.WriteString("path", Path);
+        writer.WriteString("reason", Reason);
+        if (QuarantineId is { } quarantineId)
+        {
+            writer.WriteNumber("quarantineId", quarantineId);
+        }
+        else
+        {
+            writer.WriteNull("quarantineId");
+        }
+        writer.WriteNumber("chunkRequests", ChunkRequests);
+        writer.WriteNumber("resumedChunks", ResumedChunks);
+        writer.WriteNumber("bytesPerSecond", BytesPerSecond);
+        writer.WriteEndObject();
+    }
+}

@@ -60,10 +60,12 @@ internal sealed class NodeRuntime : IAsyncDisposable
         SecureMeshDatabase? db = null;
         MeshHost? host = null;
         var loggerFactory = QuietLoggerFactory(ctx.Verbose);
+        // The database opens on another core while the identity is read (and unlocked, when it is protected).
+        var opening = Task.Run(() => SecureMeshDatabase.Open(ctx.Home), CancellationToken.None);
         try
         {
             identity = IdentityStore.Load(ctx.Home, ctx.PassphraseSource(passphraseStdin));
-            db = SecureMeshDatabase.Open(ctx.Home);
+            db = await opening.ConfigureAwait(false);
             host = await MeshHost.StartAsync(identity, db, new MeshHostOptions
             {
                 Home = ctx.Home,
@@ -79,11 +81,25 @@ internal sealed class NodeRuntime : IAsyncDisposable
             {
                 await host.DisposeAsync().ConfigureAwait(false);
             }
+            if (db is null)
+            {
+                await CloseUnusedAsync(opening).ConfigureAwait(false);
+            }
             db?.Dispose();
             identity?.Dispose();
             nodeLock.Dispose();
             loggerFactory.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>The start failed before the database was taken: it is closed once open (a failure to open is not the one to report).</summary>
+    private static async Task CloseUnusedAsync(Task<SecureMeshDatabase> opening)
+    {
+        await Task.WhenAny(opening).ConfigureAwait(false);
+        if (opening.IsCompletedSuccessfully)
+        {
+            (await opening.ConfigureAwait(false)).Dispose();
         }
     }
 

@@ -247,7 +247,7 @@ internal static class TransferCommands
         if (ctx.Json)
         {
             ctx.WriteJson(new GetOutput(id.Text, info.Name, info.BytesTotal, info.State, info.Path, info.Reason,
-                info.QuarantineId, info.ChunkRequests, info.ResumedChunks, info.BytesPerSecond));
+                info.QuarantineId, info.ChunkRequests, info.ResumedChunks, info.BytesPerSecond).WriteTo);
         }
         switch (info.State)
         {

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Interleaved A/B timing of whole one-off `get` commands (the fixed cost of a command), hyperfine-like.
+
+One seeder node (`securemesh run` of the first variant's build) shares a SIZE_MIB file of random bytes; each round runs
+`securemesh get CID --out DIR --json` once per variant, in an order that rotates each round, as a fresh process into an
+emptied output folder, as cost-per-gib.sh does. Prints per
+variant the medians of wall seconds and of the command's user and system CPU (wait4), and the median of the
+same-round wall ratios against the first variant.
+
+  oneoff-ab.sh [ROUNDS] [SIZE_MIB] NAME=PROGRAM[,VAR=VALUE...] ...
+
+PROGRAM is a published folder's `securemesh` (the apphost, as an installed command runs), a `securemesh.dll` (run
+with `dotnet`), or a folder holding either. VAR=VALUE pairs are extra environment variables for that variant only, so
+one build can be compared with itself under runtime settings (DOTNET_TieredPGO=0, …). `id` and `--help` are timed
+too when TIME_ID=1 (the runtime's and the command tree's start alone).
+"""
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cost_per_gib as cpg  # noqa: E402
+
+
+def program(path):
+    """The argv prefix that runs a build: the apphost directly, a dll through dotnet."""
+    if os.path.isdir(path):
+        exe = os.path.join(path, "securemesh")
+        path = exe if os.path.exists(exe) else os.path.join(path, "securemesh.dll")
+    if not os.path.exists(path):
+        raise RuntimeError(f"no {path}")
+    return ["dotnet", path] if path.endswith(".dll") else [path]
+
+
+def parse_variant(spec):
+    name, _, rest = spec.partition("=")
+    parts = rest.split(",")
+    env = dict(os.environ)
+    for kv in parts[1:]:
+        key, _, value = kv.partition("=")
+        env[key] = value
+    return name, program(parts[0]), env
+
+
+def main():
+    args = sys.argv[1:]
+    rounds = int(args.pop(0)) if args and args[0].isdigit() else 10
+    size_mib = int(args.pop(0)) if args and args[0].isdigit() else 64
+    variants = [parse_variant(a) for a in args]
+    if not variants:
+        raise RuntimeError("give at least one NAME=PROGRAM")
+    first = variants[0][1]
+    if first[0] != "dotnet":
+        os.environ["SECUREMESH_DLL"] = first[0] + ".dll"
+    else:
+        os.environ["SECUREMESH_DLL"] = first[1]
+    work = tempfile.mkdtemp(prefix="sm-ab.")
+    sm = None
+    try:
+        payload = os.path.join(work, "payload.bin")
+        with open(payload, "wb") as f:
+            for _ in range(size_mib):
+                f.write(os.urandom(1 << 20))
+        sm = cpg.SecureMesh(work, payload, "oneoff")
+        results = {name: [] for name, _, _ in variants}
+        id_results = {name: [] for name, _, _ in variants}
+        for r in range(rounds + 1):  # round 0 warms the page cache and every build up, untimed
+            order = variants[r % len(variants):] + variants[:r % len(variants)]
+            for name, argv, env in order:
+                shutil.rmtree(sm.out, ignore_errors=True)
+                sample = cpg.run_timed([*argv, "--home", sm.dl_home, "get", sm.cid, "--out", sm.out, "--json"],
+                                       stdin=subprocess.DEVNULL, env=env)
+                if not sm.check(payload):
+                    raise RuntimeError(f"{name}: the copy differs from the payload")
+                if os.environ.get("TIME_ID") == "1":
+                    id_sample = cpg.run_timed([*argv, "--home", sm.dl_home, "id", "--json"], stdin=subprocess.DEVNULL, env=env)
+                if r > 0:
+                    results[name].append(sample)
+                    if os.environ.get("TIME_ID") == "1":
+                        id_results[name].append(id_sample)
+        load = open("/proc/loadavg").read().split()[:3]
+        print(f"{rounds} rounds, one-off get of {size_mib} MiB, load average {' '.join(load)}; medians (min-max)")
+        base = results[variants[0][0]]
+        for name, ss in results.items():
+            walls = [s[0] for s in ss]
+            ratio = statistics.median(s[0] / b[0] for s, b in zip(ss, base))
+            line = (f"{name:14} wall {statistics.median(walls):.3f} s ({min(walls):.3f}-{max(walls):.3f})  "
+                    f"user {statistics.median(s[1] for s in ss):.3f}  sys {statistics.median(s[2] for s in ss):.3f}  "
+                    f"vs {variants[0][0]} {ratio:.3f}x")
+            if id_results[name]:
+                line += f"  | id: wall {statistics.median(s[0] for s in id_results[name]):.3f} user {statistics.median(s[1] for s in id_results[name]):.3f}"
+            print(line)
+    finally:
+        if sm is not None:
+            sm.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except RuntimeError as e:
+        print(f"oneoff-ab: {e}", file=sys.stderr)
+        sys.exit(1)
