@@ -48,6 +48,9 @@ public sealed class TransferOptions
     /// <summary>Where the engine logs.</summary>
     public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
 
+    /// <summary>Write verified chunks to the part file with direct I/O where the file system takes it (<see cref="PartFileWriter"/>); false: through the page cache.</summary>
+    internal bool DirectWrites { get; init; } = true;
+
     /// <summary>Test seam: corrupts chunk bytes after the seeder's own check, just before sending (a lying seeder).</summary>
     internal ChunkTamper? TamperOutgoingChunk { get; init; }
 

@@ -20,6 +20,8 @@ seconds per GiB, and the medians of the pairwise ratios against securemesh measu
 
   cost-per-gib.sh [ROUNDS] [SIZE_MIB]     ONLY=securemesh,ssh,syncthing (default: all three)  MODE=node|oneoff
   SECUREMESH_DLL=path/to/securemesh.dll  (default: the Release build of src/SecureMesh.Cli)
+  COMPARE_DLL=path/to/other/securemesh.dll  adds that build as one more contestant, "baseline" (before/after pairs of a
+                                          change in the same rounds; "securemesh vs baseline" speed above 1x: the SECUREMESH_DLL build is faster)
 
 Needs openssh-server and syncthing (apt-get install -y openssh-server syncthing). Everything runs on 127.0.0.1 in a
 temporary folder that is removed at the end.
@@ -120,15 +122,14 @@ def wait_for(predicate, what, timeout=120):
 
 
 class SecureMesh:
-    name = "securemesh"
-
-    def __init__(self, work, payload, mode):
-        self.dll = os.environ.get("SECUREMESH_DLL", os.path.join(ROOT, "src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll"))
+    def __init__(self, work, payload, mode, dll=None, name="securemesh"):
+        self.name = name
+        self.dll = dll or os.environ.get("SECUREMESH_DLL", os.path.join(ROOT, "src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll"))
         if not os.path.exists(self.dll):
             raise RuntimeError(f"no {self.dll}: dotnet build src/SecureMesh.Cli -c Release (or set SECUREMESH_DLL)")
         self.work, self.mode, self.size = work, mode, os.path.getsize(payload)
-        self.seed_home, self.dl_home = os.path.join(work, "sm-s"), os.path.join(work, "sm-dl")
-        self.out = os.path.join(work, "sm-out")
+        self.seed_home, self.dl_home = os.path.join(work, name + "-s"), os.path.join(work, name + "-dl")
+        self.out = os.path.join(work, name + "-out")
         self.procs = []
         for home in (self.seed_home, self.dl_home):
             self.sm(home, "init")
@@ -138,9 +139,9 @@ class SecureMesh:
         files = json.loads(self.sm(self.seed_home, "share", "list", "--json"))["files"]
         self.cid = files[0]["contentId"]
         port = free_port()
-        self.seeder = self.start(self.seed_home, port, "s.log", "listening on")
+        self.seeder = self.start(self.seed_home, port, name + "-s.log", "listening on")
         self.sm(self.dl_home, "peers", "add", seeder_id, "--addr", f"127.0.0.1:{port}", "--trust")
-        self.node = self.start(self.dl_home, free_port(), "dl.log", "established") if mode == "node" else None
+        self.node = self.start(self.dl_home, free_port(), name + "-dl.log", "established") if mode == "node" else None
 
     def sm(self, home, *args):
         return subprocess.run(["dotnet", self.dll, "--home", home, *args], check=True, capture_output=True,
@@ -331,6 +332,8 @@ def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     size_mib = int(sys.argv[2]) if len(sys.argv) > 2 else 1024
     only = os.environ.get("ONLY", "securemesh,ssh,syncthing").split(",")
+    if os.environ.get("COMPARE_DLL") and "baseline" not in only:
+        only.append("baseline")
     mode = os.environ.get("MODE", "node")
     work = tempfile.mkdtemp(prefix="sm-cost.")
     contestants = []
@@ -342,6 +345,9 @@ def main():
         for name in only:
             if name == "securemesh":
                 contestants.append(SecureMesh(work, payload, mode))
+            elif name == "baseline":
+                # COMPARE_DLL: a second SecureMesh build (before a change) as its own contestant, for before/after pairs.
+                contestants.append(SecureMesh(work, payload, mode, os.environ["COMPARE_DLL"], "baseline"))
             elif name == "ssh":
                 contestants.append(Ssh(work, payload))
             elif name == "syncthing":
