@@ -57,6 +57,9 @@ public sealed class TransferOptions
     /// <summary>Test seam: the free bytes in the file system of a folder (default: statvfs through DriveInfo).</summary>
     internal Func<string, long>? FreeSpace { get; init; }
 
+    /// <summary>Test seam: called for every chunk this node hashes again before serving it (index).</summary>
+    internal Action<long>? ChunkRehashed { get; init; }
+
     /// <summary>Test seam: called for every chunk request this node serves (peer, content ID text, index).</summary>
     internal Action<string, string, long>? ChunkServed { get; init; }
 }
