@@ -83,6 +83,13 @@ def tree_cpu(pid):
     return total
 
 
+def machine_ticks():
+    """(idle, total) jiffies of the whole machine, from /proc/stat's cpu line (idle and iowait count as idle)."""
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:]]
+    return values[3] + values[4], sum(values[:8])
+
+
 def run_timed(argv, stdin=None, env=None):
     """Runs a command to completion: (wall seconds, user CPU, system CPU) from wait4's rusage."""
     start = time.monotonic()
@@ -359,33 +366,40 @@ def main():
             if not c.check(payload):
                 raise RuntimeError(f"{c.name}'s copy differs from the payload")
         samples = {c.name: [] for c in contestants}
+        idle = {c.name: [] for c in contestants}
         for r in range(rounds):
             order = contestants[r % len(contestants):] + contestants[:r % len(contestants)]
             for c in order:
+                i0, t0 = machine_ticks()
                 samples[c.name].append(c.transfer())
+                i1, t1 = machine_ticks()
+                idle[c.name].append((i1 - i0) / max(t1 - t0, 1))
                 if not c.check(payload):
                     raise RuntimeError(f"{c.name}'s copy differs from the payload")
-        report(samples, size_mib, rounds, mode)
+        report(samples, size_mib, rounds, mode, idle)
     finally:
         for c in contestants:
             c.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def report(samples, size_mib, rounds, mode):
+def report(samples, size_mib, rounds, mode, idle):
     gib = size_mib / 1024
     mb = size_mib * 1048576 / 1e6
     load = open("/proc/loadavg").read().split()[:3]
     print(f"{rounds} rounds, {size_mib} MiB, securemesh {'through a running node' if mode == 'node' else 'one-off get'}; "
           f"load average {' '.join(load)}; CPU seconds per GiB (user+system), medians")
-    print(f"{'':12} {'wall s':>7} {'MB/s':>6} {'send usr':>9} {'send sys':>9} {'recv usr':>9} {'recv sys':>9} {'send':>6} {'recv':>6}")
+    print(f"{'':12} {'wall s':>7} {'MB/s':>6} {'send usr':>9} {'send sys':>9} {'recv usr':>9} {'recv sys':>9} {'send':>6} {'recv':>6} "
+          f"{'idle':>5}")
     for name, ss in samples.items():
         med = lambda f: statistics.median(f(s) for s in ss)
         wall = med(lambda s: s.wall)
         print(f"{name:12} {wall:7.2f} {mb / wall:6.0f} {med(lambda s: s.sender[0] / gib):9.2f} "
               f"{med(lambda s: s.sender[1] / gib):9.2f} {med(lambda s: s.receiver[0] / gib):9.2f} "
               f"{med(lambda s: s.receiver[1] / gib):9.2f} {med(lambda s: sum(s.sender) / gib):6.2f} "
-              f"{med(lambda s: sum(s.receiver) / gib):6.2f}")
+              f"{med(lambda s: sum(s.receiver) / gib):6.2f} {statistics.median(idle[name]):5.0%}")
+    print("idle: the whole machine's idle share of CPU time during that contestant's transfers (median; other work "
+          "running on the machine shows as less idle)")
     if "securemesh" in samples:
         ours = samples["securemesh"]
         for name, ss in samples.items():
