@@ -18,6 +18,11 @@ namespace SecureMesh.Storage;
 /// <param name="Manifest">The signed manifest; empty when not loaded.</param>
 /// <param name="Device">The device of the file indexed (0: not recorded).</param>
 /// <param name="Inode">The inode of the file indexed (0: not recorded).</param>
+/// <param name="CtimeNs">
+/// The file's status-change time (ctime, nanoseconds) when it was indexed, recorded only when it was already in the past
+/// by more than the file system's timestamp granularity when hashing began, so that any later change to the file gives
+/// it another ctime; 0 when not recorded (chunks are then always re-hashed before being served).
+/// </param>
 public sealed record CatalogEntry(
     string Path,
     string ShareRoot,
@@ -30,7 +35,8 @@ public sealed record CatalogEntry(
     ReadOnlyMemory<byte> Leaves,
     ReadOnlyMemory<byte> Manifest,
     long Device = 0,
-    long Inode = 0);
+    long Inode = 0,
+    long CtimeNs = 0);
 
 /// <summary>A shared path as the user added it; hidden entries (names starting with '.') are shared only when <paramref name="IncludeHidden"/>.</summary>
 public sealed record ShareRecord(string Path, DateTimeOffset Added, bool IncludeHidden = false);
@@ -45,7 +51,7 @@ public sealed record SkippedEntry(string ShareRoot, string Path, string Reason);
 /// </summary>
 public sealed class CatalogStore
 {
-    private const string Columns = "path, share_root, name, size, mtime_ns, content_id, chunk_size, indexed_at, device, inode";
+    private const string Columns = "path, share_root, name, size, mtime_ns, content_id, chunk_size, indexed_at, device, inode, ctime_ns";
 
     /// <summary>The most skipped entries kept per shared path.</summary>
     public const int MaxSkippedPerShare = 10_000;
@@ -148,14 +154,14 @@ public sealed class CatalogStore
         ContentIdFormat.Validate(entry.ContentId);
         _database.Write(tx => SecureMeshDatabase.Execute(tx,
             """
-            INSERT INTO catalog (path, share_root, name, size, mtime_ns, content_id, chunk_size, indexed_at, leaves, manifest, device, inode)
-            VALUES ($path, $root, $name, $size, $mtime, $cid, $chunk, $at, $leaves, $manifest, $dev, $ino)
+            INSERT INTO catalog (path, share_root, name, size, mtime_ns, content_id, chunk_size, indexed_at, leaves, manifest, device, inode, ctime_ns)
+            VALUES ($path, $root, $name, $size, $mtime, $cid, $chunk, $at, $leaves, $manifest, $dev, $ino, $ctime)
             ON CONFLICT (path) DO UPDATE SET share_root = excluded.share_root, name = excluded.name, size = excluded.size,
                 mtime_ns = excluded.mtime_ns, content_id = excluded.content_id, chunk_size = excluded.chunk_size,
                 indexed_at = excluded.indexed_at, leaves = excluded.leaves, manifest = excluded.manifest,
-                device = excluded.device, inode = excluded.inode
+                device = excluded.device, inode = excluded.inode, ctime_ns = excluded.ctime_ns
             """,
-            ("$dev", entry.Device), ("$ino", entry.Inode),
+            ("$dev", entry.Device), ("$ino", entry.Inode), ("$ctime", entry.CtimeNs),
             ("$path", entry.Path), ("$root", entry.ShareRoot), ("$name", entry.Name), ("$size", entry.Size),
             ("$mtime", entry.MtimeNs), ("$cid", entry.ContentId), ("$chunk", entry.ChunkSize),
             ("$at", entry.IndexedAt.ToUnixTimeMilliseconds()), ("$leaves", entry.Leaves.ToArray()), ("$manifest", entry.Manifest.ToArray())));
@@ -262,9 +268,9 @@ public sealed class CatalogStore
             list.Add(new CatalogEntry(
                 reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3), reader.GetInt64(4),
                 reader.GetString(5), reader.GetInt32(6), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(7)),
-                withBlobs ? Blob(reader, 10) : ReadOnlyMemory<byte>.Empty,
                 withBlobs ? Blob(reader, 11) : ReadOnlyMemory<byte>.Empty,
-                reader.GetInt64(8), reader.GetInt64(9)));
+                withBlobs ? Blob(reader, 12) : ReadOnlyMemory<byte>.Empty,
+                reader.GetInt64(8), reader.GetInt64(9), reader.GetInt64(10)));
         }
         return list;
     });

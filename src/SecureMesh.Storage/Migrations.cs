@@ -335,6 +335,12 @@ internal static class Migrations
             PRIMARY KEY (peer_id, address)
         ) WITHOUT ROWID;
         """,
+
+        // Version 11 (issue 20): the ctime each catalog entry was indexed at (0: not recorded), so a seeder can skip
+        // re-hashing a chunk it serves while the file's device, inode, size, mtime and ctime are all unchanged.
+        """
+        ALTER TABLE catalog ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;
+        """,
     ];
 
     /// <summary>The schema version this code writes.</summary>

@@ -35,6 +35,19 @@ public sealed class CatalogAndDownloadStoreTests
     }
 
     [Fact]
+    public void Catalog_keeps_the_file_identity_ctime_included_and_a_replaced_entry_takes_the_new_one()
+    {
+        using var t = new TestDatabase();
+        t.Db.Catalog.Upsert(Entry("/s/a", "/s", "a", Cid1) with { Device = 7, Inode = 8, CtimeNs = 1_700_000_000_123_456_789 });
+        var entry = t.Db.Catalog.Get("/s/a")!;
+        Assert.Equal((7L, 8L, 1_700_000_000_123_456_789L), (entry.Device, entry.Inode, entry.CtimeNs));
+        Assert.Equal(1_700_000_000_123_456_789L, Assert.Single(t.Db.Catalog.FindByContentId(Cid1)).CtimeNs);
+        // Re-indexed with a ctime that was not settled: 0 replaces the old one (chunks are hashed again when served).
+        t.Db.Catalog.Upsert(Entry("/s/a", "/s", "a", Cid2) with { Device = 7, Inode = 9 });
+        Assert.Equal(0, t.Db.Catalog.Get("/s/a")!.CtimeNs);
+    }
+
+    [Fact]
     public void Search_matches_the_folders_a_file_is_in_from_the_shared_folder_down_but_nothing_above_it()
     {
         using var t = new TestDatabase();

@@ -31,7 +31,11 @@ public enum FileKind
 /// <param name="Inode">Its inode number (0 where unknown).</param>
 /// <param name="Size">Size in bytes.</param>
 /// <param name="MtimeNs">Last write time in nanoseconds since the Unix epoch, cut to 100 ns (as .NET reports it).</param>
-public readonly record struct FileIdentity(FileKind Kind, long Device, long Inode, long Size, long MtimeNs)
+/// <param name="CtimeNs">
+/// Last status change (ctime) in nanoseconds since the Unix epoch, as the file system keeps it (0 where unknown). Unlike
+/// the mtime, no user can set it: any write, truncation, rename, link or attribute change sets it to the current time.
+/// </param>
+public readonly record struct FileIdentity(FileKind Kind, long Device, long Inode, long Size, long MtimeNs, long CtimeNs = 0)
 {
     /// <summary>How a skipped entry of this kind is described to the user.</summary>
     public string Describe() => Kind switch
@@ -78,6 +82,7 @@ public static unsafe partial class ShareFileSystem
     private const uint RenameNoReplaceFlag = 1;
     private const uint StatxBasic = 0x7ff;
     private const int StatxBufferSize = 256;
+    private const int ClockRealtimeCoarse = 5;
 
     private const int EPerm = 1;
     private const int ENoEnt = 2;
@@ -401,6 +406,46 @@ public static unsafe partial class ShareFileSystem
     }
 
     /// <summary>
+    /// The clock file timestamps are taken from (<c>CLOCK_REALTIME_COARSE</c>), in nanoseconds since the Unix epoch;
+    /// 0 where it cannot be read (then <see cref="CtimeSettled"/> is always false).
+    /// </summary>
+    public static long CoarseNowNs()
+    {
+        if (!IsNative)
+        {
+            return 0;
+        }
+        var ts = stackalloc long[2];
+        return ClockGetTime(ClockRealtimeCoarse, ts) == 0 ? (ts[0] * 1_000_000_000) + ts[1] : 0;
+    }
+
+    /// <summary>
+    /// True when a file whose ctime is <paramref name="ctimeNs"/> cannot change again without getting another ctime, as
+    /// seen at <paramref name="nowNs"/> (<see cref="CoarseNowNs"/>, read after the ctime): the ctime is older than now by
+    /// more than the file system's timestamp granularity. A change is stamped with the coarse clock cut to that
+    /// granularity, so a change in the same tick as the last one (or, on a file system keeping whole seconds, in the same
+    /// second) would keep the ctime; the granularity is not reported, so the coarsest one the ctime is a multiple of
+    /// (2 s, 1 s, … 1 ns) is assumed.
+    /// </summary>
+    public static bool CtimeSettled(long ctimeNs, long nowNs)
+    {
+        if (ctimeNs <= 0 || nowNs <= 0)
+        {
+            return false;
+        }
+        long margin = 2_000_000_000;
+        foreach (var step in (ReadOnlySpan<long>)[2_000_000_000, 1_000_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1])
+        {
+            margin = step;
+            if (ctimeNs % step == 0)
+            {
+                break;
+            }
+        }
+        return nowNs - ctimeNs >= margin;
+    }
+
+    /// <summary>
     /// The absolute path with every symbolic link resolved (the part that does not exist yet is appended as written),
     /// so a folder setting names the real folder once, when it is set.
     /// </summary>
@@ -591,7 +636,8 @@ public static unsafe partial class ShareFileSystem
 
     private static FileIdentity Decode(byte* buffer)
     {
-        // struct statx: mode u16 at 28, ino u64 at 32, size u64 at 40, mtime {i64 sec, u32 nsec} at 112, dev major/minor u32 at 136/140.
+        // struct statx: mode u16 at 28, ino u64 at 32, size u64 at 40, ctime {i64 sec, u32 nsec} at 96, mtime at 112,
+        // dev major/minor u32 at 136/140.
         var mode = *(ushort*)(buffer + 28);
         var kind = (mode & 0xF000) switch
         {
@@ -608,8 +654,9 @@ public static unsafe partial class ShareFileSystem
         var size = *(long*)(buffer + 40);
         var seconds = *(long*)(buffer + 112);
         var nanos = *(uint*)(buffer + 120);
+        var ctime = (*(long*)(buffer + 96) * 1_000_000_000) + *(uint*)(buffer + 104);
         var device = ((long)*(uint*)(buffer + 136) << 32) | *(uint*)(buffer + 140);
-        return new FileIdentity(kind, device, inode, size, (seconds * 1_000_000_000) + (nanos / 100 * 100));
+        return new FileIdentity(kind, device, inode, size, (seconds * 1_000_000_000) + (nanos / 100 * 100), ctime);
     }
 
     private static FileIdentity? ManagedLstat(string path)
@@ -663,6 +710,9 @@ public static unsafe partial class ShareFileSystem
 
     [LibraryImport("libc", EntryPoint = "unlinkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int UnlinkAt(int dirfd, string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "clock_gettime")]
+    private static partial int ClockGetTime(int clock, long* timespec);
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int Fsync(int fd);

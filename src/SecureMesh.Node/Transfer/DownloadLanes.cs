@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging;
-using Microsoft.Win32.SafeHandles;
 using SecureMesh.Core;
 using SecureMesh.Core.Content;
 using SecureMesh.Core.Identity;
@@ -24,7 +23,6 @@ internal sealed class DownloadLanes
     private readonly ILogger _logger;
     private readonly Action<long, byte[], int> _written;
     private readonly Lock _gate = new();
-    private readonly Lock _writeGate = new();
     private readonly SemaphoreSlim _changed = new(0);
     private readonly HashSet<PeerId> _liars;
     private readonly List<Source> _sources = [];
@@ -103,7 +101,7 @@ internal sealed class DownloadLanes
     /// <paramref name="file"/> until every lane has ended: all chunks verified, no live peer left that could serve the
     /// rest, a local write failure (<see cref="Fatal"/>), or <paramref name="stop"/>.
     /// </summary>
-    public async Task RunAsync(List<Source> sources, SafeFileHandle file, CancellationToken stop)
+    public async Task RunAsync(List<Source> sources, PartFileWriter file, CancellationToken stop)
     {
         var planned = _picker.Plan([.. sources.Select(s => s.Have)]);
         for (var i = 0; i < sources.Count; i++)
@@ -132,7 +130,7 @@ internal sealed class DownloadLanes
         await AllLanesAsync().ConfigureAwait(false);
     }
 
-    private void StartLanes(Source source, SafeFileHandle file, CancellationToken ct)
+    private void StartLanes(Source source, PartFileWriter file, CancellationToken ct)
     {
         // Each lane holds at most one chunk reply, so memory for replies is lanes × chunk size: at 16 MiB chunks one lane
         // a peer, and the download-wide budget (_replyBudget) bounds it over all peers.
@@ -170,7 +168,7 @@ internal sealed class DownloadLanes
     /// While the download runs, a trusted peer that connects (or reconnects) and holds chunks becomes a source too: a
     /// seeder that was slow to connect, or that came back after a drop, is not left out until the next download.
     /// </summary>
-    private async Task JoinLateSourcesAsync(SafeFileHandle file, CancellationToken ct)
+    private async Task JoinLateSourcesAsync(PartFileWriter file, CancellationToken ct)
     {
         // Each session is asked once: one that does not hold the content is not asked again every interval.
         HashSet<ProtocolSession> asked;
@@ -224,7 +222,7 @@ internal sealed class DownloadLanes
         return _service.IsBanned(peer);
     }
 
-    private async Task LaneAsync(Source source, SafeFileHandle file, CancellationToken ct)
+    private async Task LaneAsync(Source source, PartFileWriter file, CancellationToken ct)
     {
         try
         {
@@ -264,7 +262,7 @@ internal sealed class DownloadLanes
     }
 
     /// <summary>Fetches, verifies and writes one chunk for <paramref name="source"/>.</summary>
-    private async Task<LaneStep> FetchOneAsync(Source source, SafeFileHandle file, CancellationToken ct)
+    private async Task<LaneStep> FetchOneAsync(Source source, PartFileWriter file, CancellationToken ct)
     {
         var index = _picker.Next(source.Picker);
         if (index == ChunkPicker.Finished)
@@ -291,10 +289,7 @@ internal sealed class DownloadLanes
             {
                 try
                 {
-                    lock (_writeGate)
-                    {
-                        RandomAccess.Write(file, reply.Data.Span, ChunkLayout.ChunkOffset(_manifest.ChunkSize, index));
-                    }
+                    file.Write(reply.Data.Span, ChunkLayout.ChunkOffset(_manifest.ChunkSize, index));
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {

@@ -391,8 +391,9 @@ public sealed class ProtocolSession
     /// must be the regular file (device, inode, size, time) that was indexed: a path swapped for a link, a FIFO or
     /// another file is never read.
     /// </summary>
-    private static bool ReadChunk(SharedContent content, long index, Span<byte> destination)
+    private bool ReadChunk(SharedContent content, long index, Span<byte> destination)
     {
+        bool unchanged;
         try
         {
             using var handle = ShareFileSystem.OpenShared(content.Root, content.Path, out var opened);
@@ -411,12 +412,21 @@ public sealed class ProtocolSession
                 }
                 done += read;
             }
+            // A write stamps the ctime before it changes a byte, so a ctime unchanged after the read means none of these
+            // bytes changed since the file was hashed (see SharedContent.IsUnchangedSinceIndexed).
+            unchanged = content.IsUnchangedSinceIndexed(opened) && content.IsUnchangedSinceIndexed(ShareFileSystem.Fstat(handle));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or SecureMeshException)
         {
             return false;
         }
-        // Same file, size and time prove nothing about its bytes: they must still hash to the indexed leaf.
+        if (unchanged)
+        {
+            return true;
+        }
+        // Same file, size and mtime prove nothing about its bytes (the mtime can be set back): they must still hash to
+        // the indexed leaf.
+        _options.ChunkRehashed?.Invoke(index);
         return content.Tree.VerifyLeaf(index, destination);
     }
 

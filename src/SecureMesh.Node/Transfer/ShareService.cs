@@ -25,12 +25,21 @@ public sealed record ShareResult(int Files, int Indexed, int Unchanged, int Remo
 /// A catalog file ready to serve: where it is (under which shared root), which file it was (device, inode, size,
 /// mtime), its tree (rebuilt from the stored leaves) and signed manifest.
 /// </summary>
-internal sealed record SharedContent(string Root, string Path, long Device, long Inode, long Size, long MtimeNs, MerkleTree Tree, byte[] Manifest)
+internal sealed record SharedContent(string Root, string Path, long Device, long Inode, long Size, long MtimeNs, MerkleTree Tree, byte[] Manifest, long CtimeNs = 0)
 {
     /// <summary>True when the opened handle's <paramref name="identity"/> is the very file that was indexed, unchanged.</summary>
     public bool IsSameFile(FileIdentity identity) =>
         identity.Kind == FileKind.Regular && identity.Size == Size && identity.MtimeNs == MtimeNs
         && (!ShareFileSystem.IsNative || (identity.Device == Device && identity.Inode == Inode));
+
+    /// <summary>
+    /// True when <paramref name="identity"/> proves the file has not changed at all since it was hashed: the same file,
+    /// size and mtime, and the same ctime, recorded at indexing only once settled (<see cref="ShareFileSystem.CtimeSettled"/>).
+    /// No user can set a ctime back, so a write, truncation, rename, link or attribute change since then shows here;
+    /// a chunk read while this holds before and after the read need not be hashed again.
+    /// </summary>
+    public bool IsUnchangedSinceIndexed(FileIdentity identity) =>
+        ShareFileSystem.IsNative && CtimeNs != 0 && identity.CtimeNs == CtimeNs && IsSameFile(identity);
 }
 
 /// <summary>
@@ -171,7 +180,8 @@ public sealed class ShareService : IAsyncDisposable
             {
                 if (known.TryGetValue(file, out var entry) && entry.Size == id.Size && entry.MtimeNs == id.MtimeNs && entry.ChunkSize == chunkSize)
                 {
-                    if (entry.Device == id.Device && entry.Inode == id.Inode)
+                    // A recorded ctime that moved (a write with the mtime put back, a chmod): hashed again.
+                    if (entry.Device == id.Device && entry.Inode == id.Inode && (entry.CtimeNs == 0 || entry.CtimeNs == id.CtimeNs))
                     {
                         unchanged++;
                         continue;
@@ -233,11 +243,13 @@ public sealed class ShareService : IAsyncDisposable
         {
             // Opened without following any link below the shared root, never blocking, and only as a regular file;
             // the handle is what gets hashed and what its device, inode, size and time are read from.
-            var (tree, before, after) = await Task.Run(() =>
+            var (tree, before, now, after) = await Task.Run(() =>
             {
                 using var handle = ShareFileSystem.OpenShared(root, file, out var opened);
+                // Read after the ctime and before the first byte hashed: see CtimeSettled.
+                var started = ShareFileSystem.CoarseNowNs();
                 var hashed = FileIndexer.Index(handle, chunkSize, progress, 0, cancellationToken);
-                return (hashed, opened, ShareFileSystem.Fstat(handle));
+                return (hashed, opened, started, ShareFileSystem.Fstat(handle));
             }, cancellationToken).ConfigureAwait(false);
             var size = before.Size;
             var mtime = before.MtimeNs;
@@ -252,8 +264,11 @@ public sealed class ShareService : IAsyncDisposable
             }
             var name = ManifestName(Path.GetFileName(file));
             var manifest = Manifest.Create(_identity, tree, name, _time.GetUtcNow());
+            // The ctime is kept (serving may then skip re-hashing while it holds) only when no change can have kept it:
+            // unchanged over the hashing and, when hashing began, older than the file system's timestamp granularity.
+            var ctime = after.CtimeNs == before.CtimeNs && ShareFileSystem.CtimeSettled(before.CtimeNs, now) ? before.CtimeNs : 0;
             _db.Catalog.Upsert(new CatalogEntry(file, root, name, size, mtime, tree.ContentId.Text, chunkSize, _time.GetUtcNow(),
-                tree.LeafHashes, manifest.Encode(), before.Device, before.Inode));
+                tree.LeafHashes, manifest.Encode(), before.Device, before.Inode, ctime));
             TransferLog.Indexed(_logger, file, tree.ContentId.Text);
             return size;
         }
@@ -325,7 +340,7 @@ public sealed class ShareService : IAsyncDisposable
                 }
                 if (tree.ContentId.Text == contentId)
                 {
-                    copies.Add(new SharedContent(entry.ShareRoot, entry.Path, entry.Device, entry.Inode, entry.Size, entry.MtimeNs, tree, entry.Manifest.ToArray()));
+                    copies.Add(new SharedContent(entry.ShareRoot, entry.Path, entry.Device, entry.Inode, entry.Size, entry.MtimeNs, tree, entry.Manifest.ToArray(), entry.CtimeNs));
                 }
             }
             catch (SecureMeshException)
@@ -351,7 +366,7 @@ public sealed class ShareService : IAsyncDisposable
                 {
                     continue;
                 }
-                return new SharedContent(entry.ShareRoot, entry.Path, entry.Device, entry.Inode, entry.Size, entry.MtimeNs, tree, entry.Manifest.ToArray());
+                return new SharedContent(entry.ShareRoot, entry.Path, entry.Device, entry.Inode, entry.Size, entry.MtimeNs, tree, entry.Manifest.ToArray(), entry.CtimeNs);
             }
             catch (SecureMeshException)
             {

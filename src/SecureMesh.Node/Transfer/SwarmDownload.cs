@@ -144,7 +144,10 @@ internal sealed class SwarmDownload
                     using var lanesStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     using var flushStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     var flusher = FlushLoopAsync(part, lanesStop, flushStop.Token);
-                    await lanes.RunAsync(sources, part.SafeFileHandle, lanesStop.Token).ConfigureAwait(false);
+                    using (var writer = PartFileWriter.Open(part.SafeFileHandle, _manifest.ChunkSize, _options.DirectWrites))
+                    {
+                        await lanes.RunAsync(sources, writer, lanesStop.Token).ConfigureAwait(false);
+                    }
                     _handle.MarkTransferDone();
                     await flushStop.CancelAsync().ConfigureAwait(false);
                     await flusher.ConfigureAwait(false);

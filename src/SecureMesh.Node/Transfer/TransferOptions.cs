@@ -48,11 +48,17 @@ public sealed class TransferOptions
     /// <summary>Where the engine logs.</summary>
     public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
 
+    /// <summary>Write verified chunks to the part file with direct I/O where the file system takes it (<see cref="PartFileWriter"/>); false: through the page cache.</summary>
+    internal bool DirectWrites { get; init; } = true;
+
     /// <summary>Test seam: corrupts chunk bytes after the seeder's own check, just before sending (a lying seeder).</summary>
     internal ChunkTamper? TamperOutgoingChunk { get; init; }
 
     /// <summary>Test seam: the free bytes in the file system of a folder (default: statvfs through DriveInfo).</summary>
     internal Func<string, long>? FreeSpace { get; init; }
+
+    /// <summary>Test seam: called for every chunk this node hashes again before serving it (index).</summary>
+    internal Action<long>? ChunkRehashed { get; init; }
 
     /// <summary>Test seam: called for every chunk request this node serves (peer, content ID text, index).</summary>
     internal Action<string, string, long>? ChunkServed { get; init; }

@@ -20,6 +20,8 @@ seconds per GiB, and the medians of the pairwise ratios against securemesh measu
 
   cost-per-gib.sh [ROUNDS] [SIZE_MIB]     ONLY=securemesh,ssh,syncthing (default: all three)  MODE=node|oneoff
   SECUREMESH_DLL=path/to/securemesh.dll  (default: the Release build of src/SecureMesh.Cli)
+  COMPARE_DLL=path/to/other/securemesh.dll  adds that build as one more contestant, "baseline" (before/after pairs of a
+                                          change in the same rounds; "securemesh vs baseline" speed above 1x: the SECUREMESH_DLL build is faster)
 
 Needs openssh-server and syncthing (apt-get install -y openssh-server syncthing). Everything runs on 127.0.0.1 in a
 temporary folder that is removed at the end.
@@ -81,6 +83,13 @@ def tree_cpu(pid):
     return total
 
 
+def machine_ticks():
+    """(idle, total) jiffies of the whole machine, from /proc/stat's cpu line (idle and iowait count as idle)."""
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:]]
+    return values[3] + values[4], sum(values[:8])
+
+
 def run_timed(argv, stdin=None, env=None):
     """Runs a command to completion: (wall seconds, user CPU, system CPU) from wait4's rusage."""
     start = time.monotonic()
@@ -120,15 +129,14 @@ def wait_for(predicate, what, timeout=120):
 
 
 class SecureMesh:
-    name = "securemesh"
-
-    def __init__(self, work, payload, mode):
-        self.dll = os.environ.get("SECUREMESH_DLL", os.path.join(ROOT, "src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll"))
+    def __init__(self, work, payload, mode, dll=None, name="securemesh"):
+        self.name = name
+        self.dll = dll or os.environ.get("SECUREMESH_DLL", os.path.join(ROOT, "src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll"))
         if not os.path.exists(self.dll):
             raise RuntimeError(f"no {self.dll}: dotnet build src/SecureMesh.Cli -c Release (or set SECUREMESH_DLL)")
         self.work, self.mode, self.size = work, mode, os.path.getsize(payload)
-        self.seed_home, self.dl_home = os.path.join(work, "sm-s"), os.path.join(work, "sm-dl")
-        self.out = os.path.join(work, "sm-out")
+        self.seed_home, self.dl_home = os.path.join(work, name + "-s"), os.path.join(work, name + "-dl")
+        self.out = os.path.join(work, name + "-out")
         self.procs = []
         for home in (self.seed_home, self.dl_home):
             self.sm(home, "init")
@@ -138,9 +146,9 @@ class SecureMesh:
         files = json.loads(self.sm(self.seed_home, "share", "list", "--json"))["files"]
         self.cid = files[0]["contentId"]
         port = free_port()
-        self.seeder = self.start(self.seed_home, port, "s.log", "listening on")
+        self.seeder = self.start(self.seed_home, port, name + "-s.log", "listening on")
         self.sm(self.dl_home, "peers", "add", seeder_id, "--addr", f"127.0.0.1:{port}", "--trust")
-        self.node = self.start(self.dl_home, free_port(), "dl.log", "established") if mode == "node" else None
+        self.node = self.start(self.dl_home, free_port(), name + "-dl.log", "established") if mode == "node" else None
 
     def sm(self, home, *args):
         return subprocess.run(["dotnet", self.dll, "--home", home, *args], check=True, capture_output=True,
@@ -331,6 +339,8 @@ def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     size_mib = int(sys.argv[2]) if len(sys.argv) > 2 else 1024
     only = os.environ.get("ONLY", "securemesh,ssh,syncthing").split(",")
+    if os.environ.get("COMPARE_DLL") and "baseline" not in only:
+        only.append("baseline")
     mode = os.environ.get("MODE", "node")
     work = tempfile.mkdtemp(prefix="sm-cost.")
     contestants = []
@@ -342,6 +352,9 @@ def main():
         for name in only:
             if name == "securemesh":
                 contestants.append(SecureMesh(work, payload, mode))
+            elif name == "baseline":
+                # COMPARE_DLL: a second SecureMesh build (before a change) as its own contestant, for before/after pairs.
+                contestants.append(SecureMesh(work, payload, mode, os.environ["COMPARE_DLL"], "baseline"))
             elif name == "ssh":
                 contestants.append(Ssh(work, payload))
             elif name == "syncthing":
@@ -353,33 +366,40 @@ def main():
             if not c.check(payload):
                 raise RuntimeError(f"{c.name}'s copy differs from the payload")
         samples = {c.name: [] for c in contestants}
+        idle = {c.name: [] for c in contestants}
         for r in range(rounds):
             order = contestants[r % len(contestants):] + contestants[:r % len(contestants)]
             for c in order:
+                i0, t0 = machine_ticks()
                 samples[c.name].append(c.transfer())
+                i1, t1 = machine_ticks()
+                idle[c.name].append((i1 - i0) / max(t1 - t0, 1))
                 if not c.check(payload):
                     raise RuntimeError(f"{c.name}'s copy differs from the payload")
-        report(samples, size_mib, rounds, mode)
+        report(samples, size_mib, rounds, mode, idle)
     finally:
         for c in contestants:
             c.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def report(samples, size_mib, rounds, mode):
+def report(samples, size_mib, rounds, mode, idle):
     gib = size_mib / 1024
     mb = size_mib * 1048576 / 1e6
     load = open("/proc/loadavg").read().split()[:3]
     print(f"{rounds} rounds, {size_mib} MiB, securemesh {'through a running node' if mode == 'node' else 'one-off get'}; "
           f"load average {' '.join(load)}; CPU seconds per GiB (user+system), medians")
-    print(f"{'':12} {'wall s':>7} {'MB/s':>6} {'send usr':>9} {'send sys':>9} {'recv usr':>9} {'recv sys':>9} {'send':>6} {'recv':>6}")
+    print(f"{'':12} {'wall s':>7} {'MB/s':>6} {'send usr':>9} {'send sys':>9} {'recv usr':>9} {'recv sys':>9} {'send':>6} {'recv':>6} "
+          f"{'idle':>5}")
     for name, ss in samples.items():
         med = lambda f: statistics.median(f(s) for s in ss)
         wall = med(lambda s: s.wall)
         print(f"{name:12} {wall:7.2f} {mb / wall:6.0f} {med(lambda s: s.sender[0] / gib):9.2f} "
               f"{med(lambda s: s.sender[1] / gib):9.2f} {med(lambda s: s.receiver[0] / gib):9.2f} "
               f"{med(lambda s: s.receiver[1] / gib):9.2f} {med(lambda s: sum(s.sender) / gib):6.2f} "
-              f"{med(lambda s: sum(s.receiver) / gib):6.2f}")
+              f"{med(lambda s: sum(s.receiver) / gib):6.2f} {statistics.median(idle[name]):5.0%}")
+    print("idle: the whole machine's idle share of CPU time during that contestant's transfers (median; other work "
+          "running on the machine shows as less idle)")
     if "securemesh" in samples:
         ours = samples["securemesh"]
         for name, ss in samples.items():

@@ -26,6 +26,54 @@ public sealed class ShareFileSystemTests : IDisposable
         File.WriteAllText(Path.Combine(Outside, "secret.txt"), "secret");
     }
 
+    [Fact]
+    public void A_ctime_is_settled_only_once_older_than_the_coarsest_granularity_it_could_have()
+    {
+        const long Ns = 1_700_000_000_123_456_789;
+        Assert.False(ShareFileSystem.CtimeSettled(Ns, Ns));
+        Assert.True(ShareFileSystem.CtimeSettled(Ns, Ns + 1));
+        // A ctime in whole seconds may come from a file system that keeps whole seconds: a change later in that second
+        // would keep it, so it is settled only a second (or, in even seconds, two: FAT) later.
+        const long Odd = 1_700_000_001_000_000_000;
+        Assert.False(ShareFileSystem.CtimeSettled(Odd, Odd + 999_999_999));
+        Assert.True(ShareFileSystem.CtimeSettled(Odd, Odd + 1_000_000_000));
+        const long Even = 1_700_000_000_000_000_000;
+        Assert.False(ShareFileSystem.CtimeSettled(Even, Even + 1_999_999_999));
+        Assert.True(ShareFileSystem.CtimeSettled(Even, Even + 2_000_000_000));
+        const long Milli = 1_700_000_000_123_000_000;
+        Assert.False(ShareFileSystem.CtimeSettled(Milli, Milli + 999_999));
+        Assert.True(ShareFileSystem.CtimeSettled(Milli, Milli + 1_000_000));
+        // In the future (a clock set back), unknown, or no clock: never.
+        Assert.False(ShareFileSystem.CtimeSettled(Ns, Ns - 1));
+        Assert.False(ShareFileSystem.CtimeSettled(0, Ns));
+        Assert.False(ShareFileSystem.CtimeSettled(Ns, 0));
+    }
+
+    [Fact]
+    public void The_ctime_is_read_and_moves_on_a_write_even_when_the_mtime_is_put_back()
+    {
+        var path = Path.Combine(Shared, "sub", "a.txt");
+        var before = ShareFileSystem.Lstat(path)!.Value;
+        if (!ShareFileSystem.IsNative)
+        {
+            Assert.Equal(0, before.CtimeNs);
+            return;
+        }
+        Assert.NotEqual(0, before.CtimeNs);
+        Assert.True(ShareFileSystem.CoarseNowNs() >= before.CtimeNs - 1_000_000_000);
+        var mtime = File.GetLastWriteTimeUtc(path);
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (!ShareFileSystem.CtimeSettled(before.CtimeNs, ShareFileSystem.CoarseNowNs()) && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(5);
+        }
+        File.WriteAllText(path, "INSIDE");
+        File.SetLastWriteTimeUtc(path, mtime);
+        var after = ShareFileSystem.Lstat(path)!.Value;
+        Assert.Equal(before.MtimeNs, after.MtimeNs);
+        Assert.NotEqual(before.CtimeNs, after.CtimeNs);
+    }
+
     [Theory]
     [MemberData(nameof(Modes))]
     public void A_regular_file_opens_and_its_handle_is_the_file_lstat_sees(bool walk)

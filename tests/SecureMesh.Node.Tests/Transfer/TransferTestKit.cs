@@ -138,6 +138,7 @@ internal sealed class TransferOptionsBuilder
     public TimeSpan ChunkTimeout { get; set; } = TimeSpan.FromSeconds(5);
     public ChunkTamper? Tamper { get; set; }
     public Action<string, string, long>? Served { get; set; }
+    public Action<long>? Rehashed { get; set; }
     public int MaxConcurrentServes { get; set; } = 16;
 
     public TransferOptions Build() => new()
@@ -151,6 +152,7 @@ internal sealed class TransferOptionsBuilder
         JoinInterval = TimeSpan.FromMilliseconds(100),
         TamperOutgoingChunk = Tamper,
         ChunkServed = Served,
+        ChunkRehashed = Rehashed,
         MaxConcurrentServes = MaxConcurrentServes,
     };
 }
