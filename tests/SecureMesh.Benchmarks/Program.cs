@@ -77,7 +77,7 @@ if (args.Length > 0 && args[0] == "idle-node")
     return;
 }
 
-// `yamux [SECONDS] [ROUNDS]`: one yamux stream vs the bare secure channel and vs raw TCP, interleaved rounds, medians.
+// `yamux [SECONDS] [ROUNDS]`: one yamux stream vs the bare Noise stream (`NoiseStream` after the same upgrade, no yamux) and vs raw TCP, interleaved rounds, medians.
 if (args.Length > 0 && args[0] == "yamux")
 {
     await SecureMesh.Benchmarks.YamuxBenchmark.RunAsync(

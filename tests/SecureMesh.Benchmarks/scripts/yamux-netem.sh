@@ -25,8 +25,8 @@ dotnet build tests/SecureMesh.Benchmarks -c Release -v quiet -nologo >/dev/null
 bench="dotnet tests/SecureMesh.Benchmarks/bin/Release/net10.0/SecureMesh.Benchmarks.dll"
 
 suffix=$(head -c 2 /dev/urandom | od -An -tx1 | tr -d ' \n')
-a="s5perf-$suffix-a"
-b="s5perf-$suffix-b"
+a="smbench-$suffix-a"
+b="smbench-$suffix-b"
 va="s5p${suffix}a"
 vb="s5p${suffix}b"
 forwarder=
