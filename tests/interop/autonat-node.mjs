@@ -5,14 +5,7 @@
 // Prints one JSON object per line on stdout ({"event":"listening",...}, {"event":"connection",...}); with
 // DEBUG=libp2p:auto-nat-v2* the autonat client says on stderr when an address "is externally dialable".
 
-// Node 20 lacks Promise.withResolvers, which libp2p 3.x uses: define it before libp2p is loaded.
-if (typeof Promise.withResolvers !== 'function') {
-  Promise.withResolvers = function withResolvers () {
-    let resolve, reject
-    const promise = new Promise((res, rej) => { resolve = res; reject = rej })
-    return { promise, resolve, reject }
-  }
-}
+import './polyfill.mjs' // Promise.withResolvers for Node 20, before libp2p is loaded
 
 const { createLibp2p } = await import('libp2p')
 const { tcp } = await import('@libp2p/tcp')

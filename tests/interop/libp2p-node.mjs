@@ -14,14 +14,7 @@
 // {"event":"identify",...}, {"event":"concurrent-pings","ok":N,"failed":M}, {"event":"error","message":...}, {"event":"done"}.
 // A listener runs until stdin closes (or it is killed); a dialer exits 0 when everything it was asked to do succeeded.
 
-// Node 20 lacks Promise.withResolvers, which libp2p 3.x uses: define it before libp2p is loaded (hence the dynamic imports).
-if (typeof Promise.withResolvers !== 'function') {
-  Promise.withResolvers = function withResolvers () {
-    let resolve, reject
-    const promise = new Promise((res, rej) => { resolve = res; reject = rej })
-    return { promise, resolve, reject }
-  }
-}
+import './polyfill.mjs' // Promise.withResolvers for Node 20, before libp2p is loaded
 
 const { createLibp2p } = await import('libp2p')
 const { tcp } = await import('@libp2p/tcp')

@@ -7,14 +7,7 @@
 // JS_DONE and stays until the other side ends the session. Prints ECHOED, PING, JS_DONE, CLOSED; exits non-zero on
 // any failure.
 
-// Node 20 lacks Promise.withResolvers, which the libp2p 3.x packages call; defined before they are loaded.
-if (typeof Promise.withResolvers !== 'function') {
-  Promise.withResolvers = function () {
-    let resolve, reject
-    const promise = new this((res, rej) => { resolve = res; reject = rej })
-    return { promise, resolve, reject }
-  }
-}
+import './polyfill.mjs' // Promise.withResolvers for Node 20, before libp2p is loaded
 
 const net = await import('node:net')
 const { AbstractMessageStream } = await import('@libp2p/utils')
