@@ -63,6 +63,9 @@ public readonly record struct FileIdentity(FileKind Kind, long Device, long Inod
 /// the opened handle is <c>fstat</c>ed: only a regular file is ever returned. On other systems a managed check of each
 /// component stands in (best effort: it cannot close the race between the check and the open).
 /// </remarks>
+/// <summary>An open file's inode and the alignment direct I/O on it needs (see <see cref="ShareFileSystem.DirectIo"/>).</summary>
+public readonly record struct DirectIoAlignment(long Inode, bool Reported, int MemoryAlign, int OffsetAlign);
+
 public static unsafe partial class ShareFileSystem
 {
     private const int AtFdCwd = -100;
@@ -81,6 +84,7 @@ public static unsafe partial class ShareFileSystem
     private const long SysOpenat2 = 437; // the same number on every Linux architecture (added in 5.6)
     private const uint RenameNoReplaceFlag = 1;
     private const uint StatxBasic = 0x7ff;
+    private const uint StatxDioAlign = 0x2000;
     private const int StatxBufferSize = 256;
     private const int ClockRealtimeCoarse = 5;
 
@@ -158,6 +162,42 @@ public static unsafe partial class ShareFileSystem
             }
         }
         return Decode(buffer);
+    }
+
+    /// <summary>
+    /// What an open file says about direct I/O (<c>statx</c> with <c>STATX_DIOALIGN</c>, Linux 6.1+): its inode, and
+    /// the memory and file-offset alignment direct I/O needs (both 0: the file system cannot do it on this file;
+    /// <see cref="DirectIoAlignment.Reported"/> false: the kernel does not say). Null off Linux or when statx fails.
+    /// </summary>
+    public static DirectIoAlignment? DirectIo(SafeFileHandle handle)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        if (!IsNative)
+        {
+            return null;
+        }
+        var buffer = stackalloc byte[StatxBufferSize];
+        new Span<byte>(buffer, StatxBufferSize).Clear();
+        var added = false;
+        handle.DangerousAddRef(ref added);
+        try
+        {
+            if (Statx(Fd(handle), string.Empty, AtEmptyPath, StatxBasic | StatxDioAlign, buffer) != 0)
+            {
+                return null;
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                handle.DangerousRelease();
+            }
+        }
+        // struct statx: stx_mask u32 at 0, stx_dio_mem_align u32 at 152, stx_dio_offset_align u32 at 156.
+        var reported = (*(uint*)buffer & StatxDioAlign) != 0;
+        return new DirectIoAlignment(Decode(buffer).Inode, reported,
+            reported ? (int)*(uint*)(buffer + 152) : 0, reported ? (int)*(uint*)(buffer + 156) : 0);
     }
 
     /// <summary>

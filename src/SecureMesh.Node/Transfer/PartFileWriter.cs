@@ -25,10 +25,6 @@ internal sealed unsafe partial class PartFileWriter : IDisposable
 {
     private const int OWrOnly = 1;
     private const int OCloExec = 0x80000;
-    private const int AtEmptyPath = 0x1000;
-    private const uint StatxDioAlign = 0x2000;
-    private const uint StatxInode = 0x100;
-    private const int StatxBufferSize = 256;
     private const int EIntr = 4;
     private const int EInval = 22;
     private const int DefaultAlign = 4096;
@@ -107,20 +103,15 @@ internal sealed unsafe partial class PartFileWriter : IDisposable
             return null;
         }
         var handle = new SafeFileHandle(fd, ownsHandle: true);
-        var buffer = stackalloc byte[StatxBufferSize];
-        new Span<byte>(buffer, StatxBufferSize).Clear();
-        if (Statx(fd, string.Empty, AtEmptyPath, StatxDioAlign | StatxInode, buffer) != 0
-            || *(long*)(buffer + 32) != ShareFileSystem.Fstat(file).Inode)
+        if (ShareFileSystem.DirectIo(handle) is not { } dio || dio.Inode != ShareFileSystem.Fstat(file).Inode)
         {
             handle.Dispose();
             return null;
         }
-        // struct statx: stx_mask u32 at 0, stx_dio_mem_align u32 at 152, stx_dio_offset_align u32 at 156 (Linux 6.1+).
-        var mask = *(uint*)buffer;
-        if ((mask & StatxDioAlign) != 0)
+        if (dio.Reported)
         {
-            memoryAlign = (int)*(uint*)(buffer + 152);
-            offsetAlign = (int)*(uint*)(buffer + 156);
+            memoryAlign = dio.MemoryAlign;
+            offsetAlign = dio.OffsetAlign;
             if (memoryAlign <= 0 || offsetAlign <= 0)
             {
                 // The file system says it cannot do direct I/O on this file.
@@ -232,7 +223,4 @@ internal sealed unsafe partial class PartFileWriter : IDisposable
 
     [LibraryImport("libc", EntryPoint = "pwrite", SetLastError = true)]
     private static partial nint PWrite(int fd, byte* buffer, nuint count, long offset);
-
-    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Statx(int dirfd, string path, int flags, uint mask, byte* buffer);
 }
