@@ -634,8 +634,12 @@ public sealed partial class MeshNode : IAsyncDisposable
     {
         try
         {
-            await using var stream = await session.OpenStreamAsync(IdentifyService.ProtocolId, cancellationToken).ConfigureAwait(false);
-            var info = await _identify.RequestAsync(stream, session.PeerId, cancellationToken).ConfigureAwait(false);
+            // Null when the peer left before it took the stream (opened and closed the connection at once): no exceptions for that.
+            if (await _identify.RequestOverAsync(session.Muxer, session.PeerId, _negotiation, cancellationToken).ConfigureAwait(false) is not { } info)
+            {
+                NetworkLog.IdentifyFailed(_logger, session.PeerId.Text, "the connection ended first");
+                return;
+            }
             session.Identified = info;
             if (info.ObservedAddr is { } observed && Multiaddr.TryFromBytes(observed, out var seen, out _) && NodeReach.TcpEndPoint(seen) is { } seenAt)
             {
@@ -814,14 +818,21 @@ public sealed partial class MeshNode : IAsyncDisposable
         }
     }
 
-    /// <summary>Takes every stream the peer opens and routes it, until the connection ends.</summary>
+    /// <summary>
+    /// Takes every stream the peer opens and routes it, until the connection ends. The wait is not cancelled by
+    /// <paramref name="token"/>: a closing session disposes its muxer (RunSessionAsync), which ends the wait without an
+    /// exception, as the peer's end of the connection does.
+    /// </summary>
     private async Task AcceptStreamsAsync(PeerSession session, List<Task> streams, CancellationToken token)
     {
         try
         {
             while (!token.IsCancellationRequested)
             {
-                var stream = await session.Muxer.AcceptStreamAsync(token).ConfigureAwait(false);
+                if (await session.Muxer.AcceptStreamOrEndAsync(CancellationToken.None).ConfigureAwait(false) is not { } stream)
+                {
+                    return;
+                }
                 var task = Task.Run(() => _router.ServeAsync(session, stream, token), CancellationToken.None);
                 lock (streams)
                 {

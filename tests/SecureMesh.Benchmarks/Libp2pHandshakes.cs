@@ -44,6 +44,21 @@ internal static class Libp2pHandshakes
             HandshakeBurst = int.MaxValue / 2,
             HandshakeRefill = TimeSpan.FromTicks(1),
         });
+        // First-chance exceptions (thrown and caught anywhere in the process, both ends): each costs tens of microseconds.
+        // SECUREMESH_BENCH_EXCEPTION_SITES=1 also prints where they are thrown (type and the first frames), most frequent first.
+        var exceptions = 0L;
+        var sites = Environment.GetEnvironmentVariable("SECUREMESH_BENCH_EXCEPTION_SITES") == "1" ? new System.Collections.Concurrent.ConcurrentDictionary<string, int>() : null;
+        AppDomain.CurrentDomain.FirstChanceException += (_, e) =>
+        {
+            Interlocked.Increment(ref exceptions);
+            if (sites is not null)
+            {
+                var site = e.Exception.GetType().Name + ": " + string.Join(" <- ", new StackTrace(2, false).GetFrames().Take(12)
+                    .Select(f => f.GetMethod()).Where(m => m is not null && m.DeclaringType?.Namespace?.StartsWith("SecureMesh", StringComparison.Ordinal) == true)
+                    .Take(4).Select(m => m!.DeclaringType!.Name + "." + m.Name));
+                sites.AddOrUpdate(site, 1, (_, n) => n + 1);
+            }
+        };
         // The first round warms up (JIT, tiering, pools) and is not printed.
         foreach (var (withPing, warmUp) in new[] { (true, true), (false, false), (true, false) })
         {
@@ -53,6 +68,8 @@ internal static class Libp2pHandshakes
             var cpuBefore = process.TotalProcessorTime;
             var allocatedBefore = GC.GetTotalAllocatedBytes();
             var gcsBefore = GC.CollectionCount(0);
+            var exceptionsBefore = Interlocked.Read(ref exceptions);
+            sites?.Clear();
             var stop = Stopwatch.StartNew();
             var until = TimeSpan.FromSeconds(warmUp ? warmUpSeconds : seconds);
             await Task.WhenAll(Enumerable.Range(0, parallel).Select(worker => Task.Run(async () =>
@@ -68,8 +85,10 @@ internal static class Libp2pHandshakes
                         await using var link = await PeerLink.DialAsync(client, node.LocalEndPoint, server.PeerId, TimeSpan.FromSeconds(10), CancellationToken.None);
                         if (withPing)
                         {
-                            await using var ping = await link.OpenStreamAsync(PingService.ProtocolId, CancellationToken.None);
+                            var ping = await link.OpenStreamAsync(PingService.ProtocolId, CancellationToken.None);
                             await new PingService().PingAsync(ping, CancellationToken.None);
+                            // Ended as the node's own PingAsync ends it (FIN, the node's FIN back), not reset by a bare dispose.
+                            await StreamClosing.CloseAsync(ping, TimeSpan.FromSeconds(5), TimeProvider.System);
                         }
                         Interlocked.Increment(ref done);
                     }
@@ -92,7 +111,12 @@ internal static class Libp2pHandshakes
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"libp2p connections{(withPing ? " with a ping" : string.Empty)}: {done / elapsed:0} per second ({done} in {elapsed:0.0} s, {parallel} in parallel, {failed} failed); " +
                 $"CPU {cpu / Math.Max(1, done):0.00} ms per connection (both ends; {cpu / 1000 / elapsed:0.00} of {Environment.ProcessorCount} cores busy in this process); " +
-                $"{(GC.GetTotalAllocatedBytes() - allocatedBefore) / 1024.0 / Math.Max(1, done):0.0} KB allocated per connection, {GC.CollectionCount(0) - gcsBefore} GCs"));
+                $"{(GC.GetTotalAllocatedBytes() - allocatedBefore) / 1024.0 / Math.Max(1, done):0.0} KB allocated per connection, {GC.CollectionCount(0) - gcsBefore} GCs, " +
+                $"{(double)(Interlocked.Read(ref exceptions) - exceptionsBefore) / Math.Max(1, done):0.0} first-chance exceptions per connection"));
+            foreach (var (site, count) in sites?.OrderByDescending(p => p.Value).Take(25) ?? [])
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {(double)count / Math.Max(1, done),5:0.00} per connection  {site}"));
+            }
         }
         clients.ForEach(c => c.Dispose());
     }

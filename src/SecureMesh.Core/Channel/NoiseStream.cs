@@ -14,7 +14,7 @@ namespace SecureMesh.Core.Channel;
 /// may work at once. A frame that fails decryption, a frame cut short or a write cancelled part-way ends the stream for
 /// good; a clean end of the connection between frames reads as the end of the stream.
 /// </summary>
-public sealed class NoiseStream : Stream, IGatheringStream, IImmediateReadStream
+public sealed class NoiseStream : Stream, IGatheringStream, IImmediateReadStream, IHalfClosable
 {
     private const int SendBufferSize = 4 * (FrameReader.MaxFrameLength + 2);
     private const int MaxFramePlaintext = FrameReader.MaxFrameLength - CipherState.TagLength;
@@ -342,6 +342,36 @@ public sealed class NoiseStream : Stream, IGatheringStream, IImmediateReadStream
             {
                 ArrayPool<byte>.Shared.Return(send);
             }
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Ends our direction of a TCP connection after the frames written (a FIN): the peer reads a clean end between
+    /// frames, we can still read. False when the connection underneath is not a socket, or is gone.
+    /// </summary>
+    async ValueTask<bool> IHalfClosable.CloseWriteAsync(CancellationToken cancellationToken)
+    {
+        if (_inner is not NetworkStream network)
+        {
+            return false;
+        }
+        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_closedReason is not null)
+            {
+                return false;
+            }
+            network.Socket.Shutdown(SocketShutdown.Send);
+            return true;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return false;
+        }
+        finally
+        {
             _writeLock.Release();
         }
     }

@@ -1,6 +1,8 @@
 using System.Net.Sockets;
 using System.Reflection;
 using SecureMesh.Core.Identity;
+using SecureMesh.Core.Libp2p.Multistream;
+using SecureMesh.Core.Libp2p.Yamux;
 
 namespace SecureMesh.Core.Libp2p.Identify;
 
@@ -95,6 +97,39 @@ public sealed class IdentifyService
     /// </summary>
     public Task<IdentifyMessage> RequestAsync(Stream stream, PeerId remote, CancellationToken cancellationToken) =>
         ReceiveAsync(stream, remote, keyRequired: true, cancellationToken);
+
+    /// <summary>
+    /// Identifies the peer of <paramref name="session"/>: opens a stream, negotiates <see cref="ProtocolId"/> on it and
+    /// reads the answer as <see cref="RequestAsync"/> does. Null, without an exception, when the session has ended or ends
+    /// before the peer took the stream (a peer that closes the connection right after the handshake is common and no
+    /// failure; an exception thrown through each layer of the negotiation cost every such connection far more than the
+    /// identify itself). Any other failure, and an end after the negotiation, throws as <see cref="RequestAsync"/> does.
+    /// </summary>
+    public async Task<IdentifyMessage?> RequestOverAsync(YamuxSession session, PeerId remote, MultistreamOptions? negotiation, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        if (session.ClosedReason is not null || session.RemoteGoingAway)
+        {
+            return null;
+        }
+        await using var stream = await session.OpenStreamAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            stream.EndsQuietly = true;
+            if (await MultistreamSelect.SelectOrEndAsync(stream, [ProtocolId], negotiation, cancellationToken).ConfigureAwait(false) is null)
+            {
+                return null;
+            }
+            // Negotiated: from here the end of the session is a failure of the answer, as on any stream.
+            stream.EndsQuietly = false;
+            return await RequestAsync(stream, remote, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            stream.Reset();
+            throw;
+        }
+    }
 
     /// <summary>Reads a pushed update; a public key, when present, must be <paramref name="remote"/>'s.</summary>
     public Task<IdentifyMessage> ReceivePushAsync(Stream stream, PeerId remote, CancellationToken cancellationToken) =>

@@ -40,7 +40,19 @@ public static class MultistreamSelect
     /// returns the first the listener accepts. Throws <see cref="SecureMeshException"/>: NotFound when it accepts none,
     /// Protocol when it breaks the protocol, Network on a lost stream or a missed deadline.
     /// </summary>
-    public static async Task<string> SelectAsync(Stream stream, IReadOnlyList<string> protocols, MultistreamOptions? options, CancellationToken cancellationToken)
+    public static Task<string> SelectAsync(Stream stream, IReadOnlyList<string> protocols, MultistreamOptions? options, CancellationToken cancellationToken) =>
+        SelectCoreAsync(stream, protocols, options, endIsNull: false, cancellationToken)!;
+
+    /// <summary>
+    /// Like <see cref="SelectAsync(Stream, IReadOnlyList{string}, MultistreamOptions?, CancellationToken)"/>, but null,
+    /// not an exception, when the stream ends cleanly (as a read, not a failure) before an answer: for a caller to whom a
+    /// peer that has left is no error (the node's identify of a peer that closed the connection at once). Every other
+    /// failure throws as there.
+    /// </summary>
+    internal static Task<string?> SelectOrEndAsync(Stream stream, IReadOnlyList<string> protocols, MultistreamOptions? options, CancellationToken cancellationToken) =>
+        SelectCoreAsync(stream, protocols, options, endIsNull: true, cancellationToken);
+
+    private static async Task<string?> SelectCoreAsync(Stream stream, IReadOnlyList<string> protocols, MultistreamOptions? options, bool endIsNull, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(protocols);
@@ -65,7 +77,11 @@ public static class MultistreamSelect
                 if (i == 0)
                 {
                     await LengthPrefixed.WriteAsync(stream, [HeaderLine, encoded[0]], ct).ConfigureAwait(false);
-                    var header = await ReadLineAsync(stream, ct).ConfigureAwait(false);
+                    var header = await ReadLineOrEndAsync(stream, endIsNull, ct).ConfigureAwait(false);
+                    if (header is null)
+                    {
+                        return null;
+                    }
                     if (header != ProtocolId)
                     {
                         throw new SecureMeshException(SecureMeshErrorKind.Protocol, "the peer does not speak multistream-select 1.0: " + Shown(header));
@@ -75,7 +91,11 @@ public static class MultistreamSelect
                 {
                     await LengthPrefixed.WriteAsync(stream, encoded[i], ct).ConfigureAwait(false);
                 }
-                var answer = await ReadLineAsync(stream, ct).ConfigureAwait(false);
+                var answer = await ReadLineOrEndAsync(stream, endIsNull, ct).ConfigureAwait(false);
+                if (answer is null)
+                {
+                    return null;
+                }
                 if (answer == protocols[i])
                 {
                     return answer;
@@ -177,10 +197,17 @@ public static class MultistreamSelect
     }
 
     /// <summary>Reads one message and returns its text without the final newline.</summary>
-    internal static async ValueTask<string> ReadLineAsync(Stream stream, CancellationToken cancellationToken)
+    internal static ValueTask<string> ReadLineAsync(Stream stream, CancellationToken cancellationToken) =>
+        ReadLineOrEndAsync(stream, endIsNull: false, cancellationToken)!;
+
+    /// <summary>Reads one message; at a clean end of the stream before it, null when <paramref name="endIsNull"/>, else an exception.</summary>
+    private static async ValueTask<string?> ReadLineOrEndAsync(Stream stream, bool endIsNull, CancellationToken cancellationToken)
     {
-        var message = await LengthPrefixed.ReadAsync(stream, MaxMessageLength, "multistream-select message", cancellationToken).ConfigureAwait(false)
-            ?? throw new SecureMeshException(SecureMeshErrorKind.Network, "the peer closed the stream during protocol negotiation");
+        var message = await LengthPrefixed.ReadAsync(stream, MaxMessageLength, "multistream-select message", cancellationToken).ConfigureAwait(false);
+        if (message is null)
+        {
+            return endIsNull ? null : throw new SecureMeshException(SecureMeshErrorKind.Network, "the peer closed the stream during protocol negotiation");
+        }
         return DecodeLine(message);
     }
 

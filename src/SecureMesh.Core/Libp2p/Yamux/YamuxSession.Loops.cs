@@ -39,7 +39,7 @@ public sealed partial class YamuxSession
     private async Task SendLoopAsync()
     {
         var reader = _sendQueue.Reader;
-        var token = _shutdown.Token;
+        var token = _shutdownToken;
         try
         {
             while (await reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
@@ -116,7 +116,7 @@ public sealed partial class YamuxSession
             {
                 return false;
             }
-            var token = _shutdown.Token;
+            var token = _shutdownToken;
             buffer = ArrayPool<byte>.Shared.Rent(SendBufferSize);
             var used = await DrainQueueAsync(buffer, token).ConfigureAwait(false);
             if (stream.IsReset)
@@ -243,7 +243,7 @@ public sealed partial class YamuxSession
 
     private async Task ReadLoopAsync()
     {
-        var token = _shutdown.Token;
+        var token = _shutdownToken;
         try
         {
             while (true)
@@ -674,30 +674,30 @@ public sealed partial class YamuxSession
 
     private async Task KeepAliveLoopAsync()
     {
-        var token = _shutdown.Token;
-        try
+        var token = _shutdownToken;
+        // The normal end of a session ends this loop too; that is awaited without throwing (a first-chance exception
+        // on every connection closed otherwise). Only a missed answer ends the session from here.
+        while (!Volatile.Read(ref _closed))
         {
-            while (!Volatile.Read(ref _closed))
+            if (SendPing(out var value) is not { } answer)
             {
-                try
-                {
-                    await PingAsync(token).WaitAsync(Options.KeepAliveTimeout, Time, token).ConfigureAwait(false);
-                }
-                catch (TimeoutException)
-                {
-                    Close(new SecureMeshException(SecureMeshErrorKind.Network, $"the peer did not answer a yamux ping within {Options.KeepAliveTimeout.TotalSeconds:0.#} s"),
-                        null, graceful: false, "keep-alive timeout");
-                    return;
-                }
-                await Task.Delay(Options.KeepAliveInterval, Time, token).ConfigureAwait(false);
+                return;
             }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (SecureMeshException)
-        {
-            // The session ended; Close has the reason.
+            var answered = answer.WaitAsync(Options.KeepAliveTimeout, Time, token);
+            await ((Task)answered).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            ForgetPing(value);
+            if (answered.Exception?.InnerException is TimeoutException)
+            {
+                Close(new SecureMeshException(SecureMeshErrorKind.Network, $"the peer did not answer a yamux ping within {Options.KeepAliveTimeout.TotalSeconds:0.#} s"),
+                    null, graceful: false, "keep-alive timeout");
+                return;
+            }
+            if (!answered.IsCompletedSuccessfully)
+            {
+                // The session ended (the answer failed with it) or is shutting down.
+                return;
+            }
+            await Task.Delay(Options.KeepAliveInterval, Time, token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
     }
 }

@@ -36,6 +36,7 @@ public sealed partial class YamuxSession : IAsyncDisposable
     private readonly SemaphoreSlim _transportLock = new(1, 1);
     private readonly Dictionary<uint, (TaskCompletionSource<TimeSpan> Answer, long SentAt)> _pings = [];
     private readonly CancellationTokenSource _shutdown = new();
+    private readonly CancellationToken _shutdownToken; // taken at the start: the source is disposed when the session has ended
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Task _readLoop;
     private readonly Task _sendLoop;
@@ -70,8 +71,15 @@ public sealed partial class YamuxSession : IAsyncDisposable
         _logger = logger ?? NullLogger.Instance;
         _nextStreamId = isClient ? 1u : 2u;
         _ackBacklog = new SemaphoreSlim(Options.AckBacklog, Options.AckBacklog);
-        _sendLoop = Task.Run(SendLoopAsync);
-        _readLoop = Task.Run(ReadLoopAsync);
+        // The loops start only once both are assigned and the token is taken: a peer that closes at once may end the
+        // session (and dispose _shutdown) before this constructor returns, and the end waits for both loops.
+        _shutdownToken = _shutdown.Token;
+        var send = new Task<Task>(SendLoopAsync);
+        var read = new Task<Task>(ReadLoopAsync);
+        _sendLoop = send.Unwrap();
+        _readLoop = read.Unwrap();
+        send.Start(TaskScheduler.Default);
+        read.Start(TaskScheduler.Default);
         if (Options.KeepAliveInterval != Timeout.InfiniteTimeSpan)
         {
             _ = Task.Run(KeepAliveLoopAsync);
@@ -174,17 +182,51 @@ public sealed partial class YamuxSession : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Like <see cref="AcceptStreamAsync"/>, but null once the session has ended (<see cref="ClosedReason"/> says why)
+    /// instead of an exception: for accept loops, whose normal end that is. Cancellation still throws.
+    /// </summary>
+    public async ValueTask<YamuxStream?> AcceptStreamOrEndAsync(CancellationToken cancellationToken = default)
+    {
+        while (await _acceptQueue.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (_acceptQueue.Reader.TryRead(out var stream))
+            {
+                if (stream.IsWritable)
+                {
+                    QueueControl(YamuxFlags.Ack, stream.Id);
+                }
+                return stream;
+            }
+        }
+        return null;
+    }
+
     /// <summary>Pings the peer and returns the round-trip time.</summary>
     /// <exception cref="SecureMeshException">Network: the session ended before the answer.</exception>
     public async Task<TimeSpan> PingAsync(CancellationToken cancellationToken = default)
     {
+        var answer = SendPing(out var value) ?? throw SessionError();
+        try
+        {
+            return await answer.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            ForgetPing(value);
+        }
+    }
+
+    /// <summary>Queues a ping; its answer's task fails with the session's error when the session ends first. Null when it has ended.</summary>
+    private Task<TimeSpan>? SendPing(out uint value)
+    {
         var answer = new TaskCompletionSource<TimeSpan>(TaskCreationOptions.RunContinuationsAsynchronously);
-        uint value;
         lock (_gate)
         {
+            value = 0;
             if (_closed)
             {
-                throw SessionError();
+                return null;
             }
             do
             {
@@ -193,17 +235,15 @@ public sealed partial class YamuxSession : IAsyncDisposable
             while (_pings.ContainsKey(value));
             _pings.Add(value, (answer, Time.GetTimestamp()));
         }
-        try
+        Enqueue(new OutFrame(OutKind.Control, YamuxFrameType.Ping, YamuxFlags.Syn, 0, value, null));
+        return answer.Task;
+    }
+
+    private void ForgetPing(uint value)
+    {
+        lock (_gate)
         {
-            Enqueue(new OutFrame(OutKind.Control, YamuxFrameType.Ping, YamuxFlags.Syn, 0, value, null));
-            return await answer.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            lock (_gate)
-            {
-                _pings.Remove(value);
-            }
+            _pings.Remove(value);
         }
     }
 
@@ -306,6 +346,7 @@ public sealed partial class YamuxSession : IAsyncDisposable
     {
         YamuxStream[] streams;
         (TaskCompletionSource<TimeSpan> Answer, long SentAt)[] pings;
+        bool halfClose;
         lock (_gate)
         {
             if (_closed)
@@ -317,6 +358,7 @@ public sealed partial class YamuxSession : IAsyncDisposable
             _closeError = error ?? new SecureMeshException(SecureMeshErrorKind.Network, "the yamux session has ended: " + reason);
             _goAwayToSend = goAway;
             _abortSend = !graceful;
+            halfClose = graceful && goAway == YamuxGoAwayCode.Normal;
             streams = [.. _streams.Values];
             pings = [.. _pings.Values];
         }
@@ -338,18 +380,21 @@ public sealed partial class YamuxSession : IAsyncDisposable
         {
             ping.Answer.TrySetException(_closeError);
         }
-        _ = FinishAsync();
+        _ = FinishAsync(halfClose);
     }
 
-    private async Task FinishAsync()
+    private async Task FinishAsync(bool halfClose)
     {
-        try
+        // The send loop writes the go-away and stops; a peer that does not read gets CloseTimeout, then the drop.
+        // (Awaited without throwing: a timeout or a failure here is an ordinary way for a session to end.)
+        var sent = _sendLoop.WaitAsync(Options.CloseTimeout, Time);
+        await sent.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (halfClose && sent.IsCompletedSuccessfully && !_readLoop.IsCompleted && await TryCloseWriteAsync().ConfigureAwait(false))
         {
-            // The send loop writes the go-away and stops; a peer that does not read gets CloseTimeout, then the drop.
-            await _sendLoop.WaitAsync(Options.CloseTimeout, Time).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
+            // Our close: after the go-away, our end of the connection (a FIN); the peer ends its side on reading it, and
+            // our read loop ends on that clean end of stream rather than on a cancelled read (an exception on each of
+            // its layers, for every connection closed). A peer that does not end its side gets CloseTimeout.
+            await _readLoop.WaitAsync(Options.CloseTimeout, Time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
         await _shutdown.CancelAsync().ConfigureAwait(false);
         try
@@ -377,6 +422,29 @@ public sealed partial class YamuxSession : IAsyncDisposable
         }
         _shutdown.Dispose();
         _completion.TrySetResult();
+    }
+
+    /// <summary>Ends our sending direction of the transport (the Noise stream's, or a bare TCP stream's); false when it cannot.</summary>
+    private async ValueTask<bool> TryCloseWriteAsync()
+    {
+        try
+        {
+            if (_transport is System.Net.Sockets.NetworkStream network)
+            {
+                network.Socket.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+                return true;
+            }
+            if (_transport is not IHalfClosable halfClosable)
+            {
+                return false;
+            }
+            using var timeout = new CancellationTokenSource(Options.CloseTimeout, Time);
+            return await halfClosable.CloseWriteAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (IsTransportFailure(e))
+        {
+            return false;
+        }
     }
 
     private enum OutKind : byte

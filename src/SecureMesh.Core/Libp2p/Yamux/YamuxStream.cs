@@ -115,6 +115,13 @@ public sealed class YamuxStream : Stream
 
     internal bool AckPending { get; set; }
 
+    /// <summary>
+    /// When set, a read after the session has ended (nothing left to read) returns 0, the end of the stream, instead of
+    /// throwing the session's error: for the node's own short requests (identify), for which a peer that closed the
+    /// connection at once is no failure worth an exception on each of their layers. Resets still throw.
+    /// </summary>
+    internal bool EndsQuietly { get; set; }
+
     internal bool HoldsBacklog;
 
     public override bool CanRead => true;
@@ -228,7 +235,7 @@ public sealed class YamuxStream : Stream
                     }
                     else if (_sessionError is not null)
                     {
-                        throw _sessionError;
+                        read = EndsQuietly ? 0 : throw _sessionError;
                     }
                     else
                     {
