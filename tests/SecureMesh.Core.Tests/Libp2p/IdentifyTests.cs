@@ -1,5 +1,7 @@
 using SecureMesh.Core.Identity;
 using SecureMesh.Core.Libp2p.Identify;
+using SecureMesh.Core.Libp2p.Multistream;
+using SecureMesh.Core.Libp2p.Yamux;
 using Microsoft.Extensions.Time.Testing;
 
 namespace SecureMesh.Core.Tests.Libp2p;
@@ -185,5 +187,50 @@ public sealed class IdentifyTests : IDisposable
         Assert.Equal(new byte[] { 0x1A, 0xAC, 0x02 }, encoded[..3]);
         Assert.Equal(3 + 300, encoded.Length);
         Assert.Equal(2, Core.Wire.Varint.Size(300));
+    }
+
+    [Fact]
+    public async Task Identify_over_a_session_returns_the_answer_and_null_when_the_peer_leaves_before_taking_the_stream()
+    {
+        // Answered: the peer takes the stream, negotiates and answers.
+        var (client, server) = await YamuxKit.SessionPairAsync(YamuxKit.Quiet(), YamuxKit.Quiet());
+        await using (client)
+        await using (server)
+        {
+            var asking = _service.RequestOverAsync(client, _server.PeerId, null, Patience);
+            var inbound = await server.AcceptStreamAsync(Patience);
+            Assert.Equal(IdentifyService.ProtocolId, await MultistreamSelect.NegotiateAsync(inbound, [IdentifyService.ProtocolId], Patience));
+            await new IdentifyService(closeGrace: TimeSpan.Zero).RespondAsync(inbound, IdentifyService.Describe(_server, [AddrA], [IdentifyService.ProtocolId], null), Patience);
+            await inbound.CloseWriteAsync();
+            var info = await asking;
+            Assert.NotNull(info);
+            Assert.Equal([AddrA], info.ListenAddrs);
+        }
+
+        // The peer closes the connection without taking the stream: null, not an exception.
+        (client, server) = await YamuxKit.SessionPairAsync(YamuxKit.Quiet(), YamuxKit.Quiet());
+        await using (client)
+        {
+            var asking = _service.RequestOverAsync(client, _server.PeerId, null, Patience);
+            await YamuxKit.EventuallyAsync(() => server.StreamCount == 1, "the identify stream to arrive");
+            await server.CloseAsync();
+            Assert.Null(await asking);
+            // And a session that has ended is not asked at all.
+            Assert.Null(await _service.RequestOverAsync(client, _server.PeerId, null, Patience));
+        }
+
+        // A peer that takes the stream and answers with someone else's key is still refused.
+        (client, server) = await YamuxKit.SessionPairAsync(YamuxKit.Quiet(), YamuxKit.Quiet());
+        await using (client)
+        await using (server)
+        {
+            using var other = NodeIdentity.Generate();
+            var asking = _service.RequestOverAsync(client, _server.PeerId, null, Patience);
+            var inbound = await server.AcceptStreamAsync(Patience);
+            await MultistreamSelect.NegotiateAsync(inbound, [IdentifyService.ProtocolId], Patience);
+            await new IdentifyService(closeGrace: TimeSpan.Zero).RespondAsync(inbound, IdentifyService.Describe(other, [], [], null), Patience);
+            await inbound.CloseWriteAsync();
+            Assert.Equal(SecureMeshErrorKind.Protocol, (await Assert.ThrowsAsync<SecureMeshException>(() => asking)).Kind);
+        }
     }
 }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Time.Testing;
 using SecureMesh.Core.Libp2p;
 using SecureMesh.Core.Libp2p.Multistream;
+using SecureMesh.Core.Libp2p.Yamux;
 
 namespace SecureMesh.Core.Tests.Libp2p;
 
@@ -186,5 +187,67 @@ public class MultistreamSelectTests
         await Assert.ThrowsAsync<ArgumentException>(() => MultistreamSelect.SelectAsync(stream, ["na"], CancellationToken.None));
         await Assert.ThrowsAsync<ArgumentException>(() => MultistreamSelect.SelectAsync(stream, [new string('x', 1024)], CancellationToken.None));
         Assert.Equal(0, stream.Length);
+    }
+
+    [Fact]
+    public async Task A_listener_answers_a_pipelined_dialer_with_its_header_and_the_echo_in_one_yamux_frame()
+    {
+        var (session, peer) = await YamuxKit.AgainstRawClientAsync();
+        await using var ownedSession = session;
+        await using var ownedPeer = peer;
+        byte[] hello = [.. Bytes.Line("/multistream/1.0.0"), .. Bytes.Line("/a")];
+        await peer.SendDataAsync(1, hello, YamuxFlags.Syn);
+        var stream = await session.AcceptStreamAsync().AsTask().WaitAsync(YamuxKit.Patience);
+        await YamuxKit.EventuallyAsync(() => stream.BufferedBytes == hello.Length, "the dialer's header and proposal");
+
+        Assert.Equal("/a", await MultistreamSelect.NegotiateAsync(stream, ["/a"], Patience));
+        // Our header and the echo: the same bytes as the dialer's, in one data frame (one Noise message), not two.
+        var (_, payload) = await peer.ExpectAsync(h => h.Type == YamuxFrameType.Data, "the answer");
+        Assert.Equal(hello, payload);
+    }
+
+    [Fact]
+    public async Task A_dialer_that_waits_for_the_listeners_header_before_proposing_gets_it()
+    {
+        await using var pair = await StreamPair.OpenAsync();
+        var listen = MultistreamSelect.NegotiateAsync(pair.B, ["/a"], Patience);
+        var header = Bytes.Line("/multistream/1.0.0");
+        await pair.A.WriteAsync(header, Patience);
+        Assert.Equal(header, await Bytes.ReadExactlyAsync(pair.A, header.Length, Patience));
+        await pair.A.WriteAsync(Bytes.Line("/a"), Patience);
+        Assert.Equal(Bytes.Line("/a"), await Bytes.ReadExactlyAsync(pair.A, Bytes.Line("/a").Length, Patience));
+        Assert.Equal("/a", await listen);
+    }
+
+    [Fact]
+    public async Task Select_or_end_is_null_for_a_clean_end_and_still_throws_for_garbage_and_a_truncated_answer()
+    {
+        await using (var pair = await StreamPair.OpenAsync())
+        {
+            var select = MultistreamSelect.SelectOrEndAsync(pair.A, ["/a"], null, Patience);
+            await Bytes.ReadExactlyAsync(pair.B, Bytes.Line("/multistream/1.0.0").Length + Bytes.Line("/a").Length, Patience);
+            pair.SocketB.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+            Assert.Null(await select);
+        }
+        await using (var pair = await StreamPair.OpenAsync())
+        {
+            var select = MultistreamSelect.SelectOrEndAsync(pair.A, ["/a"], null, Patience);
+            await pair.B.WriteAsync((byte[])[.. Bytes.Line("/multistream/1.0.0"), 5, (byte)'/', (byte)'a'], Patience);
+            pair.SocketB.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+            Assert.Equal(SecureMeshErrorKind.Protocol, (await Assert.ThrowsAsync<SecureMeshException>(() => select)).Kind);
+        }
+        await using (var pair = await StreamPair.OpenAsync())
+        {
+            var select = MultistreamSelect.SelectOrEndAsync(pair.A, ["/a"], null, Patience);
+            await pair.B.WriteAsync(Bytes.Line("/multistream/2.0.0"), Patience);
+            Assert.Equal(SecureMeshErrorKind.Protocol, (await Assert.ThrowsAsync<SecureMeshException>(() => select)).Kind);
+        }
+        await using (var pair = await StreamPair.OpenAsync())
+        {
+            // The plain SelectAsync keeps calling a clean end an error.
+            var select = MultistreamSelect.SelectAsync(pair.A, ["/a"], Patience);
+            pair.SocketB.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+            Assert.Equal(SecureMeshErrorKind.Network, (await Assert.ThrowsAsync<SecureMeshException>(() => select)).Kind);
+        }
     }
 }

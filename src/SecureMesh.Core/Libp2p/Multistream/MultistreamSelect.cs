@@ -143,22 +143,31 @@ public static class MultistreamSelect
             {
                 throw new SecureMeshException(SecureMeshErrorKind.Protocol, "the dialer does not speak multistream-select 1.0: " + Shown(header));
             }
-            await LengthPrefixed.WriteAsync(stream, HeaderLine, ct).ConfigureAwait(false);
+            // A dialer that sent its first proposal with its header (as libp2p dialers do) gets our header and the answer
+            // in one write: one send (for a yamux stream: one frame, one Noise message) instead of two. A dialer that
+            // waits for our header before proposing gets it at once.
+            var headerSent = false;
+            if (!ProposalWaiting(stream))
+            {
+                await LengthPrefixed.WriteAsync(stream, HeaderLine, ct).ConfigureAwait(false);
+                headerSent = true;
+            }
             for (var proposals = 0; proposals < options.MaxProposals; proposals++)
             {
                 var proposal = await ReadLineAsync(stream, ct).ConfigureAwait(false);
-                if (proposal.Length > 0 && proposal != NotAvailable && proposal != List && isSupported(proposal))
-                {
-                    await LengthPrefixed.WriteAsync(stream, EncodeLine(proposal), ct).ConfigureAwait(false);
-                    return proposal;
-                }
-                var answer = proposal switch
+                var accepted = proposal.Length > 0 && proposal != NotAvailable && proposal != List && isSupported(proposal);
+                var answer = accepted ? EncodeLine(proposal) : proposal switch
                 {
                     List when advertised is not null => EncodeListResponse(advertised),
                     ProtocolId => HeaderLine,
                     _ => NotAvailableLine,
                 };
-                await LengthPrefixed.WriteAsync(stream, answer, ct).ConfigureAwait(false);
+                await LengthPrefixed.WriteAsync(stream, headerSent ? [answer] : [HeaderLine, answer], ct).ConfigureAwait(false);
+                headerSent = true;
+                if (accepted)
+                {
+                    return proposal;
+                }
             }
             throw new SecureMeshException(SecureMeshErrorKind.Protocol, $"the dialer made more than {options.MaxProposals} proposals");
         }
@@ -167,6 +176,14 @@ public static class MultistreamSelect
             throw error;
         }
     }
+
+    /// <summary>True when the dialer's next message has already arrived (it can be read without waiting for our header).</summary>
+    private static bool ProposalWaiting(Stream stream) => stream switch
+    {
+        NetworkStream network => network.DataAvailable,
+        Yamux.YamuxStream yamux => yamux.BufferedBytes > 0,
+        _ => false,
+    };
 
     /// <summary>
     /// The answer to <c>ls</c>: one message holding each protocol as its own length-prefixed line, then a final
