@@ -15,11 +15,9 @@ public sealed class OneOffHostTests : IDisposable
     [Fact]
     public async Task A_host_asked_to_connect_its_peers_first_is_handed_over_with_their_sessions_ready_and_otherwise_dials_nobody()
     {
-        await using var peer = await BackupNode.StartAsync();
         using var identity = NodeIdentity.Generate();
         using var db = SecureMeshDatabase.Open(_home);
-        db.Trust.AddPeer(peer.PeerId, "peer", [peer.Address], trusted: true);
-        peer.Db.Trust.AddPeer(identity.PeerId, "one-off", trusted: true);
+        await using var peer = await TrustedPeerAsync(identity, db);
 
         // Without the option nothing is dialled: a host for the demo's peers or a test connects on its own.
         await using (var quiet = await MeshHost.StartAsync(identity, db, Options(connectFirst: false), CancellationToken.None))
@@ -53,11 +51,9 @@ public sealed class OneOffHostTests : IDisposable
     [Fact]
     public async Task Stopping_a_one_off_host_ends_its_periodic_loops_without_a_cancellation_exception()
     {
-        await using var peer = await BackupNode.StartAsync();
         using var identity = NodeIdentity.Generate();
         using var db = SecureMeshDatabase.Open(_home);
-        db.Trust.AddPeer(peer.PeerId, "peer", [peer.Address], trusted: true);
-        peer.Db.Trust.AddPeer(identity.PeerId, "one-off", trusted: true);
+        await using var peer = await TrustedPeerAsync(identity, db);
         var host = await MeshHost.StartAsync(identity, db, Options(connectFirst: true), CancellationToken.None);
         Assert.NotEmpty(host.Transfer.OpenSessions());
 
@@ -86,6 +82,15 @@ public sealed class OneOffHostTests : IDisposable
             AppDomain.CurrentDomain.FirstChanceException -= OnException;
         }
         Assert.Empty(thrown);
+    }
+
+    /// <summary>A peer that trusts <paramref name="identity"/>, trusted in <paramref name="db"/> with its address.</summary>
+    private static async Task<BackupNode> TrustedPeerAsync(NodeIdentity identity, SecureMeshDatabase db)
+    {
+        var peer = await BackupNode.StartAsync();
+        db.Trust.AddPeer(peer.PeerId, "peer", [peer.Address], trusted: true);
+        peer.Db.Trust.AddPeer(identity.PeerId, "one-off", trusted: true);
+        return peer;
     }
 
     private MeshHostOptions Options(bool connectFirst) => new()
