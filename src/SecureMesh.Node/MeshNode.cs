@@ -908,9 +908,10 @@ public sealed partial class MeshNode : IAsyncDisposable
             stamp = 0;
         }
         using var timer = new PeriodicTimer(_options.PollInterval, _options.Time);
+        using var stop = timer.StopOn(_stopping.Token);
         try
         {
-            while (await timer.WaitForNextTickAsync(_stopping.Token))
+            while (await timer.WaitForNextTickAsync())
             {
                 long now;
                 try

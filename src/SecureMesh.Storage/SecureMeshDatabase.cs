@@ -198,7 +198,17 @@ public sealed class SecureMeshDatabase : IDisposable
     }
 
     /// <summary>Closes the file.</summary>
-    public void Dispose()
+    public void Dispose() => Close(checkpoint: true);
+
+    /// <summary>
+    /// Closes the file without the WAL checkpoint SQLite runs when the last connection closes (copying the WAL into the
+    /// main file costs two fsyncs, at the end of every one-off command; issue 20). Nothing committed is lost:
+    /// with <c>synchronous=FULL</c> every commit was fsynced into the WAL before it returned, and the next open reads the
+    /// WAL (recovery) exactly as after a crash; SQLite's own checkpoints (every 1,000 pages of WAL) keep its size bounded.
+    /// </summary>
+    public void CloseWithoutCheckpoint() => Close(checkpoint: false);
+
+    private void Close(bool checkpoint)
     {
         lock (Gate)
         {
@@ -207,11 +217,18 @@ public sealed class SecureMeshDatabase : IDisposable
                 return;
             }
             _disposed = true;
+            if (!checkpoint && _connection.Handle is { } handle)
+            {
+                // SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE; a failure only means the checkpoint runs as usual.
+                _ = SQLitePCL.raw.sqlite3_db_config(handle, NoCheckpointOnClose, 1, out _);
+            }
             Trust.DisposeCommands();
             _dataVersion.Dispose();
             _connection.Dispose();
         }
     }
+
+    private const int NoCheckpointOnClose = 1006;
 
     /// <summary>Runs <paramref name="read"/> on the connection under the lock.</summary>
     internal T Read<T>(Func<SqliteConnection, T> read)

@@ -26,6 +26,35 @@ public sealed class DatabaseTests
     }
 
     [Fact]
+    public void Closing_without_checkpoint_leaves_every_commit_in_the_wal_and_the_next_open_reads_it()
+    {
+        using var t = new TestDatabase();
+        t.Reopen(); // a normal close: the schema is checkpointed into the main file
+        t.Db.Config.Set("probe", "committed");
+        t.Db.CloseWithoutCheckpoint();
+        var wal = t.FilePath + "-wal";
+        Assert.True(File.Exists(wal) && new FileInfo(wal).Length > 0, "the WAL was checkpointed and removed at close");
+        // The main file alone does not hold the commit: it lives only in the WAL (fsynced there at commit, synchronous=FULL).
+        var mainOnly = Path.Combine(t.Directory, "main-only.db");
+        File.Copy(t.FilePath, mainOnly);
+        using (var raw = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = mainOnly, Pooling = false }.ToString()))
+        {
+            raw.Open();
+            using var cmd = raw.CreateCommand();
+            cmd.CommandText = "SELECT count(*) FROM config WHERE key = 'probe'";
+            Assert.Equal(0L, (long)cmd.ExecuteScalar()!);
+        }
+        t.Reopen();
+        Assert.Equal("committed", t.Db.Config.Get("probe"));
+        Assert.Equal("ok", t.Db.IntegrityCheck());
+        // A normal close checkpoints: the WAL is folded into the main file and removed.
+        t.Db.Dispose();
+        Assert.False(File.Exists(wal));
+        t.Reopen();
+        Assert.Equal("committed", t.Db.Config.Get("probe"));
+    }
+
+    [Fact]
     public void File_is_owner_only_on_unix()
     {
         if (OperatingSystem.IsWindows())

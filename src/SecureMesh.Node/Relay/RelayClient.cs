@@ -218,11 +218,12 @@ internal sealed class RelayClient : IAsyncDisposable
         try
         {
             using var timer = new PeriodicTimer(_options.ClientInterval, _time);
+            using var stop = timer.StopOn(token);
             do
             {
                 await TickAsync(token).ConfigureAwait(false);
             }
-            while (await timer.WaitForNextTickAsync(token).ConfigureAwait(false));
+            while (await timer.WaitForNextTickAsync().ConfigureAwait(false));
         }
         catch (OperationCanceledException)
         {

@@ -214,6 +214,7 @@ public sealed class PeerConnector : IAsyncDisposable
         try
         {
             using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), _time);
+            using var stop = timer.StopOn(token);
             var first = true;
             do
             {
@@ -242,7 +243,7 @@ public sealed class PeerConnector : IAsyncDisposable
                 }
                 first = false;
             }
-            while (await timer.WaitForNextTickAsync(token).ConfigureAwait(false));
+            while (await timer.WaitForNextTickAsync().ConfigureAwait(false));
         }
         catch (OperationCanceledException)
         {

@@ -88,9 +88,10 @@ public sealed class TransferService : IAsyncDisposable, IServingHost
     private async Task AccessLoopAsync()
     {
         using var timer = new PeriodicTimer(_options.AccessPollInterval, _options.Time);
+        using var stop = timer.StopOn(_accessStop.Token);
         try
         {
-            while (await timer.WaitForNextTickAsync(_accessStop.Token).ConfigureAwait(false))
+            while (await timer.WaitForNextTickAsync().ConfigureAwait(false))
             {
                 try
                 {

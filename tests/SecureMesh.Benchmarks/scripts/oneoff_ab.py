@@ -13,6 +13,12 @@ PROGRAM is a published folder's `securemesh` (the apphost, as an installed comma
 with `dotnet`), or a folder holding either. VAR=VALUE pairs are extra environment variables for that variant only, so
 one build can be compared with itself under runtime settings (DOTNET_TieredPGO=0, …). `id` and `--help` are timed
 too when TIME_ID=1 (the runtime's and the command tree's start alone).
+
+PHASES=1 runs every `get` under `strace -f --seccomp-bpf` (a few system calls as marks; it slows the command a little,
+so compare variants with each other, not with runs without it) and prints, per variant, the medians of when each mark
+came, in ms from exec: the listener (`listen`), the TCP connect to the seeder, the part file opened, the release
+(`renameat2` out of quarantine), the JSON result written, the process's end; "tail" is JSON to end, "xfer" part file to
+release, and the fsyncs counted; and the median same-round ratios of tail, xfer and the whole against the first variant.
 """
 import os
 import shutil
@@ -45,6 +51,54 @@ def parse_variant(spec):
     return name, program(parts[0]), env
 
 
+PHASE_CALLS = "execve,listen,connect,openat,renameat2,write,fsync,exit_group"
+MARKS = ("listen", "connect", "part", "release", "json", "exit")
+
+
+def phase_marks(trace):
+    """Milliseconds from exec of each mark in an `strace -f -ttt` file, and the fsyncs counted."""
+    t0, marks, fsyncs, unix_listen = None, {}, 0, False
+    for line in open(trace):
+        parts = line.split(None, 2)
+        if len(parts) < 3:
+            continue
+        t, call = float(parts[1]), parts[2]
+        t0 = t if t0 is None else t0
+        ms = (t - t0) * 1000
+        if call.startswith("listen("):
+            # The runtime's diagnostics socket (AF_UNIX) listens first; the node's TCP listener next.
+            if unix_listen:
+                marks.setdefault("listen", ms)
+            unix_listen = True
+        elif call.startswith("connect(") and "127.0.0.1" in call:
+            marks.setdefault("connect", ms)
+        elif call.startswith("openat(") and ".part" in call:
+            marks.setdefault("part", ms)
+        elif call.startswith("renameat2(") and "part" in marks:
+            marks.setdefault("release", ms)
+        elif call.startswith("write(") and "contentId" in call:
+            marks.setdefault("json", ms)
+        elif call.startswith("fsync("):
+            fsyncs += 1
+        elif call.startswith("exit_group("):
+            marks["exit"] = ms
+    if not all(m in marks for m in MARKS):
+        raise RuntimeError(f"{trace}: marks missing ({', '.join(m for m in MARKS if m not in marks)})")
+    marks["tail"] = marks["exit"] - marks["json"]
+    marks["xfer"] = marks["release"] - marks["part"]
+    marks["fsyncs"] = fsyncs
+    return marks
+
+
+def print_phases(phases, base):
+    print("phases (strace marks), medians in ms from exec; ratios: median of same-round ratios against " + base)
+    for name, samples in phases.items():
+        cells = "  ".join(f"{k} {statistics.median(s[k] for s in samples):.0f}" for k in (*MARKS, "tail", "xfer", "fsyncs"))
+        ratios = "  ".join(f"{k} {statistics.median(s[k] / b[k] for s, b in zip(samples, phases[base])):.3f}x"
+                           for k in ("tail", "xfer", "exit"))
+        print(f"{name:14} {cells}  | {ratios}")
+
+
 def main():
     args = sys.argv[1:]
     rounds = int(args.pop(0)) if args and args[0].isdigit() else 10
@@ -67,18 +121,25 @@ def main():
         sm = cpg.SecureMesh(work, payload, "oneoff")
         results = {name: [] for name, _, _ in variants}
         id_results = {name: [] for name, _, _ in variants}
+        phases = {name: [] for name, _, _ in variants}
+        trace = os.path.join(work, "get.strace") if os.environ.get("PHASES") == "1" else None
         for r in range(rounds + 1):  # round 0 warms the page cache and every build up, untimed
             order = variants[r % len(variants):] + variants[:r % len(variants)]
             for name, argv, env in order:
                 shutil.rmtree(sm.out, ignore_errors=True)
-                sample = cpg.run_timed([*argv, "--home", sm.dl_home, "get", sm.cid, "--out", sm.out, "--json"],
-                                       stdin=subprocess.DEVNULL, env=env)
+                command = [*argv, "--home", sm.dl_home, "get", sm.cid, "--out", sm.out, "--json"]
+                if trace:
+                    command = ["strace", "-f", "--seccomp-bpf", "-ttt", "-e", f"trace={PHASE_CALLS}", "-e", "signal=none",
+                               "-o", trace, *command]
+                sample = cpg.run_timed(command, stdin=subprocess.DEVNULL, env=env)
                 if not sm.check(payload):
                     raise RuntimeError(f"{name}: the copy differs from the payload")
                 if os.environ.get("TIME_ID") == "1":
                     id_sample = cpg.run_timed([*argv, "--home", sm.dl_home, "id", "--json"], stdin=subprocess.DEVNULL, env=env)
                 if r > 0:
                     results[name].append(sample)
+                    if trace:
+                        phases[name].append(phase_marks(trace))
                     if os.environ.get("TIME_ID") == "1":
                         id_results[name].append(id_sample)
         load = open("/proc/loadavg").read().split()[:3]
@@ -93,6 +154,8 @@ def main():
             if id_results[name]:
                 line += f"  | id: wall {statistics.median(s[0] for s in id_results[name]):.3f} user {statistics.median(s[1] for s in id_results[name]):.3f}"
             print(line)
+        if trace:
+            print_phases(phases, variants[0][0])
     finally:
         if sm is not None:
             sm.close()
