@@ -112,13 +112,15 @@ internal static class IdleConnections
 
         long peak = 0;
         long last = 0;
+        long sum = 0;
         for (var s = 0; s < seconds; s++)
         {
             await Task.Delay(1000);
             last = Rss(host.Id);
             peak = Math.Max(peak, last);
+            sum += last;
         }
-        Console.WriteLine($"node RSS with {count} idle sessions: {last / 1024.0 / 1024:0.0} MB {RssSplit(host.Id)} (peak {peak / 1024.0 / 1024:0.0} MB over {seconds} s)");
+        Console.WriteLine($"node RSS with {count} idle sessions: {last / 1024.0 / 1024:0.0} MB {RssSplit(host.Id)} (peak {peak / 1024.0 / 1024:0.0} MB, mean {sum / Math.Max(1, seconds) / 1024.0 / 1024:0.0} MB over {seconds} s)");
         Console.WriteLine("node: " + lastReport);
         if (realNode)
         {
