@@ -171,13 +171,34 @@ internal sealed class ControlServer : IAsyncDisposable
     private async Task ServeAsync(Func<IConnectionListenerFactory, WebApplication> build)
     {
         Socket first;
-        try
+        while (true)
         {
-            first = await AcceptOwnerAsync(_stop.Token).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-        {
-            return;
+            try
+            {
+                first = await AcceptOwnerAsync(_stop.Token).ConfigureAwait(false);
+                break;
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException e) when (e.SocketErrorCode != SocketError.OperationAborted)
+            {
+                // A connection reset while queued, or no descriptor left for it (as Kestrel's own loop does: go on,
+                // but not in a tight loop while the condition lasts).
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(100), _stop.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+            catch (SocketException)
+            {
+                return;
+            }
         }
         WebApplication? app = null;
         try
@@ -221,8 +242,7 @@ internal sealed class ControlServer : IAsyncDisposable
                 return socket;
             }
             Interlocked.Increment(ref _refused);
-            // Closed at once (RST), before a byte is read, as Kestrel's Abort() did.
-            socket.LingerState = new LingerOption(true, 0);
+            // Closed at once, before a byte is read, as Kestrel's Abort() did.
             socket.Dispose();
         }
     }
