@@ -250,6 +250,8 @@ public sealed class MeshHost : IAsyncDisposable
         _background.Add(Transfer.Shares.RescanAsync(null, stop));
         // Backed-up paths are scanned when they change and hourly; holders are challenged every backup-check-interval.
         _background.Add(Backup.RunBackgroundAsync(TimeSpan.FromHours(1), stop));
+        // An idle node gives back what its last burst of work left in the GC's young generation (IdleMemoryTrimmer).
+        _background.Add(IdleMemoryTrimmer.ForProcess().RunAsync(TimeProvider.System, stop));
         // Unfinished downloads carry on once the peers had a chance to connect.
         _background.Add(Task.Run(async () =>
         {

@@ -345,6 +345,22 @@ public sealed class TrustStore
             ? ReadPeers(connection, "")
             : ReadPeers(connection, "WHERE p.state = $state", ("$state", StateNames.ToDb(state.Value))));
 
+    /// <summary>
+    /// The Peer IDs (text form) of the peers in <paramref name="state"/>, nothing else: for a loop that runs every second
+    /// and only needs to know whether someone is missing (the connector with a thousand trusted peers, all connected).
+    /// </summary>
+    public IReadOnlyList<string> ListPeerIds(PeerState state) => _database.Read(connection =>
+    {
+        using var command = SecureMeshDatabase.Command(connection, "SELECT peer_id FROM peers WHERE state = $state", ("$state", StateNames.ToDb(state)));
+        using var reader = command.ExecuteReader();
+        var ids = new List<string>();
+        while (reader.Read())
+        {
+            ids.Add(reader.GetString(0));
+        }
+        return ids;
+    });
+
     /// <summary>Blocks an address range (CIDR or a bare address). Invalid: InvalidInput; already blocked: Conflict.</summary>
     public BlockedAddress BlockAddress(string cidr, string? reason = null)
     {

@@ -84,7 +84,7 @@ internal static class IdleConnections
             });
         }
         await Task.Delay(1500);
-        Console.WriteLine($"node pid {host.Id} on 127.0.0.1:{port}; RSS before connections: {Rss(host.Id) / 1024.0 / 1024:0.0} MB ({lastReport})");
+        Console.WriteLine($"node pid {host.Id} on 127.0.0.1:{port}; RSS before connections: {Rss(host.Id) / 1024.0 / 1024:0.0} MB {RssSplit(host.Id)} ({lastReport})");
 
         var connections = new PeerLink[count];
         var answers = new Task<bool>[count];
@@ -112,14 +112,24 @@ internal static class IdleConnections
 
         long peak = 0;
         long last = 0;
+        long sum = 0;
         for (var s = 0; s < seconds; s++)
         {
             await Task.Delay(1000);
             last = Rss(host.Id);
             peak = Math.Max(peak, last);
+            sum += last;
         }
-        Console.WriteLine($"node RSS with {count} idle sessions: {last / 1024.0 / 1024:0.0} MB (peak {peak / 1024.0 / 1024:0.0} MB over {seconds} s)");
+        Console.WriteLine($"node RSS with {count} idle sessions: {last / 1024.0 / 1024:0.0} MB {RssSplit(host.Id)} (peak {peak / 1024.0 / 1024:0.0} MB, mean {sum / Math.Max(1, seconds) / 1024.0 / 1024:0.0} MB over {seconds} s)");
         Console.WriteLine("node: " + lastReport);
+        if (realNode)
+        {
+            // The control API's web host starts at the owner's first connection: what the node holds once it has
+            // answered one (`securemesh status`).
+            var open = await IdleNode.NodeSideSessionsAsync(home);
+            await Task.Delay(2000);
+            Console.WriteLine($"after one control request (GET /v1/status: {open} connections): {Rss(host.Id) / 1024.0 / 1024:0.0} MB {RssSplit(host.Id)}");
+        }
         foreach (var c in connections)
         {
             await c.DisposeAsync();
@@ -182,11 +192,21 @@ internal static class IdleConnections
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    internal static long Rss(int pid)
+    internal static long Rss(int pid) => StatusBytes(pid, "VmRSS:");
+
+    /// <summary>
+    /// Where the resident set is (/proc/PID/status): anonymous pages (GC heap, malloc, stacks), file-backed pages (the
+    /// runtime, framework and native libraries mapped from disk) and shared memory (the JIT's double-mapped code,
+    /// <c>memfd:doublemapper</c>).
+    /// </summary>
+    internal static string RssSplit(int pid) => string.Create(CultureInfo.InvariantCulture,
+        $"[anon {StatusBytes(pid, "RssAnon:") / 1048576.0:0.0}, file {StatusBytes(pid, "RssFile:") / 1048576.0:0.0}, shmem {StatusBytes(pid, "RssShmem:") / 1048576.0:0.0}]");
+
+    private static long StatusBytes(int pid, string field)
     {
         foreach (var line in File.ReadLines($"/proc/{pid}/status"))
         {
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            if (line.StartsWith(field, StringComparison.Ordinal))
             {
                 return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
             }

@@ -112,7 +112,7 @@ internal static class IdleNode
     }
 
     /// <summary>The sessions the node itself reports on its control API.</summary>
-    private static async Task<int> NodeSideSessionsAsync(string home)
+    internal static async Task<int> NodeSideSessionsAsync(string home)
     {
         var socketPath = Path.Combine(home, "control.sock");
         using var http = new HttpClient(new SocketsHttpHandler

@@ -69,6 +69,44 @@ public sealed class ControlServerTests
     }
 
     [Fact]
+    public async Task The_web_host_starts_at_the_owners_first_connection_and_answers_a_burst_of_first_requests()
+    {
+        await using var fixture = await ControlFixture.StartAsync();
+        // Listening from the start (a client could connect now), but nothing of ASP.NET Core is built yet.
+        Assert.False(fixture.Server.WebHostStarted);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(fixture.Server.SocketPath));
+
+        // Several clients at once: the one that starts the host and those queued behind it are all served.
+        var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>
+        {
+            using var http = ControlFixture.Client(fixture.Server.SocketPath);
+            using var response = await http.GetAsync(new Uri("v1/status", UriKind.Relative));
+            return (response.StatusCode, Body: await response.Content.ReadAsStringAsync());
+        }));
+        Assert.All(answers, a =>
+        {
+            Assert.Equal(HttpStatusCode.OK, a.StatusCode);
+            Assert.Contains(fixture.Node.Identity.PeerId.Text, a.Body, StringComparison.Ordinal);
+        });
+        Assert.True(fixture.Server.WebHostStarted);
+        Assert.Equal(0, fixture.Server.RefusedConnections);
+    }
+
+    [Fact]
+    public async Task Stopping_before_any_request_closes_the_socket_and_removes_its_file()
+    {
+        var node = TestNode.Start();
+        await using var _ = node;
+        var server = await ControlServer.StartAsync(node.Node, node.Db, new ControlServerOptions { Home = node.Home }, CancellationToken.None);
+        Assert.True(File.Exists(server.SocketPath));
+        await server.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.False(server.WebHostStarted);
+        Assert.False(File.Exists(server.SocketPath));
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await Assert.ThrowsAsync<SocketException>(async () => await socket.ConnectAsync(new UnixDomainSocketEndPoint(server.SocketPath)));
+    }
+
+    [Fact]
     public async Task Blocking_a_peer_through_the_API_cuts_its_session_on_the_running_node()
     {
         await using var fixture = await ControlFixture.StartAsync();
@@ -220,6 +258,32 @@ public sealed class ControlServerTests
         var owner = await RunAsync("/usr/bin/curl", "-sS", "--max-time", "5", "--unix-socket", fixture.Server.SocketPath, "http://x/v1/status");
         Assert.True(owner.ExitCode == 0, owner.Output);
         Assert.Contains(fixture.Node.Identity.PeerId.Text, owner.Output, StringComparison.Ordinal);
+    }
+
+    [RootFact("connects to the socket as another uid with setpriv")]
+    public async Task Another_users_connection_is_refused_before_the_web_host_is_started_for_it()
+    {
+        Assert.True(File.Exists("/usr/bin/setpriv") && File.Exists("/usr/bin/curl"), "needs /usr/bin/setpriv and /usr/bin/curl (CI installs curl)");
+        await using var fixture = await ControlFixture.StartAsync();
+        File.SetUnixFileMode(fixture.Node.Home, (UnixFileMode)0b111_001_001);
+        File.SetUnixFileMode(fixture.Server.SocketPath, (UnixFileMode)0b110_110_110);
+
+        for (var i = 0; i < 3; i++)
+        {
+            var stranger = await RunAsync("/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                "/usr/bin/curl", "-sS", "--max-time", "5", "--unix-socket", fixture.Server.SocketPath, "http://x/v1/status");
+            Assert.NotEqual(0, stranger.ExitCode);
+            Assert.DoesNotContain("peerId", stranger.Output, StringComparison.Ordinal);
+        }
+        // Another user can neither reach the API nor make the node load and start the web host.
+        Assert.Equal(3, fixture.Server.RefusedConnections);
+        Assert.False(fixture.Server.WebHostStarted);
+
+        var owner = await RunAsync("/usr/bin/curl", "-sS", "--max-time", "5", "--unix-socket", fixture.Server.SocketPath, "http://x/v1/status");
+        Assert.True(owner.ExitCode == 0, owner.Output);
+        Assert.Contains(fixture.Node.Identity.PeerId.Text, owner.Output, StringComparison.Ordinal);
+        Assert.True(fixture.Server.WebHostStarted);
+        Assert.Equal(3, fixture.Server.RefusedConnections);
     }
 
     private static async Task<(int ExitCode, string Output)> RunAsync(string file, params string[] args)

@@ -26,6 +26,23 @@ public sealed class TrustStoreTests
     }
 
     [Fact]
+    public void ListPeerIds_gives_exactly_the_peers_in_a_state()
+    {
+        using var t = new TestDatabase();
+        var trusted = Enumerable.Range(0, 3).Select(_ => TestDatabase.NewPeer()).ToList();
+        foreach (var p in trusted)
+        {
+            t.Trust.AddPeer(p, trusted: true);
+        }
+        var pending = TestDatabase.NewPeer();
+        t.Trust.AddPeer(pending);
+        Assert.Equal(trusted.Select(p => p.Text).Order(StringComparer.Ordinal), t.Trust.ListPeerIds(PeerState.Trusted).Order(StringComparer.Ordinal));
+        Assert.Equal([pending.Text], t.Trust.ListPeerIds(PeerState.Pending));
+        Assert.Empty(t.Trust.ListPeerIds(PeerState.Blocked));
+        Assert.Equal(t.Trust.ListPeers(PeerState.Trusted).Select(p => p.PeerId.Text).Order(StringComparer.Ordinal), t.Trust.ListPeerIds(PeerState.Trusted).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void AddPeer_untrusted_is_pending()
     {
         using var t = new TestDatabase();

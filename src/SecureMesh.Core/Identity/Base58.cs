@@ -1,4 +1,3 @@
-using System.Numerics;
 using System.Text;
 
 namespace SecureMesh.Core.Identity;
@@ -75,7 +74,12 @@ public static class Base58
         {
             zeros++;
         }
-        BigInteger value = BigInteger.Zero;
+        // Base-58 digits into base-256 bytes in place (log(58)/log(256) ≈ 0.733), as Encode does the other way: no
+        // BigInteger, whose every step allocated (a node's connector parses each trusted peer's ID once a second).
+        var size = ((text.Length - zeros) * 733 / 1000) + 1;
+        Span<byte> buf = stackalloc byte[size];
+        buf.Clear();
+        var length = 0;
         for (var i = zeros; i < text.Length; i++)
         {
             var c = text[i];
@@ -83,11 +87,24 @@ public static class Base58
             {
                 return false;
             }
-            value = (value * 58) + Map[c];
+            int carry = Map[c];
+            var j = 0;
+            for (var k = size - 1; (carry != 0 || j < length) && k >= 0; k--, j++)
+            {
+                carry += 58 * buf[k];
+                buf[k] = (byte)carry;
+                carry >>= 8;
+            }
+            length = j;
         }
-        var body = value.IsZero ? [] : value.ToByteArray(isUnsigned: true, isBigEndian: true);
+        var start = size - length;
+        while (start < size && buf[start] == 0)
+        {
+            start++;
+        }
+        var body = buf[start..];
         result = new byte[zeros + body.Length];
-        body.CopyTo(result, zeros);
+        body.CopyTo(result.AsSpan(zeros));
         return true;
     }
 }

@@ -105,7 +105,6 @@ public sealed class PeerId : IEquatable<PeerId>
     public static bool TryParse(string? text, [NotNullWhen(true)] out PeerId? id, out string error)
     {
         id = null;
-        var shown = Describe(text);
         if (string.IsNullOrEmpty(text))
         {
             error = "invalid Peer ID: empty";
@@ -113,23 +112,23 @@ public sealed class PeerId : IEquatable<PeerId>
         }
         if (text.Length != TextLength)
         {
-            error = $"invalid Peer ID {shown}: expected {TextLength} characters starting with 12D3KooW, got {text.Length}";
+            error = $"invalid Peer ID {Describe(text)}: expected {TextLength} characters starting with 12D3KooW, got {text.Length}";
             return false;
         }
         if (!Base58.TryDecode(text, out var bytes))
         {
-            error = $"invalid Peer ID {shown}: not base58btc";
+            error = $"invalid Peer ID {Describe(text)}: not base58btc";
             return false;
         }
         if (bytes.Length != MultihashPrefix.Length + ProtobufPrefix.Length + PublicKeyLength
             || !bytes.AsSpan(0, MultihashPrefix.Length).SequenceEqual(MultihashPrefix))
         {
-            error = $"invalid Peer ID {shown}: not an identity multihash of an Ed25519 key";
+            error = $"invalid Peer ID {Describe(text)}: not an identity multihash of an Ed25519 key";
             return false;
         }
         if (!TryDecodeProtobufPublicKey(bytes.AsSpan(MultihashPrefix.Length), out var key))
         {
-            error = $"invalid Peer ID {shown}: not an Ed25519 key (only Ed25519 Peer IDs are supported)";
+            error = $"invalid Peer ID {Describe(text)}: not an Ed25519 key (only Ed25519 Peer IDs are supported)";
             return false;
         }
         id = new PeerId(key, text);

@@ -21,4 +21,7 @@ internal static partial class ControlLog
 
     [LoggerMessage(EventId = 305, Level = LogLevel.Debug, Message = "control API {Method} {Path} -> {Status} ({Kind}): {Reason}")]
     public static partial void RequestRefused(ILogger logger, string method, string path, int status, string kind, string reason);
+
+    [LoggerMessage(EventId = 306, Level = LogLevel.Error, Message = "control API on {Socket} could not start its web host and no longer listens: {Reason}")]
+    public static partial void StartFailed(ILogger logger, string socket, string reason);
 }

@@ -1,12 +1,15 @@
+using System.Net;
+using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -45,6 +48,10 @@ internal sealed class ControlServerOptions
 /// The control API: HTTP+JSON on the Unix socket <c>&lt;home&gt;/control.sock</c> (mode 0600, no TCP listener), served to
 /// this user only: the kernel's <c>SO_PEERCRED</c> of every connection must match our effective uid.
 /// The caller must hold the <see cref="NodeLock"/> of the home: a socket file found at start is then stale and is removed.
+/// The socket is bound and listening from the start; the web host behind it (ASP.NET Core: Kestrel, routing, the
+/// endpoints) is built and started when the owner first connects, and serves that connection and every later one. A node
+/// nobody asks anything (most of a headless <c>run</c>'s life) so never loads it: about 15 MB less resident memory
+/// (src/SecureMesh.Node/README.md, idle memory). Connections from other users are refused before anything is loaded.
 /// </summary>
 internal sealed class ControlServer : IAsyncDisposable
 {
@@ -55,13 +62,23 @@ internal sealed class ControlServer : IAsyncDisposable
         UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute |
         UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
 
-    private readonly WebApplication _app;
+    /// <summary>Kestrel's own default backlog.</summary>
+    private const int Backlog = 512;
+
+    private readonly Socket _listener;
+    private readonly ILogger _logger;
+    private readonly uint _owner;
+    private readonly CancellationTokenSource _stop = new();
+    private Task _serving = Task.CompletedTask;
+    private WebApplication? _app;
     private int _refused;
     private int _disposed;
 
-    private ControlServer(WebApplication app, string socketPath, NodeControlService service)
+    private ControlServer(Socket listener, string socketPath, NodeControlService service, ILogger logger)
     {
-        _app = app;
+        _listener = listener;
+        _logger = logger;
+        _owner = PeerCredentials.EffectiveUid();
         SocketPath = socketPath;
         Service = service;
     }
@@ -75,18 +92,22 @@ internal sealed class ControlServer : IAsyncDisposable
     /// <summary>Connections refused because they came from another user.</summary>
     public int RefusedConnections => Volatile.Read(ref _refused);
 
+    /// <summary>Whether the web host has been started (by the owner's first connection).</summary>
+    internal bool WebHostStarted => Volatile.Read(ref _app) is not null;
+
     /// <summary>Where the control socket of <paramref name="home"/> lives.</summary>
     public static string SocketPathFor(string home) => Path.Combine(Path.GetFullPath(home), FileName);
 
     /// <summary>The JSON conventions of the API (camelCase, enums as camelCase strings); the client uses the same.</summary>
     public static JsonSerializerOptions Json { get; } = CreateJsonOptions();
 
-    /// <summary>Binds the socket and starts serving.</summary>
-    public static async Task<ControlServer> StartAsync(MeshNode node, SecureMeshDatabase db, ControlServerOptions options, CancellationToken cancellationToken)
+    /// <summary>Binds the socket and starts serving (the web host starts at the owner's first connection).</summary>
+    public static Task<ControlServer> StartAsync(MeshNode node, SecureMeshDatabase db, ControlServerOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(node);
         ArgumentNullException.ThrowIfNull(db);
         ArgumentNullException.ThrowIfNull(options);
+        cancellationToken.ThrowIfCancellationRequested();
         var home = Path.GetFullPath(options.Home);
         var socketPath = SocketPathFor(home);
         var logger = options.LoggerFactory.CreateLogger("SecureMesh.Control");
@@ -111,6 +132,124 @@ internal sealed class ControlServer : IAsyncDisposable
         }
 
         var service = new NodeControlService(home, db, node, options.Discovery, options.Discovered);
+        var groups = new GroupControlService(db, options.Transfer is { } access ? access.RefreshAccess : null);
+        TransferControlService? transferControl = null;
+        if (options.Transfer is { } transfer)
+        {
+            transferControl = new TransferControlService(transfer);
+            service.Transfers = transferControl;
+        }
+
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            listener.Bind(new UnixDomainSocketEndPoint(socketPath));
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(socketPath, OwnerOnly.Files);
+            }
+            listener.Listen(Backlog);
+        }
+        catch (SocketException e)
+        {
+            listener.Dispose();
+            throw new SecureMeshException(SecureMeshErrorKind.Storage, $"cannot listen on the control socket {socketPath}: {e.Message}", e);
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
+
+        var server = new ControlServer(listener, socketPath, service, logger);
+        server._serving = server.ServeAsync(transport => BuildApp(home, node, db, service, groups, transferControl, options, logger, transport));
+        ControlLog.Listening(logger, socketPath);
+        return Task.FromResult(server);
+    }
+
+    /// <summary>Waits for the owner's first connection, then starts the web host with it (and the socket) as its transport.</summary>
+    private async Task ServeAsync(Func<IConnectionListenerFactory, WebApplication> build)
+    {
+        Socket first;
+        while (true)
+        {
+            try
+            {
+                first = await AcceptOwnerAsync(_stop.Token).ConfigureAwait(false);
+                break;
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException e) when (e.SocketErrorCode != SocketError.OperationAborted)
+            {
+                // A connection reset while queued, or no descriptor left for it (as Kestrel's own loop does: go on,
+                // but not in a tight loop while the condition lasts).
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(100), _stop.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+            catch (SocketException)
+            {
+                return;
+            }
+        }
+        WebApplication? app = null;
+        try
+        {
+            app = build(new SocketTransport(this, first));
+            await app.StartAsync(_stop.Token).ConfigureAwait(false);
+            Volatile.Write(ref _app, app);
+        }
+        catch (Exception e)
+        {
+            first.Dispose();
+            if (app is not null)
+            {
+                await app.DisposeAsync().ConfigureAwait(false);
+            }
+            if (e is not OperationCanceledException)
+            {
+                // Nothing would ever answer: close the socket so clients are refused at once instead of hanging.
+                ControlLog.StartFailed(_logger, SocketPath, e.Message);
+                _listener.Dispose();
+            }
+        }
+    }
+
+    /// <summary>The next connection from this user; connections from anyone else are logged, counted and closed unread.</summary>
+    private async Task<Socket> AcceptOwnerAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var socket = await _listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
+            if (!PeerCredentials.TryGet(socket, out var pid, out var uid))
+            {
+                ControlLog.NoCredentials(_logger);
+            }
+            else if (uid != _owner)
+            {
+                ControlLog.RefusedUid(_logger, uid, pid, _owner);
+            }
+            else
+            {
+                return socket;
+            }
+            Interlocked.Increment(ref _refused);
+            // Closed at once, before a byte is read, as Kestrel's Abort() did.
+            socket.Dispose();
+        }
+    }
+
+    private static WebApplication BuildApp(string home, MeshNode node, SecureMeshDatabase db, NodeControlService service, GroupControlService groups,
+        TransferControlService? transferControl, ControlServerOptions options, ILogger logger, IConnectionListenerFactory transport)
+    {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
             // No appsettings.json watcher on the data directory.
@@ -121,14 +260,15 @@ internal sealed class ControlServer : IAsyncDisposable
         builder.Services.AddSingleton(options.LoggerFactory);
         // The node handles SIGINT/SIGTERM itself; the web host must not.
         builder.Services.AddSingleton<IHostLifetime, QuietLifetime>();
+        // Kestrel serves the socket bound above (owner-checked connections only) instead of binding its own.
+        builder.Services.RemoveAll<IConnectionListenerFactory>();
+        builder.Services.AddSingleton(transport);
         builder.Services.AddSingleton(node);
         builder.Services.AddSingleton(db);
         builder.Services.AddSingleton(service);
-        builder.Services.AddSingleton(new GroupControlService(db, options.Transfer is { } access ? access.RefreshAccess : null));
-        if (options.Transfer is { } transfer)
+        builder.Services.AddSingleton(groups);
+        if (transferControl is not null)
         {
-            var transferControl = new TransferControlService(transfer);
-            service.Transfers = transferControl;
             builder.Services.AddSingleton(transferControl);
         }
         builder.Services.ConfigureHttpJsonOptions(o =>
@@ -137,9 +277,7 @@ internal sealed class ControlServer : IAsyncDisposable
             o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase));
         });
         builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
-
-        ControlServer? server = null;
-        var owner = PeerCredentials.EffectiveUid();
+        var socketPath = SocketPathFor(home);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -147,31 +285,7 @@ internal sealed class ControlServer : IAsyncDisposable
             kestrel.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
             kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(30);
             kestrel.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(5);
-            kestrel.ListenUnixSocket(socketPath, listen => listen.Use(next => connection =>
-            {
-                var socket = connection.Features.Get<IConnectionSocketFeature>()?.Socket;
-                if (socket is null || !PeerCredentials.TryGet(socket, out var pid, out var uid))
-                {
-                    ControlLog.NoCredentials(logger);
-                    if (server is not null)
-                    {
-                        Interlocked.Increment(ref server._refused);
-                    }
-                    connection.Abort();
-                    return Task.CompletedTask;
-                }
-                if (uid != owner)
-                {
-                    ControlLog.RefusedUid(logger, uid, pid, owner);
-                    if (server is not null)
-                    {
-                        Interlocked.Increment(ref server._refused);
-                    }
-                    connection.Abort();
-                    return Task.CompletedTask;
-                }
-                return next(connection);
-            }));
+            kestrel.ListenUnixSocket(socketPath);
         });
 
         var app = builder.Build();
@@ -220,26 +334,16 @@ internal sealed class ControlServer : IAsyncDisposable
         }
         app.MapFallback(context => WriteErrorAsync(context, logger, SecureMeshErrorKind.NotFound, $"no such endpoint: {context.Request.Method} {context.Request.Path}"));
 
-        server = new ControlServer(app, socketPath, service);
-        try
-        {
-            await app.StartAsync(cancellationToken);
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(socketPath, OwnerOnly.Files);
-            }
-        }
-        catch
-        {
-            await app.DisposeAsync();
-            throw;
-        }
-        ControlLog.Listening(logger, socketPath);
-        return server;
+        return app;
     }
 
-    /// <summary>The addresses Kestrel serves (only <c>http://unix:…</c>).</summary>
-    internal IReadOnlyCollection<string> Addresses => [.. _app.Urls];
+    /// <summary>The addresses served: the listening socket's (only <c>http://unix:…</c>), as Kestrel names them.</summary>
+    internal IReadOnlyCollection<string> Addresses => _listener.LocalEndPoint switch
+    {
+        UnixDomainSocketEndPoint unix => [$"http://unix:{unix}"],
+        IPEndPoint ip => [$"http://{ip}"],
+        var other => [$"{other}"],
+    };
 
     /// <summary>The HTTP status for an error kind.</summary>
     public static int StatusFor(SecureMeshErrorKind kind) => kind switch
@@ -289,17 +393,24 @@ internal sealed class ControlServer : IAsyncDisposable
         {
             return;
         }
-        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _serving.ConfigureAwait(false);
+        if (Volatile.Read(ref _app) is { } app)
         {
-            try
+            using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
             {
-                await _app.StopAsync(timeout.Token);
+                try
+                {
+                    await app.StopAsync(timeout.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                }
             }
-            catch (OperationCanceledException)
-            {
-            }
+            await app.DisposeAsync().ConfigureAwait(false);
         }
-        await _app.DisposeAsync();
+        _listener.Dispose();
+        _stop.Dispose();
         try
         {
             File.Delete(SocketPath);
@@ -309,6 +420,71 @@ internal sealed class ControlServer : IAsyncDisposable
         }
         catch (UnauthorizedAccessException)
         {
+        }
+    }
+
+    /// <summary>
+    /// Kestrel's transport: the socket bound at start, handing Kestrel the owner's first connection (the one that started
+    /// the web host) and then each further connection from this user, as Kestrel's own socket transport would.
+    /// </summary>
+    private sealed class SocketTransport(ControlServer server, Socket first) : IConnectionListenerFactory
+    {
+        public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default) =>
+            ValueTask.FromResult<IConnectionListener>(new Listener(server, first, endpoint));
+
+        private sealed class Listener(ControlServer server, Socket first, EndPoint endpoint) : IConnectionListener
+        {
+            private readonly SocketConnectionContextFactory _contexts = new(new SocketConnectionFactoryOptions(), NullLogger.Instance);
+            private Socket? _first = first;
+
+            public EndPoint EndPoint { get; } = endpoint;
+
+            public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+            {
+                if (Interlocked.Exchange(ref _first, null) is { } socket)
+                {
+                    return _contexts.Create(socket);
+                }
+                // Kestrel waits here without a token; the server's stop (or Kestrel's unbind) ends the wait.
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, server._stop.Token);
+                while (true)
+                {
+                    try
+                    {
+                        return _contexts.Create(await server.AcceptOwnerAsync(stop.Token).ConfigureAwait(false));
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                        return null;
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return null;
+                    }
+                    catch (SocketException e) when (e.SocketErrorCode == SocketError.OperationAborted)
+                    {
+                        return null;
+                    }
+                    catch (SocketException)
+                    {
+                        // A connection that failed while queued (reset by its client): take the next one.
+                    }
+                }
+            }
+
+            // Kestrel unbinds when it stops: no further connections; the socket itself is closed by the server.
+            public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+            {
+                server._stop.Cancel();
+                return ValueTask.CompletedTask;
+            }
+
+            public ValueTask DisposeAsync()
+            {
+                Interlocked.Exchange(ref _first, null)?.Dispose();
+                _contexts.Dispose();
+                return ValueTask.CompletedTask;
+            }
         }
     }
 
