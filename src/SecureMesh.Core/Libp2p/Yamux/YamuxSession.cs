@@ -71,7 +71,11 @@ public sealed partial class YamuxSession : IAsyncDisposable
         _nextStreamId = isClient ? 1u : 2u;
         _ackBacklog = new SemaphoreSlim(Options.AckBacklog, Options.AckBacklog);
         _sendLoop = Task.Run(SendLoopAsync);
-        _readLoop = Task.Run(ReadLoopAsync);
+        using (ExecutionContext.SuppressFlow())
+        {
+            // The read loop runs readers' code when it wakes them (WakeInline): in the default context, not ours.
+            _readLoop = Task.Run(ReadLoopAsync);
+        }
         if (Options.KeepAliveInterval != Timeout.InfiniteTimeSpan)
         {
             _ = Task.Run(KeepAliveLoopAsync);
