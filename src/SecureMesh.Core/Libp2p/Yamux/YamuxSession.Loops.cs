@@ -344,7 +344,7 @@ public sealed partial class YamuxSession
                     // The only stream: rather than decrypt its payload into our buffer while its reader is busy, wait
                     // for the reader (it resumes us with its buffer parked); nothing else waits behind this frame.
                     ArmHandOffGrace(stream);
-                    if (await new HandOff(stream))
+                    if (await new HandOff(this, stream))
                     {
                         continue;
                     }
@@ -360,7 +360,7 @@ public sealed partial class YamuxSession
                 int got;
                 try
                 {
-                    got = await _transport.ReadAsync(segment.AsMemory(0, size), token).ConfigureAwait(false);
+                    got = await new LoopWait(this, _transport.ReadAsync(segment.AsMemory(0, size), token), null);
                 }
                 catch
                 {
@@ -417,7 +417,7 @@ public sealed partial class YamuxSession
         {
             return got;
         }
-        await transport.WaitReadableAsync(token).ConfigureAwait(false);
+        await new LoopWait(this, default, transport.WaitReadableAsync(token));
         return stream.ReceiveImmediately(transport, max);
     }
 
@@ -553,7 +553,7 @@ public sealed partial class YamuxSession
     /// back). Only the continuation is kept here; the reader's deferred wake-up is delivered by the read loop's own
     /// await (<see cref="WakingWait"/>) once the loop's whole chain has yielded.
     /// </summary>
-    private readonly struct HandOff(YamuxStream stream) : ICriticalNotifyCompletion
+    private readonly struct HandOff(YamuxSession session, YamuxStream stream) : ICriticalNotifyCompletion
     {
         public bool IsCompleted => !stream.CanSuspendLoop();
 
@@ -565,6 +565,8 @@ public sealed partial class YamuxSession
 
         public void UnsafeOnCompleted(Action continuation)
         {
+            // Before the reader can see the continuation (and run the loop on its own thread): the loop's list is ours until then.
+            session.StashWakesForYield();
             if (!stream.TrySuspendLoop(continuation))
             {
                 ThreadPool.UnsafeQueueUserWorkItem(static c => c(), continuation, preferLocal: true);
@@ -575,11 +577,106 @@ public sealed partial class YamuxSession
     private readonly record struct DeferredWakes(YamuxStream? Single, YamuxStream[]? Several, int Count);
 
     /// <summary>
+    /// The deferred wakes the read loop's innermost wait took (<see cref="StashWakesForYield"/>) on this thread, on their
+    /// way to the loop's outermost await (<see cref="WakingWait"/>), which runs right after on the same thread as the
+    /// awaits unwind; no other code runs in between, so it is empty whenever anything else runs.
+    /// </summary>
+    [ThreadStatic]
+    private static DeferredWakes t_yieldWakes;
+
+    /// <summary>
+    /// Read loop, at a wait that may go on without this thread (before its continuation can run anywhere): takes the
+    /// deferred wakes out of the loop's list, which another thread running the loop on may use from then on.
+    /// </summary>
+    private void StashWakesForYield()
+    {
+        var taken = TakeDeferredWakes();
+        if (t_yieldWakes.Count > 0)
+        {
+            // Not expected (every stash is taken by the outermost await): deliver rather than lose them.
+            WakeOnPool(t_yieldWakes);
+        }
+        t_yieldWakes = taken;
+    }
+
+    /// <summary>Read loop, going on on this thread after all: the stashed wakes go back to its list.</summary>
+    private void UnstashWakes()
+    {
+        var wakes = t_yieldWakes;
+        if (wakes.Count == 0)
+        {
+            return;
+        }
+        t_yieldWakes = default;
+        if (wakes.Single is { } single)
+        {
+            WakeReader(single, urgent: false);
+            return;
+        }
+        for (var i = 0; i < wakes.Count; i++)
+        {
+            WakeReader(wakes.Several![i], urgent: false);
+        }
+        ArrayPool<YamuxStream>.Shared.Return(wakes.Several!, clearArray: true);
+    }
+
+    private static void WakeOnPool(DeferredWakes wakes)
+    {
+        if (wakes.Single is { } single)
+        {
+            single.SignalReadable(inline: false);
+            return;
+        }
+        for (var i = 0; i < wakes.Count; i++)
+        {
+            wakes.Several![i].SignalReadable(inline: false);
+        }
+        ArrayPool<YamuxStream>.Shared.Return(wakes.Several!, clearArray: true);
+    }
+
+    /// <summary>
+    /// A wait inside the read loop (a transport read, or <c>task</c> when not null), without the caller's context:
+    /// when it does not complete at once, stashes the deferred wakes before registering the continuation.
+    /// </summary>
+    private readonly struct LoopWait(YamuxSession session, ValueTask<int> read, Task? task) : ICriticalNotifyCompletion
+    {
+        public bool IsCompleted => task?.IsCompleted ?? read.IsCompleted;
+
+        public LoopWait GetAwaiter() => this;
+
+        public int GetResult()
+        {
+            if (task is null)
+            {
+                return read.GetAwaiter().GetResult();
+            }
+            task.GetAwaiter().GetResult();
+            return 0;
+        }
+
+        public void OnCompleted(Action continuation) => UnsafeOnCompleted(continuation);
+
+        public void UnsafeOnCompleted(Action continuation)
+        {
+            session.StashWakesForYield();
+            if (task is null)
+            {
+                read.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(continuation);
+            }
+            else
+            {
+                task.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(continuation);
+            }
+        }
+    }
+
+    /// <summary>
     /// How the read loop awaits a frame's reading (<c>header</c>: the next header; <c>data</c>: a data frame's payload):
     /// without the caller's context, and when it does not complete at once (the transport has to wait), it registers
-    /// the read loop's continuation first and then wakes the deferred readers on this thread (<see cref="WakeInline"/>).
-    /// Only the read loop's own awaits are wrapped: it is started on the pool, so once its continuation is registered
-    /// nothing on this thread's stack belongs to it, and it goes on elsewhere whatever a woken reader's code does here.
+    /// the read loop's continuation first and then wakes the readers its innermost wait stashed, on this thread
+    /// (<see cref="WakeInline"/>). Only the read loop's own awaits wake: it is started on the pool, so once its
+    /// continuation is registered nothing on this thread's stack belongs to it, and it goes on elsewhere whatever a
+    /// woken reader's code does here.
     /// </summary>
     private readonly struct WakingWait(YamuxSession session, ValueTask<bool> header, ValueTask data) : ICriticalNotifyCompletion
     {
@@ -589,6 +686,9 @@ public sealed partial class YamuxSession
 
         public bool GetResult()
         {
+            // Completed before the loop registered here (it went on meanwhile on the thread that completed it, and is
+            // done there): the loop is ours again, so wakes stashed by its yield go back to its list.
+            session.UnstashWakes();
             data.GetAwaiter().GetResult();
             return header.GetAwaiter().GetResult();
         }
@@ -597,7 +697,6 @@ public sealed partial class YamuxSession
 
         public void UnsafeOnCompleted(Action continuation)
         {
-            var wakes = session.TakeDeferredWakes();
             if (!header.IsCompleted)
             {
                 header.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(continuation);
@@ -606,6 +705,8 @@ public sealed partial class YamuxSession
             {
                 data.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(continuation);
             }
+            var wakes = t_yieldWakes;
+            t_yieldWakes = default;
             WakeInline(wakes);
         }
     }
@@ -819,7 +920,7 @@ public sealed partial class YamuxSession
                 _readEnd = have;
             }
             var free = _readBuffer!.Length - _readEnd;
-            var n = await _transport.ReadAsync(_readBuffer.AsMemory(_readEnd, free), token).ConfigureAwait(false);
+            var n = await new LoopWait(this, _transport.ReadAsync(_readBuffer.AsMemory(_readEnd, free), token), null);
             if (n == 0)
             {
                 if (frameStart && have == 0)
