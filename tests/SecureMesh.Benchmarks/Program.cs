@@ -77,12 +77,13 @@ if (args.Length > 0 && args[0] == "idle-node")
     return;
 }
 
-// `yamux [SECONDS] [ROUNDS]`: one yamux stream vs the bare Noise stream (`NoiseStream` after the same upgrade, no yamux) and vs raw TCP, interleaved rounds, medians.
+// `yamux [SECONDS] [ROUNDS] [tcp]`: one yamux stream vs the bare Noise stream (`NoiseStream` after the same upgrade, no yamux), interleaved pairs, medians; `tcp`: also vs raw TCP.
 if (args.Length > 0 && args[0] == "yamux")
 {
     await SecureMesh.Benchmarks.YamuxBenchmark.RunAsync(
         args.Length > 1 ? double.Parse(args[1], CultureInfo.InvariantCulture) : 3,
-        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 5);
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 5,
+        withTcp: args.Length > 3 && args[3] == "tcp");
     return;
 }
 

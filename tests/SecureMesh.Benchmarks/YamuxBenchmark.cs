@@ -9,17 +9,18 @@ using SecureMesh.Core.Libp2p.Yamux;
 namespace SecureMesh.Benchmarks;
 
 /// <summary>
-/// <c>yamux [SECONDS] [ROUNDS]</c>: one yamux stream against the bare connection it runs over, on loopback, in
-/// interleaved rounds (bare, yamux, bare, yamux ...) so that the machine's load drifts over both alike; prints each
-/// round and the medians. Two carriers: the bare encrypted channel (the libp2p Noise transport, <see cref="UpgradedConnection.Stream"/>,
-/// after the node's upgrade: multistream, Noise XX) against one yamux stream over another such connection; and plain TCP.
-/// Every carrier is sent the same 64 KiB application messages and read into a 64 KiB buffer.
+/// <c>yamux [SECONDS] [ROUNDS] [tcp]</c>: one yamux stream against the bare connection it runs over, on loopback, in
+/// interleaved pairs (bare then yamux, yamux then bare, ...) so that the machine's load drifts over both alike; prints
+/// each pair and the medians. The bare encrypted channel (the libp2p Noise transport, <see cref="UpgradedConnection.Stream"/>,
+/// after the node's upgrade: multistream, Noise XX) against one yamux stream over another such connection; with
+/// <c>tcp</c>, also plain TCP against one yamux stream over plain TCP. Every carrier is sent the same 64 KiB
+/// application messages and read into a 64 KiB buffer.
 /// </summary>
 internal static class YamuxBenchmark
 {
     private const int Chunk = 64 * 1024;
 
-    public static async Task RunAsync(double seconds, int rounds)
+    public static async Task RunAsync(double seconds, int rounds, bool withTcp)
     {
         using var a = NodeIdentity.Generate();
         using var b = NodeIdentity.Generate();
@@ -52,8 +53,12 @@ internal static class YamuxBenchmark
                 "bare" => bytes => StreamPairAsync(bareSender, bareReceiver, message, sink, bytes),
                 _ => bytes => StreamPairAsync(secureStream.Writer, secureStream.Reader, message, sink, bytes),
             };
-            var (rate, cpuPerGb) = await MeasureAsync(chosen, seconds * rounds);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{only}: {rate:N0} MB/s, {cpuPerGb:N2} CPU s/GB"));
+            await chosen(256L << 20);
+            var directBefore = secureStream.Reader.BytesDeliveredDirectly;
+            var measured = await MeasureAsync(chosen, seconds * rounds);
+            var directShare = (double)(secureStream.Reader.BytesDeliveredDirectly - directBefore) / measured.Bytes;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{only}: {measured.Rate:N0} MB/s, {measured.CpuPerGb:N2} CPU s/GB; yamux bytes read without a copy {100 * directShare:N0}%"));
             return;
         }
 
@@ -63,44 +68,60 @@ internal static class YamuxBenchmark
         Task OverTcp(long bytes) => StreamPairAsync(tcpStream.Writer, tcpStream.Reader, message, sink, bytes);
 
         // Warm-up: JIT, pools, and the yamux windows' first growth.
-        foreach (var run in new Func<long, Task>[] { Bare, OverSecure, Raw, OverTcp })
+        foreach (var run in withTcp ? new Func<long, Task>[] { Bare, OverSecure, Raw, OverTcp } : [Bare, OverSecure])
         {
             await run(256L << 20);
         }
 
         var results = new List<(double Bare, double Yamux, double Raw, double YamuxTcp)>();
         var cpu = new List<(double Bare, double Yamux, double Raw, double YamuxTcp)>();
+        var direct = new List<double>();
         for (var round = 1; round <= rounds; round++)
         {
-            var (bare, bareCpu) = await MeasureAsync(Bare, seconds);
-            var (yamux, yamuxCpu) = await MeasureAsync(OverSecure, seconds);
-            var (raw, rawCpu) = await MeasureAsync(Raw, seconds);
-            var (yamuxTcp, yamuxTcpCpu) = await MeasureAsync(OverTcp, seconds);
-            results.Add((bare, yamux, raw, yamuxTcp));
-            cpu.Add((bareCpu, yamuxCpu, rawCpu, yamuxTcpCpu));
+            // Each pair in both orders in turn (bare first in odd rounds, yamux first in even ones), so neither arm
+            // always runs after the other's garbage or in the same phase of the machine's load.
+            var directBefore = secureStream.Reader.BytesDeliveredDirectly;
+            Measurement bare, yamux;
+            if (round % 2 == 1)
+            {
+                bare = await MeasureAsync(Bare, seconds);
+                yamux = await MeasureAsync(OverSecure, seconds);
+            }
+            else
+            {
+                yamux = await MeasureAsync(OverSecure, seconds);
+                bare = await MeasureAsync(Bare, seconds);
+            }
+            direct.Add((double)(secureStream.Reader.BytesDeliveredDirectly - directBefore) / yamux.Bytes);
+            var raw = withTcp ? await MeasureAsync(Raw, seconds) : default;
+            var yamuxTcp = withTcp ? await MeasureAsync(OverTcp, seconds) : default;
+            results.Add((bare.Rate, yamux.Rate, raw.Rate, yamuxTcp.Rate));
+            cpu.Add((bare.CpuPerGb, yamux.CpuPerGb, raw.CpuPerGb, yamuxTcp.CpuPerGb));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"round {round}: bare Noise channel {bare:N0} MB/s, one yamux stream over it {yamux:N0} MB/s ({100 * yamux / bare:N1}%); " +
-                $"raw TCP {raw:N0} MB/s, one yamux stream over TCP {yamuxTcp:N0} MB/s ({100 * yamuxTcp / raw:N1}%); " +
-                $"CPU s/GB (both ends): {bareCpu:N2} / {yamuxCpu:N2} / {rawCpu:N2} / {yamuxTcpCpu:N2}; " +
-                $"receive window {secureStream.Reader.ReceiveWindow / 1024} KiB / {tcpStream.Reader.ReceiveWindow / 1024} KiB"));
+                $"round {round}: bare Noise channel {bare.Rate:N0} MB/s, one yamux stream over it {yamux.Rate:N0} MB/s ({100 * yamux.Rate / bare.Rate:N1}%); " +
+                $"CPU s/GB (both ends) {bare.CpuPerGb:N2} / {yamux.CpuPerGb:N2}; yamux bytes read without a copy {100 * direct[^1]:N0}%; " +
+                $"receive window {secureStream.Reader.ReceiveWindow / 1024} KiB") +
+                (withTcp ? string.Create(CultureInfo.InvariantCulture,
+                    $"; raw TCP {raw.Rate:N0} MB/s, one yamux stream over TCP {yamuxTcp.Rate:N0} MB/s ({100 * yamuxTcp.Rate / raw.Rate:N1}%), CPU s/GB {raw.CpuPerGb:N2} / {yamuxTcp.CpuPerGb:N2}") : ""));
         }
         double Median(IEnumerable<double> values)
         {
             var sorted = values.Order().ToArray();
             return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
         }
-        var mb = Median(results.Select(r => r.Bare));
-        var my = Median(results.Select(r => r.Yamux));
-        var mr = Median(results.Select(r => r.Raw));
-        var mt = Median(results.Select(r => r.YamuxTcp));
-        var ratio = Median(results.Select(r => r.Yamux / r.Bare));
-        var ratioTcp = Median(results.Select(r => r.YamuxTcp / r.Raw));
+        var ratios = results.Select(r => r.Yamux / r.Bare).ToArray();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"median of {rounds} rounds of {seconds:0.#} s: bare Noise channel {mb:N0} MB/s, yamux over it {my:N0} MB/s, median ratio {100 * ratio:N1}%; " +
-            $"raw TCP {mr:N0} MB/s, yamux over TCP {mt:N0} MB/s, median ratio {100 * ratioTcp:N1}%"));
+            $"median of {rounds} pairs of {seconds:0.#} s: bare Noise channel {Median(results.Select(r => r.Bare)):N0} MB/s, yamux over it {Median(results.Select(r => r.Yamux)):N0} MB/s, " +
+            $"median ratio {100 * Median(ratios):N1}% (pairs {100 * ratios.Min():N1}-{100 * ratios.Max():N1}%)"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"median CPU seconds per GB (process, both ends): bare Noise channel {Median(cpu.Select(c => c.Bare)):N2}, yamux over it {Median(cpu.Select(c => c.Yamux)):N2}; " +
-            $"raw TCP {Median(cpu.Select(c => c.Raw)):N2}, yamux over TCP {Median(cpu.Select(c => c.YamuxTcp)):N2}"));
+            $"median CPU seconds per GB (process, both ends): bare Noise channel {Median(cpu.Select(c => c.Bare)):N2}, yamux over it {Median(cpu.Select(c => c.Yamux)):N2} " +
+            $"(ratio {Median(cpu.Select(c => c.Yamux / c.Bare)):N2}); yamux bytes read without a copy {100 * Median(direct):N0}%"));
+        if (withTcp)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"raw TCP {Median(results.Select(r => r.Raw)):N0} MB/s, yamux over TCP {Median(results.Select(r => r.YamuxTcp)):N0} MB/s, median ratio {100 * Median(results.Select(r => r.YamuxTcp / r.Raw)):N1}%; " +
+                $"CPU s/GB {Median(cpu.Select(c => c.Raw)):N2} / {Median(cpu.Select(c => c.YamuxTcp)):N2}"));
+        }
 
         await yamuxOverSecureClient.DisposeAsync();
         await yamuxOverSecureServer.DisposeAsync();
@@ -187,8 +208,10 @@ internal static class YamuxBenchmark
         await receive;
     }
 
-    /// <summary>Wall-clock MB/s, and process CPU seconds per GB (steadier than MB/s on a shared machine).</summary>
-    private static async Task<(double MegabytesPerSecond, double CpuSecondsPerGigabyte)> MeasureAsync(Func<long, Task> run, double seconds)
+    /// <summary>Bytes carried, wall-clock MB/s, and process CPU seconds per GB (steadier than MB/s on a shared machine).</summary>
+    private readonly record struct Measurement(long Bytes, double Rate, double CpuPerGb);
+
+    private static async Task<Measurement> MeasureAsync(Func<long, Task> run, double seconds)
     {
         const long Batch = 64L << 20;
         long bytes = 0;
@@ -202,7 +225,7 @@ internal static class YamuxBenchmark
         }
         var elapsed = sw.Elapsed.TotalSeconds;
         process.Refresh();
-        return (bytes / elapsed / 1e6, (process.TotalProcessorTime - cpuBefore).TotalSeconds / (bytes / 1e9));
+        return new(bytes, bytes / elapsed / 1e6, (process.TotalProcessorTime - cpuBefore).TotalSeconds / (bytes / 1e9));
     }
 
     /// <summary>A loopback TCP connection upgraded as the node upgrades every connection; the two ends' secured streams.</summary>

@@ -60,7 +60,17 @@ internal sealed class AsyncSignal : IValueTaskSource
         return new ValueTask(this, version);
     }
 
-    public void Set()
+    /// <summary>Wakes the waiter; its continuation runs on the thread pool, never on the caller's thread.</summary>
+    public void Set() => Set(inline: false);
+
+    /// <summary>
+    /// Wakes the waiter and runs its continuation on the calling thread, before returning (when it awaited without a
+    /// scheduling context). Only for a caller that holds no lock and waits for nothing the continuation could need:
+    /// the continuation is the application's code, up to its next wait.
+    /// </summary>
+    public void SetInline() => Set(inline: true);
+
+    private void Set(bool inline)
     {
         CancellationTokenRegistration registration;
         lock (_lock)
@@ -75,6 +85,8 @@ internal sealed class AsyncSignal : IValueTaskSource
             _registration = default;
         }
         registration.Unregister();
+        // Only the one who cleared _waiting completes the core, so this field is ours to set until the next wait.
+        _core.RunContinuationsAsynchronously = !inline;
         _core.SetResult(true);
     }
 
@@ -91,6 +103,7 @@ internal sealed class AsyncSignal : IValueTaskSource
             token = _token;
             _registration = default;
         }
+        _core.RunContinuationsAsynchronously = true;
         _core.SetException(new OperationCanceledException(token));
     }
 

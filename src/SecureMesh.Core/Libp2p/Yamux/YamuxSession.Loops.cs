@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Net.Sockets;
 
 namespace SecureMesh.Core.Libp2p.Yamux;
@@ -22,6 +23,8 @@ public sealed partial class YamuxSession
 
     private readonly byte[] _idleReadBuffer = new byte[IdleReadBufferSize];
     private readonly List<YamuxStream> _deferredWakes = []; // read loop only
+    private Timer? _handOffTimer; // read loop only
+    private YamuxStream? _handOffStream;
     private byte[]? _readBuffer;
     private int _readStart;
     private int _readEnd;
@@ -248,7 +251,7 @@ public sealed partial class YamuxSession
         {
             while (true)
             {
-                if (!await FillAsync(YamuxHeader.Size, frameStart: true, token).ConfigureAwait(false))
+                if (!await new WakingWait(this, FillAsync(YamuxHeader.Size, frameStart: true, token), default))
                 {
                     bool wentAway;
                     lock (_gate)
@@ -264,7 +267,7 @@ public sealed partial class YamuxSession
                 switch (header.Type)
                 {
                     case YamuxFrameType.Data:
-                        await OnDataAsync(header, token).ConfigureAwait(false);
+                        await new WakingWait(this, default, OnDataAsync(header, token));
                         break;
                     case YamuxFrameType.WindowUpdate:
                         OnWindowUpdate(header);
@@ -299,6 +302,7 @@ public sealed partial class YamuxSession
         finally
         {
             FlushWakes();
+            _handOffTimer?.Dispose();
             if (_readBuffer is not null && !ReferenceEquals(_readBuffer, _idleReadBuffer))
             {
                 ArrayPool<byte>.Shared.Return(_readBuffer);
@@ -326,12 +330,25 @@ public sealed partial class YamuxSession
         var remaining = header.Length;
         while (remaining > 0)
         {
-            if (_readEnd == _readStart && deliver && remaining >= DirectReadThreshold && _transport is IImmediateReadStream immediate
-                && await ReceiveIntoReaderAsync(stream!, immediate, remaining, token).ConfigureAwait(false) is var direct and > 0)
+            if (_readEnd == _readStart && deliver && remaining >= DirectReadThreshold && _transport is IImmediateReadStream immediate)
             {
-                remaining -= (uint)direct;
-                _lastReadFilled = true;
-                continue;
+                var direct = await ReceiveIntoReaderAsync(stream!, immediate, remaining, token).ConfigureAwait(false);
+                if (direct > 0)
+                {
+                    remaining -= (uint)direct;
+                    _lastReadFilled = true;
+                    continue;
+                }
+                if (Volatile.Read(ref _streamCount) == 1 && stream!.CanSuspendLoop())
+                {
+                    // The only stream: rather than decrypt its payload into our buffer while its reader is busy, wait
+                    // for the reader (it resumes us with its buffer parked); nothing else waits behind this frame.
+                    ArmHandOffGrace(stream);
+                    if (await new HandOff(this, stream))
+                    {
+                        continue;
+                    }
+                }
             }
             if (_readEnd == _readStart && deliver && remaining >= DirectReadThreshold)
             {
@@ -343,7 +360,7 @@ public sealed partial class YamuxSession
                 int got;
                 try
                 {
-                    got = await ReadTransportAsync(segment.AsMemory(0, size), token).ConfigureAwait(false);
+                    got = await new LoopWait(this, _transport.ReadAsync(segment.AsMemory(0, size), token), null);
                 }
                 catch
                 {
@@ -400,12 +417,7 @@ public sealed partial class YamuxSession
         {
             return got;
         }
-        var readable = transport.WaitReadableAsync(token);
-        if (!readable.IsCompleted)
-        {
-            FlushWakes();
-        }
-        await readable.ConfigureAwait(false);
+        await new LoopWait(this, default, transport.WaitReadableAsync(token));
         return stream.ReceiveImmediately(transport, max);
     }
 
@@ -418,7 +430,7 @@ public sealed partial class YamuxSession
     {
         if (urgent)
         {
-            stream.SignalReadable();
+            stream.SignalReadable(inline: false);
         }
         else if (!_deferredWakes.Contains(stream))
         {
@@ -426,24 +438,277 @@ public sealed partial class YamuxSession
         }
     }
 
+    /// <summary>Wakes the readers whose wake-up was deferred, on the thread pool (the read loop is ending).</summary>
     private void FlushWakes()
     {
         foreach (var stream in _deferredWakes)
         {
-            stream.SignalReadable();
+            stream.SignalReadable(inline: false);
         }
         _deferredWakes.Clear();
     }
 
-    /// <summary>Read loop: a transport read; readers with deferred wake-ups are woken first when it has to wait.</summary>
-    private ValueTask<int> ReadTransportAsync(Memory<byte> buffer, CancellationToken token)
+    /// <summary>Read loop: the readers whose wake-up was deferred, taken out of the list (which the read loop may use again at once).</summary>
+    private DeferredWakes TakeDeferredWakes()
     {
-        var read = _transport.ReadAsync(buffer, token);
-        if (!read.IsCompleted)
+        var count = _deferredWakes.Count;
+        DeferredWakes taken = count switch
         {
-            FlushWakes();
+            0 => default,
+            1 => new(_deferredWakes[0], null, 1),
+            _ => new(null, ArrayPool<YamuxStream>.Shared.Rent(count), count),
+        };
+        if (taken.Several is { } several)
+        {
+            _deferredWakes.CopyTo(several);
         }
-        return read;
+        _deferredWakes.Clear();
+        return taken;
+    }
+
+    [ThreadStatic]
+    private static bool t_wakingInline;
+
+    /// <summary>
+    /// Once the read loop waits for the network (its continuation registered, so it goes on without this thread):
+    /// wakes the readers taken from the deferred list on this thread, which has nothing else to do. A reader's code runs
+    /// here up to its next wait instead of being queued to another pool thread, sparing the hand-over (a pool worker
+    /// woken, a thread switch) that the bare Noise stream's reader does not pay either. Nested on one thread (a
+    /// transport that completes a read inside a write), the wakes go to the pool, so the stack stays shallow.
+    /// </summary>
+    private static void WakeInline(DeferredWakes wakes)
+    {
+        if (wakes.Count == 0)
+        {
+            return;
+        }
+        // Inline only in the default execution context (the read loop is started without its creator's), so a
+        // reader's code never sees AsyncLocal values it would not see on the pool.
+        var nested = t_wakingInline;
+        var inline = !nested && ExecutionContext.Capture() is null;
+        t_wakingInline = true;
+        try
+        {
+            if (wakes.Single is { } single)
+            {
+                single.SignalReadable(inline);
+                return;
+            }
+            for (var i = 0; i < wakes.Count; i++)
+            {
+                wakes.Several![i].SignalReadable(inline);
+            }
+        }
+        finally
+        {
+            t_wakingInline = nested;
+            if (wakes.Several is { } several)
+            {
+                ArrayPool<YamuxStream>.Shared.Return(several, clearArray: true);
+            }
+        }
+    }
+
+    /// <summary>How long the read loop waits at most for a stream's reader to come back (see <see cref="HandOff"/>).</summary>
+    private static readonly TimeSpan HandOffGrace = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>
+    /// Read loop: before it waits for <paramref name="stream"/>'s reader, makes sure it goes on by itself if the reader
+    /// does not come back soon. A real timer whatever the session's clock: it bounds a scheduling wait, not protocol time.
+    /// </summary>
+    private void ArmHandOffGrace(YamuxStream stream)
+    {
+        Volatile.Write(ref _handOffStream, stream);
+        _handOffTimer ??= new Timer(static s => Volatile.Read(ref ((YamuxSession)s!)._handOffStream)?.ReleaseLoop(refuse: true), this, Timeout.Infinite, Timeout.Infinite);
+        _handOffTimer.Change(HandOffGrace, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>
+    /// Runs a read loop that waited for this reader (<see cref="YamuxStream.TrySuspendLoop"/>) on the reader's thread,
+    /// up to the loop's next wait. The readers it wakes meanwhile are woken on the pool (nested, see
+    /// <see cref="WakeInline"/>); this reader is not waiting yet, so its own wake-up only marks its signal. Outside the
+    /// default execution context the loop goes to the pool instead.
+    /// </summary>
+    internal static void ResumeLoop(Action loop)
+    {
+        if (ExecutionContext.Capture() is not null)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static c => c(), loop, preferLocal: true);
+            return;
+        }
+        var nested = t_wakingInline;
+        t_wakingInline = true;
+        try
+        {
+            loop();
+        }
+        finally
+        {
+            t_wakingInline = nested;
+        }
+    }
+
+    /// <summary>
+    /// Awaited by the read loop to wait for a stream's reader (true), or not at all (false: the reader is not expected
+    /// back). Only the continuation is kept here; the reader's deferred wake-up is delivered by the read loop's own
+    /// await (<see cref="WakingWait"/>) once the loop's whole chain has yielded.
+    /// </summary>
+    private readonly struct HandOff(YamuxSession session, YamuxStream stream) : ICriticalNotifyCompletion
+    {
+        public bool IsCompleted => !stream.CanSuspendLoop();
+
+        public HandOff GetAwaiter() => this;
+
+        public bool GetResult() => stream.TakeLoopSuspended();
+
+        public void OnCompleted(Action continuation) => UnsafeOnCompleted(continuation);
+
+        public void UnsafeOnCompleted(Action continuation)
+        {
+            // Before the reader can see the continuation (and run the loop on its own thread): the loop's list is ours until then.
+            session.StashWakesForYield();
+            if (!stream.TrySuspendLoop(continuation))
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(static c => c(), continuation, preferLocal: true);
+            }
+        }
+    }
+
+    private readonly record struct DeferredWakes(YamuxStream? Single, YamuxStream[]? Several, int Count);
+
+    /// <summary>
+    /// The deferred wakes the read loop's innermost wait took (<see cref="StashWakesForYield"/>) on this thread, on their
+    /// way to the loop's outermost await (<see cref="WakingWait"/>), which runs right after on the same thread as the
+    /// awaits unwind; no other code runs in between, so it is empty whenever anything else runs.
+    /// </summary>
+    [ThreadStatic]
+    private static DeferredWakes t_yieldWakes;
+
+    /// <summary>
+    /// Read loop, at a wait that may go on without this thread (before its continuation can run anywhere): takes the
+    /// deferred wakes out of the loop's list, which another thread running the loop on may use from then on.
+    /// </summary>
+    private void StashWakesForYield()
+    {
+        var taken = TakeDeferredWakes();
+        if (t_yieldWakes.Count > 0)
+        {
+            // Not expected (every stash is taken by the outermost await): deliver rather than lose them.
+            WakeOnPool(t_yieldWakes);
+        }
+        t_yieldWakes = taken;
+    }
+
+    /// <summary>Read loop, going on on this thread after all: the stashed wakes go back to its list.</summary>
+    private void UnstashWakes()
+    {
+        var wakes = t_yieldWakes;
+        if (wakes.Count == 0)
+        {
+            return;
+        }
+        t_yieldWakes = default;
+        if (wakes.Single is { } single)
+        {
+            WakeReader(single, urgent: false);
+            return;
+        }
+        for (var i = 0; i < wakes.Count; i++)
+        {
+            WakeReader(wakes.Several![i], urgent: false);
+        }
+        ArrayPool<YamuxStream>.Shared.Return(wakes.Several!, clearArray: true);
+    }
+
+    private static void WakeOnPool(DeferredWakes wakes)
+    {
+        if (wakes.Single is { } single)
+        {
+            single.SignalReadable(inline: false);
+            return;
+        }
+        for (var i = 0; i < wakes.Count; i++)
+        {
+            wakes.Several![i].SignalReadable(inline: false);
+        }
+        ArrayPool<YamuxStream>.Shared.Return(wakes.Several!, clearArray: true);
+    }
+
+    /// <summary>
+    /// A wait inside the read loop (a transport read, or <c>task</c> when not null), without the caller's context:
+    /// when it does not complete at once, stashes the deferred wakes before registering the continuation.
+    /// </summary>
+    private readonly struct LoopWait(YamuxSession session, ValueTask<int> read, Task? task) : ICriticalNotifyCompletion
+    {
+        public bool IsCompleted => task?.IsCompleted ?? read.IsCompleted;
+
+        public LoopWait GetAwaiter() => this;
+
+        public int GetResult()
+        {
+            if (task is null)
+            {
+                return read.GetAwaiter().GetResult();
+            }
+            task.GetAwaiter().GetResult();
+            return 0;
+        }
+
+        public void OnCompleted(Action continuation) => UnsafeOnCompleted(continuation);
+
+        public void UnsafeOnCompleted(Action continuation)
+        {
+            session.StashWakesForYield();
+            if (task is null)
+            {
+                read.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(continuation);
+            }
+            else
+            {
+                task.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(continuation);
+            }
+        }
+    }
+
+    /// <summary>
+    /// How the read loop awaits a frame's reading (<c>header</c>: the next header; <c>data</c>: a data frame's payload):
+    /// without the caller's context, and when it does not complete at once (the transport has to wait), it registers
+    /// the read loop's continuation first and then wakes the readers its innermost wait stashed, on this thread
+    /// (<see cref="WakeInline"/>). Only the read loop's own awaits wake: it is started on the pool, so once its
+    /// continuation is registered nothing on this thread's stack belongs to it, and it goes on elsewhere whatever a
+    /// woken reader's code does here.
+    /// </summary>
+    private readonly struct WakingWait(YamuxSession session, ValueTask<bool> header, ValueTask data) : ICriticalNotifyCompletion
+    {
+        public bool IsCompleted => header.IsCompleted && data.IsCompleted;
+
+        public WakingWait GetAwaiter() => this;
+
+        public bool GetResult()
+        {
+            // Completed before the loop registered here (it went on meanwhile on the thread that completed it, and is
+            // done there): the loop is ours again, so wakes stashed by its yield go back to its list.
+            session.UnstashWakes();
+            data.GetAwaiter().GetResult();
+            return header.GetAwaiter().GetResult();
+        }
+
+        public void OnCompleted(Action continuation) => UnsafeOnCompleted(continuation);
+
+        public void UnsafeOnCompleted(Action continuation)
+        {
+            if (!header.IsCompleted)
+            {
+                header.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(continuation);
+            }
+            else
+            {
+                data.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(continuation);
+            }
+            var wakes = t_yieldWakes;
+            t_yieldWakes = default;
+            WakeInline(wakes);
+        }
     }
 
     private void OnWindowUpdate(YamuxHeader header)
@@ -655,7 +920,7 @@ public sealed partial class YamuxSession
                 _readEnd = have;
             }
             var free = _readBuffer!.Length - _readEnd;
-            var n = await ReadTransportAsync(_readBuffer.AsMemory(_readEnd, free), token).ConfigureAwait(false);
+            var n = await new LoopWait(this, _transport.ReadAsync(_readBuffer.AsMemory(_readEnd, free), token), null);
             if (n == 0)
             {
                 if (frameStart && have == 0)

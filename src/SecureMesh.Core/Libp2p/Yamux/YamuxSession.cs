@@ -75,7 +75,13 @@ public sealed partial class YamuxSession : IAsyncDisposable
         // session (and dispose _shutdown) before this constructor returns, and the end waits for both loops.
         _shutdownToken = _shutdown.Token;
         var send = new Task<Task>(SendLoopAsync);
-        var read = new Task<Task>(ReadLoopAsync);
+        Task<Task> read;
+        using (ExecutionContext.SuppressFlow())
+        {
+            // The read loop runs readers' code when it wakes them (WakeInline): in the default context, not ours. A task
+            // captures the context when it is created.
+            read = new Task<Task>(ReadLoopAsync);
+        }
         _sendLoop = send.Unwrap();
         _readLoop = read.Unwrap();
         send.Start(TaskScheduler.Default);

@@ -35,6 +35,11 @@ public sealed class YamuxStream : Stream
     private Memory<byte> _parked; // the waiting reader's buffer, which the read loop may fill directly (never after the reader left)
     private int _delivered; // bytes the read loop put into _parked; they come before those in _received
     private long _deliveredTotal;
+    private Action? _suspendedLoop; // the session's read loop, waiting for this stream's reader to come back (see TrySuspendLoop)
+    private bool _readerWaiting; // a read waits for bytes
+    private bool _readerActive; // the reader took bytes and has not waited since
+    private bool _handOffRefused; // the read loop gave up waiting for the reader; it waits again once the reader waits
+    private bool _loopSuspended; // read loop: its last hand-off suspended it
 
     // Send side (under _lock). _queued: bytes copied into frames the send loop has not written yet.
     private long _sendWindow = YamuxOptions.InitialWindow;
@@ -168,6 +173,7 @@ public sealed class YamuxStream : Stream
                         return;
                     }
                 }
+                ReleaseLoop(refuse: false);
                 await _writable.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
         }
@@ -206,12 +212,14 @@ public sealed class YamuxStream : Stream
             {
                 var credit = false;
                 int read;
+                Action? resume = null;
                 lock (_lock)
                 {
                     // Whatever happens next, the read loop may no longer write into the buffer, unless it is parked again.
                     var delivered = _delivered;
                     _parked = default;
                     _delivered = 0;
+                    _readerWaiting = false;
                     ObjectDisposedException.ThrowIf(_disposed, this);
                     if (_localReset)
                     {
@@ -224,6 +232,7 @@ public sealed class YamuxStream : Stream
                     {
                         read = delivered + _received.Read(buffer.Span[delivered..]);
                         credit = ComputeWindowUpdate();
+                        _readerActive = true;
                     }
                     else if (_remoteReset)
                     {
@@ -240,6 +249,11 @@ public sealed class YamuxStream : Stream
                     else
                     {
                         read = -1;
+                        _readerWaiting = true;
+                        _readerActive = false;
+                        _handOffRefused = false;
+                        resume = _suspendedLoop;
+                        _suspendedLoop = null;
                         _wakeAt = want;
                         _wakeFull = Math.Max(want, buffer.Length);
                         if (delivered > 0 || (_received.Length == 0 && buffer.Length >= MinParkedBuffer))
@@ -261,6 +275,12 @@ public sealed class YamuxStream : Stream
                         _session.TryRetire(this);
                     }
                     return read;
+                }
+                if (resume is not null)
+                {
+                    // The read loop waited for us to come back (a hand-off): it goes on here, into our buffer, until it
+                    // next waits, and then we find our bytes without a wake-up.
+                    YamuxSession.ResumeLoop(resume);
                 }
                 try
                 {
@@ -326,6 +346,8 @@ public sealed class YamuxStream : Stream
                 }
                 if (chunk == 0)
                 {
+                    // The window update we wait for may be behind the data the read loop holds for our reader.
+                    ReleaseLoop(refuse: false);
                     await _writable.WaitAsync(cancellationToken).ConfigureAwait(false);
                     continue;
                 }
@@ -399,6 +421,7 @@ public sealed class YamuxStream : Stream
             _localReset = true;
             DropReceived();
         }
+        ReleaseLoop(refuse: true);
         _readable.Set();
         _writable.Set();
         if (send)
@@ -443,6 +466,7 @@ public sealed class YamuxStream : Stream
                 _disposed = true;
                 DropReceived();
             }
+            ReleaseLoop(refuse: true);
             _readable.Set();
             _session.TryRetire(this);
         }
@@ -625,8 +649,21 @@ public sealed class YamuxStream : Stream
     /// </summary>
     private bool WakeIsUrgent() => _delivered + _received.Length >= Math.Min(MaxDeferredWake, _maxReceiveWindow / 4);
 
-    /// <summary>Wakes the waiting reader (the session's read loop calls it, now or deferred).</summary>
-    internal void SignalReadable() => _readable.Set();
+    /// <summary>
+    /// Wakes the waiting reader (the session's read loop calls it, now or deferred); <paramref name="inline"/>: its
+    /// continuation runs on the calling thread (see <see cref="AsyncSignal.SetInline"/>).
+    /// </summary>
+    internal void SignalReadable(bool inline)
+    {
+        if (inline)
+        {
+            _readable.SetInline();
+        }
+        else
+        {
+            _readable.Set();
+        }
+    }
 
     /// <summary>
     /// Read loop: reads up to <paramref name="max"/> bytes of the data frame being received from
@@ -687,6 +724,75 @@ public sealed class YamuxStream : Stream
         }
     }
 
+    /// <summary>
+    /// Read loop: suspends the read loop (<paramref name="continuation"/>) until this stream's reader comes back for
+    /// more, when the reader has what it waited for or is busy with bytes it took, and the payload arriving for it would
+    /// otherwise be decrypted into our buffer and copied out again: the reader then resumes the loop on its own thread
+    /// (see <see cref="YamuxSession.ResumeLoop"/>) with its buffer parked, so the payload is decrypted straight into it,
+    /// as the bare Noise stream's reader does. False (nothing kept) when the reader is not expected back.
+    /// </summary>
+    internal bool TrySuspendLoop(Action continuation)
+    {
+        lock (_lock)
+        {
+            if (!CanSuspendLoopCore())
+            {
+                return false;
+            }
+            _suspendedLoop = continuation;
+            _loopSuspended = true;
+            return true;
+        }
+    }
+
+    /// <summary>Read loop: whether <see cref="TrySuspendLoop"/> would suspend it now.</summary>
+    internal bool CanSuspendLoop()
+    {
+        lock (_lock)
+        {
+            return CanSuspendLoopCore();
+        }
+    }
+
+    /// <summary>Read loop, once it goes on: whether it had been suspended (resumed by the reader or released).</summary>
+    internal bool TakeLoopSuspended()
+    {
+        lock (_lock)
+        {
+            var suspended = _loopSuspended;
+            _loopSuspended = false;
+            return suspended;
+        }
+    }
+
+    private bool CanSuspendLoopCore()
+    {
+        var parkedRoom = _parked.IsEmpty ? 0 : _parked.Length - _delivered;
+        var comingBack = _readerWaiting ? ShouldWake() : _readerActive;
+        return comingBack && !_handOffRefused && _suspendedLoop is null && parkedRoom < MinParkedBuffer
+            && !_localReset && !_remoteReset && !_disposed && _sessionError is null;
+    }
+
+    /// <summary>
+    /// Lets a suspended read loop go on without the reader, on the thread pool (the reader may not come back: it reset,
+    /// waits to write, or the session's grace ran out); <paramref name="refuse"/>: and suspend no more until the reader
+    /// next waits.
+    /// </summary>
+    internal void ReleaseLoop(bool refuse)
+    {
+        Action? loop;
+        lock (_lock)
+        {
+            loop = _suspendedLoop;
+            _suspendedLoop = null;
+            _handOffRefused |= refuse && loop is not null;
+        }
+        if (loop is not null)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static c => c(), loop, preferLocal: false);
+        }
+    }
+
     /// <summary>Drops what was received and not read (reset or disposed). Under _lock.</summary>
     private void DropReceived()
     {
@@ -744,6 +850,7 @@ public sealed class YamuxStream : Stream
         {
             _sessionError ??= error;
         }
+        ReleaseLoop(refuse: true);
         _readable.Set();
         _writable.Set();
     }
