@@ -35,6 +35,7 @@ public sealed class ProtocolSession
     private readonly TransferOptions _options;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<uint, TaskCompletionSource<Reply>> _pending = new();
+    private readonly ConcurrentDictionary<uint, ChunkDestination> _chunkBuffers = new();
     private readonly ConcurrentDictionary<uint, CancellationTokenSource> _serving = new();
     private readonly ConcurrentDictionary<uint, string> _waiting = new();
     private readonly ConcurrentDictionary<uint, byte> _cut = new();
@@ -54,7 +55,10 @@ public sealed class ProtocolSession
         _logger = logger;
         _serveSlots = new SemaphoreSlim(options.MaxConcurrentServes, options.MaxConcurrentServes);
         _upload = new TokenBucket(options.Time);
+        _place = Place;
     }
+
+    private readonly MessageStream.MessagePlacement _place;
 
     internal readonly record struct Reply(WireMessage Message, IMemoryOwner<byte>? Owner);
 
@@ -152,7 +156,7 @@ public sealed class ProtocolSession
     {
         while (true)
         {
-            var owner = await _channel.ReceiveAsync(cancellationToken).ConfigureAwait(false)
+            var owner = await _channel.ReceiveAsync(_place, cancellationToken).ConfigureAwait(false)
                 ?? throw new SecureMeshException(SecureMeshErrorKind.Network, "the peer closed the stream");
             WireMessage message;
             try
@@ -221,6 +225,32 @@ public sealed class ProtocolSession
                     break;
             }
         }
+    }
+
+    /// <summary>
+    /// Where an incoming message goes: the reply to a chunk request made with a <see cref="ChunkDestination"/> goes into
+    /// its buffer, the chunk bytes on the alignment boundary; everything else into a pooled buffer (null). Only the
+    /// header's request ID is looked at here; the message is decoded and checked as any other once it is in.
+    /// </summary>
+    private IMemoryOwner<byte>? Place(ReadOnlySpan<byte> head, int length)
+    {
+        if (_chunkBuffers.IsEmpty || head.Length < 2 || head[0] != (byte)WireMessageType.ChunkResponse)
+        {
+            return null;
+        }
+        // type | varint request ID | varint index | varint data length | data | ...
+        var pos = 1;
+        ulong requestId = 0;
+        for (var field = 0; field < 3; field++)
+        {
+            if (Varint.Decode(head[pos..], Varint.MaxLength64, out var value, out var used) != VarintStatus.Ok)
+            {
+                return null;
+            }
+            requestId = field == 0 ? value : requestId;
+            pos += used;
+        }
+        return requestId <= uint.MaxValue && _chunkBuffers.TryGetValue((uint)requestId, out var into) ? into.TryClaim(pos, length) : null;
     }
 
     /// <summary>The request ID of a message that failed to decode, when it got that far, to answer it; 0 otherwise.</summary>
@@ -582,9 +612,17 @@ public sealed class ProtocolSession
     }
 
     /// <summary>Chunk <paramref name="index"/> of <paramref name="id"/>; the caller verifies and disposes it.</summary>
-    public async Task<ChunkReply> GetChunkAsync(ContentId id, long index, CancellationToken cancellationToken)
+    public Task<ChunkReply> GetChunkAsync(ContentId id, long index, CancellationToken cancellationToken) =>
+        GetChunkAsync(id, index, null, cancellationToken);
+
+    /// <summary>
+    /// Chunk <paramref name="index"/> of <paramref name="id"/>, received into <paramref name="into"/>'s buffer when the
+    /// reply fits it (else into a pooled buffer); the caller verifies and disposes the reply, and withdraws
+    /// <paramref name="into"/> once this has returned or thrown.
+    /// </summary>
+    internal async Task<ChunkReply> GetChunkAsync(ContentId id, long index, ChunkDestination? into, CancellationToken cancellationToken)
     {
-        var reply = await RequestAsync(rid => new ChunkRequest(rid, id, index), _options.ChunkTimeout, cancellationToken).ConfigureAwait(false);
+        var reply = await RequestAsync(rid => new ChunkRequest(rid, id, index), _options.ChunkTimeout, cancellationToken, into).ConfigureAwait(false);
         if (reply.Message is ChunkResponse r)
         {
             return new ChunkReply(r.Index, r.Data, r.Proof, reply.Owner);
@@ -597,7 +635,7 @@ public sealed class ProtocolSession
         ? new PeerRequestException(e.Code, e.Message)
         : new SecureMeshException(SecureMeshErrorKind.Protocol, $"{PeerId} answered with an unexpected {message.Type}");
 
-    private async Task<Reply> RequestAsync(Func<uint, WireMessage> make, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task<Reply> RequestAsync(Func<uint, WireMessage> make, TimeSpan timeout, CancellationToken cancellationToken, ChunkDestination? into = null)
     {
         await Ready.ConfigureAwait(false);
         uint id;
@@ -614,6 +652,10 @@ public sealed class ProtocolSession
         }
         using var timer = new CancellationTokenSource(timeout, _options.Time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, cancellationToken);
+        if (into is not null)
+        {
+            _chunkBuffers[id] = into;
+        }
         try
         {
             await SendAsync(make(id), linked.Token).ConfigureAwait(false);
@@ -641,6 +683,13 @@ public sealed class ProtocolSession
         {
             _pending.TryRemove(id, out _);
             throw;
+        }
+        finally
+        {
+            if (into is not null)
+            {
+                _chunkBuffers.TryRemove(id, out _);
+            }
         }
     }
 
