@@ -44,6 +44,8 @@ public sealed class ProtocolSession
     private readonly TaskCompletionSource<Hello> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TokenBucket _upload;
     private readonly CancellationTokenSource _closed = new();
+    private readonly MessageStream.MessagePlacement _place;
+    private readonly ServedFiles _files;
     private int _nextId;
 
     internal ProtocolSession(PeerSession session, MessageStream channel, IServingHost host, TransferOptions options, ILogger logger)
@@ -56,9 +58,8 @@ public sealed class ProtocolSession
         _serveSlots = new SemaphoreSlim(options.MaxConcurrentServes, options.MaxConcurrentServes);
         _upload = new TokenBucket(options.Time);
         _place = Place;
+        _files = new ServedFiles(options.Time, options.ServedFileIdle);
     }
-
-    private readonly MessageStream.MessagePlacement _place;
 
     internal readonly record struct Reply(WireMessage Message, IMemoryOwner<byte>? Owner);
 
@@ -132,6 +133,7 @@ public sealed class ProtocolSession
         finally
         {
             await _closed.CancelAsync().ConfigureAwait(false);
+            _files.Dispose();
             foreach (var id in _pending.Keys)
             {
                 if (_pending.TryRemove(id, out var waiter))
@@ -417,37 +419,27 @@ public sealed class ProtocolSession
 
     /// <summary>
     /// Reads chunk <paramref name="index"/> and checks it against the index; false when the file is not what was indexed.
-    /// The file is opened below its shared root without following any link and without blocking, and the opened handle
-    /// must be the regular file (device, inode, size, time) that was indexed: a path swapped for a link, a FIFO or
-    /// another file is never read.
+    /// The file is opened below its shared root without following any link and without blocking, and kept open for
+    /// the next chunks while the path still names it (<see cref="ServedFiles"/>); the handle must be the regular file
+    /// (device, inode, size, time) that was indexed: a path swapped for a link, a FIFO or another file is never read.
     /// </summary>
     private bool ReadChunk(SharedContent content, long index, Span<byte> destination)
     {
         bool unchanged;
         try
         {
-            using var handle = ShareFileSystem.OpenShared(content.Root, content.Path, out var opened);
-            if (!content.IsSameFile(opened))
+            if (!_files.Read(content, ChunkLayout.ChunkOffset(content.Tree.ChunkSize, index), destination, out var before, out var after))
             {
+                _files.Forget(content);
                 return false;
-            }
-            var offset = ChunkLayout.ChunkOffset(content.Tree.ChunkSize, index);
-            var done = 0;
-            while (done < destination.Length)
-            {
-                var read = RandomAccess.Read(handle, destination[done..], offset + done);
-                if (read == 0)
-                {
-                    return false;
-                }
-                done += read;
             }
             // A write stamps the ctime before it changes a byte, so a ctime unchanged after the read means none of these
             // bytes changed since the file was hashed (see SharedContent.IsUnchangedSinceIndexed).
-            unchanged = content.IsUnchangedSinceIndexed(opened) && content.IsUnchangedSinceIndexed(ShareFileSystem.Fstat(handle));
+            unchanged = content.IsUnchangedSinceIndexed(before) && content.IsUnchangedSinceIndexed(after);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or SecureMeshException)
         {
+            _files.Forget(content);
             return false;
         }
         if (unchanged)
@@ -457,7 +449,12 @@ public sealed class ProtocolSession
         // Same file, size and mtime prove nothing about its bytes (the mtime can be set back): they must still hash to
         // the indexed leaf.
         _options.ChunkRehashed?.Invoke(index);
-        return content.Tree.VerifyLeaf(index, destination);
+        if (content.Tree.VerifyLeaf(index, destination))
+        {
+            return true;
+        }
+        _files.Forget(content);
+        return false;
     }
 
     /// <summary>

@@ -30,6 +30,9 @@ public sealed class TransferOptions
     /// <summary>Requests from one peer served at once; further requests wait (the connection stops being read).</summary>
     public int MaxConcurrentServes { get; init; } = 16;
 
+    /// <summary>How long a file being served stays open after its last chunk was read (<see cref="ServedFiles"/>).</summary>
+    public TimeSpan ServedFileIdle { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>How often verified chunks are made durable (fsync) and recorded.</summary>
     public TimeSpan FlushInterval { get; init; } = TimeSpan.FromMilliseconds(500);
 
