@@ -193,7 +193,7 @@ internal sealed unsafe partial class PartFileWriter : IDisposable
     /// </summary>
     public void Write(ReadOnlySpan<byte> data, long offset)
     {
-        if (IsDirect && offset % _offsetAlign == 0 && data.Length % _offsetAlign == 0 && data.Length <= _chunkSize)
+        if (IsDirect && Aligned(data.Length, offset))
         {
             fixed (byte* source = data)
             {
@@ -205,7 +205,7 @@ internal sealed unsafe partial class PartFileWriter : IDisposable
         }
         lock (_gate)
         {
-            if (_direct is not null && offset % _offsetAlign == 0 && data.Length % _offsetAlign == 0 && data.Length <= _chunkSize)
+            if (_direct is not null && Aligned(data.Length, offset))
             {
                 if (_bounce == null)
                 {
@@ -221,6 +221,9 @@ internal sealed unsafe partial class PartFileWriter : IDisposable
             RandomAccess.Write(_buffered, data, offset);
         }
     }
+
+    /// <summary>Whether a write of <paramref name="length"/> bytes at <paramref name="offset"/> may go direct (a whole number of blocks at a block boundary).</summary>
+    private bool Aligned(int length, long offset) => offset % _offsetAlign == 0 && length % _offsetAlign == 0 && length <= _chunkSize;
 
     /// <summary>
     /// One direct write of <paramref name="length"/> aligned bytes at <paramref name="source"/>; false when the file

@@ -14,56 +14,22 @@ namespace SecureMesh.Node.Tests.Transfer;
 /// </summary>
 public sealed class ServedFilesTests
 {
-    private const int Chunks = 4;
-    private const int Size = Chunks * TransferNode.ChunkSize;
-
-    private sealed class Setup : IAsyncDisposable
-    {
-        public required TransferNode Seeder { get; init; }
-        public required TransferNode Peer { get; init; }
-        public required string Path { get; init; }
-        public required ContentId Id { get; init; }
-        public int Rehashed;
-
-        public ProtocolSession Session => Assert.Single(Peer.Transfer.OpenSessions());
-
-        public async ValueTask DisposeAsync()
-        {
-            await Peer.DisposeAsync();
-            await Seeder.DisposeAsync();
-        }
-    }
+    private const int Chunks = StatSkipTests.Chunks;
+    private const int Size = StatSkipTests.Size;
 
     /// <summary>A seeder sharing one file with its ctime settled (the re-hash skip armed), connected to a peer.</summary>
-    private static async Task<Setup> StartAsync(TimeSpan? idle = null)
-    {
-        Setup? setup = null;
-        var seeder = TransferNode.Start(new TransferOptions
-        {
-            ChunkRehashed = _ => Interlocked.Increment(ref setup!.Rehashed),
-            ServedFileIdle = idle ?? TimeSpan.FromMinutes(5),
-            RequestTimeout = TimeSpan.FromSeconds(10),
-            ChunkTimeout = TimeSpan.FromSeconds(10),
-        });
-        var peer = TransferNode.Start();
-        var path = seeder.WriteFile("kept.bin", Size, seed: 5);
-        var ctime = ShareFileSystem.Lstat(path)!.Value.CtimeNs;
-        await Wait.UntilAsync(() => ShareFileSystem.CtimeSettled(ctime, ShareFileSystem.CoarseNowNs()), TimeSpan.FromSeconds(5), "the ctime to settle");
-        var id = await seeder.ShareAsync(path);
-        setup = new Setup { Seeder = seeder, Peer = peer, Path = path, Id = id };
-        await peer.ConnectAsync(seeder);
-        return setup;
-    }
+    private static Task<StatSkipTests.Setup> StartAsync(TimeSpan? idle = null) =>
+        StatSkipTests.StartAsync(b => b.ServedFileIdle = idle ?? TimeSpan.FromMinutes(5));
 
     /// <summary>Chunk <paramref name="index"/> is served and is the indexed content.</summary>
-    private static async Task AssertServedAsync(Setup s, int index)
+    private static async Task AssertServedAsync(StatSkipTests.Setup s, int index)
     {
         using var reply = await s.Session.GetChunkAsync(s.Id, index, CancellationToken.None);
         Assert.True(ContentVerifier.VerifyChunk(s.Id, Size, TransferNode.ChunkSize, index, reply.Data.Span, reply.Proof));
     }
 
     /// <summary>Chunk <paramref name="index"/> is refused as changed (whatever the file holds now is never sent as the old content).</summary>
-    private static async Task AssertChangedAsync(Setup s, int index)
+    private static async Task AssertChangedAsync(StatSkipTests.Setup s, int index)
     {
         var e = await Assert.ThrowsAsync<PeerRequestException>(() => s.Session.GetChunkAsync(s.Id, index, CancellationToken.None));
         Assert.Equal(WireErrorCode.Changed, e.Code);
@@ -224,7 +190,7 @@ public sealed class ServedFilesTests
     }
 
     /// <summary>After the first refusal the file is re-indexed: the old content is changed or gone for good.</summary>
-    private static async Task AssertChangedOrGoneAsync(Setup s)
+    private static async Task AssertChangedOrGoneAsync(StatSkipTests.Setup s)
     {
         await s.Seeder.Transfer.Shares.WhenIdleAsync();
         for (var i = 0; i < Chunks; i++)
