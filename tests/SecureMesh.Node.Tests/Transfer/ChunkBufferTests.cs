@@ -222,36 +222,4 @@ public sealed class ChunkBufferTests : TransportTestBase
         Assert.Equal(0, pool.Live);
         Assert.Throws<ObjectDisposedException>(() => pool.Rent());
     }
-
-    [Fact]
-    public async Task A_download_receives_chunks_into_blocks_and_gives_every_block_back()
-    {
-        await using var seeder = TransferNode.Start();
-        PartFileWriter? writer = null;
-        var direct = false;
-        await using var downloader = TransferNode.Start(new TransferOptions
-        {
-            PartFileOpened = w =>
-            {
-                writer = w;
-                direct = w.IsDirect;
-            },
-        });
-        var data = new byte[(40 * TransferNode.ChunkSize) + 777];
-        new Random(20).NextBytes(data);
-        var path = Path.Combine(seeder.Home, "blocks.bin");
-        await File.WriteAllBytesAsync(path, data);
-        var id = await seeder.ShareAsync(path);
-        await downloader.ConnectAsync(seeder);
-        var result = await downloader.Transfer.StartDownload(id, Path.Combine(downloader.Home, "out")).Completion;
-        Assert.Equal(DownloadState.Released, result.State);
-        Assert.Equal(data, await File.ReadAllBytesAsync(result.Path!));
-        Assert.NotNull(writer);
-        if (direct)
-        {
-            // Every chunk came in a block (the last, shorter one too: it fits); none is still held.
-            Assert.InRange(writer.Buffers!.Claims, 41, 82);
-            Assert.Equal(0, writer.Buffers.Live);
-        }
-    }
 }

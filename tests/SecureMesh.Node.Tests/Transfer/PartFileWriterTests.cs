@@ -155,7 +155,13 @@ public sealed partial class PartFileWriterTests : IDisposable
         {
             {
                 await using var seeder = TransferNode.Start();
-                await using var downloader = TransferNode.Start(new TransferOptions { DirectWrites = direct });
+                PartFileWriter? writer = null;
+                var wasDirect = false;
+                await using var downloader = TransferNode.Start(new TransferOptions
+                {
+                    DirectWrites = direct,
+                    PartFileOpened = w => (writer, wasDirect) = (w, w.IsDirect),
+                });
                 var data = new byte[(3 * TransferNode.ChunkSize) + 12345];
                 new Random(direct ? 1 : 2).NextBytes(data);
                 var path = Path.Combine(seeder.Home, "d.bin");
@@ -165,6 +171,15 @@ public sealed partial class PartFileWriterTests : IDisposable
                 var result = await downloader.Transfer.StartDownload(id, Path.Combine(downloader.Home, "out")).Completion;
                 Assert.Equal(DownloadState.Released, result.State);
                 Assert.Equal(data, await File.ReadAllBytesAsync(result.Path!));
+                Assert.NotNull(writer);
+                Assert.True(direct || !wasDirect);
+                if (wasDirect)
+                {
+                    // Every reply (the short last one too) was received into a block and written from it; none is still held.
+                    Assert.InRange(writer.Buffers!.Claims, 4, 8);
+                    Assert.Equal(0, writer.BounceCopies);
+                    Assert.Equal(0, writer.Buffers.Live);
+                }
             }
         }
     }
