@@ -13,6 +13,9 @@ namespace SecureMesh.Node.Network;
 /// </summary>
 public sealed class MessageStream : IAsyncDisposable
 {
+    /// <summary>The bytes of a message a <see cref="MessagePlacement"/> sees before it places the message (fewer when the message is shorter).</summary>
+    public const int PeekLength = 24;
+
     private const int MaxHeaderLength = 5;
 
     private readonly Stream _stream;
@@ -21,6 +24,7 @@ public sealed class MessageStream : IAsyncDisposable
     private readonly SemaphoreSlim _receiveLock = new(1, 1);
     private readonly byte[] _header = new byte[MaxHeaderLength];
     private readonly byte[] _one = new byte[1];
+    private readonly byte[] _peek = new byte[PeekLength];
     private volatile string? _closedReason;
     private int _disposed;
 
@@ -89,10 +93,17 @@ public sealed class MessageStream : IAsyncDisposable
     }
 
     /// <summary>Receives the next message into a pooled buffer (dispose it to return it); null when the peer closed the stream between messages.</summary>
-    public async ValueTask<IMemoryOwner<byte>?> ReceiveAsync(CancellationToken cancellationToken)
+    public ValueTask<IMemoryOwner<byte>?> ReceiveAsync(CancellationToken cancellationToken) => ReceiveAsync(null, cancellationToken);
+
+    /// <summary>
+    /// Receives the next message into the buffer <paramref name="place"/> chooses for it once its length and first
+    /// bytes (<see cref="PeekLength"/>) are in, or into a pooled buffer when it chooses none; null when the peer closed
+    /// the stream between messages. The rest of the message is read straight into the chosen buffer.
+    /// </summary>
+    public async ValueTask<IMemoryOwner<byte>?> ReceiveAsync(MessagePlacement? place, CancellationToken cancellationToken)
     {
         await _receiveLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        PooledMessage? message = null;
+        IMemoryOwner<byte>? message = null;
         var inProgress = false;
         try
         {
@@ -124,9 +135,30 @@ public sealed class MessageStream : IAsyncDisposable
             {
                 throw Fail($"the peer announced a {length}-byte message, over the {_maxMessageSize}-byte cap", null, SecureMeshErrorKind.Protocol);
             }
-            message = new PooledMessage((int)length);
-            var memory = message.Memory;
             var done = 0;
+            if (place is not null && length > 0)
+            {
+                var head = (int)Math.Min(length, (ulong)PeekLength);
+                while (done < head)
+                {
+                    var n = await _stream.ReadAsync(_peek.AsMemory(done, head - done), cancellationToken).ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        throw Fail("the peer closed the stream inside a message", null, SecureMeshErrorKind.Protocol);
+                    }
+                    done += n;
+                }
+                message = place(_peek.AsSpan(0, head), (int)length);
+                if (message is not null && message.Memory.Length != (int)length)
+                {
+                    // A bug of the caller's, not the peer's doing; the catch below disposes the buffer and ends the stream.
+                    throw new InvalidOperationException("a message placement returned a buffer of another length");
+                }
+                message ??= new PooledMessage((int)length);
+                _peek.AsSpan(0, head).CopyTo(message.Memory.Span);
+            }
+            message ??= new PooledMessage((int)length);
+            var memory = message.Memory;
             while (done < memory.Length)
             {
                 // On a yamux stream the reader is woken once much of the message is there, not for every frame.
@@ -206,6 +238,9 @@ public sealed class MessageStream : IAsyncDisposable
         Interlocked.CompareExchange(ref _closedReason, "closed locally", null);
         await _stream.DisposeAsync().ConfigureAwait(false);
     }
+
+    /// <summary>Chooses the buffer for a message of <paramref name="length"/> bytes from its first bytes <paramref name="head"/>: one of exactly that length (the caller owns it once returned), or null for a pooled one.</summary>
+    public delegate IMemoryOwner<byte>? MessagePlacement(ReadOnlySpan<byte> head, int length);
 
     private sealed class PooledMessage(int length) : IMemoryOwner<byte>
     {

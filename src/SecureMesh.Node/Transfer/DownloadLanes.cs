@@ -275,10 +275,12 @@ internal sealed class DownloadLanes
             return LaneStep.Wait;
         }
         var succeeded = false;
+        // The reply is received into an aligned block when the part file is written directly, and written from there.
+        var into = file.RentBuffer() is { } block ? new ChunkDestination(block) : null;
         try
         {
             _handle.CountRequest();
-            using var reply = await source.Session.GetChunkAsync(Id, index, ct).ConfigureAwait(false);
+            using var reply = await source.Session.GetChunkAsync(Id, index, into, ct).ConfigureAwait(false);
             var leaf = new byte[MerkleTree.HashLength];
             if (reply.Index != index || !ContentVerifier.VerifyChunk(Id, _manifest.Size, _manifest.ChunkSize, index, reply.Data.Span, reply.Proof.Hashes.Span, leaf))
             {
@@ -328,6 +330,7 @@ internal sealed class DownloadLanes
         }
         finally
         {
+            into?.Withdraw();
             _picker.Release(source.Picker, index, succeeded);
             _changed.Release();
         }

@@ -35,6 +35,7 @@ public sealed class ProtocolSession
     private readonly TransferOptions _options;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<uint, TaskCompletionSource<Reply>> _pending = new();
+    private readonly ConcurrentDictionary<uint, ChunkDestination> _chunkBuffers = new();
     private readonly ConcurrentDictionary<uint, CancellationTokenSource> _serving = new();
     private readonly ConcurrentDictionary<uint, string> _waiting = new();
     private readonly ConcurrentDictionary<uint, byte> _cut = new();
@@ -43,6 +44,8 @@ public sealed class ProtocolSession
     private readonly TaskCompletionSource<Hello> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TokenBucket _upload;
     private readonly CancellationTokenSource _closed = new();
+    private readonly MessageStream.MessagePlacement _place;
+    private readonly ServedFiles _files;
     private int _nextId;
 
     internal ProtocolSession(PeerSession session, MessageStream channel, IServingHost host, TransferOptions options, ILogger logger)
@@ -54,6 +57,8 @@ public sealed class ProtocolSession
         _logger = logger;
         _serveSlots = new SemaphoreSlim(options.MaxConcurrentServes, options.MaxConcurrentServes);
         _upload = new TokenBucket(options.Time);
+        _place = Place;
+        _files = new ServedFiles(options.Time, options.ServedFileIdle);
     }
 
     internal readonly record struct Reply(WireMessage Message, IMemoryOwner<byte>? Owner);
@@ -128,6 +133,7 @@ public sealed class ProtocolSession
         finally
         {
             await _closed.CancelAsync().ConfigureAwait(false);
+            _files.Dispose();
             foreach (var id in _pending.Keys)
             {
                 if (_pending.TryRemove(id, out var waiter))
@@ -152,7 +158,7 @@ public sealed class ProtocolSession
     {
         while (true)
         {
-            var owner = await _channel.ReceiveAsync(cancellationToken).ConfigureAwait(false)
+            var owner = await _channel.ReceiveAsync(_place, cancellationToken).ConfigureAwait(false)
                 ?? throw new SecureMeshException(SecureMeshErrorKind.Network, "the peer closed the stream");
             WireMessage message;
             try
@@ -221,6 +227,32 @@ public sealed class ProtocolSession
                     break;
             }
         }
+    }
+
+    /// <summary>
+    /// Where an incoming message goes: the reply to a chunk request made with a <see cref="ChunkDestination"/> goes into
+    /// its buffer, the chunk bytes on the alignment boundary; everything else into a pooled buffer (null). Only the
+    /// header's request ID is looked at here; the message is decoded and checked as any other once it is in.
+    /// </summary>
+    private IMemoryOwner<byte>? Place(ReadOnlySpan<byte> head, int length)
+    {
+        if (_chunkBuffers.IsEmpty || head.Length < 2 || head[0] != (byte)WireMessageType.ChunkResponse)
+        {
+            return null;
+        }
+        // type | varint request ID | varint index | varint data length | data | ...
+        var pos = 1;
+        ulong requestId = 0;
+        for (var field = 0; field < 3; field++)
+        {
+            if (Varint.Decode(head[pos..], Varint.MaxLength64, out var value, out var used) != VarintStatus.Ok)
+            {
+                return null;
+            }
+            requestId = field == 0 ? value : requestId;
+            pos += used;
+        }
+        return requestId <= uint.MaxValue && _chunkBuffers.TryGetValue((uint)requestId, out var into) ? into.TryClaim(pos, length) : null;
     }
 
     /// <summary>The request ID of a message that failed to decode, when it got that far, to answer it; 0 otherwise.</summary>
@@ -387,37 +419,27 @@ public sealed class ProtocolSession
 
     /// <summary>
     /// Reads chunk <paramref name="index"/> and checks it against the index; false when the file is not what was indexed.
-    /// The file is opened below its shared root without following any link and without blocking, and the opened handle
-    /// must be the regular file (device, inode, size, time) that was indexed: a path swapped for a link, a FIFO or
-    /// another file is never read.
+    /// The file is opened below its shared root without following any link and without blocking, and kept open for
+    /// the next chunks while the path still names it (<see cref="ServedFiles"/>); the handle must be the regular file
+    /// (device, inode, size, time) that was indexed: a path swapped for a link, a FIFO or another file is never read.
     /// </summary>
     private bool ReadChunk(SharedContent content, long index, Span<byte> destination)
     {
         bool unchanged;
         try
         {
-            using var handle = ShareFileSystem.OpenShared(content.Root, content.Path, out var opened);
-            if (!content.IsSameFile(opened))
+            if (!_files.Read(content, ChunkLayout.ChunkOffset(content.Tree.ChunkSize, index), destination, out var before, out var after))
             {
+                _files.Forget(content);
                 return false;
-            }
-            var offset = ChunkLayout.ChunkOffset(content.Tree.ChunkSize, index);
-            var done = 0;
-            while (done < destination.Length)
-            {
-                var read = RandomAccess.Read(handle, destination[done..], offset + done);
-                if (read == 0)
-                {
-                    return false;
-                }
-                done += read;
             }
             // A write stamps the ctime before it changes a byte, so a ctime unchanged after the read means none of these
             // bytes changed since the file was hashed (see SharedContent.IsUnchangedSinceIndexed).
-            unchanged = content.IsUnchangedSinceIndexed(opened) && content.IsUnchangedSinceIndexed(ShareFileSystem.Fstat(handle));
+            unchanged = content.IsUnchangedSinceIndexed(before) && content.IsUnchangedSinceIndexed(after);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or SecureMeshException)
         {
+            _files.Forget(content);
             return false;
         }
         if (unchanged)
@@ -427,7 +449,12 @@ public sealed class ProtocolSession
         // Same file, size and mtime prove nothing about its bytes (the mtime can be set back): they must still hash to
         // the indexed leaf.
         _options.ChunkRehashed?.Invoke(index);
-        return content.Tree.VerifyLeaf(index, destination);
+        if (content.Tree.VerifyLeaf(index, destination))
+        {
+            return true;
+        }
+        _files.Forget(content);
+        return false;
     }
 
     /// <summary>
@@ -582,9 +609,17 @@ public sealed class ProtocolSession
     }
 
     /// <summary>Chunk <paramref name="index"/> of <paramref name="id"/>; the caller verifies and disposes it.</summary>
-    public async Task<ChunkReply> GetChunkAsync(ContentId id, long index, CancellationToken cancellationToken)
+    public Task<ChunkReply> GetChunkAsync(ContentId id, long index, CancellationToken cancellationToken) =>
+        GetChunkAsync(id, index, null, cancellationToken);
+
+    /// <summary>
+    /// Chunk <paramref name="index"/> of <paramref name="id"/>, received into <paramref name="into"/>'s buffer when the
+    /// reply fits it (else into a pooled buffer); the caller verifies and disposes the reply, and withdraws
+    /// <paramref name="into"/> once this has returned or thrown.
+    /// </summary>
+    internal async Task<ChunkReply> GetChunkAsync(ContentId id, long index, ChunkDestination? into, CancellationToken cancellationToken)
     {
-        var reply = await RequestAsync(rid => new ChunkRequest(rid, id, index), _options.ChunkTimeout, cancellationToken).ConfigureAwait(false);
+        var reply = await RequestAsync(rid => new ChunkRequest(rid, id, index), _options.ChunkTimeout, cancellationToken, into).ConfigureAwait(false);
         if (reply.Message is ChunkResponse r)
         {
             return new ChunkReply(r.Index, r.Data, r.Proof, reply.Owner);
@@ -597,7 +632,7 @@ public sealed class ProtocolSession
         ? new PeerRequestException(e.Code, e.Message)
         : new SecureMeshException(SecureMeshErrorKind.Protocol, $"{PeerId} answered with an unexpected {message.Type}");
 
-    private async Task<Reply> RequestAsync(Func<uint, WireMessage> make, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task<Reply> RequestAsync(Func<uint, WireMessage> make, TimeSpan timeout, CancellationToken cancellationToken, ChunkDestination? into = null)
     {
         await Ready.ConfigureAwait(false);
         uint id;
@@ -614,6 +649,10 @@ public sealed class ProtocolSession
         }
         using var timer = new CancellationTokenSource(timeout, _options.Time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, cancellationToken);
+        if (into is not null)
+        {
+            _chunkBuffers[id] = into;
+        }
         try
         {
             await SendAsync(make(id), linked.Token).ConfigureAwait(false);
@@ -641,6 +680,13 @@ public sealed class ProtocolSession
         {
             _pending.TryRemove(id, out _);
             throw;
+        }
+        finally
+        {
+            if (into is not null)
+            {
+                _chunkBuffers.TryRemove(id, out _);
+            }
         }
     }
 

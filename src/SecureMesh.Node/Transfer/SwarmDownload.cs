@@ -146,6 +146,7 @@ internal sealed class SwarmDownload
                     var flusher = FlushLoopAsync(part, lanesStop, flushStop.Token);
                     using (var writer = PartFileWriter.Open(part.SafeFileHandle, _manifest.ChunkSize, _options.DirectWrites))
                     {
+                        _options.PartFileOpened?.Invoke(writer);
                         await lanes.RunAsync(sources, writer, lanesStop.Token).ConfigureAwait(false);
                     }
                     _handle.MarkTransferDone();

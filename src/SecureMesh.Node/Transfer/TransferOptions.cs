@@ -30,6 +30,9 @@ public sealed class TransferOptions
     /// <summary>Requests from one peer served at once; further requests wait (the connection stops being read).</summary>
     public int MaxConcurrentServes { get; init; } = 16;
 
+    /// <summary>How long a file being served stays open after its last chunk was read (<see cref="ServedFiles"/>).</summary>
+    public TimeSpan ServedFileIdle { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>How often verified chunks are made durable (fsync) and recorded.</summary>
     public TimeSpan FlushInterval { get; init; } = TimeSpan.FromMilliseconds(500);
 
@@ -59,6 +62,9 @@ public sealed class TransferOptions
 
     /// <summary>Test seam: called for every chunk this node hashes again before serving it (index).</summary>
     internal Action<long>? ChunkRehashed { get; init; }
+
+    /// <summary>Test seam: called with a download's part-file writer when it is opened.</summary>
+    internal Action<PartFileWriter>? PartFileOpened { get; init; }
 
     /// <summary>Test seam: called for every chunk request this node serves (peer, content ID text, index).</summary>
     internal Action<string, string, long>? ChunkServed { get; init; }

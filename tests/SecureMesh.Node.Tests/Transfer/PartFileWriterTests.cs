@@ -52,6 +52,8 @@ public sealed partial class PartFileWriterTests : IDisposable
             data.AsSpan(i * Chunk, length).CopyTo(buffer.AsSpan(3));
             writer.Write(buffer.AsSpan(3, length), (long)i * Chunk);
         }
+        // Chunks at odd offsets of ordinary buffers: the full ones are copied into the aligned bounce buffer first.
+        Assert.Equal(wasDirect ? 5 : 0, writer.BounceCopies);
         part.Flush(flushToDisk: true);
         return data;
     }
@@ -86,6 +88,43 @@ public sealed partial class PartFileWriterTests : IDisposable
     }
 
     [Fact]
+    public async Task Chunks_in_blocks_are_written_concurrently_straight_from_the_blocks_and_the_part_file_is_allocated_up_front()
+    {
+        var dir = NewDir(Path.GetTempPath());
+        var path = Path.Combine(dir, "f.part");
+        const int Chunks = 32;
+        var data = new byte[Chunks * Chunk];
+        new Random(11).NextBytes(data);
+        using (var part = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite))
+        {
+            part.SetLength(data.Length);
+            using var writer = PartFileWriter.Open(part.SafeFileHandle, Chunk);
+            if (!writer.IsDirect)
+            {
+                // No direct I/O here (another OS, a file system that refuses it): no blocks are handed out either.
+                Assert.Null(writer.RentBuffer());
+                return;
+            }
+            Assert.True(AllocatedBytes(path) >= data.Length, "the part file's blocks are allocated when the writer opens it");
+            // Lanes receive replies into blocks and write them at once, several at a time, in any order.
+            await Task.WhenAll(Enumerable.Range(0, Chunks).Reverse().Select(i => Task.Run(() =>
+            {
+                var into = new ChunkDestination(writer.RentBuffer()!);
+                const int HeaderLength = 7;
+                using var reply = into.TryClaim(HeaderLength, HeaderLength + Chunk + 33)!;
+                data.AsSpan(i * Chunk, Chunk).CopyTo(reply.Memory.Span[HeaderLength..]);
+                writer.Write(reply.Memory.Span.Slice(HeaderLength, Chunk), (long)i * Chunk);
+                into.Withdraw();
+            })));
+            Assert.Equal(0, writer.Buffers!.Live - writer.Buffers.Pooled);
+            Assert.Equal(0, writer.BounceCopies);
+            part.Flush(flushToDisk: true);
+        }
+        Assert.Equal(0, ResidentPages(path).Count(r => r));
+        Assert.Equal(data, File.ReadAllBytes(path));
+    }
+
+    [Fact]
     public void With_direct_writes_off_every_chunk_goes_through_the_page_cache()
     {
         var dir = NewDir(Path.GetTempPath());
@@ -116,7 +155,13 @@ public sealed partial class PartFileWriterTests : IDisposable
         {
             {
                 await using var seeder = TransferNode.Start();
-                await using var downloader = TransferNode.Start(new TransferOptions { DirectWrites = direct });
+                PartFileWriter? writer = null;
+                var wasDirect = false;
+                await using var downloader = TransferNode.Start(new TransferOptions
+                {
+                    DirectWrites = direct,
+                    PartFileOpened = w => (writer, wasDirect) = (w, w.IsDirect),
+                });
                 var data = new byte[(3 * TransferNode.ChunkSize) + 12345];
                 new Random(direct ? 1 : 2).NextBytes(data);
                 var path = Path.Combine(seeder.Home, "d.bin");
@@ -126,8 +171,26 @@ public sealed partial class PartFileWriterTests : IDisposable
                 var result = await downloader.Transfer.StartDownload(id, Path.Combine(downloader.Home, "out")).Completion;
                 Assert.Equal(DownloadState.Released, result.State);
                 Assert.Equal(data, await File.ReadAllBytesAsync(result.Path!));
+                Assert.NotNull(writer);
+                Assert.True(direct || !wasDirect);
+                if (wasDirect)
+                {
+                    // Every reply (the short last one too) was received into a block and written from it; none is still held.
+                    Assert.InRange(writer.Buffers!.Claims, 4, 8);
+                    Assert.Equal(0, writer.BounceCopies);
+                    Assert.Equal(0, writer.Buffers.Live);
+                }
             }
         }
+    }
+
+    /// <summary>Bytes of disk allocated to the file (<c>stat</c>'s block count).</summary>
+    private static long AllocatedBytes(string path)
+    {
+        using var stat = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("stat", ["-c", "%b %B", path]) { RedirectStandardOutput = true })!;
+        var fields = stat.StandardOutput.ReadToEnd().Split(' ', StringSplitOptions.TrimEntries);
+        stat.WaitForExit();
+        return long.Parse(fields[0], System.Globalization.CultureInfo.InvariantCulture) * long.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture);
     }
 
     /// <summary>Which pages of the file are in the page cache (mincore over a read-only mapping).</summary>

@@ -14,10 +14,10 @@ namespace SecureMesh.Node.Tests.Transfer;
 /// </summary>
 public sealed class StatSkipTests
 {
-    private const int Chunks = 4;
-    private const int Size = Chunks * TransferNode.ChunkSize;
+    internal const int Chunks = 4;
+    internal const int Size = Chunks * TransferNode.ChunkSize;
 
-    private sealed class Setup : IAsyncDisposable
+    internal sealed class Setup : IAsyncDisposable
     {
         public required TransferNode Seeder { get; init; }
         public required TransferNode Peer { get; init; }
@@ -35,10 +35,14 @@ public sealed class StatSkipTests
     }
 
     /// <summary>A seeder whose shared file's ctime is settled when indexed, so the skip is armed (asserted).</summary>
-    private static async Task<Setup> StartAsync()
+    internal static async Task<Setup> StartAsync(Action<TransferOptionsBuilder>? configure = null)
     {
         Setup? setup = null;
-        var seeder = TransferNode.Start(TransferNode.Fast(b => b.Rehashed = _ => Interlocked.Increment(ref setup!.Rehashed)));
+        var seeder = TransferNode.Start(TransferNode.Fast(b =>
+        {
+            b.Rehashed = _ => Interlocked.Increment(ref setup!.Rehashed);
+            configure?.Invoke(b);
+        }));
         var peer = TransferNode.Start();
         var path = seeder.WriteFile("s.bin", Size, seed: 3);
         // Past the file system's timestamp granularity, so the ctime can be recorded.

@@ -140,6 +140,7 @@ internal sealed class TransferOptionsBuilder
     public Action<string, string, long>? Served { get; set; }
     public Action<long>? Rehashed { get; set; }
     public int MaxConcurrentServes { get; set; } = 16;
+    public TimeSpan ServedFileIdle { get; set; } = TimeSpan.FromSeconds(5);
 
     public TransferOptions Build() => new()
     {
@@ -154,5 +155,6 @@ internal sealed class TransferOptionsBuilder
         ChunkServed = Served,
         ChunkRehashed = Rehashed,
         MaxConcurrentServes = MaxConcurrentServes,
+        ServedFileIdle = ServedFileIdle,
     };
 }
