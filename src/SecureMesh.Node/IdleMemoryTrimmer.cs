@@ -63,15 +63,11 @@ internal sealed class IdleMemoryTrimmer
     public async Task RunAsync(TimeProvider time, CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(Interval, time);
-        try
+        // Stopped by disposing the timer, without a cancellation exception (TimerStop).
+        using var stop = timer.StopOn(cancellationToken);
+        while (await timer.WaitForNextTickAsync().ConfigureAwait(false))
         {
-            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
-            {
-                Check();
-            }
-        }
-        catch (OperationCanceledException)
-        {
+            Check();
         }
     }
 
