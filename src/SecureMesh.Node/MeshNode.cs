@@ -571,8 +571,31 @@ public sealed partial class MeshNode : IAsyncDisposable
         }
         session.Completion = Task.Run(() => RunSessionAsync(session));
         _holePunch.OnSessionOpened(session);
-        SessionOpened?.Invoke(session);
+        RaiseSessionOpened(session);
         return session;
+    }
+
+    /// <summary>
+    /// Tells each <see cref="SessionOpened"/> subscriber in turn. It runs on the accept loop: a subscriber that throws is
+    /// logged and skipped, never allowed to end the loop (the node would accept nobody after it).
+    /// </summary>
+    private void RaiseSessionOpened(PeerSession session)
+    {
+        if (SessionOpened is not { } handlers)
+        {
+            return;
+        }
+        foreach (var handler in handlers.GetInvocationList())
+        {
+            try
+            {
+                ((Action<PeerSession>)handler)(session);
+            }
+            catch (Exception e)
+            {
+                NodeLog.SubscriberFailed(_logger, session.PeerId.Text, e.GetType().Name);
+            }
+        }
     }
 
     /// <summary>
