@@ -816,7 +816,14 @@ public sealed partial class MeshNode : IAsyncDisposable
         finally
         {
             session.RequestClose(_stopping.IsCancellationRequested ? "node stopping" : "closed");
-            // Gone from the table before its end is recorded: whoever sees the record and dials again gets a new connection.
+            // A refusal is recorded while the session is still in the table: a dialler that finds neither the session nor
+            // the refusal would redial at once, before the refusal's backoff, and count two refusals for one.
+            if (session.RefusedByPeer)
+            {
+                RecordRefusal(session.PeerId);
+            }
+            // Gone from the table before the rest of its end is recorded: whoever sees the record and dials again gets a
+            // new connection.
             lock (_sessionsGate)
             {
                 _sessions.TryRemove(new KeyValuePair<PeerId, PeerSession>(session.PeerId, session));
@@ -897,24 +904,26 @@ public sealed partial class MeshNode : IAsyncDisposable
         {
             _handshakes[peer] = note with { Ended = reason };
         }
-        if (session.RefusedByPeer)
-        {
-            try
-            {
-                var count = _db.Trust.RecordRefusal(peer);
-                NodeLog.RefusedByPeer(_logger, peer.Text, count, Transfer.PeerConnector.RefusalBackoff(count));
-            }
-            catch (SecureMeshException e)
-            {
-                NodeLog.StoreFailed(_logger, e.Message);
-            }
-        }
-        else if (!session.Established && session.Direction == ConnectionDirection.Outbound
+        if (!session.RefusedByPeer && !session.Established && session.Direction == ConnectionDirection.Outbound
             && !_stopping.IsCancellationRequested && _sasShown.TryAdd(peer, 0))
         {
             // The peer hung up before saying anything: most likely this node is pending there. Show the words once so
             // the two people can compare them before the other side trusts this one.
             NodeLog.HungUpBeforeHello(_logger, peer.Text, session.ShortAuthString);
+        }
+    }
+
+    /// <summary>Counts one more refusal by <paramref name="peer"/> (it has blocked this node), which sets the connector's backoff.</summary>
+    private void RecordRefusal(PeerId peer)
+    {
+        try
+        {
+            var count = _db.Trust.RecordRefusal(peer);
+            NodeLog.RefusedByPeer(_logger, peer.Text, count, Transfer.PeerConnector.RefusalBackoff(count));
+        }
+        catch (SecureMeshException e)
+        {
+            NodeLog.StoreFailed(_logger, e.Message);
         }
     }
 

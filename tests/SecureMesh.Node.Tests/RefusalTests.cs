@@ -221,5 +221,35 @@ public sealed class RefusalTests
         Assert.Equal(7, alice.Db.Audit.List().Count(e => e.Event == "handshake.refused"));
     }
 
+    [Fact]
+    public async Task A_refused_session_leaves_the_table_only_after_its_refusal_is_counted()
+    {
+        // The connector redials a trusted peer that has neither a session nor a refusal in its backoff. Were the session
+        // gone before its refusal is counted, a tick in between would redial at once and count two refusals for one
+        // backoff (RefusalTests' backoff test failed that way under load).
+        await using var alice = TestNode.Start();
+        await using var bob = TestNode.Start();
+        alice.Db.Trust.AddPeer(bob.Identity.PeerId, trusted: true);
+        alice.Db.Trust.Block(bob.Identity.PeerId);
+        bob.Db.Trust.AddPeer(alice.Identity.PeerId, trusted: true);
+
+        for (var i = 1; i <= 5; i++)
+        {
+            var session = await bob.Node.ConnectAsync(alice.Identity.PeerId, alice.EndPoint, CancellationToken.None);
+            // Watch from another thread, as the connector's loop does: from the moment the session is gone, the refusal is counted.
+            var watch = Task.Run(() =>
+            {
+                var deadline = DateTime.UtcNow + Patience;
+                while (ReferenceEquals(bob.Node.GetSession(alice.Identity.PeerId), session))
+                {
+                    Assert.True(DateTime.UtcNow < deadline, "the refused session never ended");
+                    Thread.SpinWait(20);
+                }
+                return bob.Db.Trust.GetPeer(alice.Identity.PeerId)!.Refusals;
+            });
+            Assert.Equal(i, await watch);
+        }
+    }
+
     private static CancellationToken Timeout() => new CancellationTokenSource(Patience).Token;
 }
