@@ -42,6 +42,38 @@ public sealed class YamuxCloseTests
     }
 
     [Fact]
+    public async Task A_quiet_stream_written_after_the_session_ended_returns_and_then_reads_the_end_while_a_plain_one_throws()
+    {
+        // The node's identify of a peer that closed the connection at once: its request may be written just after the
+        // session ended (CleanCloseTests saw one such write throw through eight async frames under load).
+        var (client, server) = await SessionPairAsync(Quiet(), Quiet());
+        await using var owned = server;
+        await using var ownedClient = client;
+        var quiet = await client.OpenStreamAsync();
+        quiet.EndsQuietly = true;
+        var plain = await client.OpenStreamAsync();
+        await server.CloseAsync().AsTask().WaitAsync(Patience);
+        await client.Completion.WaitAsync(Patience);
+
+        using var exceptions = new FirstChanceCounter();
+        exceptions.Start();
+        await quiet.WriteAsync(new byte[] { 1, 2, 3 }).AsTask().WaitAsync(Patience);
+        Assert.Equal(0, await quiet.ReadAsync(new byte[1]).AsTask().WaitAsync(Patience));
+        exceptions.Stop();
+        Assert.Empty(exceptions.Seen);
+        await Assert.ThrowsAsync<SecureMeshException>(async () => await plain.WriteAsync(new byte[] { 1 }));
+
+        // A reset stream still throws, quiet or not.
+        var (c2, s2) = await SessionPairAsync(Quiet(), Quiet());
+        await using var owned2 = s2;
+        await using var owned3 = c2;
+        var reset = await c2.OpenStreamAsync();
+        reset.EndsQuietly = true;
+        reset.Reset();
+        await Assert.ThrowsAsync<SecureMeshException>(async () => await reset.WriteAsync(new byte[] { 1 }));
+    }
+
+    [Fact]
     public async Task A_session_closed_by_the_peer_ends_the_accept_loop_with_null_and_AcceptStreamAsync_still_throws()
     {
         var (client, server) = await SessionPairAsync(Quiet(), Quiet());

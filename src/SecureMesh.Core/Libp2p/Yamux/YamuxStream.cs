@@ -122,8 +122,9 @@ public sealed class YamuxStream : Stream
 
     /// <summary>
     /// When set, a read after the session has ended (nothing left to read) returns 0, the end of the stream, instead of
-    /// throwing the session's error: for the node's own short requests (identify), for which a peer that closed the
-    /// connection at once is no failure worth an exception on each of their layers. Resets still throw.
+    /// throwing the session's error, and a write that finds the session ended returns without writing: for the node's
+    /// own short requests (identify), for which a peer that closed the connection at once is no failure worth an
+    /// exception on each of their layers. Resets still throw.
     /// </summary>
     internal bool EndsQuietly { get; set; }
 
@@ -335,6 +336,10 @@ public sealed class YamuxStream : Stream
                 int chunk;
                 lock (_lock)
                 {
+                    if (_sessionError is not null && WritesEndQuietly())
+                    {
+                        return;
+                    }
                     ThrowIfCannotWrite();
                     chunk = _queued >= YamuxSession.MaxQueuedPerStream ? 0
                         : (int)Math.Min(Math.Min(buffer.Length, _sendWindow), YamuxSession.MaxDataFramePayload);
@@ -371,6 +376,10 @@ public sealed class YamuxStream : Stream
                 {
                     lock (_lock)
                     {
+                        if (WritesEndQuietly())
+                        {
+                            return;
+                        }
                         ThrowIfCannotWrite();
                     }
                     throw new SecureMeshException(SecureMeshErrorKind.Network, $"yamux stream {Id}: the session has ended");
@@ -474,6 +483,12 @@ public sealed class YamuxStream : Stream
     }
 
     public override string ToString() => $"YamuxStream({Id}, {(IsOutbound ? "outbound" : "inbound")})";
+
+    /// <summary>
+    /// Whether a write that finds the session ended returns without writing (<see cref="EndsQuietly"/>; the next read
+    /// then ends the stream) instead of throwing; a reset, a disposed stream or a write after our FIN still throw. Under _lock.
+    /// </summary>
+    private bool WritesEndQuietly() => EndsQuietly && !_disposed && !_localReset && !_remoteReset && !_localFin;
 
     private void ThrowIfCannotWrite()
     {
