@@ -107,7 +107,10 @@ internal sealed partial class ChildProcess : IAsyncDisposable
     {
         if (Kill(_process.Id, signal) != 0)
         {
-            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: {Marshal.GetLastPInvokeError()}");
+            var error = Marshal.GetLastPInvokeError();
+            // ESRCH: it has already exited; say how, so a failure shows the child's own error.
+            var how = _process.HasExited ? $" (it had exited with {_process.ExitCode}):\n{Output}" : "";
+            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: {error}{how}");
         }
     }
 
