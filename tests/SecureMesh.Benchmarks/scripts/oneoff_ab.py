@@ -51,13 +51,13 @@ def parse_variant(spec):
     return name, program(parts[0]), env
 
 
-PHASE_CALLS = "execve,listen,connect,openat,renameat2,write,fsync,exit_group"
+PHASE_CALLS = "execve,bind,listen,connect,openat,renameat2,write,fsync,exit_group"
 MARKS = ("listen", "connect", "part", "release", "json", "exit")
 
 
 def phase_marks(trace):
     """Milliseconds from exec of each mark in an `strace -f -ttt` file, and the fsyncs counted."""
-    t0, marks, fsyncs, unix_listen = None, {}, 0, False
+    t0, marks, fsyncs, tcp_sockets = None, {}, 0, set()
     for line in open(trace):
         parts = line.split(None, 2)
         if len(parts) < 3:
@@ -65,11 +65,12 @@ def phase_marks(trace):
         t, call = float(parts[1]), parts[2]
         t0 = t if t0 is None else t0
         ms = (t - t0) * 1000
-        if call.startswith("listen("):
-            # The runtime's diagnostics socket (AF_UNIX) listens first; the node's TCP listener next.
-            if unix_listen:
+        if call.startswith("bind(") and "AF_INET" in call:
+            tcp_sockets.add(call[5:].split(",", 1)[0])
+        elif call.startswith("listen("):
+            # The node's TCP listener, not the runtime's diagnostics socket (AF_UNIX; a Native AOT build has none).
+            if call[7:].split(",", 1)[0] in tcp_sockets:
                 marks.setdefault("listen", ms)
-            unix_listen = True
         elif call.startswith("connect(") and "127.0.0.1" in call:
             marks.setdefault("connect", ms)
         elif call.startswith("openat(") and ".part" in call:
@@ -108,6 +109,9 @@ def main():
         raise RuntimeError("give at least one NAME=PROGRAM")
     first = variants[0][1]
     if first[0] != "dotnet":
+        if not os.path.exists(first[0] + ".dll"):
+            raise RuntimeError(f"the first variant also runs the seeder, with dotnet: {first[0]} has no securemesh.dll beside it"
+                               " (a Native AOT build?); put a ReadyToRun or JIT build first")
         os.environ["SECUREMESH_DLL"] = first[0] + ".dll"
     else:
         os.environ["SECUREMESH_DLL"] = first[1]
