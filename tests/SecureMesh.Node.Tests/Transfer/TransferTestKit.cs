@@ -141,6 +141,7 @@ internal sealed class TransferOptionsBuilder
     public Action<long>? Rehashed { get; set; }
     public int MaxConcurrentServes { get; set; } = 16;
     public TimeSpan ServedFileIdle { get; set; } = TimeSpan.FromSeconds(5);
+    public TimeSpan PeerWait { get; set; } = TimeSpan.FromSeconds(10);
 
     public TransferOptions Build() => new()
     {
@@ -156,5 +157,6 @@ internal sealed class TransferOptionsBuilder
         ChunkRehashed = Rehashed,
         MaxConcurrentServes = MaxConcurrentServes,
         ServedFileIdle = ServedFileIdle,
+        PeerWait = PeerWait,
     };
 }
