@@ -291,27 +291,28 @@ public sealed class ShareAuthorizer
 
     /// <summary>
     /// Before saying no, makes sure the answer is not stale: a peer trusted or content indexed a moment ago must not be
-    /// refused until the next poll. Costs one <c>PRAGMA data_version</c> when nothing changed; never waits for a rebuild
-    /// another thread is doing (the answer is then the current snapshot's). A "yes" never comes here: revoking is the
-    /// poll's job (within <see cref="TransferOptions.AccessPollInterval"/>), and the refusals for hidden and for unknown
-    /// content take this same path.
+    /// refused until the next poll. Costs one <c>PRAGMA data_version</c> when nothing changed. A rebuild another thread is
+    /// doing (the poll's) is waited for, since it may have read the data before the change; and the stamp is marked
+    /// checked only once a rebuild that saw it is in place. True when the caller should ask the snapshot again. A "yes"
+    /// never comes here: revoking is the poll's job (within <see cref="TransferOptions.AccessPollInterval"/>), and the
+    /// refusals for hidden and for unknown content take this same path.
     /// </summary>
     private bool RefreshIfStale()
     {
         var stamp = _db.ChangeStamp();
-        if (Interlocked.Read(ref _checkedChangeStamp) == stamp || !_gate.TryEnter())
+        if (Interlocked.Read(ref _checkedChangeStamp) >= stamp)
         {
             return false;
         }
-        try
+        lock (_gate)
         {
-            Interlocked.Exchange(ref _checkedChangeStamp, stamp);
-            return Refresh();
+            Refresh();
+            if (Interlocked.Read(ref _checkedChangeStamp) < stamp)
+            {
+                Interlocked.Exchange(ref _checkedChangeStamp, stamp);
+            }
         }
-        finally
-        {
-            _gate.Exit();
-        }
+        return true;
     }
 
     /// <summary>Rebuilds the snapshot if anything that decides visibility changed; true when it did.</summary>
