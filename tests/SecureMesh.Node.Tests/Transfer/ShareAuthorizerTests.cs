@@ -124,12 +124,18 @@ public sealed class ShareAuthorizerTests : IDisposable
                 var other = NewPeer();
                 _db.Trust.AddPeer(other, trusted: true);
                 Assert.True(access.CanSee(other, Id(9)), $"peer {i}, trusted just before, was refused the content");
+                // As a catalog search asks: inside the database's lock, which the poll's rebuild needs too. The check
+                // must neither refuse nor wait for the poll (that wait deadlocked).
+                var third = NewPeer();
+                _db.Trust.AddPeer(third, trusted: true);
+                var found = await Task.Run(() => _db.Catalog.SearchWhere("a.bin", 10, e => access.CanSeePath(third, e.Path))).WaitAsync(TimeSpan.FromSeconds(30));
+                Assert.True(found.Count == 1, $"peer {i}, trusted just before, found nothing in a search");
             }
         }
         finally
         {
             await stop.CancelAsync();
-            await poll;
+            await poll.WaitAsync(TimeSpan.FromSeconds(30));
         }
     }
 
