@@ -154,6 +154,8 @@ internal sealed class DiscoveryService : IAsyncDisposable
     private async Task SendLoopAsync(Socket socket, CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(_options.Interval, _options.Time);
+        // Stopped by disposing the timer, without a cancellation exception (TimerStop), as the node's other loops are.
+        using var stop = timer.StopOn(cancellationToken);
         var warned = false;
         try
         {
@@ -182,7 +184,7 @@ internal sealed class DiscoveryService : IAsyncDisposable
                 {
                 }
             }
-            while (await timer.WaitForNextTickAsync(cancellationToken));
+            while (await timer.WaitForNextTickAsync());
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

@@ -291,45 +291,54 @@ public sealed class ShareAuthorizer
 
     /// <summary>
     /// Before saying no, makes sure the answer is not stale: a peer trusted or content indexed a moment ago must not be
-    /// refused until the next poll. Costs one <c>PRAGMA data_version</c> when nothing changed; never waits for a rebuild
-    /// another thread is doing (the answer is then the current snapshot's). A "yes" never comes here: revoking is the
-    /// poll's job (within <see cref="TransferOptions.AccessPollInterval"/>), and the refusals for hidden and for unknown
-    /// content take this same path.
+    /// refused until the next poll. Costs one <c>PRAGMA data_version</c> when nothing changed; after a change, rebuilds
+    /// (a rebuild the poll is doing at the same time may have read the data before the change, so it is not relied on),
+    /// and marks the stamp checked only once a snapshot that saw it is in place. True when the caller should ask the
+    /// snapshot again. A "yes" never comes here: revoking is the poll's job (within
+    /// <see cref="TransferOptions.AccessPollInterval"/>), and the refusals for hidden and for unknown content take this
+    /// same path.
     /// </summary>
     private bool RefreshIfStale()
     {
         var stamp = _db.ChangeStamp();
-        if (Interlocked.Read(ref _checkedChangeStamp) == stamp || !_gate.TryEnter())
+        if (Interlocked.Read(ref _checkedChangeStamp) >= stamp)
         {
             return false;
         }
-        try
+        Refresh();
+        lock (_gate)
         {
-            Interlocked.Exchange(ref _checkedChangeStamp, stamp);
-            return Refresh();
+            if (_checkedChangeStamp < stamp)
+            {
+                Interlocked.Exchange(ref _checkedChangeStamp, stamp);
+            }
         }
-        finally
-        {
-            _gate.Exit();
-        }
+        return true;
     }
 
     /// <summary>Rebuilds the snapshot if anything that decides visibility changed; true when it did.</summary>
     public bool Refresh()
     {
+        // Stamps first: a change committed while the data is read moves them again, and the next refresh sees it.
+        var (audience, catalog) = _db.Groups.AccessStamps();
+        var previous = _current;
+        if (previous is not null && previous.AudienceStamp == audience && previous.CatalogStamp == catalog)
+        {
+            return false;
+        }
+        // Read and built without the gate: a request refused while the poll rebuilds builds its own snapshot instead of
+        // waiting (it may hold the database's lock, which the poll's reads need, as a catalog search's filter does).
+        var data = _db.Groups.ReadAccessData();
+        var paths = previous is null || previous.CatalogStamp != catalog ? _db.Groups.ReadCatalogPaths() : null;
+        var built = AccessSnapshot.Build(data, paths, previous, audience, catalog);
         lock (_gate)
         {
-            // Stamps first: a change committed while the data is read moves them again, and the next refresh sees it.
-            var (audience, catalog) = _db.Groups.AccessStamps();
-            var previous = _current;
-            if (previous is not null && previous.AudienceStamp == audience && previous.CatalogStamp == catalog)
+            // Of two rebuilds at once, the one that read the later stamps (they only grow) stays.
+            if (_current is not { } current || (audience >= current.AudienceStamp && catalog >= current.CatalogStamp))
             {
-                return false;
+                _current = built;
             }
-            var data = _db.Groups.ReadAccessData();
-            var paths = previous is null || previous.CatalogStamp != catalog ? _db.Groups.ReadCatalogPaths() : null;
-            _current = AccessSnapshot.Build(data, paths, previous, audience, catalog);
-            return true;
         }
+        return true;
     }
 }

@@ -104,6 +104,12 @@ internal sealed class SwarmDownload
                 return new DownloadResult(DownloadState.Failed, $"content {Id} is blocked", null, null);
             }
             var peers = _service.OpenSessions();
+            if (peers.Count == 0)
+            {
+                // Failing now would also mark an interrupted download failed, so that it never resumes by itself.
+                await _service.WaitForPeersAsync(1, _options.PeerWait, ct).ConfigureAwait(false);
+                peers = _service.OpenSessions();
+            }
             var resolved = await new ManifestResolver(Id, (peer, detail) => _service.AuditSafe("manifest.rejected", peer, detail))
                 .ResolveAsync(peers, ct).ConfigureAwait(false);
             var manifests = resolved.Offered.Select(o => o.Manifest).ToList();

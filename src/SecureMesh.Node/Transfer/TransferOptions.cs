@@ -36,6 +36,12 @@ public sealed class TransferOptions
     /// <summary>How often verified chunks are made durable (fsync) and recorded.</summary>
     public TimeSpan FlushInterval { get; init; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// How long a download started while no trusted peer's session is ready waits for one before it fails: a node that
+    /// has just started (or restarted) is still dialling its peers when a <c>get</c> reaches it.
+    /// </summary>
+    public TimeSpan PeerWait { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>How often a running download looks for trusted peers that connected after it started.</summary>
     public TimeSpan JoinInterval { get; init; } = TimeSpan.FromSeconds(1);
 

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.Extensions.Time.Testing;
 using SecureMesh.Core;
 using SecureMesh.Core.Identity;
 using SecureMesh.Core.Wire;
@@ -18,8 +19,12 @@ public sealed class AbuseTests
     [Fact]
     public async Task Many_fresh_peer_ids_from_one_address_get_no_data_and_only_a_bounded_number_is_recorded()
     {
-        // A handshake budget of 11 and a slow refill: the numbers below do not depend on how fast this machine is.
-        await using var node = TransferNode.Start(handshakeBurst: 11, handshakeRefill: TimeSpan.FromSeconds(30));
+        // A handshake budget of 11, and the node's clock stands still: no budget refills and no handshake deadline fires
+        // during the test, so the numbers below do not depend on how fast this machine is. (On the real clock, a loaded
+        // machine took longer than the stranger budget's 5 s refill for the loop and recorded an eleventh stranger, or
+        // longer than the 3 s handshake deadline for one handshake and counted 10 completed.)
+        var frozen = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var node = TransferNode.Start(handshakeBurst: 11, nodeTime: frozen);
         var id = await node.ShareAsync(node.WriteFile("secret-plans.bin", 3 * TransferNode.ChunkSize));
         const int strangers = 30;
         var completed = 0;
@@ -31,7 +36,8 @@ public sealed class AbuseTests
             PeerLink connection;
             try
             {
-                connection = await PeerLink.DialAsync(sybil, node.Node.LocalEndPoint, node.PeerId, TimeSpan.FromSeconds(3), CancellationToken.None);
+                // A deadline no loaded machine reaches: a refused dial is closed at once, so it costs no waiting.
+                connection = await PeerLink.DialAsync(sybil, node.Node.LocalEndPoint, node.PeerId, TimeSpan.FromSeconds(30), CancellationToken.None);
             }
             catch (SecureMeshException)
             {
@@ -51,7 +57,8 @@ public sealed class AbuseTests
                 {
                     // already cut
                 }
-                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+                // The node hangs up on a stranger at once; the deadline only bounds a node that would not.
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
                 try
                 {
                     await connection.ReceiveAsync(cts.Token);
@@ -67,7 +74,7 @@ public sealed class AbuseTests
         Assert.Equal(0, receivedAnything);
         // The stranger budget per address is a burst of 10: those are recorded; the eleventh completes its handshake
         // but is refused without being stored; every stranger's handshake spent a token of the address's handshake
-        // budget (11 here, refilled one per 30 s), so everything after it is refused before the handshake.
+        // budget (11 here, not refilled on the frozen clock), so everything after it is refused before the handshake.
         Assert.Equal(11, completed);
         Assert.Equal(strangers - 11, refused);
         Assert.Equal(10, node.Db.Trust.ListPeers(PeerState.Pending).Count);

@@ -92,6 +92,53 @@ public sealed class ShareAuthorizerTests : IDisposable
         Assert.False(access.CanSee(bob, Id(7)));
     }
 
+    [Fact]
+    public async Task A_peer_trusted_a_moment_ago_is_not_refused_while_the_poll_is_rebuilding()
+    {
+        // The transfer engine's poll rebuilds the snapshot every 250 ms; a request that found the gate held skipped its own
+        // check and was refused with the snapshot from before the change (AbuseTests' trusted friend got an empty search
+        // so under load). Here a thread refreshes without pause, as a slow poll would, while peers are trusted one by one.
+        _db.Catalog.AddShare("/data");
+        File("/data/a.bin", Id(9));
+        // Enough trusted peers that each rebuild takes a while, as on a node with a large trust store.
+        for (var i = 0; i < 500; i++)
+        {
+            _db.Trust.AddPeer(NewPeer(), trusted: true);
+        }
+        var access = new ShareAuthorizer(_db);
+        using var stop = new CancellationTokenSource();
+        var poll = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                access.Refresh();
+            }
+        });
+        try
+        {
+            for (var i = 0; i < 20; i++)
+            {
+                var peer = NewPeer();
+                _db.Trust.AddPeer(peer, trusted: true);
+                Assert.True(access.CanSeePath(peer, "/data/a.bin"), $"peer {i}, trusted just before, was refused a path");
+                var other = NewPeer();
+                _db.Trust.AddPeer(other, trusted: true);
+                Assert.True(access.CanSee(other, Id(9)), $"peer {i}, trusted just before, was refused the content");
+                // As a catalog search asks: inside the database's lock, which the poll's rebuild needs too. The check
+                // must neither refuse nor wait for the poll (that wait deadlocked).
+                var third = NewPeer();
+                _db.Trust.AddPeer(third, trusted: true);
+                var found = await Task.Run(() => _db.Catalog.SearchWhere("a.bin", 10, e => access.CanSeePath(third, e.Path))).WaitAsync(TimeSpan.FromSeconds(30));
+                Assert.True(found.Count == 1, $"peer {i}, trusted just before, found nothing in a search");
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await poll.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+    }
+
     public void Dispose()
     {
         _db.Dispose();

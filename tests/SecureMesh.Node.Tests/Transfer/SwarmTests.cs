@@ -193,4 +193,33 @@ public sealed class SwarmTests
         Assert.Equal(File.ReadAllBytes(original), File.ReadAllBytes(result.Path!));
         Assert.True(Volatile.Read(ref lateServed) >= Chunks / 2, $"the late seeder served {lateServed} of {Chunks} chunks");
     }
+
+    [Fact]
+    public async Task A_download_started_before_any_peer_is_ready_waits_for_one_and_without_one_fails_after_the_wait()
+    {
+        // A `get` reaching a node that has just (re)started, before its connector has a session with a trusted peer: the
+        // download waits for one instead of failing at once (which also marked an interrupted download failed, so that it
+        // never resumed by itself; GracefulShutdownTests' and GetInterruptTests' `get` right after start failed so).
+        await using var seeder = TransferNode.Start();
+        await using var downloader = TransferNode.Start(TransferNode.Fast(o => o.PeerWait = TimeSpan.FromSeconds(60)));
+        var original = seeder.WriteFile("early.bin", 8 * TransferNode.ChunkSize, seed: 11);
+        var id = await seeder.ShareAsync(original);
+        var handle = downloader.Transfer.StartDownload(id);
+        // Longer than the old code took to fail (it failed as soon as its task ran).
+        await Task.Delay(1000);
+        if (handle.Completion.IsCompleted)
+        {
+            Assert.Fail($"the download ended before any peer connected: {(await handle.Completion).Reason}");
+        }
+        await downloader.ConnectAsync(seeder);
+        var result = await handle.Completion.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(result.State == DownloadState.Released, result.Reason);
+        Assert.Equal(File.ReadAllBytes(original), File.ReadAllBytes(result.Path!));
+
+        // With nobody coming, it fails once the wait is over, with the reason.
+        await using var alone = TransferNode.Start(TransferNode.Fast(o => o.PeerWait = TimeSpan.FromMilliseconds(200)));
+        var failed = await alone.Transfer.StartDownload(id).Completion.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(DownloadState.Failed, failed.State);
+        Assert.Contains("no trusted peer is connected", failed.Reason, StringComparison.Ordinal);
+    }
 }

@@ -34,7 +34,8 @@ internal sealed class TransferNode : IAsyncDisposable
 
     public string Downloads => Path.Combine(Home, "downloads");
 
-    public static TransferNode Start(TransferOptions? options = null, string? home = null, NodeIdentity? identity = null, int? handshakeBurst = null, TimeSpan? handshakeRefill = null)
+    public static TransferNode Start(TransferOptions? options = null, string? home = null, NodeIdentity? identity = null, int? handshakeBurst = null, TimeSpan? handshakeRefill = null,
+        TimeProvider? nodeTime = null)
     {
         home ??= Directory.CreateTempSubdirectory("securemesh-xfer-").FullName;
         identity ??= NodeIdentity.Generate();
@@ -46,6 +47,7 @@ internal sealed class TransferNode : IAsyncDisposable
         {
             Home = home,
             Listen = new IPEndPoint(IPAddress.Loopback, 0),
+            Time = nodeTime ?? TimeProvider.System,
             HandshakeBurst = handshakeBurst ?? 20,
             HandshakeRefill = handshakeRefill ?? TimeSpan.FromMilliseconds(500),
             HandshakeTimeout = TimeSpan.FromSeconds(3),
@@ -141,6 +143,7 @@ internal sealed class TransferOptionsBuilder
     public Action<long>? Rehashed { get; set; }
     public int MaxConcurrentServes { get; set; } = 16;
     public TimeSpan ServedFileIdle { get; set; } = TimeSpan.FromSeconds(5);
+    public TimeSpan PeerWait { get; set; } = TimeSpan.FromSeconds(10);
 
     public TransferOptions Build() => new()
     {
@@ -156,5 +159,6 @@ internal sealed class TransferOptionsBuilder
         ChunkRehashed = Rehashed,
         MaxConcurrentServes = MaxConcurrentServes,
         ServedFileIdle = ServedFileIdle,
+        PeerWait = PeerWait,
     };
 }
