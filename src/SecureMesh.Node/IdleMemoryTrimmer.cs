@@ -9,28 +9,28 @@ namespace SecureMesh.Node;
 /// <see cref="QuietBytes"/> in the last interval (idle: keep-alives only) but at least <see cref="WorthBytes"/> since the
 /// last trim, one full compacting collection that decommits what it frees (<see cref="GCCollectionMode.Aggressive"/>,
 /// made for an application going idle) runs. A busy node (a transfer, a burst of handshakes) is never interrupted, and an
-/// idle one trims once, not on every tick.
+/// idle one trims once per <see cref="WorthBytes"/> allocated, not on every tick.
 /// </summary>
 internal sealed class IdleMemoryTrimmer
 {
     /// <summary>
-    /// How often the allocation counter is read (a cheap read: the check costs nothing when there is nothing to do). Every
-    /// second, so the burst's garbage goes back within one or two seconds of its end (every 5 s it stayed 5-10 s: a
-    /// node that had just accepted 1,000 connections held ~106 MB for ~7 s before its first trim brought it to ~93).
+    /// How often the allocation counter is read (a cheap read: a check costs nothing when there is nothing to do). Twice a
+    /// second, so a burst's garbage goes back within a second of its end: checked every 5 s it stayed 5-10 s (a node
+    /// that had just accepted 1,000 connections held 106-110 MB for ~7 s before its first trim brought it to ~91).
     /// </summary>
-    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
+    public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
-    /// Allocated in one interval below this, the node is quiet: 1,000 idle sessions' keep-alives allocate ~0.3 MB a
-    /// second, a transfer or a burst of handshakes tens of MB. A node working steadily just below it trims at most every
-    /// <see cref="WorthBytes"/> / 1.5 MB ≈ 3 s, ~30 ms each.
+    /// Allocated in one interval below this (1.5 MB a second), the node is quiet: 1,000 idle sessions' keep-alives
+    /// allocate ~0.3 MB a second, a transfer or a burst of handshakes tens of MB. A node working steadily just below it
+    /// trims at most every <see cref="WorthBytes"/> / 1.5 MB ≈ 3 s, ~30 ms each.
     /// </summary>
-    public const long QuietBytes = 3L << 19;
+    public const long QuietBytes = 768L << 10;
 
     /// <summary>
     /// Allocated since the last trim below this, there is too little to give back for a full collection to pay. A quarter
     /// of the young generation's budget: the idle node with 1,000 sessions (~0.3 MB/s) trims about every 14 s (~30 ms of
-    /// CPU each, 0.2% of a core) and its resident set swings by ~4.5 MB between trims, not ~9 (8 MB: 93 → 102 MB).
+    /// CPU each, 0.2% of a core) and its resident set swings by ~4 MB between trims, not ~9 (with 8 MB: 91 → 100 MB).
     /// </summary>
     public const long WorthBytes = 4L << 20;
 

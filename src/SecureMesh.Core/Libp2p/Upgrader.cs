@@ -103,7 +103,7 @@ public sealed class Upgrader
                 upgrade.HoldWrites = true;
                 await MultistreamSelect.WriteLazyProposalAsync(upgrade, NoiseProtocolId, ct).ConfigureAwait(false);
                 upgrade.HoldWrites = false;
-                checkAnswer = token => CheckNoiseAnswerAsync(upgrade, multistream, token);
+                checkAnswer = token => CheckNoiseAnswerAsync(upgrade, token);
             }
             else
             {
@@ -147,11 +147,11 @@ public sealed class Upgrader
     }
 
     /// <summary>The listener's answer to our lazy <c>/noise</c> proposal, failing as the security negotiation does.</summary>
-    private static async Task CheckNoiseAnswerAsync(UpgradeStream upgrade, MultistreamOptions multistream, CancellationToken token)
+    private static async Task CheckNoiseAnswerAsync(UpgradeStream upgrade, CancellationToken token)
     {
         try
         {
-            await MultistreamSelect.ReadLazyAnswerAsync(upgrade, NoiseProtocolId, multistream, token).ConfigureAwait(false);
+            await MultistreamSelect.ReadLazyAnswerAsync(upgrade, NoiseProtocolId, token).ConfigureAwait(false);
         }
         catch (SecureMeshException e)
         {

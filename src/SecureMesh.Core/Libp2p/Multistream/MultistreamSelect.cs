@@ -125,34 +125,25 @@ public static class MultistreamSelect
 
     /// <summary>
     /// The listener's answer to a lazy proposal (<see cref="WriteLazyProposalAsync"/>): its header, then the protocol
-    /// echoed. Throws <see cref="SecureMeshException"/> as <see cref="SelectAsync(Stream, IReadOnlyList{string}, MultistreamOptions?, CancellationToken)"/> does.
+    /// echoed. Throws <see cref="SecureMeshException"/>: NotFound for <c>na</c>, Protocol for anything else; a lost stream
+    /// or the caller's deadline (<paramref name="cancellationToken"/> carries it: this runs inside the caller's
+    /// handshake) surface as they are, for the caller to map.
     /// </summary>
-    internal static async Task ReadLazyAnswerAsync(Stream stream, string protocol, MultistreamOptions? options, CancellationToken cancellationToken)
+    internal static async Task ReadLazyAnswerAsync(Stream stream, string protocol, CancellationToken cancellationToken)
     {
-        options ??= MultistreamOptions.Default;
-        using var deadline = new CancellationTokenSource(options.Timeout, options.TimeProvider);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
-        var ct = linked.Token;
-        try
+        var header = await ReadLineAsync(stream, cancellationToken).ConfigureAwait(false);
+        if (header != ProtocolId)
         {
-            var header = await ReadLineAsync(stream, ct).ConfigureAwait(false);
-            if (header != ProtocolId)
-            {
-                throw new SecureMeshException(SecureMeshErrorKind.Protocol, "the peer does not speak multistream-select 1.0: " + Shown(header));
-            }
-            var answer = await ReadLineAsync(stream, ct).ConfigureAwait(false);
-            if (answer == NotAvailable)
-            {
-                throw new SecureMeshException(SecureMeshErrorKind.NotFound, "the peer supports none of " + protocol);
-            }
-            if (answer != protocol)
-            {
-                throw new SecureMeshException(SecureMeshErrorKind.Protocol, $"the peer answered {Shown(answer)} to the proposal {Shown(protocol)}");
-            }
+            throw new SecureMeshException(SecureMeshErrorKind.Protocol, "the peer does not speak multistream-select 1.0: " + Shown(header));
         }
-        catch (Exception e) when (Translate(e, deadline, cancellationToken) is { } error)
+        var answer = await ReadLineAsync(stream, cancellationToken).ConfigureAwait(false);
+        if (answer == NotAvailable)
         {
-            throw error;
+            throw new SecureMeshException(SecureMeshErrorKind.NotFound, "the peer supports none of " + protocol);
+        }
+        if (answer != protocol)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Protocol, $"the peer answered {Shown(answer)} to the proposal {Shown(protocol)}");
         }
     }
 
