@@ -55,16 +55,18 @@ public sealed class IdleMemoryTrimmerTests
     [Fact]
     public void A_quiet_node_that_allocated_little_since_its_last_trim_is_left_alone()
     {
+        // Each step a quiet interval's allocation (below QuietBytes).
+        var step = IdleMemoryTrimmer.QuietBytes * 3 / 4;
         var (counter, trimmer) = Create();
-        counter.Allocated += IdleMemoryTrimmer.WorthBytes - (3 * MB);
+        counter.Allocated += IdleMemoryTrimmer.WorthBytes - (3 * step);
         Assert.False(trimmer.Check());
-        counter.Allocated += MB;
+        counter.Allocated += step;
         Assert.False(trimmer.Check());
         Assert.Equal(0, counter.Trims);
         // Slow allocation adds up: once a young generation's worth is reached, a quiet interval trims.
-        counter.Allocated += MB;
+        counter.Allocated += step;
         Assert.False(trimmer.Check());
-        counter.Allocated += MB + 1;
+        counter.Allocated += step + 1;
         Assert.True(trimmer.Check());
         Assert.Equal(1, trimmer.Trims);
     }

@@ -31,8 +31,37 @@ internal sealed class FrameReader : IDisposable
     /// <summary>The size of the buffer held now (0 while idle).</summary>
     internal int BufferLength => Volatile.Read(ref _buffer)?.Length ?? 0;
 
-    /// <summary>Bytes read from the stream so far.</summary>
+    /// <summary>Bytes read from the stream so far, less those handed out by <see cref="ReadRawAsync"/>.</summary>
     public long BytesRead { get; private set; }
+
+    /// <summary>
+    /// True while a connection is being upgraded: the reader keeps its buffer while it waits. An upgrade waits for
+    /// every message, and giving the buffer back costs a probe of the socket and a zero-byte read each time (two system
+    /// calls per handshake message); an idle connection is never in this state.
+    /// </summary>
+    internal bool KeepBufferWhileWaiting { get; set; }
+
+    /// <summary>Bytes received and not read yet.</summary>
+    internal int BufferedBytes => _end - _start;
+
+    /// <summary>
+    /// Unframed bytes for the part of the upgrade before Noise (multistream-select): what is buffered, else what one read
+    /// of the stream brings (as much as has arrived, so a message and whatever the peer sent after it, such as its first
+    /// Noise message, take one system call; the rest stays buffered for the frames). 0 at the end of the stream.
+    /// </summary>
+    internal async ValueTask<int> ReadRawAsync(Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_buffer is null, this);
+        if (destination.IsEmpty || (_end == _start && !await FillAsync(1, cancellationToken)))
+        {
+            return 0;
+        }
+        var n = Math.Min(destination.Length, _end - _start);
+        _buffer!.AsSpan(_start, n).CopyTo(destination.Span);
+        _start += n;
+        BytesRead -= n;
+        return n;
+    }
 
     /// <summary>
     /// The next frame's body, or <c>null</c> when the stream ended cleanly between frames.
@@ -71,7 +100,7 @@ internal sealed class FrameReader : IDisposable
         if (_start == _end)
         {
             _start = _end = 0;
-            if (_stream is System.Net.Sockets.NetworkStream { DataAvailable: false })
+            if (!KeepBufferWhileWaiting && _stream is System.Net.Sockets.NetworkStream { DataAvailable: false })
             {
                 // Nothing is waiting: an idle connection should hold no buffer. It goes back to the pool while a
                 // zero-byte read waits for the next bytes, and a small one is rented when they come.

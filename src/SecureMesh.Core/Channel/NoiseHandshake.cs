@@ -22,13 +22,23 @@ internal static class NoiseHandshake
     /// <paramref name="local"/>'s static key). Any failure disposes the stream and throws <see cref="SecureMeshException"/>
     /// (or OperationCanceledException for the caller's own token).
     /// </summary>
-    internal static async Task<HandshakeOutcome> RunHandshakeAsync(
+    internal static Task<HandshakeOutcome> RunHandshakeAsync(
         Stream stream, bool initiator, LocalStaticKey local, ReadOnlyMemory<byte> localPayload, PeerId? expected, string? remoteText,
-        ILogger? logger, LogThrottle failureLog, CancellationTokenSource deadline, CancellationToken cancellationToken)
+        ILogger? logger, LogThrottle failureLog, CancellationTokenSource deadline, CancellationToken cancellationToken) =>
+        RunHandshakeAsync(stream, new FrameReader(stream), initiator, local, localPayload, expected, remoteText, logger, failureLog, null, deadline, cancellationToken);
+
+    /// <summary>
+    /// The handshake on a connection whose <paramref name="reader"/> already exists (it may hold the peer's first bytes);
+    /// messages are written to <paramref name="stream"/>. <paramref name="afterFirstWrite"/>, for the initiator, runs
+    /// after message 1 is sent and before message 2 is read: the check of a lazy multistream-select answer that arrives
+    /// ahead of message 2. Failures as above; the reader is disposed with the stream.
+    /// </summary>
+    internal static async Task<HandshakeOutcome> RunHandshakeAsync(
+        Stream stream, FrameReader reader, bool initiator, LocalStaticKey local, ReadOnlyMemory<byte> localPayload, PeerId? expected, string? remoteText,
+        ILogger? logger, LogThrottle failureLog, Func<CancellationToken, Task>? afterFirstWrite, CancellationTokenSource deadline, CancellationToken cancellationToken)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
         var ct = linked.Token;
-        var reader = new FrameReader(stream);
         var handshake = new HandshakeState(initiator, local.Key);
         var message = ArrayPool<byte>.Shared.Rent(2 + HandshakeState.MaxMessageLength);
         var payload = ArrayPool<byte>.Shared.Rent(HandshakeState.MaxMessageLength);
@@ -43,6 +53,10 @@ internal static class NoiseHandshake
             if (initiator)
             {
                 written += await WriteMessageAsync(stream, handshake, ReadOnlyMemory<byte>.Empty, message, ct);
+                if (afterFirstWrite is not null)
+                {
+                    await afterFirstWrite(ct);
+                }
                 var frame = await ReadMessageAsync(reader, 2, ct);
                 payloadUsed = frame.Length;
                 var length = ReadOrThrow(handshake, frame.Span, payload, 2);
@@ -145,10 +159,17 @@ internal static class NoiseHandshake
         {
             throw new SecureMeshException(SecureMeshErrorKind.Protocol, "the peer's identity key is not an Ed25519 libp2p key");
         }
+        if (VerifiedStaticKeys.Find(remoteStatic, identityKey, payload.IdentitySignature) is { } known)
+        {
+            // Exactly these bytes verified before (a peer connecting again with its process's static key).
+            return (known, payload.StreamMuxers);
+        }
         if (!NodeIdentity.Verify(identityKey, NoiseHandshakePayload.SignedData(remoteStatic), payload.IdentitySignature))
         {
             throw new SecureMeshException(SecureMeshErrorKind.Protocol, "the peer's identity signature over its Noise key does not verify");
         }
-        return (PeerId.FromPublicKey(identityKey), payload.StreamMuxers);
+        var peer = PeerId.FromPublicKey(identityKey);
+        VerifiedStaticKeys.Remember(remoteStatic, identityKey, payload.IdentitySignature, peer);
+        return (peer, payload.StreamMuxers);
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net.Sockets;
 using SecureMesh.Core.Channel;
 using SecureMesh.Core.Identity;
@@ -87,26 +88,43 @@ public sealed class Upgrader
             MaxProposals = _options.MaxProposals,
             TimeProvider = _options.TimeProvider,
         };
+        // One buffer reads the whole upgrade (multistream-select lines and Noise messages that arrive together take one
+        // read), and writes are held so that multistream-select's lines leave with a Noise message: the dialer proposes
+        // /noise lazily (header, proposal and message 1 in one segment, the answer checked before message 2 is read), and
+        // a listener whose dialer did so answers with message 2. Message 1 is an ephemeral key only, sent in the clear
+        // anyway: a listener that refuses /noise learns nothing from it.
+        var reader = new FrameReader(stream) { KeepBufferWhileWaiting = true };
+        var upgrade = new UpgradeStream(stream, reader);
+        Func<CancellationToken, Task>? checkAnswer = null;
         try
         {
             if (initiator)
             {
-                await MultistreamSelect.SelectAsync(stream, [NoiseProtocolId], multistream, ct).ConfigureAwait(false);
+                upgrade.HoldWrites = true;
+                await MultistreamSelect.WriteLazyProposalAsync(upgrade, NoiseProtocolId, ct).ConfigureAwait(false);
+                upgrade.HoldWrites = false;
+                checkAnswer = token => CheckNoiseAnswerAsync(upgrade, token);
             }
             else
             {
-                await MultistreamSelect.NegotiateAsync(stream, p => p == NoiseProtocolId, [NoiseProtocolId], multistream, ct).ConfigureAwait(false);
+                upgrade.HoldWhilePeerBytesBuffered = true;
+                await MultistreamSelect.NegotiateAsync(upgrade, p => p == NoiseProtocolId, [NoiseProtocolId], multistream, ct).ConfigureAwait(false);
+                upgrade.HoldWhilePeerBytesBuffered = false;
             }
         }
         catch (Exception e)
         {
-            await stream.DisposeAsync().ConfigureAwait(false);
+            reader.Dispose();
+            await upgrade.DisposeAsync().ConfigureAwait(false);
             throw Failed(e, "security negotiation", remote, deadline, cancellationToken);
         }
 
         // The handshake logs its own failures, closes the stream and throws SecureMeshException (or the caller's cancellation).
-        var handshake = await NoiseHandshake.RunHandshakeAsync(stream, initiator, LocalStaticKey.For(_identity), _payload, expected, remote,
-            _options.Logger, _options.FailureLog, deadline, cancellationToken).ConfigureAwait(false);
+        var handshake = await NoiseHandshake.RunHandshakeAsync(upgrade, reader, initiator, LocalStaticKey.For(_identity), _payload, expected, remote,
+            _options.Logger, _options.FailureLog, checkAnswer, deadline, cancellationToken).ConfigureAwait(false);
+        // Our last handshake message carried anything held; from here on the reader gives its buffer back while it waits.
+        Debug.Assert(upgrade.HeldBytes == 0, "held bytes outlived the handshake");
+        reader.KeepBufferWhileWaiting = false;
         var secured = new NoiseStream(stream, handshake);
         try
         {
@@ -125,6 +143,19 @@ public sealed class Upgrader
         {
             await secured.DisposeAsync().ConfigureAwait(false);
             throw Failed(e, "muxer negotiation with " + handshake.RemotePeer, remote, deadline, cancellationToken);
+        }
+    }
+
+    /// <summary>The listener's answer to our lazy <c>/noise</c> proposal, failing as the security negotiation does.</summary>
+    private static async Task CheckNoiseAnswerAsync(UpgradeStream upgrade, CancellationToken token)
+    {
+        try
+        {
+            await MultistreamSelect.ReadLazyAnswerAsync(upgrade, NoiseProtocolId, token).ConfigureAwait(false);
+        }
+        catch (SecureMeshException e)
+        {
+            throw new SecureMeshException(e.Kind, "security negotiation failed: " + e.Message, e);
         }
     }
 

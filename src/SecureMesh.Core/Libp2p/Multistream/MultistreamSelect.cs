@@ -113,6 +113,40 @@ public static class MultistreamSelect
         throw new SecureMeshException(SecureMeshErrorKind.NotFound, "the peer supports none of " + string.Join(", ", protocols));
     }
 
+    /// <summary>
+    /// The dialer's half of a lazy (optimistic) selection of one protocol, as rust-libp2p's <c>V1Lazy</c> and js-libp2p's
+    /// optimistic select do: the header and the proposal are written now, and the dialer goes on with the protocol's first
+    /// bytes without waiting for the answer (a stream that holds writes sends them all in one go). The answer must then
+    /// be checked with <see cref="ReadLazyAnswerAsync"/> before the dialer reads anything of the protocol. Only for a
+    /// protocol whose first message tells the dialer nothing secret: a listener that refuses it has seen it.
+    /// </summary>
+    internal static ValueTask WriteLazyProposalAsync(Stream stream, string protocol, CancellationToken cancellationToken) =>
+        LengthPrefixed.WriteAsync(stream, [HeaderLine, EncodeLine(protocol)], cancellationToken);
+
+    /// <summary>
+    /// The listener's answer to a lazy proposal (<see cref="WriteLazyProposalAsync"/>): its header, then the protocol
+    /// echoed. Throws <see cref="SecureMeshException"/>: NotFound for <c>na</c>, Protocol for anything else; a lost stream
+    /// or the caller's deadline (<paramref name="cancellationToken"/> carries it: this runs inside the caller's
+    /// handshake) surface as they are, for the caller to map.
+    /// </summary>
+    internal static async Task ReadLazyAnswerAsync(Stream stream, string protocol, CancellationToken cancellationToken)
+    {
+        var header = await ReadLineAsync(stream, cancellationToken).ConfigureAwait(false);
+        if (header != ProtocolId)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Protocol, "the peer does not speak multistream-select 1.0: " + Shown(header));
+        }
+        var answer = await ReadLineAsync(stream, cancellationToken).ConfigureAwait(false);
+        if (answer == NotAvailable)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.NotFound, "the peer supports none of " + protocol);
+        }
+        if (answer != protocol)
+        {
+            throw new SecureMeshException(SecureMeshErrorKind.Protocol, $"the peer answered {Shown(answer)} to the proposal {Shown(protocol)}");
+        }
+    }
+
     /// <summary>As listener: takes the first proposal in <paramref name="supported"/>, answers <c>ls</c> with it.</summary>
     public static Task<string> NegotiateAsync(Stream stream, IReadOnlyCollection<string> supported, CancellationToken cancellationToken)
     {
@@ -181,6 +215,7 @@ public static class MultistreamSelect
     private static bool ProposalWaiting(Stream stream) => stream switch
     {
         NetworkStream network => network.DataAvailable,
+        UpgradeStream upgrade => upgrade.PeerBytesWaiting,
         Yamux.YamuxStream yamux => yamux.BufferedBytes > 0,
         _ => false,
     };
