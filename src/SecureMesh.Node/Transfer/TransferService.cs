@@ -62,17 +62,20 @@ public sealed class TransferService : IAsyncDisposable, IServingHost
     /// </summary>
     public void RefreshAccess()
     {
-        bool changed;
+        AccessSnapshot snapshot;
         try
         {
-            changed = Access.Refresh();
+            Access.Refresh();
+            snapshot = Access.Current;
         }
         catch (SecureMeshException e)
         {
             TransferLog.ServeFailed(_logger, "-", e.Message);
             return;
         }
-        if (!changed)
+        // Compared with the snapshot the transfers were last checked against, not with whether this call rebuilt it: a
+        // refused request may have rebuilt it first (ShareAuthorizer.RefreshIfStale), and the cut must not be skipped.
+        if (ReferenceEquals(Interlocked.Exchange(ref _reauthorizedFor, snapshot), snapshot))
         {
             return;
         }
@@ -84,6 +87,9 @@ public sealed class TransferService : IAsyncDisposable, IServingHost
             }
         }
     }
+
+    /// <summary>The access snapshot the running transfers were last checked against.</summary>
+    private AccessSnapshot? _reauthorizedFor;
 
     private async Task AccessLoopAsync()
     {

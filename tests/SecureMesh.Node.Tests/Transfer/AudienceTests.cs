@@ -210,6 +210,34 @@ public sealed class AudienceTests
     }
 
     [Fact]
+    public async Task A_removal_seen_first_by_a_refused_request_still_cuts_the_transfer_at_the_next_refresh()
+    {
+        // The poll is slow here, so the test decides the order: a refused request (C asking for what it may not see)
+        // rebuilds the snapshot after B's removal before the refresh runs; the refresh must still cut B's transfer
+        // (and audit it) although it finds the snapshot already current.
+        await using var s = await StartAsync(TransferNode.Fast(o =>
+        {
+            o.UploadLimit = 64 * 1024;
+            o.AccessPoll = TimeSpan.FromHours(1);
+        }), familySize: 40 * TransferNode.ChunkSize);
+        s.A.Transfer.RefreshAccess();
+        var handle = s.B.Transfer.StartDownload(s.Family);
+        await Wait.UntilAsync(() => handle.Progress.BytesDone >= 4 * TransferNode.ChunkSize, TimeSpan.FromSeconds(20), "the first chunks");
+
+        using (var cli = SecureMeshDatabase.Open(s.A.Home))
+        {
+            Assert.Equal(1, cli.Groups.RemoveMembers("family", [s.B.PeerId]));
+        }
+        Assert.False(s.A.Transfer.Access.CanSee(s.C.PeerId, s.Family.Text));
+        Assert.False(s.A.Transfer.Access.CanSee(s.B.PeerId, s.Family.Text));
+        s.A.Transfer.RefreshAccess();
+
+        Assert.Contains(s.A.Db.Audit.List(), e => e.Event == "transfer.cut" && e.PeerId == s.B.PeerId.Text && e.Detail.Contains(s.Family.Text, StringComparison.Ordinal));
+        var result = await handle.Completion.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(DownloadState.Failed, result.State);
+    }
+
+    [Fact]
     public async Task A_share_with_all_is_seen_by_every_trusted_peer_but_never_by_a_pending_or_blocked_one()
     {
         await using var s = await StartAsync();

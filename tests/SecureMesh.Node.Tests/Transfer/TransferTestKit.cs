@@ -144,6 +144,7 @@ internal sealed class TransferOptionsBuilder
     public int MaxConcurrentServes { get; set; } = 16;
     public TimeSpan ServedFileIdle { get; set; } = TimeSpan.FromSeconds(5);
     public TimeSpan PeerWait { get; set; } = TimeSpan.FromSeconds(10);
+    public TimeSpan AccessPoll { get; set; } = TimeSpan.FromMilliseconds(250);
 
     public TransferOptions Build() => new()
     {
@@ -160,5 +161,6 @@ internal sealed class TransferOptionsBuilder
         MaxConcurrentServes = MaxConcurrentServes,
         ServedFileIdle = ServedFileIdle,
         PeerWait = PeerWait,
+        AccessPollInterval = AccessPoll,
     };
 }
