@@ -44,26 +44,8 @@ public sealed class MessageStream : IAsyncDisposable
     /// <summary>Why the stream ended, or null while it is usable.</summary>
     public string? ClosedReason => _closedReason;
 
-    /// <summary>Bytes a caller of <see cref="SendWithHeaderRoomAsync"/> leaves free in front of its message for the length.</summary>
-    public const int HeaderRoom = MaxHeaderLength;
-
     /// <summary>Sends one message.</summary>
-    public ValueTask SendAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken) =>
-        SendCoreAsync(message, default, cancellationToken);
-
-    /// <summary>
-    /// Sends the message <paramref name="buffer"/>[<see cref="HeaderRoom"/>..]: its length is written into the bytes
-    /// just before it and both go out in one write, with no copy (a large message's length is not a muxer frame,
-    /// a Noise frame and a socket write of its own). The first <see cref="HeaderRoom"/> bytes are overwritten.
-    /// </summary>
-    public ValueTask SendWithHeaderRoomAsync(Memory<byte> buffer, CancellationToken cancellationToken)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(buffer.Length, HeaderRoom);
-        return SendCoreAsync(buffer[HeaderRoom..], buffer, cancellationToken);
-    }
-
-    /// <summary>Sends <paramref name="message"/>; when <paramref name="room"/> is not empty the message is its tail, after <see cref="HeaderRoom"/> free bytes.</summary>
-    private async ValueTask SendCoreAsync(ReadOnlyMemory<byte> message, Memory<byte> room, CancellationToken cancellationToken)
+    public async ValueTask SendAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
     {
         if (message.Length > _maxMessageSize)
         {
@@ -74,18 +56,11 @@ public sealed class MessageStream : IAsyncDisposable
         try
         {
             ThrowIfClosed();
+            // A small message goes out with its length in one write (one muxer frame); a large one is written from the
+            // caller's buffer after its length, without a copy.
             var headerLength = Varint.Size((ulong)message.Length);
-            if (!room.IsEmpty)
+            if (message.Length <= 4096)
             {
-                // The length goes right in front of the message, in the room the caller left: one write.
-                var start = HeaderRoom - headerLength;
-                Varint.Write(room.Span[start..HeaderRoom], (ulong)message.Length);
-                await _stream.WriteAsync(room[start..], cancellationToken).ConfigureAwait(false);
-            }
-            else if (message.Length <= 4096)
-            {
-                // A small message goes out with its length in one write (one muxer frame); a large one is written from
-                // the caller's buffer after its length, without a copy.
                 var buffer = ArrayPool<byte>.Shared.Rent(headerLength + message.Length);
                 try
                 {

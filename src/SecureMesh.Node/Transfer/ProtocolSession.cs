@@ -374,12 +374,10 @@ public sealed class ProtocolSession
         // a ChunkResponse (type | varint id | varint index | varint length | data | varint count | proof).
         var header = 1 + Varint.Size(request.RequestId) + Varint.Size((ulong)request.Index) + Varint.Size((ulong)length);
         var total = header + length + Varint.Size((ulong)proofCount) + (proofCount * MerkleTree.HashLength);
-        // Room in front for the message's length, so that it goes out in the same write as the message.
-        var room = MessageStream.HeaderRoom;
-        var buffer = ArrayPool<byte>.Shared.Rent(room + total);
+        var buffer = ArrayPool<byte>.Shared.Rent(total);
         try
         {
-            var span = buffer.AsSpan(room, total);
+            var span = buffer.AsSpan(0, total);
             span[0] = (byte)WireMessageType.ChunkResponse;
             var pos = 1;
             pos += Varint.Write(span[pos..], request.RequestId);
@@ -410,9 +408,7 @@ public sealed class ProtocolSession
                 await TrySendErrorAsync(request.RequestId, WireErrorCode.NotFound, NotShared, ct).ConfigureAwait(false);
                 return;
             }
-            using var timer = new CancellationTokenSource(_options.SendTimeout, _options.Time);
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, ct);
-            await _channel.SendWithHeaderRoomAsync(buffer.AsMemory(0, room + pos), linked.Token).ConfigureAwait(false);
+            await SendRawAsync(buffer.AsMemory(0, pos), ct).ConfigureAwait(false);
             Interlocked.Increment(ref ChunksServed);
         }
         finally
