@@ -4,7 +4,8 @@
 # Also the Syncthing speed comparison (ONLY=securemesh,syncthing). Full description: cost_per_gib.py's header.
 #
 #   cost-per-gib.sh [ROUNDS] [SIZE_MIB]      ONLY=securemesh,ssh,syncthing   MODE=node|oneoff   SECUREMESH_DLL=...
-#                                            COMPARE_DLL=... (another build as a contestant, "baseline": before/after pairs)
+#                                            COMPARE_DLL=... (another build as a contestant, "baseline": before/after pairs;
+#                                            several, comma-separated: "baseline", "baseline2", ...)
 #
 # Needs a Release build (dotnet build src/SecureMesh.Cli -c Release) or a published one (SECUREMESH_DLL), and the
 # Debian packages openssh-server and syncthing.

@@ -21,7 +21,8 @@ seconds per GiB, and the medians of the pairwise ratios against securemesh measu
   cost-per-gib.sh [ROUNDS] [SIZE_MIB]     ONLY=securemesh,ssh,syncthing (default: all three)  MODE=node|oneoff
   SECUREMESH_DLL=path/to/securemesh.dll  (default: the Release build of src/SecureMesh.Cli)
   COMPARE_DLL=path/to/other/securemesh.dll  adds that build as one more contestant, "baseline" (before/after pairs of a
-                                          change in the same rounds; "securemesh vs baseline" speed above 1x: the SECUREMESH_DLL build is faster)
+                                          change in the same rounds; "securemesh vs baseline" speed above 1x: the SECUREMESH_DLL build is faster);
+                                          several, separated by commas, are "baseline", "baseline2", ...
 
 Needs openssh-server and syncthing (apt-get install -y openssh-server syncthing). Everything runs on 127.0.0.1 in a
 temporary folder that is removed at the end.
@@ -339,8 +340,10 @@ def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     size_mib = int(sys.argv[2]) if len(sys.argv) > 2 else 1024
     only = os.environ.get("ONLY", "securemesh,ssh,syncthing").split(",")
-    if os.environ.get("COMPARE_DLL") and "baseline" not in only:
-        only.append("baseline")
+    # COMPARE_DLL: one more SecureMesh build ("baseline"), or several separated by commas ("baseline", "baseline2", ...).
+    compare = [d for d in os.environ.get("COMPARE_DLL", "").split(",") if d]
+    baselines = {("baseline" if i == 0 else f"baseline{i + 1}"): d for i, d in enumerate(compare)}
+    only += [b for b in baselines if b not in only]
     mode = os.environ.get("MODE", "node")
     work = tempfile.mkdtemp(prefix="sm-cost.")
     contestants = []
@@ -352,9 +355,9 @@ def main():
         for name in only:
             if name == "securemesh":
                 contestants.append(SecureMesh(work, payload, mode))
-            elif name == "baseline":
-                # COMPARE_DLL: a second SecureMesh build (before a change) as its own contestant, for before/after pairs.
-                contestants.append(SecureMesh(work, payload, mode, os.environ["COMPARE_DLL"], "baseline"))
+            elif name in baselines:
+                # COMPARE_DLL: another SecureMesh build (before a change) as its own contestant, for before/after pairs.
+                contestants.append(SecureMesh(work, payload, mode, baselines[name], name))
             elif name == "ssh":
                 contestants.append(Ssh(work, payload))
             elif name == "syncthing":

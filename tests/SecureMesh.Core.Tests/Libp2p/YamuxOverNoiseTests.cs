@@ -270,6 +270,49 @@ public sealed class YamuxOverNoiseTests : IDisposable
     }
 
     [Fact]
+    public async Task A_reader_of_large_messages_that_finds_some_bytes_buffered_when_it_waits_is_still_filled_directly()
+    {
+        // As the transfer protocol reads a chunk reply: a small read for the message's start (never parked), then the
+        // rest into one large buffer, waiting for all of it. The writer is ahead, so bytes are buffered at nearly every
+        // large wait; before issue 20's fix such a reader was never parked and every byte was copied out of the
+        // stream's buffer (0.05% went straight in, measured through a whole 1 GiB download).
+        await using var sessions = await SessionsOverNoiseAsync(new YamuxOptions());
+        var (writer, reader) = (sessions.Writer, sessions.Reader);
+        const int Message = 1024 * 1024;
+        const int Count = 12;
+        var before = reader.BytesDeliveredDirectly;
+
+        var write = Task.Run(async () =>
+        {
+            var message = new byte[Message];
+            for (var i = 0; i < Count; i++)
+            {
+                message.AsSpan().Fill((byte)(i + 1));
+                await writer.WriteAsync(message);
+            }
+        });
+        var head = new byte[1];
+        var body = new byte[Message - 1];
+        for (var i = 0; i < Count; i++)
+        {
+            Assert.Equal(1, await reader.ReadAsync(head).AsTask().WaitAsync(Patience));
+            Assert.Equal((byte)(i + 1), head[0]);
+            for (var done = 0; done < body.Length;)
+            {
+                var n = await reader.ReadAsync(body.AsMemory(done), body.Length - done).AsTask().WaitAsync(Patience);
+                Assert.True(n > 0);
+                done += n;
+            }
+            // Every byte of the message arrived, in order, whichever way it came.
+            Assert.Equal(-1, body.AsSpan().IndexOfAnyExcept((byte)(i + 1)));
+        }
+        await write.WaitAsync(Patience);
+
+        const long Total = (long)Message * Count;
+        Assert.True(reader.BytesDeliveredDirectly - before >= Total / 2, $"only {reader.BytesDeliveredDirectly - before} of {Total} bytes went straight into the reader's buffer");
+    }
+
+    [Fact]
     public async Task The_read_loop_waits_only_briefly_for_a_reader_that_stopped_reading()
     {
         await using var sessions = await SessionsOverNoiseAsync();

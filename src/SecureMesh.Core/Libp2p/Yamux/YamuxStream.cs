@@ -257,6 +257,14 @@ public sealed class YamuxStream : Stream
                         _suspendedLoop = null;
                         _wakeAt = want;
                         _wakeFull = Math.Max(want, buffer.Length);
+                        if (_received.Length > 0 && buffer.Length - have >= MinParkedBuffer)
+                        {
+                            // Some bytes are here, fewer than waited for: taken now (they would be copied out at the
+                            // wake-up anyway), so that the buffer can be parked and what comes next goes straight into
+                            // it, instead of into our buffer and copied out again (issue 20: without this a reader of
+                            // large messages found bytes buffered at nearly every wait and was never parked).
+                            delivered += _received.Read(buffer.Span[delivered..]);
+                        }
                         if (delivered > 0 || (_received.Length == 0 && buffer.Length >= MinParkedBuffer))
                         {
                             // Nothing is buffered before: the read loop may put what comes next straight into the caller's buffer.
