@@ -816,19 +816,25 @@ public sealed partial class MeshNode : IAsyncDisposable
         finally
         {
             session.RequestClose(_stopping.IsCancellationRequested ? "node stopping" : "closed");
-            // A refusal is recorded while the session is still in the table: a dialler that finds neither the session nor
-            // the refusal would redial at once, before the refusal's backoff, and count two refusals for one.
-            if (session.RefusedByPeer)
+            // Gone from the table before its end is recorded: whoever sees the record and dials again gets a new
+            // connection. Marked as ending meanwhile, so the connector, which finds neither the session nor (yet) a
+            // refusal, does not redial before the refusal's backoff and count two refusals for one.
+            _ending.AddOrUpdate(session.PeerId, 1, (_, n) => n + 1);
+            try
             {
-                RecordRefusal(session.PeerId);
+                lock (_sessionsGate)
+                {
+                    _sessions.TryRemove(new KeyValuePair<PeerId, PeerSession>(session.PeerId, session));
+                }
+                AfterSession(session);
             }
-            // Gone from the table before the rest of its end is recorded: whoever sees the record and dials again gets a
-            // new connection.
-            lock (_sessionsGate)
+            finally
             {
-                _sessions.TryRemove(new KeyValuePair<PeerId, PeerSession>(session.PeerId, session));
+                if (_ending.AddOrUpdate(session.PeerId, 0, (_, n) => n - 1) == 0)
+                {
+                    _ending.TryRemove(new KeyValuePair<PeerId, int>(session.PeerId, 0));
+                }
             }
-            AfterSession(session);
             await session.Muxer.DisposeAsync().ConfigureAwait(false);
             await session.Connection.DisposeAsync().ConfigureAwait(false);
             Task[] pending;
@@ -895,9 +901,19 @@ public sealed partial class MeshNode : IAsyncDisposable
         }
     }
 
+    /// <summary>Sessions that have left the table and whose end is being recorded, by peer.</summary>
+    private readonly ConcurrentDictionary<PeerId, int> _ending = new();
+
+    /// <summary>True while a session with <paramref name="peer"/> has left the table but its end (a refusal) is not recorded yet.</summary>
+    internal bool IsEnding(PeerId peer) => _ending.ContainsKey(peer);
+
     /// <summary>Records how a session ended: a refusal by the peer, or a hang-up before any word (it may not trust us yet).</summary>
     private void AfterSession(PeerSession session)
     {
+        if (session.RefusedByPeer)
+        {
+            RecordRefusal(session.PeerId);
+        }
         var peer = session.PeerId;
         var reason = session.RefusedByPeer ? "refused by the peer" : session.CloseReason ?? "closed";
         if (_handshakes.TryGetValue(peer, out var note) && note.At == session.Since && string.Equals(note.Sas, session.ShortAuthString, StringComparison.Ordinal))

@@ -222,25 +222,27 @@ public sealed class RefusalTests
     }
 
     [Fact]
-    public async Task A_refused_session_leaves_the_table_only_after_its_refusal_is_counted()
+    public async Task A_refused_session_is_counted_before_the_connector_may_dial_again()
     {
-        // The connector redials a trusted peer that has neither a session nor a refusal in its backoff. Were the session
-        // gone before its refusal is counted, a tick in between would redial at once and count two refusals for one
-        // backoff (RefusalTests' backoff test failed that way under load).
+        // The connector redials a trusted peer that has no session, is not ending one, and has no refusal in its
+        // backoff. Were the session gone and not marked ending before its refusal is counted, a tick in between would
+        // redial at once and count two refusals for one backoff (RefusalTests' backoff test failed that way under load).
         await using var alice = TestNode.Start();
         await using var bob = TestNode.Start();
         alice.Db.Trust.AddPeer(bob.Identity.PeerId, trusted: true);
         alice.Db.Trust.Block(bob.Identity.PeerId);
         bob.Db.Trust.AddPeer(alice.Identity.PeerId, trusted: true);
 
-        for (var i = 1; i <= 5; i++)
+        // The window is short (a database write): twenty refusals make it likely that the watcher lands in it.
+        for (var i = 1; i <= 20; i++)
         {
             var session = await bob.Node.ConnectAsync(alice.Identity.PeerId, alice.EndPoint, CancellationToken.None);
-            // Watch from another thread, as the connector's loop does: from the moment the session is gone, the refusal is counted.
+            // Watch from another thread, as the connector's loop does: once the session is neither in the table nor
+            // ending, the refusal is counted.
             var watch = Task.Run(() =>
             {
                 var deadline = DateTime.UtcNow + Patience;
-                while (ReferenceEquals(bob.Node.GetSession(alice.Identity.PeerId), session))
+                while (ReferenceEquals(bob.Node.GetSession(alice.Identity.PeerId), session) || bob.Node.IsEnding(alice.Identity.PeerId))
                 {
                     Assert.True(DateTime.UtcNow < deadline, "the refused session never ended");
                     Thread.SpinWait(20);
@@ -248,6 +250,8 @@ public sealed class RefusalTests
                 return bob.Db.Trust.GetPeer(alice.Identity.PeerId)!.Refusals;
             });
             Assert.Equal(i, await watch);
+            // And a dial after the count is a new connection, not the session that was ending.
+            Assert.Null(bob.Node.GetSession(alice.Identity.PeerId));
         }
     }
 

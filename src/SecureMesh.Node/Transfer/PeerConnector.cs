@@ -93,8 +93,9 @@ public sealed class PeerConnector : IAsyncDisposable
         var now = _time.GetUtcNow();
         foreach (var peer in _db.Trust.ListPeers(PeerState.Trusted))
         {
-            if (peer.PeerId.Equals(_node.PeerId) || _node.GetSession(peer.PeerId) is not null)
+            if (peer.PeerId.Equals(_node.PeerId) || _node.GetSession(peer.PeerId) is not null || _node.IsEnding(peer.PeerId))
             {
+                // Connected, or a session that just ended is still being recorded (perhaps a refusal, which sets a backoff).
                 continue;
             }
             if (NextAttemptAfterRefusal(peer) is { } next && now < next)
