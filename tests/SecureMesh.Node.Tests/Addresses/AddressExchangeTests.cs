@@ -214,6 +214,11 @@ public sealed class AddressExchangeTests : IAsyncLifetime
         var oldB = hostB.Node.LocalEndPoint;
         a.Db.Trust.AddAddress(b.Id.PeerId, PeerAddressFormat.FromEndPoint(oldB));
         await hostA.Node.ConnectAsync(b.Id.PeerId, oldB, CancellationToken.None);
+        // Where A reached B is written by the node's poll (SeenPeers, every 250 ms), stamped when written: wait for it, or
+        // under load it may be written after the circuit address works below and be taken as the more recent success.
+        var oldText = PeerAddressFormat.FromEndPoint(oldB);
+        await Wait.UntilAsync(() => a.Db.Trust.GetPeer(b.Id.PeerId)!.Addresses.Any(x => x.Address == oldText && x.LastSeen is not null),
+            TimeSpan.FromSeconds(20), "A to record where it reached B");
         // A learns B's circuit address from B's identify; A has no address for R and no session with it.
         await Wait.UntilAsync(() => a.Db.LearnedAddresses.List(b.Id.PeerId).Any(l => l.Source == "relay"), TimeSpan.FromSeconds(20), "the learned circuit address");
         var circuit = Assert.Single(a.Db.LearnedAddresses.List(b.Id.PeerId), l => l.Source == "relay").Address;
