@@ -14,7 +14,7 @@ namespace SecureMesh.Core.Channel;
 /// may work at once. A frame that fails decryption, a frame cut short or a write cancelled part-way ends the stream for
 /// good; a clean end of the connection between frames reads as the end of the stream.
 /// </summary>
-public sealed class NoiseStream : Stream, IGatheringStream, IImmediateReadStream, IHalfClosable
+public sealed class NoiseStream : DuplexStream, IGatheringStream, IImmediateReadStream, IHalfClosable
 {
     private const int SendBufferSize = 4 * (FrameReader.MaxFrameLength + 2);
     private const int MaxFramePlaintext = FrameReader.MaxFrameLength - CipherState.TagLength;
@@ -61,25 +61,6 @@ public sealed class NoiseStream : Stream, IGatheringStream, IImmediateReadStream
 
     /// <summary>Why the stream ended, or null while it is usable.</summary>
     public string? ClosedReason => _closedReason;
-
-    /// <inheritdoc/>
-    public override bool CanRead => true;
-
-    /// <inheritdoc/>
-    public override bool CanWrite => true;
-
-    /// <inheritdoc/>
-    public override bool CanSeek => false;
-
-    /// <inheritdoc/>
-    public override long Length => throw new NotSupportedException();
-
-    /// <inheritdoc/>
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
 
     /// <inheritdoc/>
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
@@ -393,12 +374,6 @@ public sealed class NoiseStream : Stream, IGatheringStream, IImmediateReadStream
 
     /// <inheritdoc/>
     public override void Flush() => _inner.Flush();
-
-    /// <inheritdoc/>
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    /// <inheritdoc/>
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     /// <summary>Test seam: the transport keys, to check nonce handling.</summary>
     internal TransportState TransportForTest => _transport;

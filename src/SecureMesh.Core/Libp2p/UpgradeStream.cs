@@ -12,7 +12,7 @@ namespace SecureMesh.Core.Libp2p;
 /// listener's header, answer and second message when the dialer's first message came with its proposal. Held bytes
 /// always leave with the very next write; a write cancelled or failed closes the connection anyway.
 /// </summary>
-internal sealed class UpgradeStream : Stream
+internal sealed class UpgradeStream : DuplexStream
 {
     private readonly Stream _inner;
     private readonly FrameReader _reader;
@@ -40,20 +40,6 @@ internal sealed class UpgradeStream : Stream
     /// <summary>True when the peer's next bytes can be read without waiting.</summary>
     public bool PeerBytesWaiting => _reader.BufferedBytes > 0 || _inner is NetworkStream { DataAvailable: true };
 
-    public override bool CanRead => true;
-
-    public override bool CanWrite => true;
-
-    public override bool CanSeek => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
         _reader.ReadRawAsync(buffer, cancellationToken);
 
@@ -70,25 +56,20 @@ internal sealed class UpgradeStream : Stream
             Hold(buffer.Span);
             return;
         }
-        if (_held is not { } held)
+        if (_held is null)
         {
             await _inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
             return;
         }
-        _held = null;
+        // What was held leaves with this write, in one segment.
+        Hold(buffer.Span);
+        var held = _held;
         var count = _heldCount;
+        _held = null;
         _heldCount = 0;
         try
         {
-            if (held.Length - count < buffer.Length)
-            {
-                var larger = ArrayPool<byte>.Shared.Rent(count + buffer.Length);
-                held.AsSpan(0, count).CopyTo(larger);
-                ArrayPool<byte>.Shared.Return(held);
-                held = larger;
-            }
-            buffer.Span.CopyTo(held.AsSpan(count));
-            await _inner.WriteAsync(held.AsMemory(0, count + buffer.Length), cancellationToken).ConfigureAwait(false);
+            await _inner.WriteAsync(held.AsMemory(0, count), cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -106,10 +87,6 @@ internal sealed class UpgradeStream : Stream
         _heldCount > 0 ? Task.CompletedTask : _inner.FlushAsync(cancellationToken);
 
     public override void Flush() => FlushAsync(CancellationToken.None).GetAwaiter().GetResult();
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     private void Hold(ReadOnlySpan<byte> bytes)
     {

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using SecureMesh.Core.Channel;
 using SecureMesh.Core.Libp2p;
 using SecureMesh.Core.Libp2p.Yamux;
 using static SecureMesh.Core.Tests.Libp2p.YamuxKit;
@@ -81,27 +82,13 @@ public class YamuxSendPathTests
     }
 
     /// <summary>Records what the session writes (gathered or plain); reads give <c>incoming</c> in pieces of at most <c>readSize</c>, then wait.</summary>
-    private sealed class RecordingTransport(byte[]? incoming = null, int readSize = int.MaxValue) : Stream, IGatheringStream
+    private sealed class RecordingTransport(byte[]? incoming = null, int readSize = int.MaxValue) : DuplexStream, IGatheringStream
     {
         private int _offset;
 
         public List<(byte[] First, ReadOnlyMemory<byte> Second)> Gathered { get; } = [];
 
         public List<byte[]> Plain { get; } = [];
-
-        public override bool CanRead => true;
-
-        public override bool CanWrite => true;
-
-        public override bool CanSeek => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
 
         public ValueTask WriteAsync(ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second, CancellationToken cancellationToken)
         {
@@ -148,8 +135,5 @@ public class YamuxSendPathTests
 
         public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }

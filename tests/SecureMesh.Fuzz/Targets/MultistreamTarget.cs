@@ -1,5 +1,6 @@
 using System.Text;
 using SecureMesh.Core;
+using SecureMesh.Core.Channel;
 using SecureMesh.Core.Libp2p.Multistream;
 
 namespace SecureMesh.Fuzz.Targets;
@@ -70,26 +71,12 @@ internal static class MultistreamTarget
     ];
 
     /// <summary>Reads hand out the script a few bytes at a time; writes are kept.</summary>
-    private sealed class ScriptedStream(byte[] script, int perRead) : Stream
+    private sealed class ScriptedStream(byte[] script, int perRead) : DuplexStream
     {
         private readonly MemoryStream _written = new();
         private int _position;
 
         public byte[] Written => _written.ToArray();
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
 
         public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
@@ -116,8 +103,5 @@ internal static class MultistreamTarget
         {
         }
 
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }

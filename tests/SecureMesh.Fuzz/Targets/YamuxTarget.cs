@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using SecureMesh.Core;
+using SecureMesh.Core.Channel;
 using SecureMesh.Core.Libp2p.Yamux;
 
 namespace SecureMesh.Fuzz.Targets;
@@ -128,23 +129,9 @@ internal static class YamuxTarget
     }
 
     /// <summary>Hands out the input a few bytes per read, then a clean end; swallows what the session writes.</summary>
-    private sealed class InputStream(byte[] input, int perRead) : Stream
+    private sealed class InputStream(byte[] input, int perRead) : DuplexStream
     {
         private int _position;
-
-        public override bool CanRead => true;
-
-        public override bool CanWrite => true;
-
-        public override bool CanSeek => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
 
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -166,8 +153,5 @@ internal static class YamuxTarget
         {
         }
 
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }

@@ -1,3 +1,5 @@
+using SecureMesh.Core.Channel;
+
 namespace SecureMesh.Core.Libp2p.Yamux;
 
 /// <summary>
@@ -7,7 +9,7 @@ namespace SecureMesh.Core.Libp2p.Yamux;
 /// read and the peer has finished, and resets otherwise (as TCP does with unread data).
 /// Failures of the stream or its session are <see cref="SecureMeshException"/>s.
 /// </summary>
-public sealed class YamuxStream : Stream
+public sealed class YamuxStream : DuplexStream
 {
     /// <summary>A waiting reader's buffer at least this large may be filled by the read loop directly (no copy through our buffer).</summary>
     internal const int MinParkedBuffer = 16 * 1024;
@@ -129,24 +131,6 @@ public sealed class YamuxStream : Stream
     internal bool EndsQuietly { get; set; }
 
     internal bool HoldsBacklog;
-
-    public override bool CanRead => true;
-
-    public override bool CanWrite => true;
-
-    public override bool CanSeek => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
