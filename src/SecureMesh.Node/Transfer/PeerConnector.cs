@@ -26,7 +26,7 @@ public sealed class PeerConnector : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<PeerId, (long DueStamp, TimeSpan Backoff)> _state = new();
-    private readonly ConcurrentDictionary<PeerId, byte> _dialing = new();
+    private readonly ConcurrentDictionary<PeerId, Task> _dialing = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly HashSet<string> _connected = new(StringComparer.Ordinal);
     private Task _loop = Task.CompletedTask;
@@ -49,7 +49,7 @@ public sealed class PeerConnector : IAsyncDisposable
     {
         using var cts = new CancellationTokenSource(timeout, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cts.Token, cancellationToken);
-        var dials = Targets().Select(t => DialAsync(t.Peer, t.Addresses, linked.Token));
+        var dials = Targets().Select(t => DialAsync(t.Peer, t.Addresses, linked.Token, awaitRunning: true));
         await Task.WhenAll(dials).ConfigureAwait(false);
         return _node.Sessions.Count;
     }
@@ -171,12 +171,42 @@ public sealed class PeerConnector : IAsyncDisposable
         }
     }
 
-    private async Task DialAsync(PeerId peer, IReadOnlyList<string> addresses, CancellationToken cancellationToken)
+    /// <summary>
+    /// Dials <paramref name="peer"/>. When a dial of it is already under way (the loop's or another caller's), the loop
+    /// leaves it be; <see cref="ConnectAllAsync"/> (<paramref name="awaitRunning"/>) waits for it to end and, when it
+    /// ended without a session (it may have started before a trusted peer knew where the peer is now), dials again
+    /// itself. Before, a <see cref="ConnectAllAsync"/> that overlapped the loop's dial returned before the session existed.
+    /// </summary>
+    private async Task DialAsync(PeerId peer, IReadOnlyList<string> addresses, CancellationToken cancellationToken, bool awaitRunning = false)
     {
-        if (!_dialing.TryAdd(peer, 0))
+        var mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        while (!_dialing.TryAdd(peer, mine.Task))
         {
-            return;
+            if (!awaitRunning)
+            {
+                return;
+            }
+            if (_dialing.TryGetValue(peer, out var running))
+            {
+                await WaitQuietlyAsync(running, cancellationToken).ConfigureAwait(false);
+                if (cancellationToken.IsCancellationRequested || _node.GetSession(peer) is not null)
+                {
+                    return;
+                }
+            }
         }
+        await DialOnceAsync(peer, addresses, mine, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task WaitQuietlyAsync(Task running, CancellationToken cancellationToken)
+    {
+        var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var registration = cancellationToken.Register(() => cancelled.TrySetResult());
+        await Task.WhenAny(running, cancelled.Task).ConfigureAwait(false);
+    }
+
+    private async Task DialOnceAsync(PeerId peer, IReadOnlyList<string> addresses, TaskCompletionSource done, CancellationToken cancellationToken)
+    {
         try
         {
             var (connected, failure) = await TryEachAsync(peer, addresses, cancellationToken).ConfigureAwait(false);
@@ -199,7 +229,8 @@ public sealed class PeerConnector : IAsyncDisposable
         }
         finally
         {
-            _dialing.TryRemove(peer, out _);
+            _dialing.TryRemove(new KeyValuePair<PeerId, Task>(peer, done.Task));
+            done.TrySetResult();
         }
     }
 

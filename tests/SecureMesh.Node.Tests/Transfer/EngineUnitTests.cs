@@ -131,6 +131,46 @@ public sealed class EngineUnitTests
     }
 
     [Fact]
+    public async Task Connecting_all_while_a_dial_of_the_same_peer_is_under_way_waits_for_it_and_dials_again_when_it_failed()
+    {
+        await using var a = TransferNode.Start();
+        await using var b = TransferNode.Start();
+        a.Trust(b);
+        b.Db.Trust.AddPeer(a.PeerId, "a", [$"nas.example:{a.Node.LocalEndPoint.Port}"], trusted: true);
+        // A port nobody listens on: take one and let it go.
+        using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        probe.Start();
+        var dead = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        // The first dial is held in its name lookup and then finds only the dead port (where the peer was); later
+        // lookups find where it is now.
+        var gate = new TaskCompletionSource();
+        var resolving = new TaskCompletionSource();
+        var lookups = 0;
+        b.Node.ResolveForTest = async (_, ct) =>
+        {
+            if (Interlocked.Increment(ref lookups) == 1)
+            {
+                resolving.SetResult();
+                await gate.Task.WaitAsync(ct);
+                return [new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, dead)];
+            }
+            return [new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, a.Node.LocalEndPoint.Port)];
+        };
+        await using var connector = new PeerConnector(b.Node);
+        var first = connector.ConnectAllAsync(TimeSpan.FromSeconds(20), CancellationToken.None);
+        await resolving.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        // A second caller (the background loop's dial and a one-off's connect-all overlap the same way) must not return
+        // as if done while the first dial is still under way.
+        var second = connector.ConnectAllAsync(TimeSpan.FromSeconds(20), CancellationToken.None);
+        gate.SetResult();
+        Assert.Equal(1, await second.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.NotNull(b.Node.GetSession(a.PeerId));
+        await first.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(lookups >= 2, $"the second caller dialled again after the first dial failed ({lookups} lookups)");
+    }
+
+    [Fact]
     public async Task Two_connectors_dialing_each_other_at_once_settle_on_one_working_session()
     {
         await using var a = TransferNode.Start();
