@@ -15,7 +15,7 @@ internal sealed class SeenPeers(SecureMeshDatabase db)
 {
     private readonly Lock _gate = new();
     private readonly ConcurrentDictionary<PeerId, byte> _seenBefore = new();
-    private Dictionary<PeerId, string?> _pending = [];
+    private Dictionary<PeerId, SeenPeer> _pending = [];
 
     /// <summary>Peers waiting for the next flush.</summary>
     internal int Pending
@@ -42,13 +42,15 @@ internal sealed class SeenPeers(SecureMeshDatabase db)
             firstEver = db.Trust.GetPeer(peer)?.LastSeen is null;
             _seenBefore.TryAdd(peer, 0);
         }
+        // Stamped now, not when the poll writes it (up to a poll later, more under load): where we reached a peer must not
+        // look more recent than an address that worked in between (the dial order ranks addresses by when they worked).
+        var now = db.Time.GetUtcNow();
         lock (_gate)
         {
             // An outbound session's address wins over a later inbound one's null (an inbound port is an ephemeral one).
-            if (address is not null || !_pending.ContainsKey(peer))
-            {
-                _pending[peer] = address;
-            }
+            _pending[peer] = address is null && _pending.TryGetValue(peer, out var earlier) && earlier.Address is not null
+                ? earlier with { At = now }
+                : new SeenPeer(peer, now, address, now);
         }
         return firstEver;
     }
@@ -56,7 +58,7 @@ internal sealed class SeenPeers(SecureMeshDatabase db)
     /// <summary>Writes what was noted since the last flush, in one transaction.</summary>
     public void Flush()
     {
-        Dictionary<PeerId, string?> batch;
+        Dictionary<PeerId, SeenPeer> batch;
         lock (_gate)
         {
             if (_pending.Count == 0)
@@ -66,6 +68,6 @@ internal sealed class SeenPeers(SecureMeshDatabase db)
             batch = _pending;
             _pending = [];
         }
-        db.Trust.TouchSeen(batch);
+        db.Trust.TouchSeen(batch.Values);
     }
 }

@@ -42,6 +42,12 @@ public enum AuthorizationDecision
 /// <summary>One address of a peer, as <c>host:port</c> (<c>[v6]:port</c> for IPv6).</summary>
 public sealed record PeerAddress(string Address, AddressSource Source, DateTimeOffset? LastSeen);
 
+/// <summary>
+/// A session with <paramref name="Peer"/> seen at <paramref name="At"/>, and where an outbound session reached it
+/// (<paramref name="Address"/>, at <paramref name="AddressAt"/>), for <see cref="TrustStore.TouchSeen(IReadOnlyCollection{SeenPeer})"/>.
+/// </summary>
+public sealed record SeenPeer(PeerId Peer, DateTimeOffset At, string? Address = null, DateTimeOffset? AddressAt = null);
+
 /// <summary>A peer in the trust store.</summary>
 public sealed record PeerRecord(
     PeerId PeerId,

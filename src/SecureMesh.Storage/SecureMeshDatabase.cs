@@ -78,7 +78,8 @@ public sealed class SecureMeshDatabase : IDisposable
     /// <summary>The schema version this code creates and understands.</summary>
     public static int SupportedSchemaVersion => Migrations.LatestVersion;
 
-    internal TimeProvider Time { get; }
+    /// <summary>The clock every record's time is taken from (last seen, audit, learned addresses).</summary>
+    public TimeProvider Time { get; }
 
     internal object Gate { get; } = new();
 

@@ -266,25 +266,37 @@ public sealed class TrustStore
     public int TouchSeen(IReadOnlyCollection<KeyValuePair<PeerId, string?>> seen)
     {
         ArgumentNullException.ThrowIfNull(seen);
+        var now = _database.Time.GetUtcNow();
+        return TouchSeen([.. seen.Select(s => new SeenPeer(s.Key, now, s.Value, now))]);
+    }
+
+    /// <summary>
+    /// Last-seen times (and addresses) noted earlier and written now, in one transaction, each stamped with the time it
+    /// was seen rather than the time of the write: a batch written a poll later must not make an address look more
+    /// recent than one that worked in between. Unknown peers are skipped. Returns how many were known.
+    /// </summary>
+    public int TouchSeen(IReadOnlyCollection<SeenPeer> seen)
+    {
+        ArgumentNullException.ThrowIfNull(seen);
         if (seen.Count == 0)
         {
             return 0;
         }
-        var normalized = seen.Select(s => (s.Key, Address: s.Value is null ? null : PeerAddressFormat.Normalize(s.Value))).ToList();
+        var normalized = seen.Select(s => (s.Peer, At: s.At.ToUnixTimeMilliseconds(), Address: s.Address is null ? null : PeerAddressFormat.Normalize(s.Address),
+            AddressAt: (s.AddressAt ?? s.At).ToUnixTimeMilliseconds())).ToList();
         return _database.Write(tx =>
         {
-            var now = _database.NowMs();
             var known = 0;
-            foreach (var (peer, address) in normalized)
+            foreach (var (peer, at, address, addressAt) in normalized)
             {
-                if (!Touch(tx, peer, now))
+                if (!Touch(tx, peer, at))
                 {
                     continue;
                 }
                 known++;
                 if (address is not null)
                 {
-                    UpsertAddress(tx, peer, address, AddressSource.Seen, now);
+                    UpsertAddress(tx, peer, address, AddressSource.Seen, addressAt);
                     TrimSeen(tx, peer);
                 }
             }

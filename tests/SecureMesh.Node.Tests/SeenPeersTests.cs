@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using SecureMesh.Core.Identity;
 using SecureMesh.Storage;
 
@@ -42,6 +43,42 @@ public sealed class SeenPeersTests : IDisposable
 
         seen.Flush();
         Assert.Equal(stamp + 1, _db.ChangeStamp());
+    }
+
+    [Fact]
+    public void A_session_is_stamped_when_it_was_noted_not_when_the_poll_writes_it()
+    {
+        var home = Directory.CreateTempSubdirectory("securemesh-seen-clock-").FullName;
+        try
+        {
+            var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 4, 1, 0, 0, TimeSpan.Zero));
+            using var db = SecureMeshDatabase.Open(home, time);
+            using var peer = NodeIdentity.Generate();
+            db.Trust.AddPeer(peer.PeerId, trusted: true);
+            var seen = new SeenPeers(db);
+
+            var outbound = time.GetUtcNow();
+            seen.Note(peer.PeerId, "/ip4/127.0.0.1/tcp/4001");
+            time.Advance(TimeSpan.FromSeconds(1));
+            var inbound = time.GetUtcNow();
+            seen.Note(peer.PeerId, null);
+            // The poll comes late (under load); meanwhile another address of the peer worked.
+            time.Advance(TimeSpan.FromSeconds(2));
+            db.LearnedAddresses.Learn(peer.PeerId, ["/ip4/127.0.0.2/tcp/4002"], "exchange");
+            db.LearnedAddresses.MarkSuccess(peer.PeerId, "/ip4/127.0.0.2/tcp/4002");
+            time.Advance(TimeSpan.FromSeconds(2));
+            seen.Flush();
+
+            var record = db.Trust.GetPeer(peer.PeerId)!;
+            Assert.Equal(inbound, record.LastSeen);
+            Assert.Equal(outbound, Assert.Single(record.Addresses, x => x.Source == AddressSource.Seen).LastSeen);
+            // So the address that worked last is still dialled first.
+            Assert.Equal("/ip4/127.0.0.2/tcp/4002", SecureMesh.Node.Transfer.PeerConnector.DialOrder(record, db.LearnedAddresses.List(peer.PeerId))[0]);
+        }
+        finally
+        {
+            Directory.Delete(home, recursive: true);
+        }
     }
 
     [Fact]

@@ -218,8 +218,8 @@ public sealed class AddressExchangeTests : IAsyncLifetime
         var oldB = hostB.Node.LocalEndPoint;
         a.Db.Trust.AddAddress(b.Id.PeerId, PeerAddressFormat.FromEndPoint(oldB));
         await hostA.Node.ConnectAsync(b.Id.PeerId, oldB, CancellationToken.None);
-        // Where A reached B is written by the node's poll (SeenPeers, every 250 ms), stamped when written: wait for it, or
-        // under load it may be written after the circuit address works below and be taken as the more recent success.
+        // Where A reached B is written by the node's poll (SeenPeers, every 250 ms; stamped when the session was noted,
+        // SeenPeersTests): wait for it, so the test reads the dial order after both records are in.
         var oldText = PeerAddressFormat.FromEndPoint(oldB);
         await Wait.UntilAsync(() => a.Db.Trust.GetPeer(b.Id.PeerId)!.Addresses.Any(x => x.Address == oldText && x.LastSeen is not null),
             TimeSpan.FromSeconds(20), "A to record where it reached B");
