@@ -170,12 +170,18 @@ internal sealed class DownloadLanes
     /// </summary>
     private async Task JoinLateSourcesAsync(PartFileWriter file, CancellationToken ct)
     {
-        // Each session is asked once: one that does not hold the content is not asked again every interval.
-        HashSet<ProtocolSession> asked;
+        // When each session may be asked (again). A source is not asked again. One that held none of the chunks or did
+        // not answer is asked again after ten intervals, not every interval and not never: a peer fetching the same
+        // content itself gains chunks, and one answer lost to a timeout must not keep a seeder out of the whole download.
+        var nextAsk = new Dictionary<ProtocolSession, long>();
         lock (_gate)
         {
-            asked = [.. _sources.Select(s => s.Session)];
+            foreach (var s in _sources)
+            {
+                nextAsk[s.Session] = long.MaxValue;
+            }
         }
+        var reask = (long)((_options.JoinInterval * 10).TotalSeconds * _options.Time.TimestampFrequency);
         try
         {
             while (true)
@@ -185,14 +191,21 @@ internal sealed class DownloadLanes
                 {
                     return;
                 }
-                var fresh = _service.OpenSessions().Where(p => !asked.Contains(p) && !Excluded(p.PeerId)).ToList();
-                asked.UnionWith(fresh);
+                var now = _options.Time.GetTimestamp();
+                var open = _service.OpenSessions();
+                nextAsk.Keys.Where(p => !open.Contains(p)).ToList().ForEach(p => nextAsk.Remove(p));
+                var fresh = open.Where(p => (!nextAsk.TryGetValue(p, out var due) || due <= now) && !Excluded(p.PeerId)).ToList();
+                foreach (var p in fresh)
+                {
+                    nextAsk[p] = now + reask;
+                }
                 if (fresh.Count == 0)
                 {
                     continue;
                 }
                 foreach (var source in await GatherSourcesAsync(fresh, ct).ConfigureAwait(false))
                 {
+                    nextAsk[source.Session] = long.MaxValue;
                     source.Picker = _picker.Join(source.Have);
                     lock (_gate)
                     {

@@ -42,7 +42,10 @@ public sealed class TransferOptions
     /// </summary>
     public TimeSpan PeerWait { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>How often a running download looks for trusted peers that connected after it started.</summary>
+    /// <summary>
+    /// How often a running download looks for trusted peers that connected after it started; a peer that held none of
+    /// the chunks, or did not answer, is asked again after ten of these.
+    /// </summary>
     public TimeSpan JoinInterval { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Per-peer upload limit in bytes per second; null reads the <c>upload-limit</c> setting (0: none).</summary>

@@ -195,6 +195,34 @@ public sealed class SwarmTests
     }
 
     [Fact]
+    public async Task A_connected_peer_that_held_nothing_when_asked_is_asked_again_and_joins_once_it_holds_the_content()
+    {
+        const int Chunks = 48;
+        var lateServed = 0;
+        await using var early = TransferNode.Start(TransferNode.Fast(o => o.UploadLimit = 48 * 1024));
+        await using var late = TransferNode.Start(TransferNode.Fast(o => o.Served = (_, _, _) => Interlocked.Increment(ref lateServed)));
+        await using var downloader = TransferNode.Start(TransferNode.Fast());
+        var original = early.WriteFile("again.bin", Chunks * TransferNode.ChunkSize, seed: 12);
+        var id = await early.ShareAsync(original);
+
+        // Both are connected when the download starts, but the second does not hold the content yet (it is fetching it
+        // itself, or its share is still being indexed): it answers that it holds nothing.
+        await downloader.ConnectAsync(early);
+        await downloader.ConnectAsync(late);
+        var handle = downloader.Transfer.StartDownload(id);
+        await Wait.UntilAsync(() => handle.Progress.BytesDone > 0, TimeSpan.FromSeconds(20), "the first chunks from the early seeder");
+        await Task.Delay(TimeSpan.FromMilliseconds(300));
+        Assert.Equal(1, handle.Progress.Peers);
+
+        // Now it holds the content; the running download asks again and takes it on (alone the slow seeder needs ~16 s).
+        Assert.Equal(id, await late.ShareAsync(late.WriteFile("again.bin", Chunks * TransferNode.ChunkSize, seed: 12)));
+        var result = await handle.Completion.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(result.State == DownloadState.Released, result.Reason);
+        Assert.Equal(File.ReadAllBytes(original), File.ReadAllBytes(result.Path!));
+        Assert.True(Volatile.Read(ref lateServed) >= Chunks / 2, $"the second seeder served {lateServed} of {Chunks} chunks");
+    }
+
+    [Fact]
     public async Task A_download_started_before_any_peer_is_ready_waits_for_one_and_without_one_fails_after_the_wait()
     {
         // A `get` reaching a node that has just (re)started, before its connector has a session with a trusted peer: the
