@@ -412,27 +412,42 @@ public sealed partial class MeshNode : IAsyncDisposable
         {
             await foreach (var inbound in _listener.Connections.ReadAllAsync(_stopping.Token).ConfigureAwait(false))
             {
-                if (_options.SideConnections?.TryTake(this, inbound.Connection, inbound.Remote) == true)
+                try
                 {
-                    // An AutoNAT dial-back this node asked for: served on its own, never a session.
-                    continue;
+                    await AcceptOneAsync(inbound.Connection, inbound.Remote).ConfigureAwait(false);
                 }
-                if (TryOpenSession(inbound.Connection, ConnectionDirection.Inbound, inbound.Remote, out var refuse) is null)
+                catch (Exception e) when (e is not OperationCanceledException || !_stopping.IsCancellationRequested)
                 {
-                    if (refuse)
-                    {
-                        // Off the accept loop: the refusal lingers until the peer hangs up.
-                        _ = RefuseAsync(inbound.Connection);
-                    }
-                    else
-                    {
-                        await inbound.Connection.DisposeAsync().ConfigureAwait(false);
-                    }
+                    // One connection's failure (a store, a subscriber, a bug) must not end the loop: the node would accept
+                    // nothing more until restarted.
+                    NodeLog.AcceptFailed(_logger, inbound.Remote?.ToString() ?? "?", e.GetType().Name);
+                    await inbound.Connection.DisposeAsync().ConfigureAwait(false);
                 }
             }
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
+        }
+    }
+
+    private async Task AcceptOneAsync(UpgradedConnection connection, IPEndPoint? remote)
+    {
+        if (_options.SideConnections?.TryTake(this, connection, remote) == true)
+        {
+            // An AutoNAT dial-back this node asked for: served on its own, never a session.
+            return;
+        }
+        if (TryOpenSession(connection, ConnectionDirection.Inbound, remote, out var refuse) is null)
+        {
+            if (refuse)
+            {
+                // Off the accept loop: the refusal lingers until the peer hangs up.
+                _ = RefuseAsync(connection);
+            }
+            else
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
         }
     }
 

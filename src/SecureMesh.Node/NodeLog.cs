@@ -50,6 +50,9 @@ internal static partial class NodeLog
     [LoggerMessage(EventId = 132, Level = LogLevel.Error, Message = "a subscriber to new sessions failed for {PeerId} ({Error}); the node goes on accepting")]
     public static partial void SubscriberFailed(ILogger logger, string peerId, string error);
 
+    [LoggerMessage(EventId = 133, Level = LogLevel.Error, Message = "accepting a connection from {Remote} failed ({Error}); it was closed and the node goes on accepting")]
+    public static partial void AcceptFailed(ILogger logger, string remote, string error);
+
     [LoggerMessage(EventId = 112, Level = LogLevel.Information, Message = "first session with {PeerId}: both sides show the same short authentication string; read it aloud to rule out interception: {Sas}")]
     public static partial void CompareSas(ILogger logger, string peerId, string sas);
 

@@ -29,7 +29,7 @@ internal sealed class TestNode : IAsyncDisposable
 
     public static TestNode Start(int? handshakeBurst = null, Func<PeerSession, CancellationToken, Task>? handler = null, TimeSpan? handshakeRefill = null,
         TimeProvider? time = null, Microsoft.Extensions.Logging.ILoggerFactory? loggers = null, IProtocolPolicy? policy = null,
-        IReadOnlyList<StreamProtocol>? protocols = null, SecureMesh.Node.Relay.RelayOptions? relay = null)
+        IReadOnlyList<StreamProtocol>? protocols = null, SecureMesh.Node.Relay.RelayOptions? relay = null, ISideConnections? side = null)
     {
         var home = Directory.CreateTempSubdirectory("securemesh-node-").FullName;
         var identity = NodeIdentity.Generate();
@@ -48,6 +48,7 @@ internal sealed class TestNode : IAsyncDisposable
             Policy = policy,
             Protocols = protocols ?? [],
             Relay = relay ?? new SecureMesh.Node.Relay.RelayOptions(),
+            SideConnections = side,
         });
         return new TestNode(home, identity, db, node);
     }
