@@ -146,6 +146,7 @@ public sealed class MeshHost : IAsyncDisposable
         var backup = new BackupService(identity, db, options.Home, new BackupOptions { LoggerFactory = loggerFactory });
         MeshNode? node = null;
         DiscoveryService? discovery = null;
+        PeerConnector? connector = null;
         var autoNat = new AutoNat.AutoNatService(options.AutoNat ?? new(), loggerFactory);
         var addressBook = new Addresses.AddressBook(db, loggerFactory.CreateLogger("SecureMesh.Addresses"));
         try
@@ -166,7 +167,7 @@ public sealed class MeshHost : IAsyncDisposable
             autoNat.Attach(node);
             backup.Attach(node);
             addressBook.Attach(node);
-            var connector = new PeerConnector(node, null, loggerFactory) { FindElsewhere = addressBook.AskAsync };
+            connector = new PeerConnector(node, null, loggerFactory) { FindElsewhere = addressBook.AskAsync };
             if (!options.Serve)
             {
                 return new MeshHost(db, transfer, node, connector, null, null, autoNat) { Backup = backup };
@@ -202,6 +203,12 @@ public sealed class MeshHost : IAsyncDisposable
         }
         catch
         {
+            // Everything started so far stops again (its loops and timers would outlive the failed start).
+            if (connector is not null)
+            {
+                await connector.DisposeAsync().ConfigureAwait(false);
+            }
+            await autoNat.DisposeAsync().ConfigureAwait(false);
             if (discovery is not null)
             {
                 await discovery.DisposeAsync().ConfigureAwait(false);
