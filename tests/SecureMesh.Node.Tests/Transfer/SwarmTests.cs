@@ -169,7 +169,19 @@ public sealed class SwarmTests
     }
 
     [Fact]
-    public async Task A_seeder_that_connects_after_the_download_started_joins_it()
+    public Task A_seeder_that_connects_after_the_download_started_joins_it() => SecondSeederJoinsAsync(connectedBeforeHolding: false);
+
+    [Fact]
+    public Task A_connected_peer_that_held_nothing_when_asked_is_asked_again_and_joins_once_it_holds_the_content() =>
+        SecondSeederJoinsAsync(connectedBeforeHolding: true);
+
+    /// <summary>
+    /// Only a slow seeder serves when the download starts (alone it would need about 16 s). Then a second seeder either
+    /// connects, holding the content all along, or (<paramref name="connectedBeforeHolding"/>) was connected from the
+    /// start but held nothing when asked (it was fetching the content itself, or its share was still being indexed) and
+    /// now holds it. Either way the running download takes it on.
+    /// </summary>
+    private static async Task SecondSeederJoinsAsync(bool connectedBeforeHolding)
     {
         const int Chunks = 48;
         var lateServed = 0;
@@ -178,44 +190,34 @@ public sealed class SwarmTests
         await using var downloader = TransferNode.Start(TransferNode.Fast());
         var original = early.WriteFile("late.bin", Chunks * TransferNode.ChunkSize, seed: 9);
         var id = await early.ShareAsync(original);
-        Assert.Equal(id, await late.ShareAsync(late.WriteFile("late.bin", Chunks * TransferNode.ChunkSize, seed: 9)));
+        Task<SecureMesh.Core.Content.ContentId> LateSharesAsync() => late.ShareAsync(late.WriteFile("late.bin", Chunks * TransferNode.ChunkSize, seed: 9));
+        if (!connectedBeforeHolding)
+        {
+            Assert.Equal(id, await LateSharesAsync());
+        }
 
-        // Only the slow seeder is there when the download starts (alone it would need about 16 s)...
         await downloader.ConnectAsync(early);
+        if (connectedBeforeHolding)
+        {
+            await downloader.ConnectAsync(late);
+        }
         var handle = downloader.Transfer.StartDownload(id);
         await Wait.UntilAsync(() => handle.Progress.BytesDone > 0, TimeSpan.FromSeconds(20), "the first chunks from the early seeder");
+        if (connectedBeforeHolding)
+        {
+            // Past a few join intervals (100 ms in tests): the second seeder has been asked and answered "none".
+            await Task.Delay(TimeSpan.FromMilliseconds(300));
+        }
         Assert.Equal(1, handle.Progress.Peers);
 
-        // ...then another one connects, and the running download takes it on.
-        await downloader.ConnectAsync(late);
-        var result = await handle.Completion.WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.True(result.State == DownloadState.Released, result.Reason);
-        Assert.Equal(File.ReadAllBytes(original), File.ReadAllBytes(result.Path!));
-        Assert.True(Volatile.Read(ref lateServed) >= Chunks / 2, $"the late seeder served {lateServed} of {Chunks} chunks");
-    }
-
-    [Fact]
-    public async Task A_connected_peer_that_held_nothing_when_asked_is_asked_again_and_joins_once_it_holds_the_content()
-    {
-        const int Chunks = 48;
-        var lateServed = 0;
-        await using var early = TransferNode.Start(TransferNode.Fast(o => o.UploadLimit = 48 * 1024));
-        await using var late = TransferNode.Start(TransferNode.Fast(o => o.Served = (_, _, _) => Interlocked.Increment(ref lateServed)));
-        await using var downloader = TransferNode.Start(TransferNode.Fast());
-        var original = early.WriteFile("again.bin", Chunks * TransferNode.ChunkSize, seed: 12);
-        var id = await early.ShareAsync(original);
-
-        // Both are connected when the download starts, but the second does not hold the content yet (it is fetching it
-        // itself, or its share is still being indexed): it answers that it holds nothing.
-        await downloader.ConnectAsync(early);
-        await downloader.ConnectAsync(late);
-        var handle = downloader.Transfer.StartDownload(id);
-        await Wait.UntilAsync(() => handle.Progress.BytesDone > 0, TimeSpan.FromSeconds(20), "the first chunks from the early seeder");
-        await Task.Delay(TimeSpan.FromMilliseconds(300));
-        Assert.Equal(1, handle.Progress.Peers);
-
-        // Now it holds the content; the running download asks again and takes it on (alone the slow seeder needs ~16 s).
-        Assert.Equal(id, await late.ShareAsync(late.WriteFile("again.bin", Chunks * TransferNode.ChunkSize, seed: 12)));
+        if (connectedBeforeHolding)
+        {
+            Assert.Equal(id, await LateSharesAsync());
+        }
+        else
+        {
+            await downloader.ConnectAsync(late);
+        }
         var result = await handle.Completion.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.True(result.State == DownloadState.Released, result.Reason);
         Assert.Equal(File.ReadAllBytes(original), File.ReadAllBytes(result.Path!));
