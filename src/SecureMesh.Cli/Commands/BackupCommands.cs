@@ -196,7 +196,7 @@ internal static class BackupCommands
             var outcomes = await runtime.Backup.ProveAsync(ct);
             if (ctx.Json)
             {
-                ctx.WriteJson(outcomes.Select(o => new { peerId = o.Holder.Text, ok = o.Error is null, reason = o.Error }));
+                PrintCheckJson(ctx, outcomes);
             }
             else
             {
@@ -256,7 +256,7 @@ internal static class BackupCommands
             var result = await BackupRestore.RestoreAsync(runtime.Host, sources, dir, at, line => ctx.Err.WriteLine(TerminalText.Safe(line)), ct);
             if (ctx.Json)
             {
-                ctx.WriteJson(new { catalog = result.CatalogSequence, files = result.Files, bytes = result.Bytes, alreadyThere = result.AlreadyThere, peers = result.PeersRestored, problems = result.Problems });
+                PrintRestoreJson(ctx, result);
             }
             else
             {
@@ -289,7 +289,7 @@ internal static class BackupCommands
                 var holders = BackupStatusReport.Compute(db).SelectMany(s => s.Holders).DistinctBy(h => h.PeerId).ToList();
                 if (ctx.Json)
                 {
-                    ctx.WriteJson(holders.Select(h => new { peerId = h.PeerId, ok = h.State != "failing", reason = h.Reason }));
+                    PrintCheckJson(ctx, holders);
                 }
                 else
                 {
@@ -320,7 +320,7 @@ internal static class BackupCommands
         }
     }
 
-    private static int Finish(CliContext ctx, SecureMeshDatabase db, string path, List<string> errors)
+    internal static int Finish(CliContext ctx, SecureMeshDatabase db, string path, List<string> errors)
     {
         var status = BackupStatusReport.Compute(db).First(s => string.Equals(s.Path, path, StringComparison.Ordinal));
         var complete = status.Holders.Count(h => h.State == "complete");
@@ -411,6 +411,18 @@ internal static class BackupCommands
         var size = SettingDefinition.ParseSize(text ?? "");
         return size >= 0 ? size : throw CliApp.UsageError($"not a size: '{text}' (use bytes or a whole number with k, m or g, e.g. 50g)");
     }
+
+    /// <summary><c>backup check --json</c>, run here: each holder's outcome.</summary>
+    internal static void PrintCheckJson(CliContext ctx, IReadOnlyList<HolderOutcome> outcomes) =>
+        ctx.WriteJson(outcomes.Select(o => new { peerId = o.Holder.Text, ok = o.Error is null, reason = o.Error }));
+
+    /// <summary><c>backup check --json</c> through the running node: each holder's state after its round.</summary>
+    internal static void PrintCheckJson(CliContext ctx, IReadOnlyList<BackupHolderStatus> holders) =>
+        ctx.WriteJson(holders.Select(h => new { peerId = h.PeerId, ok = h.State != "failing", reason = h.Reason }));
+
+    /// <summary><c>restore --json</c>.</summary>
+    internal static void PrintRestoreJson(CliContext ctx, RestoreResult result) =>
+        ctx.WriteJson(new { catalog = result.CatalogSequence, files = result.Files, bytes = result.Bytes, alreadyThere = result.AlreadyThere, peers = result.PeersRestored, problems = result.Problems });
 
     private static int Done(CliContext ctx, object json, string text) => GroupCommands.Done(ctx, json, text);
 

@@ -172,7 +172,7 @@ internal static class ShareCommands
         return CliApp.Success;
     }
 
-    private static int PrintShareResult(CliContext ctx, string path, int files, int indexed, int unchanged, int removed, long bytesHashed, TimeSpan? elapsed, IReadOnlyList<string> failed, int skipped)
+    internal static int PrintShareResult(CliContext ctx, string path, int files, int indexed, int unchanged, int removed, long bytesHashed, TimeSpan? elapsed, IReadOnlyList<string> failed, int skipped)
     {
         if (ctx.Json)
         {

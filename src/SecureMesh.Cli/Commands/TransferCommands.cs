@@ -81,11 +81,7 @@ internal static class TransferCommands
             }
             if (ctx.Json)
             {
-                ctx.WriteJson(downloads.Select(d => new
-                {
-                    id = d.ContentId, contentId = d.ContentId, name = d.Name, state = d.State, bytesDone = d.BytesDone, bytesTotal = d.BytesTotal,
-                    bytesPerSecond = d.BytesPerSecond, peers = d.Peers, finished = d.Finished, reason = d.Reason, path = d.Path, quarantineId = d.QuarantineId,
-                }));
+                PrintDownloadsJson(ctx, downloads);
                 return CliApp.Success;
             }
             if (downloads.Count == 0)
@@ -117,7 +113,7 @@ internal static class TransferCommands
             await client.CancelDownloadAsync(id.Text, ct);
             if (ctx.Json)
             {
-                ctx.WriteJson(new { id = id.Text, cancelled = true });
+                PrintCancelledJson(ctx, id.Text);
             }
             else
             {
@@ -129,7 +125,18 @@ internal static class TransferCommands
         return transfers;
     }
 
-    private static int PrintSearch(CliContext ctx, IReadOnlyList<(string ContentId, string Name, long Size, IReadOnlyList<string> Peers)> hits, int? peers)
+    /// <summary><c>transfers list --json</c>.</summary>
+    internal static void PrintDownloadsJson(CliContext ctx, IReadOnlyList<DownloadInfo> downloads) =>
+        ctx.WriteJson(downloads.Select(d => new
+        {
+            id = d.ContentId, contentId = d.ContentId, name = d.Name, state = d.State, bytesDone = d.BytesDone, bytesTotal = d.BytesTotal,
+            bytesPerSecond = d.BytesPerSecond, peers = d.Peers, finished = d.Finished, reason = d.Reason, path = d.Path, quarantineId = d.QuarantineId,
+        }));
+
+    /// <summary><c>transfers cancel ID --json</c>.</summary>
+    internal static void PrintCancelledJson(CliContext ctx, string id) => ctx.WriteJson(new { id, cancelled = true });
+
+    internal static int PrintSearch(CliContext ctx, IReadOnlyList<(string ContentId, string Name, long Size, IReadOnlyList<string> Peers)> hits, int? peers)
     {
         if (ctx.Json)
         {
