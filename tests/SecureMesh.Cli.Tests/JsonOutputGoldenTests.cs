@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using SecureMesh.Cli.Commands;
+using SecureMesh.Cli.Json;
 using SecureMesh.Core.Identity;
 using SecureMesh.Node;
 using SecureMesh.Node.Backup;
@@ -1048,7 +1049,7 @@ public sealed partial class JsonOutputGoldenTests : IDisposable
               "portMapping": "pcp: 192.0.2.1:4747"
             }
 
-            """, Write(ctx => WriteRecord(ctx, status)));
+            """, Write(ctx => ctx.WriteJson(status, CliJsonContext.Output.NodeStatus)));
         Assert.Equal("""
             {
               "running": false,
@@ -1064,7 +1065,7 @@ public sealed partial class JsonOutputGoldenTests : IDisposable
               "portMapping": null
             }
 
-            """, Write(ctx => WriteRecord(ctx, new NodeStatus(false, null, null, [], "off", [], []))));
+            """, Write(ctx => ctx.WriteJson(new NodeStatus(false, null, null, [], "off", [], []), CliJsonContext.Output.NodeStatus)));
         Assert.Equal("""
             {
               "peerId": "12D3KooWPeerPeerPeerPeerPeerPeerPeerPeerPeerPeerPeer",
@@ -1079,7 +1080,7 @@ public sealed partial class JsonOutputGoldenTests : IDisposable
               "relay": "12D3KooWRelayRelayRelayRelayRelayRelayRelayRelayRel"
             }
 
-            """, Write(ctx => WriteRecord(ctx, connection)));
+            """, Write(ctx => ctx.WriteJson(connection, CliJsonContext.Output.ConnectionInfo)));
         Assert.Equal("""
             {
               "ok": false,
@@ -1090,7 +1091,7 @@ public sealed partial class JsonOutputGoldenTests : IDisposable
               "headHash": ""
             }
 
-            """, Write(ctx => WriteRecord(ctx, new LogVerification(false, 12, 7, "hash mismatch at entry 7"))));
+            """, Write(ctx => ctx.WriteJson(new LogVerification(false, 12, 7, "hash mismatch at entry 7"), CliJsonContext.Output.LogVerification)));
         Assert.Equal("""
             {
               "contentId": "b3:abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrst",
@@ -1123,8 +1124,8 @@ public sealed partial class JsonOutputGoldenTests : IDisposable
               "kept": false
             }
 
-            """, Write(ctx => WriteRecord(ctx, new DemoSummary(Cid, "securemesh-demo-sample.bin", 3145728, 2.5, 1.25, 2516582.4,
-                [new DemoSeeder("A", peer, "abcd", 6), new DemoSeeder("B", relay, "efgh", 6)], peer, 2, 12, true, true, true, "/tmp/securemesh-demo-x", false))));
+            """, Write(ctx => ctx.WriteJson(new DemoSummary(Cid, "securemesh-demo-sample.bin", 3145728, 2.5, 1.25, 2516582.4,
+                [new DemoSeeder("A", peer, "abcd", 6), new DemoSeeder("B", relay, "efgh", 6)], peer, 2, 12, true, true, true, "/tmp/securemesh-demo-x", false), CliJsonContext.Output.DemoSummary)));
     }
 
     /// <summary>The Peer ID of RFC 8032's first Ed25519 test key (keys/fixtures/peerid-vectors.json).</summary>
@@ -1135,8 +1136,6 @@ public sealed partial class JsonOutputGoldenTests : IDisposable
     /// <summary>Peer IDs of new keys, in ordinal order (only the Peer IDs are used: the keys are disposed at once).</summary>
     private static PeerId[] Sorted(int count) =>
         [.. Enumerable.Range(0, count).Select(_ => { using var key = NodeIdentity.Generate(); return key.PeerId; }).OrderBy(p => p.Text, StringComparer.Ordinal)];
-
-    private static void WriteRecord<T>(CliContext ctx, T value) => ctx.WriteJson(value);
 
     private string Write(Action<CliContext> write)
     {

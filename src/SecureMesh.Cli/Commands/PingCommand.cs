@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Net;
+using SecureMesh.Cli.Json;
 using SecureMesh.Core;
 using SecureMesh.Core.Addressing;
 using SecureMesh.Core.Identity;
@@ -87,5 +88,5 @@ internal static class PingCommand
 
     /// <summary><c>ping --json</c>.</summary>
     internal static void PrintJson(CliContext ctx, PingResult result) =>
-        ctx.WriteJson(new { peerId = result.PeerId, address = result.Address, rttMs = result.RttMs });
+        ctx.WriteJson(result, CliJsonContext.Output.PingResult);
 }
