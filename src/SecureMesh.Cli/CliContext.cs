@@ -1,10 +1,9 @@
 using System.Buffers;
 using System.CommandLine;
 using System.Text;
-using System.Text.Encodings.Web;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
+using SecureMesh.Cli.Json;
 using SecureMesh.Core;
 
 namespace SecureMesh.Cli;
@@ -12,21 +11,11 @@ namespace SecureMesh.Cli;
 /// <summary>What every command gets: the console, the data directory and the global switches.</summary>
 internal sealed class CliContext
 {
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        WriteIndented = true,
-        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
-        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
-        TypeInfoResolver = new DefaultJsonTypeInfoResolver(),
-    };
-
-    /// <summary>How <see cref="JsonOptions"/> lays out its output, for JSON written by hand.</summary>
+    /// <summary>How <see cref="CliJsonContext.Output"/> lays out its output, for JSON written by hand.</summary>
     private static readonly JsonWriterOptions WriterOptions = new()
     {
-        Indented = true,
-        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        Indented = CliJsonContext.Output.Options.WriteIndented,
+        Encoder = CliJsonContext.Output.Options.Encoder,
     };
 
     public CliContext(CliConsole console, string home, bool json, bool verbose)
@@ -69,7 +58,11 @@ internal sealed class CliContext
         return Path.Combine(data, "securemesh");
     }
 
-    public void WriteJson<T>(T value) => Out.WriteLine(TerminalText.EscapeJson(JsonSerializer.Serialize(value, JsonOptions)));
+    /// <summary>
+    /// Writes <paramref name="value"/> as JSON with its build-time metadata (a property of <see cref="CliJsonContext.Output"/>),
+    /// escaped for the terminal.
+    /// </summary>
+    public void WriteJson<T>(T value, JsonTypeInfo<T> typeInfo) => Out.WriteLine(TerminalText.EscapeJson(JsonSerializer.Serialize(value, typeInfo)));
 
     /// <summary>
     /// Writes JSON that <paramref name="write"/> builds, laid out and escaped as <see cref="WriteJson{T}"/> does. For
@@ -129,7 +122,7 @@ internal sealed class CliContext
 internal sealed record GetOutput(string ContentId, string? Name, long Size, string State, string? Path, string? Reason,
     long? QuarantineId, long ChunkRequests, long ResumedChunks, double BytesPerSecond)
 {
-    /// <summary>The same object <see cref="CliContext.WriteJson{T}"/> would write, written by hand (see <see cref="CliContext.WriteJson(Action{Utf8JsonWriter})"/>).</summary>
+    /// <summary>The same object <see cref="CliContext.WriteJson{T}"/> would write with the CLI's options, written by hand (see <see cref="CliContext.WriteJson(Action{Utf8JsonWriter})"/>).</summary>
     public void WriteTo(Utf8JsonWriter writer)
     {
         ArgumentNullException.ThrowIfNull(writer);

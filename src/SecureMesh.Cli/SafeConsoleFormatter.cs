@@ -1,4 +1,6 @@
 using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging.Console;
@@ -20,10 +22,19 @@ internal sealed class SafeConsoleFormatter : ConsoleFormatter
     public SafeConsoleFormatter(IOptionsMonitor<ConsoleFormatterOptions> options)
         : base(FormatterName) => _options = options;
 
-    /// <summary>Logs to the console through this formatter, with the timestamp format the commands use.</summary>
-    public static ILoggingBuilder AddTo(ILoggingBuilder builder) => builder
-        .AddConsole(o => o.FormatterName = FormatterName)
-        .AddConsoleFormatter<SafeConsoleFormatter, ConsoleFormatterOptions>(o => o.TimestampFormat = "HH:mm:ss ");
+    /// <summary>
+    /// Logs to the console through this formatter, with the timestamp format the commands use. Registered by hand rather
+    /// than with <c>AddConsoleFormatter</c>, whose binding of the options to configuration is reflection (not trim- or
+    /// AOT-safe) and binds nothing here: the commands' logger factories have no configuration.
+    /// </summary>
+    public static ILoggingBuilder AddTo(ILoggingBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.AddConsole(o => o.FormatterName = FormatterName);
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<ConsoleFormatter, SafeConsoleFormatter>());
+        builder.Services.Configure<ConsoleFormatterOptions>(o => o.TimestampFormat = "HH:mm:ss ");
+        return builder;
+    }
 
     public override void Write<TState>(in LogEntry<TState> logEntry, IExternalScopeProvider? scopeProvider, TextWriter textWriter)
     {

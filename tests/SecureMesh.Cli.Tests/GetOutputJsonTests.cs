@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SecureMesh.Cli.Json;
 
 namespace SecureMesh.Cli.Tests;
 
@@ -29,7 +30,7 @@ public sealed class GetOutputJsonTests
         };
         foreach (var value in outputs)
         {
-            var (byHand, serialized) = (Write(c => c.WriteJson(value.WriteTo)), Write(c => c.WriteJson(value)));
+            var (byHand, serialized) = (Write(c => c.WriteJson(value.WriteTo)), Write(c => c.WriteJson(value, CliJsonContext.Output.GetOutput)));
             Assert.Equal(serialized, byHand);
         }
     }

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
+using SecureMesh.Cli.Json;
 using SecureMesh.Core;
 
 namespace SecureMesh.Cli.Tests;
@@ -120,7 +121,7 @@ public sealed class TerminalInjectionTests
         var output = new StringWriter();
         var console = new CliConsole(output, new StringWriter(), new StringReader(string.Empty), _ => null, interactive: false);
         var context = new CliContext(console, "/nonexistent", json: true, verbose: false);
-        context.WriteJson(new[] { new { name = hostile, reason = hostile } });
+        context.WriteJson([new TransferJson("b3:x", "b3:x", hostile, "failed", 0, 0, 0, 0, true, hostile, null, null)], CliJsonContext.Output.Transfers);
         AssertInert(output.ToString(), allowLineBreaks: true);
         using var doc = JsonDocument.Parse(output.ToString());
         Assert.Equal(hostile, doc.RootElement[0].GetProperty("name").GetString());
@@ -177,6 +178,18 @@ public sealed class TerminalInjectionTests
         using var provider = services.BuildServiceProvider();
         Assert.Equal(SafeConsoleFormatter.FormatterName, provider.GetRequiredService<IOptions<ConsoleLoggerOptions>>().Value.FormatterName);
         Assert.Contains(provider.GetServices<ConsoleFormatter>(), f => f is SafeConsoleFormatter);
+    }
+
+    [Fact]
+    public void The_wired_formatter_writes_the_commands_timestamp_once_per_registration()
+    {
+        var services = new ServiceCollection();
+        services.AddLogging(builder => SafeConsoleFormatter.AddTo(SafeConsoleFormatter.AddTo(builder)));
+        using var provider = services.BuildServiceProvider();
+        var formatter = Assert.Single(provider.GetServices<ConsoleFormatter>().OfType<SafeConsoleFormatter>());
+        var writer = new StringWriter();
+        formatter.Write(new LogEntry<string>(LogLevel.Information, "SecureMesh.Node", new EventId(7), "up", null, (s, _) => s), null, writer);
+        Assert.Matches(@"^\d\d:\d\d:\d\d info: SecureMesh\.Node\[7\] up\r?\n$", writer.ToString());
     }
 
     private sealed class FixedOptions<T>(T value) : IOptionsMonitor<T>

@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Text.Json.Serialization.Metadata;
+using SecureMesh.Cli.Json;
 using SecureMesh.Core;
 using SecureMesh.Core.Identity;
 using SecureMesh.Node;
@@ -32,7 +34,7 @@ internal static class BackupCommands
             using var db = TrustCommands.OpenDatabase(ctx);
             RequireTrusted(db, id);
             db.Backup.Offer(id, size);
-            return Task.FromResult(Done(ctx, new { peerId = id.Text, quota = size }, $"offered {Tui.Fmt.Size(size)} to {id}"));
+            return Task.FromResult(Done(ctx, new BackupOfferJson(id.Text, size), CliJsonContext.Output.BackupOfferJson, $"offered {Tui.Fmt.Size(size)} to {id}"));
         }, cancellationToken));
         backup.Subcommands.Add(offer);
 
@@ -43,7 +45,7 @@ internal static class BackupCommands
             var all = db.Backup.ListOffers();
             if (ctx.Json)
             {
-                ctx.WriteJson(all.Select(o => new { peerId = o.PeerId.Text, name = db.Trust.GetPeer(o.PeerId)?.Name, quota = o.Quota, used = o.Used, created = o.Created }));
+                ctx.WriteJson(all.Select(o => new BackupOfferEntryJson(o.PeerId.Text, db.Trust.GetPeer(o.PeerId)?.Name, o.Quota, o.Used, o.Created)), CliJsonContext.Output.BackupOffers);
                 return Task.FromResult(CliApp.Success);
             }
             if (all.Count == 0)
@@ -67,7 +69,7 @@ internal static class BackupCommands
                 throw new SecureMeshException(SecureMeshErrorKind.NotFound, $"no offer was made to {id}");
             }
             new HeldBlobStore(ctx.Home).DeleteOwner(id);
-            return Task.FromResult(Done(ctx, new { peerId = id.Text, revoked = true }, $"revoked the offer to {id}; what it stored here is deleted"));
+            return Task.FromResult(Done(ctx, new BackupRevokedJson(id.Text, Revoked: true), CliJsonContext.Output.BackupRevokedJson, $"revoked the offer to {id}; what it stored here is deleted"));
         }, cancellationToken));
         backup.Subcommands.Add(revoke);
 
@@ -91,7 +93,7 @@ internal static class BackupCommands
             {
                 if (!parse.GetValue(wait))
                 {
-                    return Done(ctx, new { path = full, holders = holders.Select(h => h.Text), copies = copyCount, keep = policy }, $"backing up {full}; the running node uploads it (see 'securemesh backup status')");
+                    return Done(ctx, new BackupAddJson(full, holders.Select(h => h.Text), copyCount, policy), CliJsonContext.Output.BackupAddJson, $"backing up {full}; the running node uploads it (see 'securemesh backup status')");
                 }
                 return await WaitForNodeAsync(ctx, full, ct);
             }
@@ -108,7 +110,7 @@ internal static class BackupCommands
             var status = BackupStatusReport.Compute(db);
             if (ctx.Json)
             {
-                ctx.WriteJson(status.Select(s => new { path = s.Path, holders = s.Holders.Select(h => h.PeerId), copies = s.Copies, keep = s.Keep, files = s.Files, bytes = s.Bytes }));
+                ctx.WriteJson(status.Select(s => new BackupListEntryJson(s.Path, s.Holders.Select(h => h.PeerId), s.Copies, s.Keep, s.Files, s.Bytes)), CliJsonContext.Output.BackupList);
                 return Task.FromResult(CliApp.Success);
             }
             if (status.Count == 0)
@@ -127,7 +129,7 @@ internal static class BackupCommands
         {
             using var db = TrustCommands.OpenDatabase(ctx);
             var full = RemoveSet(db, parse.GetValue(path)!);
-            return Task.FromResult(Done(ctx, new { path = full, removed = true }, $"no longer backing up {full}"));
+            return Task.FromResult(Done(ctx, new PathRemovedJson(full, Removed: true), CliJsonContext.Output.PathRemovedJson, $"no longer backing up {full}"));
         }, cancellationToken));
         backup.Subcommands.Add(remove);
 
@@ -138,11 +140,7 @@ internal static class BackupCommands
             var all = BackupStatusReport.Compute(db);
             if (ctx.Json)
             {
-                ctx.WriteJson(all.Select(s => new
-                {
-                    path = s.Path, copies = s.Copies, keep = s.Keep, files = s.Files, versions = s.Versions, bytes = s.Bytes, underReplicated = s.UnderReplicated,
-                    holders = s.Holders.Select(h => new { peerId = h.PeerId, state = h.State, bytes = h.Bytes, lastProof = h.LastProof, missing = h.Missing, reason = h.Reason }),
-                }));
+                ctx.WriteJson(all, CliJsonContext.Output.BackupStatus);
                 return Task.FromResult(CliApp.Success);
             }
             if (all.Count == 0)
@@ -170,7 +168,7 @@ internal static class BackupCommands
             var all = BackupStatusReport.Versions(db, full);
             if (ctx.Json)
             {
-                ctx.WriteJson(all.Select(v => new { path = v.Path, time = v.Time, size = v.Size, deleted = v.Deleted, contentId = v.ContentId }));
+                ctx.WriteJson(all, CliJsonContext.Output.BackupVersions);
                 return Task.FromResult(CliApp.Success);
             }
             if (all.Count == 0)
@@ -196,7 +194,7 @@ internal static class BackupCommands
             var outcomes = await runtime.Backup.ProveAsync(ct);
             if (ctx.Json)
             {
-                ctx.WriteJson(outcomes.Select(o => new { peerId = o.Holder.Text, ok = o.Error is null, reason = o.Error }));
+                PrintCheckJson(ctx, outcomes);
             }
             else
             {
@@ -256,7 +254,7 @@ internal static class BackupCommands
             var result = await BackupRestore.RestoreAsync(runtime.Host, sources, dir, at, line => ctx.Err.WriteLine(TerminalText.Safe(line)), ct);
             if (ctx.Json)
             {
-                ctx.WriteJson(new { catalog = result.CatalogSequence, files = result.Files, bytes = result.Bytes, alreadyThere = result.AlreadyThere, peers = result.PeersRestored, problems = result.Problems });
+                PrintRestoreJson(ctx, result);
             }
             else
             {
@@ -289,7 +287,7 @@ internal static class BackupCommands
                 var holders = BackupStatusReport.Compute(db).SelectMany(s => s.Holders).DistinctBy(h => h.PeerId).ToList();
                 if (ctx.Json)
                 {
-                    ctx.WriteJson(holders.Select(h => new { peerId = h.PeerId, ok = h.State != "failing", reason = h.Reason }));
+                    PrintCheckJson(ctx, holders);
                 }
                 else
                 {
@@ -320,13 +318,13 @@ internal static class BackupCommands
         }
     }
 
-    private static int Finish(CliContext ctx, SecureMeshDatabase db, string path, List<string> errors)
+    internal static int Finish(CliContext ctx, SecureMeshDatabase db, string path, List<string> errors)
     {
         var status = BackupStatusReport.Compute(db).First(s => string.Equals(s.Path, path, StringComparison.Ordinal));
         var complete = status.Holders.Count(h => h.State == "complete");
         if (ctx.Json)
         {
-            ctx.WriteJson(new { path, complete, copies = status.Copies, holders = status.Holders.Select(h => new { peerId = h.PeerId, state = h.State, bytes = h.Bytes, reason = h.Reason }) });
+            ctx.WriteJson(new BackupOutcomeJson(path, complete, status.Copies, status.Holders.Select(h => new BackupOutcomeHolderJson(h.PeerId, h.State, h.Bytes, h.Reason))), CliJsonContext.Output.BackupOutcomeJson);
         }
         else
         {
@@ -412,7 +410,19 @@ internal static class BackupCommands
         return size >= 0 ? size : throw CliApp.UsageError($"not a size: '{text}' (use bytes or a whole number with k, m or g, e.g. 50g)");
     }
 
-    private static int Done(CliContext ctx, object json, string text) => GroupCommands.Done(ctx, json, text);
+    /// <summary><c>backup check --json</c>, run here: each holder's outcome.</summary>
+    internal static void PrintCheckJson(CliContext ctx, IReadOnlyList<HolderOutcome> outcomes) =>
+        ctx.WriteJson(outcomes.Select(o => new BackupCheckJson(o.Holder.Text, o.Error is null, o.Error)), CliJsonContext.Output.BackupChecks);
+
+    /// <summary><c>backup check --json</c> through the running node: each holder's state after its round.</summary>
+    internal static void PrintCheckJson(CliContext ctx, IReadOnlyList<BackupHolderStatus> holders) =>
+        ctx.WriteJson(holders.Select(h => new BackupCheckJson(h.PeerId, h.State != "failing", h.Reason)), CliJsonContext.Output.BackupChecks);
+
+    /// <summary><c>restore --json</c>.</summary>
+    internal static void PrintRestoreJson(CliContext ctx, RestoreResult result) =>
+        ctx.WriteJson(new RestoreJson(result.CatalogSequence, result.Files, result.Bytes, result.AlreadyThere, result.PeersRestored, result.Problems), CliJsonContext.Output.RestoreJson);
+
+    private static int Done<T>(CliContext ctx, T json, JsonTypeInfo<T> typeInfo, string text) => GroupCommands.Done(ctx, json, typeInfo, text);
 
     private static string Name(SecureMeshDatabase db, string peerId) =>
         PeerId.TryParse(peerId, out var id, out _) && db.Trust.GetPeer(id)?.Name is { } name ? $"{name} ({peerId})" : peerId;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using SecureMesh.Cli.Json;
 using SecureMesh.Core;
 using SecureMesh.Node;
 using SecureMesh.Node.Quarantine;
@@ -18,7 +19,7 @@ internal static class ConfigCommands
             var rows = await control.ListConfigAsync(ct);
             if (ctx.Json)
             {
-                ctx.WriteJson(rows);
+                ctx.WriteJson(rows, CliJsonContext.Output.Settings);
                 return CliApp.Success;
             }
             Table.Write(ctx.Out, ["KEY", "VALUE", "DESCRIPTION"],
@@ -35,7 +36,7 @@ internal static class ConfigCommands
             var value = await control.GetConfigAsync(setting.Key, ct);
             if (ctx.Json)
             {
-                ctx.WriteJson(value);
+                ctx.WriteJson(value, CliJsonContext.Output.ConfigValue);
             }
             else
             {
@@ -61,7 +62,7 @@ internal static class ConfigCommands
             var result = await control.SetConfigAsync(setting.Key, normalized, ct);
             if (ctx.Json)
             {
-                ctx.WriteJson(result);
+                ctx.WriteJson(result, CliJsonContext.Output.ConfigSetResult);
                 return CliApp.Success;
             }
             ctx.Out.WriteLine(result.Note is null ? $"{result.Key} = {result.Value}" : $"{result.Key} = {result.Value} ({result.Note})");

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
+using SecureMesh.Cli.Json;
 using SecureMesh.Core;
-
 using SecureMesh.Node;
 
 namespace SecureMesh.Cli.Commands;
@@ -43,7 +43,7 @@ internal static class DemoCommand
                 var summary = await DemoRunner.RunAsync(ctx, bytes, parse.GetValue(keep), stop.Token);
                 if (ctx.Json)
                 {
-                    ctx.WriteJson(summary);
+                    ctx.WriteJson(summary, CliJsonContext.Output.DemoSummary);
                 }
                 return CliApp.Success;
             }

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.Text.Json.Serialization.Metadata;
+using SecureMesh.Cli.Json;
 using SecureMesh.Core.Identity;
 using SecureMesh.Node.Control;
 
@@ -24,7 +26,7 @@ internal static class GroupCommands
             var all = await control.ListGroupsAsync(ct);
             if (ctx.Json)
             {
-                ctx.WriteJson(all);
+                ctx.WriteJson(all, CliJsonContext.Output.Groups);
                 return CliApp.Success;
             }
             if (all.Count == 0)
@@ -45,7 +47,7 @@ internal static class GroupCommands
         SetAction(create, console, async (parse, ctx, control, ct) =>
         {
             var group = await control.CreateGroupAsync(Arg(parse, name), ct);
-            return Done(ctx, group, $"created group {group.Name}");
+            return Done(ctx, group, CliJsonContext.Output.GroupInfo, $"created group {group.Name}");
         });
         groups.Subcommands.Add(create);
 
@@ -54,7 +56,7 @@ internal static class GroupCommands
         {
             var ids = ParsePeers(parse, peers);
             var result = await control.AddGroupMembersAsync(Arg(parse, name), ids, ct);
-            return Done(ctx, result, $"added {result.Changed} peer(s) to {result.Group}");
+            return Done(ctx, result, CliJsonContext.Output.GroupMembersResult, $"added {result.Changed} peer(s) to {result.Group}");
         });
         groups.Subcommands.Add(add);
 
@@ -63,7 +65,7 @@ internal static class GroupCommands
         {
             var ids = ParsePeers(parse, peers);
             var result = await control.RemoveGroupMembersAsync(Arg(parse, name), ids, ct);
-            return Done(ctx, result, $"removed {result.Changed} peer(s) from {result.Group}");
+            return Done(ctx, result, CliJsonContext.Output.GroupMembersResult, $"removed {result.Changed} peer(s) from {result.Group}");
         });
         groups.Subcommands.Add(remove);
 
@@ -72,7 +74,7 @@ internal static class GroupCommands
         {
             var group = Arg(parse, name);
             await control.DeleteGroupAsync(group, ct);
-            return Done(ctx, new { name = group, deleted = true }, $"deleted group {group}");
+            return Done(ctx, new GroupDeletedJson(group, Deleted: true), CliJsonContext.Output.GroupDeletedJson, $"deleted group {group}");
         });
         groups.Subcommands.Add(delete);
         root.Subcommands.Add(groups);
@@ -84,11 +86,11 @@ internal static class GroupCommands
         // Checked before the node is asked, so a typo is the same clear error with or without one.
         [.. (parse.GetValue(argument) ?? []).Select(p => PeerId.Parse(p.Trim()).Text)];
 
-    internal static int Done(CliContext ctx, object json, string text)
+    internal static int Done<T>(CliContext ctx, T json, JsonTypeInfo<T> typeInfo, string text)
     {
         if (ctx.Json)
         {
-            ctx.WriteJson(json);
+            ctx.WriteJson(json, typeInfo);
         }
         else
         {

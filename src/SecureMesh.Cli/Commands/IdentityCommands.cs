@@ -1,4 +1,5 @@
 using System.CommandLine;
+using SecureMesh.Cli.Json;
 using SecureMesh.Core;
 using SecureMesh.Core.Identity;
 
@@ -99,7 +100,7 @@ internal static class IdentityCommands
         if (ctx.Json)
         {
             var multiaddrs = ListenAddress.Multiaddrs(ctx.Home, peerId);
-            ctx.WriteJson(new { peerId = peerId.Text, fingerprint = peerId.Fingerprint, listen, multiaddrs, encrypted, home = ctx.Home });
+            ctx.WriteJson(new IdentityJson(peerId.Text, peerId.Fingerprint, listen, multiaddrs, encrypted, ctx.Home), CliJsonContext.Output.IdentityJson);
             return CliApp.Success;
         }
         if (created)

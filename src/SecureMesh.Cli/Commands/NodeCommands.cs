@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
+using SecureMesh.Cli.Json;
 using SecureMesh.Core;
 using SecureMesh.Core.Identity;
 using SecureMesh.Node;
@@ -75,7 +76,7 @@ internal static class NodeCommands
             var state = await control.GetStatusAsync(ct);
             if (ctx.Json)
             {
-                ctx.WriteJson(state);
+                ctx.WriteJson(state, CliJsonContext.Output.NodeStatus);
                 return CliApp.Success;
             }
             PrintStatus(ctx, state);

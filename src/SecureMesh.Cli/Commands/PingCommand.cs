@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Net;
+using SecureMesh.Cli.Json;
 using SecureMesh.Core;
 using SecureMesh.Core.Addressing;
 using SecureMesh.Core.Identity;
@@ -46,7 +47,7 @@ internal static class PingCommand
                 : await PingOneOffAsync(ctx, text, n, parse.GetValue(passphraseStdin), ct);
             if (ctx.Json)
             {
-                ctx.WriteJson(new { peerId = result.PeerId, address = result.Address, rttMs = result.RttMs });
+                PrintJson(ctx, result);
                 return CliApp.Success;
             }
             foreach (var rtt in result.RttMs)
@@ -84,4 +85,8 @@ internal static class PingCommand
         var (peer, rtts) = await host.Node.PingAddressAsync(address, count, ct);
         return new PingResult(peer.Text, address, [.. rtts.Select(r => r.TotalMilliseconds)]);
     }
+
+    /// <summary><c>ping --json</c>.</summary>
+    internal static void PrintJson(CliContext ctx, PingResult result) =>
+        ctx.WriteJson(result, CliJsonContext.Output.PingResult);
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using SecureMesh.Cli.Json;
 using SecureMesh.Core;
 using SecureMesh.Node.Quarantine;
 using SecureMesh.Storage;
@@ -20,7 +21,7 @@ internal static class QuarantineCommands
             var items = db.Quarantine.List();
             if (ctx.Json)
             {
-                ctx.WriteJson(items.Select(ToJson));
+                ctx.WriteJson(items.Select(ToJson), CliJsonContext.Output.QuarantineItems);
                 return CliApp.Success;
             }
             if (items.Count == 0)
@@ -42,7 +43,7 @@ internal static class QuarantineCommands
             var item = Manager(db, ctx).Get(ParseId(parse.GetValue(idArg)));
             if (ctx.Json)
             {
-                ctx.WriteJson(ToJson(item));
+                ctx.WriteJson(ToJson(item), CliJsonContext.Output.QuarantineJson);
                 return CliApp.Success;
             }
             var publisher = item.Publisher is null ? "-" : $"{item.Publisher} ({item.Publisher.Fingerprint})";
@@ -75,7 +76,7 @@ internal static class QuarantineCommands
             var item = Manager(db, ctx).Release(ParseId(parse.GetValue(idArg)), parse.GetValue(to));
             if (ctx.Json)
             {
-                ctx.WriteJson(ToJson(item));
+                ctx.WriteJson(ToJson(item), CliJsonContext.Output.QuarantineJson);
             }
             else
             {
@@ -111,23 +112,8 @@ internal static class QuarantineCommands
         return id;
     }
 
-    private static object ToJson(QuarantineRecord i) => new
-    {
-        id = i.Id,
-        contentId = i.ContentId,
-        name = i.SafeName,
-        state = i.StateName,
-        reason = i.Reason,
-        announcedName = i.AnnouncedName,
-        size = i.Size,
-        verified = i.Verified,
-        publisher = i.Publisher?.Text,
-        sources = i.SourcePeers.Select(p => p.Text),
-        path = i.Path,
-        releasedPath = i.ReleasedPath,
-        created = i.Created,
-        updated = i.Updated,
-    };
+    private static QuarantineJson ToJson(QuarantineRecord i) => new(i.Id, i.ContentId, i.SafeName, i.StateName, i.Reason, i.AnnouncedName, i.Size, i.Verified,
+        i.Publisher?.Text, i.SourcePeers.Select(p => p.Text), i.Path, i.ReleasedPath, i.Created, i.Updated);
 
     private static string Num(long n) => n.ToString(CultureInfo.InvariantCulture);
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using SecureMesh.Cli.Json;
 using SecureMesh.Core;
 using SecureMesh.Core.Content;
 using SecureMesh.Core.Identity;
@@ -76,7 +77,7 @@ internal static class ShareCommands
             var result = await access.Groups.SetShareAudienceAsync(full, text, ct);
             if (ctx.Json)
             {
-                ctx.WriteJson(new { path = result.Path, audience = result.Audience, changed = result.Changed });
+                ctx.WriteJson(result, CliJsonContext.Output.ShareAudienceInfo);
             }
             else
             {
@@ -101,13 +102,11 @@ internal static class ShareCommands
             string AudienceOf(string path) => audiences.TryGetValue(path, out var a) ? a.ToString() : "nobody";
             if (ctx.Json)
             {
-                ctx.WriteJson(new
-                {
-                    shares = roots.Select(r => r.Path),
-                    audiences = roots.Select(r => new { path = r.Path, audience = AudienceOf(r.Path) }),
-                    files = files.Select(f => new { path = f.Path, name = f.Name, size = f.Size, contentId = f.ContentId, share = f.ShareRoot, audience = AudienceOf(f.ShareRoot) }),
-                                        includeHidden = roots.Where(r => r.IncludeHidden).Select(r => r.Path),
-                });
+                ctx.WriteJson(new ShareListJson(
+                    roots.Select(r => r.Path),
+                    roots.Select(r => new ShareAudienceJson(r.Path, AudienceOf(r.Path))),
+                    files.Select(f => new SharedFileJson(f.Path, f.Name, f.Size, f.ContentId, f.ShareRoot, AudienceOf(f.ShareRoot))),
+                    roots.Where(r => r.IncludeHidden).Select(r => r.Path)), CliJsonContext.Output.ShareListJson);
                 return CliApp.Success;
             }
             if (roots.Count == 0)
@@ -144,7 +143,7 @@ internal static class ShareCommands
             }
             if (ctx.Json)
             {
-                ctx.WriteJson(new { path = full, removed = true });
+                ctx.WriteJson(new PathRemovedJson(full, Removed: true), CliJsonContext.Output.PathRemovedJson);
             }
             else
             {
@@ -160,7 +159,7 @@ internal static class ShareCommands
     {
         if (ctx.Json)
         {
-            ctx.WriteJson(new { skipped = skipped.Select(s => new { path = s.Path, reason = s.Reason, share = s.ShareRoot }) });
+            ctx.WriteJson(new SkippedListJson(skipped.Select(s => new SkippedJson(s.Path, s.Reason, s.ShareRoot))), CliJsonContext.Output.SkippedListJson);
             return CliApp.Success;
         }
         if (skipped.Count == 0)
@@ -172,11 +171,11 @@ internal static class ShareCommands
         return CliApp.Success;
     }
 
-    private static int PrintShareResult(CliContext ctx, string path, int files, int indexed, int unchanged, int removed, long bytesHashed, TimeSpan? elapsed, IReadOnlyList<string> failed, int skipped)
+    internal static int PrintShareResult(CliContext ctx, string path, int files, int indexed, int unchanged, int removed, long bytesHashed, TimeSpan? elapsed, IReadOnlyList<string> failed, int skipped)
     {
         if (ctx.Json)
         {
-            ctx.WriteJson(new { path, files, indexed, unchanged, removed, bytesHashed, seconds = elapsed?.TotalSeconds, failed, skipped });
+            ctx.WriteJson(new ShareResultJson(path, files, indexed, unchanged, removed, bytesHashed, elapsed?.TotalSeconds, failed, skipped), CliJsonContext.Output.ShareResultJson);
         }
         else
         {

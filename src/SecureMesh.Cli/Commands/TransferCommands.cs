@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using SecureMesh.Cli.Json;
 using SecureMesh.Core;
 using SecureMesh.Core.Content;
 using SecureMesh.Node;
@@ -81,11 +82,7 @@ internal static class TransferCommands
             }
             if (ctx.Json)
             {
-                ctx.WriteJson(downloads.Select(d => new
-                {
-                    id = d.ContentId, contentId = d.ContentId, name = d.Name, state = d.State, bytesDone = d.BytesDone, bytesTotal = d.BytesTotal,
-                    bytesPerSecond = d.BytesPerSecond, peers = d.Peers, finished = d.Finished, reason = d.Reason, path = d.Path, quarantineId = d.QuarantineId,
-                }));
+                PrintDownloadsJson(ctx, downloads);
                 return CliApp.Success;
             }
             if (downloads.Count == 0)
@@ -117,7 +114,7 @@ internal static class TransferCommands
             await client.CancelDownloadAsync(id.Text, ct);
             if (ctx.Json)
             {
-                ctx.WriteJson(new { id = id.Text, cancelled = true });
+                PrintCancelledJson(ctx, id.Text);
             }
             else
             {
@@ -129,11 +126,19 @@ internal static class TransferCommands
         return transfers;
     }
 
-    private static int PrintSearch(CliContext ctx, IReadOnlyList<(string ContentId, string Name, long Size, IReadOnlyList<string> Peers)> hits, int? peers)
+    /// <summary><c>transfers list --json</c>.</summary>
+    internal static void PrintDownloadsJson(CliContext ctx, IReadOnlyList<DownloadInfo> downloads) =>
+        ctx.WriteJson(downloads.Select(d => new TransferJson(d.ContentId, d.ContentId, d.Name, d.State, d.BytesDone, d.BytesTotal,
+            d.BytesPerSecond, d.Peers, d.Finished, d.Reason, d.Path, d.QuarantineId)), CliJsonContext.Output.Transfers);
+
+    /// <summary><c>transfers cancel ID --json</c>.</summary>
+    internal static void PrintCancelledJson(CliContext ctx, string id) => ctx.WriteJson(new TransferCancelledJson(id, Cancelled: true), CliJsonContext.Output.TransferCancelledJson);
+
+    internal static int PrintSearch(CliContext ctx, IReadOnlyList<(string ContentId, string Name, long Size, IReadOnlyList<string> Peers)> hits, int? peers)
     {
         if (ctx.Json)
         {
-            ctx.WriteJson(hits.Select(h => new { contentId = h.ContentId, name = h.Name, size = h.Size, peers = h.Peers }));
+            ctx.WriteJson(hits.Select(h => new SearchHitJson(h.ContentId, h.Name, h.Size, h.Peers)), CliJsonContext.Output.SearchHits);
             return CliApp.Success;
         }
         if (hits.Count == 0)

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using SecureMesh.Cli.Json;
 using SecureMesh.Core;
 using SecureMesh.Core.Identity;
 using SecureMesh.Node.Control;
@@ -27,7 +28,7 @@ internal static class TrustCommands
             var list = await control.GetBlocklistAsync(ct);
             if (ctx.Json)
             {
-                ctx.WriteJson(list);
+                ctx.WriteJson(list, CliJsonContext.Output.BlocklistInfo);
                 return CliApp.Success;
             }
             Table.Write(ctx.Out, ["KIND", "WHAT", "REASON", "SINCE"],
@@ -64,7 +65,7 @@ internal static class TrustCommands
                 {
                     if (ctx.Json)
                     {
-                        ctx.WriteJson(result);
+                        ctx.WriteJson(result, CliJsonContext.Output.LogVerification);
                     }
                     throw new SecureMeshException(SecureMeshErrorKind.Storage,
                         $"audit log broken at entry {result.BrokenSeq}: {result.Reason}");
@@ -75,7 +76,7 @@ internal static class TrustCommands
                 }
                 if (ctx.Json)
                 {
-                    ctx.WriteJson(result);
+                    ctx.WriteJson(result, CliJsonContext.Output.LogVerification);
                 }
                 else
                 {
@@ -97,7 +98,7 @@ internal static class TrustCommands
             var entries = await control.GetLogAsync(from, parse.GetValue(limit), ct);
             if (ctx.Json)
             {
-                ctx.WriteJson(entries);
+                ctx.WriteJson(entries, CliJsonContext.Output.LogEntries);
                 return CliApp.Success;
             }
             Table.Write(ctx.Out, ["SEQ", "TIME", "EVENT", "PEER", "DETAIL"],
@@ -171,7 +172,7 @@ internal static class TrustCommands
             var connection = await control.ConnectPeerAsync(peer.Text, ct);
             if (ctx.Json)
             {
-                ctx.WriteJson(connection);
+                ctx.WriteJson(connection, CliJsonContext.Output.ConnectionInfo);
                 return CliApp.Success;
             }
             ctx.Out.WriteLine($"connected to {connection.PeerId} at {connection.Remote}; SAS: {connection.Sas}");
@@ -287,7 +288,7 @@ internal static class TrustCommands
             }
             if (ctx.Json)
             {
-                ctx.WriteJson(new { peerId = result.PeerId, fingerprint = result.Fingerprint, state });
+                ctx.WriteJson(new PeerStateJson(result.PeerId, result.Fingerprint, state), CliJsonContext.Output.PeerStateJson);
                 return CliApp.Success;
             }
             ctx.Out.WriteLine(state == "trusted"
@@ -322,7 +323,7 @@ internal static class TrustCommands
         var peers = await control.ListPeersAsync(state, cancellationToken);
         if (ctx.Json)
         {
-            ctx.WriteJson(peers);
+            ctx.WriteJson(peers, CliJsonContext.Output.Peers);
             return CliApp.Success;
         }
         if (peers.Count == 0)
