@@ -318,7 +318,7 @@ internal sealed class ControlFixture : IAsyncDisposable
 
     public DiscoveryService? Discovery { get; }
 
-    public static async Task<ControlFixture> StartAsync(bool withDiscovery = false)
+    public static async Task<ControlFixture> StartAsync(bool withDiscovery = false, IReadOnlyList<Action<Microsoft.AspNetCore.Routing.IEndpointRouteBuilder>>? endpointGroups = null)
     {
         var node = TestNode.Start();
         DiscoveryService? discovery = null;
@@ -337,6 +337,7 @@ internal sealed class ControlFixture : IAsyncDisposable
             Home = node.Home,
             Discovery = discovery,
             Discovered = registry,
+            EndpointGroups = endpointGroups ?? [],
         }, CancellationToken.None);
         return new ControlFixture(node, server, discovery);
     }
