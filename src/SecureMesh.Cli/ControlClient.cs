@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using SecureMesh.Core;
 using SecureMesh.Node.Control;
 
@@ -197,7 +198,7 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IGroupCont
         using var request = new HttpRequestMessage(method, path);
         if (body is not null)
         {
-            request.Content = JsonContent.Create(body, body.GetType(), options: NodeControl.Json);
+            request.Content = JsonContent.Create(body, NodeControl.Json.GetTypeInfo(body.GetType()));
         }
         try
         {
@@ -210,7 +211,7 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IGroupCont
             {
                 return default!;
             }
-            return await response.Content.ReadFromJsonAsync<T>(NodeControl.Json, deadline.Token)
+            return await response.Content.ReadFromJsonAsync(TypeInfo<T>(), deadline.Token)
                 ?? throw new SecureMeshException(SecureMeshErrorKind.Protocol, $"the node at {_home} sent an empty answer");
         }
         catch (HttpRequestException e)
@@ -227,6 +228,9 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IGroupCont
         }
     }
 
+    /// <summary>The contract's source-generated JSON for <typeparamref name="T"/> (no reflection: trim and AOT safe).</summary>
+    private static JsonTypeInfo<T> TypeInfo<T>() => (JsonTypeInfo<T>)NodeControl.Json.GetTypeInfo(typeof(T));
+
     private SecureMeshException NotAnswering(string reason, Exception inner) =>
         new(SecureMeshErrorKind.Network, $"the node at {_home} is not answering ({reason}); is it still running?", inner);
 
@@ -235,7 +239,7 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IGroupCont
         ErrorInfo? error = null;
         try
         {
-            error = await response.Content.ReadFromJsonAsync<ErrorInfo>(NodeControl.Json, cancellationToken);
+            error = await response.Content.ReadFromJsonAsync(TypeInfo<ErrorInfo>(), cancellationToken);
         }
         catch (JsonException)
         {

@@ -225,6 +225,15 @@ public sealed class ControlWireFormatTests
         await AssertSameAsync(http, "v1/groups", await groups.ListGroupsAsync(ct));
     }
 
+    [Fact]
+    public void The_settings_have_no_reflection_fallback_and_fail_loudly_on_an_unlisted_type()
+    {
+        Assert.True(NodeControl.Json.IsReadOnly);
+        Assert.DoesNotContain(NodeControl.Json.TypeInfoResolverChain, r => r is System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver);
+        Assert.Throws<NotSupportedException>(() => JsonSerializer.Serialize(new NotInTheContract("x"), NodeControl.Json));
+        Assert.Throws<NotSupportedException>(() => JsonSerializer.Serialize(new { id = 1 }, NodeControl.Json));
+    }
+
     /// <summary>The API's settings before session 9, on the reflection serializer: what the wire looked like.</summary>
     private static readonly JsonSerializerOptions Before = CreateBefore();
 
