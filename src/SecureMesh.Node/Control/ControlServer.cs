@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
@@ -209,9 +210,12 @@ internal sealed class ControlServer : IAsyncDisposable
         WebApplication? app = null;
         try
         {
+            var clock = Stopwatch.GetTimestamp();
             app = build(new SocketTransport(this, first));
+            var built = Stopwatch.GetElapsedTime(clock);
             await app.StartAsync(_stop.Token).ConfigureAwait(false);
             Volatile.Write(ref _app, app);
+            ControlLog.WebHostStarted(_logger, built.TotalMilliseconds, (Stopwatch.GetElapsedTime(clock) - built).TotalMilliseconds);
         }
         catch (Exception e)
         {
@@ -256,13 +260,11 @@ internal sealed class ControlServer : IAsyncDisposable
     private static WebApplication BuildApp(string home, MeshNode node, SecureMeshDatabase db, NodeControlService service, GroupControlService groups,
         TransferControlService? transferControl, ControlServerOptions options, ILogger logger, IConnectionListenerFactory transport)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
-        {
-            // No appsettings.json watcher on the data directory.
-            Args = ["--hostBuilder:reloadConfigOnChange=false"],
-            ContentRootPath = home,
-        });
-        builder.Logging.ClearProviders();
+        // The empty builder: no configuration sources (appsettings.json, environment, command line), no logging
+        // providers, only Kestrel's HTTP/1.1 core and routing's core: everything here is set in code.
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ContentRootPath = home });
+        builder.WebHost.UseKestrelCore();
+        builder.Services.AddRoutingCore();
         builder.Services.AddSingleton(options.LoggerFactory);
         // The node handles SIGINT/SIGTERM itself; the web host must not.
         builder.Services.AddSingleton<IHostLifetime, QuietLifetime>();
