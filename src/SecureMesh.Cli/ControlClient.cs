@@ -24,7 +24,8 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IGroupCont
         _home = home;
         // A node that is not running refuses the socket at once; this deadline is only for a running node that is slow.
         // Its first request builds the control API's web host (src/SecureMesh.Node/Control: started at the owner's first
-        // connection), which took 4.7 s instead of 1.1 s at a load of 17 and over 10 s in a loaded test run.
+        // connection): about 0.25 s of the node's CPU since session 9 (0.46 s before), but seconds of wall time on a
+        // machine loaded far beyond its cores (4.7 s at a load of 17 in session 7, over 10 s in a loaded test run).
         _timeout = timeout ?? TimeSpan.FromSeconds(30);
         var socketPath = NodeControl.SocketPathFor(home);
         var handler = new SocketsHttpHandler

@@ -31,8 +31,18 @@ now_ms() {
     echo $(( $(date +%s%N) / 1000000 ))
 }
 
+timed_status() { # DIR HOME PID: prints the wall ms of one `status --json` and the node CPU ms it cost
+    local c0 t0 t1 c1
+    c0=$(cpu_ms "$3")
+    t0=$(now_ms)
+    "$dotnet_host" "$1/securemesh.dll" --home "$2" --json status > /dev/null
+    t1=$(now_ms)
+    c1=$(cpu_ms "$3")
+    echo "$((t1 - t0)) $(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')"
+}
+
 one_round() {
-    local dir=$1 home pid t0 t1 c0 c1 c2 first_ms later_ms first_cpu later_cpu rss0 rss1
+    local dir=$1 home pid first_ms later_ms first_cpu later_cpu rss0 rss1
     home=$(mktemp -d /tmp/securemesh-first-XXXXXX)
     chmod 700 "$home"
     echo | "$dotnet_host" "$dir/securemesh.dll" --home "$home" init --passphrase-stdin > /dev/null
@@ -45,21 +55,9 @@ one_round() {
     # Idle for a while, as a node is before anyone asks it anything.
     sleep "${SETTLE_SECONDS:-8}"
     rss0=$(rss_mb "$pid")
-    c0=$(cpu_ms "$pid")
-    t0=$(now_ms)
-    "$dotnet_host" "$dir/securemesh.dll" --home "$home" --json status > /dev/null
-    t1=$(now_ms)
-    c1=$(cpu_ms "$pid")
-    first_ms=$((t1 - t0))
-    first_cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')
+    read -r first_ms first_cpu < <(timed_status "$dir" "$home" "$pid")
     sleep 1
-    c1=$(cpu_ms "$pid")
-    t0=$(now_ms)
-    "$dotnet_host" "$dir/securemesh.dll" --home "$home" --json status > /dev/null
-    t1=$(now_ms)
-    c2=$(cpu_ms "$pid")
-    later_ms=$((t1 - t0))
-    later_cpu=$(awk -v a="$c1" -v b="$c2" 'BEGIN { print b - a }')
+    read -r later_ms later_cpu < <(timed_status "$dir" "$home" "$pid")
     sleep 2
     rss1=$(rss_mb "$pid")
     kill -TERM "$pid"
