@@ -131,6 +131,19 @@ public sealed class ControlWireFormatTests
     }
 
     [Fact]
+    public void No_record_of_the_contract_has_an_enum_member()
+    {
+        // States and error kinds go out as camelCase strings. An enum member would need a generic per-enum converter
+        // (JsonStringEnumConverter<T> with the camelCase policy) on it, or it would be written as a number.
+        var enums = typeof(NodeControl).Assembly.GetExportedTypes()
+            .Where(t => t.Namespace == typeof(NodeControl).Namespace && t.GetMethod("<Clone>$") is not null)
+            .SelectMany(t => t.GetProperties())
+            .Where(p => (p.PropertyType.IsGenericType ? p.PropertyType.GetGenericArguments() : [p.PropertyType]).Any(a => a.IsEnum))
+            .Select(p => $"{p.DeclaringType!.Name}.{p.Name}");
+        Assert.Empty(enums);
+    }
+
+    [Fact]
     public async Task The_server_writes_and_reads_each_record_as_pinned()
     {
         await using var fixture = await ControlFixture.StartAsync(endpointGroups: [MapSamples]);

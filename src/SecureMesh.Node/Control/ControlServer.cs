@@ -102,7 +102,7 @@ internal sealed class ControlServer : IAsyncDisposable
     /// <summary>Where the control socket of <paramref name="home"/> lives.</summary>
     public static string SocketPathFor(string home) => Path.Combine(Path.GetFullPath(home), FileName);
 
-    /// <summary>The JSON conventions of the API (camelCase, enums as camelCase strings); the client uses the same.</summary>
+    /// <summary>The JSON conventions of the API (camelCase, the source-generated contract only); the client uses the same.</summary>
     public static JsonSerializerOptions Json { get; } = CreateJsonOptions();
 
     /// <summary>Error bodies are written with <see cref="Json"/> (the default encoder), not the HTTP settings.</summary>
