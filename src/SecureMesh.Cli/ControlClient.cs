@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using SecureMesh.Core;
 using SecureMesh.Node.Control;
 
@@ -23,7 +24,8 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IGroupCont
         _home = home;
         // A node that is not running refuses the socket at once; this deadline is only for a running node that is slow.
         // Its first request builds the control API's web host (src/SecureMesh.Node/Control: started at the owner's first
-        // connection), which took 4.7 s instead of 1.1 s at a load of 17 and over 10 s in a loaded test run.
+        // connection): about 0.25 s of the node's CPU since session 9 (0.46 s before), but seconds of wall time on a
+        // machine loaded far beyond its cores (4.7 s at a load of 17 in session 7, over 10 s in a loaded test run).
         _timeout = timeout ?? TimeSpan.FromSeconds(30);
         var socketPath = NodeControl.SocketPathFor(home);
         var handler = new SocketsHttpHandler
@@ -197,7 +199,7 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IGroupCont
         using var request = new HttpRequestMessage(method, path);
         if (body is not null)
         {
-            request.Content = JsonContent.Create(body, body.GetType(), options: NodeControl.Json);
+            request.Content = JsonContent.Create(body, NodeControl.Json.GetTypeInfo(body.GetType()));
         }
         try
         {
@@ -210,7 +212,7 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IGroupCont
             {
                 return default!;
             }
-            return await response.Content.ReadFromJsonAsync<T>(NodeControl.Json, deadline.Token)
+            return await response.Content.ReadFromJsonAsync(TypeInfo<T>(), deadline.Token)
                 ?? throw new SecureMeshException(SecureMeshErrorKind.Protocol, $"the node at {_home} sent an empty answer");
         }
         catch (HttpRequestException e)
@@ -227,6 +229,9 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IGroupCont
         }
     }
 
+    /// <summary>The contract's source-generated JSON for <typeparamref name="T"/> (no reflection: trim and AOT safe).</summary>
+    private static JsonTypeInfo<T> TypeInfo<T>() => (JsonTypeInfo<T>)NodeControl.Json.GetTypeInfo(typeof(T));
+
     private SecureMeshException NotAnswering(string reason, Exception inner) =>
         new(SecureMeshErrorKind.Network, $"the node at {_home} is not answering ({reason}); is it still running?", inner);
 
@@ -235,7 +240,7 @@ internal sealed class ControlClient : INodeControl, ITransferControl, IGroupCont
         ErrorInfo? error = null;
         try
         {
-            error = await response.Content.ReadFromJsonAsync<ErrorInfo>(NodeControl.Json, cancellationToken);
+            error = await response.Content.ReadFromJsonAsync(TypeInfo<ErrorInfo>(), cancellationToken);
         }
         catch (JsonException)
         {

@@ -24,4 +24,7 @@ internal static partial class ControlLog
 
     [LoggerMessage(EventId = 306, Level = LogLevel.Error, Message = "control API on {Socket} could not start its web host and no longer listens: {Reason}")]
     public static partial void StartFailed(ILogger logger, string socket, string reason);
+
+    [LoggerMessage(EventId = 307, Level = LogLevel.Debug, Message = "control API web host built in {BuildMs:0.0} ms and started in {StartMs:0.0} ms")]
+    public static partial void WebHostStarted(ILogger logger, double buildMs, double startMs);
 }
