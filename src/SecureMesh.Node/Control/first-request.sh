@@ -6,7 +6,8 @@
 #
 #   src/SecureMesh.Node/Control/first-request.sh DIR [ROUNDS] [DIR2]
 #
-# DIR is a published build (dotnet publish src/SecureMesh.Cli -c Release -r linux-x64 --self-contained false -o DIR).
+# DIR is a published build (dotnet publish src/SecureMesh.Cli -c Release -r linux-x64 --self-contained false -o DIR),
+# or a Native AOT one (DIR/securemesh, no securemesh.dll).
 # VERBOSE=1 runs the node with --verbose and prints its own split of the first request (web host built, started).
 # With DIR2, rounds alternate between the two builds (same-minute pairs) and a median per build is printed at the end.
 set -euo pipefail
@@ -27,6 +28,13 @@ cpu_ms() { # utime+stime of a process, in ms
 rss_mb() {
     awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
 }
+command_for() { # sets cmd to the build in $1 (a Native AOT build has no securemesh.dll, only the executable)
+    if [[ -f "$1/securemesh.dll" ]]; then
+        cmd=("$dotnet_host" "$1/securemesh.dll")
+    else
+        cmd=("$1/securemesh")
+    fi
+}
 now_ms() {
     echo $(( $(date +%s%N) / 1000000 ))
 }
@@ -35,7 +43,8 @@ timed_status() { # DIR HOME PID: prints the wall ms of one `status --json` and t
     local c0 t0 t1 c1
     c0=$(cpu_ms "$3")
     t0=$(now_ms)
-    "$dotnet_host" "$1/securemesh.dll" --home "$2" --json status > /dev/null
+    command_for "$1"
+    "${cmd[@]}" --home "$2" --json status > /dev/null
     t1=$(now_ms)
     c1=$(cpu_ms "$3")
     echo "$((t1 - t0)) $(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')"
@@ -45,8 +54,9 @@ one_round() {
     local dir=$1 home pid first_ms later_ms first_cpu later_cpu rss0 rss1
     home=$(mktemp -d /tmp/securemesh-first-XXXXXX)
     chmod 700 "$home"
-    echo | "$dotnet_host" "$dir/securemesh.dll" --home "$home" init --passphrase-stdin > /dev/null
-    "$dotnet_host" "$dir/securemesh.dll" --home "$home" ${VERBOSE:+--verbose} run --listen 127.0.0.1:0 > "$home/run.log" 2>&1 &
+    command_for "$dir"
+    echo | "${cmd[@]}" --home "$home" init --passphrase-stdin > /dev/null
+    "${cmd[@]}" --home "$home" ${VERBOSE:+--verbose} run --listen 127.0.0.1:0 > "$home/run.log" 2>&1 &
     pid=$!
     for _ in $(seq 1 600); do
         [[ -S "$home/control.sock" ]] && break
