@@ -147,27 +147,29 @@ internal sealed partial class ChildProcess : IAsyncDisposable
     private static partial int Kill(int pid, int signal);
 }
 
-/// <summary>Runs the real <c>securemesh</c> program (the built securemesh.dll) against a data directory.</summary>
+/// <summary>Runs the real <c>securemesh</c> program (the built securemesh.dll, or SECUREMESH_EXE: <see cref="SecureMeshProgram"/>) against a data directory.</summary>
 internal static class SecureMeshCli
 {
-    public static string Dll => Path.Combine(AppContext.BaseDirectory, "securemesh.dll");
-
-    public static ChildProcess Start(string home, params string[] args) =>
-        ChildProcess.Start("dotnet", [Dll, "--home", home, .. args]);
+    public static ChildProcess Start(string home, params string[] args)
+    {
+        var command = SecureMeshProgram.Command(["--home", home, .. args]);
+        return ChildProcess.Start(command[0], command.Skip(1));
+    }
 
     public static Task<CommandResult> RunAsync(string home, params string[] args) => RunAsync(home, TimeSpan.FromSeconds(60), args);
 
     /// <summary>Runs one command to its end; a command still running after <paramref name="timeout"/> is killed (exit code -1).</summary>
     public static async Task<CommandResult> RunAsync(string home, TimeSpan timeout, params string[] args)
     {
-        var start = new ProcessStartInfo(NodeProcess.Dotnet)
+        var command = SecureMeshProgram.Command(["--home", home, .. args]);
+        var start = new ProcessStartInfo(command[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        foreach (var arg in (string[])[Dll, "--home", home, .. args])
+        foreach (var arg in command.Skip(1))
         {
             start.ArgumentList.Add(arg);
         }
