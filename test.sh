@@ -27,7 +27,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v setpriv >/dev/null || need+=(util-linux)
 [[ -x /usr/sbin/miniupnpd ]] || need+=(miniupnpd-nftables)
 # Any clang will do (SecureMesh.Cli.csproj finds clang or a versioned clang-NN such as Debian's clang-14).
-command -v clang >/dev/null || compgen -c clang- | grep -qE '^clang-[0-9]+$' || need+=(clang)
+command -v clang >/dev/null || compgen -c clang- | grep -E '^clang-[0-9]+$' >/dev/null || need+=(clang)
 if ((${#need[@]})); then
   if ! command -v apt-get >/dev/null; then
     echo "test.sh: missing ${need[*]} and no apt-get to install them; install them by hand" >&2
