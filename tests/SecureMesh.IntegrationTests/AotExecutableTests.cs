@@ -80,18 +80,7 @@ public sealed partial class AotExecutableTests() : TempFolderTest("securemesh-ao
     [Fact]
     public async Task Run_status_share_add_and_get_one_off_and_through_the_node_work_over_the_control_api()
     {
-        var a = Path.Combine(Root, "a");
-        var b = Path.Combine(Root, "b");
-        await OkAsync(a, "init");
-        await OkAsync(b, "init");
-        var (aId, bId) = (await PeerIdAsync(a), await PeerIdAsync(b));
-        var (aPort, bPort) = (FreePort(), FreePort());
-        await OkAsync(a, "peers", "add", bId, "--addr", $"127.0.0.1:{bPort}", "--trust");
-        await OkAsync(b, "peers", "add", aId, "--addr", $"127.0.0.1:{aPort}", "--trust");
-        foreach (var home in new[] { a, b })
-        {
-            await OkAsync(home, "config", "set", "discovery", "off");
-        }
+        var (a, b, aId, _, aPort, bPort) = await TwoTrustedHomesAsync();
 
         await using var nodeA = SecureMeshCli.Start(a, "run", "--listen", $"127.0.0.1:{aPort}");
         await nodeA.WaitForLineAsync("listening on");

@@ -265,6 +265,29 @@ public abstract class TempFolderTest : IDisposable
         return doc.RootElement.GetProperty("peerId").GetString()!;
     }
 
+    /// <summary>
+    /// Two identities, <c>Root/a</c> and <c>Root/b</c>, that trust each other at free loopback ports (for their
+    /// <c>run --listen</c>), with LAN discovery off.
+    /// </summary>
+    internal async Task<TrustedPair> TwoTrustedHomesAsync()
+    {
+        var a = Path.Combine(Root, "a");
+        var b = Path.Combine(Root, "b");
+        await OkAsync(a, "init");
+        await OkAsync(b, "init");
+        var (aId, bId) = (await PeerIdAsync(a), await PeerIdAsync(b));
+        var (aPort, bPort) = (FreePort(), FreePort());
+        await OkAsync(a, "peers", "add", bId, "--addr", $"127.0.0.1:{bPort}", "--trust");
+        await OkAsync(b, "peers", "add", aId, "--addr", $"127.0.0.1:{aPort}", "--trust");
+        foreach (var home in new[] { a, b })
+        {
+            await OkAsync(home, "config", "set", "discovery", "off");
+        }
+        return new TrustedPair(a, b, aId, bId, aPort, bPort);
+    }
+
+    internal sealed record TrustedPair(string A, string B, string AId, string BId, int APort, int BPort);
+
     /// <summary>A TCP port on 127.0.0.1 that was free a moment ago.</summary>
     internal static int FreePort()
     {
