@@ -5,8 +5,11 @@
 #   tmux (the terminal UI in a real terminal), openssh-client (ssh-keygen key interop),
 #   iproute2 (network namespaces), nftables (the NAT lab's home routers), curl and util-linux (setpriv: the control
 #   socket refuses another uid), miniupnpd-nftables (a home router with PCP/NAT-PMP in a namespace; the backend
-#   package alone carries no service and no debconf question, so nothing starts on this machine).
+#   package alone carries no service and no debconf question, so nothing starts on this machine),
+#   clang (links the Native AOT executable; Debian's clang brings binutils' ld and objcopy with it).
 # Then it runs `dotnet test SecureMesh.sln` (extra arguments are passed on, e.g. --filter) and prints one summary line.
+# With no extra arguments (or AOT=1) it then runs the AOT job: README's install command publishes the Native AOT
+# executable once, and the tests that start a real `securemesh` run again against it (SECUREMESH_EXE); AOT=0 skips it.
 # Tests that need root (network namespaces, another uid) are reported as skipped for a non-root user.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -23,6 +26,8 @@ command -v nft >/dev/null || need+=(nftables)
 command -v curl >/dev/null || need+=(curl)
 command -v setpriv >/dev/null || need+=(util-linux)
 [[ -x /usr/sbin/miniupnpd ]] || need+=(miniupnpd-nftables)
+# Any clang will do (SecureMesh.Cli.csproj finds clang or a versioned clang-NN such as Debian's clang-14).
+command -v clang >/dev/null || compgen -c clang- | grep -E '^clang-[0-9]+$' >/dev/null || need+=(clang)
 if ((${#need[@]})); then
   if ! command -v apt-get >/dev/null; then
     echo "test.sh: missing ${need[*]} and no apt-get to install them; install them by hand" >&2
@@ -49,11 +54,41 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+aot=$(mktemp -d)
+trap 'rm -rf "$log" "$aot"' EXIT
 set +e
 dotnet test SecureMesh.sln "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+
+# The AOT job: the executable an install runs, published by README's install command (it must choose Native AOT here:
+# clang is installed above), then the process tests against it. The tests that start a `securemesh` find it through
+# SECUREMESH_EXE (tests/SecureMesh.IntegrationTests/SecureMeshProgram.cs).
+aot_tests="FullyQualifiedName~SecureMesh.IntegrationTests.AotExecutableTests|FullyQualifiedName~SecureMesh.IntegrationTests.TuiStartTests"
+aot_tests+="|FullyQualifiedName~SecureMesh.IntegrationTests.ProcessTransferTests|FullyQualifiedName~SecureMesh.IntegrationTests.ReadmeWalkthroughTests"
+if [[ ${AOT:-$(($# == 0))} == 1 ]]; then
+  started=$SECONDS
+  echo "test.sh: AOT job: publishing with README's install command into $aot"
+  set +e
+  dotnet publish src/SecureMesh.Cli -c Release -r linux-x64 -o "$aot" 2>&1 | tee -a "$log" | grep -E "securemesh: publishing|error|->"
+  published=${PIPESTATUS[0]}
+  set -e
+  echo "test.sh: AOT job: publish took $((SECONDS - started)) s"
+  if [[ $published -ne 0 || ! -x $aot/securemesh || -e $aot/securemesh.dll ]]; then
+    echo "test.sh: AOT job: the publish did not produce the Native AOT executable (exit $published; see above)" >&2
+    status=1
+    echo "Failed:     1 (the Native AOT publish)" >> "$log"
+  else
+    set +e
+    SECUREMESH_EXE="$aot/securemesh" dotnet test tests/SecureMesh.IntegrationTests --no-build --filter "$aot_tests" 2>&1 | tee -a "$log"
+    aot_status=${PIPESTATUS[0]}
+    set -e
+    ((aot_status == 0)) || status=$aot_status
+    echo "test.sh: AOT job: $((SECONDS - started)) s in all"
+  fi
+else
+  echo "test.sh: AOT job skipped (extra arguments given; AOT=1 runs it)"
+fi
 
 # One closing line for the whole run, summed over the test projects.
 sum() { grep -oE "$1: +[0-9]+" "$log" | awk '{s+=$2} END {print s+0}'; }

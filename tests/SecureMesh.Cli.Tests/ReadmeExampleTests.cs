@@ -38,11 +38,25 @@ public sealed partial class ReadmeExampleTests
         Assert.Equal("exec ./test.sh", ci[^1]);
         var script = File.ReadAllText(Path.Combine(root, "test.sh"));
         Assert.Contains("dotnet test SecureMesh.sln", script, StringComparison.Ordinal);
-        foreach (var package in new[] { "clamav", "nodejs", "npm", "tmux", "openssh-client", "iproute2", "nftables", "miniupnpd-nftables", "curl", "util-linux" })
+        foreach (var package in new[] { "clamav", "nodejs", "npm", "tmux", "openssh-client", "iproute2", "nftables", "miniupnpd-nftables", "curl", "util-linux", "clang" })
         {
             Assert.Contains($"need+=({package})", script, StringComparison.Ordinal);
             Assert.Contains($"`{package}`", readme, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public void The_ci_publishes_the_aot_build_with_the_readme_install_command_and_runs_the_process_tests_against_it()
+    {
+        var root = RepositoryRoot();
+        var readme = File.ReadAllText(Path.Combine(root, "README.md"));
+        var script = File.ReadAllText(Path.Combine(root, "test.sh"));
+        const string Install = "dotnet publish src/SecureMesh.Cli -c Release -r linux-x64 -o ";
+        Assert.Contains("`" + Install + "~/.local/share/securemesh-bin`", readme, StringComparison.Ordinal);
+        Assert.Contains(Install + "\"$aot\"", script, StringComparison.Ordinal);
+        Assert.Contains("SECUREMESH_EXE=\"$aot/securemesh\" dotnet test tests/SecureMesh.IntegrationTests", script, StringComparison.Ordinal);
+        Assert.Contains("AotExecutableTests", script, StringComparison.Ordinal);
+        Assert.Contains("TuiStartTests", script, StringComparison.Ordinal);
     }
 
     private static string RepositoryRoot()

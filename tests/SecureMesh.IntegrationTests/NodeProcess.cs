@@ -35,8 +35,6 @@ internal sealed partial class NodeProcess : IDisposable
 
     public static string Dotnet => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
 
-    public static string Dll => Path.Combine(AppContext.BaseDirectory, "securemesh.dll");
-
     public int Id => _process.Id;
 
     public bool HasExited => _process.HasExited;
@@ -46,7 +44,7 @@ internal sealed partial class NodeProcess : IDisposable
     public string Output => string.Join('\n', _lines);
 
     /// <summary>Starts <c>securemesh --home HOME args…</c>, inside <paramref name="netns"/> when given.</summary>
-    public static NodeProcess Start(string home, string? netns, params string[] args) => StartDll(Dll, netns, ["--home", home, .. args]);
+    public static NodeProcess Start(string home, string? netns, params string[] args) => StartCommand(netns, SecureMeshProgram.Command(["--home", home, .. args]));
 
     /// <summary>Starts <c>dotnet DLL args…</c> (a program built beside the tests), inside <paramref name="netns"/> when given.</summary>
     public static NodeProcess StartDll(string dll, string? netns, params string[] args) => StartCommand(netns, [Dotnet, dll, .. args]);

@@ -147,27 +147,29 @@ internal sealed partial class ChildProcess : IAsyncDisposable
     private static partial int Kill(int pid, int signal);
 }
 
-/// <summary>Runs the real <c>securemesh</c> program (the built securemesh.dll) against a data directory.</summary>
+/// <summary>Runs the real <c>securemesh</c> program (the built securemesh.dll, or SECUREMESH_EXE: <see cref="SecureMeshProgram"/>) against a data directory.</summary>
 internal static class SecureMeshCli
 {
-    public static string Dll => Path.Combine(AppContext.BaseDirectory, "securemesh.dll");
-
-    public static ChildProcess Start(string home, params string[] args) =>
-        ChildProcess.Start("dotnet", [Dll, "--home", home, .. args]);
+    public static ChildProcess Start(string home, params string[] args)
+    {
+        var command = SecureMeshProgram.Command(["--home", home, .. args]);
+        return ChildProcess.Start(command[0], command.Skip(1));
+    }
 
     public static Task<CommandResult> RunAsync(string home, params string[] args) => RunAsync(home, TimeSpan.FromSeconds(60), args);
 
     /// <summary>Runs one command to its end; a command still running after <paramref name="timeout"/> is killed (exit code -1).</summary>
     public static async Task<CommandResult> RunAsync(string home, TimeSpan timeout, params string[] args)
     {
-        var start = new ProcessStartInfo(NodeProcess.Dotnet)
+        var command = SecureMeshProgram.Command(["--home", home, .. args]);
+        var start = new ProcessStartInfo(command[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        foreach (var arg in (string[])[Dll, "--home", home, .. args])
+        foreach (var arg in command.Skip(1))
         {
             start.ArgumentList.Add(arg);
         }
@@ -262,6 +264,29 @@ public abstract class TempFolderTest : IDisposable
         using var doc = System.Text.Json.JsonDocument.Parse(id.Out);
         return doc.RootElement.GetProperty("peerId").GetString()!;
     }
+
+    /// <summary>
+    /// Two identities, <c>Root/a</c> and <c>Root/b</c>, that trust each other at free loopback ports (for their
+    /// <c>run --listen</c>), with LAN discovery off.
+    /// </summary>
+    internal async Task<TrustedPair> TwoTrustedHomesAsync()
+    {
+        var a = Path.Combine(Root, "a");
+        var b = Path.Combine(Root, "b");
+        await OkAsync(a, "init");
+        await OkAsync(b, "init");
+        var (aId, bId) = (await PeerIdAsync(a), await PeerIdAsync(b));
+        var (aPort, bPort) = (FreePort(), FreePort());
+        await OkAsync(a, "peers", "add", bId, "--addr", $"127.0.0.1:{bPort}", "--trust");
+        await OkAsync(b, "peers", "add", aId, "--addr", $"127.0.0.1:{aPort}", "--trust");
+        foreach (var home in new[] { a, b })
+        {
+            await OkAsync(home, "config", "set", "discovery", "off");
+        }
+        return new TrustedPair(a, b, aId, bId, aPort, bPort);
+    }
+
+    internal sealed record TrustedPair(string A, string B, string AId, string BId, int APort, int BPort);
 
     /// <summary>A TCP port on 127.0.0.1 that was free a moment ago.</summary>
     internal static int FreePort()

@@ -26,7 +26,7 @@ public sealed partial class ReadmeWalkthroughTests() : TempFolderTest("securemes
 
         var bin = Directory.CreateDirectory(Path.Combine(Root, "bin")).FullName;
         var wrapper = Path.Combine(bin, "securemesh");
-        File.WriteAllText(wrapper, $"#!/bin/sh\nexec '{NodeProcess.Dotnet}' '{SecureMeshCli.Dll}' \"$@\"\n");
+        File.WriteAllText(wrapper, $"#!/bin/sh\nexec {SecureMeshProgram.ShellCommand([])} \"$@\"\n");
         File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
         var alice = new Person("alice", Root, bin);

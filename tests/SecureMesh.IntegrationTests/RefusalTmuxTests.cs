@@ -51,7 +51,7 @@ public sealed partial class RefusalTmuxTests(ITestOutputHelper output) : TempFol
 
         // Bob's peers list and status say "refusing us"; the state stays "trusted".
         using var bobShell = TmuxSession.Start(["sh", "-c",
-            $"dotnet {TmuxSession.SecureMeshDll} --home {bob} peers list; dotnet {TmuxSession.SecureMeshDll} --home {bob} status"], 250, 16);
+            $"{SecureMeshProgram.ShellCommand(["--home", bob, "peers", "list"])}; {SecureMeshProgram.ShellCommand(["--home", bob, "status"])}"], 250, 16);
         var shell = bobShell.WaitForText("transfers:", TimeSpan.FromSeconds(60));
         Assert.Contains("trusted (refusing us)", shell, StringComparison.Ordinal);
         Assert.Contains($"refusing us: {aliceId} (alice)", shell, StringComparison.Ordinal);

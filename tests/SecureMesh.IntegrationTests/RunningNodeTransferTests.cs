@@ -11,17 +11,9 @@ public sealed class RunningNodeTransferTests() : TempFolderTest("securemesh-api-
     [Fact]
     public async Task Share_search_get_and_quarantine_work_against_running_nodes()
     {
-        var a = Path.Combine(Root, "a");
-        var b = Path.Combine(Root, "b");
-        await OkAsync(a, "init");
-        await OkAsync(b, "init");
-        var (aId, bId) = (await PeerIdAsync(a), await PeerIdAsync(b));
-        var (aPort, bPort) = (FreePort(), FreePort());
-        await OkAsync(a, "peers", "add", bId, "--addr", $"127.0.0.1:{bPort}", "--trust");
-        await OkAsync(b, "peers", "add", aId, "--addr", $"127.0.0.1:{aPort}", "--trust");
+        var (a, b, aId, _, aPort, bPort) = await TwoTrustedHomesAsync();
         foreach (var home in new[] { a, b })
         {
-            await OkAsync(home, "config", "set", "discovery", "off");
             await OkAsync(home, "config", "set", "chunk-size", "64k");
         }
 

@@ -48,16 +48,10 @@ internal sealed class TmuxSession : IDisposable
 
     public string Name => "securemesh";
 
-    /// <summary>The <c>securemesh.dll</c> built beside this test assembly (the test project references the CLI).</summary>
-    public static string SecureMeshDll => Path.Combine(AppContext.BaseDirectory, "securemesh.dll");
-
-    /// <summary>Starts <c>dotnet securemesh.dll ARGS</c> in a new detached session of the given size.</summary>
+    /// <summary>Starts <c>securemesh ARGS</c> (<see cref="SecureMeshProgram"/>: the dll, or SECUREMESH_EXE) in a new detached session of the given size.</summary>
     /// <param name="environment">Extra variables for the program (for example <c>SECUREMESH_HOME</c>).</param>
-    public static TmuxSession StartSecureMesh(IReadOnlyList<string> args, int width = 120, int height = 40, IReadOnlyDictionary<string, string>? environment = null)
-    {
-        var dotnet = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
-        return Start([dotnet, SecureMeshDll, .. args], width, height, environment);
-    }
+    public static TmuxSession StartSecureMesh(IReadOnlyList<string> args, int width = 120, int height = 40, IReadOnlyDictionary<string, string>? environment = null) =>
+        Start(SecureMeshProgram.Command(args), width, height, environment);
 
     /// <summary>Starts any command line in a new detached session; the exit code is kept for <see cref="WaitForExit"/>.</summary>
     public static TmuxSession Start(IReadOnlyList<string> command, int width = 120, int height = 40, IReadOnlyDictionary<string, string>? environment = null)
@@ -190,5 +184,5 @@ internal sealed class TmuxSession : IDisposable
         return output.Result;
     }
 
-    private static string Quote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+    private static string Quote(string value) => SecureMeshProgram.ShellQuote(value);
 }

@@ -141,6 +141,10 @@ internal sealed class TuiApp : IDisposable
     /// <summary>Runs until Ctrl+Q; polls the node in the background meanwhile.</summary>
     public void Run()
     {
+        if (SizeWhenTerminalHasNone(_app.Screen.Width, _app.Screen.Height, Environment.GetEnvironmentVariable) is { } size)
+        {
+            _app.Driver?.SetScreenSize(size.Width, size.Height);
+        }
         StartPolling();
         try
         {
@@ -150,6 +154,24 @@ internal sealed class TuiApp : IDisposable
         {
             Stop();
         }
+    }
+
+    /// <summary>
+    /// The screen size to use when the terminal reports none. A pseudo-terminal that nobody gave a size (made by
+    /// <c>script</c> or <c>ssh -tt</c> without a terminal of their own, or by some container runtimes) says 0×0, and
+    /// Terminal.Gui 2.5.0 then lays the views out at a negative width and throws on the first dialog (this ended
+    /// `securemesh tui` at once with "width ('-3') must be a non-negative value"). As curses programs do: $COLUMNS × $LINES
+    /// when both are set, else 80 × 24. Null when the terminal has a size.
+    /// </summary>
+    internal static (int Width, int Height)? SizeWhenTerminalHasNone(int width, int height, Func<string, string?> environment)
+    {
+        if (width > 0 && height > 0)
+        {
+            return null;
+        }
+        static int? Positive(string? text) =>
+            int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n is > 0 and <= 10_000 ? n : null;
+        return Positive(environment("COLUMNS")) is { } columns && Positive(environment("LINES")) is { } lines ? (columns, lines) : (80, 24);
     }
 
     /// <summary>Starts the background poll (no-op when polling is off).</summary>

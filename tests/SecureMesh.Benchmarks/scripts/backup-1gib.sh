@@ -9,7 +9,10 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 DLL="${SECUREMESH_DLL:-$ROOT/src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll}"
-SM() { dotnet "$DLL" "$@"; }
+# The program: dotnet DLL, or SECUREMESH_EXE when set (the Native AOT executable, which has no dll).
+SMX=("${SMX[@]}")
+if [[ -n ${SECUREMESH_EXE:-} ]]; then SMX=("$SECUREMESH_EXE"); fi
+SM() { "${SMX[@]}" "$@"; }
 WORK=$(mktemp -d /tmp/sm-backup-bench.XXXXXX)
 HOLDER_PID=""
 cleanup() { [ -n "$HOLDER_PID" ] && kill "$HOLDER_PID" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -29,13 +32,13 @@ for h in owner holder; do SM --home "$WORK/$h" config set discovery off >/dev/nu
 SM --home "$WORK/holder" peers add "$OWNER" --trust >/dev/null
 SM --home "$WORK/holder" backup offer "$OWNER" --quota $((SIZE * 2 + 64))m >/dev/null
 PORT=$(free_port)
-dotnet "$DLL" --home "$WORK/holder" run --listen "127.0.0.1:$PORT" > "$WORK/holder.log" 2>&1 &
+"${SMX[@]}" --home "$WORK/holder" run --listen "127.0.0.1:$PORT" > "$WORK/holder.log" 2>&1 &
 HOLDER_PID=$!
 until grep -q "listening on" "$WORK/holder.log"; do sleep 0.2; done
 SM --home "$WORK/owner" peers add "$HOLDER" --addr "127.0.0.1:$PORT" --trust >/dev/null
 
 t0=$(holder_ticks); s=$(date +%s.%N)
-/usr/bin/time -f "%U %S" -o "$WORK/backup.time" dotnet "$DLL" --home "$WORK/owner" backup add "$WORK/data" --to "$HOLDER" --wait >/dev/null
+/usr/bin/time -f "%U %S" -o "$WORK/backup.time" "${SMX[@]}" --home "$WORK/owner" backup add "$WORK/data" --to "$HOLDER" --wait >/dev/null
 e=$(date +%s.%N); t1=$(holder_ticks)
 read -r bu bs < "$WORK/backup.time"
 held=$(du -sb "$WORK/holder/backup-held" | cut -f1)
@@ -51,7 +54,7 @@ PY
 SM --home "$WORK/owner" keys export --format pkcs8 --out "$WORK/owner.key" >/dev/null 2>&1
 SM --home "$WORK/new" keys import "$WORK/owner.key" >/dev/null
 t0=$(holder_ticks); s=$(date +%s.%N)
-/usr/bin/time -f "%U %S" -o "$WORK/restore.time" dotnet "$DLL" --home "$WORK/new" restore --from "$HOLDER" --addr "127.0.0.1:$PORT" --to "$WORK/out" >/dev/null 2>"$WORK/restore.err"
+/usr/bin/time -f "%U %S" -o "$WORK/restore.time" "${SMX[@]}" --home "$WORK/new" restore --from "$HOLDER" --addr "127.0.0.1:$PORT" --to "$WORK/out" >/dev/null 2>"$WORK/restore.err"
 e=$(date +%s.%N); t1=$(holder_ticks)
 read -r ru rs < "$WORK/restore.time"
 cmp "$WORK/data/payload.bin" "$WORK/out/data/payload.bin" && echo "restored file is byte-identical"

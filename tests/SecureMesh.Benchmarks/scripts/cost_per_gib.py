@@ -19,7 +19,8 @@ receiver, each with whatever processes play that part) it prints the medians of 
 seconds per GiB, and the medians of the pairwise ratios against securemesh measured in the same round.
 
   cost-per-gib.sh [ROUNDS] [SIZE_MIB]     ONLY=securemesh,ssh,syncthing (default: all three)  MODE=node|oneoff
-  SECUREMESH_DLL=path/to/securemesh.dll  (default: the Release build of src/SecureMesh.Cli)
+  SECUREMESH_DLL=path/to/securemesh.dll  (default: the Release build of src/SecureMesh.Cli); a published folder or an
+                                          executable works too: the Native AOT build has no dll (SECUREMESH_EXE=its securemesh)
   COMPARE_DLL=path/to/other/securemesh.dll  adds that build as one more contestant, "baseline" (before/after pairs of a
                                           change in the same rounds; "securemesh vs baseline" speed above 1x: the SECUREMESH_DLL build is faster);
                                           several, separated by commas, are "baseline", "baseline2", ...
@@ -129,12 +130,22 @@ def wait_for(predicate, what, timeout=120):
     raise RuntimeError(f"timed out waiting for {what}")
 
 
+def program(path):
+    """The argv prefix that runs a build: an executable (the apphost, or the Native AOT securemesh) directly, a dll
+    through dotnet; a folder holding either (a publish folder: its executable, as an installed command runs)."""
+    if os.path.isdir(path):
+        exe = os.path.join(path, "securemesh")
+        path = exe if os.path.exists(exe) else os.path.join(path, "securemesh.dll")
+    if not os.path.exists(path):
+        raise RuntimeError(f"no {path}: dotnet build src/SecureMesh.Cli -c Release (or set SECUREMESH_DLL or SECUREMESH_EXE)")
+    return ["dotnet", path] if path.endswith(".dll") else [path]
+
+
 class SecureMesh:
     def __init__(self, work, payload, mode, dll=None, name="securemesh"):
         self.name = name
-        self.dll = dll or os.environ.get("SECUREMESH_DLL", os.path.join(ROOT, "src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll"))
-        if not os.path.exists(self.dll):
-            raise RuntimeError(f"no {self.dll}: dotnet build src/SecureMesh.Cli -c Release (or set SECUREMESH_DLL)")
+        self.argv = program(dll or os.environ.get("SECUREMESH_EXE") or os.environ.get(
+            "SECUREMESH_DLL", os.path.join(ROOT, "src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll")))
         self.work, self.mode, self.size = work, mode, os.path.getsize(payload)
         self.seed_home, self.dl_home = os.path.join(work, name + "-s"), os.path.join(work, name + "-dl")
         self.out = os.path.join(work, name + "-out")
@@ -152,7 +163,7 @@ class SecureMesh:
         self.node = self.start(self.dl_home, free_port(), name + "-dl.log", "established") if mode == "node" else None
 
     def sm(self, home, *args):
-        return subprocess.run(["dotnet", self.dll, "--home", home, *args], check=True, capture_output=True,
+        return subprocess.run([*self.argv, "--home", home, *args], check=True, capture_output=True,
                               stdin=subprocess.DEVNULL, text=True).stdout
 
     def peer_id(self, home):
@@ -161,7 +172,7 @@ class SecureMesh:
     def start(self, home, port, log, ready):
         path = os.path.join(self.work, log)
         with open(path, "w") as f:
-            p = subprocess.Popen(["dotnet", self.dll, "--home", home, "run", "--listen", f"127.0.0.1:{port}"],
+            p = subprocess.Popen([*self.argv, "--home", home, "run", "--listen", f"127.0.0.1:{port}"],
                                  stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.procs.append(p)
         wait_for(lambda: ready in open(path).read(), f"{log}: {ready}")
@@ -171,7 +182,7 @@ class SecureMesh:
         shutil.rmtree(self.out, ignore_errors=True)
         s0 = proc_cpu(self.seeder.pid)
         n0 = proc_cpu(self.node.pid) if self.node else (0.0, 0.0)
-        wall, gu, gs = run_timed(["dotnet", self.dll, "--home", self.dl_home, "get", self.cid, "--out", self.out, "--json"],
+        wall, gu, gs = run_timed([*self.argv, "--home", self.dl_home, "get", self.cid, "--out", self.out, "--json"],
                                  stdin=subprocess.DEVNULL)
         s1 = proc_cpu(self.seeder.pid)
         n1 = proc_cpu(self.node.pid) if self.node else (0.0, 0.0)

@@ -20,6 +20,9 @@ RUNS=${1:-8}
 SIZE=${2:-1024}
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 DLL="${SECUREMESH_DLL:-$ROOT/src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll}"
+# The program: dotnet DLL, or SECUREMESH_EXE when set (the Native AOT executable, which has no dll).
+SMX=("${SMX[@]}")
+if [[ -n ${SECUREMESH_EXE:-} ]]; then SMX=("$SECUREMESH_EXE"); fi
 WORK=$(mktemp -d /tmp/sm-vs.XXXXXX)
 SEEDER_PID=
 SSHD_PID=
@@ -31,7 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 source "$(dirname "$0")/lib-sshd.sh"
-SM() { dotnet "$DLL" "$@"; }
+SM() { "${SMX[@]}" "$@"; }
 peer_id() { SM --home "$1" id --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["peerId"])'; }
 
 head -c $((SIZE * 1048576)) /dev/urandom > "$WORK/payload.bin"
@@ -41,18 +44,18 @@ SM --home "$WORK/s" peers add "$(peer_id "$WORK/dl")" --trust >/dev/null
 SM --home "$WORK/s" share add "$WORK/payload.bin" >/dev/null
 CID=$(SM --home "$WORK/s" share list --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["files"][0]["contentId"])')
 PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-dotnet "$DLL" --home "$WORK/s" run --listen "127.0.0.1:$PORT" > "$WORK/s.log" 2>&1 &
+"${SMX[@]}" --home "$WORK/s" run --listen "127.0.0.1:$PORT" > "$WORK/s.log" 2>&1 &
 SEEDER_PID=$!
 SM --home "$WORK/dl" peers add "$(peer_id "$WORK/s")" --addr "127.0.0.1:$PORT" --trust >/dev/null
 until grep -q "listening on" "$WORK/s.log"; do sleep 0.2; done
 start_sshd "$WORK"
 
-GET=(dotnet "$DLL" --home "$WORK/dl" get "$CID" --out "$WORK/out" --json)
+GET=("${SMX[@]}" --home "$WORK/dl" get "$CID" --out "$WORK/out" --json)
 EAT=()
 if [ "${NO_FSYNC:-0}" = 1 ]; then EAT=(eatmydata); fi
 if [ "${MODE:-}" = node ]; then
   NODE_PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-  "${EAT[@]}" dotnet "$DLL" --home "$WORK/dl" run --listen "127.0.0.1:$NODE_PORT" > "$WORK/dl.log" 2>&1 &
+  "${EAT[@]}" "${SMX[@]}" --home "$WORK/dl" run --listen "127.0.0.1:$NODE_PORT" > "$WORK/dl.log" 2>&1 &
   NODE_PID=$!
   until grep -q "established" "$WORK/dl.log"; do sleep 0.2; done
 else

@@ -9,8 +9,9 @@ same-round wall ratios against the first variant.
 
   oneoff-ab.sh [ROUNDS] [SIZE_MIB] NAME=PROGRAM[,VAR=VALUE...] ...
 
-PROGRAM is a published folder's `securemesh` (the apphost, as an installed command runs), a `securemesh.dll` (run
-with `dotnet`), or a folder holding either. VAR=VALUE pairs are extra environment variables for that variant only, so
+PROGRAM is a published folder's `securemesh` (the apphost of a ReadyToRun build, or the Native AOT executable, as an
+installed command runs), a `securemesh.dll` (run with `dotnet`), or a folder holding either. The seeder runs the
+first variant's build. VAR=VALUE pairs are extra environment variables for that variant only, so
 one build can be compared with itself under runtime settings (DOTNET_TieredPGO=0, …). `id` and `--help` are timed
 too when TIME_ID=1 (the runtime's and the command tree's start alone).
 
@@ -31,16 +32,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cost_per_gib as cpg  # noqa: E402
 
 
-def program(path):
-    """The argv prefix that runs a build: the apphost directly, a dll through dotnet."""
-    if os.path.isdir(path):
-        exe = os.path.join(path, "securemesh")
-        path = exe if os.path.exists(exe) else os.path.join(path, "securemesh.dll")
-    if not os.path.exists(path):
-        raise RuntimeError(f"no {path}")
-    return ["dotnet", path] if path.endswith(".dll") else [path]
-
-
 def parse_variant(spec):
     name, _, rest = spec.partition("=")
     parts = rest.split(",")
@@ -48,7 +39,7 @@ def parse_variant(spec):
     for kv in parts[1:]:
         key, _, value = kv.partition("=")
         env[key] = value
-    return name, program(parts[0]), env
+    return name, cpg.program(parts[0]), env
 
 
 PHASE_CALLS = "execve,bind,listen,connect,openat,renameat2,write,fsync,exit_group"
@@ -107,14 +98,9 @@ def main():
     variants = [parse_variant(a) for a in args]
     if not variants:
         raise RuntimeError("give at least one NAME=PROGRAM")
-    first = variants[0][1]
-    if first[0] != "dotnet":
-        if not os.path.exists(first[0] + ".dll"):
-            raise RuntimeError(f"the first variant also runs the seeder, with dotnet: {first[0]} has no securemesh.dll beside it"
-                               " (a Native AOT build?); put a ReadyToRun or JIT build first")
-        os.environ["SECUREMESH_DLL"] = first[0] + ".dll"
-    else:
-        os.environ["SECUREMESH_DLL"] = first[1]
+    # The seeder node runs the first variant's build (a Native AOT executable too).
+    os.environ.pop("SECUREMESH_EXE", None)
+    os.environ["SECUREMESH_DLL"] = variants[0][1][-1]
     work = tempfile.mkdtemp(prefix="sm-ab.")
     sm = None
     try:

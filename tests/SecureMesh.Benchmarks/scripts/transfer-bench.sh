@@ -9,7 +9,10 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 DLL="${SECUREMESH_DLL:-$ROOT/src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll}"
-SM() { dotnet "$DLL" "$@"; }
+# The program: dotnet DLL, or SECUREMESH_EXE when set (the Native AOT executable, which has no dll).
+SMX=("${SMX[@]}")
+if [[ -n ${SECUREMESH_EXE:-} ]]; then SMX=("$SECUREMESH_EXE"); fi
+SM() { "${SMX[@]}" "$@"; }
 WORK=$(mktemp -d /tmp/sm-bench.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -42,7 +45,7 @@ PY
   fi
   PORT=$(free_port)
   # Started directly (not through the SM function) so that $! is the node's own PID and the trap can stop it.
-  dotnet "$DLL" --home "$H" run --listen "127.0.0.1:$PORT" > "$WORK/s$i.log" 2>&1 &
+  "${SMX[@]}" --home "$H" run --listen "127.0.0.1:$PORT" > "$WORK/s$i.log" 2>&1 &
   PIDS+=($!)
   SM --home "$WORK/dl" peers add "$(peer_id "$H")" --addr "127.0.0.1:$PORT" --trust >/dev/null
 done
@@ -53,7 +56,7 @@ for i in $(seq 1 "$N"); do until grep -q "listening on" "$WORK/s$i.log"; do slee
 seeder_ticks() { local t=0 p; for p in "${PIDS[@]}"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
 ticks0=$(seeder_ticks)
 start=$(date +%s.%N)
-/usr/bin/time -v dotnet "$DLL" --home "$WORK/dl" get "$CID" --out "$WORK/out" --json > "$WORK/get.json" 2> "$WORK/get.err"
+/usr/bin/time -v "${SMX[@]}" --home "$WORK/dl" get "$CID" --out "$WORK/out" --json > "$WORK/get.json" 2> "$WORK/get.err"
 end=$(date +%s.%N)
 ticks1=$(seeder_ticks)
 cmp "$FILE" "$WORK/out/payload.bin" && echo "released file is byte-identical"
