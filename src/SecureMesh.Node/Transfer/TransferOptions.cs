@@ -72,6 +72,9 @@ public sealed class TransferOptions
     /// <summary>Test seam: called with a download's part-file writer when it is opened.</summary>
     internal Action<PartFileWriter>? PartFileOpened { get; init; }
 
+    /// <summary>Test seam: called for every chunk this node verified while downloading, before it is written (index).</summary>
+    internal Action<long>? ChunkVerified { get; init; }
+
     /// <summary>Test seam: called for every chunk request this node serves (peer, content ID text, index).</summary>
     internal Action<string, string, long>? ChunkServed { get; init; }
 }

@@ -140,6 +140,7 @@ internal sealed class TransferOptionsBuilder
     public TimeSpan ChunkTimeout { get; set; } = TimeSpan.FromSeconds(5);
     public ChunkTamper? Tamper { get; set; }
     public Action<string, string, long>? Served { get; set; }
+    public Action<long>? Verified { get; set; }
     public Action<long>? Rehashed { get; set; }
     public int MaxConcurrentServes { get; set; } = 16;
     public TimeSpan ServedFileIdle { get; set; } = TimeSpan.FromSeconds(5);
@@ -157,6 +158,7 @@ internal sealed class TransferOptionsBuilder
         JoinInterval = TimeSpan.FromMilliseconds(100),
         TamperOutgoingChunk = Tamper,
         ChunkServed = Served,
+        ChunkVerified = Verified,
         ChunkRehashed = Rehashed,
         MaxConcurrentServes = MaxConcurrentServes,
         ServedFileIdle = ServedFileIdle,
