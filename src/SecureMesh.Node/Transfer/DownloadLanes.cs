@@ -58,9 +58,6 @@ internal sealed class DownloadLanes
     /// <summary>Chunk bytes one peer may have in flight (requested, not yet received): with large chunks, fewer requests per peer.</summary>
     internal const long MaxInFlightBytesPerPeer = 8L * 1024 * 1024;
 
-    /// <summary>Lanes per request in flight: the others verify and write the replies that came in meanwhile.</summary>
-    internal const int LanesPerRequest = 2;
-
     /// <summary>Chunk bytes the whole download may have in flight (each reply is held until verified and written).</summary>
     internal const long MaxInFlightBytes = 48L * 1024 * 1024;
 
@@ -141,14 +138,14 @@ internal sealed class DownloadLanes
     {
         // At most `depth` requests out at the peer (at 16 MiB chunks one). Each lane holds at most one chunk reply (its
         // request's, while it is out and then while it is verified and written), so memory for replies is lanes × chunk
-        // size, LanesPerRequest × MaxInFlightBytesPerPeer a peer, and the download-wide budget (_replyBudget) bounds it
+        // size, LanesPerRequest (2) × MaxInFlightBytesPerPeer a peer, and the download-wide budget (_replyBudget) bounds it
         // over all peers. With one lane per request, a request's slot stayed taken while its reply was verified and
         // written, and the peer ran out of requests (Transfer README, session 9).
         var depth = (int)Math.Clamp(MaxInFlightBytesPerPeer / _manifest.ChunkSize, 1, Math.Max(1, _options.PipelineDepth));
         source.Requests = new SemaphoreSlim(depth, depth);
         lock (_lanes)
         {
-            for (var i = 0; i < depth * LanesPerRequest; i++)
+            for (var i = 0; i < depth * Math.Max(1, _options.LanesPerRequest); i++)
             {
                 _lanes.Add(LaneAsync(source, file, ct));
             }

@@ -135,6 +135,7 @@ internal sealed class TransferNode : IAsyncDisposable
 internal sealed class TransferOptionsBuilder
 {
     public int Depth { get; set; } = 4;
+    public int LanesPerRequest { get; set; } = 2;
     public int BanAfter { get; set; } = 3;
     public long? UploadLimit { get; set; }
     public TimeSpan ChunkTimeout { get; set; } = TimeSpan.FromSeconds(5);
@@ -150,6 +151,7 @@ internal sealed class TransferOptionsBuilder
     public TransferOptions Build() => new()
     {
         PipelineDepth = Depth,
+        LanesPerRequest = LanesPerRequest,
         BanAfterFailures = BanAfter,
         UploadLimit = UploadLimit,
         ChunkTimeout = ChunkTimeout,
