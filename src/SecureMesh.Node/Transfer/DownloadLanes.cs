@@ -6,8 +6,9 @@ using SecureMesh.Core.Identity;
 namespace SecureMesh.Node.Transfer;
 
 /// <summary>
-/// The request pipelines of a swarm download: per source peer, up to <see cref="TransferOptions.PipelineDepth"/> lanes,
-/// each keeping one chunk request in flight, asking the <see cref="ChunkPicker"/> what to fetch. Every reply is verified
+/// The request pipelines of a swarm download: per source peer, up to <see cref="TransferOptions.PipelineDepth"/> chunk
+/// requests in flight, each made by a lane that asks the <see cref="ChunkPicker"/> what to fetch; twice as many lanes, so
+/// that a lane verifying and writing its reply does not hold back the peer's next request. Every reply is verified
 /// against the content ID before it is written at its offset in the part file. A chunk that fails verification is
 /// audited (<see cref="TransferService.RecordBadChunk"/>), its sender dropped and never a source again in this download;
 /// a timeout, an error reply or a closed session hands the chunk back, and repeated timeouts drop the peer. A trusted
@@ -54,7 +55,7 @@ internal sealed class DownloadLanes
 
     private ContentId Id => _handle.ContentId;
 
-    /// <summary>Chunk bytes one peer may have in flight: with large chunks, fewer requests per peer.</summary>
+    /// <summary>Chunk bytes one peer may have in flight (requested, not yet received): with large chunks, fewer requests per peer.</summary>
     internal const long MaxInFlightBytesPerPeer = 8L * 1024 * 1024;
 
     /// <summary>Chunk bytes the whole download may have in flight (each reply is held until verified and written).</summary>
@@ -73,6 +74,9 @@ internal sealed class DownloadLanes
         public ChunkBitfield Have { get; } = have;
 
         internal ChunkPicker.Peer Picker { get; set; } = null!;
+
+        /// <summary>Its requests in flight, at most the pipeline depth; a lane holds one from before it picks a chunk until the reply is in.</summary>
+        internal SemaphoreSlim Requests { get; set; } = null!;
 
         internal int Timeouts;
     }
@@ -132,12 +136,16 @@ internal sealed class DownloadLanes
 
     private void StartLanes(Source source, PartFileWriter file, CancellationToken ct)
     {
-        // Each lane holds at most one chunk reply, so memory for replies is lanes × chunk size: at 16 MiB chunks one lane
-        // a peer, and the download-wide budget (_replyBudget) bounds it over all peers.
+        // At most `depth` requests out at the peer (at 16 MiB chunks one). Each lane holds at most one chunk reply (its
+        // request's, while it is out and then while it is verified and written), so memory for replies is lanes × chunk
+        // size, LanesPerRequest (2) × MaxInFlightBytesPerPeer a peer, and the download-wide budget (_replyBudget) bounds it
+        // over all peers. With one lane per request, a request's slot stayed taken while its reply was verified and
+        // written, and the peer ran out of requests (Transfer README, session 9).
         var depth = (int)Math.Clamp(MaxInFlightBytesPerPeer / _manifest.ChunkSize, 1, Math.Max(1, _options.PipelineDepth));
+        source.Requests = new SemaphoreSlim(depth, depth);
         lock (_lanes)
         {
-            for (var i = 0; i < depth; i++)
+            for (var i = 0; i < depth * Math.Max(1, _options.LanesPerRequest); i++)
             {
                 _lanes.Add(LaneAsync(source, file, ct));
             }
@@ -241,16 +249,26 @@ internal sealed class DownloadLanes
         {
             while (!ct.IsCancellationRequested)
             {
-                // A permit of the download-wide reply budget is held only while a request is out, not while waiting.
-                await _replyBudget!.WaitAsync(ct).ConfigureAwait(false);
+                // A request slot of the peer first, then a permit of the download-wide reply budget: a permit is held only
+                // while a request is out or its reply is being verified and written, never while waiting for the peer's slot.
+                await source.Requests.WaitAsync(ct).ConfigureAwait(false);
+                var slot = new RequestSlot(source.Requests);
                 LaneStep step;
                 try
                 {
-                    step = await FetchOneAsync(source, file, ct).ConfigureAwait(false);
+                    await _replyBudget!.WaitAsync(ct).ConfigureAwait(false);
+                    try
+                    {
+                        step = await FetchOneAsync(source, file, slot, ct).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        _replyBudget.Release();
+                    }
                 }
                 finally
                 {
-                    _replyBudget.Release();
+                    slot.Release();
                 }
                 if (step == LaneStep.Done)
                 {
@@ -274,8 +292,22 @@ internal sealed class DownloadLanes
         Done,
     }
 
-    /// <summary>Fetches, verifies and writes one chunk for <paramref name="source"/>.</summary>
-    private async Task<LaneStep> FetchOneAsync(Source source, PartFileWriter file, CancellationToken ct)
+    /// <summary>A lane's hold on one of its peer's request slots, given back once (when the reply is in, or at the latest when the lane's step ends).</summary>
+    private sealed class RequestSlot(SemaphoreSlim requests)
+    {
+        private int _released;
+
+        public void Release()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                requests.Release();
+            }
+        }
+    }
+
+    /// <summary>Fetches, verifies and writes one chunk for <paramref name="source"/>; <paramref name="slot"/> is given back as soon as the reply is in.</summary>
+    private async Task<LaneStep> FetchOneAsync(Source source, PartFileWriter file, RequestSlot slot, CancellationToken ct)
     {
         var index = _picker.Next(source.Picker);
         if (index == ChunkPicker.Finished)
@@ -294,12 +326,15 @@ internal sealed class DownloadLanes
         {
             _handle.CountRequest();
             using var reply = await source.Session.GetChunkAsync(Id, index, into, ct).ConfigureAwait(false);
+            // The peer may have the next request while this reply is verified and written.
+            slot.Release();
             var leaf = new byte[MerkleTree.HashLength];
             if (reply.Index != index || !ContentVerifier.VerifyChunk(Id, _manifest.Size, _manifest.ChunkSize, index, reply.Data.Span, reply.Proof.Hashes.Span, leaf))
             {
                 BadChunk(source, index, reply);
                 return LaneStep.Fetched;
             }
+            _options.ChunkVerified?.Invoke(index);
             if (!_picker.IsDone(index))
             {
                 try

@@ -60,6 +60,13 @@ public sealed class TransferOptions
     /// <summary>Where the engine logs.</summary>
     public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
 
+    /// <summary>
+    /// Lanes per chunk request in flight to a peer (<see cref="PipelineDepth"/>): while some wait for replies, the others
+    /// verify and write the replies that came in. Default 2; 1 (a test seam) makes each lane's request wait for its
+    /// reply to be written, as before session 9.
+    /// </summary>
+    internal int LanesPerRequest { get; init; } = 2;
+
     /// <summary>Write verified chunks to the part file with direct I/O where the file system takes it (<see cref="PartFileWriter"/>); false: through the page cache.</summary>
     internal bool DirectWrites { get; init; } = true;
 
@@ -74,6 +81,9 @@ public sealed class TransferOptions
 
     /// <summary>Test seam: called with a download's part-file writer when it is opened.</summary>
     internal Action<PartFileWriter>? PartFileOpened { get; init; }
+
+    /// <summary>Test seam: called for every chunk this node verified while downloading, before it is written (index).</summary>
+    internal Action<long>? ChunkVerified { get; init; }
 
     /// <summary>Test seam: called for every chunk request this node serves (peer, content ID text, index).</summary>
     internal Action<string, string, long>? ChunkServed { get; init; }

@@ -19,6 +19,7 @@ public sealed class LyingPeerRecordTests
         {
             o.BanAfter = 3;
             o.Depth = 1;
+            o.LanesPerRequest = 1;
         });
         var downloader = TransferNode.Start(options);
         try

@@ -135,11 +135,13 @@ internal sealed class TransferNode : IAsyncDisposable
 internal sealed class TransferOptionsBuilder
 {
     public int Depth { get; set; } = 4;
+    public int LanesPerRequest { get; set; } = 2;
     public int BanAfter { get; set; } = 3;
     public long? UploadLimit { get; set; }
     public TimeSpan ChunkTimeout { get; set; } = TimeSpan.FromSeconds(5);
     public ChunkTamper? Tamper { get; set; }
     public Action<string, string, long>? Served { get; set; }
+    public Action<long>? Verified { get; set; }
     public Action<long>? Rehashed { get; set; }
     public int MaxConcurrentServes { get; set; } = 16;
     public TimeSpan ServedFileIdle { get; set; } = TimeSpan.FromSeconds(5);
@@ -149,6 +151,7 @@ internal sealed class TransferOptionsBuilder
     public TransferOptions Build() => new()
     {
         PipelineDepth = Depth,
+        LanesPerRequest = LanesPerRequest,
         BanAfterFailures = BanAfter,
         UploadLimit = UploadLimit,
         ChunkTimeout = ChunkTimeout,
@@ -157,6 +160,7 @@ internal sealed class TransferOptionsBuilder
         JoinInterval = TimeSpan.FromMilliseconds(100),
         TamperOutgoingChunk = Tamper,
         ChunkServed = Served,
+        ChunkVerified = Verified,
         ChunkRehashed = Rehashed,
         MaxConcurrentServes = MaxConcurrentServes,
         ServedFileIdle = ServedFileIdle,
