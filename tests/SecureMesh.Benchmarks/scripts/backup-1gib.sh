@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 DLL="${SECUREMESH_DLL:-$ROOT/src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll}"
 # The program: dotnet DLL, or SECUREMESH_EXE when set (the Native AOT executable, which has no dll).
-SMX=("${SMX[@]}")
+SMX=(dotnet "$DLL")
 if [[ -n ${SECUREMESH_EXE:-} ]]; then SMX=("$SECUREMESH_EXE"); fi
 SM() { "${SMX[@]}" "$@"; }
 WORK=$(mktemp -d /tmp/sm-backup-bench.XXXXXX)

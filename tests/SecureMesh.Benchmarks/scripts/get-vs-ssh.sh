@@ -21,7 +21,7 @@ SIZE=${2:-1024}
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 DLL="${SECUREMESH_DLL:-$ROOT/src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll}"
 # The program: dotnet DLL, or SECUREMESH_EXE when set (the Native AOT executable, which has no dll).
-SMX=("${SMX[@]}")
+SMX=(dotnet "$DLL")
 if [[ -n ${SECUREMESH_EXE:-} ]]; then SMX=("$SECUREMESH_EXE"); fi
 WORK=$(mktemp -d /tmp/sm-vs.XXXXXX)
 SEEDER_PID=
