@@ -8,17 +8,9 @@ public sealed class AddressCommandTests() : TempFolderTest("securemesh-addr-")
     [Fact]
     public async Task Nodes_reach_each_other_at_a_host_name_and_at_multiaddrs()
     {
-        var a = Path.Combine(Root, "a");
-        var b = Path.Combine(Root, "b");
-        await OkAsync(a, "init");
-        await OkAsync(b, "init");
-        var (aId, bId) = (await PeerIdAsync(a), await PeerIdAsync(b));
-        var (aPort, bPort) = (FreePort(), FreePort());
         // B knows A by a /dns4 multiaddr that names A's Peer ID; A knows B by host name.
-        await OkAsync(b, "peers", "add", aId, "--addr", $"/dns4/localhost/tcp/{aPort}/p2p/{aId}", "--trust");
-        await OkAsync(a, "peers", "add", bId, "--addr", $"localhost:{bPort}", "--trust");
-        await OkAsync(a, "config", "set", "discovery", "off");
-        await OkAsync(b, "config", "set", "discovery", "off");
+        var (a, b, aId, bId, aPort, bPort) = await TwoTrustedHomesAsync(
+            addressOfA: (id, port) => $"/dns4/localhost/tcp/{port}/p2p/{id}", addressOfB: (_, port) => $"localhost:{port}");
         // Listen addresses as a multiaddr (on the command line) and as a name (in the config).
         await OkAsync(b, "config", "set", "listen", $"localhost:{bPort}");
 

@@ -267,9 +267,10 @@ public abstract class TempFolderTest : IDisposable
 
     /// <summary>
     /// Two identities, <c>Root/a</c> and <c>Root/b</c>, that trust each other at free loopback ports (for their
-    /// <c>run --listen</c>), with LAN discovery off.
+    /// <c>run --listen</c>), with LAN discovery off. Each is added at <c>127.0.0.1:PORT</c>, or at what
+    /// <paramref name="addressOfA"/> / <paramref name="addressOfB"/> make of its Peer ID and port.
     /// </summary>
-    internal async Task<TrustedPair> TwoTrustedHomesAsync()
+    internal async Task<TrustedPair> TwoTrustedHomesAsync(Func<string, int, string>? addressOfA = null, Func<string, int, string>? addressOfB = null)
     {
         var a = Path.Combine(Root, "a");
         var b = Path.Combine(Root, "b");
@@ -277,8 +278,8 @@ public abstract class TempFolderTest : IDisposable
         await OkAsync(b, "init");
         var (aId, bId) = (await PeerIdAsync(a), await PeerIdAsync(b));
         var (aPort, bPort) = (FreePort(), FreePort());
-        await OkAsync(a, "peers", "add", bId, "--addr", $"127.0.0.1:{bPort}", "--trust");
-        await OkAsync(b, "peers", "add", aId, "--addr", $"127.0.0.1:{aPort}", "--trust");
+        await OkAsync(a, "peers", "add", bId, "--addr", addressOfB?.Invoke(bId, bPort) ?? $"127.0.0.1:{bPort}", "--trust");
+        await OkAsync(b, "peers", "add", aId, "--addr", addressOfA?.Invoke(aId, aPort) ?? $"127.0.0.1:{aPort}", "--trust");
         foreach (var home in new[] { a, b })
         {
             await OkAsync(home, "config", "set", "discovery", "off");
