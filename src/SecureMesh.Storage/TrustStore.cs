@@ -256,18 +256,7 @@ public sealed class TrustStore
     public bool TouchSeen(PeerId peer, string? address = null)
     {
         ArgumentNullException.ThrowIfNull(peer);
-        return TouchSeen([new KeyValuePair<PeerId, string?>(peer, address)]) == 1;
-    }
-
-    /// <summary>
-    /// <see cref="TouchSeen(PeerId, string?)"/> for several peers in one transaction (one commit, one sync), all at the
-    /// time of the call; unknown peers are skipped. Returns how many were known.
-    /// </summary>
-    public int TouchSeen(IReadOnlyCollection<KeyValuePair<PeerId, string?>> seen)
-    {
-        ArgumentNullException.ThrowIfNull(seen);
-        var now = _database.Time.GetUtcNow();
-        return TouchSeen([.. seen.Select(s => new SeenPeer(s.Key, now, s.Value, now))]);
+        return TouchSeen([new SeenPeer(peer, _database.Time.GetUtcNow(), address)]) == 1;
     }
 
     /// <summary>

@@ -188,7 +188,7 @@ public sealed class PeerConnector : IAsyncDisposable
             }
             if (_dialing.TryGetValue(peer, out var running))
             {
-                await WaitQuietlyAsync(running, cancellationToken).ConfigureAwait(false);
+                await running.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 if (cancellationToken.IsCancellationRequested || _node.GetSession(peer) is not null)
                 {
                     return;
@@ -196,13 +196,6 @@ public sealed class PeerConnector : IAsyncDisposable
             }
         }
         await DialOnceAsync(peer, addresses, mine, cancellationToken).ConfigureAwait(false);
-    }
-
-    private static async Task WaitQuietlyAsync(Task running, CancellationToken cancellationToken)
-    {
-        var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var registration = cancellationToken.Register(() => cancelled.TrySetResult());
-        await Task.WhenAny(running, cancelled.Task).ConfigureAwait(false);
     }
 
     private async Task DialOnceAsync(PeerId peer, IReadOnlyList<string> addresses, TaskCompletionSource done, CancellationToken cancellationToken)
