@@ -37,14 +37,14 @@ public sealed record SettingDefinition(string Key, string Default, string Descri
         _ => false,
     };
 
-    /// <summary>Parses sizes like <c>1048576</c>, <c>256k</c>, <c>4MiB</c>, <c>1g</c>.</summary>
+    /// <summary>Parses sizes like <c>1048576</c>, <c>256k</c>, <c>4MiB</c>, <c>1g</c>, <c>2t</c> (powers of 1024); -1 when it is none, or too large.</summary>
     public static long ParseSize(string value)
     {
         var text = value.Trim().ToLowerInvariant().Replace("ib", string.Empty, StringComparison.Ordinal).TrimEnd('b');
         long multiplier = 1;
-        if (text.Length > 0 && "kmg".Contains(text[^1], StringComparison.Ordinal))
+        if (text.Length > 0 && "kmgt".Contains(text[^1], StringComparison.Ordinal))
         {
-            multiplier = text[^1] switch { 'k' => 1L << 10, 'm' => 1L << 20, _ => 1L << 30 };
+            multiplier = text[^1] switch { 'k' => 1L << 10, 'm' => 1L << 20, 'g' => 1L << 30, _ => 1L << 40 };
             text = text[..^1];
         }
         if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n > long.MaxValue / multiplier)

@@ -92,6 +92,21 @@ public sealed class BackupCommandTests : BackupTestBase
     }
 
     [Fact]
+    public void A_quota_in_tebibytes_is_taken_and_one_too_large_for_a_64_bit_count_is_refused()
+    {
+        Assert.Equal(0, Cli.Home_("init").ExitCode);
+        using var friend = NodeIdentity.Generate();
+        Assert.Equal(0, Cli.Home_("peers", "add", friend.PeerId.Text, "--trust").ExitCode);
+        // 2^63 bytes is 8,388,608 TiB: one more does not fit and must be refused, not wrapped round to a small quota.
+        var tooLarge = Cli.Home_("backup", "offer", friend.PeerId.Text, "--quota", "8388608t");
+        Assert.Equal(2, tooLarge.ExitCode);
+        Assert.Contains("not a size", tooLarge.Err, StringComparison.Ordinal);
+        Assert.Equal(0, Cli.Home_("backup", "offer", friend.PeerId.Text, "--quota", "2TiB").ExitCode);
+        using var offers = JsonDocument.Parse(Cli.Home_("backup", "offers", "--json").Out);
+        Assert.Equal(2L << 40, Assert.Single(offers.RootElement.EnumerateArray().ToList()).GetProperty("quota").GetInt64());
+    }
+
+    [Fact]
     public async Task With_a_running_node_add_wait_and_check_go_through_it()
     {
         var (owner, holder, address) = await OwnerWithHolderAsync();

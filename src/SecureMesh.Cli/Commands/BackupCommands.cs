@@ -25,7 +25,7 @@ internal static class BackupCommands
         var peer = new Argument<string>("PEERID") { Description = "A trusted peer's ID (12D3KooW…)" };
         var path = new Argument<string>("PATH") { Description = "A folder or file" };
 
-        var quota = new Option<string>("--quota") { Description = "Space offered: bytes, or a whole number with k, m or g (powers of 1024), e.g. 50g", HelpName = "SIZE", Required = true };
+        var quota = new Option<string>("--quota") { Description = "Space offered: bytes, or a whole number with k, m, g or t (powers of 1024), e.g. 50g", HelpName = "SIZE", Required = true };
         var offer = new Command("offer", "Offer backup space to a trusted peer (a new quota replaces the old one); audited") { peer, quota };
         offer.SetAction((parse, cancellationToken) => CliApp.ExecuteAsync(parse, console, (ctx, ct) =>
         {
@@ -403,11 +403,11 @@ internal static class BackupCommands
         }
     }
 
-    /// <summary>Bytes, or with k, m or g (powers of 1024), as the node's size settings.</summary>
+    /// <summary>Bytes, or with k, m, g or t (powers of 1024), as the node's size settings.</summary>
     internal static long ParseSize(string? text)
     {
         var size = SettingDefinition.ParseSize(text ?? "");
-        return size >= 0 ? size : throw CliApp.UsageError($"not a size: '{text}' (use bytes or a whole number with k, m or g, e.g. 50g)");
+        return size >= 0 ? size : throw CliApp.UsageError($"not a size: '{text}' (use bytes or a whole number with k, m, g or t, e.g. 50g)");
     }
 
     /// <summary><c>backup check --json</c>, run here: each holder's outcome.</summary>
