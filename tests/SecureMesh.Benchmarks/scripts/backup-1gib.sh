@@ -7,12 +7,8 @@
 #
 # Needs a Release build: dotnet build src/SecureMesh.Cli -c Release
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
-DLL="${SECUREMESH_DLL:-$ROOT/src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll}"
-# The program: dotnet DLL, or SECUREMESH_EXE when set (the Native AOT executable, which has no dll).
-SMX=(dotnet "$DLL")
-if [[ -n ${SECUREMESH_EXE:-} ]]; then SMX=("$SECUREMESH_EXE"); fi
-SM() { "${SMX[@]}" "$@"; }
+# SMX and SM(): the build to run (SECUREMESH_EXE, SECUREMESH_DLL or this checkout's Release build).
+source "$(dirname "$0")/lib-program.sh"
 WORK=$(mktemp -d /tmp/sm-backup-bench.XXXXXX)
 HOLDER_PID=""
 cleanup() { [ -n "$HOLDER_PID" ] && kill "$HOLDER_PID" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }

@@ -2,8 +2,9 @@
 # Paired end-to-end comparison on loopback: `securemesh get` of a SIZE_MIB file from a running seeder, against
 # `ssh -c chacha20-poly1305@openssh.com 127.0.0.1 "cat > FILE" < FILE`, RUNS times each in turn (get, ssh, get, ...),
 # after one warm-up of each. Each timed run is a whole command (a fresh `get` process: start, connect, transfer,
-# whole-file check, release; a fresh ssh session: key exchange, transfer), both writing through the page cache and
-# both deleting the previous output first. Prints each side's median and the median of the pairwise ratios, and the CPU
+# whole-file check, release; a fresh ssh session: key exchange, transfer), each writing as it ships (`get` with direct
+# I/O where the file system takes it, ssh's `cat` through the page cache), each deleting its previous output first and
+# starting once the previous command's output is on disk (sync, not timed). Prints each side's median and the median of the pairwise ratios, and the CPU
 # seconds per GiB of the get (the get process, the seeder and, with MODE=node, the downloading node: steadier than the
 # wall time on a shared machine).
 #
@@ -18,11 +19,8 @@
 set -euo pipefail
 RUNS=${1:-8}
 SIZE=${2:-1024}
-ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
-DLL="${SECUREMESH_DLL:-$ROOT/src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll}"
-# The program: dotnet DLL, or SECUREMESH_EXE when set (the Native AOT executable, which has no dll).
-SMX=(dotnet "$DLL")
-if [[ -n ${SECUREMESH_EXE:-} ]]; then SMX=("$SECUREMESH_EXE"); fi
+# SMX and SM(): the build to run (SECUREMESH_EXE, SECUREMESH_DLL or this checkout's Release build).
+source "$(dirname "$0")/lib-program.sh"
 WORK=$(mktemp -d /tmp/sm-vs.XXXXXX)
 SEEDER_PID=
 SSHD_PID=
@@ -34,7 +32,6 @@ cleanup() {
 }
 trap cleanup EXIT
 source "$(dirname "$0")/lib-sshd.sh"
-SM() { "${SMX[@]}" "$@"; }
 peer_id() { SM --home "$1" id --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["peerId"])'; }
 
 head -c $((SIZE * 1048576)) /dev/urandom > "$WORK/payload.bin"
@@ -61,6 +58,13 @@ if [ "${MODE:-}" = node ]; then
 else
   GET=("${EAT[@]}" "${GET[@]}")
 fi
+# Before each timed command: the data the previous one left in the page cache is written out (sync, not timed), so
+# that no command pays for the write-back of another's output. Without it, a build that writes through the page cache
+# (as `get` did before direct I/O, and as ssh's `cat` does) slowed whichever command ran next, and the get/ssh ratio
+# of a build writing with direct I/O was measured against an ssh that ran on a cleaner disk than the other build's.
+# Each output is also deleted as soon as it is timed: a build writing through the page cache would otherwise leave 1 GiB
+# of cached pages behind it for the next command, one writing with direct I/O none.
+settle() { sync; }
 # Seconds one command takes, output thrown away.
 timed() { local s e; s=$(date +%s.%N); "$@" > /dev/null; e=$(date +%s.%N); python3 -c "print($e-$s)"; }
 # CPU seconds (user + system) a running process has used so far.
@@ -69,14 +73,19 @@ cpu_of() { if [ -n "$1" ]; then awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15
 run_get() {
   local s0 n0 w
   rm -rf "$WORK/out"
+  settle
   s0=$(cpu_of "$SEEDER_PID"); n0=$(cpu_of "$NODE_PID")
   w=$(timed /usr/bin/time -o "$WORK/cpu" -f "%U %S" "${GET[@]}")
   awk -v w="$w" -v s0="$s0" -v s1="$(cpu_of "$SEEDER_PID")" -v n0="$n0" -v n1="$(cpu_of "$NODE_PID")" \
     'END { print w ":" (s1 - s0 + n1 - n0 + $1 + $2) }' "$WORK/cpu"
+  [ -n "${KEEP:-}" ] || rm -rf "$WORK/out"
 }
-run_ssh() { rm -f "$WORK/received.bin"; timed "${SSH[@]}" "cat > $WORK/received.bin" < "$WORK/payload.bin"; }
+run_ssh() {
+  rm -f "$WORK/received.bin"; settle; timed "${SSH[@]}" "cat > $WORK/received.bin" < "$WORK/payload.bin"
+  [ -n "${KEEP:-}" ] || rm -f "$WORK/received.bin"
+}
 
-run_get > /dev/null; run_ssh > /dev/null
+KEEP=1 run_get > /dev/null; KEEP=1 run_ssh > /dev/null
 cmp "$WORK/payload.bin" "$WORK/out/payload.bin"
 cmp "$WORK/payload.bin" "$WORK/received.bin"
 gets=(); sshs=()

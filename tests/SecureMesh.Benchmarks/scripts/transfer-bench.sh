@@ -7,12 +7,8 @@
 # Needs a Release build: dotnet build src/SecureMesh.Cli -c Release
 # Everything lives in a temp folder that is removed at the end; seeders listen on 127.0.0.1 only.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
-DLL="${SECUREMESH_DLL:-$ROOT/src/SecureMesh.Cli/bin/Release/net10.0/securemesh.dll}"
-# The program: dotnet DLL, or SECUREMESH_EXE when set (the Native AOT executable, which has no dll).
-SMX=(dotnet "$DLL")
-if [[ -n ${SECUREMESH_EXE:-} ]]; then SMX=("$SECUREMESH_EXE"); fi
-SM() { "${SMX[@]}" "$@"; }
+# SMX and SM(): the build to run (SECUREMESH_EXE, SECUREMESH_DLL or this checkout's Release build).
+source "$(dirname "$0")/lib-program.sh"
 WORK=$(mktemp -d /tmp/sm-bench.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
