@@ -18,6 +18,12 @@ for the one-off commands (`get`, the ssh client) from wait4's rusage. Per contes
 receiver, each with whatever processes play that part) it prints the medians of wall time, MB/s, user and system CPU
 seconds per GiB, and the medians of the pairwise ratios against securemesh measured in the same round.
 
+Every transfer starts on a settled machine: the previous transfer's output is deleted once it has been compared with
+the payload, and the page cache's dirty data is written out (sync, not timed). Without this, the write-back of ssh's
+1 GiB (its `cat` writes through the page cache and exits before the disk has it) ran during the next contestant's
+transfer, and the compared outputs stayed cached: a SecureMesh transfer that followed ran 7-10% slower and 8 points
+more idle, ssh's own times did not change (Transfer README, session 10).
+
   cost-per-gib.sh [ROUNDS] [SIZE_MIB]     ONLY=securemesh,ssh,syncthing (default: all three)  MODE=node|oneoff
   SECUREMESH_DLL=path/to/securemesh.dll  (default: the Release build of src/SecureMesh.Cli); a published folder or an
                                           executable works too: the Native AOT build has no dll (SECUREMESH_EXE=its securemesh)
@@ -191,6 +197,9 @@ class SecureMesh:
     def check(self, payload):
         return files_equal(payload, os.path.join(self.out, os.path.basename(payload)))
 
+    def clean(self):
+        shutil.rmtree(self.out, ignore_errors=True)
+
     def close(self):
         for p in self.procs:
             p.send_signal(signal.SIGTERM)
@@ -238,6 +247,10 @@ class Ssh:
 
     def check(self, payload):
         return files_equal(payload, self.received)
+
+    def clean(self):
+        if os.path.exists(self.received):
+            os.remove(self.received)
 
     def close(self):
         self.sshd.terminate()
@@ -333,6 +346,9 @@ class Syncthing:
     def check(self, payload):
         return True  # checked inside transfer(), before the folder is removed
 
+    def clean(self):
+        pass  # transfer() removed both folders
+
     def close(self):
         for n in self.nodes:
             n["proc"].terminate()
@@ -341,6 +357,13 @@ class Syncthing:
                 n["proc"].wait(20)
             except subprocess.TimeoutExpired:
                 n["proc"].kill()
+
+
+def settle(contestant):
+    """After a transfer has been checked: its output deleted and every dirty page written out, so that neither the
+    write-back of this transfer's output nor its cached pages fall into the next contestant's timed transfer."""
+    contestant.clean()
+    os.sync()
 
 
 def files_equal(a, b):
@@ -379,6 +402,7 @@ def main():
             c.transfer()
             if not c.check(payload):
                 raise RuntimeError(f"{c.name}'s copy differs from the payload")
+            settle(c)
         samples = {c.name: [] for c in contestants}
         idle = {c.name: [] for c in contestants}
         for r in range(rounds):
@@ -390,6 +414,7 @@ def main():
                 idle[c.name].append((i1 - i0) / max(t1 - t0, 1))
                 if not c.check(payload):
                     raise RuntimeError(f"{c.name}'s copy differs from the payload")
+                settle(c)
         report(samples, size_mib, rounds, mode, idle)
     finally:
         for c in contestants:
