@@ -185,8 +185,7 @@ class SecureMesh:
         return p
 
     def transfer(self):
-        shutil.rmtree(self.out, ignore_errors=True)
-        s0 = proc_cpu(self.seeder.pid)
+        s0 = proc_cpu(self.seeder.pid)  # the previous output was removed by clean()
         n0 = proc_cpu(self.node.pid) if self.node else (0.0, 0.0)
         wall, gu, gs = run_timed([*self.argv, "--home", self.dl_home, "get", self.cid, "--out", self.out, "--json"],
                                  stdin=subprocess.DEVNULL)
@@ -235,9 +234,7 @@ class Ssh:
         wait_for(lambda: subprocess.run(self.ssh + ["true"], capture_output=True).returncode == 0, "sshd")
 
     def transfer(self):
-        if os.path.exists(self.received):
-            os.remove(self.received)
-        d0 = proc_cpu(self.sshd.pid)
+        d0 = proc_cpu(self.sshd.pid)  # the previous output was removed by clean()
         with open(self.payload, "rb") as f:
             wall, cu, cs = run_timed(self.ssh + [f"cat > {self.received}"], stdin=f)
         # The session process and its `cat` are reaped by sshd once the client has gone; wait for that.

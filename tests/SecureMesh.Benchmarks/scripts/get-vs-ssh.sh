@@ -3,8 +3,8 @@
 # `ssh -c chacha20-poly1305@openssh.com 127.0.0.1 "cat > FILE" < FILE`, RUNS times each in turn (get, ssh, get, ...),
 # after one warm-up of each. Each timed run is a whole command (a fresh `get` process: start, connect, transfer,
 # whole-file check, release; a fresh ssh session: key exchange, transfer), each writing as it ships (`get` with direct
-# I/O where the file system takes it, ssh's `cat` through the page cache), each deleting its previous output first and
-# starting once the previous command's output is on disk (sync, not timed). Prints each side's median and the median of the pairwise ratios, and the CPU
+# I/O where the file system takes it, ssh's `cat` through the page cache), each starting with no output on disk and
+# nothing left to write back (not timed). Prints each side's median and the median of the pairwise ratios, and the CPU
 # seconds per GiB of the get (the get process, the seeder and, with MODE=node, the downloading node: steadier than the
 # wall time on a shared machine).
 #
@@ -58,13 +58,10 @@ if [ "${MODE:-}" = node ]; then
 else
   GET=("${EAT[@]}" "${GET[@]}")
 fi
-# Before each timed command: the data the previous one left in the page cache is written out (sync, not timed), so
-# that no command pays for the write-back of another's output. Without it, a build that writes through the page cache
-# (as `get` did before direct I/O, and as ssh's `cat` does) slowed whichever command ran next, and the get/ssh ratio
-# of a build writing with direct I/O was measured against an ssh that ran on a cleaner disk than the other build's.
-# Each output is also deleted as soon as it is timed: a build writing through the page cache would otherwise leave 1 GiB
-# of cached pages behind it for the next command, one writing with direct I/O none.
-settle() { sync; }
+# Before each timed command (not timed): both outputs deleted and dirty pages written out. A build writing through the
+# page cache (as `get` did before direct I/O) otherwise left 1 GiB cached behind it and slowed the ssh run after it,
+# which one writing with direct I/O did not: its get/ssh ratio was measured against a faster ssh.
+settle() { rm -rf "$WORK/out" "$WORK/received.bin"; sync; }
 # Seconds one command takes, output thrown away.
 timed() { local s e; s=$(date +%s.%N); "$@" > /dev/null; e=$(date +%s.%N); python3 -c "print($e-$s)"; }
 # CPU seconds (user + system) a running process has used so far.
@@ -72,22 +69,16 @@ cpu_of() { if [ -n "$1" ]; then awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15
 # "WALL:CPU" of one get: its wall time, and the CPU seconds of the get process, the seeder and (MODE=node) the node.
 run_get() {
   local s0 n0 w
-  rm -rf "$WORK/out"
   settle
   s0=$(cpu_of "$SEEDER_PID"); n0=$(cpu_of "$NODE_PID")
   w=$(timed /usr/bin/time -o "$WORK/cpu" -f "%U %S" "${GET[@]}")
   awk -v w="$w" -v s0="$s0" -v s1="$(cpu_of "$SEEDER_PID")" -v n0="$n0" -v n1="$(cpu_of "$NODE_PID")" \
     'END { print w ":" (s1 - s0 + n1 - n0 + $1 + $2) }' "$WORK/cpu"
-  [ -n "${KEEP:-}" ] || rm -rf "$WORK/out"
 }
-run_ssh() {
-  rm -f "$WORK/received.bin"; settle; timed "${SSH[@]}" "cat > $WORK/received.bin" < "$WORK/payload.bin"
-  [ -n "${KEEP:-}" ] || rm -f "$WORK/received.bin"
-}
+run_ssh() { settle; timed "${SSH[@]}" "cat > $WORK/received.bin" < "$WORK/payload.bin"; }
 
-KEEP=1 run_get > /dev/null; KEEP=1 run_ssh > /dev/null
-cmp "$WORK/payload.bin" "$WORK/out/payload.bin"
-cmp "$WORK/payload.bin" "$WORK/received.bin"
+run_get > /dev/null; cmp "$WORK/payload.bin" "$WORK/out/payload.bin"
+run_ssh > /dev/null; cmp "$WORK/payload.bin" "$WORK/received.bin"
 gets=(); sshs=()
 for _ in $(seq 1 "$RUNS"); do gets+=("$(run_get)"); sshs+=("$(run_ssh)"); done
 python3 - "$SIZE" "${NO_FSYNC:-0}" "${gets[*]}" "${sshs[*]}" "${MODE:-}" <<'PY'
