@@ -145,10 +145,7 @@ internal static class HostileManifest
         return 0;
     }
 
-    private static long ParseSize(string text)
-    {
-        var t = text.Trim().ToLowerInvariant();
-        var shift = t[^1] switch { 'k' => 10, 'm' => 20, 'g' => 30, 't' => 40, _ => 0 };
-        return long.Parse(shift == 0 ? t : t[..^1], CultureInfo.InvariantCulture) << shift;
-    }
+    /// <summary>The node's size syntax (<see cref="SettingDefinition.ParseSize"/>: 512k, 64MiB, 1g, 2t).</summary>
+    private static long ParseSize(string text) =>
+        SettingDefinition.ParseSize(text) is var size and >= 0 ? size : throw new FormatException($"not a size: '{text}' (e.g. 1t or 64m)");
 }
