@@ -10,7 +10,9 @@ always runs on a warmer machine), after one untimed warm-up of each:
   ssh         `ssh -c chacha20-poly1305@openssh.com 127.0.0.1 "cat > FILE" < FILE` to a throwaway sshd.
   syncthing   two `syncthing serve` processes (Debian's package; no discovery, relays, NAT or compression): a send-only
               folder at one, a receive-only folder at the other added paused; timed from unpausing it until the
-              receiver reports the folder idle with every byte in sync.
+              receiver reports the folder idle with every byte in sync. Its folders hold hard links to a copy of the
+              payload: a link to the payload itself would move the payload's ctime, and SecureMesh's seeder then
+              re-hashes every chunk it serves (runs before session 11 had this: about 0.2 s of seeder CPU per GiB).
 
 For every process involved, user and system CPU are read from /proc/PID/stat (utime, stime, and cutime/cstime for the
 children it reaped: ssh's session process and its `cat` are reaped by sshd) before and after each timed transfer, and
@@ -213,6 +215,8 @@ class Ssh:
     name = "ssh"
 
     def __init__(self, work, payload):
+        if not os.path.exists("/usr/sbin/sshd") or not shutil.which("ssh"):
+            raise RuntimeError("no sshd or ssh: apt-get install -y openssh-server")
         self.work, self.payload = work, payload
         self.received = os.path.join(work, "ssh-received.bin")
         d = os.path.join(work, "sshd")
@@ -261,6 +265,12 @@ class Syncthing:
         if not shutil.which("syncthing"):
             raise RuntimeError("no syncthing: apt-get install -y syncthing")
         self.work, self.payload, self.size, self.round = work, payload, os.path.getsize(payload), 0
+        # Syncthing's folders get hard links to a copy of the payload, never to the payload itself: a link made or
+        # removed moves the linked file's ctime, and a SecureMesh seeder re-hashes every chunk of a file whose ctime
+        # moved since it was indexed (as it must), so linking the payload made every SecureMesh transfer after
+        # Syncthing's first one pay a BLAKE3 pass that a file left alone does not.
+        self.source = os.path.join(work, "st-payload.bin")
+        shutil.copyfile(payload, self.source)
         self.nodes = []
         for name in ("st-send", "st-recv"):
             home = os.path.join(work, name)
@@ -315,7 +325,7 @@ class Syncthing:
         folder = f"r{self.round}"
         src, dst = os.path.join(self.work, "st-src-" + folder), os.path.join(self.work, "st-dst-" + folder)
         os.makedirs(src)
-        os.link(self.payload, os.path.join(src, os.path.basename(self.payload)))
+        os.link(self.source, os.path.join(src, os.path.basename(self.payload)))
         devices = [{"deviceID": send["device"]}, {"deviceID": recv["device"]}]
         common = {"id": folder, "label": folder, "devices": devices, "fsWatcherEnabled": False, "rescanIntervalS": 3600}
         self.api(send, "POST", "/rest/config/folders", dict(common, path=src, type="sendonly"))
