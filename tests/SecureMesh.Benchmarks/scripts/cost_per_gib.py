@@ -457,6 +457,9 @@ def report(samples, size_mib, rounds, mode, idle):
             recv = statistics.median(sum(a.receiver) / max(sum(b.receiver), 1e-9) for a, b in pairs)
             print(f"securemesh vs {name}, median of the {len(pairs)} same-round pairs: speed {speed:.2f}x, "
                   f"CPU sender {send:.2f}x, CPU receiver {recv:.2f}x (below 1 = securemesh costs less)")
+            print(f"  each round's speed: {' '.join(f'{b.wall / a.wall:.2f}x' for a, b in pairs)}")
+    print("wall seconds, round by round: " + "; ".join(
+        f"{name} {' '.join(f'{s.wall:.2f}' for s in ss)}" for name, ss in samples.items()))
 
 
 if __name__ == "__main__":
