@@ -28,11 +28,27 @@ public static class PeerAddressFormat
 
     /// <summary>
     /// As <see cref="Normalize(string?)"/> for an address of <paramref name="peer"/>: a multiaddr ending in
-    /// <c>/p2p/</c> another peer's ID is refused (InvalidInput), since dialling it could only reach someone else.
+    /// <c>/p2p/</c> another peer's ID is refused (InvalidInput), since dialling it could only reach someone else. A
+    /// relayed address (<c>[/ip4|ip6|dns/HOST/tcp/PORT]/p2p/RELAY/p2p-circuit[/p2p/PEER]</c>) is taken as
+    /// <see cref="NormalizeCircuit"/> takes it, with <c>/p2p/PEER</c> added when it ends at <c>/p2p-circuit</c>.
     /// </summary>
     public static string Normalize(string? address, PeerId peer)
     {
         ArgumentNullException.ThrowIfNull(peer);
+        if (address is not null && address.Contains("/p2p-circuit", StringComparison.Ordinal))
+        {
+            var trimmed = address.Trim();
+            try
+            {
+                return NormalizeCircuit(trimmed.EndsWith("/p2p-circuit", StringComparison.Ordinal) ? $"{trimmed}/p2p/{peer.Text}" : trimmed, peer, out _);
+            }
+            catch (SecureMeshException e)
+            {
+                const string Relayed = "invalid relayed address";
+                throw new SecureMeshException(SecureMeshErrorKind.InvalidInput,
+                    e.Message.StartsWith(Relayed, StringComparison.Ordinal) ? "invalid peer address" + e.Message[Relayed.Length..] : "invalid peer address: " + e.Message);
+            }
+        }
         var text = Normalize(address);
         var named = DialAddress.Parse(text).PeerId;
         if (named is not null && !named.Equals(peer))

@@ -146,6 +146,29 @@ public sealed class TrustCommandTests : IDisposable
         Assert.Equal(["/dns4/nas.local/tcp/4747", $"/ip4/192.0.2.7/tcp/4747/p2p/{id}", "/ip6/2001:db8::7/tcp/1", "[2001:db8::8]:2", "nas.local:4747"], addresses);
     }
 
+    [Fact]
+    public void A_relayed_address_is_stored_for_that_peer_and_one_for_another_peer_is_a_usage_error()
+    {
+        using var peer = NodeIdentity.Generate();
+        using var relay = NodeIdentity.Generate();
+        var id = peer.PeerId.Text;
+        var result = _cli.Home_("peers", "add", id, "--addr", $"/ip4/192.0.2.9/tcp/4001/p2p/{relay.PeerId}/p2p-circuit", "--addr", "192.0.2.7:4747");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        using (var doc = JsonDocument.Parse(_cli.Home_("peers", "list", "--json").Out))
+        {
+            var entry = doc.RootElement.EnumerateArray().Single(p => p.GetProperty("peerId").GetString() == id);
+            var addresses = entry.GetProperty("addresses").EnumerateArray().Select(a => a.GetString()!).Order(StringComparer.Ordinal).ToArray();
+            Assert.Equal([$"/ip4/192.0.2.9/tcp/4001/p2p/{relay.PeerId}/p2p-circuit/p2p/{id}", "192.0.2.7:4747"], addresses);
+        }
+
+        using var other = NodeIdentity.Generate();
+        var before = State();
+        var refused = _cli.Home_("peers", "add", other.PeerId.Text, "--addr", $"/p2p/{relay.PeerId}/p2p-circuit/p2p/{id}");
+        Assert.True(refused.ExitCode == 2, refused.ToString());
+        Assert.Equal($"error: invalid peer address for {other.PeerId.Text}: it must end in /p2p/{other.PeerId.Text} and go through a third peer", Assert.Single(refused.ErrLines));
+        Assert.Equal(before, State());
+    }
+
     [Theory]
     [InlineData("nas.local:4747", "nas.local:4747")]
     [InlineData("/ip4/0.0.0.0/tcp/4747", "/ip4/0.0.0.0/tcp/4747")]

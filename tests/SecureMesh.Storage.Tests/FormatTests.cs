@@ -119,4 +119,33 @@ public sealed class FormatTests
             Assert.Equal(SecureMeshErrorKind.InvalidInput, Assert.Throws<SecureMeshException>(() => PeerAddressFormat.NormalizeCircuit(bad, peer.PeerId, out _)).Kind);
         }
     }
+
+    [Fact]
+    public void A_typed_relayed_address_of_the_peer_is_taken_with_its_target_added_and_any_other_is_refused_as_a_peer_address()
+    {
+        using var peer = Core.Identity.NodeIdentity.Generate();
+        using var relay = Core.Identity.NodeIdentity.Generate();
+        var full = $"/ip4/192.0.2.9/tcp/4001/p2p/{relay.PeerId}/p2p-circuit/p2p/{peer.PeerId}";
+        Assert.Equal(full, PeerAddressFormat.Normalize($" {full} ", peer.PeerId));
+        // Ending at /p2p-circuit (as a relay's own circuit listen address reads): the peer it is for is added.
+        Assert.Equal(full, PeerAddressFormat.Normalize($"/ip4/192.0.2.9/tcp/4001/p2p/{relay.PeerId}/p2p-circuit", peer.PeerId));
+        Assert.Equal($"/p2p/{relay.PeerId}/p2p-circuit/p2p/{peer.PeerId}", PeerAddressFormat.Normalize($"/p2p/{relay.PeerId}/p2p-circuit", peer.PeerId));
+        foreach (var (bad, reason) in new[]
+        {
+            ($"/p2p/{relay.PeerId}/p2p-circuit/p2p/{relay.PeerId}", $"it must end in /p2p/{peer.PeerId}"),  // another peer's circuit
+            ($"/p2p/{peer.PeerId}/p2p-circuit", "go through a third peer"),                                  // through itself
+            ($"/ip4/192.0.2.9/udp/4001/p2p/{relay.PeerId}/p2p-circuit", "unknown protocol 'udp'"),       // no TCP to the relay
+            ($"/p2p/{relay.PeerId}/p2p-circuit/p2p/{relay.PeerId}/p2p-circuit", "expected"),                 // two hops
+            ("/p2p-circuit", "expected"),
+            ("/p2p/notapeer/p2p-circuit", "invalid"),
+        })
+        {
+            var e = Assert.Throws<SecureMeshException>(() => PeerAddressFormat.Normalize(bad, peer.PeerId));
+            Assert.Equal(SecureMeshErrorKind.InvalidInput, e.Kind);
+            Assert.StartsWith("invalid peer address", e.Message, StringComparison.Ordinal);
+            Assert.Contains(reason, e.Message, StringComparison.Ordinal);
+        }
+        // Without a peer to check it against, a relayed address is still no address (where a connection came from, a listen address).
+        Assert.Equal(SecureMeshErrorKind.InvalidInput, Assert.Throws<SecureMeshException>(() => PeerAddressFormat.Normalize(full)).Kind);
+    }
 }

@@ -121,7 +121,7 @@ internal static class TrustCommands
         peers.Subcommands.Add(pending);
 
         var peerArg = new Argument<string>("PEERID") { Description = "A libp2p Peer ID (12D3KooW…)" };
-        var addr = new Option<string[]>("--addr") { Description = "Address of the peer: HOST:PORT (a name is resolved when dialled) or a multiaddr such as /dns4/nas.local/tcp/4747[/p2p/PEERID]; may be repeated", HelpName = "ADDR", AllowMultipleArgumentsPerToken = false };
+        var addr = new Option<string[]>("--addr") { Description = "Address of the peer: HOST:PORT (a name is resolved when dialled), a multiaddr such as /dns4/nas.local/tcp/4747[/p2p/PEERID], or a relayed one through a trusted peer, [/ip4/HOST/tcp/PORT]/p2p/RELAY/p2p-circuit[/p2p/PEERID]; may be repeated", HelpName = "ADDR", AllowMultipleArgumentsPerToken = false };
         var name = new Option<string?>("--name") { Description = "A name to show for the peer", HelpName = "NAME" };
         var trust = new Option<bool>("--trust") { Description = "Trust the peer right away" };
         var fingerprint = new Option<string?>("--fingerprint")

@@ -1,6 +1,7 @@
 using System.Net;
 using SecureMesh.Core.Identity;
 using SecureMesh.Core.Libp2p;
+using SecureMesh.Node.Control;
 using SecureMesh.Node.Network;
 using SecureMesh.Node.Transfer;
 using SecureMesh.Storage;
@@ -203,6 +204,63 @@ public sealed class AddressExchangeTests : IAsyncLifetime
         a.Db.Trust.Block(relay.PeerId);
         Assert.Equal(["10.0.0.1:4747"], PeerConnector.DialOrder(record, a.Db.LearnedAddresses.List(peer.PeerId), Trusted));
     }
+
+    [Fact]
+    public void A_typed_circuit_address_is_dialled_only_through_a_trusted_relay()
+    {
+        var a = NewPeer();
+        using var peer = NodeIdentity.Generate();
+        using var relay = NodeIdentity.Generate();
+        using var stranger = NodeIdentity.Generate();
+        var typed = $"/ip4/192.0.2.9/tcp/4001/p2p/{relay.PeerId}/p2p-circuit/p2p/{peer.PeerId}";
+        var viaStranger = $"/p2p/{stranger.PeerId}/p2p-circuit/p2p/{peer.PeerId}";
+        a.Db.Trust.AddPeer(peer.PeerId, null, trusted: true, addresses: ["10.0.0.1:4747", typed, viaStranger]);
+        a.Db.Trust.AddPeer(relay.PeerId, null, trusted: true);
+        bool Trusted(PeerId p) => a.Db.Trust.GetPeer(p)?.State == PeerState.Trusted;
+        var record = a.Db.Trust.GetPeer(peer.PeerId)!;
+        Assert.Contains(record.Addresses, x => x.Address == typed && x.Source == AddressSource.User);
+        // Typed like the direct one, so tried with it; the one through a peer not trusted here is not tried at all.
+        Assert.Equal(["10.0.0.1:4747", typed], PeerConnector.DialOrder(record, [], Trusted));
+        Assert.Equal(["10.0.0.1:4747"], PeerConnector.DialOrder(record, []));
+        a.Db.Trust.Block(relay.PeerId);
+        Assert.Equal(["10.0.0.1:4747"], PeerConnector.DialOrder(record, [], Trusted));
+    }
+
+    [Fact]
+    public async Task A_peer_known_only_by_a_typed_circuit_address_is_reached_through_that_relay()
+    {
+        var a = NewPeer();
+        var b = NewPeer();
+        var r = NewPeer();
+        TrustEachOther(a, b, r);
+        var hostR = await StartAsync(r);
+        var hostB = await StartAsync(b);
+        var hostA = await StartAsync(a);
+        await ReserveAsync(hostB, hostR);
+        // A has no address for R nor a session with it; for B, only the relayed address the user typed (R's own
+        // address in front, so A can reach R first; B's ID added by the trust store).
+        var typed = a.Db.Trust.AddAddress(b.Id.PeerId, $"{MultiaddrOf(hostR)}/p2p/{r.Id.PeerId}/p2p-circuit");
+        Assert.True(typed);
+        var stored = Assert.Single(a.Db.Trust.GetPeer(b.Id.PeerId)!.Addresses).Address;
+        Assert.EndsWith($"/p2p/{r.Id.PeerId}/p2p-circuit/p2p/{b.Id.PeerId}", stored);
+        Assert.Null(hostA.Node.GetSession(r.Id.PeerId));
+
+        // What `peers connect` runs (the node's connector loop may be dialling B at the same time: either way through R).
+        var info = await new NodeControlService(a.Home, a.Db, hostA.Node).ConnectPeerAsync(b.Id.PeerId.Text, CancellationToken.None);
+        Assert.Equal(("relayed", r.Id.PeerId.Text), (info.Path, info.Relay));
+        var session = hostA.Node.GetSession(b.Id.PeerId);
+        Assert.NotNull(session);
+        Assert.Equal(ConnectionPath.Relayed, session.Path);
+        Assert.Equal(r.Id.PeerId, session.RelayPeerId);
+        // The connector dials it too (connecting all finds the session open).
+        await hostA.Connector.ConnectAllAsync(TimeSpan.FromSeconds(20), CancellationToken.None);
+        Assert.Same(session, hostA.Node.GetSession(b.Id.PeerId));
+        // Both ends ran the handshake with each other, not with the relay.
+        await Wait.UntilAsync(() => hostB.Node.GetSession(a.Id.PeerId) is { Path: ConnectionPath.Relayed }, TimeSpan.FromSeconds(10), "B's side of the circuit");
+        Assert.Equal(session.ShortAuthString, hostB.Node.GetSession(a.Id.PeerId)!.ShortAuthString);
+    }
+
+    private static string MultiaddrOf(MeshHost host) => $"/ip4/{host.Node.LocalEndPoint.Address}/tcp/{host.Node.LocalEndPoint.Port}";
 
     [Fact]
     public async Task A_peer_whose_direct_address_stopped_working_is_reached_through_its_learned_circuit_address()
