@@ -229,14 +229,7 @@ public sealed class AddressExchangeTests : IAsyncLifetime
     [Fact]
     public async Task A_peer_known_only_by_a_typed_circuit_address_is_reached_through_that_relay()
     {
-        var a = NewPeer();
-        var b = NewPeer();
-        var r = NewPeer();
-        TrustEachOther(a, b, r);
-        var hostR = await StartAsync(r);
-        var hostB = await StartAsync(b);
-        var hostA = await StartAsync(a);
-        await ReserveAsync(hostB, hostR);
+        var (a, b, r, hostA, hostB, hostR) = await ReservedOnRelayAsync();
         // A has no address for R nor a session with it; for B, only the relayed address the user typed (R's own
         // address in front, so A can reach R first; B's ID added by the trust store).
         var typed = a.Db.Trust.AddAddress(b.Id.PeerId, $"{MultiaddrOf(hostR)}/p2p/{r.Id.PeerId}/p2p-circuit");
@@ -260,10 +253,8 @@ public sealed class AddressExchangeTests : IAsyncLifetime
         Assert.Equal(session.ShortAuthString, hostB.Node.GetSession(a.Id.PeerId)!.ShortAuthString);
     }
 
-    private static string MultiaddrOf(MeshHost host) => $"/ip4/{host.Node.LocalEndPoint.Address}/tcp/{host.Node.LocalEndPoint.Port}";
-
-    [Fact]
-    public async Task A_peer_whose_direct_address_stopped_working_is_reached_through_its_learned_circuit_address()
+    /// <summary>A, B and relay R, all trusting each other and running, B holding a reservation on R.</summary>
+    private async Task<(Peer A, Peer B, Peer R, MeshHost HostA, MeshHost HostB, MeshHost HostR)> ReservedOnRelayAsync()
     {
         var a = NewPeer();
         var b = NewPeer();
@@ -273,6 +264,15 @@ public sealed class AddressExchangeTests : IAsyncLifetime
         var hostB = await StartAsync(b);
         var hostA = await StartAsync(a);
         await ReserveAsync(hostB, hostR);
+        return (a, b, r, hostA, hostB, hostR);
+    }
+
+    private static string MultiaddrOf(MeshHost host) => $"/ip4/{host.Node.LocalEndPoint.Address}/tcp/{host.Node.LocalEndPoint.Port}";
+
+    [Fact]
+    public async Task A_peer_whose_direct_address_stopped_working_is_reached_through_its_learned_circuit_address()
+    {
+        var (a, b, r, hostA, hostB, hostR) = await ReservedOnRelayAsync();
         var oldB = hostB.Node.LocalEndPoint;
         a.Db.Trust.AddAddress(b.Id.PeerId, PeerAddressFormat.FromEndPoint(oldB));
         await hostA.Node.ConnectAsync(b.Id.PeerId, oldB, CancellationToken.None);
