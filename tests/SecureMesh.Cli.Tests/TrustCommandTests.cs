@@ -154,12 +154,21 @@ public sealed class TrustCommandTests : IDisposable
         var id = peer.PeerId.Text;
         var result = _cli.Home_("peers", "add", id, "--addr", $"/ip4/192.0.2.9/tcp/4001/p2p/{relay.PeerId}/p2p-circuit", "--addr", "192.0.2.7:4747");
         Assert.True(result.ExitCode == 0, result.ToString());
+        // The relay is unknown here: the address is kept, and the user is told it waits for the relay's trust.
+        Assert.Equal($"note: /ip4/192.0.2.9/tcp/4001/p2p/{relay.PeerId}/p2p-circuit/p2p/{id} goes through {relay.PeerId}, which is not trusted here: it is dialled once you trust {relay.PeerId}",
+            Assert.Single(result.ErrLines));
         using (var doc = JsonDocument.Parse(_cli.Home_("peers", "list", "--json").Out))
         {
             var entry = doc.RootElement.EnumerateArray().Single(p => p.GetProperty("peerId").GetString() == id);
             var addresses = entry.GetProperty("addresses").EnumerateArray().Select(a => a.GetString()!).Order(StringComparer.Ordinal).ToArray();
             Assert.Equal([$"/ip4/192.0.2.9/tcp/4001/p2p/{relay.PeerId}/p2p-circuit/p2p/{id}", "192.0.2.7:4747"], addresses);
         }
+
+        // Through a trusted relay: no note.
+        Assert.True(_cli.Home_("peers", "add", relay.PeerId.Text, "--trust").ExitCode == 0);
+        using var third = NodeIdentity.Generate();
+        var quiet = _cli.Home_("peers", "add", third.PeerId.Text, "--addr", $"/p2p/{relay.PeerId}/p2p-circuit");
+        Assert.True(quiet.ExitCode == 0 && quiet.ErrLines.Length == 0, quiet.ToString());
 
         using var other = NodeIdentity.Generate();
         var before = State();

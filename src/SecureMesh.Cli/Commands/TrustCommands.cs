@@ -142,6 +142,7 @@ internal static class TrustCommands
             }
             await control.AddPeerAsync(new AddPeerRequest(peer.Text, addresses, displayName, parse.GetValue(trust)), ct);
             ctx.Out.WriteLine($"added {peer} ({peer.Fingerprint}) as {(parse.GetValue(trust) ? "trusted" : "pending")}");
+            await NoteUntrustedRelaysAsync(ctx, control, peer, addresses, ct);
             return CliApp.Success;
         }, cancellationToken));
         peers.Subcommands.Add(add);
@@ -303,6 +304,25 @@ internal static class TrustCommands
     /// Refuses unless <paramref name="expected"/> is the fingerprint of <paramref name="peer"/>'s key (case, spaces and
     /// dashes aside): a Peer ID mistyped by one character still parses, but its fingerprint differs.
     /// </summary>
+    /// <summary>A relayed address is dialled only while its relay is trusted: says so (on stderr) for each one whose relay is not.</summary>
+    private static async Task NoteUntrustedRelaysAsync(CliContext ctx, INodeControl control, PeerId peer, string[] addresses, CancellationToken ct)
+    {
+        var relayed = addresses.Where(a => a.Contains("/p2p-circuit", StringComparison.Ordinal)).ToArray();
+        if (relayed.Length == 0)
+        {
+            return;
+        }
+        var trusted = (await control.ListPeersAsync("trusted", ct)).Select(p => p.PeerId).ToHashSet(StringComparer.Ordinal);
+        foreach (var address in relayed)
+        {
+            PeerAddressFormat.NormalizeCircuit(address, peer, out var relay);
+            if (!trusted.Contains(relay.Text))
+            {
+                ctx.Err.WriteLine($"note: {address} goes through {relay}, which is not trusted here: it is dialled once you trust {relay}");
+            }
+        }
+    }
+
     internal static void CheckFingerprint(PeerId peer, string expected)
     {
         static string Canon(string text) => new([.. text.Where(char.IsAsciiLetterOrDigit).Select(char.ToLowerInvariant)]);
