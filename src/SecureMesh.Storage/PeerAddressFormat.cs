@@ -35,9 +35,9 @@ public static class PeerAddressFormat
     public static string Normalize(string? address, PeerId peer)
     {
         ArgumentNullException.ThrowIfNull(peer);
-        if (address is not null && address.Contains("/p2p-circuit", StringComparison.Ordinal))
+        if (IsCircuit(address))
         {
-            var trimmed = address.Trim();
+            var trimmed = address!.Trim();
             try
             {
                 return NormalizeCircuit(trimmed.EndsWith("/p2p-circuit", StringComparison.Ordinal) ? $"{trimmed}/p2p/{peer.Text}" : trimmed, peer, out _);
@@ -58,6 +58,9 @@ public static class PeerAddressFormat
         }
         return text;
     }
+
+    /// <summary>True for a relayed address (one with <c>/p2p-circuit</c>), well-formed or not.</summary>
+    public static bool IsCircuit(string? address) => address is not null && address.Contains("/p2p-circuit", StringComparison.Ordinal);
 
     /// <summary>
     /// The canonical text of a relayed address of <paramref name="peer"/>:

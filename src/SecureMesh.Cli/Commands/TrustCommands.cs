@@ -300,14 +300,10 @@ internal static class TrustCommands
         return command;
     }
 
-    /// <summary>
-    /// Refuses unless <paramref name="expected"/> is the fingerprint of <paramref name="peer"/>'s key (case, spaces and
-    /// dashes aside): a Peer ID mistyped by one character still parses, but its fingerprint differs.
-    /// </summary>
     /// <summary>A relayed address is dialled only while its relay is trusted: says so (on stderr) for each one whose relay is not.</summary>
     private static async Task NoteUntrustedRelaysAsync(CliContext ctx, INodeControl control, PeerId peer, string[] addresses, CancellationToken ct)
     {
-        var relayed = addresses.Where(a => a.Contains("/p2p-circuit", StringComparison.Ordinal)).ToArray();
+        var relayed = addresses.Where(PeerAddressFormat.IsCircuit).ToArray();
         if (relayed.Length == 0)
         {
             return;
@@ -323,6 +319,10 @@ internal static class TrustCommands
         }
     }
 
+    /// <summary>
+    /// Refuses unless <paramref name="expected"/> is the fingerprint of <paramref name="peer"/>'s key (case, spaces and
+    /// dashes aside): a Peer ID mistyped by one character still parses, but its fingerprint differs.
+    /// </summary>
     internal static void CheckFingerprint(PeerId peer, string expected)
     {
         static string Canon(string text) => new([.. text.Where(char.IsAsciiLetterOrDigit).Select(char.ToLowerInvariant)]);

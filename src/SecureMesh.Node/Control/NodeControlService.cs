@@ -170,7 +170,7 @@ internal sealed class NodeControlService : INodeControl
         var failures = new List<string>();
         // User-given addresses first, then the ones seen or discovered, most recent first; relayed ones after direct ones.
         foreach (var address in record.Addresses.OrderBy(a => a.Source == AddressSource.User ? 0 : 1)
-                     .ThenBy(a => a.Address.Contains("/p2p-circuit", StringComparison.Ordinal) ? 1 : 0).ThenByDescending(a => a.LastSeen))
+                     .ThenBy(a => PeerAddressFormat.IsCircuit(a.Address) ? 1 : 0).ThenByDescending(a => a.LastSeen))
         {
             // A relayed one too: the node dials it through its relay (which it must trust).
             if (!DialAddress.TryParse(address.Address, out _, out _) && !Relay.CircuitAddress.TryParse(address.Address, out _))

@@ -143,14 +143,15 @@ public sealed class PeerConnector : IAsyncDisposable
 
     /// <summary>
     /// The addresses to dial, the one that last worked first (typed, seen and learned alike), then typed before seen
-    /// before learned, relayed ones (typed or learned) last. An address recorded without a port (where an inbound connection came
-    /// from) cannot be dialled; a circuit address, typed or learned, is tried only when <paramref name="relayTrusted"/>
-    /// says its relay is trusted (none when it is null): through any other relay it cannot work.
+    /// before learned, relayed ones (typed or learned) last. An address recorded without a port (where an inbound
+    /// connection came from) cannot be dialled; a circuit address, typed or learned, is tried only when
+    /// <paramref name="relayTrusted"/> says its relay is trusted (none when it is null): through any other relay it
+    /// cannot work.
     /// </summary>
     internal static IReadOnlyList<string> DialOrder(PeerRecord peer, IReadOnlyList<LearnedAddress> learned, Func<PeerId, bool>? relayTrusted = null) =>
     [
         .. peer.Addresses.Where(a => DialAddress.TryParse(a.Address, out _, out _) || ThroughTrustedRelay(peer.PeerId, a.Address, relayTrusted))
-            .Select(a => (a.Address, Worked: a.LastSeen, Rank: a.Address.Contains("/p2p-circuit", StringComparison.Ordinal) ? RelayedRank : (int)a.Source))
+            .Select(a => (a.Address, Worked: a.LastSeen, Rank: PeerAddressFormat.IsCircuit(a.Address) ? RelayedRank : (int)a.Source))
             .Concat(learned.Where(a => DialAddress.TryParse(a.Address, out _, out _)).Select(a => (a.Address, Worked: a.LastSuccess, Rank: 3)))
             .Concat(learned.Where(a => a.Source == "relay" && ThroughTrustedRelay(peer.PeerId, a.Address, relayTrusted))
                 .Select(a => (a.Address, Worked: a.LastSuccess, Rank: RelayedRank)))
@@ -161,7 +162,7 @@ public sealed class PeerConnector : IAsyncDisposable
     private const int RelayedRank = 4;
 
     private static bool ThroughTrustedRelay(PeerId peer, string address, Func<PeerId, bool>? relayTrusted) =>
-        relayTrusted is not null && address.Contains("/p2p-circuit", StringComparison.Ordinal) && ThroughRelay(peer, address) is { } relay && relayTrusted(relay);
+        relayTrusted is not null && PeerAddressFormat.IsCircuit(address) && ThroughRelay(peer, address) is { } relay && relayTrusted(relay);
 
     /// <summary>The relay of a circuit address of <paramref name="peer"/>; null when it is none.</summary>
     private static PeerId? ThroughRelay(PeerId peer, string address)
