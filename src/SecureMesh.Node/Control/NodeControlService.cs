@@ -172,10 +172,18 @@ internal sealed class NodeControlService : INodeControl
         foreach (var address in record.Addresses.OrderBy(a => a.Source == AddressSource.User ? 0 : 1)
                      .ThenBy(a => PeerAddressFormat.IsCircuit(a.Address) ? 1 : 0).ThenByDescending(a => a.LastSeen))
         {
-            // A relayed one too: the node dials it through its relay (which it must trust).
-            if (!DialAddress.TryParse(address.Address, out _, out _) && !Relay.CircuitAddress.TryParse(address.Address, out _))
+            // A relayed one too, through its relay; as the connector, only while this node trusts that relay.
+            if (!DialAddress.TryParse(address.Address, out _, out _))
             {
-                continue;
+                if (!Relay.CircuitAddress.TryParse(address.Address, out var circuit))
+                {
+                    continue;
+                }
+                if (_db.Trust.GetPeer(circuit.Relay)?.State != PeerState.Trusted)
+                {
+                    failures.Add($"{address.Address}: its relay {circuit.Relay} is not trusted here");
+                    continue;
+                }
             }
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(DialTimeout);

@@ -253,6 +253,23 @@ public sealed class AddressExchangeTests : IAsyncLifetime
         Assert.Equal(session.ShortAuthString, hostB.Node.GetSession(a.Id.PeerId)!.ShortAuthString);
     }
 
+    [Fact]
+    public async Task Peers_connect_skips_a_typed_circuit_address_whose_relay_is_not_trusted_and_says_why()
+    {
+        var a = NewPeer();
+        using var b = NodeIdentity.Generate();
+        using var relay = NodeIdentity.Generate();
+        a.Db.Trust.AddPeer(b.PeerId, null, trusted: true);
+        a.Db.Trust.AddPeer(relay.PeerId, null);   // known, pending: not trusted
+        var typed = $"/ip4/127.0.0.1/tcp/9/p2p/{relay.PeerId}/p2p-circuit/p2p/{b.PeerId}";
+        Assert.True(a.Db.Trust.AddAddress(b.PeerId, typed));
+        var hostA = await StartAsync(a);
+        var e = await Assert.ThrowsAsync<SecureMesh.Core.SecureMeshException>(() => new NodeControlService(a.Home, a.Db, hostA.Node).ConnectPeerAsync(b.PeerId.Text, CancellationToken.None));
+        Assert.Equal(SecureMesh.Core.SecureMeshErrorKind.Network, e.Kind);
+        Assert.Equal($"could not connect to {b.PeerId}: {typed}: its relay {relay.PeerId} is not trusted here", e.Message);
+        Assert.Null(hostA.Node.GetSession(relay.PeerId));
+    }
+
     /// <summary>A, B and relay R, all trusting each other and running, B holding a reservation on R.</summary>
     private async Task<(Peer A, Peer B, Peer R, MeshHost HostA, MeshHost HostB, MeshHost HostR)> ReservedOnRelayAsync()
     {
