@@ -224,6 +224,33 @@ public sealed class TuiAppTests
     }
 
     [Fact]
+    public void Add_peer_takes_a_relayed_address_and_refuses_one_through_the_peer_itself()
+    {
+        using var h = new TuiHarness();
+        var carol = FakeNodeClient.PeerIdOf(5);
+        var relay = FakeNodeClient.PeerIdOf(6);
+        h.Dialogs.Enqueue(d =>
+        {
+            d.Fields[0].Text = carol.Text;
+            d.Fields[1].Text = $"/p2p/{carol.Text}/p2p-circuit";
+            d.Press("OK");
+        });
+        h.Dialogs.Enqueue(d => d.Press("OK"));
+        h.Dialogs.Enqueue(d =>
+        {
+            Assert.Equal($"/p2p/{carol.Text}/p2p-circuit", d.Fields[1].Text);
+            d.Fields[1].Text = $"/p2p/{relay.Text}/p2p-circuit";
+            d.Press("OK");
+        });
+        h.Dialogs.Enqueue(d => d.Press("Add as pending"));
+        h.Press(Key.A);
+        h.WaitFor(() => h.Client.Called($"AddPeerAsync {carol.Text} /p2p/{relay.Text}/p2p-circuit null False"), "AddPeerAsync");
+        // The error dialog wraps its text: its parts are checked one by one.
+        Assert.Contains(h.SeenDialogs, d => d.Contains("invalid peer address for", StringComparison.Ordinal) && d.Contains("third peer", StringComparison.Ordinal));
+        Assert.Equal(1, h.Client.Calls.Count(c => c.StartsWith("AddPeerAsync", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public void Block_asks_for_a_reason_and_unblock_and_rename_and_remove_reach_the_client()
     {
         using var h = new TuiHarness();
