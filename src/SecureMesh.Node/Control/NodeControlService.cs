@@ -175,13 +175,13 @@ internal sealed class NodeControlService : INodeControl
             // A relayed one too, through its relay; as the connector, only while this node trusts that relay.
             if (!DialAddress.TryParse(address.Address, out _, out _))
             {
-                if (!Relay.CircuitAddress.TryParse(address.Address, out var circuit))
+                if (Transfer.PeerConnector.ThroughRelay(peer, address.Address) is not { } relay)
                 {
                     continue;
                 }
-                if (_db.Trust.GetPeer(circuit.Relay)?.State != PeerState.Trusted)
+                if (_db.Trust.GetPeer(relay)?.State != PeerState.Trusted)
                 {
-                    failures.Add($"{address.Address}: its relay {circuit.Relay} is not trusted here");
+                    failures.Add($"{address.Address}: its relay {relay} is not trusted here");
                     continue;
                 }
             }

@@ -162,11 +162,15 @@ public sealed class PeerConnector : IAsyncDisposable
     private const int RelayedRank = 4;
 
     private static bool ThroughTrustedRelay(PeerId peer, string address, Func<PeerId, bool>? relayTrusted) =>
-        relayTrusted is not null && PeerAddressFormat.IsCircuit(address) && ThroughRelay(peer, address) is { } relay && relayTrusted(relay);
+        relayTrusted is not null && ThroughRelay(peer, address) is { } relay && relayTrusted(relay);
 
-    /// <summary>The relay of a circuit address of <paramref name="peer"/>; null when it is none.</summary>
-    private static PeerId? ThroughRelay(PeerId peer, string address)
+    /// <summary>The relay of a circuit address of <paramref name="peer"/>; null when it is none (or not a circuit address at all).</summary>
+    internal static PeerId? ThroughRelay(PeerId peer, string address)
     {
+        if (!PeerAddressFormat.IsCircuit(address))
+        {
+            return null;
+        }
         try
         {
             PeerAddressFormat.NormalizeCircuit(address, peer, out var relay);
