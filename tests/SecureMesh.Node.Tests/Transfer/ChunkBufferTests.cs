@@ -218,8 +218,74 @@ public sealed class ChunkBufferTests : TransportTestBase
         Assert.Equal(ChunkBufferPool.MaxPooled + 1, pool.Live);
         pool.Dispose();
         Assert.Equal(1, pool.Live);
+        Assert.Equal(1, pool.Arenas);
         blocks[0].Return();
         Assert.Equal(0, pool.Live);
+        Assert.Equal(0, pool.Arenas);
         Assert.Throws<ObjectDisposedException>(() => pool.Rent());
+    }
+
+    [Fact]
+    public unsafe void Blocks_are_carved_back_to_back_from_huge_page_aligned_arenas_each_released_with_its_last_block()
+    {
+        const int Chunk1MiB = 1 << 20;
+        var pool = new ChunkBufferPool(Chunk1MiB, Align);
+        var stride = (Align + Chunk1MiB + ChunkBufferPool.TailRoom + Align - 1) / Align * Align;
+        var perArena = ChunkBufferPool.ArenaBytes / stride;
+        Assert.Equal(15, perArena);
+        var blocks = Enumerable.Range(0, perArena + 1).Select(_ => pool.Rent()).ToList();
+        var addresses = blocks.Select(b =>
+        {
+            using var pin = b.Memory.Pin();
+            return (nuint)pin.Pointer;
+        }).ToList();
+        // One arena for the first fifteen, a second for the sixteenth; within an arena each block follows the last.
+        Assert.Equal(2, pool.Arenas);
+        for (var i = 1; i < perArena; i++)
+        {
+            Assert.Equal(addresses[i - 1] + (nuint)stride, addresses[i]);
+            Assert.Same(blocks[0].Arena, blocks[i].Arena);
+        }
+        Assert.NotSame(blocks[0].Arena, blocks[perArena].Arena);
+        Assert.All(addresses, a => Assert.Equal(0u, a % Align));
+        if (OperatingSystem.IsLinux())
+        {
+            // Where transparent huge pages can back it: an arena starts on a 2 MiB boundary, so a chunk's megabyte
+            // spans one or two huge pages (one disk request for its direct write, not two).
+            Assert.Equal(0u, addresses[0] % (2u << 20));
+            Assert.Equal(0u, addresses[perArena] % (2u << 20));
+        }
+        // The full first arena goes once all its blocks are freed (past the pool's keep, or at its disposal); the
+        // second, still being carved, stays until the pool is disposed.
+        pool.Dispose();
+        foreach (var b in blocks.Take(perArena - 1))
+        {
+            b.Return();
+        }
+        Assert.Equal(2, pool.Arenas);
+        blocks[perArena - 1].Return();
+        Assert.Equal(1, pool.Arenas);
+        blocks[perArena].Return();
+        Assert.Equal(0, pool.Arenas);
+        Assert.Equal(0, pool.Live);
+    }
+
+    [Fact]
+    public void A_block_reused_from_the_pool_keeps_its_memory_and_writes_to_one_block_never_reach_its_neighbour()
+    {
+        using var pool = new ChunkBufferPool(Chunk, Align);
+        var a = pool.Rent();
+        var b = pool.Rent();
+        a.GetSpan().Fill(0xAA);
+        b.GetSpan().Fill(0xBB);
+        Assert.All(a.GetSpan().ToArray(), x => Assert.Equal(0xAA, x));
+        a.Return();
+        var again = pool.Rent();
+        Assert.Same(a, again);
+        Assert.Equal(a.Capacity, again.GetSpan().Length);
+        again.GetSpan().Fill(0xCC);
+        Assert.All(b.GetSpan().ToArray(), x => Assert.Equal(0xBB, x));
+        again.Return();
+        b.Return();
     }
 }
