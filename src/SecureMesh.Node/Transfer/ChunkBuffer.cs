@@ -132,15 +132,17 @@ internal sealed class ChunkBufferPool : IDisposable
     /// <summary>Blocks kept for reuse (the download's reply budget bounds the blocks in use).</summary>
     internal const int MaxPooled = 64;
 
-    /// <summary>The most one arena holds (fifteen blocks of a 1 MiB chunk; one of a larger chunk).</summary>
-    internal const int ArenaBytes = 16 << 20;
+    /// <summary>
+    /// Blocks per arena: one download from one peer uses sixteen (two lanes for each of its eight requests). Only what is
+    /// touched takes memory, so an arena for large chunks costs address space, not memory, until its blocks are used.
+    /// </summary>
+    internal const int BlocksPerArena = 16;
 
     private readonly Stack<ChunkBuffer> _free = new();
     private readonly Lock _gate = new();
     private readonly int _capacity;
     private readonly int _alignment;
     private readonly int _stride;
-    private readonly int _blocksPerArena;
     private ChunkArena? _arena;
     private bool _disposed;
     private int _live;
@@ -156,7 +158,6 @@ internal sealed class ChunkBufferPool : IDisposable
         _capacity = checked(alignment + chunkSize + TailRoom);
         // Blocks sit back to back in an arena, each starting on the alignment boundary.
         _stride = checked((_capacity + alignment - 1) / alignment * alignment);
-        _blocksPerArena = Math.Max(1, ArenaBytes / _stride);
     }
 
     /// <summary>The smallest alignment taken: a reply's header must fit before the data.</summary>
@@ -200,7 +201,7 @@ internal sealed class ChunkBufferPool : IDisposable
             }
             if (_arena is null || !_arena.HasRoom)
             {
-                _arena = new ChunkArena(_stride, _blocksPerArena, _alignment);
+                _arena = new ChunkArena(_stride, BlocksPerArena, _alignment);
                 Arenas++;
             }
             var buffer = _arena.Carve(this, _capacity, _alignment);

@@ -231,15 +231,14 @@ public sealed class ChunkBufferTests : TransportTestBase
         const int Chunk1MiB = 1 << 20;
         var pool = new ChunkBufferPool(Chunk1MiB, Align);
         var stride = (Align + Chunk1MiB + ChunkBufferPool.TailRoom + Align - 1) / Align * Align;
-        var perArena = ChunkBufferPool.ArenaBytes / stride;
-        Assert.Equal(15, perArena);
+        const int perArena = ChunkBufferPool.BlocksPerArena;
         var blocks = Enumerable.Range(0, perArena + 1).Select(_ => pool.Rent()).ToList();
         var addresses = blocks.Select(b =>
         {
             using var pin = b.Memory.Pin();
             return (nuint)pin.Pointer;
         }).ToList();
-        // One arena for the first fifteen, a second for the sixteenth; within an arena each block follows the last.
+        // One arena for the first sixteen, a second for the seventeenth; within an arena each block follows the last.
         Assert.Equal(2, pool.Arenas);
         for (var i = 1; i < perArena; i++)
         {
