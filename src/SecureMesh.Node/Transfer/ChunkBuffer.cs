@@ -133,16 +133,21 @@ internal sealed class ChunkBufferPool : IDisposable
     internal const int MaxPooled = 64;
 
     /// <summary>
-    /// Blocks per arena: one download from one peer uses sixteen (two lanes for each of its eight requests). Only what is
-    /// touched takes memory, so an arena for large chunks costs address space, not memory, until its blocks are used.
+    /// Blocks per arena: one download from one peer uses sixteen (two lanes for each of its eight 1 MiB requests). Fewer
+    /// for large chunks, so that an arena maps at most <see cref="MaxArenaBytes"/> (a mapping counts against the
+    /// system's commit limit whether or not it is touched).
     /// </summary>
     internal const int BlocksPerArena = 16;
+
+    /// <summary>The most an arena maps, unless one block alone is larger.</summary>
+    internal const int MaxArenaBytes = 32 << 20;
 
     private readonly Stack<ChunkBuffer> _free = new();
     private readonly Lock _gate = new();
     private readonly int _capacity;
     private readonly int _alignment;
     private readonly int _stride;
+    private readonly int _blocksPerArena;
     private ChunkArena? _arena;
     private bool _disposed;
     private int _live;
@@ -158,6 +163,7 @@ internal sealed class ChunkBufferPool : IDisposable
         _capacity = checked(alignment + chunkSize + TailRoom);
         // Blocks sit back to back in an arena, each starting on the alignment boundary.
         _stride = checked((_capacity + alignment - 1) / alignment * alignment);
+        _blocksPerArena = Math.Clamp(MaxArenaBytes / _stride, 1, BlocksPerArena);
     }
 
     /// <summary>The smallest alignment taken: a reply's header must fit before the data.</summary>
@@ -201,7 +207,7 @@ internal sealed class ChunkBufferPool : IDisposable
             }
             if (_arena is null || !_arena.HasRoom)
             {
-                _arena = new ChunkArena(_stride, BlocksPerArena, _alignment);
+                _arena = new ChunkArena(_stride, _blocksPerArena, _alignment);
                 Arenas++;
             }
             var buffer = _arena.Carve(this, _capacity, _alignment);

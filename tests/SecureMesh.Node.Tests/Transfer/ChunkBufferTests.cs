@@ -269,6 +269,25 @@ public sealed class ChunkBufferTests : TransportTestBase
         Assert.Equal(0, pool.Live);
     }
 
+    [Theory]
+    [InlineData(64 * 1024, 16)]
+    [InlineData(1 << 20, 16)]
+    [InlineData(4 << 20, 7)] // 32 MiB at most per arena
+    [InlineData(16 << 20, 1)]
+    [InlineData(32 << 20, 1)] // one block alone is larger
+    public void An_arena_holds_sixteen_blocks_or_as_many_as_fit_in_32_MiB(int chunkSize, int expected)
+    {
+        using var pool = new ChunkBufferPool(chunkSize, Align);
+        var blocks = Enumerable.Range(0, expected + 1).Select(_ => pool.Rent()).ToList();
+        Assert.Equal(2, pool.Arenas);
+        Assert.Same(blocks[0].Arena, blocks[expected - 1].Arena);
+        Assert.NotSame(blocks[0].Arena, blocks[expected].Arena);
+        foreach (var b in blocks)
+        {
+            b.Return();
+        }
+    }
+
     [Fact]
     public void A_block_reused_from_the_pool_keeps_its_memory_and_writes_to_one_block_never_reach_its_neighbour()
     {
