@@ -303,20 +303,32 @@ internal static class TrustCommands
     /// <summary>A relayed address is dialled only while its relay is trusted: says so (on stderr) for each one whose relay is not.</summary>
     private static async Task NoteUntrustedRelaysAsync(CliContext ctx, INodeControl control, PeerId peer, string[] addresses, CancellationToken ct)
     {
-        var relayed = addresses.Where(PeerAddressFormat.IsCircuit).ToArray();
-        if (relayed.Length == 0)
+        if (!addresses.Any(PeerAddressFormat.IsCircuit))
         {
             return;
         }
         var trusted = (await control.ListPeersAsync("trusted", ct)).Select(p => p.PeerId).ToHashSet(StringComparer.Ordinal);
-        foreach (var address in relayed)
+        foreach (var address in addresses)
         {
-            PeerAddressFormat.NormalizeCircuit(address, peer, out var relay);
-            if (!trusted.Contains(relay.Text))
+            if (UntrustedRelayNote(address, peer, trusted.Contains) is { } note)
             {
-                ctx.Err.WriteLine($"note: {address} goes through {relay}, which is not trusted here: it is dialled once you trust {relay}");
+                ctx.Err.WriteLine("note: " + note);
             }
         }
+    }
+
+    /// <summary>
+    /// For a normalized relayed address of <paramref name="peer"/> whose relay <paramref name="isTrusted"/> says is not
+    /// trusted: that it is dialled only once the relay is (the CLI's and the terminal UI's wording); else null.
+    /// </summary>
+    internal static string? UntrustedRelayNote(string address, PeerId peer, Func<string, bool> isTrusted)
+    {
+        if (!PeerAddressFormat.IsCircuit(address))
+        {
+            return null;
+        }
+        PeerAddressFormat.NormalizeCircuit(address, peer, out var relay);
+        return isTrusted(relay.Text) ? null : $"{address} goes through {relay}, which is not trusted here: it is dialled once you trust {relay}";
     }
 
     /// <summary>

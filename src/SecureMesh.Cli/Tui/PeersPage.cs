@@ -111,7 +111,11 @@ internal sealed class PeersPage : TuiPage
         {
             return;
         }
-        Tui.RunAction("Add peer", ct => Tui.Client.AddPeerAsync(id.Text, address, name, trust: answer == 0, ct));
+        // A relayed address through a peer not trusted here is kept but not dialled: say so once it is added.
+        var note = address is null ? null : Commands.TrustCommands.UntrustedRelayNote(NodeControl.NormalizeAddress(address, id), id,
+            relay => Rows.Any(p => p.PeerId == relay && p.State == PeerViewState.Trusted));
+        Tui.RunAction("Add peer", ct => Tui.Client.AddPeerAsync(id.Text, address, name, trust: answer == 0, ct),
+            note is null ? null : () => Tui.ShowMessage("Add peer", "Added. Note: " + note));
     }
 
     /// <summary>Null when the add dialog's values can be used, else what is wrong with them.</summary>

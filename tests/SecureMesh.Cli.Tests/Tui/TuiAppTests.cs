@@ -248,6 +248,28 @@ public sealed class TuiAppTests
         // The error dialog wraps its text: its parts are checked one by one.
         Assert.Contains(h.SeenDialogs, d => d.Contains("invalid peer address for", StringComparison.Ordinal) && d.Contains("third peer", StringComparison.Ordinal));
         Assert.Equal(1, h.Client.Calls.Count(c => c.StartsWith("AddPeerAsync", StringComparison.Ordinal)));
+        // The relay is no peer of ours: the address is kept, and the UI says it is dialled only once the relay is trusted.
+        h.WaitFor(() => h.SeenDialogs.Any(d => d.Contains("Added. Note:", StringComparison.Ordinal) && d.Contains("which is not trusted", StringComparison.Ordinal)), "the untrusted-relay note");
+    }
+
+    [Fact]
+    public void Add_peer_through_a_trusted_relay_adds_it_without_a_note()
+    {
+        using var h = new TuiHarness();
+        h.WaitForScreen("alice");
+        var carol = FakeNodeClient.PeerIdOf(5);
+        var throughAlice = $"/p2p/{FakeNodeClient.AliceId}/p2p-circuit";
+        h.Dialogs.Enqueue(d =>
+        {
+            d.Fields[0].Text = carol.Text;
+            d.Fields[1].Text = throughAlice;
+            d.Press("OK");
+        });
+        h.Dialogs.Enqueue(d => d.Press("Add as pending"));
+        h.Press(Key.A);
+        h.WaitFor(() => h.Client.Called($"AddPeerAsync {carol.Text} {throughAlice} null False"), "AddPeerAsync");
+        h.WaitForScreen(Fmt.ShortId(carol.Text));
+        Assert.DoesNotContain(h.SeenDialogs, d => d.Contains("Note:", StringComparison.Ordinal));
     }
 
     [Fact]
