@@ -3,7 +3,7 @@
 
 One seeder node (`securemesh run` of the first variant's build) shares a SIZE_MIB file of random bytes; each round runs
 `securemesh get CID --out DIR --json` once per variant, in an order that rotates each round, as a fresh process into an
-emptied output folder, as cost-per-gib.sh does. Prints per
+emptied output folder after `sync`, as cost-per-gib.sh does. Prints per
 variant the medians of wall seconds and of the command's user and system CPU (wait4), and the median of the
 same-round wall ratios against the first variant.
 
@@ -116,7 +116,9 @@ def main():
         for r in range(rounds + 1):  # round 0 warms the page cache and every build up, untimed
             order = variants[r % len(variants):] + variants[:r % len(variants)]
             for name, argv, env in order:
+                # Each get starts settled, as in cost-per-gib.sh: the last output deleted, dirty pages written out.
                 shutil.rmtree(sm.out, ignore_errors=True)
+                subprocess.run(["sync"], check=True)
                 command = [*argv, "--home", sm.dl_home, "get", sm.cid, "--out", sm.out, "--json"]
                 if trace:
                     command = ["strace", "-f", "--seccomp-bpf", "-ttt", "-e", f"trace={PHASE_CALLS}", "-e", "signal=none",
