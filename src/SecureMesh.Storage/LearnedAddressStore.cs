@@ -99,7 +99,7 @@ public sealed class LearnedAddressStore
         string normalized;
         try
         {
-            normalized = address.Contains("/p2p-circuit", StringComparison.Ordinal)
+            normalized = PeerAddressFormat.IsCircuit(address)
                 ? PeerAddressFormat.NormalizeCircuit(address, peer, out _)
                 : PeerAddressFormat.Normalize(address, peer);
         }

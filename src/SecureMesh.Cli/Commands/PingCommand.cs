@@ -26,7 +26,7 @@ internal static class PingCommand
         {
             var text = parse.GetValue(address)!;
             // A relayed address (…/p2p/RELAY/p2p-circuit/p2p/PEERID) is checked by the node that dials it.
-            if (!text.Contains("/p2p-circuit", StringComparison.Ordinal))
+            if (!PeerAddressFormat.IsCircuit(text))
             {
                 if (!DialAddress.TryParse(text, out var target, out var error))
                 {

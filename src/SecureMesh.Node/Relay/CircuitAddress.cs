@@ -2,6 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 using SecureMesh.Core;
 using SecureMesh.Core.Addressing;
 using SecureMesh.Core.Identity;
+using SecureMesh.Storage;
 
 namespace SecureMesh.Node.Relay;
 
@@ -16,7 +17,7 @@ internal sealed record CircuitAddress(PeerId Relay, string? RelayAddress, PeerId
     {
         circuit = null;
         var trimmed = text.Trim();
-        if (!trimmed.StartsWith('/') || !trimmed.Contains("/p2p-circuit", StringComparison.Ordinal))
+        if (!trimmed.StartsWith('/') || !PeerAddressFormat.IsCircuit(trimmed))
         {
             return false;
         }
