@@ -62,6 +62,24 @@ public static class PeerAddressFormat
     /// <summary>True for a relayed address (one with <c>/p2p-circuit</c>), well-formed or not.</summary>
     public static bool IsCircuit(string? address) => address is not null && address.Contains("/p2p-circuit", StringComparison.Ordinal);
 
+    /// <summary>The relay of a relayed address of <paramref name="peer"/>; null when it is not one, or not a well-formed one (never throws).</summary>
+    public static PeerId? RelayOf(string? address, PeerId peer)
+    {
+        if (!IsCircuit(address))
+        {
+            return null;
+        }
+        try
+        {
+            NormalizeCircuit(address!, peer, out var relay);
+            return relay;
+        }
+        catch (SecureMeshException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>
     /// The canonical text of a relayed address of <paramref name="peer"/>:
     /// <c>[/ip4|ip6|dns|dns4|dns6/HOST/tcp/PORT]/p2p/RELAY/p2p-circuit/p2p/PEER</c>, with <paramref name="relay"/> the

@@ -323,12 +323,9 @@ internal static class TrustCommands
     /// </summary>
     internal static string? UntrustedRelayNote(string address, PeerId peer, Func<string, bool> isTrusted)
     {
-        if (!PeerAddressFormat.IsCircuit(address))
-        {
-            return null;
-        }
-        PeerAddressFormat.NormalizeCircuit(address, peer, out var relay);
-        return isTrusted(relay.Text) ? null : $"{address} goes through {relay}, which is not trusted here: it is dialled once you trust {relay}";
+        return PeerAddressFormat.RelayOf(address, peer) is not { } relay || isTrusted(relay.Text)
+            ? null
+            : $"{address} goes through {relay}, which is not trusted here: it is dialled once you trust {relay}";
     }
 
     /// <summary>

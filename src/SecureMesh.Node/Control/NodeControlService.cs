@@ -175,7 +175,7 @@ internal sealed class NodeControlService : INodeControl
             // A relayed one too, through its relay; as the connector, only while this node trusts that relay.
             if (!DialAddress.TryParse(address.Address, out _, out _))
             {
-                if (Transfer.PeerConnector.ThroughRelay(peer, address.Address) is not { } relay)
+                if (PeerAddressFormat.RelayOf(address.Address, peer) is not { } relay)
                 {
                     continue;
                 }

@@ -162,25 +162,7 @@ public sealed class PeerConnector : IAsyncDisposable
     private const int RelayedRank = 4;
 
     private static bool ThroughTrustedRelay(PeerId peer, string address, Func<PeerId, bool>? relayTrusted) =>
-        relayTrusted is not null && ThroughRelay(peer, address) is { } relay && relayTrusted(relay);
-
-    /// <summary>The relay of a circuit address of <paramref name="peer"/>; null when it is none (or not a circuit address at all).</summary>
-    internal static PeerId? ThroughRelay(PeerId peer, string address)
-    {
-        if (!PeerAddressFormat.IsCircuit(address))
-        {
-            return null;
-        }
-        try
-        {
-            PeerAddressFormat.NormalizeCircuit(address, peer, out var relay);
-            return relay;
-        }
-        catch (SecureMeshException)
-        {
-            return null;
-        }
-    }
+        relayTrusted is not null && PeerAddressFormat.RelayOf(address, peer) is { } relay && relayTrusted(relay);
 
     /// <summary>
     /// Dials <paramref name="peer"/>. When a dial of it is already under way (the loop's or another caller's), the loop

@@ -116,9 +116,7 @@ def main():
         for r in range(rounds + 1):  # round 0 warms the page cache and every build up, untimed
             order = variants[r % len(variants):] + variants[:r % len(variants)]
             for name, argv, env in order:
-                # Each get starts settled, as in cost-per-gib.sh: the last output deleted, dirty pages written out.
-                shutil.rmtree(sm.out, ignore_errors=True)
-                subprocess.run(["sync"], check=True)
+                cpg.settle(sm)  # each get starts settled, as in cost-per-gib.sh: the last output deleted, dirty pages written out
                 command = [*argv, "--home", sm.dl_home, "get", sm.cid, "--out", sm.out, "--json"]
                 if trace:
                     command = ["strace", "-f", "--seccomp-bpf", "-ttt", "-e", f"trace={PHASE_CALLS}", "-e", "signal=none",
