@@ -232,7 +232,7 @@ public sealed class AddressExchangeTests : IAsyncLifetime
         var (a, b, r, hostA, hostB, hostR) = await ReservedOnRelayAsync();
         // A has no address for R nor a session with it; for B, only the relayed address the user typed (R's own
         // address in front, so A can reach R first; B's ID added by the trust store).
-        var typed = a.Db.Trust.AddAddress(b.Id.PeerId, $"{MultiaddrOf(hostR)}/p2p/{r.Id.PeerId}/p2p-circuit");
+        var typed = a.Db.Trust.AddAddress(b.Id.PeerId, $"{MultiaddrBytes.Text(hostR.Node.LocalEndPoint)}/p2p/{r.Id.PeerId}/p2p-circuit");
         Assert.True(typed);
         var stored = Assert.Single(a.Db.Trust.GetPeer(b.Id.PeerId)!.Addresses).Address;
         Assert.EndsWith($"/p2p/{r.Id.PeerId}/p2p-circuit/p2p/{b.Id.PeerId}", stored);
@@ -283,8 +283,6 @@ public sealed class AddressExchangeTests : IAsyncLifetime
         await ReserveAsync(hostB, hostR);
         return (a, b, r, hostA, hostB, hostR);
     }
-
-    private static string MultiaddrOf(MeshHost host) => $"/ip4/{host.Node.LocalEndPoint.Address}/tcp/{host.Node.LocalEndPoint.Port}";
 
     [Fact]
     public async Task A_peer_whose_direct_address_stopped_working_is_reached_through_its_learned_circuit_address()
